@@ -1,0 +1,21 @@
+// Errors that cross layer boundaries. Every error a person may see carries a stable
+// code (CCF's code where CCF has one) and a message that says what to do next.
+
+export class CocoError extends Error {
+  /** Stable machine-readable code, e.g. "InvalidInput", "TransactionConflict". */
+  readonly code: string;
+  /** HTTP status the RPC layer answers with when this error escapes a handler. */
+  readonly status: number;
+
+  constructor(code: string, message: string, status = 500, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "CocoError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** Invariant check: crash loudly on state that must never happen (TigerBeetle style). */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
