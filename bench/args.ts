@@ -1,0 +1,101 @@
+// Command-line options of `npm run bench`. Unknown or unsupported values stop the run with
+// a message that says what is supported, before any process is started.
+import { parseArgs } from "node:util";
+
+export interface BenchOptions {
+  readonly durationSeconds: number;
+  readonly warmupSeconds: number;
+  readonly connections: number;
+  readonly depth: number;
+  readonly durability: "fsync" | "none";
+  readonly profile: boolean;
+  readonly nodes: number;
+  readonly app: string;
+  readonly out: string;
+  readonly pollIntervalMs: number;
+  readonly autocannon: boolean;
+}
+
+export const HELP = `Usage: npm run bench -- [options]
+
+Starts a Coco node (sandbox) and an HTTPS echo server, drives both with the same pipelined
+keep-alive client and with autocannon, and prints and writes (JSON) committed tx/s, latency
+from send to Committed, the node's CPU and memory, and committed-writes/s ÷ echo-requests/s.
+
+Options:
+  --duration <s>        measured window per phase, seconds (default 10)
+  --warmup <s>          warm-up before each measured window, seconds (default 2)
+  --connections <n>     TLS connections (default 50)
+  --depth <n>           requests in flight per connection, HTTP/1.1 pipelining (default 16)
+  --durability <mode>   fsync | none: the node's durability mode (default fsync)
+  --profile             run the node under --cpu-prof and print where its time goes
+  --nodes <n>           number of nodes (only 1 is supported for now)
+  --app <name>          app under test (only logging for now)
+  --out <file>          JSON output (default bench/results/<timestamp>.json)
+  --poll-interval <ms>  /node/commit polling interval (default 1)
+  --no-autocannon       skip the autocannon phases
+  --help                this text
+See docs/benchmarks.md for what each figure means.`;
+
+export class UsageError extends Error {}
+
+function positiveNumber(name: string, text: string | undefined, fallback: number, integer: boolean): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${name} must be a positive ${integer ? "integer" : "number"}, got '${text}'.`);
+  }
+  return value;
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        duration: { type: "string" },
+        warmup: { type: "string" },
+        connections: { type: "string" },
+        depth: { type: "string" },
+        durability: { type: "string" },
+        profile: { type: "boolean" },
+        nodes: { type: "string" },
+        app: { type: "string" },
+        out: { type: "string" },
+        "poll-interval": { type: "string" },
+        "no-autocannon": { type: "boolean" },
+        help: { type: "boolean" },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\nRun with --help for the options.`);
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  const durability = v.durability ?? "fsync";
+  if (durability !== "fsync" && durability !== "none") {
+    throw new UsageError(`--durability must be 'fsync' or 'none', got '${durability}'.`);
+  }
+  const nodes = positiveNumber("nodes", v.nodes, 1, true);
+  if (nodes !== 1) throw new UsageError(`--nodes ${nodes}: only single-node runs are supported for now (use --nodes 1).`);
+  const app = v.app ?? "logging";
+  if (app !== "logging") throw new UsageError(`--app ${app}: only the 'logging' app is supported for now.`);
+  const warmupSeconds = v.warmup === undefined ? 2 : Number(v.warmup);
+  if (!Number.isFinite(warmupSeconds) || warmupSeconds < 0) throw new UsageError(`--warmup must be a number >= 0, got '${v.warmup}'.`);
+  return {
+    durationSeconds: positiveNumber("duration", v.duration, 10, false),
+    warmupSeconds,
+    connections: positiveNumber("connections", v.connections, 50, true),
+    depth: positiveNumber("depth", v.depth, 16, true),
+    durability,
+    profile: v.profile ?? false,
+    nodes,
+    app,
+    out: v.out ?? `bench/results/${new Date().toISOString().replace(/[:.]/g, "-")}.json`,
+    pollIntervalMs: positiveNumber("poll-interval", v["poll-interval"], 1, false),
+    autocannon: !(v["no-autocannon"] ?? false),
+  };
+}

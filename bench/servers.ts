@@ -1,0 +1,116 @@
+// Starting the two servers the benchmark compares: the echo server and a Coco node
+// (`coco sandbox`). Each start returns once the server answers, with what a client needs.
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startChild, type ManagedChild } from "./child-processes.js";
+import { KeepAliveClient } from "./keep-alive-client.js";
+import type { TlsTarget } from "./pipelined-client.js";
+import type { CertificatePair } from "./certs.js";
+
+export interface RunningServer {
+  readonly child: ManagedChild;
+  readonly target: TlsTarget;
+}
+
+const READY_TIMEOUT_MS = 60_000;
+
+/** Path of a compiled sibling script: works from dist/bench/ and from any other outDir. */
+function compiledPath(relative: string): string {
+  return fileURLToPath(new URL(relative, import.meta.url));
+}
+
+export const NODE_MAIN = compiledPath("../src/cli/main.js");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startEchoServer(serverCert: CertificatePair, clientCert: CertificatePair): Promise<RunningServer> {
+  const child = startChild("echo server", [compiledPath("./echo-server.js"), "--port", "0", "--cert", serverCert.certPath, "--key", serverCert.keyPath]);
+  const port = await new Promise<number>((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => reject(new Error(`echo server did not start: ${child.outputTail()}`)), READY_TIMEOUT_MS);
+    child.process.stdout!.on("data", (data: Buffer) => {
+      text += data.toString("utf8");
+      const match = /\{"port":(\d+)\}/.exec(text);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    void child.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`echo server exited (${code}) before listening: ${child.outputTail()}`));
+    });
+  });
+  return { child, target: { host: "127.0.0.1", port, ca: serverCert.cert, cert: clientCert.cert, key: clientCert.key } };
+}
+
+export interface NodeStartOptions {
+  readonly workspace: string;
+  readonly durability: string;
+  /** When set, the node runs with `--cpu-prof` writing into this directory. */
+  readonly profileDir?: string;
+}
+
+export async function startNode(options: NodeStartOptions): Promise<RunningServer> {
+  if (!existsSync(NODE_MAIN)) {
+    throw new Error(`The node's CLI is not built: ${NODE_MAIN} is missing. Run 'npm run build' first (npm run bench does).`);
+  }
+  const port = await freePort();
+  const profileArgs = options.profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", options.profileDir];
+  const child = startChild("node", [
+    ...profileArgs,
+    NODE_MAIN,
+    "sandbox",
+    "--workspace", options.workspace,
+    "--port", String(port),
+    "--durability", options.durability,
+  ]);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let lastProblem = "no answer yet";
+  let exitCode: string | null = null;
+  void child.exited.then((code) => (exitCode = code));
+  for (;;) {
+    if (exitCode !== null) throw new Error(`The node exited (${exitCode}) before it was ready. Its output:\n${child.outputTail()}`);
+    if (Date.now() > deadline) {
+      throw new Error(`The node was not ready (PartOfNetwork) within ${READY_TIMEOUT_MS / 1000} s (${lastProblem}). Its output:\n${child.outputTail()}`);
+    }
+    const target = readTarget(options.workspace, port);
+    if (target !== null) {
+      try {
+        const client = await KeepAliveClient.connect(target, 2_000);
+        try {
+          const state = await client.get("/node/state");
+          const nodeState = (state.json as { state?: unknown } | null)?.state;
+          if (state.status === 200 && nodeState === "PartOfNetwork") return { child, target };
+          lastProblem = `GET /node/state answered ${state.status} ${state.text.slice(0, 200)}`;
+        } finally {
+          client.close();
+        }
+      } catch (error) {
+        lastProblem = (error as Error).message;
+      }
+    } else {
+      lastProblem = "workspace certificates not written yet";
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function readTarget(workspace: string, port: number): TlsTarget | null {
+  const files = ["service_cert.pem", "user0_cert.pem", "user0_privk.pem"].map((f) => join(workspace, f));
+  if (!files.every((f) => existsSync(f))) return null;
+  const [ca, cert, key] = files.map((f) => readFileSync(f));
+  if (ca!.length === 0 || cert!.length === 0 || key!.length === 0) return null;
+  return { host: "127.0.0.1", port, ca: ca!, cert: cert!, key: key! };
+}

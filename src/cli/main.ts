@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// The `coco` command: run a sandbox or a node, make identities, verify receipts.
+import { readFileSync, writeFileSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { CocoError } from "../util/index.js";
+import { verifyReceipt, type CcfReceipt } from "../client/index.js";
+import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
+import { loadConfigFile } from "../node/config.js";
+import { CocoNode } from "../node/node.js";
+import { COCO_VERSION } from "../node/node-endpoints.js";
+import { installLoggingApp } from "../apps/logging/index.js";
+import { runSandbox } from "./sandbox.js";
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`'${value}' is not a port number (0-65535).`);
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`'${value}' is not a positive integer.`);
+  return n;
+}
+
+function fail(error: unknown): never {
+  const message = error instanceof CocoError ? `${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
+  console.error(`coco: ${message}`);
+  process.exit(1);
+}
+
+const program = new Command()
+  .name("coco")
+  .description("Coco: a confidential consortium framework (CCF-compatible) for Node.js")
+  .version(COCO_VERSION)
+  .showHelpAfterError();
+
+program.command("sandbox")
+  .description("Run a local single-node service for development (creates member0/user0 identities and a ledger in the workspace)")
+  .option("--workspace <dir>", "workspace directory (created if missing; reused to restart from its ledger)", "workspace")
+  .option("--port <port>", "HTTPS port", port, 8000)
+  .option("--host <address>", "address to listen on", "127.0.0.1")
+  .addOption(new Option("--durability <mode>", "fsync: fdatasync the ledger before commit (safe); none: skip fsync (benchmarks only)").choices(["fsync", "none"]).default("fsync"))
+  .option("--signature-interval-ms <ms>", "sign the ledger at least this often (ms)", positiveInt)
+  .option("--quiet", "print nothing but errors", false)
+  .action(async (opts) => {
+    await runSandbox({
+      workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
+      signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet,
+    }).catch(fail);
+  });
+
+const node = program.command("node").description("Run a Coco node");
+node.command("start")
+  .description("Start a node from a CCF-style JSON configuration file (command.type: Start)")
+  .requiredOption("--config <file>", "node configuration file (see docs/configuration.md)")
+  .action(async (opts) => {
+    try {
+      const config = loadConfigFile(opts.config);
+      const running = await CocoNode.start(config, { installApps: installLoggingApp });
+      const stop = async () => {
+        await running.stop();
+        process.exit(0);
+      };
+      process.on("SIGINT", () => void stop());
+      process.on("SIGTERM", () => void stop());
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+program.command("keygen")
+  .description("Create an identity (P-384 key and self-signed certificate) as <name>_privk.pem and <name>_cert.pem, like CCF's keygenerator.sh")
+  .requiredOption("--name <name>", "identity name, e.g. member1 or user1")
+  .action(async (opts) => {
+    const keys = generateEcP384KeyPair();
+    writeFileSync(`${opts.name}_privk.pem`, keys.privateKeyPem, { mode: 0o600 });
+    writeFileSync(`${opts.name}_cert.pem`, await createIdentityCertificate(keys, opts.name));
+    console.log(`Wrote ${opts.name}_privk.pem and ${opts.name}_cert.pem`);
+  });
+
+const receipt = program.command("receipt").description("Work with CCF receipts");
+receipt.command("verify")
+  .description("Verify a CCF JSON receipt (from GET /app/receipt) offline against the service certificate")
+  .argument("<file>", "receipt JSON file")
+  .requiredOption("--service-cert <pem>", "the service certificate (service_cert.pem)")
+  .option("--json", "print the result as JSON", false)
+  .action((file: string, opts) => {
+    let parsed: CcfReceipt;
+    let serviceCert: string;
+    try {
+      parsed = JSON.parse(readFileSync(file, "utf8")) as CcfReceipt;
+    } catch (error) {
+      fail(new Error(`cannot read receipt '${file}': ${(error as Error).message}`));
+    }
+    try {
+      serviceCert = readFileSync(opts.serviceCert, "utf8");
+    } catch (error) {
+      fail(new Error(`cannot read service certificate '${opts.serviceCert}': ${(error as Error).message}`));
+    }
+    try {
+      const result = verifyReceipt(parsed, serviceCert);
+      const txid = parsed.leaf_components.commit_evidence.split(":")[1];
+      if (opts.json) console.log(JSON.stringify({ valid: true, transaction_id: txid, root: result.root.toString("hex") }));
+      else console.log(`Receipt is valid: transaction ${txid} is committed in the service's ledger (root ${result.root.toString("hex")}).`);
+    } catch (error) {
+      if (opts.json) console.log(JSON.stringify({ valid: false, error: (error as Error).message }));
+      else console.error(`Receipt is NOT valid: ${(error as Error).message}`);
+      process.exit(1);
+    }
+  });
+
+program.parseAsync(process.argv).catch(fail);

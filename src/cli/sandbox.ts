@@ -1,0 +1,97 @@
+// `coco sandbox`: a local service for development, in the shape of CCF's sandbox.sh. It makes
+// a workspace with member0/user0 identities (CCF's file names), a CCF-style node config, starts
+// the node, and prints commands that work as printed. Running it again on the same workspace
+// restarts the node from its ledger with all its data.
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { pino } from "pino";
+import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
+import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
+import { CocoNode } from "../node/node.js";
+import { installLoggingApp } from "../apps/logging/index.js";
+
+export interface SandboxOptions {
+  workspace: string;
+  port: number;
+  host: string;
+  durability: Durability;
+  signatureDelayMs?: number;
+  quiet: boolean;
+}
+
+async function ensureIdentity(workspace: string, name: string): Promise<void> {
+  const certFile = join(workspace, `${name}_cert.pem`);
+  const keyFile = join(workspace, `${name}_privk.pem`);
+  if (existsSync(certFile) && existsSync(keyFile)) return;
+  const keys = generateEcP384KeyPair();
+  writeFileSync(keyFile, keys.privateKeyPem, { mode: 0o600 });
+  writeFileSync(certFile, await createIdentityCertificate(keys, name));
+}
+
+export function sandboxConfig(options: SandboxOptions): NodeConfigFile {
+  return {
+    enclave: { platform: "Virtual" },
+    network: { rpc_interfaces: { primary_rpc_interface: { bind_address: `${options.host}:${options.port}` } } },
+    node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1", "dNSName:localhost"] },
+    command: {
+      type: "Start",
+      service_certificate_file: "service_cert.pem",
+      start: {
+        members: [{ certificate_file: "member0_cert.pem" }],
+        users: [{ certificate_file: "user0_cert.pem" }],
+      },
+    },
+    ledger: { directory: "ledger" },
+    snapshots: { directory: "snapshots" },
+    ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
+    logging: { level: "info", file: "node.log" },
+    coco: { workspace: ".", durability: options.durability },
+  };
+}
+
+export async function runSandbox(options: SandboxOptions): Promise<void> {
+  const workspace = resolve(options.workspace);
+  mkdirSync(workspace, { recursive: true });
+  const restarting = existsSync(join(workspace, "ledger"));
+  await ensureIdentity(workspace, "member0");
+  await ensureIdentity(workspace, "user0");
+  const configFile = join(workspace, "config.json");
+  const file = sandboxConfig(options);
+  writeFileSync(configFile, JSON.stringify(file, null, 2) + "\n");
+  const config = resolveConfig(file, workspace);
+  const logger = pino({ level: "info" }, pino.destination({ dest: join(workspace, "node.log"), mkdir: true, sync: false }));
+  const node = await CocoNode.start(config, { installApps: installLoggingApp, logger });
+
+  const ws = relative(process.cwd(), workspace) || ".";
+  const url = `https://${options.host}:${node.address.port}`;
+  const user = `--cacert ${ws}/service_cert.pem --cert ${ws}/user0_cert.pem --key ${ws}/user0_privk.pem`;
+  if (!options.quiet) {
+    const commit = node.engine.commitTxId;
+    console.log(`
+Coco sandbox is running at ${url} (${restarting ? `restarted from its ledger, committed up to ${commit.view}.${commit.seqno}` : "new service"})
+  node id       ${node.identity.nodeId}
+  workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)
+  durability    ${options.durability}
+
+Try it (from this directory):
+  curl ${url}/node/network --cacert ${ws}/service_cert.pem
+  curl -X POST ${url}/app/log/private ${user} -H "content-type: application/json" -d '{"id": 42, "msg": "hello, confidential world"}' -i
+  curl "${url}/app/log/private?id=42" ${user}
+  curl "${url}/node/tx?transaction_id=<view.seqno from x-ms-ccf-transaction-id>" --cacert ${ws}/service_cert.pem
+  curl "${url}/app/receipt?transaction_id=<view.seqno>" ${user} > receipt.json
+  npx coco receipt verify receipt.json --service-cert ${ws}/service_cert.pem
+
+Press Ctrl-C to stop; run the same command again to restart from the ledger.`);
+  }
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (!options.quiet) console.log(`\n${signal}: stopping the node (committing pending transactions)...`);
+    await node.stop();
+    if (!options.quiet) console.log("Stopped.");
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}

@@ -1,0 +1,3 @@
+// Public face of the client SDK. Receipt verification works offline, from the service
+// certificate alone.
+export * from "./receipt.js";

@@ -1,0 +1,89 @@
+// ECDSA P-384 signatures. `signDigest`/`verifyDigest` sign a given 32-byte SHA-256 digest
+// directly (a "prehash"), exactly as CCF signs Merkle roots; node:crypto cannot do that, so
+// they use @noble/curves. `signData`/`verifyData` are ordinary ECDSA-with-SHA-384 over bytes.
+import { sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:crypto";
+import { p384 } from "@noble/curves/nist.js";
+import { CocoError } from "../util/errors.js";
+import { privateKeyObject, publicKeyObject } from "./keys.js";
+
+export const DIGEST_BYTES = 32;
+
+// Signing happens once per signature transaction with the same node key, and receipts are
+// verified repeatedly against the same few certificates: parse each PEM once. Bounded, since
+// callers may pass many distinct keys (e.g. a verifier walking an old ledger).
+const KEY_CACHE_ENTRIES_MAX = 64;
+const secretScalarCache = new Map<string, Uint8Array>();
+const publicPointCache = new Map<string, Uint8Array>();
+
+function cached(cache: Map<string, Uint8Array>, pem: string, convert: (pem: string) => Uint8Array): Uint8Array {
+  let value = cache.get(pem);
+  if (value === undefined) {
+    value = convert(pem);
+    if (cache.size >= KEY_CACHE_ENTRIES_MAX) cache.clear();
+    cache.set(pem, value);
+  }
+  return value;
+}
+
+function requireP384(key: KeyObject): void {
+  if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
+    throw new CocoError("InvalidInput", "Expected an EC P-384 (secp384r1) key.", 400);
+  }
+}
+
+function secretScalar(privateKeyPem: string): Uint8Array {
+  const key = privateKeyObject(privateKeyPem);
+  requireP384(key);
+  const d = key.export({ format: "jwk" }).d;
+  if (d === undefined) throw new CocoError("InvalidInput", "Private key has no scalar 'd'.", 400);
+  return Buffer.from(d, "base64url");
+}
+
+function publicPoint(publicKeyOrCertPem: string): Uint8Array {
+  const key = publicKeyObject(publicKeyOrCertPem);
+  requireP384(key);
+  const jwk = key.export({ format: "jwk" });
+  if (jwk.x === undefined || jwk.y === undefined) throw new CocoError("InvalidInput", "EC public key has no point.", 400);
+  // SEC1 uncompressed point: 0x04 || x || y.
+  return Buffer.concat([Buffer.of(4), Buffer.from(jwk.x, "base64url"), Buffer.from(jwk.y, "base64url")]);
+}
+
+function checkDigest(digest: Uint8Array): void {
+  if (digest.length !== DIGEST_BYTES) {
+    throw new CocoError("InvalidInput", `Digest must be ${DIGEST_BYTES} bytes (SHA-256), got ${digest.length}.`, 400);
+  }
+}
+
+/** DER ECDSA signature over `digest32` used as the hash input (no further hashing). */
+export function signDigest(privateKeyPem: string, digest32: Uint8Array): Buffer {
+  checkDigest(digest32);
+  const d = cached(secretScalarCache, privateKeyPem, secretScalar);
+  const signature = p384.sign(digest32, d, { prehash: false, format: "der" });
+  return Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength);
+}
+
+/** Verifies a DER signature made by `signDigest` (or by CCF / OpenSSL over a prehashed digest). */
+export function verifyDigest(publicKeyOrCertPem: string, digest32: Uint8Array, derSignature: Uint8Array): boolean {
+  checkDigest(digest32);
+  const point = cached(publicPointCache, publicKeyOrCertPem, publicPoint);
+  try {
+    // lowS: false because OpenSSL (and so CCF) produce high-S signatures half the time.
+    return p384.verify(derSignature, digest32, point, { prehash: false, format: "der", lowS: false });
+  } catch {
+    return false; // malformed DER
+  }
+}
+
+/** DER ECDSA-with-SHA-384 signature over `data`. */
+export function signData(privateKeyPem: string, data: Uint8Array): Buffer {
+  return nodeSign("sha384", data, { key: privateKeyObject(privateKeyPem), dsaEncoding: "der" });
+}
+
+export function verifyData(publicKeyOrCertPem: string, data: Uint8Array, signature: Uint8Array): boolean {
+  const key = publicKeyObject(publicKeyOrCertPem); // a bad key is the caller's error, not a failed check
+  try {
+    return nodeVerify("sha384", data, { key, dsaEncoding: "der" }, signature);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,17 @@
+// Public face of the KV layer: the transactional, deterministic in-memory store, its
+// transactions, and the write-set codec the ledger layer uses. Import only from here.
+
+export { Store, type WriteObserver, type RollbackObserver } from "./store.js";
+export { Transaction } from "./transaction.js";
+export { ConflictError } from "./errors.js";
+export {
+  serialiseWriteSet,
+  deserialiseDomain,
+  writeSetFormatVersion,
+  type WriteSet,
+  type MapWrites,
+  type KeyWrite,
+  type DomainWrites,
+} from "./write-set.js";
+export { snapshotFormatVersion } from "./snapshot.js";
+export { keyToString, keyFromString, isPublicMapName } from "./keys.js";

@@ -1,0 +1,196 @@
+// The KV store every node holds: named maps of byte keys to byte values, versioned by seqno.
+// Writes arrive two ways: commit() of a local transaction, or applySerialised() of a write set
+// from the ledger; both go through applyPending(), so both paths build identical state.
+// Undo records per seqno allow rolling back the uncommitted tail after an election.
+
+import { assert, CocoError } from "../util/errors.js";
+import { compareMapNames, isPublicMapName, keyFromString, keyToString, compareKeys } from "./keys.js";
+import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import type { CommittedState, Entry, MapState } from "./state.js";
+import { Transaction, type PendingMapWrites } from "./transaction.js";
+import { deserialiseDomain, type KeyWrite, type MapWrites, type WriteSet } from "./write-set.js";
+
+export type WriteObserver = (seqno: number, writes: ReadonlyMap<string, Buffer | null>) => void;
+export type RollbackObserver = (version: number) => void;
+
+/** How to undo one transaction's writes to one map. */
+interface MapUndo {
+  readonly map: MapState;
+  /** The transaction created the map: rollback removes it again. */
+  readonly created: boolean;
+  readonly previousLastWriteVersion: number;
+  /** Pairs (latin1 key, previous entry or undefined if the key was absent). */
+  readonly previousEntries: (string | Entry | undefined)[];
+}
+
+export class Store implements CommittedState {
+  /** @internal Read by transactions; mutated only by this class. */
+  readonly maps = new Map<string, MapState>();
+  private version = 0;
+  private epoch = 0;
+  /** Undo information for seqnos <= compactedVersion has been dropped. */
+  private compactedVersion = 0;
+  /** undoLog[i] undoes seqno compactedVersion + 1 + i. */
+  private readonly undoLog: MapUndo[][] = [];
+  private readonly writeObservers = new Map<string, WriteObserver[]>();
+  private readonly rollbackObservers: RollbackObserver[] = [];
+
+  /** Seqno of the last applied write transaction (0 initially). */
+  get currentVersion(): number {
+    return this.version;
+  }
+
+  /** @internal Bumped by every rollback; see CommittedState. */
+  get rollbackEpoch(): number {
+    return this.epoch;
+  }
+
+  /** Number of seqnos whose undo information is retained (they can still be rolled back). */
+  get undoLogLength(): number {
+    return this.undoLog.length;
+  }
+
+  begin(): Transaction {
+    return new Transaction(this);
+  }
+
+  /**
+   * Conflict-checks tx, then applies its writes at version seqno (= currentVersion + 1) and
+   * returns its write set. Throws ConflictError (409) on a stale read; throws CocoError
+   * "TransactionHasNoWrites" for a read-only transaction (check tx.hasWrites first: read-only
+   * transactions simply end, they take no seqno). Either way the transaction is closed.
+   */
+  commit(tx: Transaction, seqno: number): WriteSet {
+    assert(seqno === this.version + 1, `commit at seqno ${seqno} but current version is ${this.version}`);
+    tx.checkConflicts(this);
+    const pending = tx.takeWrites();
+    if (pending.length === 0) {
+      throw new CocoError("TransactionHasNoWrites", "a transaction without writes cannot be committed; check hasWrites first", 500);
+    }
+    const maps: MapWrites[] = pending.map((p) => ({ name: p.name, isPublic: isPublicMapName(p.name), writes: sortedWrites(p.writes) }));
+    this.applyPending(seqno, pending);
+    return { seqno, maps };
+  }
+
+  /** Reads the latest local state outside any transaction. The Buffer must not be mutated. */
+  get(map: string, key: Uint8Array): Buffer | undefined {
+    return this.maps.get(map)?.entries.get(keyToString(key))?.value;
+  }
+
+  /** Applies a serialised write set (from the ledger or replication) at seqno = currentVersion + 1. */
+  applySerialised(seqno: number, publicDomain: Uint8Array, privateDomain: Uint8Array): void {
+    assert(seqno === this.version + 1, `apply at seqno ${seqno} but current version is ${this.version}`);
+    // Decode both domains fully before touching state: a malformed entry changes nothing.
+    const decoded = [...deserialiseDomain(publicDomain, "public").maps, ...deserialiseDomain(privateDomain, "private").maps];
+    decoded.sort((a, b) => compareMapNames(a.name, b.name));
+    const pending: PendingMapWrites[] = decoded.map((m) => {
+      const writes = new Map<string, Buffer | null>();
+      // Copy values: the decoded views would otherwise keep whole ledger entries alive.
+      for (const [key, value] of m.writes) writes.set(keyToString(key), value === null ? null : Buffer.from(value));
+      return { name: m.name, writes };
+    });
+    this.applyPending(seqno, pending);
+  }
+
+  /** Undoes every write transaction with seqno > version; version must not precede compact(). */
+  rollback(version: number): void {
+    assert(version <= this.version, `rollback to ${version} beyond current version ${this.version}`);
+    assert(version >= this.compactedVersion, `rollback to ${version} but seqnos up to ${this.compactedVersion} are compacted`);
+    if (version === this.version) return;
+    while (this.version > version) {
+      const record = this.undoLog.pop()!;
+      for (let m = record.length - 1; m >= 0; m--) undoMap(record[m]!, this.maps);
+      this.version--;
+    }
+    this.epoch++;
+    for (const cb of this.rollbackObservers) cb(version);
+  }
+
+  /** Drops undo information for seqnos <= version: they are committed and never roll back. */
+  compact(version: number): void {
+    assert(version <= this.version, `compact to ${version} beyond current version ${this.version}`);
+    if (version <= this.compactedVersion) return;
+    this.undoLog.splice(0, version - this.compactedVersion);
+    this.compactedVersion = version;
+  }
+
+  /** Calls cb after every commit or apply that writes `map`. Observers must not throw. */
+  onWrite(map: string, cb: WriteObserver): void {
+    const observers = this.writeObservers.get(map);
+    if (observers === undefined) this.writeObservers.set(map, [cb]);
+    else observers.push(cb);
+  }
+
+  /** Calls cb after every rollback that undid at least one seqno, so caches can reload. */
+  onRollback(cb: RollbackObserver): void {
+    this.rollbackObservers.push(cb);
+  }
+
+  /** Names of every map ever written (and not rolled back), sorted. */
+  mapNames(): string[] {
+    return Array.from(this.maps.keys()).sort(compareMapNames);
+  }
+
+  /** The whole state at currentVersion, deterministic bytes (see snapshot.ts). */
+  snapshot(): Buffer {
+    return encodeSnapshot(this.version, this.maps);
+  }
+
+  /** A store at the snapshot's version; nothing before it can be rolled back. */
+  static fromSnapshot(buf: Uint8Array): Store {
+    const { version, maps } = decodeSnapshot(buf);
+    const store = new Store();
+    for (const [name, map] of maps) store.maps.set(name, map);
+    store.version = version;
+    store.compactedVersion = version;
+    return store;
+  }
+
+  private applyPending(seqno: number, pending: readonly PendingMapWrites[]): void {
+    const record: MapUndo[] = [];
+    for (const { name, writes } of pending) {
+      let map = this.maps.get(name);
+      const created = map === undefined;
+      if (map === undefined) {
+        map = { name, entries: new Map(), lastWriteVersion: 0 };
+        this.maps.set(name, map);
+      }
+      const previousEntries: (string | Entry | undefined)[] = [];
+      for (const [k, value] of writes) {
+        previousEntries.push(k, map.entries.get(k));
+        if (value === null) map.entries.delete(k);
+        else map.entries.set(k, { value, version: seqno });
+      }
+      record.push({ map, created, previousLastWriteVersion: map.lastWriteVersion, previousEntries });
+      map.lastWriteVersion = seqno;
+    }
+    this.undoLog.push(record);
+    this.version = seqno;
+    for (const { name, writes } of pending) {
+      const observers = this.writeObservers.get(name);
+      if (observers !== undefined) for (const cb of observers) cb(seqno, writes);
+    }
+  }
+}
+
+function undoMap(undo: MapUndo, maps: Map<string, MapState>): void {
+  const { map, previousEntries } = undo;
+  for (let i = previousEntries.length - 2; i >= 0; i -= 2) {
+    const k = previousEntries[i] as string;
+    const previous = previousEntries[i + 1] as Entry | undefined;
+    if (previous === undefined) map.entries.delete(k);
+    else map.entries.set(k, previous);
+  }
+  map.lastWriteVersion = undo.previousLastWriteVersion;
+  if (undo.created) maps.delete(map.name);
+}
+
+function sortedWrites(writes: ReadonlyMap<string, Buffer | null>): KeyWrite[] {
+  if (writes.size === 1) {
+    // The hot path (one key per transaction): no sort, no intermediate arrays.
+    const [k, value] = writes.entries().next().value!;
+    return [[keyFromString(k), value]];
+  }
+  const keys = Array.from(writes.keys()).sort(compareKeys);
+  return keys.map((k) => [keyFromString(k), writes.get(k)!] as const);
+}

@@ -1,0 +1,195 @@
+// Ledger entry codec: one transaction as it sits in a ledger file. The public domain is
+// plaintext so auditors can read it; the private domain is AES-256-GCM under the ledger
+// secret, with the header and public domain as AAD so neither can be altered unnoticed.
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, type KeyObject } from "node:crypto";
+import { inspect } from "node:util";
+import { CocoError, assert } from "../util/errors.js";
+
+/** Version byte written in every entry header; bump when the layout changes. */
+export const ENTRY_FORMAT_VERSION = 1;
+/** version u8, flags u8, view u64, seqno u64, claims 32, commit evidence 32, public len u32, private len u32. */
+export const ENTRY_HEADER_BYTES = 1 + 1 + 8 + 8 + 32 + 32 + 4 + 4;
+export const GCM_TAG_BYTES = 16;
+const DIGEST_BYTES = 32;
+const FLAG_SIGNATURE = 0x01;
+const KNOWN_FLAGS = FLAG_SIGNATURE;
+const U32_MAX = 0xffff_ffff;
+const TWO_POW_32 = 0x1_0000_0000;
+
+export interface EntryFields {
+  view: number;
+  seqno: number;
+  isSignature: boolean;
+  claimsDigest: Buffer;
+  commitEvidenceDigest: Buffer;
+  publicDomain: Buffer;
+  privatePlaintext: Buffer;
+}
+
+export interface DecodedEntry {
+  view: number;
+  seqno: number;
+  isSignature: boolean;
+  claimsDigest: Buffer;
+  commitEvidenceDigest: Buffer;
+  publicDomain: Buffer;
+  /** AES-GCM ciphertext followed by the 16-byte tag; empty when the transaction wrote no private data. */
+  privateCiphertext: Buffer;
+  /** The whole encoded entry (the other Buffers are views into it). */
+  bytes: Buffer;
+}
+
+/** The AES-256-GCM key that encrypts private domains. Kept as a KeyObject so the raw bytes
+ * are not a plain property that a logger or JSON.stringify could leak into the ledger. */
+// Module-private: only this codec can reach the key, so no caller can serialise it by mistake.
+const secretKeys = new WeakMap<LedgerSecret, KeyObject>();
+
+export class LedgerSecret {
+  constructor(raw: Buffer) {
+    if (!Buffer.isBuffer(raw) || raw.length !== 32) {
+      throw new CocoError("InvalidInput", `A ledger secret is 32 bytes (AES-256); got ${raw?.length} bytes.`, 500);
+    }
+    secretKeys.set(this, createSecretKey(Buffer.from(raw)));
+  }
+
+  toJSON(): string {
+    return "[LedgerSecret]";
+  }
+
+  [inspect.custom](): string {
+    return "[LedgerSecret]";
+  }
+}
+
+function keyOf(secret: LedgerSecret): KeyObject {
+  const key = secretKeys.get(secret);
+  assert(key !== undefined, "ledger secret was constructed by LedgerSecret");
+  return key;
+}
+
+function invalid(message: string): CocoError {
+  return new CocoError("InvalidLedgerEntry", `Invalid ledger entry: ${message}`, 500);
+}
+
+// u64 fields are written as two u32 halves: cheaper than BigInt and every value we accept
+// is a safe integer (seqnos and views stay far below 2^53).
+function writeU64(buf: Buffer, value: number, offset: number): void {
+  buf.writeUInt32BE(Math.floor(value / TWO_POW_32), offset);
+  buf.writeUInt32BE(value >>> 0, offset + 4);
+}
+
+function readU64(buf: Buffer, offset: number, field: string): number {
+  const high = buf.readUInt32BE(offset);
+  if (high >= 0x20_0000) throw invalid(`${field} does not fit in a safe integer`);
+  return high * TWO_POW_32 + buf.readUInt32BE(offset + 4);
+}
+
+/** IV = seqno (u64 BE) || view (u32 BE): unique per entry under one secret, because a
+ * (view, seqno) pair is written at most once (the view changes at every election/restart). */
+function entryIv(view: number, seqno: number): Buffer {
+  const iv = Buffer.allocUnsafe(12);
+  writeU64(iv, seqno, 0);
+  iv.writeUInt32BE(view, 8);
+  return iv;
+}
+
+function writeHeader(out: Buffer, f: EntryFields, privateLength: number): void {
+  out[0] = ENTRY_FORMAT_VERSION;
+  out[1] = f.isSignature ? FLAG_SIGNATURE : 0;
+  writeU64(out, f.view, 2);
+  writeU64(out, f.seqno, 10);
+  f.claimsDigest.copy(out, 18);
+  f.commitEvidenceDigest.copy(out, 50);
+  out.writeUInt32BE(f.publicDomain.length, 82);
+  out.writeUInt32BE(privateLength, 86);
+}
+
+/** Encodes one transaction. Hot path: one allocation for the whole entry and one cipher pass. */
+export function encodeEntry(f: EntryFields, secret: LedgerSecret): Buffer {
+  assert(Number.isSafeInteger(f.seqno) && f.seqno >= 0, `seqno ${f.seqno} is a non-negative safe integer`);
+  assert(Number.isInteger(f.view) && f.view >= 0 && f.view <= U32_MAX, `view ${f.view} fits in u32 (IV layout)`);
+  assert(f.claimsDigest.length === DIGEST_BYTES, "claims digest is 32 bytes");
+  assert(f.commitEvidenceDigest.length === DIGEST_BYTES, "commit evidence digest is 32 bytes");
+  const plain = f.privatePlaintext;
+  const privateLength = plain.length === 0 ? 0 : plain.length + GCM_TAG_BYTES;
+  assert(f.publicDomain.length <= U32_MAX && privateLength <= U32_MAX, "domains fit in u32 lengths");
+  const aadLength = ENTRY_HEADER_BYTES + f.publicDomain.length;
+  const out = Buffer.allocUnsafe(aadLength + privateLength);
+  writeHeader(out, f, privateLength);
+  f.publicDomain.copy(out, ENTRY_HEADER_BYTES);
+  if (privateLength === 0) return out;
+
+  const cipher = createCipheriv("aes-256-gcm", keyOf(secret), entryIv(f.view, f.seqno), { authTagLength: GCM_TAG_BYTES });
+  cipher.setAAD(out.subarray(0, aadLength));
+  // node has no update-into-buffer API, so the ciphertext is copied into place once.
+  let offset = aadLength + cipher.update(plain).copy(out, aadLength);
+  offset += cipher.final().copy(out, offset);
+  cipher.getAuthTag().copy(out, offset);
+  return out;
+}
+
+/** Parses an entry without the secret. Throws CocoError("InvalidLedgerEntry") and nothing else. */
+export function decodeEntry(bytes: Buffer): DecodedEntry {
+  if (!Buffer.isBuffer(bytes)) throw invalid("expected a Buffer");
+  if (bytes.length < ENTRY_HEADER_BYTES) {
+    throw invalid(`${bytes.length} bytes is shorter than the ${ENTRY_HEADER_BYTES}-byte header`);
+  }
+  if (bytes[0] !== ENTRY_FORMAT_VERSION) throw invalid(`unknown format version ${bytes[0]}`);
+  const flags = bytes[1]!;
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw invalid(`unknown flags 0x${flags.toString(16)}`);
+  const view = readU64(bytes, 2, "view");
+  if (view > U32_MAX) throw invalid(`view ${view} exceeds 2^32-1`);
+  const seqno = readU64(bytes, 10, "seqno");
+  const publicLength = bytes.readUInt32BE(82);
+  const privateLength = bytes.readUInt32BE(86);
+  if (privateLength !== 0 && privateLength <= GCM_TAG_BYTES) {
+    throw invalid(`private domain of ${privateLength} bytes is too short for ciphertext and tag`);
+  }
+  const expected = ENTRY_HEADER_BYTES + publicLength + privateLength;
+  if (expected !== bytes.length) {
+    throw invalid(`header announces ${expected} bytes but the entry has ${bytes.length}`);
+  }
+  const privateStart = ENTRY_HEADER_BYTES + publicLength;
+  return {
+    view,
+    seqno,
+    isSignature: (flags & FLAG_SIGNATURE) !== 0,
+    claimsDigest: bytes.subarray(18, 50),
+    commitEvidenceDigest: bytes.subarray(50, 82),
+    publicDomain: bytes.subarray(ENTRY_HEADER_BYTES, privateStart),
+    privateCiphertext: bytes.subarray(privateStart),
+    bytes,
+  };
+}
+
+/** Decrypts and authenticates the private domain (and, through the AAD, the header and public domain). */
+export function decryptPrivate(entry: DecodedEntry, secret: LedgerSecret): Buffer {
+  const sealed = entry.privateCiphertext;
+  if (sealed.length === 0) return Buffer.alloc(0);
+  const aad = entry.bytes.subarray(0, entry.bytes.length - sealed.length);
+  const ciphertextLength = sealed.length - GCM_TAG_BYTES;
+  try {
+    const decipher = createDecipheriv("aes-256-gcm", keyOf(secret), entryIv(entry.view, entry.seqno), {
+      authTagLength: GCM_TAG_BYTES,
+    });
+    decipher.setAAD(aad);
+    decipher.setAuthTag(sealed.subarray(ciphertextLength));
+    const head = decipher.update(sealed.subarray(0, ciphertextLength));
+    const tail = decipher.final();
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  } catch (cause) {
+    throw new CocoError(
+      "LedgerDecryptionFailed",
+      `Cannot decrypt the private domain of ledger entry ${entry.view}.${entry.seqno}: the entry was altered or ` +
+        `was encrypted with a different ledger secret. Check the ledger file against another node's copy.`,
+      500,
+      { cause },
+    );
+  }
+}
+
+/** SHA-256 of the whole encoded entry: the write-set digest that goes into the Merkle leaf.
+ * Computed over ciphertext so auditors can recompute it without the ledger secret. */
+export function writeSetDigest(entryBytes: Buffer): Buffer {
+  return createHash("sha256").update(entryBytes).digest();
+}

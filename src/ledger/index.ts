@@ -1,0 +1,15 @@
+// Public face of the ledger layer: the entry codec (header, public domain, encrypted private
+// domain) and the chunked append-only files that hold entries on disk.
+export {
+  ENTRY_FORMAT_VERSION,
+  ENTRY_HEADER_BYTES,
+  LedgerSecret,
+  decodeEntry,
+  decryptPrivate,
+  encodeEntry,
+  writeSetDigest,
+  type DecodedEntry,
+  type EntryFields,
+} from "./entry.js";
+export { listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
+export { Ledger, type Durability, type LedgerLogger, type LedgerOptions } from "./ledger.js";

@@ -1,0 +1,22 @@
+// Merkle inclusion proofs as CCF serialises them: a list of sibling hashes from the leaf
+// upward, each tagged with the side it sits on. Pure; shared by the tree and receipt checks.
+import { sha256Pair } from "../crypto/index.js";
+
+/** `left`: parent = H(sibling || current). `right`: parent = H(current || sibling). */
+export type ProofStep = { left: Buffer } | { right: Buffer };
+
+export const HASH_BYTES = 32;
+
+/** Interior node: SHA-256 of the two children, with no domain-separation prefix (as in CCF). */
+export function hashChildren(left: Uint8Array, right: Uint8Array): Buffer {
+  return sha256Pair(left, right);
+}
+
+/** Folds `path` over `leaf`; the result equals the signed root iff the proof is valid. */
+export function computeRootFromPath(leaf: Uint8Array, path: readonly ProofStep[]): Buffer {
+  let current: Uint8Array = leaf;
+  for (const step of path) {
+    current = "left" in step ? hashChildren(step.left, current) : hashChildren(current, step.right);
+  }
+  return Buffer.from(current);
+}

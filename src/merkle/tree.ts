@@ -1,0 +1,196 @@
+// The ledger's history tree: an append-only Merkle tree over 32-byte transaction leaves with
+// the RFC 6962 shape. The primary signs root() in each signature transaction; receipts carry
+// path(); rollback uses retract(); committed history is dropped with flush().
+//
+// Storage: levels[h][k - bases[h]] is the hash of the complete aligned block of leaves
+// [k * 2^h, (k + 1) * 2^h). Every range in the RFC 6962 recursion for a tree of size m starts
+// at a multiple of a power of two >= its length, so it is either one aligned block or splits
+// into an aligned left block and a smaller right range: roots and paths cost O(log n) hashes.
+//
+// Why flush(f) may keep only blocks k >= floor(f / 2^h) - 1 at each level h:
+// - root(m), m >= f, combines the blocks of the binary decomposition of m. A level-h block k in
+//   it is followed only by smaller blocks (total < 2^h), so m < (k + 2) * 2^h, hence
+//   k > m / 2^h - 2 >= f / 2^h - 2, i.e. k >= floor(f / 2^h) - 1.
+// - path(i, m), i >= f: each sibling is either the aligned neighbour of the level-h block
+//   floor(i / 2^h) that holds leaf i (index floor(i / 2^h) - 1 on the left, or + 1 on the right,
+//   both >= floor(f / 2^h) - 1), or a range entirely right of that block, made of blocks that
+//   start after i >= f, so each has index >= floor(f / 2^h).
+// - append of leaf n >= f only combines the block holding n with its left neighbour: same bound.
+import { CocoError } from "../util/errors.js";
+import { HASH_BYTES, hashChildren, type ProofStep } from "./proof.js";
+
+/** Root of the empty tree: 32 zero bytes (RFC 6962 would hash the empty string; CCF never signs it). */
+export const EMPTY_ROOT: Buffer = Buffer.alloc(HASH_BYTES);
+
+export class MerkleTree {
+  readonly #levels: Buffer[][] = [[]];
+  readonly #bases: number[] = [0];
+  #size = 0;
+  #flushedIndex = 0;
+  #cachedRoot: Buffer | undefined;
+
+  /** Number of leaves appended (and not retracted). */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Leaves below this index can no longer be proven; roots exist only for sizes >= it. */
+  get flushedIndex(): number {
+    return this.#flushedIndex;
+  }
+
+  /** Hot path: one push per leaf plus, amortised, one interior hash. */
+  append(leaf: Buffer): void {
+    if (leaf.length !== HASH_BYTES) {
+      throw new CocoError("InvalidInput", `Merkle leaf must be ${HASH_BYTES} bytes, got ${leaf.length}.`, 500);
+    }
+    let index = this.#size;
+    let hash = leaf;
+    this.#levels[0]!.push(leaf);
+    // Each odd block index completes its parent: carry upward like a binary counter.
+    for (let height = 0; index % 2 === 1; height++) {
+      const level = this.#levels[height]!;
+      const left = level[index - 1 - this.#bases[height]!]!;
+      hash = hashChildren(left, hash);
+      index = (index - 1) / 2;
+      if (this.#levels.length === height + 1) {
+        // First ever block at this height, so block 0; flushedIndex < size keeps base 0 valid.
+        this.#levels.push([]);
+        this.#bases.push(0);
+      }
+      this.#levels[height + 1]!.push(hash);
+    }
+    this.#size++;
+    this.#cachedRoot = undefined;
+  }
+
+  /** Root of the whole tree. Cached until the next append or retract. */
+  root(): Buffer {
+    this.#cachedRoot ??= this.rootAt(this.#size);
+    return this.#cachedRoot;
+  }
+
+  /** Root of the first `size` leaves, for flushedIndex <= size <= this.size. */
+  rootAt(size: number): Buffer {
+    this.#checkSize(size, "rootAt");
+    if (size === 0) return EMPTY_ROOT;
+    if (size < this.#flushedIndex) {
+      throw new CocoError("InvalidInput", `Cannot compute the root at size ${size}: leaves before ${this.#flushedIndex} were flushed.`, 500);
+    }
+    return this.#rangeHash(0, size);
+  }
+
+  /** Leaf hash at `index`, for flushedIndex <= index < size. */
+  leaf(index: number): Buffer {
+    this.#checkIndex(index, this.#size, "leaf");
+    return this.#block(0, index);
+  }
+
+  /** Inclusion proof of leaf `index` in the tree of the first `size` leaves, from the leaf upward. */
+  path(index: number, size: number = this.#size): ProofStep[] {
+    this.#checkSize(size, "path");
+    this.#checkIndex(index, size, "path");
+    const steps: ProofStep[] = [];
+    this.#collectPath(index, 0, size, steps);
+    return steps.reverse(); // collected top-down
+  }
+
+  /** Rolls back to the first `size` leaves (an uncommitted tail lost in an election). */
+  retract(size: number): void {
+    this.#checkSize(size, "retract");
+    if (size < this.#flushedIndex) {
+      throw new CocoError("InvalidInput", `Cannot retract to ${size}: leaves up to ${this.#flushedIndex} were flushed as committed.`, 500);
+    }
+    for (let height = 0; height < this.#levels.length; height++) {
+      this.#levels[height]!.length = Math.floor(size / 2 ** height) - this.#bases[height]!;
+    }
+    this.#size = size;
+    this.#cachedRoot = undefined;
+  }
+
+  /** Forgets what only proofs of leaves < index need. Idempotent; never moves backward. */
+  flush(index: number): void {
+    this.#checkSize(index, "flush");
+    if (index <= this.#flushedIndex) return;
+    for (let height = 0; height < this.#levels.length; height++) {
+      const keepFrom = Math.max(0, Math.floor(index / 2 ** height) - 1);
+      const drop = keepFrom - this.#bases[height]!;
+      if (drop > 0) {
+        this.#levels[height]!.splice(0, drop);
+        this.#bases[height] = keepFrom;
+      }
+    }
+    this.#flushedIndex = index;
+  }
+
+  /** Number of stored hashes; for tests and metrics (memory stays bounded by the unflushed window). */
+  get storedHashCount(): number {
+    return this.#levels.reduce((total, level) => total + level.length, 0);
+  }
+
+  /** MTH of leaves [start, start + length), length >= 1, start a multiple of a power of two >= length. */
+  #rangeHash(start: number, length: number): Buffer {
+    const split = largestPowerOfTwoAtMost(length);
+    if (split === length) return this.#block(floorLog2(length), start / length);
+    // Left part is a complete aligned block; the right part recurses on a smaller range.
+    return hashChildren(this.#block(floorLog2(split), start / split), this.#rangeHash(start + split, length - split));
+  }
+
+  /** Pushes siblings of leaf `index` within range [start, start + length), outermost first. */
+  #collectPath(index: number, start: number, length: number, steps: ProofStep[]): void {
+    while (length > 1) {
+      const split = largestPowerOfTwoBelow(length);
+      if (index < start + split) {
+        steps.push({ right: this.#rangeHash(start + split, length - split) });
+        length = split;
+      } else {
+        steps.push({ left: this.#block(floorLog2(split), start / split) });
+        start += split;
+        length -= split;
+      }
+    }
+  }
+
+  #block(height: number, blockIndex: number): Buffer {
+    const hash = this.#levels[height]?.[blockIndex - this.#bases[height]!];
+    if (hash === undefined) {
+      // Only reachable through a bug: every public entry point checks its bounds first.
+      throw new Error(`assertion failed: Merkle block ${blockIndex} at height ${height} is not stored`);
+    }
+    return hash;
+  }
+
+  #checkSize(size: number, operation: string): void {
+    if (!Number.isSafeInteger(size) || size < 0 || size > this.#size) {
+      throw new CocoError("InvalidInput", `${operation}: size ${size} is outside 0..${this.#size}.`, 500);
+    }
+  }
+
+  #checkIndex(index: number, size: number, operation: string): void {
+    if (!Number.isSafeInteger(index) || index < this.#flushedIndex || index >= size) {
+      throw new CocoError(
+        "InvalidInput",
+        `${operation}: leaf index ${index} is outside ${this.#flushedIndex}..${size - 1} (flushed or not yet appended).`,
+        500,
+      );
+    }
+  }
+}
+
+/** floor(log2(n)) for 1 <= n <= 2^53, exact (Math.log2 can round up just below a power of two). */
+function floorLog2(n: number): number {
+  if (n < 2 ** 32) return 31 - Math.clz32(n);
+  let height = 32;
+  while (2 ** (height + 1) <= n) height++;
+  return height;
+}
+
+/** Largest power of two <= n, for n >= 1. */
+function largestPowerOfTwoAtMost(n: number): number {
+  return 2 ** floorLog2(n);
+}
+
+/** Largest power of two < n, for n >= 2 (RFC 6962's split point k). */
+function largestPowerOfTwoBelow(n: number): number {
+  return largestPowerOfTwoAtMost(n - 1);
+}

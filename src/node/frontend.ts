@@ -1,0 +1,70 @@
+// The frontend: for each request, route it, authenticate the caller, run the handler inside a
+// KV transaction, and commit the transaction's writes through the engine. Conflicting
+// transactions (possible once handlers await) are re-run a bounded number of times.
+import { CocoError, formatTxId } from "../util/index.js";
+import {
+  authenticate, ErrorCodes, type EndpointDefinition, type EndpointRegistry, type HandlerResult,
+  type RpcRequest, type RpcResponse,
+} from "../rpc/index.js";
+import type { Transaction } from "../kv/index.js";
+import type { TransactionEngine } from "./engine.js";
+
+const CONFLICT_RETRIES_MAX = 30;
+const TXID_HEADER = "x-ms-ccf-transaction-id";
+
+export class Frontend {
+  constructor(private readonly registry: EndpointRegistry, private readonly engine: TransactionEngine) {}
+
+  readonly dispatch = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => {
+    const { endpoint, params } = this.registry.route(request.method, request.path);
+    return this.run(endpoint, params, request, 0);
+  };
+
+  private run(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, attempt: number): RpcResponse | Promise<RpcResponse> {
+    const tx = this.engine.store.begin();
+    const caller = authenticate(endpoint.authPolicies, request, tx);
+    const result = endpoint.handler({ request, params, caller, tx });
+    if (result instanceof Promise) {
+      return result.then((r) => this.finish(endpoint, params, request, tx, r, attempt));
+    }
+    return this.finish(endpoint, params, request, tx, result, attempt);
+  }
+
+  private finish(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, tx: Transaction, result: HandlerResult, attempt: number): RpcResponse | Promise<RpcResponse> {
+    const status = result.status ?? 200;
+    const headers: Record<string, string> = result.headers ?? {};
+    let txid: string;
+    // As in CCF, a handler's writes are applied only when it answers with a success status.
+    if (tx.hasWrites && status >= 200 && status < 300) {
+      if (endpoint.mode === "readonly") {
+        throw new CocoError(ErrorCodes.InternalError, `Read-only endpoint ${endpoint.method} ${endpoint.path} attempted to write; its writes were discarded.`, 500);
+      }
+      try {
+        const id = this.engine.commit(tx, result.claimsDigest);
+        txid = formatTxId(id.view, id.seqno);
+      } catch (error) {
+        if (error instanceof CocoError && error.code === ErrorCodes.TransactionConflict) {
+          if (attempt + 1 >= CONFLICT_RETRIES_MAX) {
+            throw new CocoError(ErrorCodes.TransactionConflict, `Transaction conflicted ${CONFLICT_RETRIES_MAX} times in a row; retry the request.`, 409);
+          }
+          return this.run(endpoint, params, request, attempt + 1);
+        }
+        throw error;
+      }
+    } else {
+      const last = this.engine.lastTxId;
+      txid = formatTxId(last.view, last.seqno);
+    }
+    headers[TXID_HEADER] = txid;
+    const body = result.body;
+    if (body === undefined || body === null && status === 204) {
+      return { status, headers };
+    }
+    if (typeof body === "string" || Buffer.isBuffer(body)) {
+      headers["content-type"] ??= "text/plain";
+      return { status, headers, body };
+    }
+    headers["content-type"] = "application/json";
+    return { status, headers, body: JSON.stringify(body) };
+  }
+}

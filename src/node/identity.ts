@@ -1,0 +1,114 @@
+// The node's identity and secrets on disk. A new service makes its service key and
+// certificate, the node key and a node certificate endorsed by the service key, and the ledger
+// secret. The service key and ledger secret never touch disk in the clear: they are sealed
+// (AES-256-GCM) under a key derived from the node key. On the `virtual` platform the node key
+// is a file, so sealing only protects against copies of the workspace without node.key; on a
+// real TEE the sealing key comes from the hardware instead (platform layer, later).
+import { existsSync, readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { createPrivateKey } from "node:crypto";
+import {
+  AesGcmKey, createNodeCertificate, createServiceCertificate, generateEcP384KeyPair,
+  hkdfSha256, nodeIdFromPublicKey, randomBytes, type KeyPairPem,
+} from "../crypto/index.js";
+import { CocoError } from "../util/index.js";
+import type { ResolvedConfig } from "./config.js";
+
+export interface NodeIdentity {
+  readonly nodeId: string;
+  readonly nodeKeys: KeyPairPem;
+  readonly nodeCertPem: string;
+  readonly serviceKeys: KeyPairPem;
+  readonly serviceCertPem: string;
+  readonly ledgerSecret: Buffer;
+  /** True when this start created the service (genesis must be written). */
+  readonly isNewService: boolean;
+}
+
+interface SealedSecrets {
+  service_private_key_pem: string;
+  service_public_key_pem: string;
+  ledger_secret: string; // base64
+}
+
+const SEALED_FILE = "sealed_secrets.json";
+const SEAL_SALT = Buffer.from("coco-virtual-sealing-v1");
+
+function sealingKey(nodePrivateKeyPem: string): AesGcmKey {
+  const der = createPrivateKey(nodePrivateKeyPem).export({ format: "der", type: "pkcs8" });
+  return new AesGcmKey(hkdfSha256(der, SEAL_SALT, Buffer.from("sealed secrets"), 32));
+}
+
+/** Writes a file atomically (temp file + rename) so that a crash never leaves half a key. */
+function writeFileAtomic(path: string, data: string, mode: number): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, path);
+}
+
+function seal(path: string, nodeKeys: KeyPairPem, secrets: SealedSecrets): void {
+  const iv = randomBytes(12);
+  const sealed = sealingKey(nodeKeys.privateKeyPem).seal(iv, Buffer.from(JSON.stringify(secrets)), SEAL_SALT);
+  writeFileAtomic(path, JSON.stringify({ version: 1, iv: iv.toString("base64"), sealed: sealed.toString("base64") }), 0o600);
+}
+
+function unseal(path: string, nodeKeys: KeyPairPem): SealedSecrets {
+  try {
+    const file = JSON.parse(readFileSync(path, "utf8")) as { iv: string; sealed: string };
+    const plain = sealingKey(nodeKeys.privateKeyPem).open(Buffer.from(file.iv, "base64"), Buffer.from(file.sealed, "base64"), SEAL_SALT);
+    return JSON.parse(plain.toString("utf8")) as SealedSecrets;
+  } catch (error) {
+    throw new CocoError("SealedSecretsUnreadable",
+      `Cannot unseal '${path}' with this node's key (${(error as Error).message}). The file or node.key was altered or comes from another node; restore both from the same backup.`, 500);
+  }
+}
+
+export async function loadOrCreateIdentity(config: ResolvedConfig, ledgerHasEntries: boolean): Promise<NodeIdentity> {
+  const keyFile = join(config.workspace, "node.key");
+  const certFile = join(config.workspace, "node.pem");
+  const sealedFile = join(config.workspace, SEALED_FILE);
+  if (existsSync(keyFile) && existsSync(sealedFile)) {
+    const privateKeyPem = readFileSync(keyFile, "utf8");
+    const publicKeyPem = createPrivateKey(privateKeyPem).export({ format: "pem", type: "spki" }).toString();
+    const nodeKeys = { privateKeyPem, publicKeyPem };
+    const secrets = unseal(sealedFile, nodeKeys);
+    if (!existsSync(config.serviceCertificateFile)) {
+      throw new CocoError("InvalidConfiguration", `Service certificate '${config.serviceCertificateFile}' is missing; restore it (it is public) from any member.`, 400);
+    }
+    return {
+      nodeId: nodeIdFromPublicKey(publicKeyPem),
+      nodeKeys,
+      nodeCertPem: readFileSync(certFile, "utf8"),
+      serviceKeys: { privateKeyPem: secrets.service_private_key_pem, publicKeyPem: secrets.service_public_key_pem },
+      serviceCertPem: readFileSync(config.serviceCertificateFile, "utf8"),
+      ledgerSecret: Buffer.from(secrets.ledger_secret, "base64"),
+      isNewService: false,
+    };
+  }
+  if (ledgerHasEntries) {
+    throw new CocoError("LedgerWithoutSecrets",
+      `The ledger directory '${config.ledgerDirectory}' holds entries but this workspace has no node key and sealed secrets to read them. Restore node.key and ${SEALED_FILE}, or start from an empty ledger directory.`, 400);
+  }
+  const serviceKeys = generateEcP384KeyPair();
+  const serviceCertPem = await createServiceCertificate(serviceKeys, {});
+  const nodeKeys = generateEcP384KeyPair();
+  const nodeCertPem = await createNodeCertificate({
+    nodePublicKeyPem: nodeKeys.publicKeyPem,
+    serviceKeys,
+    serviceCertPem,
+    commonName: config.nodeCertificate.subjectName,
+    ipAddresses: config.nodeCertificate.ipAddresses,
+    dnsNames: config.nodeCertificate.dnsNames,
+  });
+  const ledgerSecret = randomBytes(32);
+  writeFileAtomic(keyFile, nodeKeys.privateKeyPem, 0o600);
+  writeFileAtomic(certFile, nodeCertPem, 0o644);
+  seal(sealedFile, nodeKeys, {
+    service_private_key_pem: serviceKeys.privateKeyPem,
+    service_public_key_pem: serviceKeys.publicKeyPem,
+    ledger_secret: ledgerSecret.toString("base64"),
+  });
+  writeFileAtomic(config.serviceCertificateFile, serviceCertPem, 0o644);
+  return { nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem), nodeKeys, nodeCertPem, serviceKeys, serviceCertPem, ledgerSecret, isNewService: true };
+}

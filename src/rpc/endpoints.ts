@@ -1,0 +1,157 @@
+// Endpoint registry and routing. An endpoint is data: method, path (exact or templated with
+// `{name}` segments), authentication policies, mode and a handler that runs inside a KV
+// transaction supplied by the node. Routing answers CCF's 404/405 errors for what matches nothing.
+import type { Transaction } from "../kv/index.js";
+import { CocoError } from "../util/index.js";
+import type { RpcRequest } from "./http-server.js";
+import { ErrorCodes } from "./errors.js";
+import type { AuthPolicyName, Caller } from "./auth.js";
+
+export type EndpointMode = "readwrite" | "readonly";
+
+export interface EndpointContext {
+  readonly request: RpcRequest;
+  /** Values of the templated path segments, e.g. `{id}` in `/records/{id}`. */
+  readonly params: Readonly<Record<string, string>>;
+  readonly caller: Caller;
+  readonly tx: Transaction;
+}
+
+export interface HandlerResult {
+  status?: number;
+  headers?: Record<string, string>;
+  /** A Buffer or string is sent as is; anything else is sent as JSON. */
+  body?: unknown;
+  /** Claims digest bound into this transaction's Merkle leaf (CCF's `set_claims_digest`). */
+  claimsDigest?: Buffer;
+}
+
+export type Handler = (ctx: EndpointContext) => HandlerResult | Promise<HandlerResult>;
+
+export interface EndpointDefinition {
+  readonly method: string;
+  readonly path: string;
+  readonly authPolicies: readonly AuthPolicyName[];
+  readonly mode: EndpointMode;
+  readonly handler: Handler;
+  /** Shown in the OpenAPI description and `--help`-style listings. */
+  readonly summary?: string;
+}
+
+interface Template {
+  readonly segments: readonly string[];
+  readonly byMethod: Map<string, EndpointDefinition>;
+}
+
+export interface RouteMatch {
+  readonly endpoint: EndpointDefinition;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
+
+export class EndpointRegistry {
+  /** path -> method -> endpoint, for paths without templates (the common, fast case). */
+  private readonly exact = new Map<string, Map<string, EndpointDefinition>>();
+  private readonly templates: Template[] = [];
+
+  install(endpoint: EndpointDefinition): void {
+    if (!endpoint.path.startsWith("/")) throw new Error(`endpoint path must start with '/': ${endpoint.path}`);
+    if (endpoint.path.includes("{")) {
+      const segments = endpoint.path.split("/");
+      let template = this.templates.find((t) => t.segments.join("/") === segments.join("/"));
+      if (!template) {
+        template = { segments, byMethod: new Map() };
+        this.templates.push(template);
+      }
+      this.addMethod(template.byMethod, endpoint);
+      return;
+    }
+    let byMethod = this.exact.get(endpoint.path);
+    if (!byMethod) this.exact.set(endpoint.path, (byMethod = new Map()));
+    this.addMethod(byMethod, endpoint);
+  }
+
+  private addMethod(byMethod: Map<string, EndpointDefinition>, endpoint: EndpointDefinition): void {
+    if (byMethod.has(endpoint.method)) throw new Error(`endpoint ${endpoint.method} ${endpoint.path} installed twice`);
+    byMethod.set(endpoint.method, endpoint);
+  }
+
+  remove(prefix: string): void {
+    for (const path of [...this.exact.keys()]) if (path.startsWith(prefix)) this.exact.delete(path);
+    for (let i = this.templates.length - 1; i >= 0; i--) {
+      if (this.templates[i]!.segments.join("/").startsWith(prefix)) this.templates.splice(i, 1);
+    }
+  }
+
+  /** Finds the endpoint for a request, or throws CCF's 404 (unknown path) / 405 (wrong verb). */
+  route(method: string, path: string): RouteMatch {
+    const byMethod = this.exact.get(path);
+    if (byMethod) {
+      const endpoint = byMethod.get(method);
+      if (endpoint) return { endpoint, params: NO_PARAMS };
+      throw methodNotAllowed(method, path, byMethod);
+    }
+    const segments = path.split("/");
+    for (const template of this.templates) {
+      const params = matchTemplate(template.segments, segments);
+      if (!params) continue;
+      const endpoint = template.byMethod.get(method);
+      if (endpoint) return { endpoint, params };
+      throw methodNotAllowed(method, path, template.byMethod);
+    }
+    throw new CocoError(ErrorCodes.ResourceNotFound, `Unknown path: ${path}.`, 404);
+  }
+
+  list(): EndpointDefinition[] {
+    const out: EndpointDefinition[] = [];
+    for (const byMethod of this.exact.values()) out.push(...byMethod.values());
+    for (const template of this.templates) out.push(...template.byMethod.values());
+    return out.sort((a, b) => (a.path === b.path ? a.method.localeCompare(b.method) : a.path.localeCompare(b.path)));
+  }
+}
+
+function methodNotAllowed(method: string, path: string, byMethod: Map<string, EndpointDefinition>): CocoError {
+  const allowed = [...byMethod.keys()].sort().join(", ");
+  return new CocoError(ErrorCodes.UnsupportedHttpVerb,
+    `Allowed methods for '${path}' are: ${allowed}. ${method} is not supported.`, 405);
+}
+
+function matchTemplate(template: readonly string[], segments: readonly string[]): Record<string, string> | undefined {
+  if (template.length !== segments.length) return undefined;
+  let params: Record<string, string> | undefined;
+  for (let i = 0; i < template.length; i++) {
+    const t = template[i]!;
+    const s = segments[i]!;
+    if (t.length > 2 && t.startsWith("{") && t.endsWith("}")) {
+      if (s.length === 0) return undefined;
+      params ??= {};
+      try {
+        params[t.slice(1, -1)] = decodeURIComponent(s);
+      } catch {
+        return undefined;
+      }
+    } else if (t !== s) {
+      return undefined;
+    }
+  }
+  return params ?? {};
+}
+
+/** Parses a query string into a plain object (last value wins), rejecting malformed escapes. */
+export function parseQuery(query: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (query.length === 0) return out;
+  for (const part of query.split("&")) {
+    if (part.length === 0) continue;
+    const eq = part.indexOf("=");
+    const rawKey = eq === -1 ? part : part.slice(0, eq);
+    const rawValue = eq === -1 ? "" : part.slice(eq + 1);
+    try {
+      out[decodeURIComponent(rawKey.replace(/\+/g, " "))] = decodeURIComponent(rawValue.replace(/\+/g, " "));
+    } catch {
+      throw new CocoError(ErrorCodes.InvalidQueryParameterValue, `Malformed percent-encoding in query parameter '${rawKey}'.`, 400);
+    }
+  }
+  return out;
+}

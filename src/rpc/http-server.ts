@@ -1,0 +1,201 @@
+// The node's HTTPS listener: TLS 1.3 with the node certificate, HTTP/1.1 keep-alive (and
+// pipelining), bounded request bodies and connections. It knows nothing of endpoints: it turns
+// each request into an RpcRequest and hands it to a dispatcher, and turns whatever comes back
+// (or whatever is thrown) into an HTTP answer with a CCF-style error body.
+import https from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import { createHash } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { CocoError } from "../util/index.js";
+import { ErrorCodes, errorBody } from "./errors.js";
+
+export interface RpcRequest {
+  readonly method: string;
+  /** Path without the query string, e.g. "/app/log/private". */
+  readonly path: string;
+  /** Raw query string without the leading "?" ("" when absent). */
+  readonly query: string;
+  readonly headers: IncomingMessage["headers"];
+  readonly body: Buffer;
+  /** The TLS client certificate, if the client presented one. */
+  readonly callerCert: CallerCertificate | undefined;
+}
+
+export interface CallerCertificate {
+  readonly der: Buffer;
+  /** Lowercase hex SHA-256 of the DER: CCF's user id / member id. */
+  readonly fingerprint: string;
+}
+
+export interface RpcResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
+export type Dispatcher = (request: RpcRequest) => RpcResponse | Promise<RpcResponse>;
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  certificatePem: string;
+  privateKeyPem: string;
+  /** Largest accepted request body (CCF's `max_body_size`, default 1 MiB). */
+  bodyBytesMax: number;
+  /** Open connections above this are refused (CCF's `max_open_sessions_hard`). */
+  connectionsMax: number;
+  /** Idle keep-alive connections are closed after this long. */
+  keepAliveTimeoutMs: number;
+  onError?: (error: unknown, request: RpcRequest | undefined) => void;
+}
+
+const CALLER_CERT = Symbol("coco.callerCert");
+type SocketWithCert = TLSSocket & { [CALLER_CERT]?: CallerCertificate | null };
+
+/** The client certificate of a TLS connection, computed once per connection and cached. */
+function callerCertificate(socket: SocketWithCert): CallerCertificate | undefined {
+  let cached = socket[CALLER_CERT];
+  if (cached === undefined) {
+    const x509 = socket.getPeerX509Certificate?.();
+    cached = x509 ? { der: x509.raw, fingerprint: createHash("sha256").update(x509.raw).digest("hex") } : null;
+    socket[CALLER_CERT] = cached;
+  }
+  return cached ?? undefined;
+}
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+export function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  const body = errorBody(code, message);
+  res.writeHead(status, { ...JSON_HEADERS, "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export class HttpServer {
+  private readonly server: https.Server;
+
+  constructor(
+    private readonly options: HttpServerOptions,
+    private readonly dispatch: Dispatcher,
+  ) {
+    this.server = https.createServer(
+      {
+        cert: options.certificatePem,
+        key: options.privateKeyPem,
+        minVersion: "TLSv1.3",
+        // Ask every client for a certificate; whether one is required is the endpoint's
+        // authentication policy's decision, checked against the users/members tables.
+        requestCert: true,
+        rejectUnauthorized: false,
+        keepAlive: true,
+        keepAliveTimeout: options.keepAliveTimeoutMs,
+        maxHeaderSize: 16 * 1024,
+        // Timeouts so that a slow or stalled client cannot hold a connection forever.
+        requestTimeout: 30_000,
+        headersTimeout: 10_000,
+      },
+      (req, res) => this.onRequest(req, res),
+    );
+    this.server.maxConnections = options.connectionsMax;
+    this.server.on("clientError", (_error, socket) => {
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      else socket.destroy();
+    });
+    this.server.on("tlsClientError", () => {
+      /* a failed handshake concerns that client only */
+    });
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off("error", reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const declared = req.headers["content-length"];
+    if (declared !== undefined && Number(declared) > this.options.bodyBytesMax) {
+      res.setHeader("connection", "close");
+      sendError(res, 413, ErrorCodes.RequestBodyTooLarge,
+        `Request body of ${declared} bytes exceeds the limit of ${this.options.bodyBytesMax} bytes (rpc_interfaces.*.http_configuration.max_body_size).`);
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let tooLarge = false;
+    req.on("data", (chunk: Buffer) => {
+      if (tooLarge) return;
+      received += chunk.length;
+      if (received > this.options.bodyBytesMax) {
+        tooLarge = true;
+        res.setHeader("connection", "close");
+        sendError(res, 413, ErrorCodes.RequestBodyTooLarge,
+          `Request body exceeds the limit of ${this.options.bodyBytesMax} bytes (rpc_interfaces.*.http_configuration.max_body_size).`);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => {
+      if (tooLarge) return;
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
+      this.handle(req, res, body);
+    });
+    req.on("error", () => res.destroy());
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    let request: RpcRequest | undefined;
+    try {
+      request = {
+        method: req.method ?? "GET",
+        path: q === -1 ? url : url.slice(0, q),
+        query: q === -1 ? "" : url.slice(q + 1),
+        headers: req.headers,
+        body,
+        callerCert: callerCertificate(req.socket as SocketWithCert),
+      };
+      const result = this.dispatch(request);
+      if (result instanceof Promise) {
+        const r = request;
+        result.then((response) => this.send(res, response), (error) => this.fail(res, error, r));
+      } else {
+        this.send(res, result);
+      }
+    } catch (error) {
+      this.fail(res, error, request);
+    }
+  }
+
+  private send(res: ServerResponse, response: RpcResponse): void {
+    const body = response.body ?? "";
+    const headers = response.headers ?? {};
+    headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
+    res.writeHead(response.status, headers);
+    res.end(body);
+  }
+
+  private fail(res: ServerResponse, error: unknown, request: RpcRequest | undefined): void {
+    if (error instanceof CocoError && error.status < 500) {
+      sendError(res, error.status, error.code, error.message);
+      return;
+    }
+    this.options.onError?.(error, request);
+    if (error instanceof CocoError) sendError(res, error.status, error.code, error.message);
+    else sendError(res, 500, ErrorCodes.InternalError, "The node failed to process the request; the failure has been logged.");
+  }
+}

@@ -1,0 +1,150 @@
+// End-to-end: a real node process on loopback. Write, read back, wait for Committed, fetch and
+// verify a receipt (in-process and with the CLI), restart from the ledger, survive SIGKILL, and
+// keep private messages out of every file in the workspace.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { NodeProcess, tempWorkspace, CLI } from "../helpers/node-process.js";
+import { verifyReceipt } from "../../src/client/index.js";
+
+const ws = tempWorkspace();
+let node: NodeProcess;
+
+before(async () => {
+  node = await NodeProcess.sandbox(ws.dir);
+});
+after(async () => {
+  await node?.stop();
+  ws.cleanup();
+});
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...filesUnder(p));
+    else out.push(p);
+  }
+  return out;
+}
+
+const SECRET_MSG = "the-launch-code-is-0451-" + Math.random().toString(36).slice(2);
+const PUBLIC_MSG = "public-announcement-" + Math.random().toString(36).slice(2);
+let privateTxId = "";
+
+test("a private write answers true with a transaction id and reads back", async () => {
+  const w = await node.request("POST", "/app/log/private", { body: JSON.stringify({ id: 7, msg: SECRET_MSG }) });
+  assert.equal(w.status, 200, w.text);
+  assert.equal(w.json(), true);
+  privateTxId = String(w.headers["x-ms-ccf-transaction-id"]);
+  assert.match(privateTxId, /^\d+\.\d+$/);
+  const r = await node.request("GET", "/app/log/private?id=7");
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json(), { msg: SECRET_MSG });
+});
+
+test("a public write reads back and the counts follow writes and deletes", async () => {
+  const w = await node.request("POST", "/app/log/public", { body: JSON.stringify({ id: 1, msg: PUBLIC_MSG }) });
+  assert.equal(w.status, 200, w.text);
+  assert.deepEqual((await node.request("GET", "/app/log/public?id=1")).json(), { msg: PUBLIC_MSG });
+  await node.request("POST", "/app/log/private", { body: JSON.stringify({ id: 8, msg: "eight" }) });
+  assert.equal((await node.request("GET", "/app/log/private/count")).json(), 2);
+  assert.equal((await node.request("DELETE", "/app/log/private?id=8")).json(), true);
+  assert.equal((await node.request("DELETE", "/app/log/private?id=8")).json(), false);
+  assert.equal((await node.request("GET", "/app/log/private/count")).json(), 1);
+  const missing = await node.request("GET", "/app/log/private?id=8");
+  assert.equal(missing.status, 404);
+  assert.equal(missing.json().error.code, "ResourceNotFound");
+});
+
+test("the write becomes Committed and its receipt verifies offline", async () => {
+  await node.waitForStatus(privateTxId);
+  const r = await node.request("GET", `/app/receipt?transaction_id=${privateTxId}`);
+  assert.equal(r.status, 200, r.text);
+  const receipt = r.json();
+  for (const field of ["cert", "node_id", "signature", "proof", "leaf_components"]) assert.ok(field in receipt, field);
+  const serviceCert = readFileSync(join(ws.dir, "service_cert.pem"), "utf8");
+  verifyReceipt(receipt, serviceCert);
+  assert.equal(receipt.leaf_components.commit_evidence.split(":")[1], privateTxId);
+
+  const file = join(ws.dir, "receipt.json");
+  writeFileSync(file, r.text);
+  const ok = spawnSync(process.execPath, [CLI, "receipt", "verify", file, "--service-cert", join(ws.dir, "service_cert.pem")], { encoding: "utf8" });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /Receipt is valid/);
+
+  const tampered = { ...receipt, leaf_components: { ...receipt.leaf_components, write_set_digest: "00".repeat(32) } };
+  writeFileSync(file, JSON.stringify(tampered));
+  const bad = spawnSync(process.execPath, [CLI, "receipt", "verify", file, "--service-cert", join(ws.dir, "service_cert.pem")], { encoding: "utf8" });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /NOT valid/);
+});
+
+test("transaction status distinguishes Unknown and Invalid ids", async () => {
+  const unknown = await node.request("GET", "/node/tx?transaction_id=99.999999", { identity: "none" });
+  assert.equal(unknown.json().status, "Unknown");
+  const [, seqno] = privateTxId.split(".");
+  const wrongView = await node.request("GET", `/node/tx?transaction_id=${Number(privateTxId.split(".")[0]) + 5}.${seqno}`, { identity: "none" });
+  assert.equal(wrongView.json().status, "Unknown");
+  const bad = await node.request("GET", "/node/tx?transaction_id=banana", { identity: "none" });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json().error.code, "InvalidQueryParameterValue");
+});
+
+test("node endpoints describe the service", async () => {
+  const state = (await node.request("GET", "/node/state", { identity: "none" })).json();
+  assert.equal(state.state, "PartOfNetwork");
+  const network = (await node.request("GET", "/node/network", { identity: "none" })).json();
+  assert.equal(network.service_certificate.trim(), readFileSync(join(ws.dir, "service_cert.pem"), "utf8").trim());
+  assert.equal(network.service_status, "Open");
+  const version = (await node.request("GET", "/node/version", { identity: "none" })).json();
+  assert.match(version.ccf_version, /coco/);
+  const commit = (await node.request("GET", "/node/commit", { identity: "none" })).json();
+  assert.match(commit.transaction_id, /^\d+\.\d+$/);
+});
+
+test("the private message never reaches disk in plaintext; the public one does", async () => {
+  await node.waitForStatus(privateTxId);
+  let foundPublic = false;
+  for (const file of filesUnder(ws.dir)) {
+    const bytes = readFileSync(file);
+    assert.equal(bytes.indexOf(SECRET_MSG), -1, `private message found in plaintext in ${file}`);
+    if (bytes.indexOf(PUBLIC_MSG) !== -1) foundPublic = true;
+  }
+  assert.ok(foundPublic, "the public message should be in the ledger in plaintext (sanity check of the scan)");
+});
+
+test("a clean restart rebuilds every message from the ledger", async () => {
+  const w = await node.request("POST", "/app/log/private", { body: JSON.stringify({ id: 9, msg: "before restart" }) });
+  const txid = String(w.headers["x-ms-ccf-transaction-id"]);
+  assert.equal(await node.stop("SIGINT"), 0);
+  node = await NodeProcess.sandbox(ws.dir);
+  assert.deepEqual((await node.request("GET", "/app/log/private?id=7")).json(), { msg: SECRET_MSG });
+  assert.deepEqual((await node.request("GET", "/app/log/private?id=9")).json(), { msg: "before restart" });
+  assert.deepEqual((await node.request("GET", "/app/log/public?id=1")).json(), { msg: PUBLIC_MSG });
+  assert.equal((await node.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" })).json().status, "Committed");
+  const receipt = await node.request("GET", `/app/receipt?transaction_id=${privateTxId}`);
+  assert.equal(receipt.status, 200, receipt.text);
+  verifyReceipt(receipt.json(), readFileSync(join(ws.dir, "service_cert.pem"), "utf8"));
+});
+
+test("SIGKILL loses no committed transaction", async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const w = await node.request("POST", "/app/log/private", { body: JSON.stringify({ id: 1000 + i, msg: `crash-${i}` }) });
+    ids.push(String(w.headers["x-ms-ccf-transaction-id"]));
+  }
+  await node.waitForStatus(ids[ids.length - 1]!);
+  await node.stop("SIGKILL");
+  node = await NodeProcess.sandbox(ws.dir);
+  for (let i = 0; i < 200; i += 17) {
+    assert.deepEqual((await node.request("GET", `/app/log/private?id=${1000 + i}`)).json(), { msg: `crash-${i}` });
+  }
+  assert.equal((await node.request("GET", `/node/tx?transaction_id=${ids[199]}`, { identity: "none" })).json().status, "Committed");
+  // A new view after every restart: new writes never reuse an old transaction id.
+  const w = await node.request("POST", "/app/log/private", { body: JSON.stringify({ id: 5, msg: "after crash" }) });
+  const [view] = String(w.headers["x-ms-ccf-transaction-id"]).split(".");
+  assert.ok(Number(view) > Number(ids[0]!.split(".")[0]));
+});

@@ -1,0 +1,127 @@
+// Test helper: runs a real Coco node process (`coco sandbox` or `coco node start`) on loopback
+// and talks HTTPS to it with the workspace's identities.
+import { spawn, type ChildProcess } from "node:child_process";
+import https from "node:https";
+import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { tmpdir } from "node:os";
+
+export const CLI = resolve("dist/src/cli/main.js");
+
+export interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: () => any;
+}
+
+export type Identity = "user0" | "member0" | "none" | { cert: string; key: string };
+
+export class NodeProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly workspace: string,
+    readonly port: number,
+    readonly output: () => string,
+  ) {}
+
+  static async sandbox(workspace: string, extraArgs: string[] = []): Promise<NodeProcess> {
+    return NodeProcess.spawn(workspace, [CLI, "sandbox", "--workspace", workspace, "--port", "0", ...extraArgs]);
+  }
+
+  static async nodeStart(workspace: string, configFile: string): Promise<NodeProcess> {
+    return NodeProcess.spawn(workspace, [CLI, "node", "start", "--config", configFile]);
+  }
+
+  private static spawn(workspace: string, args: string[]): Promise<NodeProcess> {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    return new Promise((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`node did not start within 30 s:\n${out}`)), 30_000);
+      const check = () => {
+        const sandboxMatch = /running at https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+        const nodeMatch = /"address":"127\.0\.0\.1:(\d+)"/.exec(out);
+        const match = sandboxMatch ?? nodeMatch;
+        if (match) {
+          clearTimeout(timer);
+          child.stdout!.off("data", check);
+          resolvePromise(new NodeProcess(child, workspace, Number(match[1]), () => out));
+        }
+      };
+      child.stdout!.on("data", check);
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`node exited with ${code} before serving:\n${out}`));
+      });
+    });
+  }
+
+  private agents = new Map<string, https.Agent>();
+
+  private agent(identity: Identity): https.Agent {
+    const key = typeof identity === "string" ? identity : identity.cert;
+    let agent = this.agents.get(key);
+    if (!agent) {
+      const ca = readFileSync(join(this.workspace, "service_cert.pem"));
+      const creds = identity === "none" ? {}
+        : typeof identity === "string"
+          ? { cert: readFileSync(join(this.workspace, `${identity}_cert.pem`)), key: readFileSync(join(this.workspace, `${identity}_privk.pem`)) }
+          : { cert: identity.cert, key: identity.key };
+      agent = new https.Agent({ keepAlive: true, ca, ...creds, maxSockets: 8 });
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  request(method: string, path: string, options: { body?: string | Buffer; identity?: Identity; headers?: Record<string, string> } = {}): Promise<Response> {
+    const identity = options.identity ?? "user0";
+    return new Promise((resolvePromise, reject) => {
+      const req = https.request({
+        host: "127.0.0.1", port: this.port, method, path, agent: this.agent(identity), servername: "localhost",
+        headers: { ...(options.body !== undefined ? { "content-type": "application/json" } : {}), ...options.headers },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+        });
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(options.body);
+    });
+  }
+
+  /** Polls /node/tx until the transaction reaches `want` (or fails after timeoutMs). */
+  async waitForStatus(txid: string, want = "Committed", timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" });
+      if (r.json().status === want) return;
+      if (Date.now() > deadline) throw new Error(`transaction ${txid} did not become ${want}: last ${r.text}`);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  }
+
+  closeAgents(): void {
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+  }
+
+  /** Clean stop (SIGINT), as Ctrl-C in the sandbox. */
+  async stop(signal: NodeJS.Signals = "SIGINT"): Promise<number | null> {
+    this.closeAgents();
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    const exited = new Promise<number | null>((res) => this.child.once("exit", (code) => res(code)));
+    this.child.kill(signal);
+    return exited;
+  }
+}
+
+export function tempWorkspace(prefix = "coco-test-"): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
