@@ -32,7 +32,7 @@ Options:
   --nodes <n>           number of nodes (only 1 is supported for now)
   --app <name>          app under test (only logging for now)
   --out <file>          JSON output (default bench/results/<timestamp>.json)
-  --poll-interval <ms>  /node/commit polling interval (default 1)
+  --poll-interval <ms>  interval of pipelined GET /node/commit polls (default 2)
   --no-autocannon       skip the autocannon phases
   --help                this text
 See docs/benchmarks.md for what each figure means.`;
@@ -95,7 +95,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
     nodes,
     app,
     out: v.out ?? `bench/results/${new Date().toISOString().replace(/[:.]/g, "-")}.json`,
-    pollIntervalMs: positiveNumber("poll-interval", v["poll-interval"], 1, false),
+    pollIntervalMs: positiveNumber("poll-interval", v["poll-interval"], 2, false),
     autocannon: !(v["no-autocannon"] ?? false),
   };
 }

@@ -58,7 +58,7 @@ export async function runAutocannon(options: {
   const statusCodes: Record<string, number> = {};
   for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = Number(stat.count);
   return {
-    requestsPerSecond: result.requests.total / result.duration,
+    requestsPerSecond: Math.round((10 * result.requests.total) / result.duration) / 10,
     requestsTotal: result.requests.total,
     durationSeconds: result.duration,
     latencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max, mean: result.latency.average },

@@ -76,8 +76,9 @@ export function summariseCpuProfile(path: string, top = 25): ProfileSummary {
       idleUs += deltaUs;
       continue;
     }
-    const where = shortFile(frame.url);
-    add(fn, `${frame.functionName || "(anonymous)"} ${where}${frame.url ? `:${frame.lineNumber + 1}` : ""}`, deltaUs);
+    const where = frame.url === "" && frame.functionName.startsWith("(") ? frame.functionName : shortFile(frame.url);
+    const name = frame.functionName || "(anonymous)";
+    add(fn, where === name ? name : `${name} ${where}${frame.url ? `:${frame.lineNumber + 1}` : ""}`, deltaUs);
     add(file, where, deltaUs);
     add(layer, layerOf(frame.url, frame.functionName), deltaUs);
   }

@@ -192,7 +192,8 @@ async function main(): Promise<number> {
       halfLoadP99GoalMet: halfP99 === null ? null : halfP99 < P99_GOAL_MS,
       nodeCpuPercent: full?.node.cpuPercent ?? null,
       nodeCpuMicrosecondsPerCommittedTx: full?.node.cpuMicrosecondsPerCommittedTx ?? null,
-      nodePeakRssMiB: full ? Math.max(full.node.peakRssMiB, half?.node.peakRssMiB ?? 0) : null,
+      // VmHWM is the peak over the node's life so far: the last phase's sample is the peak of the run.
+      nodePeakRssMiB: full ? Math.max(full.node.peakRssMiB, half?.node.peakRssMiB ?? 0, nodeAc?.server.peakRssMiB ?? 0) : null,
       autocannonNodeRequestsPerSecond: nodeAc?.requestsPerSecond ?? null,
       autocannonEchoRequestsPerSecond: (echoAutocannon?.["requestsPerSecond"] as number | undefined) ?? null,
       autocannonRatioNodeToEcho: acRatio,

@@ -6,12 +6,12 @@ export { Transaction } from "./transaction.js";
 export { ConflictError } from "./errors.js";
 export {
   serialiseWriteSet,
-  deserialiseDomain,
   writeSetFormatVersion,
   type WriteSet,
   type MapWrites,
   type KeyWrite,
   type DomainWrites,
 } from "./write-set.js";
+export { deserialiseDomain, type Domain } from "./write-set-decode.js";
 export { snapshotFormatVersion } from "./snapshot.js";
 export { keyToString, keyFromString, isPublicMapName } from "./keys.js";

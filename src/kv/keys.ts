@@ -2,6 +2,8 @@
 // string has one UTF-16 code unit per byte, so the conversion is cheap, reversible, and
 // ordinary string comparison (`<`) is exactly bytewise comparison of the keys.
 
+import { CocoError } from "../util/errors.js";
+
 // Node's undocumented-but-stable fast path behind buf.toString("latin1"); ~20% cheaper
 // because it skips encoding-name dispatch. Not in @types/node, hence the cast.
 type Latin1Sliceable = Buffer & { latin1Slice(start: number, end: number): string };
@@ -9,11 +11,17 @@ type Latin1Sliceable = Buffer & { latin1Slice(start: number, end: number): strin
 /** Converts key bytes to the store's internal latin1 string form (measured ~55 ns for 10 bytes). */
 export function keyToString(key: Uint8Array): string {
   if (Buffer.isBuffer(key)) return (key as Latin1Sliceable).latin1Slice(0, key.length);
+  if (!(key instanceof Uint8Array)) throw new CocoError("InvalidInput", "KV keys must be bytes (Uint8Array or Buffer)", 400);
   // Wrapping a plain Uint8Array in a Buffer view costs ~100 ns; for short keys building
   // the string from the code units directly is cheaper.
   if (key.length <= 64) return String.fromCharCode.apply(null, key as unknown as number[]);
   const view = Buffer.from(key.buffer, key.byteOffset, key.byteLength) as Latin1Sliceable;
   return view.latin1Slice(0, key.byteLength);
+}
+
+/** The latin1 key string of buf[start, end), without creating a Buffer view. */
+export function keyStringAt(buf: Buffer, start: number, end: number): string {
+  return (buf as Latin1Sliceable).latin1Slice(start, end);
 }
 
 /** Converts an internal latin1 key string back to its bytes (a fresh Buffer). */

@@ -8,7 +8,8 @@ import { compareMapNames, isPublicMapName, keyFromString, keyToString, compareKe
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import type { CommittedState, Entry, MapState } from "./state.js";
 import { Transaction, type PendingMapWrites } from "./transaction.js";
-import { deserialiseDomain, type KeyWrite, type MapWrites, type WriteSet } from "./write-set.js";
+import { decodeDomainForApply } from "./write-set-decode.js";
+import type { KeyWrite, MapWrites, WriteSet } from "./write-set.js";
 
 export type WriteObserver = (seqno: number, writes: ReadonlyMap<string, Buffer | null>) => void;
 export type RollbackObserver = (version: number) => void;
@@ -81,19 +82,18 @@ export class Store implements CommittedState {
   applySerialised(seqno: number, publicDomain: Uint8Array, privateDomain: Uint8Array): void {
     assert(seqno === this.version + 1, `apply at seqno ${seqno} but current version is ${this.version}`);
     // Decode both domains fully before touching state: a malformed entry changes nothing.
-    const decoded = [...deserialiseDomain(publicDomain, "public").maps, ...deserialiseDomain(privateDomain, "private").maps];
-    decoded.sort((a, b) => compareMapNames(a.name, b.name));
-    const pending: PendingMapWrites[] = decoded.map((m) => {
-      const writes = new Map<string, Buffer | null>();
-      // Copy values: the decoded views would otherwise keep whole ledger entries alive.
-      for (const [key, value] of m.writes) writes.set(keyToString(key), value === null ? null : Buffer.from(value));
-      return { name: m.name, writes };
-    });
+    const pending: PendingMapWrites[] = [];
+    decodeDomainForApply(publicDomain, "public", pending);
+    const publicMapCount = pending.length;
+    decodeDomainForApply(privateDomain, "private", pending);
+    // Each domain is sorted; merge only when both contribute (rare: most entries are one map).
+    if (publicMapCount > 0 && pending.length > publicMapCount) pending.sort((a, b) => compareMapNames(a.name, b.name));
     this.applyPending(seqno, pending);
   }
 
   /** Undoes every write transaction with seqno > version; version must not precede compact(). */
   rollback(version: number): void {
+    assert(Number.isSafeInteger(version), `rollback version ${version} is not an integer`);
     assert(version <= this.version, `rollback to ${version} beyond current version ${this.version}`);
     assert(version >= this.compactedVersion, `rollback to ${version} but seqnos up to ${this.compactedVersion} are compacted`);
     if (version === this.version) return;
@@ -108,6 +108,7 @@ export class Store implements CommittedState {
 
   /** Drops undo information for seqnos <= version: they are committed and never roll back. */
   compact(version: number): void {
+    assert(Number.isSafeInteger(version), `compact version ${version} is not an integer`);
     assert(version <= this.version, `compact to ${version} beyond current version ${this.version}`);
     if (version <= this.compactedVersion) return;
     this.undoLog.splice(0, version - this.compactedVersion);

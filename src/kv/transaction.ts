@@ -62,7 +62,10 @@ export class Transaction {
   set(map: string, key: Uint8Array, value: Uint8Array): void {
     this.assertOpen();
     if (!(value instanceof Uint8Array)) throw new CocoError("InvalidInput", "KV values must be bytes", 400);
-    this.writesOf(this.txMap(map)).set(keyToString(key), Buffer.from(value));
+    // Copy into the Buffer pool (~60 ns for 100 bytes); the caller may reuse its buffer.
+    const copy = Buffer.allocUnsafe(value.length);
+    copy.set(value);
+    this.writesOf(this.txMap(map)).set(keyToString(key), copy);
   }
 
   /**

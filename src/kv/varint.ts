@@ -74,6 +74,14 @@ export class ByteReader {
     return n;
   }
 
+  /** Skips the next n bytes; returns their start offset (avoids creating a view). */
+  skip(n: number): number {
+    if (n > this.remaining) this.fail("unexpected end of input");
+    const start = this.offset;
+    this.offset += n;
+    return start;
+  }
+
   /** A view (no copy) of the next n bytes. */
   bytes(n: number): Buffer {
     if (n > this.remaining) this.fail("unexpected end of input");

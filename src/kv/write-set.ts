@@ -12,8 +12,8 @@
 // increasing bytewise order within a map; MapCount and WriteCount are at least 1. A domain
 // with no maps is the empty byte string (no format byte), so most private domains cost nothing.
 
-import { isPublicMapName, mapNameBytes } from "./keys.js";
-import { ByteReader, varintLength, writeVarint } from "./varint.js";
+import { mapNameBytes } from "./keys.js";
+import { varintLength, writeVarint } from "./varint.js";
 
 /** One key's write: a value, or null for a deletion. */
 export type KeyWrite = readonly [key: Buffer, value: Buffer | null];
@@ -37,7 +37,8 @@ export interface DomainWrites {
 }
 
 export const writeSetFormatVersion = 1;
-const invalidEntry = "InvalidLedgerEntry";
+/** Shared: a zero-length Buffer has no bytes anyone could mutate. */
+const emptyDomain = Buffer.alloc(0);
 
 /** Encodes a write set into its two ledger domains. */
 export function serialiseWriteSet(writeSet: WriteSet): { publicDomain: Buffer; privateDomain: Buffer } {
@@ -59,7 +60,7 @@ function serialiseDomain(maps: readonly MapWrites[], isPublic: boolean): Buffer 
       total += value === null ? 1 : varintLength(value.length + 1) + value.length;
     }
   }
-  if (total === 0) return Buffer.alloc(0);
+  if (total === 0) return emptyDomain;
   let mapCount = 0;
   for (const map of maps) if (map.isPublic === isPublic) mapCount++;
   total += 1 + varintLength(mapCount);
@@ -86,62 +87,4 @@ function serialiseDomain(maps: readonly MapWrites[], isPublic: boolean): Buffer 
   }
   if (offset !== total) throw new Error(`assertion failed: serialised ${offset} of ${total} bytes`);
   return out;
-}
-
-/**
- * Decodes one domain, validating everything (format, bounds, canonical order, map names in
- * the expected domain when `domain` is given). Keys and values are views into `buf`: copy them
- * to keep them beyond `buf`'s lifetime. Throws CocoError "InvalidLedgerEntry" on any defect.
- */
-export function deserialiseDomain(buf: Uint8Array, domain?: "public" | "private"): DomainWrites {
-  const bytes = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (bytes.length === 0) return { maps: [] };
-  const reader = new ByteReader(bytes, invalidEntry);
-  const format = reader.u8();
-  if (format !== writeSetFormatVersion) reader.fail(`unknown write set format ${format}`);
-  const mapCount = reader.length(3); // a map needs at least name, count and one write
-  if (mapCount === 0) reader.fail("a non-empty domain must hold at least one map");
-  const maps: MapWrites[] = [];
-  let previousName: Buffer | undefined;
-  for (let m = 0; m < mapCount; m++) {
-    const nameBytes = reader.bytes(reader.length());
-    if (previousName !== undefined && Buffer.compare(previousName, nameBytes) >= 0) {
-      reader.fail("map names are not in strictly increasing order");
-    }
-    previousName = nameBytes;
-    const name = decodeMapName(reader, nameBytes);
-    const isPublic = isPublicMapName(name);
-    if (domain !== undefined && isPublic !== (domain === "public")) {
-      reader.fail(`map ${JSON.stringify(name)} does not belong in the ${domain} domain`);
-    }
-    maps.push({ name, isPublic, writes: readWrites(reader) });
-  }
-  if (reader.remaining !== 0) reader.fail("trailing bytes after the last map");
-  return { maps };
-}
-
-function decodeMapName(reader: ByteReader, nameBytes: Buffer): string {
-  if (nameBytes.length === 0) reader.fail("empty map name");
-  const name = nameBytes.toString("utf8");
-  // Invalid UTF-8 decodes to U+FFFD, so re-encoding differs: rejects non-canonical names.
-  if (!mapNameBytes(name).equals(nameBytes)) reader.fail("map name is not valid UTF-8");
-  return name;
-}
-
-function readWrites(reader: ByteReader): KeyWrite[] {
-  const writeCount = reader.length(2); // a write needs at least a key length and a value tag
-  if (writeCount === 0) reader.fail("a map in a write set must hold at least one write");
-  const writes: KeyWrite[] = new Array(writeCount);
-  let previousKey: Buffer | undefined;
-  for (let w = 0; w < writeCount; w++) {
-    const key = reader.bytes(reader.length());
-    if (previousKey !== undefined && Buffer.compare(previousKey, key) >= 0) {
-      reader.fail("keys are not in strictly increasing order");
-    }
-    previousKey = key;
-    const valueTag = reader.varint();
-    const value = valueTag === 0 ? null : reader.bytes(valueTag - 1);
-    writes[w] = [key, value];
-  }
-  return writes;
 }

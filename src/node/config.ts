@@ -124,7 +124,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
   }
   const members = file.command.start?.members ?? [];
   if (members.length === 0) throw invalid("command.start.members", "a new service needs at least one member certificate");
-  const sans = file.node_certificate?.subject_alt_names ?? ["iPAddress:127.0.0.1"];
+  const sans = file.node_certificate?.subject_alt_names ?? ["iPAddress:127.0.0.1", "dNSName:localhost"];
   const ipAddresses: string[] = [];
   const dnsNames: string[] = [];
   for (const san of sans) {

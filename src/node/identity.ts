@@ -6,7 +6,7 @@
 // real TEE the sealing key comes from the hardware instead (platform layer, later).
 import { existsSync, readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
 import { join, dirname } from "node:path";
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import {
   AesGcmKey, createNodeCertificate, createServiceCertificate, generateEcP384KeyPair,
   hkdfSha256, nodeIdFromPublicKey, randomBytes, type KeyPairPem,
@@ -70,7 +70,7 @@ export async function loadOrCreateIdentity(config: ResolvedConfig, ledgerHasEntr
   const sealedFile = join(config.workspace, SEALED_FILE);
   if (existsSync(keyFile) && existsSync(sealedFile)) {
     const privateKeyPem = readFileSync(keyFile, "utf8");
-    const publicKeyPem = createPrivateKey(privateKeyPem).export({ format: "pem", type: "spki" }).toString();
+    const publicKeyPem = createPublicKey(privateKeyPem).export({ format: "pem", type: "spki" }).toString();
     const nodeKeys = { privateKeyPem, publicKeyPem };
     const secrets = unseal(sealedFile, nodeKeys);
     if (!existsSync(config.serviceCertificateFile)) {

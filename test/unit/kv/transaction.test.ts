@@ -181,3 +181,23 @@ test("commit returns the write set with maps sorted by name and their domain", (
     [["public:a", true, ["k"]], ["z", false, ["k1", "k2"]]],
   );
 });
+
+test("a key that is not bytes is rejected with InvalidInput", () => {
+  const tx = new Store().begin();
+  assert.throws(() => tx.get("m", "k" as unknown as Uint8Array), { code: "InvalidInput" });
+});
+
+test("mapNames lists every written map in sorted order, including maps emptied by deletes", () => {
+  const store = new Store();
+  put(store, "z", "k", "v");
+  put(store, "public:a", "k", "v");
+  commitWith(store, (tx) => tx.delete("z", b("k")));
+  assert.deepEqual(store.mapNames(), ["public:a", "z"]);
+});
+
+test("a snapshot taken after a large seqno restores that seqno", () => {
+  const store = Store.fromSnapshot(Buffer.from([1, 0x80, 0x80, 0x80, 0x80, 0x10, 0]));
+  assert.equal(store.currentVersion, 2 ** 32);
+  put(store, "m", "k", "v");
+  assert.equal(Store.fromSnapshot(store.snapshot()).begin().getVersionOfPreviousWrite("m", b("k")), 2 ** 32 + 1);
+});
