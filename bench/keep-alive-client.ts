@@ -37,11 +37,21 @@ export class KeepAliveClient {
   }
 
   /** GETs `path` and parses the body as JSON (`json` is null when the body is not JSON). */
-  async get(path: string): Promise<JsonResponse> {
+  async get(path: string, timeoutMs = 10_000): Promise<JsonResponse> {
     if (this.closedError !== null) throw this.closedError;
     if (this.pending !== null) throw new Error("KeepAliveClient sends one request at a time");
     const response = await new Promise<ParsedResponse>((resolve, reject) => {
-      this.pending = { resolve, reject };
+      const timer = setTimeout(() => this.fail(new Error(`GET ${path} got no answer within ${timeoutMs} ms`)), timeoutMs);
+      this.pending = {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
       this.socket.write(`GET ${path} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n\r\n`);
     });
     const text = response.body.toString("utf8");

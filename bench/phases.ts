@@ -10,7 +10,9 @@ import { round, summariseLatencyMs, type LatencySummaryMs } from "./stats.js";
 import type { RunningServer } from "./servers.js";
 
 export const WRITE_PATH = "/app/log/private";
-const COMMIT_WAIT_MS_MAX = 10_000;
+const COMMIT_WAIT_MS_MAX = 5_000;
+const DRAIN_MS_MAX = 5_000;
+const HEALTH_TIMEOUT_MS = 5_000;
 const CROSS_CHECK_SAMPLE = 20;
 
 export interface LoadShape {
@@ -42,6 +44,8 @@ function clientFigures(load: LoadResult, windowSeconds: number) {
   return {
     sent: load.sent,
     answered: load.answered,
+    /** Requests never answered (lost with a connection, or still in flight when the drain gave up). */
+    unanswered: load.sent - load.answered,
     statusCounts: load.statusCounts,
     connectionErrors: load.connectionErrors,
     firstErrorBody: load.firstErrorBody,
@@ -129,6 +133,7 @@ export async function measureNodeWrites(server: RunningServer, shape: LoadShape,
       warmupMs: shape.warmupSeconds * 1000,
       durationMs: shape.durationSeconds * 1000,
       ...(rateTarget === undefined ? {} : { rateTarget }),
+      drainMsMax: DRAIN_MS_MAX,
       firstId: Math.floor(Math.random() * 1e9),
       onWindowStart: () => {
         before = sampleProcessTree(server.child.pid);
@@ -272,4 +277,21 @@ export async function measureAutocannon(server: RunningServer, shape: LoadShape,
   await new Promise((r) => setTimeout(r, 1_000)); // let the last signature commit
   const advance = (await commitSeqno()) - commitBefore;
   return { ...phase, commitSeqnoAdvance: advance, commitSeqnoAdvancePerSecond: round(advance / figures.durationSeconds, 1) };
+}
+
+/**
+ * Throws when the server does not answer `GET path` within a few seconds: a wedged server
+ * must end its phases rather than silently skew the next ones (it may still burn CPU).
+ */
+export async function checkResponsive(server: RunningServer, path: string): Promise<void> {
+  let client: KeepAliveClient | null = null;
+  try {
+    client = await KeepAliveClient.connect(server.target, HEALTH_TIMEOUT_MS);
+    const r = await client.get(path, HEALTH_TIMEOUT_MS);
+    if (r.status !== 200) throw new Error(`answered ${r.status}: ${r.text.slice(0, 200)}`);
+  } catch (error) {
+    throw new Error(`The server stopped answering (GET ${path}: ${(error as Error).message}); later phases on it are skipped.`);
+  } finally {
+    client?.close();
+  }
 }

@@ -8,7 +8,7 @@ import { HELP, parseBenchArgs, UsageError, type BenchOptions } from "./args.js";
 import { makeP384Certificate } from "./certs.js";
 import { stopAll, stopChild } from "./child-processes.js";
 import { summariseCpuProfile, type ProfileSummary } from "./cpu-profile-summary.js";
-import { measureAutocannon, measureEcho, measureNodeWrites, WRITE_PATH, type LoadShape } from "./phases.js";
+import { checkResponsive, measureAutocannon, measureEcho, measureNodeWrites, WRITE_PATH, type LoadShape } from "./phases.js";
 import { fmt, latency, printSection, progress, type Row } from "./report.js";
 import { startEchoServer, startNode, type RunningServer } from "./servers.js";
 import { round } from "./stats.js";
@@ -16,61 +16,110 @@ import { round } from "./stats.js";
 const RATIO_GOAL = 0.75;
 const P99_GOAL_MS = 50;
 
-type Phase = Record<string, unknown>;
+type EchoFigures = Awaited<ReturnType<typeof measureEcho>>;
+type NodeFigures = Awaited<ReturnType<typeof measureNodeWrites>>;
+type AutocannonFigures = Awaited<ReturnType<typeof measureAutocannon>>;
 
-async function runEchoPhases(options: BenchOptions, shape: LoadShape, tempDir: string) {
-  const serverCert = makeP384Certificate(tempDir, "echo_server");
-  const clientCert = makeP384Certificate(tempDir, "echo_client");
-  progress("starting the HTTPS echo server");
-  const echo = await startEchoServer(serverCert, clientCert);
-  try {
-    progress(`echo, pipelined client: ${shape.connections} connections × ${shape.depth} in flight, ${shape.warmupSeconds} s warm-up + ${shape.durationSeconds} s`);
-    const pipelined = await measureEcho(echo, shape);
-    progress(`  ${fmt(pipelined.responsesPerSecond)} responses/s`);
-    let autocannon: Phase | null = null;
-    if (options.autocannon) {
-      progress(`echo, autocannon: ${shape.durationSeconds} s`);
-      autocannon = { ...(await measureAutocannon(echo, shape, false)) };
-      progress(`  ${fmt(autocannon["requestsPerSecond"] as number)} requests/s`);
-    }
-    return { pipelined, autocannon };
-  } finally {
-    await stopChild(echo.child);
-  }
+interface PhaseResults {
+  echo: { pipelinedBefore?: EchoFigures; pipelinedAfter?: EchoFigures; autocannon?: AutocannonFigures; error?: string };
+  node: { fullLoad?: NodeFigures; halfLoad?: NodeFigures; autocannon?: AutocannonFigures; error?: string; exit?: string };
 }
 
-async function runNodePhases(options: BenchOptions, shape: LoadShape, workspace: string, profileDir: string | undefined) {
-  progress(`starting a Coco node (sandbox, durability ${options.durability}${profileDir ? ", --cpu-prof" : ""})`);
-  const node: RunningServer = await startNode({ workspace, durability: options.durability, ...(profileDir ? { profileDir } : {}) });
-  const out: { fullLoad?: Phase; halfLoad?: Phase; autocannon?: Phase; error?: string; exit?: string } = {};
+function describe(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+/**
+ * Both servers run side by side (an idle server costs nothing) so that the echo runs can
+ * bracket the node's full-load run in time: on a noisy machine the ratio then compares
+ * like with like. Order: echo, node full load, echo, node half load, autocannon on both.
+ */
+async function runPhases(options: BenchOptions, shape: LoadShape, tempDir: string, profileDir: string | undefined): Promise<PhaseResults> {
+  const results: PhaseResults = { echo: {}, node: {} };
+  let echo: RunningServer | null = null;
+  let node: RunningServer | null = null;
   try {
-    progress(`node, pipelined client at full load: ${shape.connections} × ${shape.depth}, ${shape.warmupSeconds} s + ${shape.durationSeconds} s`);
-    const full = await measureNodeWrites(node, shape, options.pollIntervalMs);
-    out.fullLoad = full;
-    progress(`  ${fmt(full.committedPerSecond)} committed tx/s; commit latency ${latency(full.commitLatencyMs)}`);
-    const halfRate = full.committedPerSecond / 2;
+    try {
+      progress("starting the HTTPS echo server");
+      echo = await startEchoServer(makeP384Certificate(tempDir, "echo_server"), makeP384Certificate(tempDir, "echo_client"));
+    } catch (error) {
+      results.echo.error = describe(error);
+      progress(`echo server failed: ${(error as Error).message}`);
+    }
+    try {
+      progress(`starting a Coco node (sandbox, durability ${options.durability}${profileDir ? ", --cpu-prof" : ""})`);
+      const workspace = join(tempDir, "node-workspace");
+      mkdirSync(workspace);
+      node = await startNode({ workspace, durability: options.durability, ...(profileDir ? { profileDir } : {}) });
+    } catch (error) {
+      results.node.error = describe(error);
+      progress(`node failed to start: ${(error as Error).message}`);
+    }
+    const load = `${shape.connections} connections × ${shape.depth} in flight, ${shape.warmupSeconds} s warm-up + ${shape.durationSeconds} s`;
+    const echoPhase = async (name: string, run: (server: RunningServer) => Promise<void>): Promise<void> => {
+      if (echo === null || results.echo.error !== undefined) return;
+      progress(name);
+      try {
+        await run(echo);
+      } catch (error) {
+        results.echo.error = describe(error);
+        progress(`echo phase failed: ${(error as Error).message}`);
+      }
+    };
+    const nodePhase = async (name: string, run: (server: RunningServer) => Promise<void>): Promise<void> => {
+      if (node === null || results.node.error !== undefined) return;
+      progress(name);
+      try {
+        await run(node);
+        await checkResponsive(node, "/node/state");
+      } catch (error) {
+        results.node.error = describe(error);
+        progress(`node phase failed: ${(error as Error).message}`);
+        // Stop it now: a wedged node may keep a core busy and skew the echo phases.
+        progress("stopping the node (SIGINT)");
+        results.node.exit = await stopChild(node.child, 5_000);
+      }
+    };
+
+    await echoPhase(`echo, pipelined client: ${load}`, async (server) => {
+      const r = (results.echo.pipelinedBefore = await measureEcho(server, shape));
+      progress(`  ${fmt(r.responsesPerSecond)} responses/s`);
+    });
+    await nodePhase(`node, pipelined client at full load: ${load}`, async (server) => {
+      const r = (results.node.fullLoad = await measureNodeWrites(server, shape, options.pollIntervalMs));
+      progress(`  ${fmt(r.committedPerSecond)} committed tx/s; commit latency ${latency(r.commitLatencyMs)}`);
+    });
+    await echoPhase("echo again, pipelined client (brackets the node's run in time)", async (server) => {
+      const r = (results.echo.pipelinedAfter = await measureEcho(server, shape));
+      progress(`  ${fmt(r.responsesPerSecond)} responses/s`);
+    });
+    const halfRate = (results.node.fullLoad?.committedPerSecond ?? 0) / 2;
     if (halfRate > 0) {
-      progress(`node, rate-limited at half load: ${fmt(halfRate)} writes/s`);
-      const half = await measureNodeWrites(node, shape, options.pollIntervalMs, halfRate);
-      out.halfLoad = half;
-      progress(`  ${fmt(half.committedPerSecond)} committed tx/s; commit latency ${latency(half.commitLatencyMs)}`);
-    } else {
-      progress("  no write committed at full load: skipping the half-load phase");
+      await nodePhase(`node, rate-limited at half load: ${fmt(halfRate)} writes/s`, async (server) => {
+        const r = (results.node.halfLoad = await measureNodeWrites(server, shape, options.pollIntervalMs, halfRate));
+        progress(`  ${fmt(r.committedPerSecond)} committed tx/s; commit latency ${latency(r.commitLatencyMs)}`);
+      });
+    } else if (node !== null && results.node.error === undefined) {
+      progress("no write committed at full load: skipping the half-load phase");
     }
     if (options.autocannon) {
-      progress(`node, autocannon: ${shape.durationSeconds} s`);
-      const ac = await measureAutocannon(node, shape, true);
-      out.autocannon = { ...ac };
-      progress(`  ${fmt(ac.requestsPerSecond)} requests/s, commit advanced ${fmt(ac.commitSeqnoAdvancePerSecond)}/s`);
+      await echoPhase(`echo, autocannon: ${shape.durationSeconds} s`, async (server) => {
+        const r = (results.echo.autocannon = await measureAutocannon(server, shape, false));
+        progress(`  ${fmt(r.requestsPerSecond)} requests/s`);
+      });
+      await nodePhase(`node, autocannon: ${shape.durationSeconds} s`, async (server) => {
+        const r = (results.node.autocannon = await measureAutocannon(server, shape, true));
+        progress(`  ${fmt(r.requestsPerSecond)} requests/s, commit advanced ${fmt(r.commitSeqnoAdvancePerSecond)}/s`);
+      });
     }
-  } catch (error) {
-    out.error = (error as Error).stack ?? String(error);
-    progress(`node phase failed: ${(error as Error).message}`);
   } finally {
-    progress("stopping the node (SIGINT)");
-    out.exit = await stopChild(node.child);
+    if (node !== null && results.node.exit === undefined) {
+      progress("stopping the node (SIGINT)");
+      results.node.exit = await stopChild(node.child);
+    }
+    if (echo !== null) await stopChild(echo.child);
   }
-  return out;
+  return results;
 }
 
 function findProfiles(dir: string): string[] {
@@ -126,22 +175,7 @@ async function main(): Promise<number> {
   const machine = machineInfo();
   progress(`${machine.cores} cores (${machine.cpuModel}), node ${machine.nodeVersion}; results → ${outPath}`);
 
-  let echo: Awaited<ReturnType<typeof runEchoPhases>> | { error: string };
-  try {
-    echo = await runEchoPhases(options, shape, tempDir);
-  } catch (error) {
-    echo = { error: (error as Error).stack ?? String(error) };
-    progress(`echo phase failed: ${(error as Error).message}`);
-  }
-  const workspace = join(tempDir, "node-workspace");
-  mkdirSync(workspace);
-  let nodeResult: Awaited<ReturnType<typeof runNodePhases>>;
-  try {
-    nodeResult = await runNodePhases(options, shape, workspace, profileDir);
-  } catch (error) {
-    nodeResult = { error: (error as Error).message };
-    progress(`node phases not run: ${(error as Error).message}`);
-  }
+  const phases = await runPhases(options, shape, tempDir, profileDir);
 
   let profiles: ProfileSummary[] = [];
   if (profileDir) {
@@ -149,16 +183,20 @@ async function main(): Promise<number> {
     if (profiles.length === 0) progress(`no .cpuprofile was written in ${profileDir} (did the node exit cleanly on SIGINT?)`);
   }
 
-  const echoPipelined = "pipelined" in echo ? echo.pipelined : null;
-  const echoAutocannon = "autocannon" in echo ? echo.autocannon : null;
-  const full = nodeResult.fullLoad as Awaited<ReturnType<typeof measureNodeWrites>> | undefined;
-  const half = nodeResult.halfLoad as Awaited<ReturnType<typeof measureNodeWrites>> | undefined;
-  const nodeAc = nodeResult.autocannon as Awaited<ReturnType<typeof measureAutocannon>> | undefined;
-  const ratio = full && echoPipelined && echoPipelined.responsesPerSecond > 0 ? round(full.committedPerSecond / echoPipelined.responsesPerSecond, 3) : null;
-  const acRatio =
-    nodeAc?.commitSeqnoAdvancePerSecond !== undefined && echoAutocannon && (echoAutocannon["requestsPerSecond"] as number) > 0
-      ? round(nodeAc.requestsPerSecond / (echoAutocannon["requestsPerSecond"] as number), 3)
-      : null;
+  const echoRuns = [phases.echo.pipelinedBefore, phases.echo.pipelinedAfter].filter((r): r is EchoFigures => r !== undefined);
+  const echoPerSecond = echoRuns.length > 0 ? round(echoRuns.reduce((n, r) => n + r.responsesPerSecond, 0) / echoRuns.length, 1) : null;
+  const echoAutocannon = phases.echo.autocannon;
+  const full = phases.node.fullLoad;
+  const half = phases.node.halfLoad;
+  const nodeAc = phases.node.autocannon;
+  const ratio = full && echoPerSecond ? round(full.committedPerSecond / echoPerSecond, 3) : null;
+  const acRatio = nodeAc && echoAutocannon && echoAutocannon.requestsPerSecond > 0 ? round(nodeAc.requestsPerSecond / echoAutocannon.requestsPerSecond, 3) : null;
+  // CPU per request of the echo server ÷ CPU per committed tx of the node: what the ratio would
+  // be if each server had a core to itself; robust to other work stealing the machine.
+  const echoCpuPerRequest = echoRuns.map((r) => r.server.cpuMicrosecondsPerRequest).filter((v): v is number => v !== null);
+  const echoCpuMicroseconds = echoCpuPerRequest.length > 0 ? echoCpuPerRequest.reduce((a, b) => a + b, 0) / echoCpuPerRequest.length : null;
+  const nodeCpuMicroseconds = full?.node.cpuMicrosecondsPerCommittedTx ?? null;
+  const cpuRatio = echoCpuMicroseconds !== null && nodeCpuMicroseconds ? round(echoCpuMicroseconds / nodeCpuMicroseconds, 3) : null;
   const halfP99 = half?.commitLatencyMs?.p99 ?? null;
 
   const result = {
@@ -182,7 +220,8 @@ async function main(): Promise<number> {
     headline: {
       durability: options.durability,
       committedTxPerSecond: full?.committedPerSecond ?? null,
-      echoRequestsPerSecond: echoPipelined?.responsesPerSecond ?? null,
+      echoRequestsPerSecond: echoPerSecond,
+      echoRequestsPerSecondRuns: echoRuns.map((r) => r.responsesPerSecond),
       ratioCommittedToEcho: ratio,
       ratioGoal: RATIO_GOAL,
       ratioGoalMet: ratio === null ? null : ratio >= RATIO_GOAL,
@@ -191,33 +230,35 @@ async function main(): Promise<number> {
       halfLoadP99GoalMs: P99_GOAL_MS,
       halfLoadP99GoalMet: halfP99 === null ? null : halfP99 < P99_GOAL_MS,
       nodeCpuPercent: full?.node.cpuPercent ?? null,
-      nodeCpuMicrosecondsPerCommittedTx: full?.node.cpuMicrosecondsPerCommittedTx ?? null,
+      nodeCpuMicrosecondsPerCommittedTx: nodeCpuMicroseconds,
+      echoCpuMicrosecondsPerRequest: echoCpuMicroseconds === null ? null : round(echoCpuMicroseconds, 1),
+      cpuRatioEchoPerRequestToNodePerCommittedTx: cpuRatio,
       // VmHWM is the peak over the node's life so far: the last phase's sample is the peak of the run.
       nodePeakRssMiB: full ? Math.max(full.node.peakRssMiB, half?.node.peakRssMiB ?? 0, nodeAc?.server.peakRssMiB ?? 0) : null,
       autocannonNodeRequestsPerSecond: nodeAc?.requestsPerSecond ?? null,
-      autocannonEchoRequestsPerSecond: (echoAutocannon?.["requestsPerSecond"] as number | undefined) ?? null,
+      autocannonEchoRequestsPerSecond: echoAutocannon?.requestsPerSecond ?? null,
       autocannonRatioNodeToEcho: acRatio,
       cores: machine.cores,
     },
-    echo,
-    node: nodeResult,
+    echo: phases.echo,
+    node: phases.node,
     cpuProfiles: profiles,
   };
 
   mkdirSync(dirname(outPath), { recursive: true });
   writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
-  printReport(result.headline, echoPipelined, full, half, nodeAc, profiles, options);
+  printReport(result.headline, echoRuns, full, half, nodeAc, profiles, options);
   process.stdout.write(`\nJSON written to ${outPath}\n`);
   rmSync(tempDir, { recursive: true, force: true });
-  return nodeResult.error !== undefined || "error" in echo ? 1 : 0;
+  return phases.node.error !== undefined || phases.echo.error !== undefined ? 1 : 0;
 }
 
 function printReport(
   h: Record<string, unknown> & { ratioCommittedToEcho: number | null; halfLoadP99GoalMet: boolean | null; ratioGoalMet: boolean | null },
-  echo: Awaited<ReturnType<typeof measureEcho>> | null,
-  full: Awaited<ReturnType<typeof measureNodeWrites>> | undefined,
-  half: Awaited<ReturnType<typeof measureNodeWrites>> | undefined,
-  nodeAc: Awaited<ReturnType<typeof measureAutocannon>> | undefined,
+  echoRuns: readonly EchoFigures[],
+  full: NodeFigures | undefined,
+  half: NodeFigures | undefined,
+  nodeAc: AutocannonFigures | undefined,
   profiles: readonly ProfileSummary[],
   options: BenchOptions,
 ): void {
@@ -226,8 +267,8 @@ function printReport(
     { label: "durability", value: options.durability },
     { label: "cores", value: String(h["cores"]) },
     { label: "load", value: `${options.connections} connections × ${options.depth} pipelined, ${options.durationSeconds} s window` },
-    { label: "echo responses/s (our client)", value: fmt(echo?.responsesPerSecond) },
-    { label: "echo server CPU µs/request", value: fmt(echo?.server.cpuMicrosecondsPerRequest) },
+    { label: "echo responses/s (our client)", value: `${fmt(h["echoRequestsPerSecond"] as number | null)} (runs: ${echoRuns.map((r) => fmt(r.responsesPerSecond)).join(", ") || "—"})` },
+    { label: "echo server CPU µs/request", value: fmt(h["echoCpuMicrosecondsPerRequest"] as number | null) },
     { label: "node committed tx/s (our client)", value: fmt(full?.committedPerSecond) },
     { label: "ratio committed/s ÷ echo/s", value: `${fmt(h.ratioCommittedToEcho, "", 3)}${goal(h.ratioGoalMet)} [goal >= ${RATIO_GOAL}]` },
     { label: "commit latency, full load", value: latency(full?.commitLatencyMs) },
@@ -235,9 +276,10 @@ function printReport(
     { label: "half load rate (writes/s)", value: fmt(half?.rateTargetPerSecond) },
     { label: "commit latency, half load", value: `${latency(half?.commitLatencyMs)}${goal(h.halfLoadP99GoalMet)} [goal p99 < ${P99_GOAL_MS} ms]` },
     { label: "node CPU (full load)", value: full ? `${fmt(full.node.cpuPercent, " %")} of one core, ${fmt(full.node.cpuMicrosecondsPerCommittedTx, " µs")} per committed tx` : "—" },
+    { label: "CPU ratio echo µs/req ÷ node µs/tx", value: fmt(h["cpuRatioEchoPerRequestToNodePerCommittedTx"] as number | null, "", 3) },
     { label: "node peak RSS", value: fmt(h["nodePeakRssMiB"] as number | null, " MiB") },
     { label: "client CPU (full load)", value: full ? fmt(full.client.cpuPercent, " % of one core") : "—" },
-    { label: "tx/node/tx cross-check", value: full ? `${full.crossCheck.committed}/${full.crossCheck.checked} Committed` : "—" },
+    { label: "/node/tx cross-check", value: full ? `${full.crossCheck.committed}/${full.crossCheck.checked} Committed; unanswered writes: full ${full.client.unanswered}, half ${half?.client.unanswered ?? "—"}` : "—" },
     { label: "autocannon echo req/s", value: fmt(h["autocannonEchoRequestsPerSecond"] as number | null) },
     { label: "autocannon node req/s", value: nodeAc ? `${fmt(nodeAc.requestsPerSecond)} (commit advanced ${fmt(nodeAc.commitSeqnoAdvancePerSecond)}/s, non-2xx ${nodeAc.non2xx})` : "—" },
     { label: "autocannon ratio node ÷ echo", value: fmt(h["autocannonRatioNodeToEcho"] as number | null, "", 3) },

@@ -5,3 +5,4 @@ export * from "./aead.js";
 export * from "./keys.js";
 export * from "./signatures.js";
 export * from "./x509.js";
+export * from "./cose.js";

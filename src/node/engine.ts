@@ -5,13 +5,13 @@
 // transaction signing the Merkle root with the node key; once that signature is durable it is
 // the new commit point (single node: the node itself is the majority).
 import { EventEmitter } from "node:events";
-import { sha256, signDigest } from "../crypto/index.js";
+import { sha256Triple, signDigest } from "../crypto/index.js";
 import { MerkleTree } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
 import { Ledger, LedgerSecret, decodeEntry, decryptPrivate, encodeEntry, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import type { CcfReceipt } from "../client/index.js";
-import { CommitEvidence } from "./commit-evidence.js";
+import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
@@ -44,6 +44,7 @@ export class TransactionEngine extends EventEmitter {
   private flushing = false;
   private closed = false;
   private failure: Error | undefined;
+  private batch: { writeSet: WriteSet; isSignature: boolean; claimsDigest: Buffer }[] = [];
 
   constructor(private readonly ledger: Ledger, private readonly options: EngineOptions) {
     super();
@@ -68,7 +69,7 @@ export class TransactionEngine extends EventEmitter {
       assert(entry.seqno === this.lastSeqno + 1, `ledger entries are contiguous (expected ${this.lastSeqno + 1}, found ${entry.seqno})`);
       const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secret) : Buffer.alloc(0);
       this.store.applySerialised(entry.seqno, entry.publicDomain, privatePlain);
-      this.tree.append(sha256(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest));
+      this.tree.append(sha256Triple(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest));
       this.views.note(entry.view, entry.seqno);
       this.lastSeqno = entry.seqno;
       if (entry.view > maxView) maxView = entry.view;
@@ -112,7 +113,11 @@ export class TransactionEngine extends EventEmitter {
     }, this.options.signatureDelayMs);
   }
 
-  /** Commits a transaction locally; the caller answers with the returned id at once. */
+  /**
+   * Commits a transaction locally; the caller answers with the returned id at once. The KV
+   * state changes now; turning the write set into a ledger entry (serialise, encrypt, hash,
+   * Merkle leaf, ledger append) happens for the whole batch of the event-loop turn at once.
+   */
   commit(tx: Transaction, claimsDigest: Buffer = ZERO_DIGEST): TxId {
     if (this.failure) throw new CocoError("ServiceUnavailable", "The node's ledger failed; it accepts no more writes.", 503);
     if (this.lastSeqno - this.commitSeqno >= this.options.pendingTransactionsMax) {
@@ -121,32 +126,48 @@ export class TransactionEngine extends EventEmitter {
     }
     const seqno = this.lastSeqno + 1;
     const writeSet = this.store.commit(tx, seqno);
-    this.append(writeSet, false, claimsDigest);
+    this.enqueue(writeSet, false, claimsDigest);
     if (++this.txSinceSignature >= this.options.signatureTxCount) this.emitSignature();
     return { view: this.view, seqno };
   }
 
-  private append(writeSet: WriteSet, isSignature: boolean, claimsDigest: Buffer): void {
-    const seqno = writeSet.seqno;
-    const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
-    const commitEvidenceDigest = this.commitEvidence.digest(this.view, seqno);
-    const entry = encodeEntry({
-      view: this.view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
-    }, this.secret);
-    this.tree.append(sha256(writeSetDigest(entry), commitEvidenceDigest, claimsDigest));
-    this.ledger.append(entry, seqno, isSignature);
-    this.views.note(this.view, seqno);
-    this.lastSeqno = seqno;
+  private enqueue(writeSet: WriteSet, isSignature: boolean, claimsDigest: Buffer): void {
+    this.batch.push({ writeSet, isSignature, claimsDigest });
+    this.views.note(this.view, writeSet.seqno);
+    this.lastSeqno = writeSet.seqno;
+    if (this.batch.length === 1) setImmediate(this.appendBatch);
+  }
+
+  /** Turns every queued write set into a ledger entry and a Merkle leaf, in seqno order. */
+  private readonly appendBatch = (): void => {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    const view = this.view;
+    const first = batch[0]!.writeSet.seqno;
+    const nonces = this.commitEvidence.nonces(view, first, batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const { writeSet, isSignature, claimsDigest } = batch[i]!;
+      const seqno = writeSet.seqno;
+      const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
+      const commitEvidenceDigest = CommitEvidence.digest(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
+      const entry = encodeEntry({
+        view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
+      }, this.secret);
+      this.tree.append(sha256Triple(writeSetDigest(entry), commitEvidenceDigest, claimsDigest));
+      this.ledger.append(entry, seqno, isSignature);
+    }
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => void this.flushLoop());
     }
-  }
+  };
 
   /** Appends a signature transaction over the Merkle root of everything before it. */
   emitSignature(): void {
     if (this.closed || this.failure) return;
     this.txSinceSignature = 0;
+    this.appendBatch(); // the root must cover every transaction before the signature
     const seqno = this.lastSeqno + 1;
     const root = this.tree.root();
     const commitView = this.views.viewAt(this.commitSeqno) ?? 0;
@@ -163,14 +184,15 @@ export class TransactionEngine extends EventEmitter {
     const tx = this.store.begin();
     tx.set(SIGNATURES_MAP, SINGLETON_KEY, encodeSignature(record));
     const writeSet = this.store.commit(tx, seqno);
-    this.append(writeSet, true, ZERO_DIGEST);
+    this.enqueue(writeSet, true, ZERO_DIGEST);
     this.signatures.add(record);
+    this.appendBatch();
   }
 
   /** Group commit: while entries are buffered, write and fsync them together. */
   private async flushLoop(): Promise<void> {
     try {
-      while (this.ledger.durableSeqno < this.lastSeqno) {
+      while (this.ledger.durableSeqno < this.ledger.lastSeqno) {
         const durable = await this.ledger.flush();
         this.onDurable(durable);
       }
@@ -181,7 +203,7 @@ export class TransactionEngine extends EventEmitter {
     } finally {
       this.flushing = false;
     }
-    if (!this.failure && this.ledger.durableSeqno < this.lastSeqno) {
+    if (!this.failure && this.ledger.durableSeqno < this.ledger.lastSeqno) {
       this.flushing = true;
       setImmediate(() => void this.flushLoop());
     }
@@ -244,7 +266,8 @@ export class TransactionEngine extends EventEmitter {
     if (this.signatureTimer) clearInterval(this.signatureTimer);
     if (this.txSinceSignature > 0) this.emitSignature();
     this.closed = true;
-    while (!this.failure && this.ledger.durableSeqno < this.lastSeqno) {
+    this.appendBatch();
+    while (!this.failure && this.ledger.durableSeqno < this.ledger.lastSeqno) {
       this.onDurable(await this.ledger.flush());
     }
   }

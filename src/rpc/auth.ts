@@ -20,11 +20,16 @@ export type Caller =
 
 const NO_AUTH: Caller = Object.freeze({ policy: "no_auth" as const });
 
-function certFromTable(tx: Transaction, map: string, id: string): string | undefined {
-  const raw = tx.get(map, Buffer.from(id, "utf8"));
-  if (raw === undefined) return undefined;
-  // Values are JSON strings holding the PEM, as CCF's constitution writes them.
-  return JSON.parse(raw.toString("utf8")) as string;
+/** `cert` is parsed only if a handler reads it: most never do, and auth is on the hot path. */
+class CertCaller {
+  constructor(readonly policy: "user_cert" | "member_cert", readonly id: string, private readonly raw: Buffer) {}
+  get cert(): string {
+    // Values are JSON strings holding the PEM, as CCF's constitution writes them.
+    return JSON.parse(this.raw.toString("utf8")) as string;
+  }
+  toJSON(): object {
+    return { policy: this.policy, id: this.id, cert: this.cert };
+  }
 }
 
 export function authenticate(policies: readonly AuthPolicyName[], request: RpcRequest, tx: Transaction): Caller {
@@ -37,12 +42,12 @@ export function authenticate(policies: readonly AuthPolicyName[], request: RpcRe
       continue;
     }
     const map = policy === "user_cert" ? USERS_CERTS_MAP : MEMBERS_CERTS_MAP;
-    const pem = certFromTable(tx, map, cert.fingerprint);
-    if (pem === undefined) {
+    const raw = tx.get(map, cert.idKey);
+    if (raw === undefined) {
       reasons.push(`${policy}: could not find matching ${policy === "user_cert" ? "user" : "member"} certificate (id ${cert.fingerprint})`);
       continue;
     }
-    return { policy, id: cert.fingerprint, cert: pem };
+    return new CertCaller(policy, cert.fingerprint, raw);
   }
   throw new CocoError(ErrorCodes.InvalidAuthenticationInfo,
     `Invalid authentication credentials. ${reasons.join("; ")}.`, 401);

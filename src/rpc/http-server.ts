@@ -26,6 +26,8 @@ export interface CallerCertificate {
   readonly der: Buffer;
   /** Lowercase hex SHA-256 of the DER: CCF's user id / member id. */
   readonly fingerprint: string;
+  /** The fingerprint as a KV key (the users/members tables are keyed by the id's UTF-8 bytes). */
+  readonly idKey: Buffer;
 }
 
 export interface RpcResponse {
@@ -58,7 +60,10 @@ function callerCertificate(socket: SocketWithCert): CallerCertificate | undefine
   let cached = socket[CALLER_CERT];
   if (cached === undefined) {
     const x509 = socket.getPeerX509Certificate?.();
-    cached = x509 ? { der: x509.raw, fingerprint: createHash("sha256").update(x509.raw).digest("hex") } : null;
+    if (x509) {
+      const fingerprint = createHash("sha256").update(x509.raw).digest("hex");
+      cached = { der: x509.raw, fingerprint, idKey: Buffer.from(fingerprint) };
+    } else cached = null;
     socket[CALLER_CERT] = cached;
   }
   return cached ?? undefined;

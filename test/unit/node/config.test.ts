@@ -1,0 +1,43 @@
+// The node configuration: CCF-shaped fields, defaults, and errors that name the field at fault.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { DEFAULTS, parseDuration, parseSize, resolveConfig, type NodeConfigFile } from "../../../src/node/config.js";
+
+const base = (): NodeConfigFile => ({
+  network: { rpc_interfaces: { primary: { bind_address: "127.0.0.1:8000" } } },
+  command: { type: "Start", start: { members: [{ certificate_file: "member0_cert.pem" }] } },
+});
+
+test("defaults are applied and paths resolve against the config directory", () => {
+  const c = resolveConfig(base(), "/srv/coco");
+  assert.equal(c.rpc.port, 8000);
+  assert.equal(c.ledgerDirectory, "/srv/coco/ledger");
+  assert.equal(c.serviceCertificateFile, "/srv/coco/service_cert.pem");
+  assert.equal(c.signatureDelayMs, DEFAULTS.signatureDelayMs);
+  assert.equal(c.durability, "fsync");
+  assert.deepEqual(c.genesis.memberCertificateFiles, ["/srv/coco/member0_cert.pem"]);
+});
+
+test("CCF's ledger_signatures and max_body_size settings are honoured", () => {
+  const file = base();
+  file.ledger_signatures = { tx_count: 100, delay: "1s" };
+  file.network.rpc_interfaces.primary!.http_configuration = { max_body_size: "2MB" };
+  const c = resolveConfig(file, "/x");
+  assert.equal(c.signatureTxCount, 100);
+  assert.equal(c.signatureDelayMs, 1000);
+  assert.equal(c.rpc.bodyBytesMax, 2 * 1024 * 1024);
+});
+
+test("errors name the field at fault", () => {
+  const bad = base();
+  bad.network.rpc_interfaces.primary!.bind_address = "nonsense";
+  assert.throws(() => resolveConfig(bad, "/x"), /network\.rpc_interfaces\.primary\.bind_address/);
+  const noMembers = base();
+  noMembers.command.start!.members = [];
+  assert.throws(() => resolveConfig(noMembers, "/x"), /command\.start\.members/);
+  const join = base();
+  join.command.type = "Join";
+  assert.throws(() => resolveConfig(join, "/x"), /command\.type/);
+  assert.throws(() => parseSize("lots", "f"), /f: expected a size/);
+  assert.throws(() => parseDuration("soon", "g"), /g: expected a duration/);
+});
