@@ -90,6 +90,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   let finished = false;
   let onQuiet: (() => void) | null = null;
   const hostHeader = `${options.target.host}:${options.target.port}`;
+  // Declared before any socket exists: close handlers may run while connections open.
+  let connections: Connection[] = [];
 
   const inFlightCount = (c: Connection): number => c.inFlight.length - c.inFlightHead;
   const totalInFlight = (): number => connections.reduce((n, c) => n + inFlightCount(c), 0);
@@ -188,7 +190,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   }
 
-  const connections: Connection[] = await Promise.all(Array.from({ length: options.connections }, () => open()));
+  connections = await Promise.all(Array.from({ length: options.connections }, () => open()));
   for (const c of connections) c.socket.on("error", () => undefined); // counted on close
 
   const startMs = performance.now();

@@ -64,7 +64,11 @@ export class TransactionEngine extends EventEmitter {
    */
   async recover(entries: readonly Buffer[], persistedView: number): Promise<void> {
     let maxView = persistedView;
+    const progressEvery = 100_000;
     for (const bytes of entries) {
+      if (this.lastSeqno > 0 && this.lastSeqno % progressEvery === 0) {
+        this.options.logger.info({ replayed: this.lastSeqno, total: entries.length }, "replaying the ledger");
+      }
       const entry = decodeEntry(bytes);
       assert(entry.seqno === this.lastSeqno + 1, `ledger entries are contiguous (expected ${this.lastSeqno + 1}, found ${entry.seqno})`);
       const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secret) : Buffer.alloc(0);

@@ -150,3 +150,27 @@ test("SIGKILL loses no committed transaction", async () => {
   const [view] = String(w.headers["x-ms-ccf-transaction-id"]).split(".");
   assert.ok(Number(view) > Number(ids[0]!.split(".")[0]));
 });
+
+test("a ledger corrupted in the middle stops the node at start with a message naming the file", async () => {
+  for (let i = 0; i < 50; i++) {
+    await node.request("POST", "/app/log/public", { body: JSON.stringify({ id: 2000 + i, msg: `filler-${i}` }) });
+  }
+  await node.stop("SIGINT");
+  const ledgerDir = join(ws.dir, "ledger");
+  const file = readdirSync(ledgerDir).filter((f) => f.startsWith("ledger_")).sort()[0]!;
+  const path = join(ledgerDir, file);
+  const bytes = readFileSync(path);
+  const at = bytes.indexOf("filler-10");
+  assert.ok(at > 0);
+  bytes[at] ^= 0xff;
+  writeFileSync(path, bytes);
+  await assert.rejects(NodeProcess.sandbox(ws.dir), (error: Error) => {
+    assert.match(error.message, /LedgerCorrupted/);
+    assert.match(error.message, new RegExp(file.replace(/[.]/g, "\\.")));
+    return true;
+  });
+  bytes[at] ^= 0xff;
+  writeFileSync(path, bytes);
+  node = await NodeProcess.sandbox(ws.dir);
+  assert.deepEqual((await node.request("GET", "/app/log/public?id=2010")).json(), { msg: "filler-10" });
+});
