@@ -58,7 +58,8 @@ function invalid(reason: string, cause?: unknown): CocoError {
 
 function decodeCbor(bytes: Uint8Array, what: string): unknown {
   try {
-    return decoder.decode(bytes);
+    // Decode a private copy: cbor-x caches a DataView on the buffer it reads.
+    return decoder.decode(Buffer.from(bytes));
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
     throw invalid(`${what} is not well-formed CBOR (${detail})`, cause);

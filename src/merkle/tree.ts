@@ -17,13 +17,53 @@
 //   start after i >= f, so each has index >= floor(f / 2^h).
 // - append of leaf n >= f only combines the block holding n with its left neighbour: same bound.
 import { CocoError } from "../util/errors.js";
+import { sha256 } from "../crypto/index.js";
 import { HASH_BYTES, hashChildren, type ProofStep } from "./proof.js";
 
 /** Root of the empty tree: 32 zero bytes (RFC 6962 would hash the empty string; CCF never signs it). */
 export const EMPTY_ROOT: Buffer = Buffer.alloc(HASH_BYTES);
 
+/**
+ * The hashes of one level, packed 32 bytes apart in one growable buffer: a long ledger holds
+ * millions of them, and one object per hash would cost ~3x the memory and keep the garbage
+ * collector busy. `base` is the block index of the first stored hash (after flushes).
+ */
+class HashLevel {
+  bytes: Buffer = Buffer.allocUnsafe(HASH_BYTES * 1024);
+  length = 0;
+
+  push(hash: Uint8Array): void {
+    if ((this.length + 1) * HASH_BYTES > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(this.bytes.length * 2);
+      this.bytes.copy(grown, 0, 0, this.length * HASH_BYTES);
+      this.bytes = grown;
+    }
+    this.bytes.set(hash, this.length * HASH_BYTES);
+    this.length++;
+  }
+
+  /** A view of stored hash i: valid only until the level changes. */
+  view(i: number): Buffer {
+    return this.bytes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
+  }
+
+  /** Hashes i and i + 1 side by side: the input of their parent. */
+  pairView(i: number): Buffer {
+    return this.bytes.subarray(i * HASH_BYTES, (i + 2) * HASH_BYTES);
+  }
+
+  dropFirst(n: number): void {
+    this.bytes.copyWithin(0, n * HASH_BYTES, this.length * HASH_BYTES);
+    this.length -= n;
+    // Give memory back when a flush leaves the buffer mostly empty.
+    if (this.bytes.length > HASH_BYTES * 4096 && this.length * HASH_BYTES * 4 < this.bytes.length) {
+      this.bytes = Buffer.from(this.bytes.subarray(0, Math.max(this.length * 2, 1024) * HASH_BYTES));
+    }
+  }
+}
+
 export class MerkleTree {
-  readonly #levels: Buffer[][] = [[]];
+  readonly #levels: HashLevel[] = [new HashLevel()];
   readonly #bases: number[] = [0];
   #size = 0;
   #flushedIndex = 0;
@@ -45,20 +85,19 @@ export class MerkleTree {
       throw new CocoError("InvalidInput", `Merkle leaf must be ${HASH_BYTES} bytes, got ${leaf.length}.`, 500);
     }
     let index = this.#size;
-    let hash = leaf;
     this.#levels[0]!.push(leaf);
-    // Each odd block index completes its parent: carry upward like a binary counter.
+    // Each odd block index completes its parent: carry upward like a binary counter. The two
+    // children sit side by side in the level's buffer, so the parent hashes them in place.
     for (let height = 0; index % 2 === 1; height++) {
       const level = this.#levels[height]!;
-      const left = level[index - 1 - this.#bases[height]!]!;
-      hash = hashChildren(left, hash);
+      const parent = sha256(level.pairView(index - 1 - this.#bases[height]!));
       index = (index - 1) / 2;
       if (this.#levels.length === height + 1) {
         // First ever block at this height, so block 0; flushedIndex < size keeps base 0 valid.
-        this.#levels.push([]);
+        this.#levels.push(new HashLevel());
         this.#bases.push(0);
       }
-      this.#levels[height + 1]!.push(hash);
+      this.#levels[height + 1]!.push(parent);
     }
     this.#size++;
     this.#cachedRoot = undefined;
@@ -102,7 +141,7 @@ export class MerkleTree {
       throw new CocoError("InvalidInput", `Cannot retract to ${size}: leaves up to ${this.#flushedIndex} were flushed as committed.`, 500);
     }
     for (let height = 0; height < this.#levels.length; height++) {
-      this.#levels[height]!.length = Math.floor(size / 2 ** height) - this.#bases[height]!;
+      this.#levels[height]!.length = Math.max(0, Math.floor(size / 2 ** height) - this.#bases[height]!);
     }
     this.#size = size;
     this.#cachedRoot = undefined;
@@ -116,7 +155,7 @@ export class MerkleTree {
       const keepFrom = Math.max(0, Math.floor(index / 2 ** height) - 1);
       const drop = keepFrom - this.#bases[height]!;
       if (drop > 0) {
-        this.#levels[height]!.splice(0, drop);
+        this.#levels[height]!.dropFirst(drop);
         this.#bases[height] = keepFrom;
       }
     }
@@ -151,13 +190,15 @@ export class MerkleTree {
     }
   }
 
+  /** A copy of a stored block hash (callers keep it; the level's buffer moves on). */
   #block(height: number, blockIndex: number): Buffer {
-    const hash = this.#levels[height]?.[blockIndex - this.#bases[height]!];
-    if (hash === undefined) {
+    const level = this.#levels[height];
+    const i = blockIndex - (this.#bases[height] ?? 0);
+    if (level === undefined || i < 0 || i >= level.length) {
       // Only reachable through a bug: every public entry point checks its bounds first.
       throw new Error(`assertion failed: Merkle block ${blockIndex} at height ${height} is not stored`);
     }
-    return hash;
+    return Buffer.from(level.view(i));
   }
 
   #checkSize(size: number, operation: string): void {

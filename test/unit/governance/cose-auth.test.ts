@@ -55,8 +55,8 @@ function rejects(body: Buffer, opts: MemberCoseAuthOptions, code: string, status
 }
 
 /** A member-signed message with arbitrary protected headers (kid set as CCF does). */
-function signedWith(headers: Map<number | string, unknown>, kid: Uint8Array | string | undefined = member0): Buffer {
-  return signCoseSign1({ privateKeyPem: member0Keys.privateKeyPem, protectedHeaders: headers, payload: Buffer.from(proposal), ...(kid === undefined ? {} : { kid }) });
+function signedWith(headers: Map<number | string, unknown>, kid: Uint8Array | string | null = member0): Buffer {
+  return signCoseSign1({ privateKeyPem: member0Keys.privateKeyPem, protectedHeaders: headers, payload: Buffer.from(proposal), ...(kid === null ? {} : { kid }) });
 }
 
 test("a signed proposal authenticates as its member with the signed headers and payload", () => {
@@ -167,8 +167,8 @@ test("created_at must be present, a non-negative integer and at most 10 digits",
 
 test("kid must be present and a byte string, as CCF reads it", () => {
   const headers = new Map<string, unknown>([["ccf.gov.msg.type", "proposal"], ["ccf.gov.msg.created_at", NOW]]);
-  rejects(signedWith(headers, undefined), options(), "InvalidCoseSign1", 400, /Missing kid/);
-  const textKid = signedWith(new Map<number | string, unknown>([...headers, [4, member0]]), undefined);
+  rejects(signedWith(headers, null), options(), "InvalidCoseSign1", 400, /Missing kid/);
+  const textKid = signedWith(new Map<number | string, unknown>([...headers, [4, member0]]), null);
   rejects(textKid, options(), "InvalidCoseSign1", 400, /kid \(label 4\) must be a byte string/);
 });
 
