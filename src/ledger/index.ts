@@ -13,3 +13,4 @@ export {
 } from "./entry.js";
 export { listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
 export { Ledger, type Durability, type LedgerLogger, type LedgerOptions } from "./ledger.js";
+export { ThreadedLedger, type LedgerStore } from "./threaded-ledger.js";

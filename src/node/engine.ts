@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { sha256Triple, signDigest } from "../crypto/index.js";
 import { MerkleTree } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
-import { Ledger, LedgerSecret, decodeEntry, decryptPrivate, encodeEntry, writeSetDigest } from "../ledger/index.js";
+import { LedgerSecret, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import type { CcfReceipt } from "../client/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
@@ -46,7 +46,7 @@ export class TransactionEngine extends EventEmitter {
   private failure: Error | undefined;
   private batch: { writeSet: WriteSet; isSignature: boolean; claimsDigest: Buffer }[] = [];
 
-  constructor(private readonly ledger: Ledger, private readonly options: EngineOptions) {
+  constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
     this.secret = new LedgerSecret(options.ledgerSecret);
     this.commitEvidence = new CommitEvidence(options.ledgerSecret);
@@ -234,7 +234,7 @@ export class TransactionEngine extends EventEmitter {
   }
 
   /** CCF's JSON receipt for a committed transaction. */
-  receipt(view: number, seqno: number): CcfReceipt {
+  async receipt(view: number, seqno: number): Promise<CcfReceipt> {
     const status = this.status(view, seqno);
     if (status === "Invalid") {
       throw new CocoError("TransactionInvalid", `Transaction ${formatTxId(view, seqno)} is invalid: it was rolled back and can never be committed.`, 404);
@@ -249,7 +249,7 @@ export class TransactionEngine extends EventEmitter {
         `Transaction ${formatTxId(view, seqno)} is a signature transaction; its receipt is available once a later signature is committed.`, 404);
     }
     const treeSize = signature.seqno - 1;
-    const entry = decodeEntry(this.ledger.readSync(seqno));
+    const entry = decodeEntry(await this.ledger.read(seqno));
     const proof = this.tree.path(seqno - 1, treeSize).map((step) =>
       "left" in step ? { left: step.left.toString("hex") } : { right: step.right.toString("hex") });
     return {

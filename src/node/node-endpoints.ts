@@ -33,7 +33,10 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
     registry.install({
       method: "GET", path, summary, mode: "readonly",
       authPolicies: auth === "no_auth" ? ["no_auth"] : ["user_cert", "member_cert"],
-      handler: (ctx) => ({ body: handler(ctx) }),
+      handler: (ctx) => {
+        const body = handler(ctx);
+        return body instanceof Promise ? body.then((b) => ({ body: b })) : { body };
+      },
     });
 
   const commit = () => {

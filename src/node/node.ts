@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, existsSync, openSync, writeSync, fsyncSync, cl
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import { certificateFingerprint } from "../crypto/index.js";
-import { Ledger } from "../ledger/index.js";
+import { ThreadedLedger } from "../ledger/index.js";
 import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, USERS_CERTS_MAP } from "../rpc/index.js";
 import { formatTxId } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
@@ -46,7 +46,7 @@ export class CocoNode {
     readonly engine: TransactionEngine,
     readonly registry: EndpointRegistry,
     private readonly server: HttpServer,
-    private readonly ledger: Ledger,
+    private readonly ledger: ThreadedLedger,
     readonly logger: Logger,
     readonly address: { host: string; port: number },
   ) {}
@@ -54,7 +54,7 @@ export class CocoNode {
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
     const logger = options.logger ?? pino({ level: config.logLevel }, config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: false }) : undefined);
     mkdirSync(config.workspace, { recursive: true });
-    const { ledger, entries } = await Ledger.open(config.ledgerDirectory, {
+    const { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, {
       chunkSizeBytes: config.ledgerChunkBytes,
       durability: config.durability,
       logger,

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { TransactionEngine } from "../../../src/node/engine.js";
-import { Ledger } from "../../../src/ledger/index.js";
+import { Ledger, ThreadedLedger } from "../../../src/ledger/index.js";
 import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../../src/crypto/index.js";
 import { verifyReceipt } from "../../../src/client/index.js";
 
@@ -20,8 +20,8 @@ async function identity() {
   return { serviceCertPem, nodeKeys, nodeCertPem, nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem) };
 }
 
-async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, persistedView = 0) {
-  const { ledger, entries } = await Ledger.open(dir, { durability: "none" });
+async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, persistedView = 0, threaded = false) {
+  const { ledger, entries } = threaded ? await ThreadedLedger.open(dir, { durability: "none" }) : await Ledger.open(dir, { durability: "none" });
   const engine = new TransactionEngine(ledger, {
     nodeId: id.nodeId, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem, ledgerSecret: secret,
     signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, logger: quiet,
@@ -67,11 +67,12 @@ test("a transaction is Pending until a durable signature covers it, then Committ
   }
 });
 
-test("receipts verify against the service certificate for every committed transaction", async () => {
+for (const threaded of [false, true]) {
+test(`receipts verify against the service certificate for every committed transaction (${threaded ? "ledger worker thread" : "in-thread ledger"})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
   try {
     const id = await identity();
-    const { engine, ledger } = await openEngine(dir, id, randomBytes(32));
+    const { engine, ledger } = await openEngine(dir, id, randomBytes(32), 0, threaded);
     const ids = [];
     for (let i = 0; i < 13; i++) ids.push(write(engine, `k${i}`, `v${i}`));
     engine.emitSignature();
@@ -79,12 +80,12 @@ test("receipts verify against the service certificate for every committed transa
     engine.emitSignature();
     await waitCommit(engine, 19);
     for (const txid of ids) {
-      const receipt = engine.receipt(txid.view, txid.seqno);
+      const receipt = await engine.receipt(txid.view, txid.seqno);
       const verified = verifyReceipt(receipt, id.serviceCertPem);
       assert.deepEqual(verified.txId, txid);
     }
-    assert.throws(() => engine.receipt(1, 19), /signature transaction/);
-    assert.throws(() => engine.receipt(1, 50), /TransactionPendingOrUnknown|unknown/i);
+    await assert.rejects(engine.receipt(1, 19), /signature transaction/);
+    await assert.rejects(engine.receipt(1, 50), /unknown/i);
     await engine.close();
     await ledger.close();
   } finally {
@@ -92,12 +93,12 @@ test("receipts verify against the service certificate for every committed transa
   }
 });
 
-test("recovery replays the ledger, drops the tail after the last signature and starts a new view", async () => {
+test(`recovery replays the ledger, drops the tail after the last signature and starts a new view (${threaded ? "ledger worker thread" : "in-thread ledger"})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
   try {
     const id = await identity();
     const secret = randomBytes(32);
-    const first = await openEngine(dir, id, secret);
+    const first = await openEngine(dir, id, secret, 0, threaded);
     write(first.engine, "a", "1");
     first.engine.emitSignature();
     await waitCommit(first.engine, 2);
@@ -106,7 +107,7 @@ test("recovery replays the ledger, drops the tail after the last signature and s
     await first.ledger.flush();
     await first.ledger.close();
 
-    const second = await openEngine(dir, id, secret, 1);
+    const second = await openEngine(dir, id, secret, 1, threaded);
     assert.equal(second.engine.currentView, 2);
     assert.equal(second.engine.commitTxId.seqno, 2);
     assert.equal(second.engine.store.get("records", Buffer.from("a"))?.toString(), "1");
@@ -117,14 +118,16 @@ test("recovery replays the ledger, drops the tail after the last signature and s
     assert.deepEqual(next, { view: 2, seqno: 3 });
     second.engine.emitSignature();
     await waitCommit(second.engine, 4);
-    verifyReceipt(second.engine.receipt(2, 3), id.serviceCertPem);
-    verifyReceipt(second.engine.receipt(1, 1), id.serviceCertPem);
+    verifyReceipt(await second.engine.receipt(2, 3), id.serviceCertPem);
+    verifyReceipt(await second.engine.receipt(1, 1), id.serviceCertPem);
     await second.engine.close();
     await second.ledger.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+}
 
 test("a wrong ledger secret refuses to start rather than serve garbage", async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));

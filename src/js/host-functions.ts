@@ -1,0 +1,102 @@
+// Host side of the `ccf` global: the only functions guest code can reach in the host. Each
+// checks its arguments (the guest is untrusted) and acts on the current call's context.
+import { createHash } from "node:crypto";
+import { certificateFingerprint, isValidCertificatePem, splitPemBundle } from "../crypto/index.js";
+import { CocoError } from "../util/errors.js";
+import type { HostFunctionName } from "./prelude.js";
+import type { JsCallContext, KvAccess, NodeHooks } from "./types.js";
+
+/** What a running call may touch; `undefined` between calls so a leaked callback does nothing. */
+export interface ActiveCall {
+  kv: KvAccess | undefined;
+  hooks: Partial<NodeHooks>;
+}
+
+const NODE_HOOK_NAMES = new Set<keyof NodeHooks>([
+  "triggerLedgerRekey",
+  "triggerRecoverySharesRefresh",
+  "transitionServiceToOpen",
+  "triggerLedgerChunk",
+  "triggerSnapshot",
+  "triggerAcmeRefresh",
+  "getLatestLedgerSecretSeqno",
+  "generateEndorsedCertificate",
+  "generateNetworkCertificate",
+  "setJwtPublicSigningKeys",
+  "removeJwtPublicSigningKeys",
+  "refreshAppBytecodeCache",
+]);
+
+function mapName(value: unknown): string {
+  if (typeof value !== "string") throw new TypeError("ccf.kv: map name must be a string");
+  return value;
+}
+
+function bytes(value: unknown, what: string): Uint8Array {
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  throw new TypeError(`${what}: expected an ArrayBuffer`);
+}
+
+/** Copies into a fresh ArrayBuffer: the isolate receives a copy anyway, never a view of KV state. */
+function toArrayBuffer(value: Uint8Array): ArrayBuffer {
+  return value.slice().buffer as ArrayBuffer;
+}
+
+function isValidX509CertBundle(pem: unknown): boolean {
+  if (typeof pem !== "string") return false;
+  const certificates = splitPemBundle(pem);
+  return certificates.length > 0 && certificates.every((certificate) => isValidCertificatePem(certificate));
+}
+
+/** Builds the host functions; `current()` returns the call in progress or undefined. */
+export function makeHostFunctions(current: () => ActiveCall | undefined): Record<HostFunctionName, (...args: unknown[]) => unknown> {
+  const kv = (): KvAccess => {
+    const call = current();
+    if (call?.kv === undefined) throw new Error("ccf.kv is not available in this call");
+    return call.kv;
+  };
+  return {
+    kvGet: (map, key) => {
+      const value = kv().get(mapName(map), bytes(key, "kv.get key"));
+      return value === undefined ? undefined : toArrayBuffer(value);
+    },
+    kvSet: (map, key, value) => kv().set(mapName(map), bytes(key, "kv.set key"), bytes(value, "kv.set value")),
+    kvHas: (map, key) => kv().has(mapName(map), bytes(key, "kv.has key")),
+    kvDelete: (map, key) => kv().delete(mapName(map), bytes(key, "kv.delete key")),
+    kvClear: (map) => kv().clear(mapName(map)),
+    kvSize: (map) => kv().size(mapName(map)),
+    kvEntries: (map) => {
+      // Flat [key0, value0, key1, value1, ...]: one structured copy for the whole map.
+      const entries: ArrayBuffer[] = [];
+      kv().forEach(mapName(map), (value, key) => entries.push(toArrayBuffer(key), toArrayBuffer(value)));
+      return entries;
+    },
+    digest: (algorithm, data) => {
+      if (algorithm !== "SHA-256") throw new TypeError(`crypto.digest: unsupported algorithm ${String(algorithm)}, only SHA-256`);
+      return toArrayBuffer(createHash("sha256").update(bytes(data, "crypto.digest data")).digest());
+    },
+    isValidX509CertBundle: (pem) => isValidX509CertBundle(pem),
+    pemToId: (pem) => {
+      if (typeof pem !== "string" || !isValidX509CertBundle(pem)) throw new TypeError("pemToId: expected a PEM certificate");
+      return certificateFingerprint(pem);
+    },
+    nodeHook: (name, args) => {
+      const hooks = current()?.hooks ?? {};
+      if (typeof name !== "string" || !NODE_HOOK_NAMES.has(name as keyof NodeHooks) || !Array.isArray(args)) {
+        throw new TypeError("invalid node hook call");
+      }
+      const hook = hooks[name as keyof NodeHooks] as ((...a: unknown[]) => unknown) | undefined;
+      if (hook === undefined) throw new CocoError("JsHookUnavailable", `${name} is not available in this context`);
+      const hostArgs = args.map((a: unknown) => (a instanceof ArrayBuffer ? new Uint8Array(a) : a));
+      return hook.apply(hooks, hostArgs);
+    },
+  };
+}
+
+/** Random 4 × uint32 seed for `Math.random`. */
+export function seedFrom(context: JsCallContext, randomBytes: (length: number) => Uint8Array): [number, number, number, number] {
+  if (context.randomSeed !== undefined) return [...context.randomSeed] as [number, number, number, number];
+  const b = randomBytes(16);
+  const view = new DataView(b.buffer, b.byteOffset, 16);
+  return [view.getUint32(0), view.getUint32(4), view.getUint32(8), view.getUint32(12)];
+}

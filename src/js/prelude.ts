@@ -1,0 +1,214 @@
+// Guest-side source that runs first in every isolate: builds the `ccf` global on top of a
+// handful of host callbacks, replaces `Date` and `Math.random` with host-fed versions, and
+// defines the dispatcher the host calls. Pure guest JS where possible (UTF-8, JSON), so a
+// call crosses the isolate boundary only for KV, crypto and node actions.
+
+/** Names of the host callbacks the prelude takes from globalThis (as `__coco_<name>`) and hides. */
+export const HOST_FUNCTION_NAMES = [
+  "kvGet",
+  "kvSet",
+  "kvHas",
+  "kvDelete",
+  "kvClear",
+  "kvSize",
+  "kvEntries",
+  "digest",
+  "isValidX509CertBundle",
+  "pemToId",
+  "nodeHook",
+] as const;
+
+export type HostFunctionName = (typeof HOST_FUNCTION_NAMES)[number];
+
+/**
+ * Evaluated as a classic script. Leaves exactly three globals besides `ccf`: the dispatcher,
+ * the settle function and the module registry hook, which the host takes references to and
+ * then deletes (`__coco_take`), so guest code cannot reach or replace them.
+ */
+export const PRELUDE_SOURCE = String.raw`
+(function () {
+  "use strict";
+  const g = globalThis;
+  const H = {};
+  for (const name of ${JSON.stringify(HOST_FUNCTION_NAMES)}) {
+    H[name] = g["__coco_" + name];
+    delete g["__coco_" + name];
+  }
+
+  // Time and randomness come from the host, per call.
+  let untrustedDateTime = false;
+  let hostNowMs = 0;
+  const OriginalDate = Date;
+  const now = () => (untrustedDateTime ? hostNowMs : 0);
+  function CocoDate(...args) {
+    if (!new.target) return new OriginalDate(now()).toString();
+    return args.length === 0 ? new OriginalDate(now()) : new OriginalDate(...args);
+  }
+  CocoDate.prototype = OriginalDate.prototype;
+  CocoDate.now = now;
+  CocoDate.parse = OriginalDate.parse;
+  CocoDate.UTC = OriginalDate.UTC;
+  Object.defineProperty(OriginalDate.prototype, "constructor", { value: CocoDate });
+  Object.defineProperty(g, "Date", { value: CocoDate, writable: false, configurable: false });
+
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 1;
+  function random() {
+    // sfc32: small, fast, good enough for non-cryptographic use; crypto uses the host.
+    const t = (((s0 + s1) | 0) + s3) | 0;
+    s3 = (s3 + 1) | 0;
+    s0 = s1 ^ (s1 >>> 9);
+    s1 = (s2 + (s2 << 3)) | 0;
+    s2 = (s2 << 21) | (s2 >>> 11);
+    s2 = (s2 + t) | 0;
+    return (t >>> 0) / 4294967296;
+  }
+  Object.defineProperty(Math, "random", { value: random, writable: false, configurable: false });
+
+  function strToBuf(s) {
+    if (typeof s !== "string") throw new TypeError("strToBuf: argument must be a string");
+    const out = new Uint8Array(s.length * 3);
+    let n = 0;
+    for (let i = 0; i < s.length; i++) {
+      let c = s.charCodeAt(i);
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+        const d = s.charCodeAt(i + 1);
+        if (d >= 0xdc00 && d <= 0xdfff) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; }
+        else c = 0xfffd;
+      } else if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+      if (c < 0x80) out[n++] = c;
+      else if (c < 0x800) { out[n++] = 0xc0 | (c >> 6); out[n++] = 0x80 | (c & 63); }
+      else if (c < 0x10000) { out[n++] = 0xe0 | (c >> 12); out[n++] = 0x80 | ((c >> 6) & 63); out[n++] = 0x80 | (c & 63); }
+      else { out[n++] = 0xf0 | (c >> 18); out[n++] = 0x80 | ((c >> 12) & 63); out[n++] = 0x80 | ((c >> 6) & 63); out[n++] = 0x80 | (c & 63); }
+    }
+    return out.buffer.slice(0, n);
+  }
+  function bufToStr(buf) {
+    const b = new Uint8Array(toArrayBuffer(buf, "bufToStr"));
+    let s = "";
+    for (let i = 0; i < b.length; ) {
+      const c = b[i++];
+      let cp;
+      if (c < 0x80) cp = c;
+      else if (c >= 0xc0 && c < 0xe0 && i < b.length) cp = ((c & 31) << 6) | (b[i++] & 63);
+      else if (c >= 0xe0 && c < 0xf0 && i + 1 < b.length) { cp = ((c & 15) << 12) | ((b[i] & 63) << 6) | (b[i + 1] & 63); i += 2; }
+      else if (c >= 0xf0 && i + 2 < b.length) { cp = ((c & 7) << 18) | ((b[i] & 63) << 12) | ((b[i + 1] & 63) << 6) | (b[i + 2] & 63); i += 3; }
+      else cp = 0xfffd;
+      s += String.fromCodePoint(cp);
+    }
+    return s;
+  }
+  function toArrayBuffer(x, what) {
+    if (x instanceof ArrayBuffer) return x;
+    if (ArrayBuffer.isView(x)) return x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength);
+    throw new TypeError(what + ": expected an ArrayBuffer or a typed array");
+  }
+  const jsonCompatibleToBuf = (v) => strToBuf(JSON.stringify(v));
+  const bufToJsonCompatible = (b) => JSON.parse(bufToStr(b));
+
+  class KvMap {
+    #name;
+    constructor(name) { this.#name = name; }
+    get(key) { return H.kvGet(this.#name, toArrayBuffer(key, "kv.get key")); }
+    has(key) { return H.kvHas(this.#name, toArrayBuffer(key, "kv.has key")); }
+    set(key, value) {
+      // CCF's default constitution sets some maps (members.acks) with no value: store empty bytes.
+      const v = value === undefined ? new ArrayBuffer(0) : toArrayBuffer(value, "kv.set value");
+      H.kvSet(this.#name, toArrayBuffer(key, "kv.set key"), v);
+      return this;
+    }
+    delete(key) { return H.kvDelete(this.#name, toArrayBuffer(key, "kv.delete key")); }
+    clear() { H.kvClear(this.#name); }
+    forEach(callback) {
+      // One crossing for the whole map: the entries are a snapshot, so the callback may write.
+      const entries = H.kvEntries(this.#name);
+      for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], this);
+    }
+    get size() { return H.kvSize(this.#name); }
+  }
+  const maps = new Map();
+  const kv = new Proxy(Object.create(null), {
+    get(_, name) {
+      if (typeof name !== "string") return undefined;
+      let map = maps.get(name);
+      if (map === undefined) { map = new KvMap(name); maps.set(name, map); }
+      return map;
+    },
+    set() { return false; },
+    defineProperty() { return false; },
+    deleteProperty() { return false; },
+  });
+
+  const hook = (name) => (...args) => H.nodeHook(name, args);
+  const isValidX509CertBundle = (pem) => H.isValidX509CertBundle(pem);
+  const pemToId = (pem) => H.pemToId(pem);
+  const crypto = Object.freeze({
+    digest(algorithm, data) { return H.digest(algorithm, toArrayBuffer(data, "crypto.digest data")); },
+    isValidX509CertBundle,
+    pemToId,
+  });
+  const ccf = Object.freeze({
+    kv,
+    strToBuf,
+    bufToStr,
+    jsonCompatibleToBuf,
+    bufToJsonCompatible,
+    pemToId,
+    isValidX509CertBundle,
+    crypto,
+    enableUntrustedDateTime(enable) { const previous = untrustedDateTime; untrustedDateTime = !!enable; return previous; },
+    setJwtPublicSigningKeys: hook("setJwtPublicSigningKeys"),
+    removeJwtPublicSigningKeys: hook("removeJwtPublicSigningKeys"),
+    refreshAppBytecodeCache: hook("refreshAppBytecodeCache"),
+    node: Object.freeze({
+      triggerLedgerRekey: hook("triggerLedgerRekey"),
+      triggerRecoverySharesRefresh: hook("triggerRecoverySharesRefresh"),
+      transitionServiceToOpen: (previous, next) => H.nodeHook("transitionServiceToOpen", [
+        previous === undefined ? undefined : toArrayBuffer(previous, "transitionServiceToOpen"),
+        toArrayBuffer(next, "transitionServiceToOpen"),
+      ]),
+      triggerLedgerChunk: hook("triggerLedgerChunk"),
+      triggerSnapshot: hook("triggerSnapshot"),
+      triggerACMERefresh: hook("triggerAcmeRefresh"),
+    }),
+    network: Object.freeze({
+      getLatestLedgerSecretSeqno: hook("getLatestLedgerSecretSeqno"),
+      generateEndorsedCertificate: hook("generateEndorsedCertificate"),
+      generateNetworkCertificate: hook("generateNetworkCertificate"),
+    }),
+  });
+  Object.defineProperty(g, "ccf", { value: ccf, writable: false, configurable: false });
+
+  const modules = new Map();
+  let settled;
+  function dispatch(moduleName, exportName, args, nowMs, seed) {
+    untrustedDateTime = false;
+    hostNowMs = nowMs;
+    s0 = seed[0] | 0; s1 = seed[1] | 0; s2 = seed[2] | 0; s3 = seed[3] | 0;
+    for (let i = 0; i < 12; i++) random();
+    const namespace = modules.get(moduleName);
+    if (namespace === undefined) throw new Error("module " + moduleName + " is not loaded");
+    const f = namespace[exportName];
+    if (typeof f !== "function") throw new TypeError("module " + moduleName + " has no exported function " + exportName);
+    const result = f.apply(undefined, args);
+    if (result !== null && typeof result === "object" && typeof result.then === "function") {
+      // The host asks again after the microtasks of this call have run (see settle).
+      settled = undefined;
+      result.then((value) => { settled = { value }; }, (error) => { settled = { error }; });
+      return [1];
+    }
+    return [0, result];
+  }
+  function settle() {
+    const outcome = settled;
+    settled = undefined;
+    if (outcome === undefined) throw new Error("the promise returned by the handler did not settle: the sandbox has no I/O to wait for");
+    if ("error" in outcome) throw outcome.error;
+    return outcome.value;
+  }
+  function register(name, namespace) { modules.set(name, namespace); }
+  g.__coco_take = function () {
+    delete g.__coco_take;
+    return [dispatch, settle, register];
+  };
+})();
+`;

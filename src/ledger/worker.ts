@@ -1,0 +1,79 @@
+// The ledger worker thread: owns the ledger files. Its event loop does nothing else, so a
+// group commit (write + fdatasync) is never delayed behind the main thread's request parsing;
+// under load the main thread's loop turns take tens of milliseconds, and every await in an
+// fs.promises write would wait for one.
+import { parentPort } from "node:worker_threads";
+import { CocoError } from "../util/errors.js";
+import { Ledger } from "./ledger.js";
+import { packEntries, unpackEntries, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
+
+const port = parentPort;
+if (!port) throw new Error("ledger worker must run in a worker thread");
+
+let ledger: Ledger | undefined;
+const logger = {
+  info: (obj: object, msg: string) => port.postMessage({ id: -1, log: "info", obj, msg } satisfies WorkerReply),
+  warn: (obj: object, msg: string) => port.postMessage({ id: -1, log: "warn", obj, msg } satisfies WorkerReply),
+};
+
+function opened(): Ledger {
+  if (!ledger) throw new Error("ledger worker: not opened");
+  return ledger;
+}
+
+async function handle(request: WorkerRequest): Promise<WorkerReply> {
+  switch (request.op) {
+    case "open": {
+      const result = await Ledger.open(request.dir, { chunkSizeBytes: request.chunkSizeBytes, durability: request.durability, logger });
+      ledger = result.ledger;
+      const { bytes, lengths } = packEntries(result.entries);
+      return { id: request.id, ok: true, durableSeqno: ledger.durableSeqno, lastSeqno: ledger.lastSeqno, bytes, lengths };
+    }
+    case "append": {
+      const l = opened();
+      const entries = unpackEntries(request.bytes, request.lengths);
+      let s = 0;
+      for (let i = 0; i < entries.length; i++) {
+        const seqno = request.firstSeqno + i;
+        while (s < request.signatures.length && request.signatures[s]! < seqno) s++;
+        l.append(entries[i]!, seqno, request.signatures[s] === seqno);
+      }
+      if (request.flush) await l.flush();
+      return { id: request.id, ok: true, durableSeqno: l.durableSeqno, lastSeqno: l.lastSeqno };
+    }
+    case "commit":
+      await opened().commit(request.seqno);
+      break;
+    case "truncate":
+      await opened().truncate(request.seqno);
+      break;
+    case "read": {
+      const entry = await opened().read(request.seqno);
+      const { bytes, lengths } = packEntries([entry]);
+      return { id: request.id, ok: true, durableSeqno: opened().durableSeqno, lastSeqno: opened().lastSeqno, bytes, lengths };
+    }
+    case "close":
+      await ledger?.close();
+      ledger = undefined;
+      return { id: request.id, ok: true, durableSeqno: 0, lastSeqno: 0 };
+  }
+  return { id: request.id, ok: true, durableSeqno: opened().durableSeqno, lastSeqno: opened().lastSeqno };
+}
+
+// Requests are handled strictly in arrival order: the main thread relies on it.
+let queue: Promise<unknown> = Promise.resolve();
+port.on("message", (request: WorkerRequest) => {
+  queue = queue.then(async () => {
+    let reply: WorkerReply;
+    try {
+      reply = await handle(request);
+    } catch (error) {
+      const e = error as Error;
+      reply = error instanceof CocoError
+        ? { id: request.id, ok: false, code: error.code, message: error.message, status: error.status, isCocoError: true }
+        : { id: request.id, ok: false, code: "LedgerFailure", message: e?.message ?? String(error), status: 500, isCocoError: false };
+    }
+    const transfer = "bytes" in reply && reply.bytes ? [reply.bytes] : [];
+    port.postMessage(reply, transfer);
+  });
+});
