@@ -39,7 +39,10 @@ function bytes(value: unknown, what: string): Uint8Array {
 
 /** Copies into a fresh ArrayBuffer: the isolate receives a copy anyway, never a view of KV state. */
 function toArrayBuffer(value: Uint8Array): ArrayBuffer {
-  return value.slice().buffer as ArrayBuffer;
+  // Not value.slice().buffer: a Buffer's slice is a view into a shared pool.
+  const copy = new ArrayBuffer(value.byteLength);
+  new Uint8Array(copy).set(value);
+  return copy;
 }
 
 function isValidX509CertBundle(pem: unknown): boolean {

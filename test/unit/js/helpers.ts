@@ -14,7 +14,7 @@ export class MemoryKv implements KvAccess {
     return this.map(map).get(hex(key))?.[1];
   }
   set(map: string, key: Uint8Array, value: Uint8Array) {
-    this.map(map).set(hex(key), [key.slice(), value.slice()]);
+    this.map(map).set(hex(key), [Uint8Array.from(key), Uint8Array.from(value)]);
   }
   has(map: string, key: Uint8Array) {
     return this.map(map).has(hex(key));
