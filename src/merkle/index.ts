@@ -2,3 +2,4 @@
 // receipt verification (here and in the client SDK) relies on.
 export * from "./proof.js";
 export * from "./tree.js";
+export type { CcfReceipt, CcfReceiptLeafComponents } from "./receipt-format.js";

@@ -132,6 +132,10 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     else if (san.startsWith("dNSName:")) dnsNames.push(san.slice("dNSName:".length));
     else throw invalid("node_certificate.subject_alt_names", `"${san}" must start with "iPAddress:" or "dNSName:"`);
   }
+  const logLevel = file.logging?.level ?? "info";
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
+    throw invalid("logging.level", `expected one of fatal, error, warn, info, debug, trace, silent; got ${JSON.stringify(logLevel)}`);
+  }
   const durability = file.coco?.durability ?? "fsync";
   if (durability !== "fsync" && durability !== "none") throw invalid("coco.durability", `expected "fsync" or "none"`);
   const workspace = at(file.coco?.workspace ?? ".");
@@ -167,7 +171,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
       : DEFAULTS.signatureDelayMs,
     durability,
     pendingTransactionsMax: file.coco?.pending_transactions_max ?? DEFAULTS.pendingTransactionsMax,
-    logLevel: file.logging?.level ?? "info",
+    logLevel,
     logFile: file.logging?.file !== undefined ? at(file.logging.file) : undefined,
   };
 }

@@ -5,12 +5,11 @@
 // transaction signing the Merkle root with the node key; once that signature is durable it is
 // the new commit point (single node: the node itself is the majority).
 import { EventEmitter } from "node:events";
-import { sha256Triple, signDigest } from "../crypto/index.js";
-import { MerkleTree } from "../merkle/index.js";
+import { sha256, sha256Triple, signDigest } from "../crypto/index.js";
+import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
 import { LedgerSecret, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
-import type { CcfReceipt } from "../client/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
 
@@ -250,6 +249,12 @@ export class TransactionEngine extends EventEmitter {
     }
     const treeSize = signature.seqno - 1;
     const entry = decodeEntry(await this.ledger.read(seqno));
+    const commitEvidence = this.commitEvidence.evidence(entry.view, seqno);
+    if (!sha256(Buffer.from(commitEvidence)).equals(entry.commitEvidenceDigest)) {
+      // The ledger entry was written under another commit-evidence derivation (or secret):
+      // answer plainly rather than serve a receipt that cannot verify.
+      throw new CocoError("InternalError", `Cannot rebuild the commit evidence of ${formatTxId(view, seqno)}: it does not match the digest in its ledger entry.`, 500);
+    }
     const proof = this.tree.path(seqno - 1, treeSize).map((step) =>
       "left" in step ? { left: step.left.toString("hex") } : { right: step.right.toString("hex") });
     return {
@@ -259,7 +264,7 @@ export class TransactionEngine extends EventEmitter {
       proof,
       leaf_components: {
         write_set_digest: writeSetDigest(entry.bytes).toString("hex"),
-        commit_evidence: this.commitEvidence.evidence(entry.view, seqno),
+        commit_evidence: commitEvidence,
         claims_digest: entry.claimsDigest.toString("hex"),
       },
     };

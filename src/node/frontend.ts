@@ -13,9 +13,18 @@ const CONFLICT_RETRIES_MAX = 30;
 const TXID_HEADER = "x-ms-ccf-transaction-id";
 
 export class Frontend {
-  constructor(private readonly registry: EndpointRegistry, private readonly engine: TransactionEngine) {}
+  constructor(
+    private readonly registry: EndpointRegistry,
+    private readonly engine: TransactionEngine,
+    /** Whether the service is open: until then the user frontend (/app/*) answers FrontendNotOpen, as in CCF. */
+    private readonly isOpen: () => boolean = () => true,
+  ) {}
 
   readonly dispatch = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => {
+    if (request.path.startsWith("/app/") && !this.isOpen()) {
+      throw new CocoError(ErrorCodes.FrontendNotOpen,
+        "Frontend is not open: the service opens once members accept a transition_service_to_open proposal.", 404);
+    }
     const { endpoint, params } = this.registry.route(request.method, request.path);
     return this.run(endpoint, params, request, 0);
   };

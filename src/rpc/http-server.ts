@@ -114,9 +114,15 @@ export class HttpServer {
 
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
+      this.server.once("error", (error: NodeJS.ErrnoException) => {
+        if (error.code === "EADDRINUSE") {
+          reject(new CocoError("AddressInUse",
+            `${this.options.host}:${this.options.port} is already in use: stop the process listening there or choose another port (sandbox: --port; node config: network.rpc_interfaces.*.bind_address).`, 400));
+        } else reject(error);
+      });
       this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off("error", reject);
+        this.server.removeAllListeners("error");
+        this.server.on("error", (error) => this.options.onError?.(error, undefined));
         resolve(this.server.address() as AddressInfo);
       });
     });
