@@ -6,6 +6,11 @@ import { p384 } from "@noble/curves/nist.js";
 import { CocoError } from "../util/errors.js";
 import { privateKeyObject, publicKeyObject } from "./keys.js";
 
+// Signing multiplies the base point once per signature transaction (every few tens of ms under
+// load). A precomputed window-8 table makes that ~35% cheaper (1.17 -> 0.76 ms measured here)
+// for ~100 KiB of memory, paid once at start.
+p384.Point.BASE.precompute(8, false);
+
 export const DIGEST_BYTES = 32;
 
 // Signing happens once per signature transaction with the same node key, and receipts are
