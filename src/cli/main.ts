@@ -10,6 +10,7 @@ import { CocoNode } from "../node/node.js";
 import { COCO_VERSION } from "../node/node-endpoints.js";
 import { installLoggingApp } from "../apps/logging/index.js";
 import { runSandbox } from "./sandbox.js";
+import { registerGovCommands } from "./gov.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -109,5 +110,7 @@ receipt.command("verify")
       process.exit(1);
     }
   });
+
+registerGovCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

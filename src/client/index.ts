@@ -1,3 +1,4 @@
 // Public face of the client SDK. Receipt verification works offline, from the service
 // certificate alone.
 export * from "./receipt.js";
+export * from "./gov.js";
