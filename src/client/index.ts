@@ -2,3 +2,4 @@
 // certificate alone.
 export * from "./receipt.js";
 export * from "./gov.js";
+export * from "./open-service.js";

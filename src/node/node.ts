@@ -132,12 +132,12 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
   for (const file of config.genesis.memberCertificateFiles) {
     const pem = readFileSync(file, "utf8");
     const id = certificateFingerprint(pem);
-    tx.set(MEMBERS_CERTS_MAP, Buffer.from(id), json(pem));
+    tx.set(MEMBERS_CERTS_MAP, Buffer.from(id), Buffer.from(pem));
     tx.set("public:ccf.gov.members.info", Buffer.from(id), json({ status: "Active", member_data: null }));
   }
   for (const file of config.genesis.userCertificateFiles) {
     const pem = readFileSync(file, "utf8");
-    tx.set(USERS_CERTS_MAP, Buffer.from(certificateFingerprint(pem)), json(pem));
+    tx.set(USERS_CERTS_MAP, Buffer.from(certificateFingerprint(pem)), Buffer.from(pem));
   }
   tx.set("public:ccf.gov.nodes.info", Buffer.from(identity.nodeId), json({
     cert: identity.nodeCertPem,

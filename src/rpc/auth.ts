@@ -24,8 +24,10 @@ const NO_AUTH: Caller = Object.freeze({ policy: "no_auth" as const });
 class CertCaller {
   constructor(readonly policy: "user_cert" | "member_cert", readonly id: string, private readonly raw: Buffer) {}
   get cert(): string {
-    // Values are JSON strings holding the PEM, as CCF's constitution writes them.
-    return JSON.parse(this.raw.toString("utf8")) as string;
+    // CCF stores certificates as raw PEM text (RawCopySerialisedMap<Id, Pem>); accept a JSON
+    // string too, as older tooling wrote.
+    const text = this.raw.toString("utf8");
+    return text.startsWith('"') ? (JSON.parse(text) as string) : text;
   }
   toJSON(): object {
     return { policy: this.policy, id: this.id, cert: this.cert };
