@@ -2,13 +2,14 @@
 // a workspace with member0/user0 identities (CCF's file names), a CCF-style node config, starts
 // the node, and prints commands that work as printed. Running it again on the same workspace
 // restarts the node from its ledger with all its data.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { pino } from "pino";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
 import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
 import { installLoggingApp } from "../apps/logging/index.js";
+import { openServiceAsMember } from "../client/index.js";
 
 export interface SandboxOptions {
   workspace: string;
@@ -38,7 +39,6 @@ export function sandboxConfig(options: SandboxOptions): NodeConfigFile {
       service_certificate_file: "service_cert.pem",
       start: {
         members: [{ certificate_file: "member0_cert.pem" }],
-        users: [{ certificate_file: "user0_cert.pem" }],
       },
     },
     ledger: { directory: "ledger" },
@@ -61,14 +61,27 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   const config = resolveConfig(file, workspace);
   const logger = pino({ level: "info" }, pino.destination({ dest: join(workspace, "node.log"), mkdir: true, sync: false }));
   const node = await CocoNode.start(config, { installApps: installLoggingApp, logger });
+  const url = `https://${options.host}:${node.address.port}`;
+  // Open a new service the governed way, as CCF's sandbox does: member0 acknowledges the
+  // service state, then proposes user0 and transition_service_to_open, accepted at once.
+  let opened = false;
+  if (!node.engine.store.get("public:ccf.gov.service.info", Buffer.alloc(8))?.toString().includes('"Open"')) {
+    await openServiceAsMember({
+      url,
+      serviceCertPem: readFileSync(join(workspace, "service_cert.pem"), "utf8"),
+      memberCertPem: readFileSync(join(workspace, "member0_cert.pem"), "utf8"),
+      memberKeyPem: readFileSync(join(workspace, "member0_privk.pem"), "utf8"),
+      userCertPems: [readFileSync(join(workspace, "user0_cert.pem"), "utf8")],
+    });
+    opened = true;
+  }
 
   const ws = relative(process.cwd(), workspace) || ".";
-  const url = `https://${options.host}:${node.address.port}`;
   const user = `--cacert ${ws}/service_cert.pem --cert ${ws}/user0_cert.pem --key ${ws}/user0_privk.pem`;
   if (!options.quiet) {
     const commit = node.engine.commitTxId;
     console.log(`
-Coco sandbox is running at ${url} (${restarting ? `restarted from its ledger, committed up to ${commit.view}.${commit.seqno}` : "new service"})
+Coco sandbox is running at ${url} (${restarting ? `restarted from its ledger, committed up to ${commit.view}.${commit.seqno}` : "new service"})${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}
   node id       ${node.identity.nodeId}
   workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)
   durability    ${options.durability}

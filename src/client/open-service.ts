@@ -1,7 +1,7 @@
 // The governed opening of a new service, as an operator runs it once the first node is up:
 // the genesis member acknowledges the service state (Accepted -> Active), then proposes the
-// initial users and `transition_service_to_open`; with one member the proposal is accepted at
-// once. Used by the sandbox and by tests; CCF's sandbox does the same steps.
+// initial users and `transition_service_to_open` and votes for it; with one member its ballot
+// accepts the proposal. Used by the sandbox and by tests; CCF's sandbox does the same steps.
 import { GovernanceClient, type ProposalInfo } from "./gov.js";
 
 export interface OpenServiceOptions {
@@ -25,12 +25,14 @@ export async function openServiceAsMember(options: OpenServiceOptions): Promise<
     if (info.status === "Open") return undefined;
     const me = (await client.members()).find((m) => m.memberId === client.memberId);
     if (me?.status !== "Active") await client.ack();
-    const proposal = await client.propose({
+    let proposal = await client.propose({
       actions: [
         ...options.userCertPems.map((cert) => ({ name: "set_user", args: { cert } })),
         { name: "transition_service_to_open", args: { next_service_identity: options.serviceCertPem } },
       ],
     });
+    // As in CCF, the proposer votes like any member; with one member its ballot decides.
+    if (proposal.proposalState === "Open") proposal = await client.accept(proposal.proposalId);
     if (proposal.proposalState !== "Accepted") {
       throw new Error(`the proposal to open the service is ${proposal.proposalState}, not Accepted: ${JSON.stringify(proposal)}`);
     }

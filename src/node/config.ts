@@ -27,8 +27,6 @@ export interface NodeConfigFile {
     service_certificate_file?: string;
     start?: {
       members: { certificate_file: string; encryption_public_key_file?: string; data_json_file?: string }[];
-      /** Coco extension until governance is wired: users registered at genesis. */
-      users?: { certificate_file: string }[];
       constitution_files?: string[];
       service_configuration?: { recovery_threshold?: number };
     };
@@ -41,6 +39,9 @@ export interface NodeConfigFile {
     workspace?: string;
     durability?: Durability;
     pending_transactions_max?: number;
+    /** Per-call limits of the sandboxed JavaScript runtime (constitution, ballots). */
+    js_time_limit_ms?: number;
+    js_memory_limit_mib?: number;
   };
 }
 
@@ -51,7 +52,13 @@ export interface ResolvedConfig {
   nodeCertificate: { subjectName: string; ipAddresses: string[]; dnsNames: string[] };
   command: NodeConfigFile["command"]["type"];
   serviceCertificateFile: string;
-  genesis: { memberCertificateFiles: string[]; userCertificateFiles: string[] };
+  genesis: {
+    members: { certificateFile: string; encryptionPublicKeyFile?: string; dataJsonFile?: string }[];
+    constitutionFiles: string[];
+    recoveryThreshold?: number;
+  };
+  jsTimeLimitMs: number;
+  jsMemoryLimitMiB: number;
   ledgerDirectory: string;
   ledgerChunkBytes: number;
   signatureTxCount: number;
@@ -103,6 +110,8 @@ export const DEFAULTS = {
   connectionsMax: 1000,
   ledgerChunkBytes: 5 * 1024 * 1024,
   pendingTransactionsMax: 200_000,
+  jsTimeLimitMs: 1000,
+  jsMemoryLimitMiB: 100,
 } as const;
 
 export function resolveConfig(file: NodeConfigFile, configDirectory: string): ResolvedConfig {
@@ -157,12 +166,20 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     command: type,
     serviceCertificateFile: at(file.command.service_certificate_file ?? "service_cert.pem"),
     genesis: {
-      memberCertificateFiles: members.map((m, i) => {
+      members: members.map((m, i) => {
         if (typeof m.certificate_file !== "string") throw invalid(`command.start.members[${i}].certificate_file`, "missing");
-        return at(m.certificate_file);
+        return {
+          certificateFile: at(m.certificate_file),
+          ...(m.encryption_public_key_file ? { encryptionPublicKeyFile: at(m.encryption_public_key_file) } : {}),
+          ...(m.data_json_file ? { dataJsonFile: at(m.data_json_file) } : {}),
+        };
       }),
-      userCertificateFiles: (file.command.start?.users ?? []).map((u) => at(u.certificate_file)),
+      constitutionFiles: (file.command.start?.constitution_files ?? []).map((f) => at(f)),
+      ...(file.command.start?.service_configuration?.recovery_threshold !== undefined
+        ? { recoveryThreshold: file.command.start.service_configuration.recovery_threshold } : {}),
     },
+    jsTimeLimitMs: file.coco?.js_time_limit_ms ?? DEFAULTS.jsTimeLimitMs,
+    jsMemoryLimitMiB: file.coco?.js_memory_limit_mib ?? DEFAULTS.jsMemoryLimitMiB,
     ledgerDirectory: at(file.ledger?.directory ?? "ledger"),
     ledgerChunkBytes: file.ledger?.chunk_size !== undefined ? parseSize(file.ledger.chunk_size, "ledger.chunk_size") : DEFAULTS.ledgerChunkBytes,
     signatureTxCount: txCount,

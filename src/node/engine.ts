@@ -55,6 +55,8 @@ export class TransactionEngine extends EventEmitter {
   get lastTxId(): TxId { return { view: this.views.viewAt(this.lastSeqno) ?? this.view, seqno: this.lastSeqno }; }
   get commitTxId(): TxId { return { view: this.views.viewAt(this.commitSeqno) ?? 0, seqno: this.commitSeqno }; }
   get lastSignedSeqno(): number { return this.signatures.last?.seqno ?? 0; }
+  /** Hex Merkle root signed by the last signature transaction ("" before the first). */
+  get lastSignatureRoot(): string { return this.signatures.last?.root ?? ""; }
 
   /**
    * Rebuilds state from the entries read back from the ledger at start-up, then drops the

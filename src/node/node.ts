@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import { certificateFingerprint } from "../crypto/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
-import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, USERS_CERTS_MAP } from "../rpc/index.js";
+import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js";
 import { formatTxId } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
 import { TransactionEngine } from "./engine.js";
@@ -13,6 +13,9 @@ import { Frontend } from "./frontend.js";
 import { loadOrCreateIdentity, type NodeIdentity } from "./identity.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { SINGLETON_KEY } from "./signatures.js";
+import { ServiceStatus } from "./service-status.js";
+import { JsRuntime } from "../js/index.js";
+import { CONSTITUTION_MAP, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
 
 export interface StartOptions {
   /** Installs the app's endpoints (built-in apps are composed by the CLI, above this layer). */
@@ -78,6 +81,9 @@ export class CocoNode {
     }
     const startupSeqno = engine.lastTxId.seqno;
     if (startupSeqno === 0) writeGenesis(engine, identity, config);
+    const serviceStatus = new ServiceStatus(engine.store);
+    // The constitution and ballots run here, isolated from the node (see docs/js-runtime.md).
+    const runtime = new JsRuntime({ timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB });
 
     const registry = new EndpointRegistry();
     let rpcAddress = `${config.rpc.host}:${config.rpc.port}`;
@@ -88,10 +94,17 @@ export class CocoNode {
       rpcInterfaceName: config.rpc.name,
       rpcAddress: () => rpcAddress,
       startupSeqno,
-      serviceStatus: () => "Open",
+      serviceStatus: () => serviceStatus.status,
+    });
+    installGovernanceEndpoints(registry, {
+      runtime,
+      nowSeconds: () => Math.floor(Date.now() / 1000),
+      serviceCertPem: identity.serviceCertPem,
+      // What members acknowledge: the Merkle root signed by the last signature transaction.
+      stateDigest: () => engine.lastSignatureRoot,
     });
     options.installApps?.(registry);
-    const frontend = new Frontend(registry, engine);
+    const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen);
     const server = new HttpServer({
       host: config.rpc.host,
       port: config.rpc.port,
@@ -122,22 +135,31 @@ export class CocoNode {
 }
 
 /**
- * The genesis transaction of a new service: the governance tables under CCF's names. Until
- * governance lands, the start configuration's members and users are registered directly and
- * the service is open at once.
+ * The genesis transaction of a new service, as CCF's first node writes it: the members of the
+ * start configuration (status Accepted until each acknowledges the service state), the
+ * constitution, this node (Trusted) and the service (Opening). Users, apps and the opening of
+ * the service come later, through proposals.
  */
 function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config: ResolvedConfig): void {
   const tx = engine.store.begin();
   const json = (value: unknown) => Buffer.from(JSON.stringify(value));
-  for (const file of config.genesis.memberCertificateFiles) {
-    const pem = readFileSync(file, "utf8");
+  for (const member of config.genesis.members) {
+    const pem = readFileSync(member.certificateFile, "utf8");
     const id = certificateFingerprint(pem);
     tx.set(MEMBERS_CERTS_MAP, Buffer.from(id), Buffer.from(pem));
-    tx.set("public:ccf.gov.members.info", Buffer.from(id), json({ status: "Active", member_data: null }));
+    const memberData = member.dataJsonFile ? JSON.parse(readFileSync(member.dataJsonFile, "utf8")) as unknown : null;
+    tx.set("public:ccf.gov.members.info", Buffer.from(id), json({ status: "Accepted", member_data: memberData }));
+    tx.set("public:ccf.gov.members.acks", Buffer.from(id), json({ state_digest: "" }));
+    if (member.encryptionPublicKeyFile) {
+      tx.set("public:ccf.gov.members.encryption_public_keys", Buffer.from(id), Buffer.from(readFileSync(member.encryptionPublicKeyFile, "utf8")));
+    }
   }
-  for (const file of config.genesis.userCertificateFiles) {
-    const pem = readFileSync(file, "utf8");
-    tx.set(USERS_CERTS_MAP, Buffer.from(certificateFingerprint(pem)), Buffer.from(pem));
+  const constitution = config.genesis.constitutionFiles.length > 0
+    ? loadConstitutionFiles(config.genesis.constitutionFiles)
+    : defaultConstitutionSource();
+  tx.set(CONSTITUTION_MAP, SINGLETON_KEY, json(constitution));
+  if (config.genesis.recoveryThreshold !== undefined) {
+    tx.set("public:ccf.gov.service.config", SINGLETON_KEY, json({ recovery_threshold: config.genesis.recoveryThreshold }));
   }
   tx.set("public:ccf.gov.nodes.info", Buffer.from(identity.nodeId), json({
     cert: identity.nodeCertPem,
@@ -148,7 +170,7 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
   }));
   tx.set("public:ccf.gov.service.info", SINGLETON_KEY, json({
     cert: identity.serviceCertPem,
-    status: "Open",
+    status: "Opening",
     recovery_count: 0,
     service_data: null,
   }));

@@ -8,6 +8,7 @@ import tls from "node:tls";
 import { readFileSync } from "node:fs";
 import { NodeProcess, tempWorkspace } from "../helpers/node-process.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
+import { openServiceAsMember } from "../../src/client/index.js";
 
 const ws = tempWorkspace();
 let node: NodeProcess;
@@ -30,13 +31,23 @@ before(async () => {
     command: {
       type: "Start",
       service_certificate_file: "service_cert.pem",
-      start: { members: [{ certificate_file: "member0_cert.pem" }], users: [{ certificate_file: "user0_cert.pem" }] },
+      start: { members: [{ certificate_file: "member0_cert.pem" }] },
     },
     ledger: { directory: "ledger" },
     coco: { durability: "none" },
   };
   writeFileSync(join(ws.dir, "config.json"), JSON.stringify(config));
   node = await NodeProcess.nodeStart(ws.dir, join(ws.dir, "config.json"));
+  const before = await node.request("GET", "/app/log/private?id=1");
+  assert.equal(before.status, 404);
+  assert.equal(before.json().error.code, "FrontendNotOpen", "app endpoints wait for the service to open");
+  await openServiceAsMember({
+    url: `https://127.0.0.1:${node.port}`,
+    serviceCertPem: readFileSync(join(ws.dir, "service_cert.pem"), "utf8"),
+    memberCertPem: readFileSync(join(ws.dir, "member0_cert.pem"), "utf8"),
+    memberKeyPem: readFileSync(join(ws.dir, "member0_privk.pem"), "utf8"),
+    userCertPems: [readFileSync(join(ws.dir, "user0_cert.pem"), "utf8")],
+  });
 });
 after(async () => {
   await node?.stop();

@@ -15,7 +15,8 @@ test("defaults are applied and paths resolve against the config directory", () =
   assert.equal(c.serviceCertificateFile, "/srv/coco/service_cert.pem");
   assert.equal(c.signatureDelayMs, DEFAULTS.signatureDelayMs);
   assert.equal(c.durability, "fsync");
-  assert.deepEqual(c.genesis.memberCertificateFiles, ["/srv/coco/member0_cert.pem"]);
+  assert.deepEqual(c.genesis.members, [{ certificateFile: "/srv/coco/member0_cert.pem" }]);
+  assert.deepEqual(c.genesis.constitutionFiles, []);
 });
 
 test("CCF's ledger_signatures and max_body_size settings are honoured", () => {
