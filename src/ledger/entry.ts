@@ -1,7 +1,7 @@
 // Ledger entry codec: one transaction as it sits in a ledger file. The public domain is
 // plaintext so auditors can read it; the private domain is AES-256-GCM under the ledger
 // secret, with the header and public domain as AAD so neither can be altered unnoticed.
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, type KeyObject } from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, hash, type KeyObject } from "node:crypto";
 import { inspect } from "node:util";
 import { CocoError, assert } from "../util/errors.js";
 
@@ -191,5 +191,5 @@ export function decryptPrivate(entry: DecodedEntry, secret: LedgerSecret): Buffe
 /** SHA-256 of the whole encoded entry: the write-set digest that goes into the Merkle leaf.
  * Computed over ciphertext so auditors can recompute it without the ledger secret. */
 export function writeSetDigest(entryBytes: Buffer): Buffer {
-  return createHash("sha256").update(entryBytes).digest();
+  return hash("sha256", entryBytes, "buffer");
 }
