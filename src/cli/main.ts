@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `coco` command: run a sandbox or a node, make identities, verify receipts.
 import { readFileSync, writeFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { CocoError } from "../util/index.js";
 import { verifyReceipt, type CcfReceipt } from "../client/index.js";
@@ -73,11 +74,18 @@ node.command("start")
 program.command("keygen")
   .description("Create an identity (P-384 key and self-signed certificate) as <name>_privk.pem and <name>_cert.pem, like CCF's keygenerator.sh")
   .requiredOption("--name <name>", "identity name, e.g. member1 or user1")
+  .option("--gen-enc-key", "also create an RSA-2048 encryption key pair (<name>_enc_privk.pem, <name>_enc_pubk.pem) for recovery shares, as a recovery member needs", false)
   .action(async (opts) => {
     const keys = generateEcP384KeyPair();
     writeFileSync(`${opts.name}_privk.pem`, keys.privateKeyPem, { mode: 0o600 });
     writeFileSync(`${opts.name}_cert.pem`, await createIdentityCertificate(keys, opts.name));
     console.log(`Wrote ${opts.name}_privk.pem and ${opts.name}_cert.pem`);
+    if (opts.genEncKey) {
+      const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+      writeFileSync(`${opts.name}_enc_privk.pem`, privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600 });
+      writeFileSync(`${opts.name}_enc_pubk.pem`, publicKey.export({ format: "pem", type: "spki" }));
+      console.log(`Wrote ${opts.name}_enc_privk.pem and ${opts.name}_enc_pubk.pem`);
+    }
   });
 
 const receipt = program.command("receipt").description("Work with CCF receipts");
