@@ -80,7 +80,10 @@ export interface AuthenticateArgs {
 
 /** Authenticates a member-signed COSE body against the member tables of `tx`. */
 export function authenticateMember(ctx: EndpointContext, args: AuthenticateArgs): MemberCoseIdentity {
+  const contentType = ctx.request.headers["content-type"];
   const identity = authenticateMemberCose(ctx.request.body, {
+    // As CCF: a request that is not application/cose is refused before any CBOR parsing.
+    contentType: typeof contentType === "string" ? contentType : "",
     lookupMemberCert: (memberId) => readPem(ctx.tx, TABLES.membersCerts, memberId),
     expectedMsgType: args.msgType,
     ...(args.proposalId === undefined ? {} : { expectedProposalId: args.proposalId }),

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { Transaction } from "../kv/index.js";
 import type { JsRuntime, KvAccess, NodeHooks } from "../js/index.js";
 import { CocoError } from "../util/errors.js";
+import { removeJwtPublicSigningKeys, setJwtPublicSigningKeys } from "./jwt-keys.js";
 import { OverlayKv, readOnlyKv } from "./overlay-kv.js";
 import {
   type Failure, type ProposalInfo, type ProposalState, type ServiceInfo,
@@ -27,13 +28,22 @@ const RESOLVABLE_STATES: ReadonlySet<string> = new Set<ProposalState>(["Open", "
 const sha256Hex = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
 
 /** CCF's (reason, trace) of a JS exception; a timeout gets CCF's fixed reason. */
+function sandboxFrames(stack: string | undefined): string | undefined {
+  if (stack === undefined) return undefined;
+  const lines = stack.split("\n").filter((line) => !/\((?:file|node):|at (?:file|node):|node:internal|\/dist\/|\/src\//.test(line));
+  return lines.length > 0 ? lines.join("\n") : undefined;
+}
+
 export function failureOf(error: unknown, prefix = ""): Failure {
   if (error instanceof CocoError && error.code === "JsTimeout") return { reason: prefix + TIMEOUT_REASON };
   const cause = error instanceof CocoError && error.cause !== undefined ? error.cause : error;
   if (cause instanceof Error) {
     const name = cause.name && cause.name !== "Error" ? `${cause.name}: ` : "";
     const failure: Failure = { reason: `${prefix}${name}${cause.message}` };
-    if (cause.stack !== undefined) failure.trace = cause.stack;
+    // The trace goes into the public ledger: keep only frames from the sandboxed JS, never the
+    // host's (they would reveal install paths and node internals).
+    const trace = sandboxFrames(cause.stack);
+    if (trace !== undefined) failure.trace = trace;
     return failure;
   }
   return { reason: prefix + String(cause) };
@@ -72,6 +82,14 @@ export function kvOnlyHooks(kv: KvAccess): Partial<NodeHooks> {
       }
       if (info.status === "Open") return;
       kv.set(TABLES.serviceInfo, SINGLETON_KEY, jsonBytes({ ...info, status: "Open" }));
+    },
+    // Coco's runtime compiles modules from source (no QuickJS bytecode), so there is no cache to refresh.
+    refreshAppBytecodeCache() {},
+    setJwtPublicSigningKeys(issuer, _metadata, jwks) {
+      setJwtPublicSigningKeys(kv, issuer, jwks);
+    },
+    removeJwtPublicSigningKeys(issuer) {
+      removeJwtPublicSigningKeys(kv, issuer);
     },
   };
 }

@@ -1,6 +1,6 @@
 // Test helper: runs a real Coco node process (`coco sandbox` or `coco node start`) on loopback
 // and talks HTTPS to it with the workspace's identities.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import https from "node:https";
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -106,6 +106,11 @@ export class NodeProcess {
     }
   }
 
+  /** POSTs raw bytes as `application/cose` (a member-signed governance request), no client certificate. */
+  postCose(path: string, body: Buffer, options: { identity?: Identity } = {}): Promise<Response> {
+    return this.request("POST", path, { body, identity: options.identity ?? "none", headers: { "content-type": "application/cose" } });
+  }
+
   closeAgents(): void {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
@@ -124,4 +129,20 @@ export class NodeProcess {
 export function tempWorkspace(prefix = "coco-test-"): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `coco` command (`node dist/src/cli/main.js ...`) as an operator would; never throws on a non-zero exit. */
+export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: options.cwd, timeout: options.timeoutMs ?? 30_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
 }

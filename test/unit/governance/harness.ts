@@ -115,7 +115,8 @@ export class GovHarness {
     try {
       const { endpoint, params } = this.registry.route(method, path);
       const tx = this.store.begin();
-      const result = endpoint.handler({ request: { method, path, query, headers: {}, body, callerCert: undefined }, params, caller: { policy: "no_auth" }, tx });
+      const requestHeaders: Record<string, string> = method === "POST" ? { "content-type": "application/cose" } : {};
+      const result = endpoint.handler({ request: { method, path, query, headers: requestHeaders, body, callerCert: undefined }, params, caller: { policy: "no_auth" }, tx });
       if (result instanceof Promise) throw new Error("governance handlers are synchronous");
       const status = result.status ?? 200;
       if (status >= 200 && status < 300 && tx.hasWrites) this.store.commit(tx, this.store.currentVersion + 1);
