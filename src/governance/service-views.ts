@@ -112,6 +112,24 @@ interface EndpointProperties {
   authn_policies?: unknown[]; mode?: string; openapi?: unknown;
 }
 
+/**
+ * A key of public:ccf.gov.endpoints. CCF serialises EndpointKey as "<VERB> <uri_path>" (the form
+ * CCF's set_js_app writes); a JSON {uri_path, verb} key is read too.
+ */
+export function parseEndpointKey(text: string): EndpointKey | undefined {
+  if (text.startsWith("{")) {
+    try {
+      const key = JSON.parse(text) as Partial<EndpointKey>;
+      return typeof key.uri_path === "string" && typeof key.verb === "string" ? { uri_path: key.uri_path, verb: key.verb } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const space = text.indexOf(" ");
+  if (space <= 0 || space === text.length - 1) return undefined;
+  return { verb: text.slice(0, space), uri_path: text.slice(space + 1) };
+}
+
 function javascriptApp(ctx: EndpointContext): HandlerResult {
   const caseParam = parseQuery(ctx.request.query).case;
   if (caseParam !== undefined && caseParam !== "original") {
@@ -119,12 +137,8 @@ function javascriptApp(ctx: EndpointContext): HandlerResult {
   }
   const endpoints: Record<string, Record<string, unknown>> = {};
   ctx.tx.forEach(TABLES.jsEndpoints, (raw, rawKey) => {
-    let key: EndpointKey;
-    try {
-      key = JSON.parse(rawKey.toString("utf8")) as EndpointKey;
-    } catch {
-      return;
-    }
+    const key = parseEndpointKey(rawKey.toString("utf8"));
+    if (key === undefined) return;
     const properties = parseJson<EndpointProperties>(raw) ?? {};
     const operation = caseParam === "original" ? properties : {
       jsModule: properties.js_module,

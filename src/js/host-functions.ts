@@ -25,6 +25,11 @@ const NODE_HOOK_NAMES = new Set<keyof NodeHooks>([
   "setJwtPublicSigningKeys",
   "removeJwtPublicSigningKeys",
   "refreshAppBytecodeCache",
+  "setApplyWrites",
+  "setClaimsDigest",
+  "getLastCommittedTxId",
+  "getViewForSeqno",
+  "getStatusForTxId",
 ]);
 
 function mapName(value: unknown): string {
@@ -73,6 +78,11 @@ export function makeHostFunctions(current: () => ActiveCall | undefined): Record
       const entries: ArrayBuffer[] = [];
       kv().forEach(mapName(map), (value, key) => entries.push(toArrayBuffer(key), toArrayBuffer(value)));
       return entries;
+    },
+    kvVersionOfPreviousWrite: (map, key) => {
+      const access = kv();
+      if (access.getVersionOfPreviousWrite === undefined) throw new Error("kv.getVersionOfPreviousWrite is not available in this call");
+      return access.getVersionOfPreviousWrite(mapName(map), bytes(key, "kv.getVersionOfPreviousWrite key"));
     },
     digest: (algorithm, data) => {
       if (algorithm !== "SHA-256") throw new TypeError(`crypto.digest: unsupported algorithm ${String(algorithm)}, only SHA-256`);

@@ -16,6 +16,7 @@ export const HOST_FUNCTION_NAMES = [
   "isValidX509CertBundle",
   "pemToId",
   "nodeHook",
+  "kvVersionOfPreviousWrite",
 ] as const;
 
 export type HostFunctionName = (typeof HOST_FUNCTION_NAMES)[number];
@@ -83,17 +84,25 @@ export const PRELUDE_SOURCE = String.raw`
     return out.buffer.slice(0, n);
   }
   function bufToStr(buf) {
+    // WHATWG UTF-8 decode: each maximal invalid subsequence becomes U+FFFD, so arbitrary bytes
+    // (e.g. a SHA-256 digest, as CCF's add_snp_host_data compares) decode without throwing.
     const b = new Uint8Array(toArrayBuffer(buf, "bufToStr"));
     let s = "";
     for (let i = 0; i < b.length; ) {
       const c = b[i++];
-      let cp;
-      if (c < 0x80) cp = c;
-      else if (c >= 0xc0 && c < 0xe0 && i < b.length) cp = ((c & 31) << 6) | (b[i++] & 63);
-      else if (c >= 0xe0 && c < 0xf0 && i + 1 < b.length) { cp = ((c & 15) << 12) | ((b[i] & 63) << 6) | (b[i + 1] & 63); i += 2; }
-      else if (c >= 0xf0 && i + 2 < b.length) { cp = ((c & 7) << 18) | ((b[i] & 63) << 12) | ((b[i + 1] & 63) << 6) | (b[i + 2] & 63); i += 3; }
-      else cp = 0xfffd;
-      s += String.fromCodePoint(cp);
+      if (c < 0x80) { s += String.fromCharCode(c); continue; }
+      let need = 0, cp = 0, lo = 0x80, hi = 0xbf;
+      if (c >= 0xc2 && c <= 0xdf) { need = 1; cp = c & 31; }
+      else if (c >= 0xe0 && c <= 0xef) { need = 2; cp = c & 15; if (c === 0xe0) lo = 0xa0; else if (c === 0xed) hi = 0x9f; }
+      else if (c >= 0xf0 && c <= 0xf4) { need = 3; cp = c & 7; if (c === 0xf0) lo = 0x90; else if (c === 0xf4) hi = 0x8f; }
+      else { s += "\ufffd"; continue; }
+      let ok = true;
+      for (let k = 0; k < need; k++) {
+        const d = b[i];
+        if (i >= b.length || d < lo || d > hi) { ok = false; break; }
+        cp = (cp << 6) | (d & 63); i++; lo = 0x80; hi = 0xbf;
+      }
+      s += ok ? String.fromCodePoint(cp) : "\ufffd";
     }
     return s;
   }
@@ -124,6 +133,7 @@ export const PRELUDE_SOURCE = String.raw`
       for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], this);
     }
     get size() { return H.kvSize(this.#name); }
+    getVersionOfPreviousWrite(key) { return H.kvVersionOfPreviousWrite(this.#name, toArrayBuffer(key, "kv.getVersionOfPreviousWrite key")); }
   }
   const maps = new Map();
   const kv = new Proxy(Object.create(null), {
@@ -169,6 +179,16 @@ export const PRELUDE_SOURCE = String.raw`
       triggerLedgerChunk: hook("triggerLedgerChunk"),
       triggerSnapshot: hook("triggerSnapshot"),
       triggerACMERefresh: hook("triggerAcmeRefresh"),
+    }),
+    // Per-request hooks of JS app endpoints (src/apps/js): absent elsewhere, so they throw there.
+    rpc: Object.freeze({
+      setApplyWrites: hook("setApplyWrites"),
+      setClaimsDigest: (digest) => H.nodeHook("setClaimsDigest", [toArrayBuffer(digest, "setClaimsDigest")]),
+    }),
+    consensus: Object.freeze({
+      getLastCommittedTxId: hook("getLastCommittedTxId"),
+      getViewForSeqno: hook("getViewForSeqno"),
+      getStatusForTxId: hook("getStatusForTxId"),
     }),
     network: Object.freeze({
       getLatestLedgerSecretSeqno: hook("getLatestLedgerSecretSeqno"),

@@ -11,6 +11,8 @@ export interface KvAccess {
   clear(map: string): void;
   size(map: string): number;
   forEach(map: string, callback: (value: Uint8Array, key: Uint8Array) => void): void;
+  /** CCF's `getVersionOfPreviousWrite`: seqno of the key's last committed write; optional (JS apps). */
+  getVersionOfPreviousWrite?(map: string, key: Uint8Array): number | undefined;
 }
 
 /**
@@ -34,6 +36,12 @@ export interface NodeHooks {
   setJwtPublicSigningKeys(issuer: string, metadata: unknown, jwks: unknown): void;
   removeJwtPublicSigningKeys(issuer: string): void;
   refreshAppBytecodeCache(): void;
+  // Per-request hooks of JS app endpoints (`ccf.rpc.*`, `ccf.consensus.*`); optional elsewhere.
+  setApplyWrites?(force: boolean): void;
+  setClaimsDigest?(digest: Uint8Array): void;
+  getLastCommittedTxId?(): { view: number; seqno: number };
+  getViewForSeqno?(seqno: number): number | null;
+  getStatusForTxId?(view: number, seqno: number): string;
 }
 
 /** Per-call inputs supplied by the host: the sandbox has no clock or entropy of its own. */

@@ -1,7 +1,7 @@
 // Member authentication, acknowledgement and the service views of CCF's gov API (2024-07-01).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { signGovernanceRequest } from "../../../src/governance/index.js";
+import { signGovernanceRequest, TABLES } from "../../../src/governance/index.js";
 import { GovHarness, makeIdentity, NODE_ID, SERVICE_CERT, TEST_CONSTITUTION, YES } from "./harness.js";
 
 const [m0, m1, outsider] = await Promise.all([makeIdentity("member0"), makeIdentity("member1"), makeIdentity("outsider")]);
@@ -144,4 +144,18 @@ test("service views: info, members, nodes and users in CCF's shapes", () => {
   assert.deepEqual(h.request("GET", "/gov/service/users").json, { value: [] });
   assert.deepEqual(h.request("GET", "/gov/service/javascript-app").json, { endpoints: {} });
   assert.equal(h.request("GET", "/gov/service/javascript-app?api-version=2023-06-01-preview").json.error.code, "UnsupportedApiVersionValue");
+});
+
+test("/gov/service/javascript-app reads endpoint keys as CCF serialises them (\"VERB /path\")", () => {
+  const h = new GovHarness(TEST_CONSTITUTION);
+  const tx = h.store.begin();
+  const properties = { js_module: "/app.js", js_function: "get_item", forwarding_required: "never", authn_policies: ["user_cert"], mode: "readonly", openapi: {} };
+  tx.set(TABLES.jsEndpoints, Buffer.from("GET /items/{id}"), Buffer.from(JSON.stringify(properties)));
+  tx.set(TABLES.jsEndpoints, Buffer.from("POST /items"), Buffer.from(JSON.stringify({ ...properties, js_function: "add_item", mode: "readwrite" })));
+  h.store.commit(tx, h.store.currentVersion + 1);
+  const endpoints = h.request("GET", "/gov/service/javascript-app?api-version=2024-07-01").json.endpoints;
+  assert.deepEqual(Object.keys(endpoints).sort(), ["/items", "/items/{id}"]);
+  assert.equal(endpoints["/items/{id}"].GET.jsFunction, "get_item");
+  assert.equal(endpoints["/items"].POST.mode, "readwrite");
+  assert.deepEqual(h.request("GET", "/gov/service/javascript-app?api-version=2024-07-01&case=original").json.endpoints["/items"].POST, { ...properties, js_function: "add_item", mode: "readwrite" });
 });

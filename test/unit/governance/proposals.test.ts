@@ -210,3 +210,51 @@ test("the built-in transitionServiceToOpen hook writes service info through appl
   assert.equal(h.vote(m0!, id, YES).json.proposalState, "Accepted");
   assert.equal(h.request("GET", "/gov/service/info").json.status, "Open");
 });
+
+// Node hooks that CCF's constitutions call from apply and that Coco implements as KV writes.
+const HOOKS_CONSTITUTION = String.raw`
+export function validate(input) { return { valid: true, description: "OK" }; }
+export function resolve(proposal, proposerId, votes) { return "Accepted"; }
+export function apply(proposal, proposalId) {
+  for (const { name, args } of JSON.parse(proposal).actions) {
+    if (name === "refresh") ccf.refreshAppBytecodeCache();
+    if (name === "keys") ccf.setJwtPublicSigningKeys(args.issuer, { issuer: args.issuer }, args.jwks);
+    if (name === "drop_keys") ccf.removeJwtPublicSigningKeys(args.issuer);
+  }
+}
+`;
+
+test("apply may refresh the app bytecode cache (a no-op: Coco compiles from source)", () => {
+  const h = new GovHarness(HOOKS_CONSTITUTION);
+  h.addMember(m0!);
+  const r = h.propose(m0!, [{ name: "refresh" }]);
+  assert.equal(r.json.proposalState, "Accepted", r.text);
+});
+
+test("apply sets and removes an issuer's JWT signing keys in CCF's public_signing_keys_metadata_v2 table", async () => {
+  const { generateKeyPairSync, createPublicKey } = await import("node:crypto");
+  const jwkOf = () => generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" });
+  const h = new GovHarness(HOOKS_CONSTITUTION);
+  h.addMember(m0!);
+  const [a, b, c] = [jwkOf(), jwkOf(), jwkOf()];
+  const TABLE = "public:ccf.gov.jwt.public_signing_keys_metadata_v2";
+  const read = (kid: string) => {
+    const raw = h.store.begin().get(TABLE, Buffer.from(kid));
+    return raw === undefined ? undefined : JSON.parse(raw.toString()) as { public_key: string; issuer: string }[];
+  };
+  assert.equal(h.propose(m0!, [{ name: "keys", args: { issuer: "https://one", jwks: { keys: [{ kid: "k1", ...a }, { kid: "shared", ...b }] } } }]).json.proposalState, "Accepted");
+  assert.equal(h.propose(m0!, [{ name: "keys", args: { issuer: "https://two", jwks: { keys: [{ kid: "shared", ...c }] } } }]).json.proposalState, "Accepted");
+  const k1 = read("k1")!;
+  assert.deepEqual(k1.map((m) => m.issuer), ["https://one"]);
+  assert.deepEqual(createPublicKey({ key: Buffer.from(k1[0]!.public_key, "base64"), format: "der", type: "spki" }).export({ format: "jwk" }), a);
+  assert.deepEqual(read("shared")!.map((m) => m.issuer), ["https://one", "https://two"]);
+  // Setting keys again replaces the issuer's previous set.
+  h.propose(m0!, [{ name: "keys", args: { issuer: "https://one", jwks: { keys: [{ kid: "k9", ...a }] } } }]);
+  assert.equal(read("k1"), undefined);
+  assert.deepEqual(read("shared")!.map((m) => m.issuer), ["https://two"]);
+  h.propose(m0!, [{ name: "drop_keys", args: { issuer: "https://two" } }]);
+  assert.equal(read("shared"), undefined);
+  assert.deepEqual(read("k9")!.map((m) => m.issuer), ["https://one"]);
+  const bad = h.propose(m0!, [{ name: "keys", args: { issuer: "https://one", jwks: { keys: [{ kid: "x", kty: "oct" }] } } }]);
+  assert.equal(bad.json.proposalState, "Failed", bad.text);
+});

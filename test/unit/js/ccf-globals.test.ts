@@ -27,6 +27,14 @@ describe("ccf buffer helpers", () => {
     assert.deepEqual(run("const b = ccf.strToBuf(arg); return [b.byteLength, ccf.bufToStr(b)];", s), [Buffer.byteLength(s), s]);
   });
 
+  it("decodes bytes that are not UTF-8 (e.g. a digest) with U+FFFD instead of throwing", () => {
+    // Lone continuation, invalid lead, truncated sequence, encoded surrogate, above U+10FFFF, overlong.
+    const bytes = [0x80, 0x41, 0xff, 0xe2, 0x82, 0x42, 0xed, 0xa0, 0x80, 0xf4, 0x90, 0x80, 0x80, 0xc0, 0xaf];
+    assert.equal(run("return ccf.bufToStr(new Uint8Array(arg).buffer);", bytes), new TextDecoder().decode(Uint8Array.from(bytes)));
+    const digest = createHash("sha256").update("some policy").digest();
+    assert.equal(run("return ccf.bufToStr(ccf.crypto.digest('SHA-256', ccf.strToBuf(arg)));", "some policy"), new TextDecoder().decode(digest));
+  });
+
   it("round-trips JSON through jsonCompatibleToBuf and bufToJsonCompatible", () => {
     const v = { a: [1, "x", null], b: { c: true } };
     assert.deepEqual(run("return ccf.bufToJsonCompatible(ccf.jsonCompatibleToBuf(arg));", v), v);
