@@ -14,3 +14,4 @@ export {
 export { listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
 export { Ledger, type Durability, type LedgerLogger, type LedgerOptions } from "./ledger.js";
 export { ThreadedLedger, type LedgerStore } from "./threaded-ledger.js";
+export { LedgerSecrets, type LedgerSecretVersion } from "./secrets.js";

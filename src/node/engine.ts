@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { sha256, sha256Triple, signDigest } from "../crypto/index.js";
 import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
-import { LedgerSecret, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, writeSetDigest } from "../ledger/index.js";
+import { LedgerSecrets, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
@@ -21,7 +21,7 @@ export interface EngineOptions {
   nodeId: string;
   nodePrivateKeyPem: string;
   nodeCertPem: string;
-  ledgerSecret: Buffer;
+  ledgerSecrets: readonly LedgerSecretVersion[];
   signatureTxCount: number;
   signatureDelayMs: number;
   pendingTransactionsMax: number;
@@ -33,7 +33,7 @@ export class TransactionEngine extends EventEmitter {
   readonly tree = new MerkleTree();
   private readonly signatures = new SignatureIndex();
   private readonly views = new ViewHistory();
-  private readonly secret: LedgerSecret;
+  private readonly secrets: LedgerSecrets;
   private readonly commitEvidence: CommitEvidence;
   private view = 1;
   private lastSeqno = 0;
@@ -47,8 +47,9 @@ export class TransactionEngine extends EventEmitter {
 
   constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
-    this.secret = new LedgerSecret(options.ledgerSecret);
-    this.commitEvidence = new CommitEvidence(options.ledgerSecret);
+    this.secrets = new LedgerSecrets(options.ledgerSecrets);
+    // Commit evidence stays derived from the service's first ledger secret across rekeys.
+    this.commitEvidence = new CommitEvidence(this.secrets.first);
   }
 
   get currentView(): number { return this.view; }
@@ -72,7 +73,7 @@ export class TransactionEngine extends EventEmitter {
       }
       const entry = decodeEntry(bytes);
       assert(entry.seqno === this.lastSeqno + 1, `ledger entries are contiguous (expected ${this.lastSeqno + 1}, found ${entry.seqno})`);
-      const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secret) : Buffer.alloc(0);
+      const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : Buffer.alloc(0);
       this.store.applySerialised(entry.seqno, entry.publicDomain, privatePlain);
       this.tree.append(sha256Triple(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest));
       this.views.note(entry.view, entry.seqno);
@@ -108,6 +109,7 @@ export class TransactionEngine extends EventEmitter {
     this.tree.retract(seqno);
     this.signatures.truncate(seqno);
     this.views.truncate(seqno);
+    this.secrets.truncate(seqno);
     await this.ledger.truncate(seqno);
     this.lastSeqno = seqno;
   }
@@ -158,7 +160,7 @@ export class TransactionEngine extends EventEmitter {
       const commitEvidenceDigest = CommitEvidence.digest(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
       const entry = encodeEntry({
         view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
-      }, this.secret);
+      }, this.secrets.forSeqno(seqno));
       this.tree.append(sha256Triple(writeSetDigest(entry), commitEvidenceDigest, claimsDigest));
       this.ledger.append(entry, seqno, isSignature);
     }
@@ -192,6 +194,19 @@ export class TransactionEngine extends EventEmitter {
     this.enqueue(writeSet, true, ZERO_DIGEST);
     this.signatures.add(record);
     this.appendBatch();
+  }
+
+  /**
+   * Rotates the ledger secret: transactions after `afterSeqno` are encrypted with `raw`.
+   * Called right after the rekey transaction commits locally, before any later transaction.
+   */
+  rekey(afterSeqno: number, raw: Buffer): void {
+    assert(afterSeqno === this.lastSeqno, "rekey takes effect right after the transaction that asked for it");
+    this.secrets.add(afterSeqno + 1, raw);
+  }
+
+  get ledgerSecrets(): LedgerSecretVersion[] {
+    return this.secrets.list();
   }
 
   /** Group commit: while entries are buffered, write and fsync them together. */

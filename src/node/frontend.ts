@@ -12,12 +12,24 @@ import type { TransactionEngine } from "./engine.js";
 const CONFLICT_RETRIES_MAX = 30;
 const TXID_HEADER = "x-ms-ccf-transaction-id";
 
+/**
+ * Node actions that a transaction requests (e.g. a ledger rekey from the constitution's
+ * `apply`) and that must happen only if, and right after, that transaction commits.
+ */
+export interface CommitActions {
+  /** Forget requests left by a transaction that did not commit. */
+  reset(): void;
+  /** The request's transaction committed locally at `seqno`. */
+  committed(seqno: number): void;
+}
+
 export class Frontend {
   constructor(
     private readonly registry: EndpointRegistry,
     private readonly engine: TransactionEngine,
     /** Whether the service is open: until then the user frontend (/app/*) answers FrontendNotOpen, as in CCF. */
     private readonly isOpen: () => boolean = () => true,
+    private readonly actions?: CommitActions,
   ) {}
 
   readonly dispatch = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => {
@@ -31,6 +43,7 @@ export class Frontend {
 
   private run(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, attempt: number): RpcResponse | Promise<RpcResponse> {
     const tx = this.engine.store.begin();
+    this.actions?.reset();
     const caller = authenticate(endpoint.authPolicies, request, tx);
     const result = endpoint.handler({ request, params, caller, tx });
     if (result instanceof Promise) {
@@ -50,6 +63,7 @@ export class Frontend {
       }
       try {
         const id = this.engine.commit(tx, result.claimsDigest);
+        this.actions?.committed(id.seqno);
         txid = formatTxId(id.view, id.seqno);
       } catch (error) {
         if (error instanceof CocoError && error.code === ErrorCodes.TransactionConflict) {

@@ -4,7 +4,7 @@
 // (AES-256-GCM) under a key derived from the node key. On the `virtual` platform the node key
 // is a file, so sealing only protects against copies of the workspace without node.key; on a
 // real TEE the sealing key comes from the hardware instead (platform layer, later).
-import { existsSync, readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import {
@@ -12,6 +12,7 @@ import {
   hkdfSha256, nodeIdFromPublicKey, randomBytes, type KeyPairPem,
 } from "../crypto/index.js";
 import { CocoError } from "../util/index.js";
+import type { LedgerSecretVersion } from "../ledger/index.js";
 import type { ResolvedConfig } from "./config.js";
 
 export interface NodeIdentity {
@@ -20,7 +21,8 @@ export interface NodeIdentity {
   readonly nodeCertPem: string;
   readonly serviceKeys: KeyPairPem;
   readonly serviceCertPem: string;
-  readonly ledgerSecret: Buffer;
+  /** Every ledger secret of the service, each with the first seqno it encrypts. */
+  readonly ledgerSecrets: LedgerSecretVersion[];
   /** True when this start created the service (genesis must be written). */
   readonly isNewService: boolean;
 }
@@ -28,7 +30,9 @@ export interface NodeIdentity {
 interface SealedSecrets {
   service_private_key_pem: string;
   service_public_key_pem: string;
-  ledger_secret: string; // base64
+  /** The first ledger secret (base64); later ones, after rekeys, are in ledger_secrets. */
+  ledger_secret: string;
+  ledger_secrets?: { from_seqno: number; secret: string }[];
 }
 
 const SEALED_FILE = "sealed_secrets.json";
@@ -43,8 +47,22 @@ function sealingKey(nodePrivateKeyPem: string): AesGcmKey {
 function writeFileAtomic(path: string, data: string, mode: number): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, data, { mode });
+  // fsync the data before the rename and the directory after it: a secret must be on disk
+  // before any ledger entry encrypted with it can be.
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
+  const dir = openSync(dirname(path), "r");
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }
 
 function seal(path: string, nodeKeys: KeyPairPem, secrets: SealedSecrets): void {
@@ -82,7 +100,8 @@ export async function loadOrCreateIdentity(config: ResolvedConfig, ledgerHasEntr
       nodeCertPem: readFileSync(certFile, "utf8"),
       serviceKeys: { privateKeyPem: secrets.service_private_key_pem, publicKeyPem: secrets.service_public_key_pem },
       serviceCertPem: readFileSync(config.serviceCertificateFile, "utf8"),
-      ledgerSecret: Buffer.from(secrets.ledger_secret, "base64"),
+      ledgerSecrets: secrets.ledger_secrets?.map((v) => ({ fromSeqno: v.from_seqno, raw: Buffer.from(v.secret, "base64") }))
+        ?? [{ fromSeqno: 1, raw: Buffer.from(secrets.ledger_secret, "base64") }],
       isNewService: false,
     };
   }
@@ -110,5 +129,18 @@ export async function loadOrCreateIdentity(config: ResolvedConfig, ledgerHasEntr
     ledger_secret: ledgerSecret.toString("base64"),
   });
   writeFileAtomic(config.serviceCertificateFile, serviceCertPem, 0o644);
-  return { nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem), nodeKeys, nodeCertPem, serviceKeys, serviceCertPem, ledgerSecret, isNewService: true };
+  return {
+    nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem), nodeKeys, nodeCertPem, serviceKeys, serviceCertPem,
+    ledgerSecrets: [{ fromSeqno: 1, raw: ledgerSecret }], isNewService: true,
+  };
+}
+
+/** Re-seals the service key and every ledger secret (after a rekey), atomically. */
+export function resealSecrets(config: ResolvedConfig, identity: NodeIdentity, ledgerSecrets: readonly LedgerSecretVersion[]): void {
+  seal(join(config.workspace, SEALED_FILE), identity.nodeKeys, {
+    service_private_key_pem: identity.serviceKeys.privateKeyPem,
+    service_public_key_pem: identity.serviceKeys.publicKeyPem,
+    ledger_secret: ledgerSecrets[0]!.raw.toString("base64"),
+    ledger_secrets: ledgerSecrets.map((v) => ({ from_seqno: v.fromSeqno, secret: v.raw.toString("base64") })),
+  });
 }

@@ -3,14 +3,14 @@
 import { mkdirSync, readFileSync, existsSync, openSync, writeSync, fsyncSync, closeSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
-import { certificateFingerprint } from "../crypto/index.js";
+import { certificateFingerprint, randomBytes } from "../crypto/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
 import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js";
 import { formatTxId } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
 import { TransactionEngine } from "./engine.js";
-import { Frontend } from "./frontend.js";
-import { loadOrCreateIdentity, type NodeIdentity } from "./identity.js";
+import { Frontend, type CommitActions } from "./frontend.js";
+import { loadOrCreateIdentity, resealSecrets, type NodeIdentity } from "./identity.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { ServiceStatus } from "./service-status.js";
@@ -24,6 +24,8 @@ export interface StartOptions {
 }
 
 const CONSENSUS_STATE_FILE = "consensus_state.json";
+/** Marks the transactions that rotated the ledger secret (the new secret is used after them). */
+const LEDGER_REKEY_MAP = "public:ccf.internal.ledger_rekeys";
 
 /** The view is persisted (fsync'd) before the node writes in it, as Raft persists its term. */
 function readPersistedView(workspace: string): number {
@@ -67,7 +69,7 @@ export class CocoNode {
       nodeId: identity.nodeId,
       nodePrivateKeyPem: identity.nodeKeys.privateKeyPem,
       nodeCertPem: identity.nodeCertPem,
-      ledgerSecret: identity.ledgerSecret,
+      ledgerSecrets: identity.ledgerSecrets,
       signatureTxCount: config.signatureTxCount,
       signatureDelayMs: config.signatureDelayMs,
       pendingTransactionsMax: config.pendingTransactionsMax,
@@ -96,15 +98,34 @@ export class CocoNode {
       startupSeqno,
       serviceStatus: () => serviceStatus.status,
     });
+    // Node actions the constitution asks for, carried out once the proposal's transaction
+    // commits. The hook writes a marker through apply's overlay, so a proposal whose apply
+    // fails (its writes discarded) never rotates the secret.
+    let rekeyRequested = false;
+    engine.store.onWrite(LEDGER_REKEY_MAP, () => { rekeyRequested = true; });
+    const actions: CommitActions = {
+      reset: () => { rekeyRequested = false; },
+      committed: (seqno) => {
+        if (!rekeyRequested) return;
+        rekeyRequested = false;
+        const raw = randomBytes(32);
+        engine.rekey(seqno, raw);
+        resealSecrets(config, identity, engine.ledgerSecrets);
+        logger.info({ from_seqno: seqno + 1, secrets: engine.ledgerSecrets.length }, "ledger secret rotated");
+      },
+    };
     installGovernanceEndpoints(registry, {
       runtime,
+      hooks: (kv) => ({
+        triggerLedgerRekey: () => kv.set(LEDGER_REKEY_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ requested: true }))),
+      }),
       nowSeconds: () => Math.floor(Date.now() / 1000),
       serviceCertPem: identity.serviceCertPem,
       // What members acknowledge: the Merkle root signed by the last signature transaction.
       stateDigest: () => engine.lastSignatureRoot,
     });
     options.installApps?.(registry);
-    const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen);
+    const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen, actions);
     const server = new HttpServer({
       host: config.rpc.host,
       port: config.rpc.port,
@@ -158,9 +179,17 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
     ? loadConstitutionFiles(config.genesis.constitutionFiles)
     : defaultConstitutionSource();
   tx.set(CONSTITUTION_MAP, SINGLETON_KEY, json(constitution));
-  if (config.genesis.recoveryThreshold !== undefined) {
-    tx.set("public:ccf.gov.service.config", SINGLETON_KEY, json({ recovery_threshold: config.genesis.recoveryThreshold }));
-  }
+  // CCF's service configuration (the constitution's set_recovery_threshold and node actions
+  // read it). The threshold defaults to 1 when any member can hold a recovery share.
+  const recoveryMembers = config.genesis.members.filter((m) => m.encryptionPublicKeyFile !== undefined).length;
+  tx.set("public:ccf.gov.service.config", SINGLETON_KEY, json({
+    consensus: "CFT",
+    reconfiguration_type: "OneTransaction",
+    recovery_threshold: config.genesis.recoveryThreshold ?? (recoveryMembers > 0 ? 1 : 0),
+    maximum_node_certificate_validity_days: 365,
+    maximum_service_certificate_validity_days: 365,
+    recent_cose_proposals_window_size: 100,
+  }));
   tx.set("public:ccf.gov.nodes.info", Buffer.from(identity.nodeId), json({
     cert: identity.nodeCertPem,
     status: "Trusted",

@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { NodeProcess, tempWorkspace, CLI } from "../helpers/node-process.js";
-import { verifyReceipt } from "../../src/client/index.js";
+import { GovernanceClient, verifyReceipt } from "../../src/client/index.js";
 
 const ws = tempWorkspace();
 let node: NodeProcess;
@@ -130,6 +130,31 @@ test("a clean restart rebuilds every message from the ledger", async () => {
   const receipt = await node.request("GET", `/app/receipt?transaction_id=${privateTxId}`);
   assert.equal(receipt.status, 200, receipt.text);
   verifyReceipt(receipt.json(), readFileSync(join(ws.dir, "service_cert.pem"), "utf8"));
+});
+
+test("a trigger_ledger_rekey proposal rotates the ledger secret; old and new entries stay readable and encrypted", async () => {
+  const client = new GovernanceClient({
+    url: `https://127.0.0.1:${node.port}`,
+    serviceCertPem: readFileSync(join(ws.dir, "service_cert.pem"), "utf8"),
+    memberCertPem: readFileSync(join(ws.dir, "member0_cert.pem"), "utf8"),
+    memberKeyPem: readFileSync(join(ws.dir, "member0_privk.pem"), "utf8"),
+  });
+  try {
+    let proposal = await client.propose({ actions: [{ name: "trigger_ledger_rekey" }] });
+    if (proposal.proposalState === "Open") proposal = await client.accept(proposal.proposalId);
+    assert.equal(proposal.proposalState, "Accepted", JSON.stringify(proposal));
+  } finally {
+    await client.close();
+  }
+  const secret = "after-rekey-" + Math.random().toString(36).slice(2);
+  const w = await node.request("POST", "/app/log/private", { body: JSON.stringify({ id: 77, msg: secret }) });
+  await node.waitForStatus(String(w.headers["x-ms-ccf-transaction-id"]));
+  assert.match(readFileSync(join(ws.dir, "node.log"), "utf8"), /ledger secret rotated/);
+  await node.stop("SIGINT");
+  node = await NodeProcess.sandbox(ws.dir);
+  assert.deepEqual((await node.request("GET", "/app/log/private?id=77")).json(), { msg: secret });
+  assert.deepEqual((await node.request("GET", "/app/log/private?id=7")).json(), { msg: SECRET_MSG });
+  for (const file of filesUnder(ws.dir)) assert.equal(readFileSync(file).indexOf(secret), -1, `plaintext in ${file}`);
 });
 
 test("SIGKILL loses no committed transaction", async () => {

@@ -23,7 +23,7 @@ async function identity() {
 async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, persistedView = 0, threaded = false) {
   const { ledger, entries } = threaded ? await ThreadedLedger.open(dir, { durability: "none" }) : await Ledger.open(dir, { durability: "none" });
   const engine = new TransactionEngine(ledger, {
-    nodeId: id.nodeId, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem, ledgerSecret: secret,
+    nodeId: id.nodeId, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem, ledgerSecrets: [{ fromSeqno: 1, raw: secret }],
     signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, logger: quiet,
   });
   try {
@@ -155,6 +155,39 @@ test("too many uncommitted transactions are refused with 503 instead of growing 
     engine.emitSignature();
     await waitCommit(engine, 1001);
     write(engine, "after", "v");
+    await engine.close();
+    await ledger.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("after a rekey, later transactions use the new secret and recovery reads both", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
+  try {
+    const id = await identity();
+    const first = randomBytes(32);
+    const second = randomBytes(32);
+    const a = await openEngine(dir, id, first);
+    write(a.engine, "a", "1");
+    a.engine.rekey(1, second);
+    write(a.engine, "b", "2");
+    a.engine.emitSignature();
+    await waitCommit(a.engine, 3);
+    assert.deepEqual(a.engine.ledgerSecrets.map((v) => v.fromSeqno), [1, 2]);
+    await a.engine.close();
+    await a.ledger.close();
+    // With only the first secret, the second transaction cannot be read.
+    await assert.rejects(openEngine(dir, id, first), /LedgerDecryptionFailed|decrypt|authentication/i);
+    const { ledger, entries } = await Ledger.open(dir, { durability: "none" });
+    const engine = new TransactionEngine(ledger, {
+      nodeId: id.nodeId, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem,
+      ledgerSecrets: [{ fromSeqno: 1, raw: first }, { fromSeqno: 2, raw: second }],
+      signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, logger: quiet,
+    });
+    await engine.recover(entries, 1);
+    assert.equal(engine.store.get("records", Buffer.from("b"))?.toString(), "2");
+    verifyReceipt(await engine.receipt(1, 2), id.serviceCertPem);
     await engine.close();
     await ledger.close();
   } finally {
