@@ -9,7 +9,7 @@ import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/inde
 import { loadConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
 import { COCO_VERSION } from "../node/node-endpoints.js";
-import { installLoggingApp } from "../apps/logging/index.js";
+import { appOptions } from "./apps.js";
 import { runSandbox } from "./sandbox.js";
 import { registerGovCommands } from "./gov.js";
 
@@ -59,7 +59,7 @@ node.command("start")
   .action(async (opts) => {
     try {
       const config = loadConfigFile(opts.config);
-      const running = await CocoNode.start(config, { installApps: installLoggingApp });
+      const running = await CocoNode.start(config, appOptions(config));
       const stop = async () => {
         await running.stop();
         process.exit(0);

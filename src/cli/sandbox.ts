@@ -8,7 +8,7 @@ import { pino } from "pino";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
 import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
-import { installLoggingApp } from "../apps/logging/index.js";
+import { appOptions } from "./apps.js";
 import { openServiceAsMember } from "../client/index.js";
 
 export interface SandboxOptions {
@@ -60,7 +60,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   writeFileSync(configFile, JSON.stringify(file, null, 2) + "\n");
   const config = resolveConfig(file, workspace);
   const logger = pino({ level: "info" }, pino.destination({ dest: join(workspace, "node.log"), mkdir: true, sync: false }));
-  const node = await CocoNode.start(config, { installApps: installLoggingApp, logger });
+  const node = await CocoNode.start(config, { ...appOptions(config), logger });
   const url = `https://${options.host}:${node.address.port}`;
   // Open a new service the governed way, as CCF's sandbox does: member0 acknowledges the
   // service state, then proposes user0 and transition_service_to_open, accepted at once.

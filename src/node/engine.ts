@@ -56,6 +56,11 @@ export class TransactionEngine extends EventEmitter {
   get lastTxId(): TxId { return { view: this.views.viewAt(this.lastSeqno) ?? this.view, seqno: this.lastSeqno }; }
   get commitTxId(): TxId { return { view: this.views.viewAt(this.commitSeqno) ?? 0, seqno: this.commitSeqno }; }
   get lastSignedSeqno(): number { return this.signatures.last?.seqno ?? 0; }
+  /** The view that wrote `seqno`, if this node holds it. */
+  viewAt(seqno: number): number | null {
+    return seqno >= 1 && seqno <= this.lastSeqno ? (this.views.viewAt(seqno) ?? null) : null;
+  }
+
   /** Hex Merkle root signed by the last signature transaction ("" before the first). */
   get lastSignatureRoot(): string { return this.signatures.last?.root ?? ""; }
 

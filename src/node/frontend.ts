@@ -4,7 +4,7 @@
 import { CocoError, formatTxId } from "../util/index.js";
 import {
   authenticate, ErrorCodes, type EndpointDefinition, type EndpointRegistry, type HandlerResult,
-  type RpcRequest, type RpcResponse,
+  type RouteMatch, type RpcRequest, type RpcResponse,
 } from "../rpc/index.js";
 import type { Transaction } from "../kv/index.js";
 import type { TransactionEngine } from "./engine.js";
@@ -30,12 +30,23 @@ export class Frontend {
     /** Whether the service is open: until then the user frontend (/app/*) answers FrontendNotOpen, as in CCF. */
     private readonly isOpen: () => boolean = () => true,
     private readonly actions?: CommitActions,
+    /** The deployed JS app (CCF app bundle), whose endpoints take precedence under /app. */
+    private readonly appRouter?: { route(method: string, path: string): RouteMatch },
   ) {}
 
   readonly dispatch = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => {
     if (request.path.startsWith("/app/") && !this.isOpen()) {
       throw new CocoError(ErrorCodes.FrontendNotOpen,
         "Frontend is not open: the service opens once members accept a transition_service_to_open proposal.", 404);
+    }
+    if (this.appRouter !== undefined && request.path.startsWith("/app/")) {
+      let match: RouteMatch | undefined;
+      try {
+        match = this.appRouter.route(request.method, request.path);
+      } catch (error) {
+        if (!(error instanceof CocoError && error.code === ErrorCodes.ResourceNotFound)) throw error;
+      }
+      if (match !== undefined) return this.run(match.endpoint, match.params, request, 0);
     }
     const { endpoint, params } = this.registry.route(request.method, request.path);
     return this.run(endpoint, params, request, 0);

@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import { certificateFingerprint, randomBytes } from "../crypto/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
-import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js";
+import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type RouteMatch } from "../rpc/index.js";
+import type { Store } from "../kv/index.js";
+import type { TxId } from "../util/index.js";
 import { formatTxId } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
 import { TransactionEngine } from "./engine.js";
@@ -20,7 +22,16 @@ import { CONSTITUTION_MAP, defaultConstitutionSource, installGovernanceEndpoints
 export interface StartOptions {
   /** Installs the app's endpoints (built-in apps are composed by the CLI, above this layer). */
   installApps?: (registry: EndpointRegistry) => void;
+  /** Routes to the deployed JS app (CCF app bundle), composed by the CLI like built-in apps. */
+  appRouter?: (store: Store, logger: Logger, consensus: AppConsensus) => { route(method: string, path: string): RouteMatch };
   logger?: Logger;
+}
+
+/** What a JS app may ask of consensus (`ccf.consensus`). */
+export interface AppConsensus {
+  lastCommittedTxId(): TxId;
+  viewForSeqno(seqno: number): number | null;
+  statusForTxId(view: number, seqno: number): string;
 }
 
 const CONSENSUS_STATE_FILE = "consensus_state.json";
@@ -125,7 +136,12 @@ export class CocoNode {
       stateDigest: () => engine.lastSignatureRoot,
     });
     options.installApps?.(registry);
-    const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen, actions);
+    const appRouter = options.appRouter?.(engine.store, logger, {
+      lastCommittedTxId: () => engine.commitTxId,
+      viewForSeqno: (seqno) => engine.viewAt(seqno),
+      statusForTxId: (view, seqno) => engine.status(view, seqno),
+    });
+    const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen, actions, appRouter);
     const server = new HttpServer({
       host: config.rpc.host,
       port: config.rpc.port,

@@ -1,0 +1,110 @@
+// Guest-side glue of a JS app, generated once per deployed bundle: one ES module that imports
+// the bundle's modules, builds CCF's `request` object, calls the endpoint function and flattens
+// its `{ statusCode, headers, body }` into `[status, headers, kind, body]` with the body already
+// serialised inside the sandbox. The host passes only strings (and an ArrayBuffer for a binary
+// body): copying nested objects into the isolate costs several µs per request, strings almost
+// nothing; headers, params and caller arrive as JSON parsed only if the handler reads them.
+
+/** Module name of the glue; `set_js_app` names modules "/" + bundle name, so "/.coco/..." is free in practice. */
+export const DISPATCH_MODULE = "/.coco/app-dispatch.js";
+export const DISPATCH_EXPORT = "invoke";
+
+/** What `invoke` returns: the body kind tells the host which content-type to default to. */
+export const enum BodyKind {
+  None = 0,
+  Text = 1,
+  Json = 2,
+  Binary = 3,
+}
+
+export type GuestResponse = [status: unknown, headers: Record<string, string> | undefined, kind: BodyKind, body: string | ArrayBuffer | undefined];
+
+export interface DispatchTarget {
+  readonly module: string;
+  readonly fn: string;
+  readonly method: string;
+  /** CCF's request.route, e.g. `/app/records/{id}`. */
+  readonly route: string;
+}
+
+/**
+ * Arguments of `invoke` after the endpoint index: path, query, headers JSON, params JSON ("" =
+ * none), body (UTF-8 text as a string, other bytes as an ArrayBuffer, "" = empty), caller JSON
+ * ("" = undefined). A text body is re-encoded only if the handler asks for arrayBuffer().
+ */
+export type InvokeArgs = [index: number, path: string, query: string, headers: string, params: string, body: string | ArrayBuffer, caller: string];
+
+export function dispatchModuleSource(targets: readonly DispatchTarget[]): string {
+  const moduleNames = [...new Set(targets.map((t) => t.module))];
+  const imports = moduleNames.map((name, i) => `import * as m${i} from ${JSON.stringify(name)};`).join("\n");
+  const table = targets.map((t) => [moduleNames.indexOf(t.module), t.fn, t.method, t.route]);
+  return `${imports}
+const M = [${moduleNames.map((_, i) => `m${i}`).join(", ")}];
+const N = ${JSON.stringify(moduleNames)};
+const E = ${JSON.stringify(table)};
+const EMPTY = new ArrayBuffer(0);
+class Body {
+  #b;
+  constructor(b) { this.#b = b; }
+  text() { return typeof this.#b === "string" ? this.#b : ccf.bufToStr(this.#b); }
+  json() { return JSON.parse(this.text()); }
+  arrayBuffer() {
+    if (typeof this.#b === "string") this.#b = this.#b.length === 0 ? EMPTY : ccf.strToBuf(this.#b);
+    return this.#b;
+  }
+}
+function lazy(request, name, json, empty) {
+  Object.defineProperty(request, name, {
+    configurable: true, enumerable: true,
+    get() {
+      const value = json === "" ? empty : JSON.parse(json);
+      Object.defineProperty(request, name, { value, writable: true, configurable: true, enumerable: true });
+      return value;
+    },
+    set(value) { Object.defineProperty(request, name, { value, writable: true, configurable: true, enumerable: true }); },
+  });
+}
+function hostnameOf(host) {
+  if (typeof host !== "string") return null;
+  if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
+  const colon = host.indexOf(":");
+  return colon === -1 ? host : host.slice(0, colon);
+}
+function respond(r) {
+  if (r === undefined || r === null) return [200, undefined, 0, undefined];
+  if (typeof r !== "object") throw new TypeError("the endpoint function must return an object { statusCode, headers, body }, not " + typeof r);
+  const status = r.statusCode === undefined ? 200 : r.statusCode;
+  let headers;
+  const h = r.headers;
+  if (h !== undefined && h !== null) {
+    headers = {};
+    for (const k of Object.keys(h)) headers[k.toLowerCase()] = String(h[k]);
+  }
+  const b = r.body;
+  if (b === undefined) return [status, headers, 0, undefined];
+  if (b instanceof ArrayBuffer) return [status, headers, 3, b];
+  if (ArrayBuffer.isView(b)) return [status, headers, 3, b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)];
+  if (typeof b === "string") return [status, headers, 1, b];
+  return [status, headers, 2, JSON.stringify(b)];
+}
+export function ${DISPATCH_EXPORT}(index, path, query, headers, params, body, caller) {
+  const e = E[index];
+  const f = M[e[0]][e[1]];
+  if (typeof f !== "function") throw new TypeError("module " + N[e[0]] + " has no exported function " + e[1]);
+  const request = {
+    url: query === "" ? path : path + "?" + query, path, route: e[3], query, method: e[2],
+    body: new Body(body),
+  };
+  lazy(request, "headers", headers, {});
+  lazy(request, "params", params, {});
+  lazy(request, "caller", caller, undefined);
+  Object.defineProperty(request, "hostname", {
+    configurable: true, enumerable: true,
+    get() { return hostnameOf(request.headers.host); },
+  });
+  const result = f(request);
+  if (result !== null && typeof result === "object" && typeof result.then === "function") return result.then(respond);
+  return respond(result);
+}
+`;
+}

@@ -1,0 +1,328 @@
+// A CCF-style JS app: the bundle governance deployed with `set_js_app` (see bundle.ts), served
+// from an endpoint registry of its own. Each bundle version gets a fresh isolate (its own heap,
+// memory limit and time limit per call, no host globals) with the modules loaded once; each
+// request is one call into it with a flat request array (guest-dispatch.ts) and `ccf.kv` bound
+// to the request's transaction. The registry's paths are relative to `/app`, as in app.json.
+import { randomBytes } from "node:crypto";
+import type { Store } from "../../kv/index.js";
+import { JsRuntime, type JsCallContext, type NodeHooks } from "../../js/index.js";
+import {
+  EndpointRegistry, ErrorCodes,
+  type AuthPolicyName, type EndpointContext, type Handler, type HandlerResult, type RouteMatch,
+} from "../../rpc/index.js";
+import { CocoError } from "../../util/index.js";
+import { JS_APP_TABLES, readDeployedBundle, type JsEndpointProperties, type StoredJsRuntimeOptions } from "./bundle.js";
+import { isUtf8 } from "node:buffer";
+import { BodyKind, DISPATCH_EXPORT, DISPATCH_MODULE, dispatchModuleSource, type GuestResponse, type InvokeArgs } from "./guest-dispatch.js";
+import { TransactionKvAccess } from "./kv-access.js";
+
+export const APP_PATH_PREFIX = "/app";
+const USERS_INFO_MAP = "public:ccf.gov.users.info";
+const MEMBERS_INFO_MAP = "public:ccf.gov.members.info";
+const SUPPORTED_POLICIES = new Set<string>(["user_cert", "member_cert", "no_auth"]);
+/** isolated-vm's smallest heap; CCF's js_runtime_options may ask for less. */
+const MEMORY_LIMIT_MIB_MIN = 8;
+const RANDOM_POOL_BYTES = 4096;
+/** Bounded: the cache is dropped whole when full (callers are re-read from the KV). */
+const CALLER_CACHE_ENTRIES_MAX = 10_000;
+
+export interface JsAppRuntimeOptions {
+  /** Per-call wall-clock limit (ms); governance's `max_execution_time_ms` overrides it. */
+  timeLimitMs?: number;
+  /** Heap limit of the app's isolate (MiB); governance's `max_heap_bytes` overrides it. */
+  memoryLimitMiB?: number;
+  /** What `Date.now()` returns in the app after `ccf.enableUntrustedDateTime(true)`. */
+  clockMs?: () => number;
+}
+
+/** `ccf.consensus.*` for apps; without it those functions throw "not available". */
+export interface JsAppConsensus {
+  lastCommittedTxId(): { view: number; seqno: number };
+  viewForSeqno(seqno: number): number | null;
+  statusForTxId(view: number, seqno: number): string;
+}
+
+export interface JsAppLogger {
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export interface JsAppDeps {
+  store: Store;
+  runtimeOptions?: JsAppRuntimeOptions;
+  consensus?: JsAppConsensus;
+  logger?: JsAppLogger;
+}
+
+/** A certificate caller as CCF's JS apps see it (as JSON), cached per id while its info entry is unchanged. */
+interface CachedCaller {
+  infoRaw: Buffer | undefined;
+  json: string;
+}
+
+const NO_AUTH_CALLER_JSON = JSON.stringify({ policy: "no_auth" });
+
+export class JsApp {
+  private currentRegistry = new EndpointRegistry();
+  private currentEndpoints: readonly JsEndpointProperties[] = [];
+  private runtime: JsRuntime | undefined;
+  /** Bumped by every reload; a handler of an older bundle refuses to run. */
+  private generation = 0;
+  private dirty = true;
+  private readonly kv = new TransactionKvAccess();
+  private readonly callContext: JsCallContext;
+  private claimsDigest: Buffer | undefined;
+  private readonly callerCache = new Map<string, CachedCaller>();
+  private randomPool = Buffer.alloc(0);
+  private randomOffset = 0;
+  private readonly logger: JsAppLogger | undefined;
+
+  constructor(private readonly deps: JsAppDeps) {
+    this.logger = deps.logger;
+    const hooks: Partial<NodeHooks> = {
+      setClaimsDigest: (digest) => {
+        if (digest.length !== 32) throw new TypeError(`ccf.rpc.setClaimsDigest: expected a 32-byte SHA-256 digest, got ${digest.length} bytes`);
+        this.claimsDigest = Buffer.from(digest);
+      },
+    };
+    const consensus = deps.consensus;
+    if (consensus !== undefined) {
+      hooks.getLastCommittedTxId = () => consensus.lastCommittedTxId();
+      hooks.getViewForSeqno = (seqno) => consensus.viewForSeqno(seqno);
+      hooks.getStatusForTxId = (view, seqno) => consensus.statusForTxId(view, seqno);
+    }
+    // One context for every call: nothing per request is allocated for it.
+    this.callContext = { kv: this.kv, hooks };
+  }
+
+  /** The app's endpoints (paths relative to `/app`), reloaded first if the bundle changed. */
+  get registry(): EndpointRegistry {
+    if (this.dirty) this.reload();
+    return this.currentRegistry;
+  }
+
+  /** The deployed endpoint definitions (for OpenAPI and listings). */
+  get endpoints(): readonly JsEndpointProperties[] {
+    if (this.dirty) this.reload();
+    return this.currentEndpoints;
+  }
+
+  /** Routes a full request path (`/app/...`); throws the registry's 404/405. */
+  route(method: string, path: string): RouteMatch {
+    if (!path.startsWith(`${APP_PATH_PREFIX}/`)) throw new CocoError(ErrorCodes.ResourceNotFound, `Unknown path: ${path}.`, 404);
+    return this.registry.route(method, path.slice(APP_PATH_PREFIX.length));
+  }
+
+  /** Marks the bundle stale whenever governance writes it or the store rolls back; reloads lazily. */
+  watch(store: Store): void {
+    const stale = () => void (this.dirty = true);
+    for (const table of Object.values(JS_APP_TABLES)) store.onWrite(table, stale);
+    store.onRollback(stale);
+  }
+
+  /** Rebuilds the registry and the isolate from the bundle in `store` (default: the app's store). */
+  reload(store: Store = this.deps.store): void {
+    this.dirty = false;
+    this.generation++;
+    this.runtime?.dispose();
+    this.runtime = undefined;
+    this.callerCache.clear();
+    const bundle = readDeployedBundle(store.begin());
+    for (const problem of bundle.problems) this.logger?.warn({ problem }, "JS app: ignoring an unreadable bundle entry");
+    const registry = new EndpointRegistry();
+    let loadError: string | undefined;
+    if (bundle.endpoints.length > 0) {
+      try {
+        this.runtime = this.createRuntime(bundle.runtimeOptions);
+        const targets = bundle.endpoints.map((e) => ({ module: e.jsModule, fn: e.jsFunction, method: e.method, route: `${APP_PATH_PREFIX}${e.path}` }));
+        if (bundle.modules.some((m) => m.name === DISPATCH_MODULE)) throw new Error(`a bundle module may not be named ${DISPATCH_MODULE}`);
+        this.runtime.loadModules([...bundle.modules, { name: DISPATCH_MODULE, source: dispatchModuleSource(targets) }]);
+      } catch (error) {
+        loadError = error instanceof Error ? error.message : String(error);
+        this.runtime?.dispose();
+        this.runtime = undefined;
+        this.logger?.error({ err: error }, "JS app: the deployed bundle failed to load; its endpoints answer 500");
+      }
+    }
+    bundle.endpoints.forEach((endpoint, index) => {
+      try {
+        this.install(registry, endpoint, index, loadError);
+      } catch (error) {
+        this.logger?.warn({ err: error, endpoint: `${endpoint.method} ${endpoint.path}` }, "JS app: endpoint not installed");
+      }
+    });
+    this.currentRegistry = registry;
+    this.currentEndpoints = bundle.endpoints;
+  }
+
+  dispose(): void {
+    this.runtime?.dispose();
+    this.runtime = undefined;
+    this.generation++;
+  }
+
+  private createRuntime(stored: StoredJsRuntimeOptions | undefined): JsRuntime {
+    const options = this.deps.runtimeOptions ?? {};
+    const heapBytes = stored?.max_heap_bytes;
+    const memoryLimitMiB = typeof heapBytes === "number" && heapBytes > 0
+      ? Math.max(MEMORY_LIMIT_MIB_MIN, Math.ceil(heapBytes / (1024 * 1024)))
+      : options.memoryLimitMiB;
+    const storedTime = stored?.max_execution_time_ms;
+    const timeLimitMs = typeof storedTime === "number" && storedTime > 0 ? storedTime : options.timeLimitMs;
+    return new JsRuntime({
+      ...(timeLimitMs !== undefined ? { timeLimitMs } : {}),
+      ...(memoryLimitMiB !== undefined ? { memoryLimitMiB } : {}),
+      ...(options.clockMs !== undefined ? { clockMs: options.clockMs } : {}),
+      randomBytes: (length) => this.random(length),
+    });
+  }
+
+  /** Seeds for `Math.random`: slices of a pooled `randomBytes`, one syscall per 256 requests. */
+  private random(length: number): Uint8Array {
+    if (this.randomOffset + length > this.randomPool.length) {
+      this.randomPool = randomBytes(Math.max(RANDOM_POOL_BYTES, length));
+      this.randomOffset = 0;
+    }
+    const out = this.randomPool.subarray(this.randomOffset, this.randomOffset + length);
+    this.randomOffset += length;
+    return out;
+  }
+
+  private install(registry: EndpointRegistry, endpoint: JsEndpointProperties, index: number, loadError: string | undefined): void {
+    const name = `${endpoint.method} ${APP_PATH_PREFIX}${endpoint.path}`;
+    const supported = endpoint.authnPolicies.filter((p) => SUPPORTED_POLICIES.has(p)) as AuthPolicyName[];
+    const unsupported = endpoint.authnPolicies.filter((p) => !SUPPORTED_POLICIES.has(p));
+    if (unsupported.length > 0) {
+      this.logger?.warn({ endpoint: name, policies: unsupported },
+        "JS app: authentication policies not implemented yet are treated as never matching");
+    }
+    // CCF: an endpoint without policies is unauthenticated and its request.caller is undefined.
+    const noPolicies = endpoint.authnPolicies.length === 0;
+    let handler: Handler;
+    if (loadError !== undefined) {
+      handler = () => { throw new CocoError(ErrorCodes.InternalError, `The JS app failed to load: ${loadError}`, 500); };
+    } else if (endpoint.mode === "historical") {
+      handler = () => { throw new CocoError("NotImplemented", `${name}: historical endpoints (app.json "mode": "historical") are not supported yet.`, 501); };
+    } else if (!noPolicies && supported.length === 0) {
+      handler = () => {
+        throw new CocoError(ErrorCodes.InvalidAuthenticationInfo,
+          `Invalid authentication credentials. ${name} accepts only ${unsupported.join(", ")}, not implemented by this service yet.`, 401);
+      };
+    } else {
+      handler = this.makeHandler(endpoint, index, name, noPolicies);
+    }
+    registry.install({
+      method: endpoint.method,
+      path: endpoint.path,
+      authPolicies: noPolicies || supported.length === 0 ? ["no_auth"] : supported,
+      mode: endpoint.mode === "readonly" ? "readonly" : "readwrite",
+      handler,
+      summary: `${endpoint.jsModule} ${endpoint.jsFunction}`,
+    });
+  }
+
+  private makeHandler(endpoint: JsEndpointProperties, index: number, name: string, callerUndefined: boolean): Handler {
+    const readOnly = endpoint.mode === "readonly" ? name : undefined;
+    const generation = this.generation;
+    return (ctx: EndpointContext): HandlerResult => {
+      const runtime = this.runtime;
+      if (runtime === undefined || generation !== this.generation) {
+        throw new CocoError(ErrorCodes.ServiceUnavailable, "The JS app was redeployed while this request was routed; retry it.", 503);
+      }
+      const request = ctx.request;
+      const body = request.body;
+      const args: InvokeArgs = [
+        index,
+        request.path,
+        request.query,
+        JSON.stringify(request.headers),
+        isEmpty(ctx.params) ? "" : JSON.stringify(ctx.params),
+        body.length === 0 ? "" : isUtf8(body) ? body.toString("utf8") : exactArrayBuffer(body),
+        callerUndefined ? "" : this.callerJson(ctx),
+      ];
+      this.kv.attach(ctx.tx, readOnly);
+      this.claimsDigest = undefined;
+      let out: GuestResponse;
+      try {
+        out = runtime.call(DISPATCH_MODULE, DISPATCH_EXPORT, args, this.callContext) as GuestResponse;
+      } catch (error) {
+        throw translateError(error, name);
+      } finally {
+        this.kv.detach();
+      }
+      return this.toResult(out, name);
+    };
+  }
+
+  private toResult(out: GuestResponse, name: string): HandlerResult {
+    const [status, userHeaders, kind, body] = out;
+    if (typeof status !== "number" || !Number.isInteger(status) || status < 100 || status > 599) {
+      throw new CocoError(ErrorCodes.InternalError, `${name}: the response's statusCode must be an integer HTTP status, got ${JSON.stringify(status)}.`, 500);
+    }
+    const headers: Record<string, string> = {};
+    if (kind === BodyKind.Json) headers["content-type"] = "application/json";
+    else if (kind === BodyKind.Text) headers["content-type"] = "text/plain";
+    else if (kind === BodyKind.Binary) headers["content-type"] = "application/octet-stream";
+    if (userHeaders !== undefined) Object.assign(headers, userHeaders);
+    const result: HandlerResult = { status, headers };
+    if (body !== undefined) result.body = typeof body === "string" ? body : Buffer.from(body);
+    if (this.claimsDigest !== undefined) result.claimsDigest = this.claimsDigest;
+    return result;
+  }
+
+  /** CCF's request.caller as JSON: `{ policy, id, data, cert }` for certificate policies. */
+  private callerJson(ctx: EndpointContext): string {
+    const caller = ctx.caller;
+    if (caller.policy === "no_auth") return NO_AUTH_CALLER_JSON;
+    const isUser = caller.policy === "user_cert";
+    const cacheKey = `${caller.policy}:${caller.id}`;
+    const infoRaw = ctx.tx.get(isUser ? USERS_INFO_MAP : MEMBERS_INFO_MAP, Buffer.from(caller.id));
+    const cached = this.callerCache.get(cacheKey);
+    if (cached !== undefined && cached.infoRaw === infoRaw) return cached.json;
+    let data: unknown = null;
+    if (infoRaw !== undefined) {
+      try {
+        const info = JSON.parse(infoRaw.toString("utf8")) as { user_data?: unknown; member_data?: unknown };
+        data = (isUser ? info.user_data : info.member_data) ?? null;
+      } catch {
+        data = null;
+      }
+    }
+    const json = JSON.stringify({ policy: caller.policy, id: caller.id, data, cert: caller.cert });
+    if (this.callerCache.size >= CALLER_CACHE_ENTRIES_MAX) this.callerCache.clear();
+    this.callerCache.set(cacheKey, { infoRaw, json });
+    return json;
+  }
+}
+
+function isEmpty(record: Readonly<Record<string, string>>): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
+/** The body as an ArrayBuffer of exactly its bytes (a Buffer may be a view into a larger pool). */
+function exactArrayBuffer(body: Buffer): ArrayBuffer {
+  if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer) return body.buffer;
+  const copy = new ArrayBuffer(body.byteLength);
+  new Uint8Array(copy).set(body);
+  return copy;
+}
+
+/** JS failures become 500 InternalError naming the endpoint and carrying the JS message. */
+function translateError(error: unknown, name: string): unknown {
+  if (!(error instanceof CocoError)) return error;
+  switch (error.code) {
+    case "JsTimeout":
+      return new CocoError(ErrorCodes.InternalError, `${name}: the JS handler exceeded the time limit and was stopped; its writes were discarded. (${error.message})`, 500, { cause: error });
+    case "JsOutOfMemory":
+      return new CocoError(ErrorCodes.InternalError, `${name}: the JS handler exceeded the memory limit and was stopped; its writes were discarded. (${error.message})`, 500, { cause: error });
+    case "JsError": {
+      const prefix = `${DISPATCH_MODULE} ${DISPATCH_EXPORT}: `;
+      const text = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+      const details = text.split("\n").filter((line) => !line.includes(DISPATCH_MODULE)).join("\n");
+      return new CocoError(ErrorCodes.InternalError, `${name}: exception thrown while executing: ${details}`, 500, { cause: error });
+    }
+    default:
+      return error;
+  }
+}

@@ -1,0 +1,18 @@
+// The apps a `coco` node runs: the built-in logging app, and whatever JS app (CCF bundle) the
+// consortium deploys with set_js_app. Composed here, above the node layer.
+import { installLoggingApp } from "../apps/logging/index.js";
+import { installJsApp } from "../apps/js/index.js";
+import type { ResolvedConfig } from "../node/config.js";
+import type { StartOptions } from "../node/node.js";
+
+export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installApps" | "appRouter"> {
+  return {
+    installApps: installLoggingApp,
+    appRouter: (store, logger, consensus) => installJsApp({
+      store,
+      logger,
+      consensus,
+      runtimeOptions: { timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB },
+    }),
+  };
+}

@@ -1,0 +1,342 @@
+// JS apps end to end in process: a bundle deployed by the default constitution's set_js_app,
+// served by JsApp's registry through a dispatcher that mirrors src/node/frontend.ts (route,
+// authenticate, run the handler in a transaction, commit on 2xx).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { installJsApp, type JsApp } from "../../../src/apps/js/index.js";
+import { defaultConstitutionSource } from "../../../src/governance/index.js";
+import { authenticate, type RpcRequest } from "../../../src/rpc/index.js";
+import { CocoError } from "../../../src/util/errors.js";
+import { GovHarness, makeIdentity, YES, type Identity } from "../governance/harness.js";
+
+const [member, user] = (await Promise.all([makeIdentity("member0"), makeIdentity("user0")])) as [Identity, Identity];
+
+const APP_SOURCE = String.raw`
+import { helper } from "./lib/helper.js";
+const records = () => ccf.kv["records"];
+export function getRecord(request) {
+  const value = records().get(ccf.strToBuf(request.params.id));
+  if (value === undefined) return { statusCode: 404, body: { error: "No such record " + request.params.id } };
+  return { body: { id: request.params.id, msg: ccf.bufToStr(value) } };
+}
+export function putRecord(request) {
+  records().set(ccf.strToBuf(request.params.id), ccf.strToBuf(request.body.json().msg));
+  return { statusCode: 204 };
+}
+export function deleteRecord(request) {
+  return { body: records().delete(ccf.strToBuf(request.params.id)) };
+}
+export function count(request) {
+  const ids = [];
+  records().forEach((v, k) => ids.push(ccf.bufToStr(k)));
+  const version = request.query === "" ? null : records().getVersionOfPreviousWrite(ccf.strToBuf(request.query)) ?? null;
+  return { body: { size: records().size, ids: ids.sort(), version } };
+}
+export function echo(request) {
+  return {
+    statusCode: 201,
+    headers: { "X-Echo": "yes", "x-number": 7 },
+    body: {
+      url: request.url, path: request.path, route: request.route, query: request.query, method: request.method,
+      hostname: request.hostname, params: request.params, header: request.headers["x-test"],
+      text: request.body.text(), json: request.body.json(), bytes: request.body.arrayBuffer().byteLength,
+      caller: request.caller, helper: helper(),
+    },
+  };
+}
+export function binary(request) {
+  const bytes = new Uint8Array(request.body.arrayBuffer());
+  return { body: bytes.map((b) => 255 - b) };
+}
+export function text() { return { body: "plain words", headers: { "content-type": "text/x-custom" } }; }
+export function whoami(request) { return { body: request.caller }; }
+export function writeInReadonly() { ccf.kv["records"].set(ccf.strToBuf("ro"), ccf.strToBuf("nope")); return { body: "wrote" }; }
+export function writeThenThrow() { ccf.kv["records"].set(ccf.strToBuf("partial"), ccf.strToBuf("x")); throw new Error("handler exploded"); }
+export function loop() { for (;;) {} }
+export function allocate() { const chunks = []; for (let i = 0; i < 1024; i++) chunks.push(new Array(1024 * 1024 / 8).fill(i + 0.5)); return { body: chunks.length }; }
+export function allocateBuffer() { const b = new Uint8Array(1024 * 1024 * 1024); b[5] = 1; return { body: b.length }; }
+export async function asyncHandler() { await null; return { body: { async: true } }; }
+export function claims(request) { ccf.rpc.setClaimsDigest(ccf.crypto.digest("SHA-256", ccf.strToBuf("claim"))); return { body: true }; }
+export function errorStatus() { ccf.kv["records"].set(ccf.strToBuf("err"), ccf.strToBuf("x")); return { statusCode: 400, body: { error: "bad" } }; }
+export function readSecretMap() { return { body: ccf.kv["ccf.internal.secrets"].size }; }
+export function writeGovMap() { ccf.kv["public:ccf.gov.users.certs"].set(ccf.strToBuf("x"), ccf.strToBuf("y")); return { body: true }; }
+export function noop() { return { body: true }; }
+export function kvSet(request) { ccf.kv["records"].set(ccf.strToBuf("k"), ccf.strToBuf("v")); return { body: true }; }
+`;
+
+const HELPER_SOURCE = `export function helper() { return "from helper"; }`;
+
+type Policies = (string | { all_of: string[] })[];
+function ep(fn: string, mode: string, authn_policies: Policies = ["user_cert"]) {
+  return { js_module: "app.js", js_function: fn, forwarding_required: "sometimes", authn_policies, mode, openapi: {} };
+}
+
+function bundle() {
+  return {
+    metadata: {
+      endpoints: {
+        "/records/{id}": { get: ep("getRecord", "readonly"), put: ep("putRecord", "readwrite"), delete: ep("deleteRecord", "readwrite") },
+        "/count": { get: ep("count", "readonly") },
+        "/echo/{a}/{b}": { post: ep("echo", "readwrite", ["no_auth"]) },
+        "/binary": { post: ep("binary", "readonly", ["no_auth"]) },
+        "/text": { get: ep("text", "readonly", []) },
+        "/whoami": { get: ep("whoami", "readonly", ["jwt", "user_cert", "member_cert"]) },
+        "/jwt-only": { get: ep("whoami", "readonly", ["jwt"]) },
+        "/readonly-write": { post: ep("writeInReadonly", "readonly") },
+        "/throws": { post: ep("writeThenThrow", "readwrite") },
+        "/loop": { get: ep("loop", "readonly") },
+        "/allocate": { get: ep("allocate", "readonly") },
+        "/allocate-buffer": { get: ep("allocateBuffer", "readonly") },
+        "/async": { get: ep("asyncHandler", "readonly") },
+        "/claims": { post: ep("claims", "readwrite") },
+        "/error-status": { post: ep("errorStatus", "readwrite") },
+        "/historical": { get: ep("getRecord", "historical") },
+        "/secret": { get: ep("readSecretMap", "readonly") },
+        "/gov-write": { post: ep("writeGovMap", "readwrite") },
+        "/noop": { post: ep("noop", "readwrite", ["no_auth"]) },
+        "/kv-set": { post: ep("kvSet", "readwrite", ["no_auth"]) },
+      },
+    },
+    modules: [
+      { name: "app.js", module: APP_SOURCE },
+      { name: "lib/helper.js", module: HELPER_SOURCE },
+    ],
+  };
+}
+
+interface Reply { status: number; headers: Record<string, string>; body: Buffer; text: string; json: any; claimsDigest?: Buffer }
+
+class AppHarness {
+  readonly gov = new GovHarness(defaultConstitutionSource(), { hooks: { refreshAppBytecodeCache() {} } });
+  readonly app: JsApp;
+
+  constructor(options: { timeLimitMs?: number; memoryLimitMiB?: number } = {}) {
+    this.gov.addMember(member);
+    this.app = installJsApp({ store: this.gov.store, runtimeOptions: { timeLimitMs: options.timeLimitMs ?? 500, memoryLimitMiB: options.memoryLimitMiB ?? 64 } });
+    const tx = this.gov.store.begin();
+    tx.set("public:ccf.gov.users.certs", Buffer.from(user.id), Buffer.from(user.certPem));
+    tx.set("public:ccf.gov.users.info", Buffer.from(user.id), Buffer.from(JSON.stringify({ user_data: { role: "writer" } })));
+    this.gov.store.commit(tx, this.gov.store.currentVersion + 1);
+  }
+
+  /** Passes a proposal with the member's single vote; returns the final proposal state. */
+  govern(actions: unknown[]): string {
+    const created = this.gov.propose(member, actions);
+    assert.equal(created.status, 200, created.text);
+    const voted = this.gov.vote(member, created.json.proposalId, YES);
+    assert.equal(voted.status, 200, voted.text);
+    return voted.json.proposalState;
+  }
+
+  deploy(b: unknown = bundle()): void {
+    assert.equal(this.govern([{ name: "set_js_app", args: { bundle: b, disable_bytecode_cache: true } }]), "Accepted");
+  }
+
+  /** Mirrors Frontend.dispatch for `/app/*`. */
+  request(method: string, target: string, options: { body?: string | Buffer; headers?: Record<string, string>; as?: Identity } = {}): Reply {
+    const [path, query = ""] = target.split("?") as [string, string?];
+    const body = typeof options.body === "string" ? Buffer.from(options.body) : options.body ?? Buffer.alloc(0);
+    const request: RpcRequest = {
+      method, path, query, body,
+      headers: { host: "coco.example:8000", ...options.headers },
+      callerCert: options.as === undefined ? undefined : { der: Buffer.alloc(0), fingerprint: options.as.id, idKey: Buffer.from(options.as.id) },
+    };
+    const store = this.gov.store;
+    try {
+      const { endpoint, params } = this.app.route(method, path);
+      const tx = store.begin();
+      const caller = authenticate(endpoint.authPolicies, request, tx);
+      const result = endpoint.handler({ request, params, caller, tx });
+      if (result instanceof Promise) throw new Error("JS app handlers are synchronous");
+      const status = result.status ?? 200;
+      if (tx.hasWrites && status >= 200 && status < 300) {
+        if (endpoint.mode === "readonly") throw new CocoError("InternalError", "readonly endpoint wrote", 500);
+        store.commit(tx, store.currentVersion + 1);
+      }
+      const raw = result.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(result.body) ? result.body : Buffer.from(String(result.body));
+      return { status, headers: result.headers ?? {}, body: raw, text: raw.toString(), json: parse(raw.toString()), ...(result.claimsDigest ? { claimsDigest: result.claimsDigest } : {}) };
+    } catch (error) {
+      if (!(error instanceof CocoError)) throw error;
+      const text = JSON.stringify({ error: { code: error.code, message: error.message } });
+      return { status: error.status, headers: {}, body: Buffer.from(text), text, json: JSON.parse(text) };
+    }
+  }
+
+  record(id: string): string | undefined {
+    return this.gov.store.begin().get("records", Buffer.from(id))?.toString();
+  }
+}
+
+function parse(text: string): any {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const h = new AppHarness();
+h.deploy();
+
+test("before any deployment the app has no endpoints", () => {
+  const empty = new AppHarness();
+  assert.equal(empty.request("GET", "/app/count", { as: user }).status, 404);
+  empty.app.dispose();
+});
+
+test("set_js_app installs app.json's endpoints under /app with templated params", () => {
+  assert.equal(h.request("PUT", "/app/records/a%20b", { as: user, body: JSON.stringify({ msg: "hello" }) }).status, 204);
+  assert.equal(h.record("a b"), "hello");
+  const got = h.request("GET", "/app/records/a%20b", { as: user });
+  assert.equal(got.status, 200, got.text);
+  assert.deepEqual(got.json, { id: "a b", msg: "hello" });
+  assert.equal(got.headers["content-type"], "application/json");
+  assert.equal(h.request("GET", "/app/records/missing", { as: user }).status, 404);
+  assert.equal(h.request("PATCH", "/app/records/x", { as: user }).status, 405);
+});
+
+test("the request carries url, path, route, query, method, hostname, headers, params, body and caller", () => {
+  const r = h.request("POST", "/app/echo/one/two?x=1&y=2", { body: JSON.stringify({ k: "é" }), headers: { "x-test": "header value" } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.headers["x-echo"], "yes");
+  assert.equal(r.headers["x-number"], "7");
+  assert.deepEqual(r.json, {
+    url: "/app/echo/one/two?x=1&y=2", path: "/app/echo/one/two", route: "/app/echo/{a}/{b}", query: "x=1&y=2", method: "POST",
+    hostname: "coco.example", params: { a: "one", b: "two" }, header: "header value",
+    text: '{"k":"é"}', json: { k: "é" }, bytes: Buffer.byteLength('{"k":"é"}'), caller: { policy: "no_auth" }, helper: "from helper",
+  });
+});
+
+test("binary bodies round-trip as ArrayBuffers and answer application/octet-stream", () => {
+  const r = h.request("POST", "/app/binary", { body: Buffer.from([0, 1, 254, 255]) });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers["content-type"], "application/octet-stream");
+  assert.deepEqual([...r.body], [255, 254, 1, 0]);
+});
+
+test("string bodies answer text/plain unless the handler sets content-type; no policies means caller undefined", () => {
+  const r = h.request("GET", "/app/text");
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.text, "plain words");
+  assert.equal(r.headers["content-type"], "text/x-custom");
+});
+
+test("the caller of a user_cert endpoint is CCF's { policy, id, data, cert }; jwt never matches", () => {
+  const r = h.request("GET", "/app/whoami", { as: user });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { policy: "user_cert", id: user.id, data: { role: "writer" }, cert: user.certPem });
+  assert.equal(h.request("GET", "/app/whoami").status, 401);
+  const jwtOnly = h.request("GET", "/app/jwt-only", { as: user });
+  assert.equal(jwtOnly.status, 401);
+  assert.match(jwtOnly.json.error.message, /jwt, not implemented/);
+});
+
+test("ccf.kv reads, writes, deletes, counts, iterates and reports versions through the request's transaction", () => {
+  h.request("PUT", "/app/records/k1", { as: user, body: '{"msg":"v1"}' });
+  const version = h.gov.store.currentVersion;
+  h.request("PUT", "/app/records/k2", { as: user, body: '{"msg":"v2"}' });
+  const counted = h.request("GET", "/app/count?k1", { as: user }).json;
+  assert.ok(counted.ids.includes("k1") && counted.ids.includes("k2"));
+  assert.equal(counted.size, counted.ids.length);
+  assert.equal(counted.version, version);
+  assert.equal(h.request("DELETE", "/app/records/k1", { as: user }).json, true);
+  assert.equal(h.record("k1"), undefined);
+  assert.equal(h.request("DELETE", "/app/records/k1", { as: user }).json, false);
+});
+
+test("a readonly endpoint that writes fails with 500 and writes nothing", () => {
+  const r = h.request("POST", "/app/readonly-write", { as: user });
+  assert.equal(r.status, 500);
+  assert.equal(r.json.error.code, "InternalError");
+  assert.match(r.json.error.message, /readonly endpoint/);
+  assert.equal(h.record("ro"), undefined);
+});
+
+test("a throwing handler answers 500 InternalError with the JS message and its writes are discarded", () => {
+  const before = h.gov.store.currentVersion;
+  const r = h.request("POST", "/app/throws", { as: user });
+  assert.equal(r.status, 500);
+  assert.equal(r.json.error.code, "InternalError");
+  assert.match(r.json.error.message, /handler exploded/);
+  assert.equal(h.record("partial"), undefined);
+  assert.equal(h.gov.store.currentVersion, before);
+});
+
+test("a non-2xx answer discards the handler's writes", () => {
+  assert.equal(h.request("POST", "/app/error-status", { as: user }).status, 400);
+  assert.equal(h.record("err"), undefined);
+});
+
+test("apps cannot read private ccf.* maps nor write governance maps", () => {
+  assert.match(h.request("GET", "/app/secret", { as: user }).json.error.message, /private ccf\.\* maps/);
+  const r = h.request("POST", "/app/gov-write", { as: user });
+  assert.equal(r.status, 500);
+  assert.equal(h.gov.store.begin().get("public:ccf.gov.users.certs", Buffer.from("x")), undefined);
+});
+
+test("an infinite loop is stopped by the time limit and the app keeps serving", () => {
+  const started = Date.now();
+  const r = h.request("GET", "/app/loop", { as: user });
+  assert.equal(r.status, 500);
+  assert.match(r.json.error.message, /time limit/);
+  assert.ok(Date.now() - started < 5000);
+  assert.equal(h.request("GET", "/app/records/a%20b", { as: user }).status, 200);
+});
+
+test("allocating 1 GiB is stopped by the memory limit and the app keeps serving", () => {
+  for (const path of ["/app/allocate", "/app/allocate-buffer"]) {
+    const r = h.request("GET", path, { as: user });
+    assert.equal(r.status, 500, r.text);
+    assert.match(r.json.error.message, /memory limit|allocation failed/i);
+    assert.equal(h.request("GET", "/app/records/a%20b", { as: user }).status, 200);
+  }
+  assert.ok(process.memoryUsage().rss < 1024 * 1024 * 1024);
+});
+
+test("async handlers, claims digests and unimplemented historical endpoints", () => {
+  assert.deepEqual(h.request("GET", "/app/async", { as: user }).json, { async: true });
+  const claimed = h.request("POST", "/app/claims", { as: user });
+  assert.equal(claimed.claimsDigest?.length, 32);
+  assert.equal(h.request("GET", "/app/historical", { as: user }).status, 501);
+});
+
+test("a redeploy replaces the endpoints and remove_js_app removes them", () => {
+  const local = new AppHarness();
+  local.deploy();
+  assert.equal(local.request("GET", "/app/count", { as: user }).status, 200);
+  local.deploy({
+    metadata: { endpoints: { "/v2": { get: { ...ep("hello", "readonly", ["no_auth"]), js_module: "v2.js" } } } },
+    modules: [{ name: "v2.js", module: "export function hello() { return { body: 'v2' }; }" }],
+  });
+  assert.equal(local.request("GET", "/app/count", { as: user }).status, 404);
+  assert.equal(local.request("GET", "/app/v2").text, "v2");
+  assert.equal(local.govern([{ name: "remove_js_app" }]), "Accepted");
+  assert.equal(local.request("GET", "/app/v2").status, 404);
+  local.app.dispose();
+});
+
+test("a bundle that fails to load answers 500 naming the failure", () => {
+  const local = new AppHarness();
+  local.deploy({
+    metadata: { endpoints: { "/broken": { get: { ...ep("f", "readonly", ["no_auth"]), js_module: "broken.js" } } } },
+    modules: [{ name: "broken.js", module: "export function f( {" }],
+  });
+  const r = local.request("GET", "/app/broken");
+  assert.equal(r.status, 500);
+  assert.match(r.json.error.message, /failed to load/);
+  local.app.dispose();
+});
+
+test("throughput of a trivial handler and of a KV set handler, in process", () => {
+  const bench = new AppHarness();
+  bench.deploy();
+  for (const [label, path] of [["noop", "/app/noop"], ["kv set + commit", "/app/kv-set"]] as const) {
+    for (let i = 0; i < 2000; i++) bench.request("POST", path);
+    const n = 20000;
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) bench.request("POST", path);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    console.log(`# JS app ${label}: ${Math.round(n / seconds)} requests/s (${((seconds / n) * 1e6).toFixed(1)} µs each)`);
+  }
+  bench.app.dispose();
+});
