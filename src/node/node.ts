@@ -8,14 +8,15 @@ import { ThreadedLedger } from "../ledger/index.js";
 import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type RouteMatch } from "../rpc/index.js";
 import type { Store } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
-import { formatTxId } from "../util/index.js";
+import { CocoError, formatTxId } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
 import { TransactionEngine } from "./engine.js";
 import { Frontend, type CommitActions } from "./frontend.js";
 import { loadOrCreateIdentity, resealSecrets, type NodeIdentity } from "./identity.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { SINGLETON_KEY } from "./signatures.js";
-import { ServiceStatus } from "./service-status.js";
+import { ServiceStatus, SERVICE_INFO_MAP } from "./service-status.js";
+import { RECOVERY_SHARES_MAP, buildRecoveryShares, recoveryMembers, recoveryThreshold, type RecoverySharesInfo } from "./recovery-shares.js";
 import { JsRuntime } from "../js/index.js";
 import { CONSTITUTION_MAP, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
 
@@ -37,6 +38,8 @@ export interface AppConsensus {
 const CONSENSUS_STATE_FILE = "consensus_state.json";
 /** Marks the transactions that rotated the ledger secret (the new secret is used after them). */
 const LEDGER_REKEY_MAP = "public:ccf.internal.ledger_rekeys";
+/** Marks the transactions that asked for fresh recovery shares (set_recovery_threshold, ...). */
+const RECOVERY_SHARES_REFRESH_MAP = "public:ccf.internal.recovery_shares_refresh";
 
 /** The view is persisted (fsync'd) before the node writes in it, as Raft persists its term. */
 function readPersistedView(workspace: string): number {
@@ -113,27 +116,59 @@ export class CocoNode {
     // commits. The hook writes a marker through apply's overlay, so a proposal whose apply
     // fails (its writes discarded) never rotates the secret.
     let rekeyRequested = false;
+    let sharesRefreshRequested = false;
     engine.store.onWrite(LEDGER_REKEY_MAP, () => { rekeyRequested = true; });
+    engine.store.onWrite(RECOVERY_SHARES_REFRESH_MAP, () => { sharesRefreshRequested = true; });
+    // Opening the service issues the first recovery shares, as in CCF.
+    engine.store.onWrite(SERVICE_INFO_MAP, () => { sharesRefreshRequested = true; });
+    const refreshRecoveryShares = async () => {
+      const secrets = engine.ledgerSecrets;
+      const latest = secrets[secrets.length - 1]!;
+      const info = await buildRecoveryShares(recoveryMembers(engine.store), recoveryThreshold(engine.store), latest.raw, latest.fromSeqno);
+      if (info === undefined) return;
+      const tx = engine.store.begin();
+      tx.set(RECOVERY_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(info)));
+      const id = engine.commit(tx);
+      logger.info({ seqno: id.seqno, members: Object.keys(info.encrypted_shares).length, threshold: info.recovery_threshold }, "recovery shares issued");
+    };
     const actions: CommitActions = {
-      reset: () => { rekeyRequested = false; },
+      reset: () => { rekeyRequested = false; sharesRefreshRequested = false; },
       committed: (seqno) => {
-        if (!rekeyRequested) return;
-        rekeyRequested = false;
-        const raw = randomBytes(32);
-        engine.rekey(seqno, raw);
-        resealSecrets(config, identity, engine.ledgerSecrets);
-        logger.info({ from_seqno: seqno + 1, secrets: engine.ledgerSecrets.length }, "ledger secret rotated");
+        if (rekeyRequested) {
+          rekeyRequested = false;
+          sharesRefreshRequested = true; // the new secret must be recoverable too
+          engine.rekey(seqno, randomBytes(32));
+          resealSecrets(config, identity, engine.ledgerSecrets);
+          logger.info({ from_seqno: seqno + 1, secrets: engine.ledgerSecrets.length }, "ledger secret rotated");
+        }
+        if (sharesRefreshRequested) {
+          sharesRefreshRequested = false;
+          refreshRecoveryShares().catch((error) => logger.error({ err: error }, "could not issue recovery shares"));
+        }
       },
     };
     installGovernanceEndpoints(registry, {
       runtime,
       hooks: (kv) => ({
         triggerLedgerRekey: () => kv.set(LEDGER_REKEY_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ requested: true }))),
+        triggerRecoverySharesRefresh: () => kv.set(RECOVERY_SHARES_REFRESH_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ requested: true }))),
       }),
       nowSeconds: () => Math.floor(Date.now() / 1000),
       serviceCertPem: identity.serviceCertPem,
       // What members acknowledge: the Merkle root signed by the last signature transaction.
       stateDigest: () => engine.lastSignatureRoot,
+    });
+    registry.install({
+      method: "GET", path: "/gov/recovery/encrypted-shares/{memberId}", authPolicies: ["no_auth"], mode: "readonly",
+      summary: "A recovery member's encrypted recovery share",
+      handler: (ctx) => {
+        const raw = ctx.tx.get(RECOVERY_SHARES_MAP, SINGLETON_KEY);
+        const share = raw ? (JSON.parse(raw.toString("utf8")) as RecoverySharesInfo).encrypted_shares[ctx.params["memberId"]!] : undefined;
+        if (share === undefined) {
+          throw new CocoError("ResourceNotFound", `No recovery share for member ${ctx.params["memberId"]}: only Active members with an encryption key hold one.`, 404);
+        }
+        return { body: { memberId: ctx.params["memberId"], encryptedShare: share } };
+      },
     });
     options.installApps?.(registry);
     const appRouter = options.appRouter?.(engine.store, logger, {

@@ -8,6 +8,9 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { NodeProcess, tempWorkspace, CLI } from "../helpers/node-process.js";
 import { GovernanceClient, verifyReceipt } from "../../src/client/index.js";
+import { generateKeyPairSync } from "node:crypto";
+import { createIdentityCertificate } from "../../src/crypto/index.js";
+import { decryptShare } from "../../src/node/recovery-shares.js";
 
 const ws = tempWorkspace();
 let node: NodeProcess;
@@ -155,6 +158,45 @@ test("a trigger_ledger_rekey proposal rotates the ledger secret; old and new ent
   assert.deepEqual((await node.request("GET", "/app/log/private?id=77")).json(), { msg: secret });
   assert.deepEqual((await node.request("GET", "/app/log/private?id=7")).json(), { msg: SECRET_MSG });
   for (const file of filesUnder(ws.dir)) assert.equal(readFileSync(file).indexOf(secret), -1, `plaintext in ${file}`);
+});
+
+test("a recovery member gets an encrypted share that opens with its key, after set_recovery_threshold", async () => {
+  const keys = generateKeyPairSync("ec", { namedCurve: "P-384" });
+  const identityKeys = {
+    privateKeyPem: keys.privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+    publicKeyPem: keys.publicKey.export({ format: "pem", type: "spki" }).toString(),
+  };
+  const member1Cert = await createIdentityCertificate(identityKeys, "member1");
+  const enc = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const encPub = enc.publicKey.export({ format: "pem", type: "spki" }).toString();
+  const encPriv = enc.privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+  const base = { url: `https://127.0.0.1:${node.port}`, serviceCertPem: readFileSync(join(ws.dir, "service_cert.pem"), "utf8") };
+  const member0 = new GovernanceClient({ ...base, memberCertPem: readFileSync(join(ws.dir, "member0_cert.pem"), "utf8"), memberKeyPem: readFileSync(join(ws.dir, "member0_privk.pem"), "utf8") });
+  const member1 = new GovernanceClient({ ...base, memberCertPem: member1Cert, memberKeyPem: identityKeys.privateKeyPem });
+  try {
+    let p = await member0.propose({ actions: [{ name: "set_member", args: { cert: member1Cert, encryption_pub_key: encPub } }] });
+    if (p.proposalState === "Open") p = await member0.accept(p.proposalId);
+    assert.equal(p.proposalState, "Accepted", JSON.stringify(p));
+    await member1.ack();
+    p = await member0.propose({ actions: [{ name: "set_recovery_threshold", args: { recovery_threshold: 1 } }] });
+    if (p.proposalState === "Open") p = await member0.accept(p.proposalId);
+    if (p.proposalState === "Open") p = await member1.accept(p.proposalId);
+    assert.equal(p.proposalState, "Accepted", JSON.stringify(p));
+    let share: { encryptedShare: string } | undefined;
+    for (let i = 0; i < 100 && share === undefined; i++) {
+      const r = await node.request("GET", `/gov/recovery/encrypted-shares/${member1.memberId}`, { identity: "none" });
+      if (r.status === 200) share = r.json();
+      else await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(share, "member1's recovery share was issued");
+    const raw = (await node.request("GET", "/gov/service/info", { identity: "none" })).status;
+    assert.equal(raw, 200);
+    const decrypted = decryptShare(share!.encryptedShare, encPriv);
+    assert.equal(decrypted.length, 32);
+  } finally {
+    await member0.close();
+    await member1.close();
+  }
 });
 
 test("SIGKILL loses no committed transaction", async () => {
