@@ -1,13 +1,24 @@
-// The apps a `coco` node runs: the built-in logging app, and whatever JS app (CCF bundle) the
-// consortium deploys with set_js_app. Composed here, above the node layer.
+// The apps a `coco` node runs: the built-in logging app, the EVM app when configured
+// (`coco.evm`), and whatever JS app (CCF bundle) the consortium deploys with set_js_app.
+// Composed here, above the node layer.
 import { installLoggingApp } from "../apps/logging/index.js";
 import { installJsApp } from "../apps/js/index.js";
+import { installEvmApp } from "../apps/evm/index.js";
 import type { ResolvedConfig } from "../node/config.js";
 import type { StartOptions } from "../node/node.js";
 
 export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installApps" | "appRouter"> {
   return {
-    installApps: installLoggingApp,
+    installApps: (registry, context) => {
+      installLoggingApp(registry);
+      if (config.evm) {
+        installEvmApp(registry, {
+          chainId: config.evm.chainId,
+          genesis: config.evm.genesis,
+          committedSeqno: () => context.committedSeqno(),
+        });
+      }
+    },
     appRouter: (store, logger, consensus) => installJsApp({
       store,
       logger,

@@ -45,8 +45,10 @@ program.command("sandbox")
   .addOption(new Option("--durability <mode>", "fsync: fdatasync the ledger before commit (safe); none: skip fsync (benchmarks only)").choices(["fsync", "none"]).default("fsync"))
   .option("--signature-interval-ms <ms>", "sign the ledger at least this often (ms)", positiveInt)
   .option("--quiet", "print nothing but errors", false)
+  .option("--evm-chain-id <id>", "chain id of the built-in EVM app (Hardhat's and Anvil's default)", positiveInt, 31337)
   .action(async (opts) => {
     await runSandbox({
+      evmChainId: opts.evmChainId,
       workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
       signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet,
     }).catch(fail);

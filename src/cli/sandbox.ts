@@ -9,9 +9,14 @@ import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/inde
 import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
 import { appOptions } from "./apps.js";
+import { DEV_MNEMONIC, devAccounts } from "../apps/evm/dev-accounts.js";
 import { openServiceAsMember } from "../client/index.js";
 
+/** 10,000 ether, as Hardhat and Anvil fund their development accounts. */
+const DEV_BALANCE_WEI = (10_000n * 10n ** 18n).toString();
+
 export interface SandboxOptions {
+  evmChainId: number;
   workspace: string;
   port: number;
   host: string;
@@ -45,7 +50,11 @@ export function sandboxConfig(options: SandboxOptions): NodeConfigFile {
     snapshots: { directory: "snapshots" },
     ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
     logging: { level: "info", file: "node.log" },
-    coco: { workspace: ".", durability: options.durability },
+    coco: {
+      workspace: ".",
+      durability: options.durability,
+      evm: { chain_id: options.evmChainId, genesis: devAccounts(10).map((a) => ({ address: a.address, balance_wei: DEV_BALANCE_WEI })) },
+    },
   };
 }
 
@@ -85,6 +94,10 @@ Coco sandbox is running at ${url} (${restarting ? `restarted from its ledger, co
   node id       ${node.identity.nodeId}
   workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)
   durability    ${options.durability}
+
+Ethereum JSON-RPC (chain id ${options.evmChainId}) at ${url}/app/evm for user0 (mutual TLS); funded development
+accounts of "${DEV_MNEMONIC}" (10,000 ETH each):
+${devAccounts(10).map((a, i) => `  (${i}) ${a.address}  ${a.privateKey}`).join("\n")}
 
 Try it (from this directory):
   curl ${url}/node/network --cacert ${ws}/service_cert.pem

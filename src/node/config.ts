@@ -39,6 +39,8 @@ export interface NodeConfigFile {
     workspace?: string;
     durability?: Durability;
     pending_transactions_max?: number;
+    /** The built-in EVM app (Ethereum JSON-RPC at /app/evm); absent = not installed. */
+    evm?: { chain_id: number; genesis?: { address: string; balance_wei: string }[] };
     /** Per-call limits of the sandboxed JavaScript runtime (constitution, ballots). */
     js_time_limit_ms?: number;
     js_memory_limit_mib?: number;
@@ -59,6 +61,7 @@ export interface ResolvedConfig {
   };
   jsTimeLimitMs: number;
   jsMemoryLimitMiB: number;
+  evm: { chainId: number; genesis: { address: string; balanceWei: string }[] } | undefined;
   ledgerDirectory: string;
   ledgerChunkBytes: number;
   signatureTxCount: number;
@@ -178,6 +181,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
       ...(file.command.start?.service_configuration?.recovery_threshold !== undefined
         ? { recoveryThreshold: file.command.start.service_configuration.recovery_threshold } : {}),
     },
+    evm: resolveEvm(file.coco?.evm),
     jsTimeLimitMs: file.coco?.js_time_limit_ms ?? DEFAULTS.jsTimeLimitMs,
     jsMemoryLimitMiB: file.coco?.js_memory_limit_mib ?? DEFAULTS.jsMemoryLimitMiB,
     ledgerDirectory: at(file.ledger?.directory ?? "ledger"),
@@ -191,6 +195,17 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     logLevel,
     logFile: file.logging?.file !== undefined ? at(file.logging.file) : undefined,
   };
+}
+
+function resolveEvm(evm: NonNullable<NodeConfigFile["coco"]>["evm"]): ResolvedConfig["evm"] {
+  if (evm === undefined) return undefined;
+  if (!Number.isSafeInteger(evm.chain_id) || evm.chain_id <= 0) throw invalid("coco.evm.chain_id", "expected a positive integer chain id");
+  const genesis = (evm.genesis ?? []).map((g, i) => {
+    if (typeof g.address !== "string" || !/^0x[0-9a-fA-F]{40}$/.test(g.address)) throw invalid(`coco.evm.genesis[${i}].address`, "expected a 0x-prefixed 20-byte hex address");
+    if (typeof g.balance_wei !== "string" || !/^(0x[0-9a-fA-F]+|\d+)$/.test(g.balance_wei)) throw invalid(`coco.evm.genesis[${i}].balance_wei`, "expected a decimal or 0x-hex string of wei");
+    return { address: g.address, balanceWei: g.balance_wei };
+  });
+  return { chainId: evm.chain_id, genesis };
 }
 
 export function loadConfigFile(path: string): ResolvedConfig {

@@ -22,10 +22,16 @@ import { CONSTITUTION_MAP, defaultConstitutionSource, installGovernanceEndpoints
 
 export interface StartOptions {
   /** Installs the app's endpoints (built-in apps are composed by the CLI, above this layer). */
-  installApps?: (registry: EndpointRegistry) => void;
+  installApps?: (registry: EndpointRegistry, context: AppContext) => void;
   /** Routes to the deployed JS app (CCF app bundle), composed by the CLI like built-in apps. */
   appRouter?: (store: Store, logger: Logger, consensus: AppConsensus) => { route(method: string, path: string): RouteMatch };
   logger?: Logger;
+}
+
+/** What the node tells built-in apps. */
+export interface AppContext {
+  /** The node's committed seqno (e.g. the EVM app answers receipts only once committed). */
+  committedSeqno(): number;
 }
 
 /** What a JS app may ask of consensus (`ccf.consensus`). */
@@ -170,7 +176,7 @@ export class CocoNode {
         return { body: { memberId: ctx.params["memberId"], encryptedShare: share } };
       },
     });
-    options.installApps?.(registry);
+    options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
       viewForSeqno: (seqno) => engine.viewAt(seqno),

@@ -1,0 +1,374 @@
+// The EVM chain inside Coco: runs Ethereum transactions with @ethereumjs/vm against the KV state
+// of the current request, and records blocks, transactions and receipts. One block per
+// Ethereum transaction: its number and hash are known when the handler runs (a per-batch block
+// would need the ledger batch, which only exists after commit), so a receipt never changes.
+import { createCustomCommon, Hardfork, Mainnet, type Common } from "@ethereumjs/common";
+import { createBlock, type Block } from "@ethereumjs/block";
+import { Capability, createTxFromRLP, createLegacyTx, type TypedTransaction } from "@ethereumjs/tx";
+import { createVM, runTx, type VM } from "@ethereumjs/vm";
+import type { EVMMockBlockchainInterface } from "@ethereumjs/evm";
+import { Account, Address, createAddressFromString } from "@ethereumjs/util";
+import { keccak_256 } from "@noble/hashes/sha3.js";
+import type { Transaction } from "../../kv/index.js";
+import { KvStateManager } from "./state-manager.js";
+import { ecrecover } from "./crypto.js";
+import { ACCOUNTS, BLOCKS, BLOCK_HASHES, HEAD_KEY, META, RECEIPTS, TRANSACTIONS, blockNumberKey } from "./maps.js";
+import { data, quantity, ZERO_HASH } from "./hex.js";
+import { revertError, RpcError, RpcErrorCodes } from "./errors.js";
+
+export interface GenesisAllocation {
+  /** 0x-prefixed 20-byte address. */
+  readonly address: string;
+  /** Decimal or 0x-hex wei. */
+  readonly balanceWei: string;
+}
+
+export interface EvmChainOptions {
+  readonly chainId: bigint | number;
+  readonly genesis?: readonly GenesisAllocation[];
+  /** Constant base fee (burnt). Default 1 gwei. */
+  readonly baseFeePerGasWei?: bigint;
+  /** Gas limit of every block, hence the largest transaction. Default 30,000,000. */
+  readonly blockGasLimit?: bigint;
+  /** Receives priority fees. Default the zero address. */
+  readonly coinbase?: string;
+  /** Accept legacy transactions without EIP-155 replay protection. Default false, as geth. */
+  readonly allowUnprotectedTransactions?: boolean;
+  /** Seconds since the epoch for new blocks; the node's clock by default. */
+  readonly nowSeconds?: () => bigint;
+}
+
+/** A block as answered by eth_getBlockByNumber with hashes only. */
+export interface StoredBlock {
+  number: string; hash: string; parentHash: string; timestamp: string;
+  gasLimit: string; gasUsed: string; baseFeePerGas: string; miner: string; logsBloom: string;
+  transactions: string[];
+}
+
+export interface StoredLog { address: string; topics: string[]; data: string; logIndex: string }
+
+export interface StoredReceipt {
+  transactionHash: string; transactionIndex: string; blockHash: string; blockNumber: string;
+  from: string; to: string | null; contractAddress: string | null; cumulativeGasUsed: string; gasUsed: string;
+  effectiveGasPrice: string; status: string; logsBloom: string; type: string; logs: StoredLog[];
+}
+
+export interface CallRequest {
+  from?: Buffer; to?: Buffer; gas?: bigint; gasPrice?: bigint; value?: bigint; data?: Buffer;
+}
+
+/** BLOCKHASH for the VM: the hashes of this chain's blocks, read from the request's transaction. */
+class KvBlockHashes implements EVMMockBlockchainInterface {
+  constructor(public tx: Transaction) {}
+
+  async getBlock(number: number): Promise<{ hash(): Uint8Array }> {
+    const raw = this.tx.get(BLOCKS, blockNumberKey(BigInt(number)));
+    const hash = raw === undefined ? new Uint8Array(32) : Buffer.from((JSON.parse(raw.toString("utf8")) as StoredBlock).hash.slice(2), "hex");
+    return { hash: () => hash };
+  }
+
+  async putBlock(): Promise<void> {}
+
+  shallowCopy(): EVMMockBlockchainInterface {
+    return new KvBlockHashes(this.tx);
+  }
+}
+
+const DEFAULT_BASE_FEE = 1_000_000_000n;
+const DEFAULT_BLOCK_GAS_LIMIT = 30_000_000n;
+const EMPTY_BLOOM = data(new Uint8Array(256));
+
+function jsonValue<T>(raw: Buffer | undefined): T | undefined {
+  return raw === undefined ? undefined : JSON.parse(raw.toString("utf8")) as T;
+}
+const jsonBytes = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
+
+export class EvmChain {
+  readonly chainId: bigint;
+  readonly common: Common;
+  readonly baseFee: bigint;
+  readonly blockGasLimit: bigint;
+  private readonly coinbase: Address;
+  private vm: Promise<{ vm: VM; state: KvStateManager; blocks: KvBlockHashes }> | undefined;
+  /** Executions are serialised: one VM and one state overlay serve every request in turn. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: EvmChainOptions) {
+    this.chainId = BigInt(options.chainId);
+    if (this.chainId <= 0n || this.chainId > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new Error(`EVM chain id must be a positive safe integer, got ${this.chainId}`);
+    }
+    this.common = createCustomCommon({ chainId: Number(this.chainId), name: `coco-${this.chainId}` }, Mainnet,
+      { hardfork: Hardfork.Prague, customCrypto: { ecrecover } });
+    this.baseFee = options.baseFeePerGasWei ?? DEFAULT_BASE_FEE;
+    this.blockGasLimit = options.blockGasLimit ?? DEFAULT_BLOCK_GAS_LIMIT;
+    this.coinbase = createAddressFromString(options.coinbase ?? `0x${"00".repeat(20)}`);
+  }
+
+  /** Runs `fn` alone on the shared VM, its state overlay bound to `tx`. */
+  private exclusive<T>(tx: Transaction, fn: (vm: VM, state: KvStateManager) => Promise<T>): Promise<T> {
+    this.vm ??= (async () => {
+      const state = new KvStateManager(tx);
+      const blocks = new KvBlockHashes(tx);
+      const vm = await createVM({ common: this.common, stateManager: state, blockchain: blocks });
+      return { vm, state, blocks };
+    })();
+    const run = this.queue.then(async () => {
+      const { vm, state, blocks } = await this.vm!;
+      state.begin(tx);
+      blocks.tx = tx;
+      // eth_call and eth_estimateGas use runCall, which leaves warm addresses and transient
+      // storage behind (runTx clears them only at its end): start every run clean.
+      vm.evm.journal.cleanJournal();
+      (vm.evm as unknown as { transientStorage: { clear(): void } }).transientStorage.clear();
+      return fn(vm, state);
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- genesis and head ----
+
+  /** Writes the genesis allocation and block 0 if this service has no EVM chain yet. */
+  genesisWrites(tx: Transaction): boolean {
+    if (tx.has(META, HEAD_KEY)) return false;
+    for (const { address, balanceWei } of this.options.genesis ?? []) {
+      const account = new Account(0n, BigInt(balanceWei));
+      tx.set(ACCOUNTS, createAddressFromString(address).bytes, account.serialize());
+    }
+    const chainIdBytes = Buffer.alloc(32);
+    chainIdBytes.writeBigUInt64BE(this.chainId, 24);
+    const hash = data(keccak_256(Buffer.concat([Buffer.from("coco-evm-genesis"), chainIdBytes])));
+    const block: StoredBlock = {
+      number: "0x0", hash, parentHash: ZERO_HASH, timestamp: "0x0", gasLimit: quantity(this.blockGasLimit),
+      gasUsed: "0x0", baseFeePerGas: quantity(this.baseFee), miner: this.coinbase.toString(), logsBloom: EMPTY_BLOOM, transactions: [],
+    };
+    this.putBlock(tx, block);
+    return true;
+  }
+
+  head(tx: Transaction): StoredBlock {
+    this.genesisWrites(tx);
+    const head = jsonValue<{ number: string }>(tx.get(META, HEAD_KEY))!;
+    return this.block(tx, BigInt(head.number))!;
+  }
+
+  block(tx: Transaction, number: bigint): StoredBlock | undefined {
+    if (number < 0n || number >= 2n ** 64n) return undefined;
+    return jsonValue<StoredBlock>(tx.get(BLOCKS, blockNumberKey(number)));
+  }
+
+  blockByHash(tx: Transaction, hash: Buffer): StoredBlock | undefined {
+    const number = tx.get(BLOCK_HASHES, hash);
+    return number === undefined ? undefined : this.block(tx, number.readBigUInt64BE());
+  }
+
+  private putBlock(tx: Transaction, block: StoredBlock): void {
+    const key = blockNumberKey(BigInt(block.number));
+    tx.set(BLOCKS, key, jsonBytes(block));
+    tx.set(BLOCK_HASHES, Buffer.from(block.hash.slice(2), "hex"), key);
+    tx.set(META, HEAD_KEY, jsonBytes({ number: block.number }));
+  }
+
+  receipt(tx: Transaction, hash: Buffer): StoredReceipt | undefined {
+    return jsonValue<StoredReceipt>(tx.get(RECEIPTS, hash));
+  }
+
+  transaction(tx: Transaction, hash: Buffer): Record<string, unknown> | undefined {
+    return jsonValue<Record<string, unknown>>(tx.get(TRANSACTIONS, hash));
+  }
+
+  // ---- reads of the latest state ----
+
+  account(tx: Transaction, address: Buffer): Account {
+    this.genesisWrites(tx);
+    return new KvStateManager(tx).readAccount(address) ?? new Account();
+  }
+
+  code(tx: Transaction, address: Buffer): Uint8Array {
+    return new KvStateManager(tx).readCode(address);
+  }
+
+  storageAt(tx: Transaction, address: Buffer, slot: Buffer): Uint8Array {
+    return new KvStateManager(tx).readStorage(address, slot);
+  }
+
+  // ---- execution ----
+
+  private nextBlock(head: StoredBlock): { header: Block; number: bigint; timestamp: bigint } {
+    const number = BigInt(head.number) + 1n;
+    const now = this.options.nowSeconds?.() ?? BigInt(Math.floor(Date.now() / 1000));
+    const timestamp = now > BigInt(head.timestamp) ? now : BigInt(head.timestamp);
+    const header = createBlock({
+      header: {
+        number, timestamp, gasLimit: this.blockGasLimit, baseFeePerGas: this.baseFee, coinbase: this.coinbase,
+        parentHash: Buffer.from(head.hash.slice(2), "hex"),
+      },
+    }, { common: this.common, skipConsensusFormatValidation: true });
+    return { header, number, timestamp };
+  }
+
+  /** Decodes, checks and runs a signed transaction; records its block, receipt and logs. */
+  async sendRawTransaction(tx: Transaction, raw: Buffer): Promise<string> {
+    const ethTx = this.decode(raw);
+    let sender: Address;
+    try {
+      sender = ethTx.getSenderAddress();
+    } catch (error) {
+      throw new RpcError(RpcErrorCodes.ServerError, `invalid sender: ${(error as Error).message}`);
+    }
+    const hash = Buffer.from(ethTx.hash());
+    if (tx.has(TRANSACTIONS, hash)) throw new RpcError(RpcErrorCodes.ServerError, "already known");
+    const head = this.head(tx);
+    this.checkAdmissible(tx, ethTx, sender);
+    const { header: block, number, timestamp } = this.nextBlock(head);
+    const result = await this.exclusive(tx, async (vm, state) => {
+      const r = await runTx(vm, { tx: ethTx, block });
+      state.flush();
+      return r;
+    }).catch((error: unknown) => {
+      if (error instanceof RpcError) throw error;
+      throw new RpcError(RpcErrorCodes.ServerError, `transaction rejected: ${(error as Error).message}`);
+    });
+
+    const txHash = data(hash);
+    const numberHex = quantity(number);
+    const blockHash = data(keccak_256(Buffer.concat([Buffer.from(head.hash.slice(2), "hex"), blockNumberKey(number), blockNumberKey(timestamp), hash])));
+    const effectiveGasPrice = this.baseFee + ethTx.getEffectivePriorityFee(this.baseFee);
+    const logsBloom = data(result.bloom.bitvector);
+    const logs: StoredLog[] = result.receipt.logs.map(([address, topics, logData], index) => ({
+      address: data(address), topics: topics.map(data), data: data(logData), logIndex: quantity(index),
+    }));
+    const to = ethTx.to === undefined ? null : ethTx.to.toString();
+    const receipt: StoredReceipt = {
+      transactionHash: txHash, transactionIndex: "0x0", blockHash, blockNumber: numberHex,
+      from: sender.toString(), to, contractAddress: result.createdAddress?.toString() ?? null,
+      cumulativeGasUsed: quantity(result.totalGasSpent), gasUsed: quantity(result.totalGasSpent),
+      effectiveGasPrice: quantity(effectiveGasPrice), status: result.execResult.exceptionError === undefined ? "0x1" : "0x0",
+      logsBloom, type: quantity(ethTx.type), logs,
+    };
+    tx.set(RECEIPTS, hash, jsonBytes(receipt));
+    tx.set(TRANSACTIONS, hash, jsonBytes(this.rpcTransaction(ethTx, sender, txHash, blockHash, numberHex, effectiveGasPrice)));
+    this.putBlock(tx, {
+      number: numberHex, hash: blockHash, parentHash: head.hash, timestamp: quantity(timestamp), gasLimit: quantity(this.blockGasLimit),
+      gasUsed: quantity(result.totalGasSpent), baseFeePerGas: quantity(this.baseFee), miner: this.coinbase.toString(), logsBloom,
+      transactions: [txHash],
+    });
+    return txHash;
+  }
+
+  private decode(raw: Buffer): TypedTransaction {
+    let ethTx: TypedTransaction;
+    try {
+      ethTx = createTxFromRLP(raw, { common: this.common });
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/chain ?id/i.test(message)) throw new RpcError(RpcErrorCodes.ServerError, `invalid chain id for signer: this chain is ${this.chainId}`);
+      throw new RpcError(RpcErrorCodes.InvalidParams, `invalid transaction encoding: ${message.split("\n")[0]}`);
+    }
+    if (!ethTx.isSigned()) throw new RpcError(RpcErrorCodes.InvalidParams, "transaction is not signed");
+    if (ethTx.type === 3 || ethTx.type === 4) {
+      throw new RpcError(RpcErrorCodes.ServerError, `transaction type ${ethTx.type} not supported: send legacy, EIP-2930 or EIP-1559 transactions`);
+    }
+    if (ethTx.type === 0 && !ethTx.supports(Capability.EIP155ReplayProtection) && this.options.allowUnprotectedTransactions !== true) {
+      throw new RpcError(RpcErrorCodes.ServerError, "only replay-protected (EIP-155) transactions allowed over RPC");
+    }
+    return ethTx;
+  }
+
+  /** geth's admission checks, with geth's messages, before anything runs. */
+  private checkAdmissible(tx: Transaction, ethTx: TypedTransaction, sender: Address): void {
+    const account = this.account(tx, Buffer.from(sender.bytes));
+    if (ethTx.nonce < account.nonce) throw new RpcError(RpcErrorCodes.ServerError, `nonce too low: next nonce ${account.nonce}, tx nonce ${ethTx.nonce}`);
+    if (ethTx.nonce > account.nonce) {
+      throw new RpcError(RpcErrorCodes.ServerError, `nonce too high: next nonce ${account.nonce}, tx nonce ${ethTx.nonce} (Coco has no mempool: send transactions in nonce order)`);
+    }
+    if (ethTx.gasLimit > this.blockGasLimit) throw new RpcError(RpcErrorCodes.ServerError, "exceeds block gas limit");
+    // Intrinsic gas, or EIP-7623's calldata floor when higher (Prague).
+    const minimumGas = ethTx.getMinimumGasLimit();
+    if (ethTx.gasLimit < minimumGas) throw new RpcError(RpcErrorCodes.ServerError, `intrinsic gas too low: have ${ethTx.gasLimit}, want ${minimumGas}`);
+    const maxFee = "maxFeePerGas" in ethTx ? ethTx.maxFeePerGas : ethTx.gasPrice;
+    if (maxFee < this.baseFee) {
+      throw new RpcError(RpcErrorCodes.ServerError, `max fee per gas less than block base fee: maxFeePerGas: ${maxFee}, baseFee: ${this.baseFee}`);
+    }
+    const cost = ethTx.gasLimit * maxFee + ethTx.value;
+    if (account.balance < cost) {
+      throw new RpcError(RpcErrorCodes.ServerError, `insufficient funds for gas * price + value: address ${sender.toString()} have ${account.balance} want ${cost}`);
+    }
+  }
+
+  private rpcTransaction(ethTx: TypedTransaction, sender: Address, hash: string, blockHash: string, blockNumber: string, effectiveGasPrice: bigint): Record<string, unknown> {
+    const json = ethTx.toJSON();
+    const out: Record<string, unknown> = {
+      blockHash, blockNumber, transactionIndex: "0x0", hash, from: sender.toString(), type: quantity(ethTx.type),
+      nonce: quantity(ethTx.nonce), gas: quantity(ethTx.gasLimit), gasPrice: quantity(effectiveGasPrice),
+      to: ethTx.to?.toString() ?? null, value: quantity(ethTx.value), input: data(ethTx.data),
+      v: quantity(ethTx.v!), r: quantity(ethTx.r!), s: quantity(ethTx.s!),
+    };
+    if (ethTx.type !== 0 || ethTx.supports(Capability.EIP155ReplayProtection)) out["chainId"] = quantity(this.chainId);
+    if (ethTx.type !== 0) {
+      out["yParity"] = quantity(ethTx.v!);
+      out["accessList"] = json.accessList ?? [];
+    }
+    if (ethTx.type === 2) {
+      out["maxFeePerGas"] = json.maxFeePerGas;
+      out["maxPriorityFeePerGas"] = json.maxPriorityFeePerGas;
+    }
+    return out;
+  }
+
+  /** eth_call: runs a message against the latest state; nothing is written. */
+  async call(tx: Transaction, request: CallRequest): Promise<Uint8Array> {
+    const result = await this.simulate(tx, request, request.gas ?? this.blockGasLimit);
+    const error = result.execResult.exceptionError;
+    if (error !== undefined) {
+      if (error.error === "revert") throw revertError(result.execResult.returnValue);
+      throw new RpcError(RpcErrorCodes.ServerError, error.error);
+    }
+    return result.execResult.returnValue;
+  }
+
+  /** eth_estimateGas: the execution's gas plus intrinsic gas, raised by binary search if a call's 63/64 rule needs more. */
+  async estimateGas(tx: Transaction, request: CallRequest): Promise<bigint> {
+    const cap = request.gas ?? this.blockGasLimit;
+    const { intrinsic, minimum } = this.intrinsicGas(request);
+    if (cap < minimum) throw new RpcError(RpcErrorCodes.ServerError, `intrinsic gas too low: gas ${cap}, want ${minimum}`);
+    const first = await this.simulate(tx, request, cap - intrinsic);
+    const error = first.execResult.exceptionError;
+    if (error !== undefined) {
+      if (error.error === "revert") throw revertError(first.execResult.returnValue);
+      throw new RpcError(RpcErrorCodes.ServerError, `gas required exceeds allowance (${cap}) or always failing transaction: ${error.error}`);
+    }
+    let low = intrinsic + first.execResult.executionGasUsed;
+    if ((await this.simulate(tx, request, low - intrinsic)).execResult.exceptionError === undefined) return low > minimum ? low : minimum;
+    let high = cap;
+    while (high - low > 1n) {
+      const mid = (low + high) / 2n;
+      if ((await this.simulate(tx, request, mid - intrinsic)).execResult.exceptionError === undefined) high = mid;
+      else low = mid;
+    }
+    return high > minimum ? high : minimum;
+  }
+
+  /** Intrinsic gas (charged before execution) and the minimum gas limit (with EIP-7623's calldata floor). */
+  private intrinsicGas(request: CallRequest): { intrinsic: bigint; minimum: bigint } {
+    const unsigned = createLegacyTx({ to: request.to, data: request.data, value: request.value, gasLimit: this.blockGasLimit }, { common: this.common });
+    return { intrinsic: unsigned.getIntrinsicGas(), minimum: unsigned.getMinimumGasLimit() };
+  }
+
+  private simulate(tx: Transaction, request: CallRequest, gasLimit: bigint) {
+    const head = this.head(tx);
+    const { header: block } = this.nextBlock(head);
+    return this.exclusive(tx, (vm) => vm.evm.runCall({
+      block,
+      caller: new Address(request.from ?? Buffer.alloc(20)),
+      to: request.to === undefined ? undefined : new Address(request.to),
+      value: request.value ?? 0n,
+      data: request.data ?? new Uint8Array(0),
+      gasLimit,
+      gasPrice: request.gasPrice ?? 0n,
+      skipBalance: true,
+    }));
+  }
+}
+

@@ -1,0 +1,63 @@
+// The EVM app: an Ethereum JSON-RPC endpoint (`POST /app/evm`) whose state, transactions and
+// receipts live in private Coco maps, so they are replicated, encrypted in the ledger and
+// provable by receipts like any Coco transaction. See docs/evm.md.
+import type { AuthPolicyName, EndpointRegistry } from "../../rpc/index.js";
+import type { Transaction } from "../../kv/index.js";
+import { EvmChain, type EvmChainOptions } from "./chain.js";
+import { handleJsonRpc, type RpcContext } from "./rpc.js";
+import { RECEIPTS } from "./maps.js";
+
+export { EvmChain, type EvmChainOptions, type GenesisAllocation } from "./chain.js";
+export { KvStateManager } from "./state-manager.js";
+export { RpcError, RpcErrorCodes } from "./errors.js";
+export { secp256k1Backend } from "./crypto.js";
+export { handleJsonRpc, METHODS } from "./rpc.js";
+export * as evmMaps from "./maps.js";
+
+export const EVM_PATH = "/app/evm";
+const CLIENT_VERSION = "Coco/v0.1.0/evm/ethereumjs-vm-10";
+
+export interface EvmAppOptions extends EvmChainOptions {
+  /** Who may call the JSON-RPC endpoint. Default: Coco users (`user_cert`). */
+  readonly authPolicies?: readonly AuthPolicyName[];
+  /**
+   * The node's committed seqno. When given, eth_getTransactionReceipt answers a receipt only
+   * once the Coco transaction that wrote it is committed (`receiptFinality: "committed"`, the
+   * default then); without it receipts answer as soon as the transaction executed.
+   */
+  readonly committedSeqno?: () => number;
+  readonly receiptFinality?: "committed" | "executed";
+}
+
+/** Installs `POST /app/evm`. Returns the chain, whose `genesisWrites(tx)` a caller may run early. */
+export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions): EvmChain {
+  const chain = new EvmChain(options);
+  const finality = options.receiptFinality ?? (options.committedSeqno === undefined ? "executed" : "committed");
+  if (finality === "committed" && options.committedSeqno === undefined) {
+    throw new Error("receiptFinality 'committed' needs options.committedSeqno (the node's commit seqno)");
+  }
+  const committed = options.committedSeqno;
+  const isReceiptFinal = finality === "executed" || committed === undefined
+    ? () => true
+    : (tx: Transaction, hash: Buffer) => {
+      // The seqno that wrote the receipt; undefined while it is this transaction's own write.
+      const version = tx.getVersionOfPreviousWrite(RECEIPTS, hash);
+      return version !== undefined && version <= committed();
+    };
+  registry.install({
+    method: "POST", path: EVM_PATH, mode: "readwrite", authPolicies: options.authPolicies ?? ["user_cert"],
+    summary: "Ethereum JSON-RPC 2.0 (single calls and batches); see docs/evm.md",
+    handler: async (ctx) => {
+      const rpc: RpcContext = { tx: ctx.tx, chain, isReceiptFinal, clientVersion: CLIENT_VERSION };
+      const body = await handleJsonRpc(rpc, ctx.request.body);
+      return body === undefined ? { status: 204 } : { body };
+    },
+  });
+  return chain;
+}
+
+/** Writes the genesis allocation and block 0 into `tx` unless the chain exists; answers whether it wrote. */
+export function genesisWrites(tx: Transaction, options: EvmChainOptions): boolean {
+  return new EvmChain(options).genesisWrites(tx);
+}
+export { DEV_MNEMONIC, devAccounts, addressOfPrivateKey, type DevAccount } from "./dev-accounts.js";

@@ -1,0 +1,92 @@
+// The EVM app end to end: a real Coco node process serving POST /app/evm, driven by ethers'
+// JsonRpcProvider over mutual TLS as user0 (the endpoint keeps its default user_cert policy).
+// Until `coco sandbox` can install the EVM app, the node is composed here as the sandbox does.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import https from "node:https";
+import { createRequire } from "node:module";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { NodeProcess } from "../helpers/node-process.js";
+import { devAccounts } from "../../src/apps/evm/index.js";
+import { ContractFactory, Contract, FetchRequest, JsonRpcProvider, Network, Wallet, parseEther } from "ethers";
+
+const CHAIN_ID = 4243n;
+// The sandbox funds the well-known development accounts; alice is the first of them.
+const alice = new Wallet(devAccounts(1)[0]!.privateKey);
+const bob = Wallet.createRandom();
+
+
+let sandbox: NodeProcess;
+let workspace: string;
+let provider: JsonRpcProvider;
+let agent: https.Agent;
+/** Compiled once, before the node's clock matters. */
+let compiled: { abi: never[]; evm: { bytecode: { object: string } } };
+
+before(async () => {
+  const solc = createRequire(import.meta.url)("solc") as { compile(input: string): string };
+  const source = `// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+contract Token {
+  mapping(address => uint256) public balanceOf;
+  event Transfer(address indexed from, address indexed to, uint256 value);
+  constructor(uint256 supply) { balanceOf[msg.sender] = supply; emit Transfer(address(0), msg.sender, supply); }
+  function transfer(address to, uint256 value) external returns (bool) {
+    require(balanceOf[msg.sender] >= value, "insufficient balance");
+    balanceOf[msg.sender] -= value; balanceOf[to] += value; emit Transfer(msg.sender, to, value); return true;
+  }
+}`;
+  const solcOutput = JSON.parse(solc.compile(JSON.stringify({
+    language: "Solidity", sources: { "T.sol": { content: source } },
+    settings: { evmVersion: "cancun", outputSelection: { "*": { Token: ["abi", "evm.bytecode.object"] } } },
+  }))) as { contracts: Record<string, Record<string, { abi: never[]; evm: { bytecode: { object: string } } }>> };
+  compiled = solcOutput.contracts["T.sol"]!["Token"]!;
+  workspace = mkdtempSync(join(tmpdir(), "coco-evm-"));
+  sandbox = await NodeProcess.sandbox(workspace, ["--evm-chain-id", String(CHAIN_ID), "--durability", "none"]);
+  const url = `https://127.0.0.1:${sandbox.port}`;
+  agent = new https.Agent({
+    keepAlive: true,
+    ca: readFileSync(join(workspace, "service_cert.pem")),
+    cert: readFileSync(join(workspace, "user0_cert.pem")),
+    key: readFileSync(join(workspace, "user0_privk.pem")),
+  });
+  const request = new FetchRequest(`${url}/app/evm`);
+  request.getUrlFunc = FetchRequest.createGetUrlFunc({ agent });
+  // cacheTimeout -1: ethers otherwise answers identical calls within 250 ms from a cache, so a
+  // nonce read right after a fast (tens of ms) commit would be stale.
+  provider = new JsonRpcProvider(request, Network.from(CHAIN_ID), { staticNetwork: true, pollingInterval: 50, cacheTimeout: -1 });
+});
+
+after(async () => {
+  provider?.destroy();
+  agent?.destroy();
+  await sandbox?.stop();
+  rmSync(workspace, { recursive: true, force: true });
+});
+
+test("ethers talks to /app/evm: chain id, balances, a transfer awaited to its committed receipt", async () => {
+  assert.equal((await provider.getNetwork()).chainId, CHAIN_ID);
+  assert.equal(await provider.getBalance(alice.address), parseEther("10000"));
+  const signer = alice.connect(provider);
+  const sent = await signer.sendTransaction({ to: bob.address, value: parseEther("1") });
+  const receipt = await sent.wait();
+  assert.equal(receipt?.status, 1);
+  assert.equal(await provider.getBalance(bob.address), parseEther("1"));
+});
+
+test("an ERC-20 compiled with solc deploys, transfers and is queried through ethers' Contract", async () => {
+  const signer = alice.connect(provider);
+  const factory = new ContractFactory(compiled.abi, compiled.evm.bytecode.object, signer);
+  const deployed = await factory.deploy(1000n);
+  await deployed.waitForDeployment();
+  const erc20 = new Contract(await deployed.getAddress(), compiled.abi, signer);
+  const tx = await erc20.getFunction("transfer")(bob.address, 40n);
+  await tx.wait();
+  assert.equal(await erc20.getFunction("balanceOf")(bob.address), 40n);
+  const events = await erc20.queryFilter(erc20.filters["Transfer"]!(), 0, "latest");
+  assert.equal(events.length, 2);
+  const readOnly = new Contract(await deployed.getAddress(), compiled.abi, provider);
+  await assert.rejects(readOnly.getFunction("transfer").staticCall(alice.address, 1000n, { from: bob.address }), /insufficient balance/);
+});
