@@ -1,8 +1,8 @@
 // Host side of the `ccf` global: the only functions guest code can reach in the host. Each
 // checks its arguments (the guest is untrusted) and acts on the current call's context.
-import { createHash } from "node:crypto";
 import { certificateFingerprint, isValidCertificatePem, splitPemBundle } from "../crypto/index.js";
 import { CocoError } from "../util/errors.js";
+import * as ccfCrypto from "./ccf-crypto.js";
 import type { HostFunctionName } from "./prelude.js";
 import type { JsCallContext, KvAccess, NodeHooks } from "./types.js";
 
@@ -30,6 +30,8 @@ const NODE_HOOK_NAMES = new Set<keyof NodeHooks>([
   "getLastCommittedTxId",
   "getViewForSeqno",
   "getStatusForTxId",
+  "getStateRange",
+  "dropCachedStates",
 ]);
 
 function mapName(value: unknown): string {
@@ -84,10 +86,19 @@ export function makeHostFunctions(current: () => ActiveCall | undefined): Record
       if (access.getVersionOfPreviousWrite === undefined) throw new Error("kv.getVersionOfPreviousWrite is not available in this call");
       return access.getVersionOfPreviousWrite(mapName(map), bytes(key, "kv.getVersionOfPreviousWrite key"));
     },
-    digest: (algorithm, data) => {
-      if (algorithm !== "SHA-256") throw new TypeError(`crypto.digest: unsupported algorithm ${String(algorithm)}, only SHA-256`);
-      return toArrayBuffer(createHash("sha256").update(bytes(data, "crypto.digest data")).digest());
-    },
+    digest: (algorithm, data) => toArrayBuffer(ccfCrypto.digest(algorithm, bytes(data, "crypto.digest data"))),
+    cryptoSign: (name, hash, saltLength, key, data) => toArrayBuffer(ccfCrypto.sign(name, hash, saltLength, key, data)),
+    cryptoVerify: (name, hash, saltLength, key, signature, data) => ccfCrypto.verifySignature(name, hash, saltLength, key, signature, data),
+    generateAesKey: (size) => toArrayBuffer(ccfCrypto.generateAesKey(size)),
+    generateRsaKeyPair: (size, exponent) => ccfCrypto.generateRsaKeyPair(size, exponent),
+    generateEcdsaKeyPair: (curve) => ccfCrypto.generateEcdsaKeyPair(curve),
+    generateEddsaKeyPair: (curve) => ccfCrypto.generateEddsaKeyPair(curve),
+    wrapKey: (key, wrappingKey, name, aesKeySize, label) => toArrayBuffer(ccfCrypto.wrapKey(key, wrappingKey, name, aesKeySize, label)),
+    unwrapKey: (key, unwrappingKey, name, label) => toArrayBuffer(ccfCrypto.unwrapKey(key, unwrappingKey, name, label)),
+    // Validity dates are checked against the host's clock, as CCF checks them against the node's.
+    isValidX509CertChain: (chain, trusted) => ccfCrypto.isValidX509CertChain(chain, trusted, Date.now()),
+    pemToJwk: (kind, pem, kid) => ccfCrypto.pemToJwk(kind, pem, kid),
+    jwkToPem: (kind, jwk) => ccfCrypto.jwkToPem(kind, jwk),
     isValidX509CertBundle: (pem) => isValidX509CertBundle(pem),
     pemToId: (pem) => {
       if (typeof pem !== "string" || !isValidX509CertBundle(pem)) throw new TypeError("pemToId: expected a PEM certificate");

@@ -17,6 +17,17 @@ export const HOST_FUNCTION_NAMES = [
   "pemToId",
   "nodeHook",
   "kvVersionOfPreviousWrite",
+  "cryptoSign",
+  "cryptoVerify",
+  "generateAesKey",
+  "generateRsaKeyPair",
+  "generateEcdsaKeyPair",
+  "generateEddsaKeyPair",
+  "wrapKey",
+  "unwrapKey",
+  "isValidX509CertChain",
+  "pemToJwk",
+  "jwkToPem",
 ] as const;
 
 export type HostFunctionName = (typeof HOST_FUNCTION_NAMES)[number];
@@ -151,11 +162,64 @@ export const PRELUDE_SOURCE = String.raw`
   const hook = (name) => (...args) => H.nodeHook(name, args);
   const isValidX509CertBundle = (pem) => H.isValidX509CertBundle(pem);
   const pemToId = (pem) => H.pemToId(pem);
+  // Algorithm objects are flattened to primitives here: only strings, numbers and ArrayBuffers
+  // cross into the host, never guest objects with getters.
+  const algorithmOf = (a, what) => {
+    if (a === null || typeof a !== "object") throw new TypeError(what + ": algorithm must be an object { name, hash?, saltLength? }");
+    return [a.name, a.hash, a.saltLength];
+  };
+  const wrapParams = (p, what) => {
+    if (p === null || typeof p !== "object") throw new TypeError(what + ": wrapAlgo must be an object { name, ... }");
+    return [p.name, p.aesKeySize, p.label === undefined || p.label === null ? undefined : toArrayBuffer(p.label, what + " label")];
+  };
+  const optionalKid = (kid) => (kid === undefined || kid === null ? undefined : kid);
+  const jsonJwk = (jwk, what) => {
+    if (jwk === null || typeof jwk !== "object") throw new TypeError(what + ": jwk must be an object");
+    return JSON.parse(JSON.stringify(jwk));
+  };
   const crypto = Object.freeze({
     digest(algorithm, data) { return H.digest(algorithm, toArrayBuffer(data, "crypto.digest data")); },
+    sign(algorithm, key, plaintext) {
+      const [name, hash, saltLength] = algorithmOf(algorithm, "crypto.sign");
+      return H.cryptoSign(name, hash, saltLength, key, toArrayBuffer(plaintext, "crypto.sign plaintext"));
+    },
+    verifySignature(algorithm, key, signature, plaintext) {
+      const [name, hash, saltLength] = algorithmOf(algorithm, "crypto.verifySignature");
+      return H.cryptoVerify(name, hash, saltLength, key,
+        toArrayBuffer(signature, "crypto.verifySignature signature"), toArrayBuffer(plaintext, "crypto.verifySignature plaintext"));
+    },
+    generateAesKey(size) { return H.generateAesKey(size); },
+    generateRsaKeyPair(size, exponent) { return H.generateRsaKeyPair(size, exponent); },
+    generateEcdsaKeyPair(curve) { return H.generateEcdsaKeyPair(curve); },
+    generateEddsaKeyPair(curve) { return H.generateEddsaKeyPair(curve); },
+    wrapKey(key, wrappingKey, wrapAlgo) {
+      const [name, aesKeySize, label] = wrapParams(wrapAlgo, "crypto.wrapKey");
+      return H.wrapKey(toArrayBuffer(key, "crypto.wrapKey key"), toArrayBuffer(wrappingKey, "crypto.wrapKey wrappingKey"), name, aesKeySize, label);
+    },
+    unwrapKey(key, unwrappingKey, wrapAlgo) {
+      const [name, , label] = wrapParams(wrapAlgo, "crypto.unwrapKey");
+      return H.unwrapKey(toArrayBuffer(key, "crypto.unwrapKey key"), toArrayBuffer(unwrappingKey, "crypto.unwrapKey unwrappingKey"), name, label);
+    },
     isValidX509CertBundle,
+    isValidX509CertChain(chain, trusted) { return H.isValidX509CertChain(chain, trusted); },
+    pubPemToJwk(pem, kid) { return H.pemToJwk("ec-public", pem, optionalKid(kid)); },
+    pemToJwk(pem, kid) { return H.pemToJwk("ec-private", pem, optionalKid(kid)); },
+    pubRsaPemToJwk(pem, kid) { return H.pemToJwk("rsa-public", pem, optionalKid(kid)); },
+    rsaPemToJwk(pem, kid) { return H.pemToJwk("rsa-private", pem, optionalKid(kid)); },
+    pubEddsaPemToJwk(pem, kid) { return H.pemToJwk("eddsa-public", pem, optionalKid(kid)); },
+    eddsaPemToJwk(pem, kid) { return H.pemToJwk("eddsa-private", pem, optionalKid(kid)); },
+    pubJwkToPem(jwk) { return H.jwkToPem("ec-public", jsonJwk(jwk, "crypto.pubJwkToPem")); },
+    jwkToPem(jwk) { return H.jwkToPem("ec-private", jsonJwk(jwk, "crypto.jwkToPem")); },
+    pubRsaJwkToPem(jwk) { return H.jwkToPem("rsa-public", jsonJwk(jwk, "crypto.pubRsaJwkToPem")); },
+    rsaJwkToPem(jwk) { return H.jwkToPem("rsa-private", jsonJwk(jwk, "crypto.rsaJwkToPem")); },
+    pubEddsaJwkToPem(jwk) { return H.jwkToPem("eddsa-public", jsonJwk(jwk, "crypto.pubEddsaJwkToPem")); },
+    eddsaJwkToPem(jwk) { return H.jwkToPem("eddsa-private", jsonJwk(jwk, "crypto.eddsaJwkToPem")); },
     pemToId,
   });
+  const notSupported = (name, why) => () => { throw new Error(name + " is not supported by Coco: " + why); };
+  // Per call: reset by dispatch, like untrustedDateTime. Coco logs no per-request metrics from
+  // JS, so the flag only round-trips.
+  let metricsLogging = true;
   const ccf = Object.freeze({
     kv,
     strToBuf,
@@ -165,7 +229,24 @@ export const PRELUDE_SOURCE = String.raw`
     pemToId,
     isValidX509CertBundle,
     crypto,
+    // Deprecated top-level aliases of ccf.crypto, kept by @microsoft/ccf-app's CCF interface.
+    generateAesKey: crypto.generateAesKey,
+    generateRsaKeyPair: crypto.generateRsaKeyPair,
+    generateEcdsaKeyPair: crypto.generateEcdsaKeyPair,
+    wrapKey: crypto.wrapKey,
+    digest: crypto.digest,
+    isValidX509CertChain: crypto.isValidX509CertChain,
     enableUntrustedDateTime(enable) { const previous = untrustedDateTime; untrustedDateTime = !!enable; return previous; },
+    enableMetricsLogging(enable) { const previous = metricsLogging; metricsLogging = !!enable; return previous; },
+    // ccf.historicalState is set only for app.json "mode": "historical" endpoints.
+    historicalState: undefined,
+    historical: Object.freeze({
+      getStateRange: hook("getStateRange"),
+      dropCachedStates: hook("dropCachedStates"),
+    }),
+    host: Object.freeze({
+      triggerSubprocess: notSupported("ccf.host.triggerSubprocess", "a node never starts host processes on behalf of an app"),
+    }),
     setJwtPublicSigningKeys: hook("setJwtPublicSigningKeys"),
     removeJwtPublicSigningKeys: hook("removeJwtPublicSigningKeys"),
     refreshAppBytecodeCache: hook("refreshAppBytecodeCache"),
@@ -197,11 +278,17 @@ export const PRELUDE_SOURCE = String.raw`
     }),
   });
   Object.defineProperty(g, "ccf", { value: ccf, writable: false, configurable: false });
+  // @microsoft/ccf-app declares this global too; Coco has no SEV-SNP verifier to offer apps yet.
+  const snp_attestation = Object.freeze({
+    verifySnpAttestation: notSupported("snp_attestation.verifySnpAttestation", "SEV-SNP attestation verification is not available to apps yet"),
+  });
+  Object.defineProperty(g, "snp_attestation", { value: snp_attestation, writable: false, configurable: false });
 
   const modules = new Map();
   let settled;
   function dispatch(moduleName, exportName, args, nowMs, seed) {
     untrustedDateTime = false;
+    metricsLogging = true;
     hostNowMs = nowMs;
     s0 = seed[0] | 0; s1 = seed[1] | 0; s2 = seed[2] | 0; s3 = seed[3] | 0;
     for (let i = 0; i < 12; i++) random();

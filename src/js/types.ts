@@ -42,6 +42,9 @@ export interface NodeHooks {
   getLastCommittedTxId?(): { view: number; seqno: number };
   getViewForSeqno?(seqno: number): number | null;
   getStatusForTxId?(view: number, seqno: number): string;
+  /** `ccf.historical.*` for historical endpoints: states of a seqno range, or null while fetching. */
+  getStateRange?(handle: number, startSeqno: number, endSeqno: number, secondsUntilExpiry: number): unknown[] | null;
+  dropCachedStates?(handle: number): boolean;
 }
 
 /** Per-call inputs supplied by the host: the sandbox has no clock or entropy of its own. */

@@ -98,6 +98,14 @@ export function ${DISPATCH_EXPORT}(index, path, query, headers, params, body, ca
   lazy(request, "headers", headers, {});
   lazy(request, "params", params, {});
   lazy(request, "caller", caller, undefined);
+  if (caller.startsWith('{"policy":"user_cose_sign1"')) {
+    // user_cose_sign1: CCF gives caller.cose.content as an ArrayBuffer; the host sends it as hex.
+    const c = request.caller;
+    const hex = c.cose.content;
+    const bytes = new Uint8Array(hex.length / 2);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.substr(i * 2, 2), 16);
+    c.cose.content = bytes.buffer;
+  }
   Object.defineProperty(request, "hostname", {
     configurable: true, enumerable: true,
     get() { return hostnameOf(request.headers.host); },

@@ -8,18 +8,21 @@ import type { Store } from "../../kv/index.js";
 import { JsRuntime, type JsCallContext, type NodeHooks } from "../../js/index.js";
 import {
   EndpointRegistry, ErrorCodes,
-  type AuthPolicyName, type EndpointContext, type Handler, type HandlerResult, type RouteMatch,
+  type AuthPolicyName, type EndpointContext, type EndpointDefinition, type Handler, type HandlerResult, type RouteMatch,
 } from "../../rpc/index.js";
 import { CocoError } from "../../util/index.js";
 import { JS_APP_TABLES, readDeployedBundle, type JsEndpointProperties, type StoredJsRuntimeOptions } from "./bundle.js";
 import { isUtf8 } from "node:buffer";
 import { BodyKind, DISPATCH_EXPORT, DISPATCH_MODULE, dispatchModuleSource, type GuestResponse, type InvokeArgs } from "./guest-dispatch.js";
 import { TransactionKvAccess } from "./kv-access.js";
+import { buildAppOpenApi } from "./openapi.js";
 
 export const APP_PATH_PREFIX = "/app";
 const USERS_INFO_MAP = "public:ccf.gov.users.info";
 const MEMBERS_INFO_MAP = "public:ccf.gov.members.info";
-const SUPPORTED_POLICIES = new Set<string>(["user_cert", "member_cert", "no_auth"]);
+const SUPPORTED_POLICIES = new Set<string>(["user_cert", "member_cert", "any_cert", "jwt", "user_cose_sign1", "no_auth"]);
+/** app.json's `{ "all_of": [...] }`, as bundle.ts renders it; src/rpc/auth.ts checks the names. */
+const isSupportedPolicy = (p: string): boolean => SUPPORTED_POLICIES.has(p) || p.startsWith("all_of:");
 /** isolated-vm's smallest heap; CCF's js_runtime_options may ask for less. */
 const MEMORY_LIMIT_MIB_MIN = 8;
 const RANDOM_POOL_BYTES = 4096;
@@ -107,6 +110,11 @@ export class JsApp {
     return this.currentEndpoints;
   }
 
+  /** `GET /app/api`: OpenAPI 3.0 for the deployed endpoints plus the node's built-in `/app` ones. */
+  openApi(builtIns: readonly EndpointDefinition[]): object {
+    return buildAppOpenApi({ title: "Coco application API", version: "0.0.1" }, this.endpoints, builtIns);
+  }
+
   /** Routes a full request path (`/app/...`); throws the registry's 404/405. */
   route(method: string, path: string): RouteMatch {
     if (!path.startsWith(`${APP_PATH_PREFIX}/`)) throw new CocoError(ErrorCodes.ResourceNotFound, `Unknown path: ${path}.`, 404);
@@ -190,8 +198,8 @@ export class JsApp {
 
   private install(registry: EndpointRegistry, endpoint: JsEndpointProperties, index: number, loadError: string | undefined): void {
     const name = `${endpoint.method} ${APP_PATH_PREFIX}${endpoint.path}`;
-    const supported = endpoint.authnPolicies.filter((p) => SUPPORTED_POLICIES.has(p)) as AuthPolicyName[];
-    const unsupported = endpoint.authnPolicies.filter((p) => !SUPPORTED_POLICIES.has(p));
+    const supported = endpoint.authnPolicies.filter(isSupportedPolicy) as AuthPolicyName[];
+    const unsupported = endpoint.authnPolicies.filter((p) => !isSupportedPolicy(p));
     if (unsupported.length > 0) {
       this.logger?.warn({ endpoint: name, policies: unsupported },
         "JS app: authentication policies not implemented yet are treated as never matching");
@@ -274,6 +282,14 @@ export class JsApp {
   private callerJson(ctx: EndpointContext): string {
     const caller = ctx.caller;
     if (caller.policy === "no_auth") return NO_AUTH_CALLER_JSON;
+    if (caller.policy === "user_cose_sign1") {
+      // Not cached: cose.content differs per request. The guest turns the hex back into an ArrayBuffer.
+      const info = ctx.tx.get(USERS_INFO_MAP, Buffer.from(caller.id));
+      const data = info === undefined ? null : parseInfoData(info, "user_data");
+      return JSON.stringify({ policy: caller.policy, id: caller.id, data, cert: caller.cert, cose: { content: caller.cose.content.toString("hex") } });
+    }
+    // jwt, any_cert and all_of callers serialise themselves in CCF's shape (src/rpc/auth.ts).
+    if (caller.policy !== "user_cert" && caller.policy !== "member_cert") return JSON.stringify(caller);
     const isUser = caller.policy === "user_cert";
     const cacheKey = `${caller.policy}:${caller.id}`;
     const infoRaw = ctx.tx.get(isUser ? USERS_INFO_MAP : MEMBERS_INFO_MAP, Buffer.from(caller.id));
@@ -292,6 +308,14 @@ export class JsApp {
     if (this.callerCache.size >= CALLER_CACHE_ENTRIES_MAX) this.callerCache.clear();
     this.callerCache.set(cacheKey, { infoRaw, json });
     return json;
+  }
+}
+
+function parseInfoData(infoRaw: Buffer, field: "user_data" | "member_data"): unknown {
+  try {
+    return (JSON.parse(infoRaw.toString("utf8")) as Record<string, unknown>)[field] ?? null;
+  } catch {
+    return null;
   }
 }
 

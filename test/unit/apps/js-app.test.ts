@@ -221,14 +221,14 @@ test("string bodies answer text/plain unless the handler sets content-type; no p
   assert.equal(r.headers["content-type"], "text/x-custom");
 });
 
-test("the caller of a user_cert endpoint is CCF's { policy, id, data, cert }; jwt never matches", () => {
+test("the caller of a user_cert endpoint is CCF's { policy, id, data, cert }; jwt needs a bearer token", () => {
   const r = h.request("GET", "/app/whoami", { as: user });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.json, { policy: "user_cert", id: user.id, data: { role: "writer" }, cert: user.certPem });
   assert.equal(h.request("GET", "/app/whoami").status, 401);
   const jwtOnly = h.request("GET", "/app/jwt-only", { as: user });
   assert.equal(jwtOnly.status, 401);
-  assert.match(jwtOnly.json.error.message, /jwt, not implemented/);
+  assert.match(jwtOnly.json.error.message, /jwt: Missing Authorization header/);
 });
 
 test("ccf.kv reads, writes, deletes, counts, iterates and reports versions through the request's transaction", () => {
