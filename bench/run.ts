@@ -11,6 +11,7 @@ import { summariseCpuProfile, type ProfileSummary } from "./cpu-profile-summary.
 import { checkResponsive, measureAutocannon, measureEcho, measureNodeWrites, WRITE_PATH, type LoadShape } from "./phases.js";
 import { fmt, latency, printSection, progress, type Row } from "./report.js";
 import { startEchoServer, startNode, type RunningServer } from "./servers.js";
+import { runJsLoggingBench } from "./js-logging.js";
 import { round } from "./stats.js";
 
 const RATIO_GOAL = 0.75;
@@ -167,6 +168,7 @@ async function main(): Promise<number> {
     warmupSeconds: options.warmupSeconds,
     durationSeconds: options.durationSeconds,
   };
+  if (options.app === "js-logging") return runJsLoggingBench(options, shape);
   const outPath = resolve(options.out);
   const profileDir = options.profile ? outPath.replace(/\.json$/, "") + "-cpuprofile" : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });

@@ -12,6 +12,7 @@ import { COCO_VERSION } from "../node/node-endpoints.js";
 import { appOptions } from "./apps.js";
 import { runSandbox } from "./sandbox.js";
 import { registerGovCommands } from "./gov.js";
+import { registerAppCommands } from "./app.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -122,5 +123,6 @@ receipt.command("verify")
   });
 
 registerGovCommands(program);
+registerAppCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

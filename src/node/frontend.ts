@@ -10,7 +10,14 @@ import type { Transaction } from "../kv/index.js";
 import type { TransactionEngine } from "./engine.js";
 
 const CONFLICT_RETRIES_MAX = 30;
+const OPENAPI_PATH = "/app/api";
 const TXID_HEADER = "x-ms-ccf-transaction-id";
+
+/** The deployed JS app as the frontend sees it; `openApi` (given the built-in endpoints) serves GET /app/api. */
+export interface AppRouter {
+  route(method: string, path: string): RouteMatch;
+  openApi?(builtIns: readonly EndpointDefinition[]): unknown;
+}
 
 /**
  * Node actions that a transaction requests (e.g. a ledger rekey from the constitution's
@@ -31,8 +38,17 @@ export class Frontend {
     private readonly isOpen: () => boolean = () => true,
     private readonly actions?: CommitActions,
     /** The deployed JS app (CCF app bundle), whose endpoints take precedence under /app. */
-    private readonly appRouter?: { route(method: string, path: string): RouteMatch },
-  ) {}
+    private readonly appRouter?: AppRouter,
+  ) {
+    const describe = appRouter?.openApi;
+    if (describe !== undefined) {
+      registry.install({
+        method: "GET", path: OPENAPI_PATH, mode: "readonly", authPolicies: ["no_auth"],
+        summary: "OpenAPI 3.0 description of the app endpoints (built-in and deployed JS app)",
+        handler: () => ({ body: describe.call(appRouter, registry.list()) }),
+      });
+    }
+  }
 
   readonly dispatch = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => {
     if (request.path.startsWith("/app/") && !this.isOpen()) {
