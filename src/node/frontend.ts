@@ -15,7 +15,8 @@ const TXID_HEADER = "x-ms-ccf-transaction-id";
 
 /** The deployed JS app as the frontend sees it; `openApi` (given the built-in endpoints) serves GET /app/api. */
 export interface AppRouter {
-  route(method: string, path: string): RouteMatch;
+  /** The app's endpoint, undefined for a path it does not serve (404 is then the built-ins' call). */
+  tryRoute(method: string, path: string): RouteMatch | undefined;
   openApi?(builtIns: readonly EndpointDefinition[]): unknown;
 }
 
@@ -56,12 +57,7 @@ export class Frontend {
         "Frontend is not open: the service opens once members accept a transition_service_to_open proposal.", 404);
     }
     if (this.appRouter !== undefined && request.path.startsWith("/app/")) {
-      let match: RouteMatch | undefined;
-      try {
-        match = this.appRouter.route(request.method, request.path);
-      } catch (error) {
-        if (!(error instanceof CocoError && error.code === ErrorCodes.ResourceNotFound)) throw error;
-      }
+      const match = this.appRouter.tryRoute(request.method, request.path);
       if (match !== undefined) return this.run(match.endpoint, match.params, request, 0);
     }
     const { endpoint, params } = this.registry.route(request.method, request.path);

@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import { certificateFingerprint, randomBytes } from "../crypto/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
-import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type RouteMatch } from "../rpc/index.js";
+import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js";
 import type { Store } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError, formatTxId } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
 import { TransactionEngine } from "./engine.js";
-import { Frontend, type CommitActions } from "./frontend.js";
+import { Frontend, type AppRouter, type CommitActions } from "./frontend.js";
 import { loadOrCreateIdentity, resealSecrets, type NodeIdentity } from "./identity.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { SINGLETON_KEY } from "./signatures.js";
@@ -24,7 +24,7 @@ export interface StartOptions {
   /** Installs the app's endpoints (built-in apps are composed by the CLI, above this layer). */
   installApps?: (registry: EndpointRegistry, context: AppContext) => void;
   /** Routes to the deployed JS app (CCF app bundle), composed by the CLI like built-in apps. */
-  appRouter?: (store: Store, logger: Logger, consensus: AppConsensus) => { route(method: string, path: string): RouteMatch };
+  appRouter?: (store: Store, logger: Logger, consensus: AppConsensus) => AppRouter;
   logger?: Logger;
 }
 

@@ -86,12 +86,23 @@ export class EndpointRegistry {
 
   /** Finds the endpoint for a request, or throws CCF's 404 (unknown path) / 405 (wrong verb). */
   route(method: string, path: string): RouteMatch {
+    const match = this.tryRoute(method, path);
+    if (match === undefined) throw new CocoError(ErrorCodes.ResourceNotFound, `Unknown path: ${path}.`, 404);
+    return match;
+  }
+
+  /**
+   * Like route(), but an unknown path is `undefined` rather than an exception: the frontend asks
+   * the deployed app first on every /app request, and most of those are not its paths.
+   */
+  tryRoute(method: string, path: string): RouteMatch | undefined {
     const byMethod = this.exact.get(path);
     if (byMethod) {
       const endpoint = byMethod.get(method);
       if (endpoint) return { endpoint, params: NO_PARAMS };
       throw methodNotAllowed(method, path, byMethod);
     }
+    if (this.templates.length === 0) return undefined;
     const segments = path.split("/");
     for (const template of this.templates) {
       const params = matchTemplate(template.segments, segments);
@@ -100,7 +111,7 @@ export class EndpointRegistry {
       if (endpoint) return { endpoint, params };
       throw methodNotAllowed(method, path, template.byMethod);
     }
-    throw new CocoError(ErrorCodes.ResourceNotFound, `Unknown path: ${path}.`, 404);
+    return undefined;
   }
 
   list(): EndpointDefinition[] {

@@ -117,8 +117,15 @@ export class JsApp {
 
   /** Routes a full request path (`/app/...`); throws the registry's 404/405. */
   route(method: string, path: string): RouteMatch {
-    if (!path.startsWith(`${APP_PATH_PREFIX}/`)) throw new CocoError(ErrorCodes.ResourceNotFound, `Unknown path: ${path}.`, 404);
-    return this.registry.route(method, path.slice(APP_PATH_PREFIX.length));
+    const match = this.tryRoute(method, path);
+    if (match === undefined) throw new CocoError(ErrorCodes.ResourceNotFound, `Unknown path: ${path}.`, 404);
+    return match;
+  }
+
+  /** The app's endpoint for `/app/<path>`, or undefined when the app has no such path. */
+  tryRoute(method: string, path: string): RouteMatch | undefined {
+    if (!path.startsWith(`${APP_PATH_PREFIX}/`)) return undefined;
+    return this.registry.tryRoute(method, path.slice(APP_PATH_PREFIX.length));
   }
 
   /** Marks the bundle stale whenever governance writes it or the store rolls back; reloads lazily. */
