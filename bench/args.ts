@@ -30,7 +30,8 @@ Options:
   --durability <mode>   fsync | none: the node's durability mode (default fsync)
   --profile             run the node under --cpu-prof and print where its time goes
   --nodes <n>           number of nodes (only 1 is supported for now)
-  --app <name>          logging (default) | js-logging: the JS logging app (bench/js-logging,
+  --app <name>          logging (default) | evm: ERC-20 transfers via JSON-RPC against ganache
+                        (bench/evm.ts) | js-logging: the JS logging app (bench/js-logging,
                         deployed with set_js_app) against the built-in one on the same node
   --out <file>          JSON output (default bench/results/<timestamp>.json)
   --poll-interval <ms>  interval of pipelined GET /node/commit polls (default 2)
@@ -83,7 +84,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
   const nodes = positiveNumber("nodes", v.nodes, 1, true);
   if (nodes !== 1) throw new UsageError(`--nodes ${nodes}: only single-node runs are supported for now (use --nodes 1).`);
   const app = v.app ?? "logging";
-  if (app !== "logging" && app !== "js-logging") throw new UsageError(`--app ${app}: supported apps are 'logging' and 'js-logging'.`);
+  if (app !== "logging" && app !== "js-logging" && app !== "evm") throw new UsageError(`--app ${app}: supported apps are 'logging', 'js-logging' and 'evm'.`);
   const warmupSeconds = v.warmup === undefined ? 2 : Number(v.warmup);
   if (!Number.isFinite(warmupSeconds) || warmupSeconds < 0) throw new UsageError(`--warmup must be a number >= 0, got '${v.warmup}'.`);
   return {

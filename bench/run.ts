@@ -12,6 +12,7 @@ import { checkResponsive, measureAutocannon, measureEcho, measureNodeWrites, WRI
 import { fmt, latency, printSection, progress, type Row } from "./report.js";
 import { startEchoServer, startNode, type RunningServer } from "./servers.js";
 import { runJsLoggingBench } from "./js-logging.js";
+import { runEvmBench } from "./evm.js";
 import { round } from "./stats.js";
 
 const RATIO_GOAL = 0.75;
@@ -169,6 +170,7 @@ async function main(): Promise<number> {
     durationSeconds: options.durationSeconds,
   };
   if (options.app === "js-logging") return runJsLoggingBench(options, shape);
+  if (options.app === "evm") return runEvmBench(options);
   const outPath = resolve(options.out);
   const profileDir = options.profile ? outPath.replace(/\.json$/, "") + "-cpuprofile" : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });

@@ -16,6 +16,7 @@ export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installA
           chainId: config.evm.chainId,
           genesis: config.evm.genesis,
           committedSeqno: () => context.committedSeqno(),
+          viewForSeqno: (seqno) => context.viewForSeqno(seqno),
         });
       }
     },

@@ -32,6 +32,8 @@ export interface StartOptions {
 export interface AppContext {
   /** The node's committed seqno (e.g. the EVM app answers receipts only once committed). */
   committedSeqno(): number;
+  /** The view that wrote a seqno, if this node holds it (to name a transaction `view.seqno`). */
+  viewForSeqno(seqno: number): number | null;
 }
 
 /** What a JS app may ask of consensus (`ccf.consensus`). */
@@ -176,7 +178,7 @@ export class CocoNode {
         return { body: { memberId: ctx.params["memberId"], encryptedShare: share } };
       },
     });
-    options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno });
+    options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
       viewForSeqno: (seqno) => engine.viewAt(seqno),

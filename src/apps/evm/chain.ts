@@ -16,6 +16,9 @@ import { ACCOUNTS, BLOCKS, BLOCK_HASHES, HEAD_KEY, META, RECEIPTS, TRANSACTIONS,
 import { data, quantity, ZERO_HASH } from "./hex.js";
 import { revertError, RpcError, RpcErrorCodes } from "./errors.js";
 
+/** geth's txMaxSize: larger signed transactions are refused before decoding ("oversized data"). */
+export const TRANSACTION_BYTES_MAX = 128 * 1024;
+
 export interface GenesisAllocation {
   /** 0x-prefixed 20-byte address. */
   readonly address: string;
@@ -210,6 +213,9 @@ export class EvmChain {
 
   /** Decodes, checks and runs a signed transaction; records its block, receipt and logs. */
   async sendRawTransaction(tx: Transaction, raw: Buffer): Promise<string> {
+    if (raw.length > TRANSACTION_BYTES_MAX) {
+      throw new RpcError(RpcErrorCodes.ServerError, `oversized data: transaction size ${raw.length}, limit ${TRANSACTION_BYTES_MAX}`);
+    }
     const ethTx = this.decode(raw);
     let sender: Address;
     try {

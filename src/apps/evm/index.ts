@@ -27,6 +27,11 @@ export interface EvmAppOptions extends EvmChainOptions {
    */
   readonly committedSeqno?: () => number;
   readonly receiptFinality?: "committed" | "executed";
+  /**
+   * The view of a seqno (the node's `viewAt`). With it `coco_getTransactionId` answers full
+   * transaction ids (`view.seqno`) for `GET /app/receipt`; without it, only the seqno.
+   */
+  readonly viewForSeqno?: (seqno: number) => number | null;
 }
 
 /** Installs `POST /app/evm`. Returns the chain, whose `genesisWrites(tx)` a caller may run early. */
@@ -44,11 +49,16 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
       const version = tx.getVersionOfPreviousWrite(RECEIPTS, hash);
       return version !== undefined && version <= committed();
     };
+  const cocoTransactionOf = (tx: Transaction, hash: Buffer) => {
+    const seqno = tx.getVersionOfPreviousWrite(RECEIPTS, hash);
+    if (seqno === undefined || !isReceiptFinal(tx, hash)) return undefined;
+    return { seqno, view: options.viewForSeqno?.(seqno) ?? null };
+  };
   registry.install({
     method: "POST", path: EVM_PATH, mode: "readwrite", authPolicies: options.authPolicies ?? ["user_cert"],
     summary: "Ethereum JSON-RPC 2.0 (single calls and batches); see docs/evm.md",
     handler: async (ctx) => {
-      const rpc: RpcContext = { tx: ctx.tx, chain, isReceiptFinal, clientVersion: CLIENT_VERSION };
+      const rpc: RpcContext = { tx: ctx.tx, chain, isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION };
       const body = await handleJsonRpc(rpc, ctx.request.body);
       return body === undefined ? { status: 204 } : { body };
     },

@@ -15,8 +15,13 @@ export interface RpcContext {
   readonly chain: EvmChain;
   /** Whether the Coco transaction that wrote this receipt is committed (see receipt finality in docs/evm.md). */
   readonly isReceiptFinal: (tx: Transaction, hash: Buffer) => boolean;
+  /** The Coco transaction that executed this Ethereum transaction, once its receipt is final. */
+  readonly cocoTransactionOf: (tx: Transaction, hash: Buffer) => CocoTransactionRef | undefined;
   readonly clientVersion: string;
 }
+
+/** `view` is null when the node did not give the app `viewForSeqno`; then `transactionId` is null too. */
+export interface CocoTransactionRef { seqno: number; view: number | null }
 
 type Params = readonly unknown[];
 type Method = (ctx: RpcContext, params: Params) => unknown;
@@ -294,6 +299,14 @@ export const METHODS: Readonly<Record<string, Method>> = {
     return fullBlock(ctx, ctx.chain.blockByHash(ctx.tx, hash), p[1] === undefined ? false : parseBoolean(p[1], "fullTransactions"));
   },
   eth_getLogs: getLogs,
+  // Coco extension: which Coco transaction (view.seqno) executed an Ethereum transaction, so a
+  // client can fetch its Coco receipt (Merkle proof + signature) from GET /app/receipt.
+  coco_getTransactionId: (ctx, p) => {
+    arity(p, 1);
+    const ref = ctx.cocoTransactionOf(ctx.tx, parseHash(param(p, 0, "hash"), "hash"));
+    if (ref === undefined) return null;
+    return { seqno: ref.seqno, view: ref.view, transactionId: ref.view === null ? null : `${ref.view}.${ref.seqno}` };
+  },
 };
 
 function errorResponse(id: JsonRpcResponse["id"], error: RpcError): JsonRpcResponse {

@@ -216,6 +216,24 @@ test("wrong chain id, unprotected legacy, bad nonce, insufficient funds and low 
   assert.equal(await h.call("eth_blockNumber"), "0x1", "no rejected transaction made a block");
 });
 
+test("malformed RLP, a replayed transaction and an oversized transaction are refused and leave no block", async () => {
+  const h = new Harness();
+  const signed = await h.sign(alice, { to: carol.address, value: 1n });
+  for (const malformed of ["0xdeadbeef", signed.slice(0, -10), "0x02" + "ff".repeat(40), "0xc0", "0x"]) {
+    const error = await h.rpcError("eth_sendRawTransaction", malformed);
+    assert.equal(error.code, -32602, `${malformed.slice(0, 20)}: ${error.message}`);
+  }
+  assert.equal((await h.rpcError("eth_sendRawTransaction", "not hex")).code, -32602);
+  await h.call("eth_sendRawTransaction", signed);
+  const replayed = await h.rpcError("eth_sendRawTransaction", signed);
+  assert.equal(replayed.code, -32000);
+  assert.equal(replayed.message, "already known");
+  const oversized = await h.rpcError("eth_sendRawTransaction", await h.sign(alice, { to: carol.address, data: "0x" + "01".repeat(130 * 1024), gasLimit: 29_000_000n }));
+  assert.equal(oversized.code, -32000);
+  assert.match(oversized.message, /^oversized data: transaction size \d+, limit 131072$/);
+  assert.equal(await h.call("eth_blockNumber"), "0x1", "only the good transfer made a block");
+});
+
 test("a bad signature is rejected", async () => {
   const h = new Harness();
   const signed = EthTransaction.from(await h.sign(alice, { to: carol.address }));
@@ -360,6 +378,21 @@ test("receipts answer only once the Coco transaction is committed", async () => 
   const executed = new Harness({ receiptFinality: "executed" });
   executed.committed = 0;
   assert.ok(await executed.send(alice, { to: carol.address, value: 1n }), "receiptFinality 'executed' answers at once");
+});
+
+test("coco_getTransactionId names the committed Coco transaction that executed an Ethereum transaction", async () => {
+  const h = new Harness({ viewForSeqno: (seqno) => (seqno > 0 ? 3 : null) });
+  await h.call("eth_blockNumber");
+  h.committed = h.store.currentVersion;
+  const hash = await h.call("eth_sendRawTransaction", await h.sign(alice, { to: carol.address, value: 1n }));
+  const seqno = h.store.currentVersion;
+  assert.equal(await h.call("coco_getTransactionId", hash), null, "not committed yet");
+  h.committed = seqno;
+  assert.deepEqual(await h.call("coco_getTransactionId", hash), { seqno, view: 3, transactionId: `3.${seqno}` });
+  assert.equal(await h.call("coco_getTransactionId", "0x" + "00".repeat(32)), null, "unknown hash");
+  const withoutViews = new Harness();
+  const other = await withoutViews.call("eth_sendRawTransaction", await withoutViews.sign(alice, { to: carol.address, value: 1n }));
+  assert.deepEqual(await withoutViews.call("coco_getTransactionId", other), { seqno: withoutViews.store.currentVersion, view: null, transactionId: null });
 });
 
 test("JSON-RPC envelope: batches, unknown methods, bad params, parse errors, notifications, historical state", async () => {

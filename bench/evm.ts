@@ -1,0 +1,251 @@
+// `npm run bench -- --app evm`: ERC-20 transfers per second through Ethereum JSON-RPC, counted
+// once receipts answer (committed, for Coco), for a Coco sandbox and for ganache side by side,
+// driven by the same client and the same pre-signed load. Each funded development account is one
+// sender; its transfers go out in nonce order, one request in flight per account (no mempool in
+// Coco), all accounts in parallel over keep-alive connections.
+import { createRequire } from "node:module";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Pool } from "undici";
+import { Interface, Wallet } from "ethers";
+import { devAccounts } from "../src/apps/evm/dev-accounts.js";
+import { secp256k1Backend } from "../src/apps/evm/crypto.js";
+import type { BenchOptions } from "./args.js";
+import { freePort, startNode } from "./servers.js";
+import { startChild, stopChild, type ManagedChild } from "./child-processes.js";
+import { sampleProcessTree } from "./proc-stats.js";
+import { fmt, printSection, progress } from "./report.js";
+
+const CHAIN_ID = 31337n; // the sandbox's default, set on ganache too
+const GWEI = 1_000_000_000n;
+const SENDERS = 10;
+const TRANSFERS_PER_SENDER = 400;
+const THROUGHPUT_GOAL = 1600;
+const RATIO_GOAL = 10;
+const RECEIPT_WAIT_MS_MAX = 120_000;
+
+const TOKEN_SOURCE = `// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+contract Token {
+  mapping(address => uint256) public balanceOf;
+  event Transfer(address indexed from, address indexed to, uint256 value);
+  constructor(address[] memory holders, uint256 each) {
+    for (uint256 i = 0; i < holders.length; i++) { balanceOf[holders[i]] = each; emit Transfer(address(0), holders[i], each); }
+  }
+  function transfer(address to, uint256 value) external returns (bool) {
+    require(balanceOf[msg.sender] >= value, "insufficient balance");
+    balanceOf[msg.sender] -= value; balanceOf[to] += value; emit Transfer(msg.sender, to, value); return true;
+  }
+}`;
+
+interface Compiled { abi: unknown[]; bytecode: string }
+
+function compileToken(): Compiled {
+  const solc = createRequire(import.meta.url)("solc") as { compile(input: string): string };
+  const output = JSON.parse(solc.compile(JSON.stringify({
+    language: "Solidity", sources: { "T.sol": { content: TOKEN_SOURCE } },
+    // shanghai: what ganache 7 runs; Coco (Prague) runs it too.
+    settings: { evmVersion: "shanghai", optimizer: { enabled: true, runs: 200 }, outputSelection: { "*": { Token: ["abi", "evm.bytecode.object"] } } },
+  }))) as { contracts: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>> };
+  const token = output.contracts["T.sol"]!["Token"]!;
+  return { abi: token.abi, bytecode: "0x" + token.evm.bytecode.object };
+}
+
+/** A JSON-RPC endpoint reached through keep-alive connections (one per sender). */
+class RpcClient {
+  private nextId = 1;
+  constructor(private readonly pool: Pool, private readonly path: string) {}
+
+  async call(method: string, params: unknown[]): Promise<unknown> {
+    const response = await this.pool.request({
+      method: "POST", path: this.path, headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: this.nextId++, method, params }),
+    });
+    const text = await response.body.text();
+    if (response.statusCode !== 200) throw new Error(`${method}: HTTP ${response.statusCode} ${text.slice(0, 300)}`);
+    const body = JSON.parse(text) as { result?: unknown; error?: { message: string } };
+    if (body.error !== undefined) throw new Error(`${method}: ${body.error.message}`);
+    return body.result;
+  }
+
+  async waitForReceipt(hash: string): Promise<{ status: string; contractAddress: string | null }> {
+    const deadline = Date.now() + RECEIPT_WAIT_MS_MAX;
+    for (;;) {
+      const receipt = await this.call("eth_getTransactionReceipt", [hash]) as { status: string; contractAddress: string | null } | null;
+      if (receipt !== null) return receipt;
+      if (Date.now() > deadline) throw new Error(`no receipt for ${hash} within ${RECEIPT_WAIT_MS_MAX / 1000} s`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+}
+
+export interface EvmTargetFigures {
+  readonly transfers: number;
+  readonly seconds: number;
+  readonly committedPerSecond: number;
+  readonly serverCpuMicrosecondsPerTx: number | null;
+  readonly failed: number;
+}
+
+async function signTransfers(token: Compiled, tokenAddress: string, nonces: number[]): Promise<string[][]> {
+  const wallets = devAccounts(SENDERS).map((a) => new Wallet(a.privateKey));
+  const erc20 = new Interface(token.abi as never);
+  return Promise.all(wallets.map(async (wallet, sender) => {
+    const signed: string[] = [];
+    for (let i = 0; i < TRANSFERS_PER_SENDER; i++) {
+      const to = wallets[(sender + 1 + (i % (SENDERS - 1))) % SENDERS]!.address;
+      signed.push(await wallet.signTransaction({
+        chainId: CHAIN_ID, nonce: nonces[sender]! + i, to: tokenAddress, gasLimit: 100_000n, type: 2,
+        maxFeePerGas: 10n * GWEI, maxPriorityFeePerGas: 0n, data: erc20.encodeFunctionData("transfer", [to, 1n]),
+      }));
+    }
+    return signed;
+  }));
+}
+
+/** Deploys the token, pre-signs the transfers, then sends them and waits for the last receipts. */
+async function measure(name: string, client: RpcClient, token: Compiled, serverPid: number | null): Promise<EvmTargetFigures> {
+  const accounts = devAccounts(SENDERS);
+  const deployer = new Wallet(accounts[0]!.privateKey);
+  const deployData = token.bytecode + new Interface(token.abi as never).encodeDeploy([accounts.map((a) => a.address), 10n ** 24n]).slice(2);
+  const deployNonce = Number(BigInt(await client.call("eth_getTransactionCount", [deployer.address, "latest"]) as string));
+  const deployHash = await client.call("eth_sendRawTransaction", [await deployer.signTransaction({
+    chainId: CHAIN_ID, nonce: deployNonce, gasLimit: 3_000_000n, type: 2, maxFeePerGas: 10n * GWEI, maxPriorityFeePerGas: 0n, data: deployData,
+  })]) as string;
+  const deployed = await client.waitForReceipt(deployHash);
+  if (deployed.status !== "0x1" || deployed.contractAddress === null) throw new Error(`${name}: the token did not deploy`);
+  const nonces = await Promise.all(accounts.map(async (a) => Number(BigInt(await client.call("eth_getTransactionCount", [a.address, "latest"]) as string))));
+  progress(`  ${name}: pre-signing ${SENDERS} × ${TRANSFERS_PER_SENDER} ERC-20 transfers`);
+  const signed = await signTransfers(token, deployed.contractAddress, nonces);
+
+  progress(`  ${name}: sending`);
+  const cpuBefore = serverPid === null ? null : sampleProcessTree(serverPid).cpuSeconds;
+  const started = performance.now();
+  let failed = 0;
+  const lastHashes = await Promise.all(signed.map(async (transfers) => {
+    let last = "";
+    for (const raw of transfers) {
+      try {
+        last = await client.call("eth_sendRawTransaction", [raw]) as string;
+      } catch (error) {
+        if (failed++ === 0) progress(`  ${name}: first failure: ${(error as Error).message}`);
+      }
+    }
+    return last;
+  }));
+  const receipts = await Promise.all(lastHashes.filter((h) => h !== "").map((h) => client.waitForReceipt(h)));
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = serverPid === null ? null : sampleProcessTree(serverPid).cpuSeconds;
+  const transfers = SENDERS * TRANSFERS_PER_SENDER - failed;
+  if (receipts.some((r) => r.status !== "0x1")) throw new Error(`${name}: a transfer reverted`);
+  return {
+    transfers, seconds: round(seconds, 3), committedPerSecond: round(transfers / seconds, 1), failed,
+    serverCpuMicrosecondsPerTx: cpuBefore === null || cpuAfter === null ? null : round(((cpuAfter - cpuBefore) * 1e6) / transfers, 1),
+  };
+}
+
+const round = (n: number, digits: number): number => Number(n.toFixed(digits));
+
+const GANACHE_SCRIPT = (port: number, accounts: { privateKey: string }[]) => `
+const ganache = require("ganache");
+const server = ganache.server({
+  logging: { quiet: true },
+  chain: { chainId: ${CHAIN_ID}, hardfork: "shanghai" },
+  miner: { instamine: "eager" },
+  wallet: { accounts: ${JSON.stringify(accounts.map((a) => ({ secretKey: a.privateKey, balance: "0x" + (10_000n * 10n ** 18n).toString(16) })))} },
+});
+server.listen(${port}, "127.0.0.1", (error) => { if (error) { console.error(error); process.exit(1); } console.log("ganache ready"); });
+`;
+
+async function startGanache(): Promise<{ child: ManagedChild; port: number }> {
+  const port = await freePort();
+  const child = startChild("ganache", ["-e", GANACHE_SCRIPT(port, devAccounts(SENDERS))], { cwd: process.cwd() });
+  const deadline = Date.now() + 60_000;
+  while (!child.outputTail().includes("ganache ready")) {
+    if (Date.now() > deadline || child.process.exitCode !== null) throw new Error(`ganache did not start:\n${child.outputTail()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, port };
+}
+
+export async function runEvmBench(options: BenchOptions): Promise<number> {
+  const outPath = resolve(options.out);
+  const tempDir = mkdtempSync(join(os.tmpdir(), "coco-bench-evm-"));
+  progress(`${os.cpus().length} cores, node ${process.version}; sender recovery: ${secp256k1Backend}; results → ${outPath}`);
+  const token = compileToken();
+  const results: { coco?: EvmTargetFigures; ganache?: EvmTargetFigures; errors: Record<string, string> } = { errors: {} };
+
+  progress(`starting a Coco node (sandbox, durability ${options.durability})`);
+  const workspace = join(tempDir, "node-workspace");
+  mkdirSync(workspace);
+  try {
+    const node = await startNode({ workspace, durability: options.durability });
+    const pool = new Pool(`https://${node.target.host}:${node.target.port}`, {
+      connections: SENDERS, connect: { ca: node.target.ca, cert: node.target.cert, key: node.target.key, servername: "localhost" },
+    });
+    try {
+      const client = new RpcClient(pool, "/app/evm");
+      // The node answers PartOfNetwork before user0 is registered: wait for the app to let us in.
+      for (let i = 0; ; i++) {
+        try { await client.call("eth_chainId", []); break; } catch (error) { if (i > 100) throw error; await new Promise((r) => setTimeout(r, 100)); }
+      }
+      progress("Coco: ERC-20 transfers through POST /app/evm (receipts answer once committed)");
+      results.coco = await measure("Coco", client, token, node.child.pid);
+      progress(`  ${fmt(results.coco.committedPerSecond)} committed tx/s; node CPU ${fmt(results.coco.serverCpuMicrosecondsPerTx)} µs/tx`);
+    } finally {
+      await pool.close();
+      await stopChild(node.child, 5_000);
+    }
+  } catch (error) {
+    results.errors["coco"] = (error as Error).stack ?? String(error);
+    progress(`Coco failed: ${(error as Error).message}`);
+  }
+
+  try {
+    progress("starting ganache (child process, instamine eager, plain HTTP)");
+    const ganache = await startGanache();
+    const pool = new Pool(`http://127.0.0.1:${ganache.port}`, { connections: SENDERS });
+    try {
+      progress("ganache: the same transfers, the same client");
+      results.ganache = await measure("ganache", new RpcClient(pool, "/"), token, ganache.child.pid);
+      progress(`  ${fmt(results.ganache.committedPerSecond)} mined tx/s; ganache CPU ${fmt(results.ganache.serverCpuMicrosecondsPerTx)} µs/tx`);
+    } finally {
+      await pool.close();
+      await stopChild(ganache.child, 5_000);
+    }
+  } catch (error) {
+    results.errors["ganache"] = (error as Error).stack ?? String(error);
+    progress(`ganache failed: ${(error as Error).message}`);
+  }
+
+  const coco = results.coco?.committedPerSecond ?? null;
+  const ratio = coco !== null && results.ganache ? round(coco / results.ganache.committedPerSecond, 2) : null;
+  const result = {
+    benchmark: "coco evm ERC-20 transfers vs ganache",
+    machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "unknown", nodeVersion: process.version },
+    parameters: {
+      senders: SENDERS, transfersPerSender: TRANSFERS_PER_SENDER, inFlightPerSender: 1, durability: options.durability,
+      secp256k1Backend, chainId: Number(CHAIN_ID), coco: "POST /app/evm over mutual TLS, receipts committed", ganache: "plain HTTP, instamine eager",
+    },
+    headline: {
+      cocoCommittedTxPerSecond: coco, ganacheTxPerSecond: results.ganache?.committedPerSecond ?? null, ratio,
+      throughputGoal: THROUGHPUT_GOAL, throughputGoalMet: coco === null ? null : coco >= THROUGHPUT_GOAL,
+      ratioGoal: RATIO_GOAL, ratioGoalMet: ratio === null ? null : ratio >= RATIO_GOAL,
+      cocoNodeCpuMicrosecondsPerTx: results.coco?.serverCpuMicrosecondsPerTx ?? null,
+    },
+    results,
+  };
+  mkdirSync(dirname(outPath), { recursive: true });
+  writeFileSync(outPath, JSON.stringify(result, null, 2));
+  printSection("Coco EVM benchmark: ERC-20 transfers, committed, against ganache", [
+    { label: "Coco committed tx/s", value: `${fmt(coco)}  (goal ${THROUGHPUT_GOAL}: ${result.headline.throughputGoalMet ? "met" : "not met"})` },
+    { label: "ganache tx/s", value: fmt(results.ganache?.committedPerSecond) },
+    { label: "ratio Coco / ganache", value: `${fmt(ratio, "×", 2)}  (goal ${RATIO_GOAL}×: ${result.headline.ratioGoalMet ? "met" : "not met"})` },
+    { label: "node CPU per tx", value: fmt(results.coco?.serverCpuMicrosecondsPerTx, " µs") },
+    { label: "ganache CPU per tx", value: fmt(results.ganache?.serverCpuMicrosecondsPerTx, " µs") },
+    { label: "sender recovery", value: secp256k1Backend },
+  ]);
+  return Object.keys(results.errors).length === 0 ? 0 : 1;
+}
