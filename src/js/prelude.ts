@@ -78,11 +78,31 @@ export const PRELUDE_SOURCE = String.raw`
 
   function strToBuf(s) {
     if (typeof s !== "string") throw new TypeError("strToBuf: argument must be a string");
-    const out = new Uint8Array(s.length * 3);
-    let n = 0;
-    for (let i = 0; i < s.length; i++) {
+    // One exact-size ArrayBuffer: each one is an off-heap allocation the isolate's GC must track,
+    // so the common ASCII case neither over-allocates nor copies (no slice).
+    const length = s.length;
+    let i = 0;
+    while (i < length && s.charCodeAt(i) < 0x80) i++;
+    if (i === length) {
+      const buffer = new ArrayBuffer(length);
+      const ascii = new Uint8Array(buffer);
+      for (let k = 0; k < length; k++) ascii[k] = s.charCodeAt(k);
+      return buffer;
+    }
+    let size = i;
+    for (let k = i; k < length; k++) {
+      const c = s.charCodeAt(k);
+      if (c < 0x80) size += 1;
+      else if (c < 0x800) size += 2;
+      else if (c >= 0xd800 && c <= 0xdbff && k + 1 < length && (s.charCodeAt(k + 1) & 0xfc00) === 0xdc00) { size += 4; k++; }
+      else size += 3;
+    }
+    const out = new Uint8Array(size);
+    for (let k = 0; k < i; k++) out[k] = s.charCodeAt(k);
+    let n = i;
+    for (; i < length; i++) {
       let c = s.charCodeAt(i);
-      if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < length) {
         const d = s.charCodeAt(i + 1);
         if (d >= 0xdc00 && d <= 0xdfff) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; }
         else c = 0xfffd;
@@ -92,12 +112,15 @@ export const PRELUDE_SOURCE = String.raw`
       else if (c < 0x10000) { out[n++] = 0xe0 | (c >> 12); out[n++] = 0x80 | ((c >> 6) & 63); out[n++] = 0x80 | (c & 63); }
       else { out[n++] = 0xf0 | (c >> 18); out[n++] = 0x80 | ((c >> 12) & 63); out[n++] = 0x80 | ((c >> 6) & 63); out[n++] = 0x80 | (c & 63); }
     }
-    return out.buffer.slice(0, n);
+    return out.buffer;
   }
   function bufToStr(buf) {
     // WHATWG UTF-8 decode: each maximal invalid subsequence becomes U+FFFD, so arbitrary bytes
     // (e.g. a SHA-256 digest, as CCF's add_snp_host_data compares) decode without throwing.
-    const b = new Uint8Array(toArrayBuffer(buf, "bufToStr"));
+    const b = buf instanceof ArrayBuffer ? new Uint8Array(buf) : new Uint8Array(toArrayBuffer(buf, "bufToStr"));
+    let ascii = 0;
+    while (ascii < b.length && b[ascii] < 0x80) ascii++;
+    if (ascii === b.length && b.length <= 8192) return String.fromCharCode.apply(null, b);
     let s = "";
     for (let i = 0; i < b.length; ) {
       const c = b[i++];
@@ -286,11 +309,13 @@ export const PRELUDE_SOURCE = String.raw`
 
   const modules = new Map();
   let settled;
-  function dispatch(moduleName, exportName, args, nowMs, seed) {
+  // Everything but the export's arguments arrives as primitives, which cross without a copy;
+  // args is either the arguments themselves (all primitives) or an array copied by the host.
+  function dispatch(moduleName, exportName, nowMs, seed0, seed1, seed2, seed3, ...args) {
     untrustedDateTime = false;
     metricsLogging = true;
     hostNowMs = nowMs;
-    s0 = seed[0] | 0; s1 = seed[1] | 0; s2 = seed[2] | 0; s3 = seed[3] | 0;
+    s0 = seed0 | 0; s1 = seed1 | 0; s2 = seed2 | 0; s3 = seed3 | 0;
     for (let i = 0; i < 12; i++) random();
     const namespace = modules.get(moduleName);
     if (namespace === undefined) throw new Error("module " + moduleName + " is not loaded");

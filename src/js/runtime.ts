@@ -90,11 +90,10 @@ export class JsRuntime {
     this.activeCall = { kv: context.kv, hooks: context.hooks ?? this.hooks };
     try {
       return this.guard(() => {
-        const outcome = runtime.dispatch.applySync(undefined, [moduleName, exportName, args, nowMs, seed], {
-          arguments: { copy: true },
-          result: { copy: true },
-          timeout,
-        }) as [0, unknown] | [1];
+        // Primitive arguments (strings, numbers) cross as they are; anything else is copied once.
+        const callArgs: unknown[] = [moduleName, exportName, nowMs, seed[0], seed[1], seed[2], seed[3]];
+        for (const arg of args) callArgs.push(isPrimitive(arg) ? arg : new ivm.ExternalCopy(arg).copyInto({ release: true }));
+        const outcome = runtime.dispatch.applySync(undefined, callArgs, { result: { copy: true }, timeout }) as [0, unknown] | [1];
         if (outcome[0] === 0) return outcome[1];
         return runtime.settle.applySync(undefined, [], { result: { copy: true }, timeout });
       }, `${moduleName} ${exportName}`);
@@ -199,6 +198,10 @@ export class JsRuntime {
     }
     return new CocoError("JsError", `${what}: ${stack}`, 500, { cause: error });
   }
+}
+
+function isPrimitive(value: unknown): boolean {
+  return value === null || (typeof value !== "object" && typeof value !== "function");
 }
 
 /** Resolves an import specifier against the importing module's bundle path. */

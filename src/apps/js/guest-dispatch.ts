@@ -28,11 +28,18 @@ export interface DispatchTarget {
 }
 
 /**
- * Arguments of `invoke` after the endpoint index: path, query, headers JSON, params JSON ("" =
- * none), body (UTF-8 text as a string, other bytes as an ArrayBuffer, "" = empty), caller JSON
- * ("" = undefined). A text body is re-encoded only if the handler asks for arrayBuffer().
+ * Arguments of `invoke`: the whole request as ONE string (one crossing, no per-field copies)
+ * and, for a body that is not UTF-8, its bytes as an ArrayBuffer. The string is a header
+ * `index,pathLength,queryLength,headersLength,paramsLength,callerLength;` followed by path,
+ * query, headers JSON, params JSON ("" = none), caller JSON ("" = undefined) and the UTF-8
+ * body (the rest of the string). Lengths make it safe for any content. A text body is
+ * re-encoded only if the handler asks for arrayBuffer().
  */
-export type InvokeArgs = [index: number, path: string, query: string, headers: string, params: string, body: string | ArrayBuffer, caller: string];
+export type InvokeArgs = [packed: string] | [packed: string, binaryBody: ArrayBuffer];
+
+export function packRequest(index: number, path: string, query: string, headers: string, params: string, caller: string, textBody: string): string {
+  return `${index},${path.length},${query.length},${headers.length},${params.length},${caller.length};${path}${query}${headers}${params}${caller}${textBody}`;
+}
 
 export function dispatchModuleSource(targets: readonly DispatchTarget[]): string {
   const moduleNames = [...new Set(targets.map((t) => t.module))];
@@ -87,7 +94,17 @@ function respond(r) {
   if (typeof b === "string") return [status, headers, 1, b];
   return [status, headers, 2, JSON.stringify(b)];
 }
-export function ${DISPATCH_EXPORT}(index, path, query, headers, params, body, caller) {
+export function ${DISPATCH_EXPORT}(packed, binaryBody) {
+  const header = packed.indexOf(";");
+  const sizes = packed.slice(0, header).split(",");
+  const index = +sizes[0];
+  let at = header + 1;
+  const path = packed.slice(at, at += +sizes[1]);
+  const query = packed.slice(at, at += +sizes[2]);
+  const headers = packed.slice(at, at += +sizes[3]);
+  const params = packed.slice(at, at += +sizes[4]);
+  const caller = packed.slice(at, at += +sizes[5]);
+  const body = binaryBody === undefined ? packed.slice(at) : binaryBody;
   const e = E[index];
   const f = M[e[0]][e[1]];
   if (typeof f !== "function") throw new TypeError("module " + N[e[0]] + " has no exported function " + e[1]);

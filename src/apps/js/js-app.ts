@@ -13,7 +13,7 @@ import {
 import { CocoError } from "../../util/index.js";
 import { JS_APP_TABLES, readDeployedBundle, type JsEndpointProperties, type StoredJsRuntimeOptions } from "./bundle.js";
 import { isUtf8 } from "node:buffer";
-import { BodyKind, DISPATCH_EXPORT, DISPATCH_MODULE, dispatchModuleSource, type GuestResponse, type InvokeArgs } from "./guest-dispatch.js";
+import { BodyKind, DISPATCH_EXPORT, DISPATCH_MODULE, dispatchModuleSource, packRequest, type GuestResponse, type InvokeArgs } from "./guest-dispatch.js";
 import { TransactionKvAccess } from "./kv-access.js";
 import { buildAppOpenApi } from "./openapi.js";
 
@@ -246,15 +246,17 @@ export class JsApp {
       }
       const request = ctx.request;
       const body = request.body;
-      const args: InvokeArgs = [
+      const text = body.length === 0 || isUtf8(body);
+      const packed = packRequest(
         index,
         request.path,
         request.query,
         JSON.stringify(request.headers),
         isEmpty(ctx.params) ? "" : JSON.stringify(ctx.params),
-        body.length === 0 ? "" : isUtf8(body) ? body.toString("utf8") : exactArrayBuffer(body),
         callerUndefined ? "" : this.callerJson(ctx),
-      ];
+        text ? body.toString("utf8") : "",
+      );
+      const args: InvokeArgs = text ? [packed] : [packed, exactArrayBuffer(body)];
       this.kv.attach(ctx.tx, readOnly);
       this.claimsDigest = undefined;
       let out: GuestResponse;
