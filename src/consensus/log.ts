@@ -1,0 +1,115 @@
+// The in-memory Raft log plus the bookkeeping of which suffix the shell has not yet persisted.
+// Indices are 1-based (index 0 is the empty prefix, term 0). Signature and reconfiguration
+// positions are indexed so elections, commits and configuration lookups never scan the log.
+
+import type { Entry, NodeId } from "./types.js";
+import { invariant } from "./errors.js";
+
+export interface TxId {
+  readonly term: number;
+  readonly index: number;
+}
+
+export class RaftLog<Payload = unknown> {
+  private readonly entries: Entry<Payload>[] = [];
+  private readonly signatureIndices: number[] = [];
+  private readonly configIndices: number[] = [];
+  /** Lowest index not yet handed to (and acknowledged by) the shell's storage. */
+  unstableFrom: number;
+  /** Lowest truncation point since the last Ready, if any truncation happened. */
+  private truncatedTo: number | undefined;
+
+  constructor(persisted: readonly Entry<Payload>[] = []) {
+    for (const entry of persisted) this.append(entry);
+    this.unstableFrom = this.lastIndex() + 1;
+  }
+
+  lastIndex(): number {
+    return this.entries.length;
+  }
+
+  /** Term of the entry at `index`; 0 for index 0; undefined when the log is shorter. */
+  term(index: number): number | undefined {
+    if (index === 0) return 0;
+    return this.entries[index - 1]?.term;
+  }
+
+  entry(index: number): Entry<Payload> | undefined {
+    return this.entries[index - 1];
+  }
+
+  lastTerm(): number {
+    return this.term(this.lastIndex()) ?? 0;
+  }
+
+  /** Entries in [from, from + maxCount), clipped to the log. */
+  slice(from: number, maxCount: number): Entry<Payload>[] {
+    return this.entries.slice(from - 1, from - 1 + maxCount);
+  }
+
+  append(entry: Entry<Payload>): void {
+    invariant(entry.index === this.lastIndex() + 1, () => `append at ${entry.index} after ${this.lastIndex()}`);
+    invariant(entry.term >= this.lastTerm(), () => `term ${entry.term} after ${this.lastTerm()} at ${entry.index}`);
+    this.entries.push(entry);
+    if (entry.isSignature) this.signatureIndices.push(entry.index);
+    if (entry.config !== undefined) this.configIndices.push(entry.index);
+  }
+
+  /** Drops every entry after `index`. The caller checks it never drops a committed entry. */
+  truncateAfter(index: number): void {
+    if (index >= this.lastIndex()) return;
+    this.entries.length = index;
+    popAbove(this.signatureIndices, index);
+    popAbove(this.configIndices, index);
+    this.truncatedTo = Math.min(this.truncatedTo ?? index, index);
+    this.unstableFrom = Math.min(this.unstableFrom, index + 1);
+  }
+
+  /** The last committable transaction: CCF's unit of comparison in elections. */
+  lastSignature(): TxId {
+    const index = this.signatureIndices[this.signatureIndices.length - 1] ?? 0;
+    return { index, term: this.term(index) ?? 0 };
+  }
+
+  /** Highest signature index <= `index` (0 if none). */
+  signatureAtOrBefore(index: number): number {
+    const sigs = this.signatureIndices;
+    for (let i = sigs.length - 1; i >= 0; i--) if (sigs[i]! <= index) return sigs[i]!;
+    return 0;
+  }
+
+  /** The configuration in effect: the latest reconfiguration entry in the log (Raft: on append). */
+  latestConfig(): { index: number; voters: readonly NodeId[] } | undefined {
+    const index = this.configIndices[this.configIndices.length - 1];
+    if (index === undefined) return undefined;
+    return { index, voters: this.entries[index - 1]!.config! };
+  }
+
+  /** First index of the run of entries sharing the term of the entry at `index`. */
+  firstIndexOfTermAt(index: number): number {
+    const term = this.term(index);
+    let first = index;
+    while (first > 1 && this.term(first - 1) === term) first--;
+    return first;
+  }
+
+  /** Takes what the shell must persist now; `markStable` is called once it has. */
+  unstable(): { truncateAfter: number | undefined; entries: Entry<Payload>[] } {
+    const truncateAfter = this.truncatedTo === undefined ? undefined : this.unstableFrom - 1;
+    return { truncateAfter, entries: this.entries.slice(this.unstableFrom - 1) };
+  }
+
+  markStable(upToIndex: number): void {
+    this.truncatedTo = undefined;
+    this.unstableFrom = upToIndex + 1;
+  }
+
+  /** Index of the last entry the shell has durably stored. */
+  persistedIndex(): number {
+    return this.unstableFrom - 1;
+  }
+}
+
+function popAbove(sorted: number[], index: number): void {
+  while (sorted.length > 0 && sorted[sorted.length - 1]! > index) sorted.pop();
+}

@@ -1,0 +1,535 @@
+// Raft with CCF's rules as a pure, deterministic state machine. Inputs: tick(), step(message),
+// propose(...). Output: ready() batches for the shell to persist and send. No clock, socket,
+// file or Math.random in here, so a seeded simulator can replay any schedule exactly.
+
+import { ConsensusError, invariant } from "./errors.js";
+import { RaftLog, type TxId } from "./log.js";
+import { Progress } from "./progress.js";
+import type {
+  AppendEntries, AppendEntriesResponse, Entry, HardState, Message, NodeId, PersistentState,
+  RaftOptions, Ready, RequestVote, RequestVoteResponse, Role, RoleChange, TransactionStatus,
+} from "./types.js";
+
+export interface Proposed {
+  readonly term: number;
+  readonly index: number;
+}
+
+export class RaftNode<Payload = unknown> {
+  private readonly log: RaftLog<Payload>;
+  private readonly options: RaftOptions;
+  private term = 0;
+  private votedFor: NodeId | undefined;
+  private role: Role = "Backup";
+  private leaderId: NodeId | undefined;
+  private commitIndex = 0;
+  private voters: readonly NodeId[];
+  private configIndex = 0;
+  private electionElapsed = 0;
+  private electionTimeout = 0;
+  private heartbeatElapsed = 0;
+  private checkQuorumElapsed = 0;
+  private readonly progress = new Map<NodeId, Progress>();
+  private readonly votes = new Map<NodeId, boolean>();
+  private transfer: { target: NodeId; elapsed: number; sent: boolean } | undefined;
+  private outbox: Message<Payload>[] = [];
+  private hardStateDirty = false;
+  private reportedRole: RoleChange;
+  private readyOutstanding = false;
+
+  constructor(
+    readonly id: NodeId,
+    private readonly bootstrapVoters: readonly NodeId[],
+    persisted: PersistentState<Payload> | undefined,
+    options: RaftOptions,
+  ) {
+    invariant(options.heartbeatTicks > 0 && options.heartbeatTicks < options.electionTicks, "heartbeatTicks must be in (0, electionTicks)");
+    invariant(options.maxEntriesPerAppend > 0 && options.maxInflightAppends > 0, "append limits must be positive");
+    this.options = options;
+    this.log = new RaftLog(persisted?.entries ?? []);
+    this.term = persisted?.hardState.term ?? 0;
+    this.votedFor = persisted?.hardState.votedFor;
+    this.voters = bootstrapVoters;
+    this.refreshConfig();
+    this.resetElectionTimeout();
+    this.reportedRole = { role: this.role, term: this.term, leaderId: undefined };
+  }
+
+  // ---- read-only views -------------------------------------------------------------------
+
+  get currentTerm(): number { return this.term; }
+  get currentRole(): Role { return this.role; }
+  get leader(): NodeId | undefined { return this.leaderId; }
+  get committedIndex(): number { return this.commitIndex; }
+  get lastIndex(): number { return this.log.lastIndex(); }
+  get configuration(): readonly NodeId[] { return this.voters; }
+  get isVoter(): boolean { return this.voters.includes(this.id); }
+  get lastSignature(): TxId { return this.log.lastSignature(); }
+  entryAt(index: number): Entry<Payload> | undefined { return this.log.entry(index); }
+
+  /** CCF's transaction status as this node knows it. */
+  txStatus(term: number, index: number): TransactionStatus {
+    const localTerm = this.log.term(index);
+    if (index <= this.commitIndex) return localTerm === term ? "Committed" : "Invalid";
+    if (localTerm === term) return "Pending";
+    return "Unknown";
+  }
+
+  // ---- inputs ---------------------------------------------------------------------------
+
+  tick(): void {
+    this.assertNoReadyOutstanding();
+    if (this.role === "Primary") this.tickPrimary();
+    else this.tickElection();
+  }
+
+  /** The primary appends a transaction from its shell; signatures are the only commit points. */
+  propose(payload: Payload, isSignature: boolean): Proposed | ConsensusError {
+    this.assertNoReadyOutstanding();
+    const refusal = this.refuseProposal(isSignature);
+    if (refusal) return refusal;
+    return this.appendOwn({ isSignature, payload });
+  }
+
+  /** Proposes a new voter set differing from the current one by exactly one node. */
+  proposeReconfiguration(voters: readonly NodeId[], payload: Payload): Proposed | ConsensusError {
+    this.assertNoReadyOutstanding();
+    const refusal = this.refuseProposal(false);
+    if (refusal) return refusal;
+    const next = [...new Set(voters)].sort();
+    const added = next.filter((v) => !this.voters.includes(v));
+    const removed = this.voters.filter((v) => !next.includes(v));
+    if (added.length + removed.length !== 1 || next.length === 0) {
+      return new ConsensusError("InvalidConfiguration", `a reconfiguration must add or remove exactly one node (adds ${added.length}, removes ${removed.length}); split it into single-node steps`);
+    }
+    if (this.configIndex > this.commitIndex) {
+      return new ConsensusError("ReconfigurationPending", `the reconfiguration at ${this.configIndex} is not committed yet; retry once it is`);
+    }
+    if (this.log.term(this.commitIndex) !== this.term) {
+      return new ConsensusError("ReconfigurationNotReady", "this primary has not committed a signature in its term yet; retry after its first signature commits");
+    }
+    const proposed = this.appendOwn({ isSignature: false, payload, config: next });
+    this.refreshConfig();
+    return proposed;
+  }
+
+  /** Asks the primary to hand leadership to `target` (default: the most up-to-date voter). */
+  transferLeadership(target?: NodeId): ConsensusError | undefined {
+    this.assertNoReadyOutstanding();
+    if (this.role !== "Primary") return new ConsensusError("NotPrimary", "only the primary can transfer leadership", this.leaderId);
+    if (target !== undefined && (!this.progress.has(target) || !this.voters.includes(target))) {
+      return new ConsensusError("InvalidConfiguration", `${target} is not a voting backup`);
+    }
+    this.startTransfer(target);
+    return undefined;
+  }
+
+  step(message: Message<Payload>): void {
+    this.assertNoReadyOutstanding();
+    invariant(message.to === this.id, () => `message for ${message.to} delivered to ${this.id}`);
+    if (!this.acceptTerm(message)) return;
+    switch (message.type) {
+      case "AppendEntries": return this.onAppendEntries(message);
+      case "AppendEntriesResponse": return this.onAppendEntriesResponse(message);
+      case "RequestVote": return this.onRequestVote(message);
+      case "RequestVoteResponse": return this.onRequestVoteResponse(message);
+      case "TimeoutNow": return this.onTimeoutNow();
+    }
+  }
+
+  // ---- outputs --------------------------------------------------------------------------
+
+  ready(): Ready<Payload> {
+    this.assertNoReadyOutstanding();
+    if (this.role === "Primary") this.flushReplication();
+    const { truncateAfter, entries } = this.log.unstable();
+    const roleChange = this.takeRoleChange();
+    const ready: Ready<Payload> = {
+      messages: this.outbox,
+      entriesToPersist: entries,
+      committedIndex: this.commitIndex,
+      ...(truncateAfter !== undefined ? { truncateAfter } : {}),
+      ...(this.hardStateDirty ? { hardState: this.hardState() } : {}),
+      ...(roleChange ? { roleChange } : {}),
+    };
+    this.outbox = [];
+    this.readyOutstanding = true;
+    return ready;
+  }
+
+  /** The shell has persisted and sent everything in `ready`. */
+  advance(ready: Ready<Payload>): void {
+    invariant(this.readyOutstanding, "advance() without a matching ready()");
+    this.readyOutstanding = false;
+    const entries = ready.entriesToPersist;
+    const last = entries.length > 0 ? entries[entries.length - 1]!.index : ready.truncateAfter ?? this.log.persistedIndex();
+    this.log.markStable(last);
+    if (ready.hardState) this.hardStateDirty = false;
+    if (this.role === "Primary") this.maybeCommit();
+  }
+
+  hardState(): HardState {
+    return { term: this.term, votedFor: this.votedFor };
+  }
+
+  // ---- terms and roles ------------------------------------------------------------------
+
+  /** Raft's term rules plus etcd's pre-vote and lease refinements. Returns false to drop. */
+  private acceptTerm(m: Message<Payload>): boolean {
+    if (m.term > this.term) {
+      if (m.type === "RequestVote") {
+        if (!m.leadershipTransfer && this.inLease()) return false; // a healthy primary exists: ignore the disruptor
+        if (m.preVote) return true; // pre-votes never change anyone's term
+      }
+      if (m.type === "RequestVoteResponse" && m.preVote && m.granted) return true;
+      this.becomeBackup(m.term, m.type === "AppendEntries" ? m.from : undefined);
+      return true;
+    }
+    if (m.term < this.term) {
+      // Tell a stale primary or pre-candidate about the newer term so it steps down.
+      if (m.type === "AppendEntries") this.send(this.appendResponse(m.from, false, 0, m.prevIndex, 0));
+      else if (m.type === "RequestVote" && m.preVote) this.send(this.voteResponse(m, false));
+      return false;
+    }
+    return true;
+  }
+
+  private inLease(): boolean {
+    if (this.options.checkQuorum === false) return false;
+    if (this.role === "Primary") return true;
+    return this.leaderId !== undefined && this.electionElapsed < this.options.electionTicks;
+  }
+
+  private becomeBackup(term: number, leaderId: NodeId | undefined): void {
+    if (term > this.term) {
+      this.term = term;
+      this.votedFor = undefined;
+      this.hardStateDirty = true;
+    }
+    this.role = "Backup";
+    this.leaderId = leaderId;
+    this.electionElapsed = 0;
+    this.resetElectionTimeout();
+    this.progress.clear();
+    this.votes.clear();
+    this.transfer = undefined;
+  }
+
+  private becomePrimary(): void {
+    this.role = "Primary";
+    this.leaderId = this.id;
+    this.transfer = undefined;
+    // CCF: roll back whatever follows the last signature; it was never committed and cannot be.
+    const lastSignature = this.log.lastSignature().index;
+    invariant(lastSignature >= this.commitIndex, () => `${this.id}: last signature ${lastSignature} below commit ${this.commitIndex}`);
+    this.log.truncateAfter(lastSignature);
+    this.refreshConfig();
+    this.progress.clear();
+    for (const voter of this.voters) if (voter !== this.id) this.progress.set(voter, new Progress(this.log.lastIndex()));
+    this.heartbeatElapsed = 0;
+    this.checkQuorumElapsed = 0;
+  }
+
+  private takeRoleChange(): RoleChange | undefined {
+    const now = { role: this.role, term: this.term, leaderId: this.leaderId };
+    const before = this.reportedRole;
+    if (now.role === before.role && now.term === before.term && now.leaderId === before.leaderId) return undefined;
+    this.reportedRole = now;
+    return now;
+  }
+
+  private refreshConfig(): void {
+    const latest = this.log.latestConfig();
+    this.voters = latest?.voters ?? this.bootstrapVoters;
+    this.configIndex = latest?.index ?? 0;
+    if (this.role !== "Primary") return;
+    for (const voter of this.voters) {
+      if (voter !== this.id && !this.progress.has(voter)) this.progress.set(voter, new Progress(this.log.lastIndex()));
+    }
+    for (const peer of [...this.progress.keys()]) if (!this.voters.includes(peer)) this.progress.delete(peer);
+  }
+
+  private quorum(): number {
+    return Math.floor(this.voters.length / 2) + 1;
+  }
+
+  // ---- elections ------------------------------------------------------------------------
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.isVoter && this.electionElapsed >= this.electionTimeout) {
+      this.campaign(this.options.preVote !== false, false);
+    }
+  }
+
+  private resetElectionTimeout(): void {
+    const base = this.options.electionTicks;
+    this.electionTimeout = base + Math.floor(this.options.random() * base);
+  }
+
+  private campaign(preVote: boolean, leadershipTransfer: boolean): void {
+    if (!this.isVoter) return;
+    if (preVote) {
+      this.role = "PreCandidate";
+    } else {
+      this.term++;
+      this.votedFor = this.id;
+      this.hardStateDirty = true;
+      this.role = "Candidate";
+    }
+    this.leaderId = undefined;
+    this.electionElapsed = 0;
+    this.resetElectionTimeout();
+    this.votes.clear();
+    this.votes.set(this.id, true);
+    if (this.tally() === "Won") return this.wonElection(preVote);
+    const last = this.log.lastSignature();
+    for (const voter of this.voters) {
+      if (voter === this.id) continue;
+      this.send({
+        type: "RequestVote", from: this.id, to: voter, term: preVote ? this.term + 1 : this.term,
+        preVote, leadershipTransfer, lastSignatureIndex: last.index, lastSignatureTerm: last.term,
+      });
+    }
+  }
+
+  private tally(): "Won" | "Lost" | "Pending" {
+    let granted = 0;
+    let rejected = 0;
+    for (const voter of this.voters) {
+      const vote = this.votes.get(voter);
+      if (vote === true) granted++;
+      else if (vote === false) rejected++;
+    }
+    if (granted >= this.quorum()) return "Won";
+    if (this.voters.length - rejected < this.quorum()) return "Lost";
+    return "Pending";
+  }
+
+  private wonElection(preVote: boolean): void {
+    if (preVote) this.campaign(false, false);
+    else this.becomePrimary();
+  }
+
+  private onRequestVote(m: RequestVote): void {
+    const canVote = this.votedFor === m.from
+      || (this.votedFor === undefined && this.leaderId === undefined)
+      || (m.preVote && m.term > this.term);
+    const mine = this.log.lastSignature();
+    // CCF: the candidate must hold the latest committable transaction we hold.
+    const upToDate = m.lastSignatureTerm > mine.term
+      || (m.lastSignatureTerm === mine.term && m.lastSignatureIndex >= mine.index);
+    const granted = canVote && upToDate;
+    if (granted && !m.preVote) {
+      this.votedFor = m.from;
+      this.hardStateDirty = true;
+      this.electionElapsed = 0;
+    }
+    this.send(this.voteResponse(m, granted));
+  }
+
+  private voteResponse(m: RequestVote, granted: boolean): RequestVoteResponse {
+    // A granted pre-vote answers at the proposed term so the pre-candidate can match it up.
+    const term = granted && m.preVote ? m.term : this.term;
+    return { type: "RequestVoteResponse", from: this.id, to: m.from, term, preVote: m.preVote, granted };
+  }
+
+  private onRequestVoteResponse(m: RequestVoteResponse): void {
+    const expecting = m.preVote ? this.role === "PreCandidate" : this.role === "Candidate";
+    if (!expecting || !this.voters.includes(m.from)) return;
+    if (m.preVote && m.granted && m.term !== this.term + 1) return; // from an older pre-vote round
+    this.votes.set(m.from, m.granted);
+    const result = this.tally();
+    if (result === "Won") this.wonElection(m.preVote);
+    else if (result === "Lost") this.becomeBackup(this.term, undefined);
+  }
+
+  private onTimeoutNow(): void {
+    if (this.role === "Primary" || !this.isVoter) return;
+    this.campaign(false, true);
+  }
+
+  // ---- primary: proposals, replication, commit ------------------------------------------
+
+  /** A signature is never refused for back-pressure: it is what lets the backlog commit. */
+  private refuseProposal(isSignature: boolean): ConsensusError | undefined {
+    if (this.role !== "Primary") return new ConsensusError("NotPrimary", `${this.id} is not the primary; send the request to the primary`, this.leaderId);
+    if (this.transfer) return new ConsensusError("LeadershipTransferInProgress", `${this.id} is handing leadership to ${this.transfer.target}; retry on the new primary`);
+    const uncommittedMax = this.options.maxUncommittedEntries ?? 10_000;
+    if (!isSignature && this.log.lastIndex() - this.commitIndex >= uncommittedMax) {
+      return new ConsensusError("TooManyUncommitted", `${uncommittedMax} entries await commit (is a majority reachable, and is the shell signing?); retry later`);
+    }
+    return undefined;
+  }
+
+  private appendOwn(fields: { isSignature: boolean; payload: Payload; config?: readonly NodeId[] }): Proposed {
+    const index = this.log.lastIndex() + 1;
+    this.log.append({ term: this.term, index, ...fields });
+    return { term: this.term, index };
+  }
+
+  private tickPrimary(): void {
+    for (const pr of this.progress.values()) pr.stalledTicks = pr.inflight.length > 0 ? pr.stalledTicks + 1 : 0;
+    this.heartbeatElapsed++;
+    this.checkQuorumElapsed++;
+    if (this.transfer && ++this.transfer.elapsed >= this.options.electionTicks) {
+      this.transfer = undefined;
+      if (!this.isVoter) return this.becomeBackup(this.term, undefined); // retired: stop leading regardless
+    }
+    if (this.checkQuorumElapsed >= this.options.electionTicks) {
+      this.checkQuorumElapsed = 0;
+      if (this.options.checkQuorum !== false && !this.quorumActive()) return this.becomeBackup(this.term, undefined);
+      for (const pr of this.progress.values()) pr.recentActive = false;
+    }
+    if (this.heartbeatElapsed >= this.options.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      for (const [peer, pr] of this.progress) this.heartbeat(peer, pr);
+    }
+  }
+
+  private quorumActive(): boolean {
+    const active = this.voters.filter((v) => v === this.id || this.progress.get(v)?.recentActive === true).length;
+    return active >= this.quorum();
+  }
+
+  private heartbeat(peer: NodeId, pr: Progress): void {
+    if (pr.mode === "Probe") pr.probeSent = false; // re-probe: the last one may be lost
+    // The tail of the window was lost (a lost middle shows up as a rejection): resync by probing.
+    else if (pr.stalledTicks >= this.options.electionTicks) pr.becomeProbe();
+    if (this.sendAppend(peer, pr)) return;
+    const prevIndex = pr.matchIndex;
+    this.send(this.appendEntries(peer, prevIndex, []));
+  }
+
+  /** Sends what flow control allows to every backup: one batch per Ready covers many proposals. */
+  private flushReplication(): void {
+    for (const [peer, pr] of this.progress) {
+      for (let i = 0; i < this.options.maxInflightAppends && this.sendAppend(peer, pr); i++);
+    }
+  }
+
+  private sendAppend(peer: NodeId, pr: Progress): boolean {
+    if (!pr.canSend(this.options.maxInflightAppends)) return false;
+    if (pr.mode === "Replicate" && pr.nextIndex > this.log.lastIndex()) return false;
+    const entries = this.log.slice(pr.nextIndex, this.options.maxEntriesPerAppend);
+    this.send(this.appendEntries(peer, pr.nextIndex - 1, entries));
+    if (pr.mode === "Probe") {
+      pr.probeSent = true;
+    } else {
+      const last = pr.nextIndex - 1 + entries.length;
+      pr.inflight.push(last);
+      pr.nextIndex = last + 1;
+    }
+    return true;
+  }
+
+  private appendEntries(to: NodeId, prevIndex: number, entries: Entry<Payload>[]): AppendEntries<Payload> {
+    const prevTerm = this.log.term(prevIndex);
+    invariant(prevTerm !== undefined, () => `${this.id}: no entry at ${prevIndex} to replicate after`);
+    return { type: "AppendEntries", from: this.id, to, term: this.term, prevIndex, prevTerm, entries, leaderCommit: this.commitIndex };
+  }
+
+  private onAppendEntriesResponse(m: AppendEntriesResponse): void {
+    if (this.role !== "Primary") return;
+    const pr = this.progress.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    if (m.success) {
+      if (pr.acknowledge(m.matchIndex)) this.maybeCommit();
+      this.maybeSendTimeoutNow();
+      return;
+    }
+    const stale = pr.mode === "Replicate" ? m.rejectedIndex <= pr.matchIndex : m.rejectedIndex !== pr.nextIndex - 1;
+    if (stale) return;
+    pr.becomeProbe();
+    pr.nextIndex = Math.max(pr.matchIndex + 1, Math.min(m.hintIndex + 1, m.rejectedIndex));
+  }
+
+  /** CCF: commit the highest signature of this term that a majority of the configuration persisted. */
+  private maybeCommit(): void {
+    const persisted = this.log.persistedIndex();
+    let quorumIndex: number;
+    if (this.options.unsafe?.commitWithoutQuorum) {
+      quorumIndex = persisted;
+    } else {
+      const matches = this.voters.map((v) => (v === this.id ? persisted : this.progress.get(v)?.matchIndex ?? 0));
+      matches.sort((a, b) => b - a);
+      quorumIndex = matches[this.quorum() - 1] ?? 0;
+    }
+    const signature = this.log.signatureAtOrBefore(quorumIndex);
+    if (signature <= this.commitIndex) return;
+    // Raft's current-term rule: an older term's entry on a majority can still be overwritten.
+    if (this.log.term(signature) !== this.term && !this.options.unsafe?.commitEarlierTermSignatures) return;
+    this.commitIndex = signature;
+    // A retired primary hands over once its retirement is committed.
+    if (!this.isVoter && this.configIndex <= this.commitIndex && !this.transfer) this.startTransfer(undefined);
+  }
+
+  private startTransfer(target: NodeId | undefined): void {
+    let chosen = target;
+    if (chosen === undefined) {
+      let best = -1;
+      for (const [peer, pr] of this.progress) {
+        if (this.voters.includes(peer) && pr.matchIndex > best) { best = pr.matchIndex; chosen = peer; }
+      }
+    }
+    if (chosen === undefined) return;
+    this.transfer = { target: chosen, elapsed: 0, sent: false };
+    this.maybeSendTimeoutNow();
+  }
+
+  private maybeSendTimeoutNow(): void {
+    const t = this.transfer;
+    if (!t || t.sent || this.progress.get(t.target)?.matchIndex !== this.log.lastIndex()) return;
+    t.sent = true;
+    this.send({ type: "TimeoutNow", from: this.id, to: t.target, term: this.term });
+    // A retired primary has nothing left to lead: step down now rather than race the new one.
+    if (!this.isVoter) this.becomeBackup(this.term, undefined);
+  }
+
+  // ---- backup: accepting entries --------------------------------------------------------
+
+  private onAppendEntries(m: AppendEntries<Payload>): void {
+    invariant(this.role !== "Primary", () => `two primaries in term ${this.term}: ${this.id} and ${m.from}`);
+    if (this.role !== "Backup" || this.leaderId !== m.from) this.becomeBackup(m.term, m.from);
+    this.electionElapsed = 0;
+    const localPrevTerm = this.log.term(m.prevIndex);
+    if (localPrevTerm !== m.prevTerm) {
+      // Skip back over the whole conflicting term in one round trip, never below the commit index.
+      const hint = localPrevTerm === undefined
+        ? this.log.lastIndex()
+        : Math.max(this.commitIndex, this.log.firstIndexOfTermAt(m.prevIndex) - 1);
+      this.send(this.appendResponse(m.from, false, 0, m.prevIndex, Math.min(hint, m.prevIndex - 1)));
+      return;
+    }
+    let configChanged = false;
+    for (const entry of m.entries) {
+      const localTerm = this.log.term(entry.index);
+      if (localTerm === entry.term) continue;
+      if (localTerm !== undefined) {
+        invariant(entry.index > this.commitIndex, () => `${this.id}: primary ${m.from} overwrites committed ${entry.index}`);
+        configChanged ||= this.log.latestConfig() !== undefined && this.log.latestConfig()!.index >= entry.index;
+        this.log.truncateAfter(entry.index - 1);
+      }
+      this.log.append(entry);
+      configChanged ||= entry.config !== undefined;
+    }
+    if (configChanged) this.refreshConfig();
+    const lastNew = m.prevIndex + m.entries.length;
+    const commit = this.log.signatureAtOrBefore(Math.min(m.leaderCommit, lastNew));
+    if (commit > this.commitIndex) this.commitIndex = commit;
+    this.send(this.appendResponse(m.from, true, lastNew, 0, 0));
+  }
+
+  private appendResponse(to: NodeId, success: boolean, matchIndex: number, rejectedIndex: number, hintIndex: number): AppendEntriesResponse {
+    return { type: "AppendEntriesResponse", from: this.id, to, term: this.term, success, matchIndex, rejectedIndex, hintIndex };
+  }
+
+  private send(message: Message<Payload>): void {
+    this.outbox.push(message);
+  }
+
+  private assertNoReadyOutstanding(): void {
+    invariant(!this.readyOutstanding, () => `${this.id}: call advance(ready) before the next input`);
+  }
+}

@@ -1,0 +1,137 @@
+// The data that flows in and out of the consensus state machine: log entries, messages
+// between nodes, the state a node must persist, and the Ready batch its shell acts on.
+// Everything here is plain data so the shell can frame it however it likes.
+
+export type NodeId = string;
+
+/** One ledger transaction as consensus sees it. `term` is CCF's view, `index` its seqno. */
+export interface Entry<Payload = unknown> {
+  readonly term: number;
+  readonly index: number;
+  /** Only signature transactions can become commit points; each commits everything before it. */
+  readonly isSignature: boolean;
+  /** Present on reconfiguration entries: the full set of voters from this entry on. */
+  readonly config?: readonly NodeId[];
+  /** Opaque to consensus: the shell's serialised ledger entry. Treated as immutable. */
+  readonly payload: Payload;
+}
+
+/** What a node must persist before any message of the same Ready batch leaves it. */
+export interface HardState {
+  readonly term: number;
+  readonly votedFor: NodeId | undefined;
+}
+
+/** What a node restarts from: its persisted log and hard state (nothing else survives). */
+export interface PersistentState<Payload = unknown> {
+  readonly hardState: HardState;
+  readonly entries: readonly Entry<Payload>[];
+}
+
+interface MessageBase {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+}
+
+export interface AppendEntries<Payload = unknown> extends MessageBase {
+  readonly type: "AppendEntries";
+  readonly prevIndex: number;
+  readonly prevTerm: number;
+  readonly entries: readonly Entry<Payload>[];
+  readonly leaderCommit: number;
+}
+
+export interface AppendEntriesResponse extends MessageBase {
+  readonly type: "AppendEntriesResponse";
+  readonly success: boolean;
+  /** On success: the last index known to match the primary's log (prevIndex + entries). */
+  readonly matchIndex: number;
+  /** On rejection: the prevIndex that did not match, so stale rejections can be ignored. */
+  readonly rejectedIndex: number;
+  /** On rejection: the primary may resume probing right after this index. */
+  readonly hintIndex: number;
+}
+
+export interface RequestVote extends MessageBase {
+  readonly type: "RequestVote";
+  /** Pre-vote asks "would you vote for me?" at term + 1 without anyone changing term. */
+  readonly preVote: boolean;
+  /** Set when the current primary asked for this election (TimeoutNow): bypasses the lease. */
+  readonly leadershipTransfer: boolean;
+  /** CCF compares the last committable (signature) transaction, not the last entry. */
+  readonly lastSignatureIndex: number;
+  readonly lastSignatureTerm: number;
+}
+
+export interface RequestVoteResponse extends MessageBase {
+  readonly type: "RequestVoteResponse";
+  readonly preVote: boolean;
+  readonly granted: boolean;
+}
+
+/** Sent by a primary handing over leadership: the receiver campaigns at once. */
+export interface TimeoutNow extends MessageBase {
+  readonly type: "TimeoutNow";
+}
+
+export type Message<Payload = unknown> =
+  | AppendEntries<Payload>
+  | AppendEntriesResponse
+  | RequestVote
+  | RequestVoteResponse
+  | TimeoutNow;
+
+export type Role = "Backup" | "PreCandidate" | "Candidate" | "Primary";
+
+export interface RoleChange {
+  readonly role: Role;
+  readonly term: number;
+  readonly leaderId: NodeId | undefined;
+}
+
+/**
+ * One batch of work for the shell. Order matters and is the contract:
+ * 1. drop persisted entries with index > `truncateAfter` (if set),
+ * 2. append `entriesToPersist` (they start right after the retained log),
+ * 3. persist `hardState` (if set),
+ * 4. only then send `messages` (a follower's acks promise the entries are durable),
+ * 5. call `advance(ready)` before the next tick, step or propose.
+ * `committedIndex` is always a signature's index (or 0): every entry up to it is committed.
+ */
+export interface Ready<Payload = unknown> {
+  readonly messages: Message<Payload>[];
+  readonly entriesToPersist: readonly Entry<Payload>[];
+  readonly truncateAfter?: number;
+  readonly hardState?: HardState;
+  readonly committedIndex: number;
+  readonly roleChange?: RoleChange;
+}
+
+export interface RaftOptions {
+  /** Ticks without hearing from a primary before a backup campaigns (randomised in [n, 2n)). */
+  readonly electionTicks: number;
+  /** Ticks between a primary's heartbeats; must be well below electionTicks. */
+  readonly heartbeatTicks: number;
+  /** Upper bound on entries in one AppendEntries message. */
+  readonly maxEntriesPerAppend: number;
+  /** Upper bound on unacknowledged AppendEntries in flight to one backup (pipelining window). */
+  readonly maxInflightAppends: number;
+  /** Uniform in [0, 1): injected so the state machine stays deterministic. */
+  readonly random: () => number;
+  /** Proposals are refused while this many entries are uncommitted (CCF: max_uncommitted_tx_count). Default 10,000. */
+  readonly maxUncommittedEntries?: number;
+  /** Default true: backups ignore votes while they hear from a primary; isolated primaries step down. */
+  readonly checkQuorum?: boolean;
+  /** Default true: campaign only after a majority says it would vote for us. */
+  readonly preVote?: boolean;
+  /** For tests of the simulator's checker only: deliberately broken behaviours. */
+  readonly unsafe?: {
+    /** Commit a signature as soon as the primary alone has persisted it. */
+    readonly commitWithoutQuorum?: boolean;
+    /** Commit a majority-replicated signature of an earlier term (Raft's "figure 8" bug). */
+    readonly commitEarlierTermSignatures?: boolean;
+  };
+}
+
+export type TransactionStatus = "Committed" | "Invalid" | "Pending" | "Unknown";
