@@ -1,10 +1,12 @@
 // `npm run bench -- --app evm`: ERC-20 transfers per second through Ethereum JSON-RPC, counted
 // once receipts answer (committed, for Coco), for a Coco sandbox and for ganache side by side,
 // driven by the same client and the same pre-signed load. Each funded development account is one
-// sender; its transfers go out in nonce order, one request in flight per account (no mempool in
-// Coco), all accounts in parallel over keep-alive connections.
+// sender; its transfers go out in nonce order as JSON-RPC batches of BATCH_SIZE, one batch in
+// flight per account (no mempool in Coco: a later nonce must not overtake an earlier one), all
+// accounts in parallel over keep-alive connections. Coco runs a batch as one Coco transaction
+// (one ledger entry, one commit); ganache mines each transfer of a batch as its own block.
 import { createRequire } from "node:module";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -17,11 +19,14 @@ import { freePort, startNode } from "./servers.js";
 import { startChild, stopChild, type ManagedChild } from "./child-processes.js";
 import { sampleProcessTree } from "./proc-stats.js";
 import { fmt, printSection, progress } from "./report.js";
+import { summariseCpuProfile, type ProfileSummary } from "./cpu-profile-summary.js";
 
 const CHAIN_ID = 31337n; // the sandbox's default, set on ganache too
 const GWEI = 1_000_000_000n;
 const SENDERS = 10;
 const TRANSFERS_PER_SENDER = 400;
+/** Transfers per JSON-RPC batch (the node accepts up to 100 requests per batch). */
+const BATCH_SIZE = 20;
 const THROUGHPUT_GOAL = 1600;
 const RATIO_GOAL = 10;
 const RECEIPT_WAIT_MS_MAX = 120_000;
@@ -68,6 +73,26 @@ class RpcClient {
     const body = JSON.parse(text) as { result?: unknown; error?: { message: string } };
     if (body.error !== undefined) throw new Error(`${method}: ${body.error.message}`);
     return body.result;
+  }
+
+  /** A JSON-RPC batch: one result or error per request, in request order. */
+  async batch(method: string, paramsList: unknown[][]): Promise<({ result: unknown } | { error: string })[]> {
+    const first = this.nextId;
+    this.nextId += paramsList.length;
+    const response = await this.pool.request({
+      method: "POST", path: this.path, headers: { "content-type": "application/json" },
+      body: JSON.stringify(paramsList.map((params, i) => ({ jsonrpc: "2.0", id: first + i, method, params }))),
+    });
+    const text = await response.body.text();
+    if (response.statusCode !== 200) throw new Error(`${method} batch: HTTP ${response.statusCode} ${text.slice(0, 300)}`);
+    const body = JSON.parse(text) as { id: number; result?: unknown; error?: { message: string } }[];
+    if (!Array.isArray(body)) throw new Error(`${method} batch: not an array: ${text.slice(0, 300)}`);
+    const byId = new Map(body.map((r) => [r.id, r]));
+    return paramsList.map((_p, i) => {
+      const r = byId.get(first + i);
+      if (r === undefined) return { error: `no response for request ${i} of the batch` };
+      return r.error !== undefined ? { error: r.error.message } : { result: r.result };
+    });
   }
 
   async waitForReceipt(hash: string): Promise<{ status: string; contractAddress: string | null }> {
@@ -124,13 +149,20 @@ async function measure(name: string, client: RpcClient, token: Compiled, serverP
   const cpuBefore = serverPid === null ? null : sampleProcessTree(serverPid).cpuSeconds;
   const started = performance.now();
   let failed = 0;
+  const fail = (message: string): void => {
+    if (failed++ === 0) progress(`  ${name}: first failure: ${message}`);
+  };
   const lastHashes = await Promise.all(signed.map(async (transfers) => {
     let last = "";
-    for (const raw of transfers) {
+    for (let i = 0; i < transfers.length; i += BATCH_SIZE) {
+      const chunk = transfers.slice(i, i + BATCH_SIZE);
       try {
-        last = await client.call("eth_sendRawTransaction", [raw]) as string;
+        for (const r of await client.batch("eth_sendRawTransaction", chunk.map((raw) => [raw]))) {
+          if ("error" in r) fail(r.error);
+          else last = r.result as string;
+        }
       } catch (error) {
-        if (failed++ === 0) progress(`  ${name}: first failure: ${(error as Error).message}`);
+        for (let j = 0; j < chunk.length; j++) fail((error as Error).message);
       }
     }
     return last;
@@ -175,13 +207,16 @@ export async function runEvmBench(options: BenchOptions): Promise<number> {
   const tempDir = mkdtempSync(join(os.tmpdir(), "coco-bench-evm-"));
   progress(`${os.cpus().length} cores, node ${process.version}; sender recovery: ${secp256k1Backend}; results → ${outPath}`);
   const token = compileToken();
-  const results: { coco?: EvmTargetFigures; ganache?: EvmTargetFigures; errors: Record<string, string> } = { errors: {} };
+  const results: { coco?: EvmTargetFigures; ganache?: EvmTargetFigures; cocoProfile?: ProfileSummary; errors: Record<string, string> } = { errors: {} };
+  // --profile: the Coco node runs under --cpu-prof; where its time goes is printed and saved.
+  const profileDir = options.profile ? outPath.replace(/\.json$/, "") + "-cpuprofile" : undefined;
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
 
   progress(`starting a Coco node (sandbox, durability ${options.durability})`);
   const workspace = join(tempDir, "node-workspace");
   mkdirSync(workspace);
   try {
-    const node = await startNode({ workspace, durability: options.durability });
+    const node = await startNode({ workspace, durability: options.durability, ...(profileDir === undefined ? {} : { profileDir }) });
     const pool = new Pool(`https://${node.target.host}:${node.target.port}`, {
       connections: SENDERS, connect: { ca: node.target.ca, cert: node.target.cert, key: node.target.key, servername: "localhost" },
     });
@@ -197,6 +232,14 @@ export async function runEvmBench(options: BenchOptions): Promise<number> {
     } finally {
       await pool.close();
       await stopChild(node.child, 5_000);
+    }
+    const profile = profileDir === undefined ? undefined : readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
+    if (profile !== undefined) {
+      results.cocoProfile = summariseCpuProfile(join(profileDir!, profile), 25);
+      printSection(`Coco node: self time by file (busy ${fmt(Math.round(results.cocoProfile.busyMs))} ms)`,
+        results.cocoProfile.byFile.slice(0, 15).map((r) => ({ label: r.name, value: `${fmt(Math.round(r.selfMs))} ms  ${r.percentOfBusy.toFixed(1)}%` })));
+      printSection("Coco node: self time by function",
+        results.cocoProfile.byFunction.slice(0, 20).map((r) => ({ label: r.name, value: `${fmt(Math.round(r.selfMs))} ms  ${r.percentOfBusy.toFixed(1)}%` })));
     }
   } catch (error) {
     results.errors["coco"] = (error as Error).stack ?? String(error);
@@ -226,7 +269,7 @@ export async function runEvmBench(options: BenchOptions): Promise<number> {
     benchmark: "coco evm ERC-20 transfers vs ganache",
     machine: { cores: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "unknown", nodeVersion: process.version },
     parameters: {
-      senders: SENDERS, transfersPerSender: TRANSFERS_PER_SENDER, inFlightPerSender: 1, durability: options.durability,
+      senders: SENDERS, transfersPerSender: TRANSFERS_PER_SENDER, inFlightPerSender: 1, batchSize: BATCH_SIZE, durability: options.durability,
       secp256k1Backend, chainId: Number(CHAIN_ID), coco: "POST /app/evm over mutual TLS, receipts committed", ganache: "plain HTTP, instamine eager",
     },
     headline: {

@@ -4,6 +4,7 @@
 // @noble/curves, the same code ethereumjs uses by default.
 import { createRequire } from "node:module";
 import { ecrecover as nobleEcrecover } from "@ethereumjs/util";
+import { keccak_256 } from "@noble/hashes/sha3.js";
 
 interface NativeSecp256k1 {
   ecdsaRecover(signature: Uint8Array, recoveryId: number, message: Uint8Array, compressed: boolean): Uint8Array;
@@ -47,4 +48,28 @@ export function ecrecover(msgHash: Uint8Array, v: bigint, r: Uint8Array, s: Uint
   signature.set(padTo32(r), 0);
   signature.set(padTo32(s), 32);
   return native.ecdsaRecover(signature, id, msgHash, false).slice(1);
+}
+
+/** Inputs up to this size are memoised by `keccak256`: addresses, topics, mapping keys (key ‖ slot). */
+const KECCAK_MEMO_INPUT_MAX = 64;
+const KECCAK_MEMO_ENTRIES_MAX = 16_384;
+const keccakMemo = new Map<string, Uint8Array>();
+
+/**
+ * keccak-256 for ethereumjs (`customCrypto.keccak256`: SHA3 opcode, log blooms, headers,
+ * transaction hashes). Small inputs repeat from one transaction to the next (a token's address,
+ * its event signature, the holders' balance slots), and @noble/hashes takes ~8 µs per hash:
+ * those are answered from a bounded memo (cleared when full). Pure function, so exact; each
+ * answer is a fresh copy, as callers may keep or change it.
+ */
+export function keccak256(input: Uint8Array): Uint8Array {
+  if (input.length > KECCAK_MEMO_INPUT_MAX) return keccak_256(input);
+  const key = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString("latin1");
+  let hash = keccakMemo.get(key);
+  if (hash === undefined) {
+    hash = keccak_256(input);
+    if (keccakMemo.size >= KECCAK_MEMO_ENTRIES_MAX) keccakMemo.clear();
+    keccakMemo.set(key, hash);
+  }
+  return hash.slice();
 }

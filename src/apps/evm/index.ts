@@ -58,7 +58,10 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     method: "POST", path: EVM_PATH, mode: "readwrite", authPolicies: options.authPolicies ?? ["user_cert"],
     summary: "Ethereum JSON-RPC 2.0 (single calls and batches); see docs/evm.md",
     handler: async (ctx) => {
-      const rpc: RpcContext = { tx: ctx.tx, chain, isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION };
+      const rpc: RpcContext = {
+        tx: ctx.tx, chain, isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION,
+        ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
+      };
       const body = await handleJsonRpc(rpc, ctx.request.body);
       return body === undefined ? { status: 204 } : { body };
     },

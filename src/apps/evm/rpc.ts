@@ -15,6 +15,8 @@ export interface RpcContext {
   readonly chain: EvmChain;
   /** Whether the Coco transaction that wrote this receipt is committed (see receipt finality in docs/evm.md). */
   readonly isReceiptFinal: (tx: Transaction, hash: Buffer) => boolean;
+  /** The node's commit seqno when receipts wait for commit (eth_blockNumber then reports committed blocks). */
+  readonly committedSeqno?: () => number;
   /** The Coco transaction that executed this Ethereum transaction, once its receipt is final. */
   readonly cocoTransactionOf: (tx: Transaction, hash: Buffer) => CocoTransactionRef | undefined;
   readonly clientVersion: string;
@@ -228,7 +230,9 @@ export const METHODS: Readonly<Record<string, Method>> = {
   eth_chainId: (ctx, p) => (arity(p, 0), quantity(ctx.chain.chainId)),
   eth_syncing: (_ctx, p) => (arity(p, 0), false),
   eth_accounts: (_ctx, p) => (arity(p, 0), []),
-  eth_blockNumber: (ctx, p) => (arity(p, 0), ctx.chain.head(ctx.tx).number),
+  eth_blockNumber: (ctx, p) => (arity(p, 0), ctx.committedSeqno === undefined
+    ? ctx.chain.head(ctx.tx).number
+    : quantity(ctx.chain.committedHeadNumber(ctx.tx, ctx.committedSeqno()))),
   eth_gasPrice: (ctx, p) => (arity(p, 0), quantity(ctx.chain.baseFee)),
   eth_maxPriorityFeePerGas: (_ctx, p) => (arity(p, 0), "0x0"),
   eth_feeHistory: feeHistory,
