@@ -4,7 +4,6 @@
 // eth_getTransactionReceipt. No network, no consensus: the app's own cost per transaction.
 // `node dist/bench/evm-micro.js [--transfers N] [--profile out.cpuprofile]`; for a profile run
 // under `node --cpu-prof` and summarise with bench/cpu-profile-summary.ts.
-import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -12,6 +11,7 @@ import { Interface, Wallet } from "ethers";
 import { Store } from "../src/kv/index.js";
 import { EndpointRegistry, type EndpointDefinition } from "../src/rpc/index.js";
 import { installEvmApp, devAccounts, secp256k1Backend } from "../src/apps/evm/index.js";
+import { compileErc20 } from "../test/helpers/erc20.js";
 
 const CHAIN_ID = 31337n;
 const GWEI = 1_000_000_000n;
@@ -25,28 +25,9 @@ const TRANSFERS = arg("transfers", 2000);
 const BATCH = arg("batch", 1);
 const PROFILE = args.includes("--profile") ? args[args.indexOf("--profile") + 1] : undefined;
 
-const TOKEN_SOURCE = `// SPDX-License-Identifier: MIT
-pragma solidity ^0.8.20;
-contract Token {
-  mapping(address => uint256) public balanceOf;
-  event Transfer(address indexed from, address indexed to, uint256 value);
-  constructor(address[] memory holders, uint256 each) {
-    for (uint256 i = 0; i < holders.length; i++) { balanceOf[holders[i]] = each; emit Transfer(address(0), holders[i], each); }
-  }
-  function transfer(address to, uint256 value) external returns (bool) {
-    require(balanceOf[msg.sender] >= value, "insufficient balance");
-    balanceOf[msg.sender] -= value; balanceOf[to] += value; emit Transfer(msg.sender, to, value); return true;
-  }
-}`;
 
 function compile(): { abi: unknown[]; bytecode: string } {
-  const solc = createRequire(import.meta.url)("solc") as { compile(input: string): string };
-  const out = JSON.parse(solc.compile(JSON.stringify({
-    language: "Solidity", sources: { "T.sol": { content: TOKEN_SOURCE } },
-    settings: { evmVersion: "shanghai", optimizer: { enabled: true, runs: 200 }, outputSelection: { "*": { Token: ["abi", "evm.bytecode.object"] } } },
-  }))) as { contracts: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>> };
-  const t = out.contracts["T.sol"]!["Token"]!;
-  return { abi: t.abi, bytecode: "0x" + t.evm.bytecode.object };
+  return compileErc20({ constructor: "holders", evmVersion: "shanghai", optimize: true });
 }
 
 class Harness {

@@ -5,7 +5,6 @@
 // flight per account (no mempool in Coco: a later nonce must not overtake an earlier one), all
 // accounts in parallel over keep-alive connections. Coco runs a batch as one Coco transaction
 // (one ledger entry, one commit); ganache mines each transfer of a batch as its own block.
-import { createRequire } from "node:module";
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -20,6 +19,7 @@ import { startChild, stopChild, type ManagedChild } from "./child-processes.js";
 import { sampleProcessTree } from "./proc-stats.js";
 import { fmt, printSection, progress } from "./report.js";
 import { summariseCpuProfile, type ProfileSummary } from "./cpu-profile-summary.js";
+import { compileErc20, type CompiledToken } from "../test/helpers/erc20.js";
 
 const CHAIN_ID = 31337n; // the sandbox's default, set on ganache too
 const GWEI = 1_000_000_000n;
@@ -31,31 +31,12 @@ const THROUGHPUT_GOAL = 1600;
 const RATIO_GOAL = 10;
 const RECEIPT_WAIT_MS_MAX = 120_000;
 
-const TOKEN_SOURCE = `// SPDX-License-Identifier: MIT
-pragma solidity ^0.8.20;
-contract Token {
-  mapping(address => uint256) public balanceOf;
-  event Transfer(address indexed from, address indexed to, uint256 value);
-  constructor(address[] memory holders, uint256 each) {
-    for (uint256 i = 0; i < holders.length; i++) { balanceOf[holders[i]] = each; emit Transfer(address(0), holders[i], each); }
-  }
-  function transfer(address to, uint256 value) external returns (bool) {
-    require(balanceOf[msg.sender] >= value, "insufficient balance");
-    balanceOf[msg.sender] -= value; balanceOf[to] += value; emit Transfer(msg.sender, to, value); return true;
-  }
-}`;
 
-interface Compiled { abi: unknown[]; bytecode: string }
+type Compiled = CompiledToken;
 
 function compileToken(): Compiled {
-  const solc = createRequire(import.meta.url)("solc") as { compile(input: string): string };
-  const output = JSON.parse(solc.compile(JSON.stringify({
-    language: "Solidity", sources: { "T.sol": { content: TOKEN_SOURCE } },
-    // shanghai: what ganache 7 runs; Coco (Prague) runs it too.
-    settings: { evmVersion: "shanghai", optimizer: { enabled: true, runs: 200 }, outputSelection: { "*": { Token: ["abi", "evm.bytecode.object"] } } },
-  }))) as { contracts: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>> };
-  const token = output.contracts["T.sol"]!["Token"]!;
-  return { abi: token.abi, bytecode: "0x" + token.evm.bytecode.object };
+  // shanghai: what ganache 7 runs; Coco (Prague) runs it too.
+  return compileErc20({ constructor: "holders", evmVersion: "shanghai", optimize: true });
 }
 
 /** A JSON-RPC endpoint reached through keep-alive connections (one per sender). */

@@ -16,23 +16,21 @@ const KNOWN_FLAGS = FLAG_SIGNATURE;
 const U32_MAX = 0xffff_ffff;
 const TWO_POW_32 = 0x1_0000_0000;
 
-export interface EntryFields {
+/** What an entry's header and public domain carry, encoded or decoded. */
+interface EntryCommon {
   view: number;
   seqno: number;
   isSignature: boolean;
   claimsDigest: Buffer;
   commitEvidenceDigest: Buffer;
   publicDomain: Buffer;
+}
+
+export interface EntryFields extends EntryCommon {
   privatePlaintext: Buffer;
 }
 
-export interface DecodedEntry {
-  view: number;
-  seqno: number;
-  isSignature: boolean;
-  claimsDigest: Buffer;
-  commitEvidenceDigest: Buffer;
-  publicDomain: Buffer;
+export interface DecodedEntry extends EntryCommon {
   /** AES-GCM ciphertext followed by the 16-byte tag; empty when the transaction wrote no private data. */
   privateCiphertext: Buffer;
   /** The whole encoded entry (the other Buffers are views into it). */

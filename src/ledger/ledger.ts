@@ -1,7 +1,6 @@
 // The node's ledger writer: append is a cheap in-memory push; flush is a group commit (one
 // write per chunk and one fdatasync for every entry buffered since the last flush). All disk
 // mutations (flush, commit, truncate, close) run one at a time on a single queue.
-import { closeSync, openSync, readSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -183,28 +182,6 @@ export class Ledger {
     }
   }
 
-  /** As read(), blocking: for callers off the hot path (receipts) that cannot await. */
-  readSync(seqno: number): Buffer {
-    const inMemory = this.#fromMemory(seqno);
-    if (inMemory) return inMemory;
-    for (let attempt = 0; ; attempt++) {
-      const chunk = this.#chunkFor(seqno);
-      try {
-        const fd = chunk.handle ? chunk.handle.fd : openSync(this.#path(chunk), "r");
-        try {
-          const out = Buffer.allocUnsafe(this.#index.length(seqno));
-          const bytesRead = readSync(fd, out, 0, out.length, this.#index.offset(seqno));
-          assert(bytesRead === out.length, `read ${out.length} bytes of seqno ${seqno}`);
-          return out;
-        } finally {
-          if (!chunk.handle) closeSync(fd);
-        }
-      } catch (err) {
-        if (attempt >= 3 || !isRetryable(err)) throw err;
-      }
-    }
-  }
-
   /** Still-buffered or in-flight entries; throws for seqnos outside the ledger; null if on disk. */
   #fromMemory(seqno: number): Buffer | null {
     if (seqno > this.#lastSeqno || seqno < this.#index.firstSeqno || !Number.isInteger(seqno)) {
@@ -345,7 +322,7 @@ export class Ledger {
   async #closeChunk(chunk: Chunk): Promise<void> {
     const handle = chunk.handle!;
     if (this.#durability === "fsync") await handle.datasync();
-    chunk.handle = null; // before close: readSync must never use a closing fd
+    chunk.handle = null; // before close: a concurrent read must never use a closing handle
     await handle.close();
     const openPath = this.#path(chunk);
     chunk.closed = true;

@@ -45,8 +45,8 @@ export class SignatureIndex {
     return s === undefined ? undefined : this.records.get(s);
   }
 
-  /** The last signature at or below `seqno`. */
-  atOrBelow(seqno: number): SignatureRecord | undefined {
+  /** Index of the last signature seqno <= `seqno`, or -1. */
+  private lastIndexAtOrBelow(seqno: number): number {
     let lo = 0;
     let hi = this.seqnos.length - 1;
     let found = -1;
@@ -57,14 +57,18 @@ export class SignatureIndex {
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    return found === -1 ? undefined : this.records.get(this.seqnos[found]!);
+    return found;
+  }
+
+  /** The last signature at or below `seqno`. */
+  atOrBelow(seqno: number): SignatureRecord | undefined {
+    const i = this.lastIndexAtOrBelow(seqno);
+    return i === -1 ? undefined : this.records.get(this.seqnos[i]!);
   }
 
   /** The first signature strictly above `seqno`: the one whose root covers it. */
   firstAbove(seqno: number): SignatureRecord | undefined {
-    const below = this.atOrBelow(seqno);
-    const index = below === undefined ? 0 : this.seqnos.indexOf(below.seqno) + 1;
-    const s = this.seqnos[index];
+    const s = this.seqnos[this.lastIndexAtOrBelow(seqno) + 1];
     return s === undefined ? undefined : this.records.get(s);
   }
 

