@@ -10,7 +10,7 @@ import { Session } from "node:inspector/promises";
 import { Interface, Wallet } from "ethers";
 import { Store } from "../src/kv/index.js";
 import { EndpointRegistry, type EndpointDefinition } from "../src/rpc/index.js";
-import { installEvmApp, devAccounts, secp256k1Backend } from "../src/apps/evm/index.js";
+import { installEvmApp, devAccounts, secp256k1Backend, evmConfigBytes, EVM_CONFIG_KEY, EVM_CONFIG_MAP } from "../src/apps/evm/index.js";
 import { compileErc20 } from "../test/helpers/erc20.js";
 
 const CHAIN_ID = 31337n;
@@ -35,10 +35,13 @@ class Harness {
   private readonly endpoint: EndpointDefinition;
   private nextId = 1;
   constructor() {
+    // What the set_evm_genesis governance action writes.
+    const config = this.store.begin();
+    config.set(EVM_CONFIG_MAP, EVM_CONFIG_KEY, evmConfigBytes(CHAIN_ID,
+      devAccounts(SENDERS).map((a) => ({ address: a.address, balanceWei: "0x" + (10_000n * 10n ** 18n).toString(16) }))));
+    this.store.commit(config, 1);
     const registry = new EndpointRegistry();
     installEvmApp(registry, {
-      chainId: CHAIN_ID,
-      genesis: devAccounts(SENDERS).map((a) => ({ address: a.address, balanceWei: "0x" + (10_000n * 10n ** 18n).toString(16) })),
       committedSeqno: () => Number.MAX_SAFE_INTEGER,
     });
     this.endpoint = registry.route("POST", "/app/evm").endpoint;

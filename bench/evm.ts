@@ -227,7 +227,8 @@ export async function runEvmBench(options: BenchOptions): Promise<number> {
     progress(`Coco failed: ${(error as Error).message}`);
   }
 
-  try {
+  // COCO_BENCH_SKIP_GANACHE=1: Coco only (quick A/B runs of Coco changes; no ratio).
+  if (process.env["COCO_BENCH_SKIP_GANACHE"] !== "1") try {
     progress("starting ganache (child process, instamine eager, plain HTTP)");
     const ganache = await startGanache();
     const pool = new Pool(`http://127.0.0.1:${ganache.port}`, { connections: SENDERS });

@@ -334,6 +334,69 @@ const [addVirtualHostData, removeVirtualHostData] = allowListActions(
   () => singletonKey(),
 );
 
+// ---------------------------------------------------------------------------------------------
+// The built-in EVM app's chain (Coco's own action; CCF has no EVM). The chain id and genesis
+// allocation live in public:ccf.gov.evm.config, at the singleton key, as
+// {"chain_id": 31337, "alloc": {"0x<40 lowercase hex>": "<wei, decimal>"}}. The EVM app refuses
+// every call until this table is set, then credits the allocation once, in the transaction of
+// the first EVM request. Like an Ethereum genesis block it is set once: a second proposal fails,
+// so balances are never credited twice and signed transactions never change meaning.
+
+const EVM_CONFIG = "public:ccf.gov.evm.config";
+/** Bounds the proposal and the genesis transaction; a larger distribution belongs in a contract. */
+const EVM_ALLOC_ENTRIES_MAX = 10000;
+const EVM_BALANCE_MAX = (1n << 256n) - 1n;
+
+function requireEvmChainId(value, field) {
+  requireInteger(value, field, 1, Number.MAX_SAFE_INTEGER);
+}
+
+/** Wei as a decimal string ("1000") or a 0x-hex string ("0x3e8"); answers it as a canonical decimal string. */
+function evmBalance(value, field) {
+  requireNonEmptyString(value, field);
+  if (!/^(0|[1-9][0-9]*)$/.test(value) && !/^0x[0-9a-fA-F]{1,64}$/.test(value)) {
+    throw new Error(`${field} must be wei as a decimal string without leading zeros or a 0x-hex string, e.g. "1000000000000000000", got ${JSON.stringify(value)}`);
+  }
+  const wei = BigInt(value);
+  if (wei > EVM_BALANCE_MAX) throw new Error(`${field} must be at most 2^256 - 1 wei, got ${value}`);
+  return wei.toString();
+}
+
+/** Checks args.alloc and answers it with lowercase addresses and decimal balances. */
+function evmAlloc(alloc, field) {
+  requireObject(alloc, field);
+  const entries = Object.entries(alloc);
+  if (entries.length > EVM_ALLOC_ENTRIES_MAX) {
+    throw new Error(`${field} must hold at most ${EVM_ALLOC_ENTRIES_MAX} accounts, got ${entries.length}`);
+  }
+  const out = {};
+  for (const [address, balance] of entries) {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(address)) {
+      throw new Error(`${field} keys must be 0x-prefixed 20-byte hex addresses, got ${JSON.stringify(address)}`);
+    }
+    const key = address.toLowerCase();
+    if (Object.hasOwn(out, key)) throw new Error(`${field} names the address ${key} more than once`);
+    out[key] = evmBalance(balance, `${field}["${address}"]`);
+  }
+  return out;
+}
+
+function validateEvmGenesis(args) {
+  requireArgsObject(args);
+  requireEvmChainId(args.chain_id, "args.chain_id");
+  evmAlloc(args.alloc ?? {}, "args.alloc");
+  const unknown = Object.keys(args).filter((k) => k !== "chain_id" && k !== "alloc");
+  if (unknown.length > 0) throw new Error(`args has unknown field(s) ${unknown.join(", ")}: expected chain_id and alloc`);
+}
+
+function applyEvmGenesis(args) {
+  const current = getJson(EVM_CONFIG, singletonKey());
+  if (current !== undefined) {
+    throw new Error(`the EVM chain is already configured (chain id ${current.chain_id}): a service's chain id and genesis allocation are set once`);
+  }
+  setJson(EVM_CONFIG, singletonKey(), { chain_id: args.chain_id, alloc: evmAlloc(args.alloc ?? {}, "args.alloc") });
+}
+
 const UVM_ENDORSEMENTS = "public:ccf.gov.nodes.snp.uvm_endorsements";
 
 const actions = new Map([
@@ -828,4 +891,5 @@ const actions = new Map([
       },
     ),
   ],
+  ["set_evm_genesis", action(validateEvmGenesis, applyEvmGenesis)],
 ]);

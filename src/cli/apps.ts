@@ -1,5 +1,5 @@
-// The apps a `coco` node runs: the built-in logging app, the EVM app when configured
-// (`coco.evm`), and whatever JS app (CCF bundle) the consortium deploys with set_js_app.
+// The apps a `coco` node runs: the built-in logging app, the EVM app when enabled
+// (`coco.evm`; its chain comes from governance), and whatever JS app (CCF bundle) the consortium deploys with set_js_app.
 // Composed here, above the node layer.
 import { installLoggingApp } from "../apps/logging/index.js";
 import { installJsApp } from "../apps/js/index.js";
@@ -13,8 +13,6 @@ export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installA
       installLoggingApp(registry);
       if (config.evm) {
         installEvmApp(registry, {
-          chainId: config.evm.chainId,
-          genesis: config.evm.genesis,
           committedSeqno: () => context.committedSeqno(),
           viewForSeqno: (seqno) => context.viewForSeqno(seqno),
         });

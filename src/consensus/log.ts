@@ -18,10 +18,13 @@ export class RaftLog<Payload = unknown> {
   unstableFrom: number;
   /** Lowest truncation point since the last Ready, if any truncation happened. */
   private truncatedTo: number | undefined;
+  /** Last index the shell reports durable (<= unstableFrom - 1). */
+  private durable: number;
 
   constructor(persisted: readonly Entry<Payload>[] = []) {
     for (const entry of persisted) this.append(entry);
     this.unstableFrom = this.lastIndex() + 1;
+    this.durable = this.lastIndex();
   }
 
   lastIndex(): number {
@@ -63,6 +66,7 @@ export class RaftLog<Payload = unknown> {
     popAbove(this.configIndices, index);
     this.truncatedTo = Math.min(this.truncatedTo ?? index, index);
     this.unstableFrom = Math.min(this.unstableFrom, index + 1);
+    this.durable = Math.min(this.durable, index);
   }
 
   /** The last committable transaction: CCF's unit of comparison in elections. */
@@ -99,14 +103,27 @@ export class RaftLog<Payload = unknown> {
     return { truncateAfter, entries: this.entries.slice(this.unstableFrom - 1) };
   }
 
-  markStable(upToIndex: number): void {
+  /** The shell took everything up to `upToIndex`; `durable` says whether it is already on disk. */
+  markStable(upToIndex: number, durable = true): void {
     this.truncatedTo = undefined;
     this.unstableFrom = upToIndex + 1;
+    if (durable) this.durable = upToIndex;
+    else this.durable = Math.min(this.durable, upToIndex);
+  }
+
+  /**
+   * The shell's storage made the entry (term, index) and everything before it durable. Ignored
+   * when that entry is no longer in the log (truncated and replaced since it was written).
+   */
+  markDurable(term: number, index: number): boolean {
+    if (index <= this.durable || index >= this.unstableFrom || this.term(index) !== term) return false;
+    this.durable = index;
+    return true;
   }
 
   /** Index of the last entry the shell has durably stored. */
   persistedIndex(): number {
-    return this.unstableFrom - 1;
+    return this.durable;
   }
 }
 

@@ -157,15 +157,43 @@ export class RaftNode<Payload = unknown> {
     return ready;
   }
 
-  /** The shell has persisted and sent everything in `ready`. */
-  advance(ready: Ready<Payload>): void {
+  /**
+   * The shell has handled everything in `ready`. By default its entries are durable too; a
+   * shell with asynchronous storage passes `{ durable: false }` and reports durability later
+   * with `persisted()` (it must then hold back any AppendEntriesResponse whose matchIndex is
+   * not durable yet: see the Ready contract).
+   */
+  advance(ready: Ready<Payload>, options: { durable?: boolean } = {}): void {
     invariant(this.readyOutstanding, "advance() without a matching ready()");
     this.readyOutstanding = false;
     const entries = ready.entriesToPersist;
-    const last = entries.length > 0 ? entries[entries.length - 1]!.index : ready.truncateAfter ?? this.log.persistedIndex();
-    this.log.markStable(last);
+    const last = entries.length > 0 ? entries[entries.length - 1]!.index : ready.truncateAfter ?? this.log.unstableFrom - 1;
+    this.log.markStable(last, options.durable !== false);
     if (ready.hardState) this.hardStateDirty = false;
     if (this.role === "Primary") this.maybeCommit();
+  }
+
+  /** Asynchronous storage: the entry (term, index) and all before it are durable now. */
+  persisted(term: number, index: number): void {
+    this.assertNoReadyOutstanding();
+    if (this.log.markDurable(term, index) && this.role === "Primary") this.maybeCommit();
+  }
+
+  /** Starts an election at once (a single-voter service need not wait for a timeout). */
+  campaignNow(): void {
+    this.assertNoReadyOutstanding();
+    if (this.role !== "Primary" && this.isVoter) this.campaign(this.options.preVote !== false, false);
+  }
+
+  /** Whether proposeReconfiguration would be accepted now (so the shell can skip building one). */
+  canReconfigure(): boolean {
+    return this.role === "Primary" && this.transfer === undefined && this.configIndex <= this.commitIndex
+      && this.log.term(this.commitIndex) === this.term;
+  }
+
+  /** Term of the entry at `index` in this node's log (0 for index 0), if it holds it. */
+  termAt(index: number): number | undefined {
+    return this.log.term(index);
   }
 
   hardState(): HardState {
@@ -244,7 +272,12 @@ export class RaftNode<Payload = unknown> {
     this.configIndex = latest?.index ?? 0;
     if (this.role !== "Primary") return;
     for (const voter of this.voters) {
-      if (voter !== this.id && !this.progress.has(voter)) this.progress.set(voter, new Progress(this.log.lastIndex()));
+      if (voter !== this.id && !this.progress.has(voter)) {
+        // A node just added gets an election timeout to answer before check-quorum counts it absent.
+        const pr = new Progress(this.log.lastIndex());
+        pr.recentActive = true;
+        this.progress.set(voter, pr);
+      }
     }
     for (const peer of [...this.progress.keys()]) if (!this.voters.includes(peer)) this.progress.delete(peer);
   }

@@ -6,3 +6,5 @@ export * from "./keys.js";
 export * from "./signatures.js";
 export * from "./x509.js";
 export * from "./cose.js";
+export * from "./wrap.js";
+export * from "./x509-endorse.js";

@@ -28,6 +28,9 @@ export const HOST_FUNCTION_NAMES = [
   "isValidX509CertChain",
   "pemToJwk",
   "jwkToPem",
+  "historicalKv",
+  "historicalRange",
+  "kvSetMany",
 ] as const;
 
 export type HostFunctionName = (typeof HOST_FUNCTION_NAMES)[number];
@@ -64,7 +67,16 @@ export const PRELUDE_SOURCE = String.raw`
   Object.defineProperty(g, "Date", { value: CocoDate, writable: false, configurable: false });
 
   let s0 = 0, s1 = 0, s2 = 0, s3 = 1;
+  // The host seeds every call; the generator warms up only if the call uses Math.random.
+  let unwarmed = true;
   function random() {
+    if (unwarmed) {
+      unwarmed = false;
+      for (let i = 0; i < 12; i++) sfc32();
+    }
+    return sfc32();
+  }
+  function sfc32() {
     // sfc32: small, fast, good enough for non-cryptographic use; crypto uses the host.
     const t = (((s0 + s1) | 0) + s3) | 0;
     s3 = (s3 + 1) | 0;
@@ -145,30 +157,143 @@ export const PRELUDE_SOURCE = String.raw`
     if (ArrayBuffer.isView(x)) return x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength);
     throw new TypeError(what + ": expected an ArrayBuffer or a typed array");
   }
+  // KV keys and values cross the isolate boundary as latin1 strings (one char per byte): a
+  // string argument costs isolated-vm about a microsecond, an ArrayBuffer several (measured).
+  function latin1Of(x, what) {
+    let b;
+    if (x instanceof ArrayBuffer) b = new Uint8Array(x);
+    else if (ArrayBuffer.isView(x)) b = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+    else throw new TypeError(what + ": expected an ArrayBuffer or a typed array");
+    if (b.length <= 8192) return String.fromCharCode.apply(null, b);
+    let s = "";
+    for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode.apply(null, b.subarray(i, i + 8192));
+    return s;
+  }
+  function bufOfLatin1(s) {
+    const length = s.length;
+    const buffer = new ArrayBuffer(length);
+    const bytes = new Uint8Array(buffer);
+    for (let i = 0; i < length; i++) bytes[i] = s.charCodeAt(i);
+    return buffer;
+  }
+  const optionalBuf = (s) => (s === undefined ? undefined : bufOfLatin1(s));
   const jsonCompatibleToBuf = (v) => strToBuf(JSON.stringify(v));
   const bufToJsonCompatible = (b) => JSON.parse(bufToStr(b));
+
+  // Write buffering (JS app calls that may write): sets stay in the guest and reach the host
+  // with the call's result, one crossing for all of them instead of one each. Reads of a key
+  // set in the call see the buffered value; operations that need the host's view of the map
+  // (delete, clear, forEach, size, getVersionOfPreviousWrite) flush first. Service maps
+  // (ccf.*, public:ccf.*) are never buffered, so the host refuses those writes at once.
+  const WRITES_BUFFERED_MAX = 1024;
+  let bufferWrites = false;
+  let pendingWrites = []; // flat [map, key, value, ...], latin1 strings
+  const buffered = new Map(); // map -> Map(key -> value) of pendingWrites
+  const isServiceMap = (name) => name.startsWith("ccf.") || name.startsWith("public:ccf.");
+  function flushWrites() {
+    if (pendingWrites.length === 0) return;
+    const batch = pendingWrites;
+    pendingWrites = [];
+    buffered.clear();
+    H.kvSetMany(batch);
+  }
+  function bufferedValue(name, key) {
+    if (pendingWrites.length === 0) return undefined;
+    const writes = buffered.get(name);
+    return writes === undefined ? undefined : writes.get(key);
+  }
 
   class KvMap {
     #name;
     constructor(name) { this.#name = name; }
-    get(key) { return H.kvGet(this.#name, toArrayBuffer(key, "kv.get key")); }
-    has(key) { return H.kvHas(this.#name, toArrayBuffer(key, "kv.has key")); }
+    get(key) {
+      const k = latin1Of(key, "kv.get key");
+      const pending = bufferedValue(this.#name, k);
+      return pending !== undefined ? bufOfLatin1(pending) : optionalBuf(H.kvGet(this.#name, k));
+    }
+    has(key) {
+      const k = latin1Of(key, "kv.has key");
+      return bufferedValue(this.#name, k) !== undefined || H.kvHas(this.#name, k);
+    }
     set(key, value) {
       // CCF's default constitution sets some maps (members.acks) with no value: store empty bytes.
-      const v = value === undefined ? new ArrayBuffer(0) : toArrayBuffer(value, "kv.set value");
-      H.kvSet(this.#name, toArrayBuffer(key, "kv.set key"), v);
+      const v = value === undefined ? "" : latin1Of(value, "kv.set value");
+      const k = latin1Of(key, "kv.set key");
+      const name = this.#name;
+      if (bufferWrites && !isServiceMap(name)) {
+        pendingWrites.push(name, k, v);
+        let writes = buffered.get(name);
+        if (writes === undefined) buffered.set(name, (writes = new Map()));
+        writes.set(k, v);
+        if (pendingWrites.length >= 3 * WRITES_BUFFERED_MAX) flushWrites();
+      } else {
+        H.kvSet(name, k, v);
+      }
       return this;
     }
-    delete(key) { return H.kvDelete(this.#name, toArrayBuffer(key, "kv.delete key")); }
-    clear() { H.kvClear(this.#name); }
+    delete(key) { flushWrites(); return H.kvDelete(this.#name, latin1Of(key, "kv.delete key")); }
+    clear() { flushWrites(); H.kvClear(this.#name); }
     forEach(callback) {
+      flushWrites();
       // One crossing for the whole map: the entries are a snapshot, so the callback may write.
       const entries = H.kvEntries(this.#name);
-      for (let i = 0; i < entries.length; i += 2) callback(entries[i + 1], entries[i], this);
+      for (let i = 0; i < entries.length; i += 2) callback(bufOfLatin1(entries[i + 1]), bufOfLatin1(entries[i]), this);
     }
-    get size() { return H.kvSize(this.#name); }
-    getVersionOfPreviousWrite(key) { return H.kvVersionOfPreviousWrite(this.#name, toArrayBuffer(key, "kv.getVersionOfPreviousWrite key")); }
+    get size() { flushWrites(); return H.kvSize(this.#name); }
+    getVersionOfPreviousWrite(key) {
+      flushWrites();
+      return H.kvVersionOfPreviousWrite(this.#name, latin1Of(key, "kv.getVersionOfPreviousWrite key"));
+    }
   }
+  // Historical states (ccf.historicalState, ccf.historical.getStateRange): read-only maps
+  // holding the writes of one committed transaction, indexed by the host per call.
+  const readOnlyHistorical = (name, op) => {
+    throw new TypeError("ccf.historicalState.kv[\"" + name + "\"]." + op + ": all tables are read-only during a historical transaction");
+  };
+  class HistoricalKvMap {
+    #index;
+    #name;
+    constructor(index, name) { this.#index = index; this.#name = name; }
+    get(key) { return optionalBuf(H.historicalKv("get", this.#index, this.#name, latin1Of(key, "kv.get key"))); }
+    has(key) { return H.historicalKv("has", this.#index, this.#name, latin1Of(key, "kv.has key")); }
+    set() { readOnlyHistorical(this.#name, "set"); }
+    delete() { readOnlyHistorical(this.#name, "delete"); }
+    clear() { readOnlyHistorical(this.#name, "clear"); }
+    forEach(callback) {
+      const entries = H.historicalKv("entries", this.#index, this.#name, undefined);
+      for (let i = 0; i < entries.length; i += 2) callback(bufOfLatin1(entries[i + 1]), bufOfLatin1(entries[i]), this);
+    }
+    get size() { return H.historicalKv("size", this.#index, this.#name, undefined); }
+    getVersionOfPreviousWrite(key) {
+      return H.historicalKv("version", this.#index, this.#name, latin1Of(key, "kv.getVersionOfPreviousWrite key"));
+    }
+  }
+  const mapsProxy = (open) => {
+    const opened = new Map();
+    return new Proxy(Object.create(null), {
+      get(_, name) {
+        if (typeof name !== "string") return undefined;
+        let map = opened.get(name);
+        if (map === undefined) { map = open(name); opened.set(name, map); }
+        return map;
+      },
+      set() { return false; },
+      defineProperty() { return false; },
+      deleteProperty() { return false; },
+    });
+  };
+  const historicalStateObject = (index, transactionId, receipt) =>
+    ({ transactionId, receipt, kv: mapsProxy((name) => new HistoricalKvMap(index, name)) });
+  let historicalState;
+  function getStateRange(handle, startSeqno, endSeqno, secondsUntilExpiry) {
+    // Flat [index, transactionId, receiptJson, ...]: one crossing for the whole range.
+    const flat = H.historicalRange(handle, startSeqno, endSeqno, secondsUntilExpiry);
+    if (flat === null) return null;
+    const states = [];
+    for (let i = 0; i < flat.length; i += 3) states.push(historicalStateObject(flat[i], flat[i + 1], JSON.parse(flat[i + 2])));
+    return states;
+  }
+
   const maps = new Map();
   const kv = new Proxy(Object.create(null), {
     get(_, name) {
@@ -261,10 +386,10 @@ export const PRELUDE_SOURCE = String.raw`
     isValidX509CertChain: crypto.isValidX509CertChain,
     enableUntrustedDateTime(enable) { const previous = untrustedDateTime; untrustedDateTime = !!enable; return previous; },
     enableMetricsLogging(enable) { const previous = metricsLogging; metricsLogging = !!enable; return previous; },
-    // ccf.historicalState is set only for app.json "mode": "historical" endpoints.
-    historicalState: undefined,
+    // Defined only while an app.json "mode": "historical" endpoint runs.
+    get historicalState() { return historicalState; },
     historical: Object.freeze({
-      getStateRange: hook("getStateRange"),
+      getStateRange,
       dropCachedStates: hook("dropCachedStates"),
     }),
     host: Object.freeze({
@@ -311,31 +436,58 @@ export const PRELUDE_SOURCE = String.raw`
   let settled;
   // Everything but the export's arguments arrives as primitives, which cross without a copy;
   // args is either the arguments themselves (all primitives) or an array copied by the host.
-  function dispatch(moduleName, exportName, nowMs, seed0, seed1, seed2, seed3, ...args) {
+  // Returns [0, result, writes?] or, for a promise, [1] and settle() gives [value, writes?],
+  // where writes are the buffered sets for the host to apply.
+  function dispatch(moduleName, exportName, nowMs, seed0, seed1, seed2, seed3, historical, buffer, ...args) {
     untrustedDateTime = false;
     metricsLogging = true;
+    // "" or the JSON of { transactionId, receipt }; its maps are the host's state 0 of this call.
+    if (historical === "") historicalState = undefined;
+    else {
+      const h = JSON.parse(historical);
+      historicalState = historicalStateObject(0, h.transactionId, h.receipt);
+    }
     hostNowMs = nowMs;
     s0 = seed0 | 0; s1 = seed1 | 0; s2 = seed2 | 0; s3 = seed3 | 0;
-    for (let i = 0; i < 12; i++) random();
+    unwarmed = true;
+    // A call stopped by a limit never handed its buffer over: start clean.
+    bufferWrites = buffer === true;
+    pendingWrites = [];
+    buffered.clear();
     const namespace = modules.get(moduleName);
     if (namespace === undefined) throw new Error("module " + moduleName + " is not loaded");
     const f = namespace[exportName];
     if (typeof f !== "function") throw new TypeError("module " + moduleName + " has no exported function " + exportName);
-    const result = f.apply(undefined, args);
+    let result;
+    try {
+      result = f.apply(undefined, args);
+    } catch (error) {
+      flushWrites(); // the host applies a failed call's writes if the app asked (ccf.rpc.setApplyWrites)
+      throw error;
+    }
     if (result !== null && typeof result === "object" && typeof result.then === "function") {
       // The host asks again after the microtasks of this call have run (see settle).
       settled = undefined;
       result.then((value) => { settled = { value }; }, (error) => { settled = { error }; });
       return [1];
     }
-    return [0, result];
+    return pendingWrites.length === 0 ? [0, result] : [0, result, takeWrites()];
+  }
+  function takeWrites() {
+    const batch = pendingWrites;
+    pendingWrites = [];
+    buffered.clear();
+    return batch;
   }
   function settle() {
     const outcome = settled;
     settled = undefined;
     if (outcome === undefined) throw new Error("the promise returned by the handler did not settle: the sandbox has no I/O to wait for");
-    if ("error" in outcome) throw outcome.error;
-    return outcome.value;
+    if ("error" in outcome) {
+      flushWrites();
+      throw outcome.error;
+    }
+    return pendingWrites.length === 0 ? [outcome.value] : [outcome.value, takeWrites()];
   }
   function register(name, namespace) { modules.set(name, namespace); }
   g.__coco_take = function () {

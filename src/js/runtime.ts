@@ -5,7 +5,7 @@
 import { randomBytes as nodeRandomBytes } from "node:crypto";
 import ivm from "isolated-vm";
 import { CocoError } from "../util/errors.js";
-import { type ActiveCall, makeHostFunctions, seedFrom } from "./host-functions.js";
+import { type ActiveCall, applyWriteBatch, makeHostFunctions, seedFrom } from "./host-functions.js";
 import { HOST_FUNCTION_NAMES, PRELUDE_SOURCE } from "./prelude.js";
 import type { JsCallContext, JsModuleSource, JsRuntimeOptions, NodeHooks } from "./types.js";
 
@@ -87,15 +87,20 @@ export class JsRuntime {
     const timeout = context.timeLimitMs ?? this.timeLimitMs;
     const nowMs = context.nowMs ?? this.clockMs();
     const seed = seedFrom(context, this.randomBytes);
-    this.activeCall = { kv: context.kv, hooks: context.hooks ?? this.hooks };
+    const historical = context.historicalState;
+    this.activeCall = { kv: context.kv, hooks: context.hooks ?? this.hooks, historical: historical === undefined ? undefined : [historical] };
     try {
       return this.guard(() => {
         // Primitive arguments (strings, numbers) cross as they are; anything else is copied once.
-        const callArgs: unknown[] = [moduleName, exportName, nowMs, seed[0], seed[1], seed[2], seed[3]];
+        const historicalJson = historical === undefined ? "" : JSON.stringify({ transactionId: historical.transactionId, receipt: historical.receipt });
+        const callArgs: unknown[] = [moduleName, exportName, nowMs, seed[0], seed[1], seed[2], seed[3], historicalJson, context.bufferWrites === true];
         for (const arg of args) callArgs.push(isPrimitive(arg) ? arg : new ivm.ExternalCopy(arg).copyInto({ release: true }));
-        const outcome = runtime.dispatch.applySync(undefined, callArgs, { result: { copy: true }, timeout }) as [0, unknown] | [1];
-        if (outcome[0] === 0) return outcome[1];
-        return runtime.settle.applySync(undefined, [], { result: { copy: true }, timeout });
+        const outcome = runtime.dispatch.applySync(undefined, callArgs, { result: { copy: true }, timeout }) as [0, unknown, unknown?] | [1];
+        const [value, writes] = outcome[0] === 0
+          ? [outcome[1], outcome[2]]
+          : runtime.settle.applySync(undefined, [], { result: { copy: true }, timeout }) as [unknown, unknown?];
+        if (writes !== undefined) applyWriteBatch(context.kv, writes);
+        return value;
       }, `${moduleName} ${exportName}`);
     } finally {
       this.activeCall = undefined;

@@ -42,9 +42,23 @@ export interface NodeHooks {
   getLastCommittedTxId?(): { view: number; seqno: number };
   getViewForSeqno?(seqno: number): number | null;
   getStatusForTxId?(view: number, seqno: number): string;
-  /** `ccf.historical.*` for historical endpoints: states of a seqno range, or null while fetching. */
-  getStateRange?(handle: number, startSeqno: number, endSeqno: number, secondsUntilExpiry: number): unknown[] | null;
+  /** `ccf.historical.*`: the committed states of a seqno range, or null while they are fetched. */
+  getStateRange?(handle: number, startSeqno: number, endSeqno: number, secondsUntilExpiry: number | undefined): readonly HistoricalState[] | null;
   dropCachedStates?(handle: number): boolean;
+}
+
+/**
+ * One committed transaction as historical queries see it. As in CCF, its store is rebuilt from
+ * that transaction's own ledger entry: `maps` holds exactly the writes of that transaction.
+ */
+export interface HistoricalState {
+  /** `<view>.<seqno>`. */
+  readonly transactionId: string;
+  readonly seqno: number;
+  /** CCF's receipt object as JS sees it (JSON-compatible). */
+  readonly receipt: object;
+  /** Map name -> key (latin1 string of the key bytes) -> value, `null` for a deletion. */
+  readonly maps: ReadonlyMap<string, ReadonlyMap<string, Buffer | null>>;
 }
 
 /** Per-call inputs supplied by the host: the sandbox has no clock or entropy of its own. */
@@ -59,6 +73,14 @@ export interface JsCallContext {
   randomSeed?: readonly [number, number, number, number];
   /** Overrides the runtime's time limit for this call. */
   timeLimitMs?: number;
+  /** `ccf.historicalState` for this call (CCF's `"mode": "historical"` endpoints); undefined otherwise. */
+  historicalState?: HistoricalState;
+  /**
+   * Keep `ccf.kv` sets in the guest and apply them to `kv` when the call returns (or throws),
+   * one isolate crossing for all of them. For JS app endpoints that may write; the
+   * constitution writes through.
+   */
+  bufferWrites?: boolean;
 }
 
 export interface JsRuntimeOptions {

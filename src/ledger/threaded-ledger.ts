@@ -32,6 +32,8 @@ export class ThreadedLedger implements LedgerStore {
   private durable: number;
   private chain: Promise<number> = Promise.resolve(0);
   private failure: Error | undefined;
+  /** Bumped by every truncation: a flush shipped before one cannot vouch for what follows it. */
+  private truncations = 0;
 
   private constructor(private readonly worker: Worker, lastSeqno: number, durableSeqno: number, private readonly logger: LedgerLogger) {
     this.last = lastSeqno;
@@ -85,9 +87,11 @@ export class ThreadedLedger implements LedgerStore {
     this.signatures = [];
     this.bufferedFirst = firstSeqno + batch.length;
     const { bytes, lengths } = packEntries(batch);
+    const generation = this.truncations;
     const reply = await this.request({ op: "append", firstSeqno, bytes, lengths, signatures, flush: true }, [bytes]);
-    // A truncation may have been requested meanwhile: durable never exceeds what remains.
-    this.durable = Math.min(reply.durableSeqno, this.last);
+    // A truncation requested meanwhile already lowered `durable`; entries appended after it
+    // are only durable once a later flush says so.
+    if (generation === this.truncations) this.durable = Math.max(this.durable, Math.min(reply.durableSeqno, this.last));
     return this.durable;
   }
 
@@ -106,9 +110,13 @@ export class ThreadedLedger implements LedgerStore {
     this.signatures = this.signatures.filter((s) => s <= seqno);
     this.last = seqno;
     this.durable = Math.min(this.durable, seqno);
-    // Wait for flushes already shipped, so the truncation reaches the worker after them.
-    await this.chain.catch(() => undefined);
-    await this.request({ op: "truncate", seqno });
+    this.truncations++;
+    // Ordered with the flushes: after those already shipped, before any later one.
+    const truncated = this.chain.then(
+      async () => { await this.request({ op: "truncate", seqno }); return this.durable; },
+      async () => { await this.request({ op: "truncate", seqno }); return this.durable; });
+    this.chain = truncated;
+    await truncated;
   }
 
   async read(seqno: number): Promise<Buffer> {

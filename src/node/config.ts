@@ -25,6 +25,7 @@ export interface NodeConfigFile {
   command: {
     type: "Start" | "Join" | "Recover";
     service_certificate_file?: string;
+    join?: { target_rpc_address: string; retry_timeout?: string | number };
     start?: {
       members: { certificate_file: string; encryption_public_key_file?: string; data_json_file?: string }[];
       constitution_files?: string[];
@@ -39,11 +40,20 @@ export interface NodeConfigFile {
     workspace?: string;
     durability?: Durability;
     pending_transactions_max?: number;
-    /** The built-in EVM app (Ethereum JSON-RPC at /app/evm); absent = not installed. */
-    evm?: { chain_id: number; genesis?: { address: string; balance_wei: string }[] };
+    /**
+     * The built-in EVM app (Ethereum JSON-RPC at /app/evm): `{}` installs it, absent = not
+     * installed. Its chain id and genesis allocation are set by governance (set_evm_genesis).
+     */
+    evm?: Record<string, never>;
     /** Per-call limits of the sandboxed JavaScript runtime (constitution, ballots). */
     js_time_limit_ms?: number;
     js_memory_limit_mib?: number;
+    /** Consensus timing: a primary is presumed dead after election_timeout of silence. */
+    consensus?: { tick?: string | number; election_timeout?: string | number; heartbeat?: string | number };
+    /** Virtual platform only: the host data this node reports (hex; default: SHA-256 of ""). */
+    virtual_host_data?: string;
+    /** Attestation format this node claims; anything but "Insecure_Virtual" cannot be produced here (tests use it). */
+    attestation_format?: string;
   };
 }
 
@@ -54,6 +64,12 @@ export interface ResolvedConfig {
   nodeCertificate: { subjectName: string; ipAddresses: string[]; dnsNames: string[] };
   command: NodeConfigFile["command"]["type"];
   serviceCertificateFile: string;
+  /** Node-to-node channel address (needed by every node of a multi-node service). */
+  nodeToNode: { host: string; port: number } | undefined;
+  join: { targetHost: string; targetPort: number; retryMs: number } | undefined;
+  consensus: { tickMs: number; electionTimeoutMs: number; heartbeatMs: number };
+  virtualHostData: string;
+  attestationFormat: string;
   genesis: {
     members: { certificateFile: string; encryptionPublicKeyFile?: string; dataJsonFile?: string }[];
     constitutionFiles: string[];
@@ -61,7 +77,8 @@ export interface ResolvedConfig {
   };
   jsTimeLimitMs: number;
   jsMemoryLimitMiB: number;
-  evm: { chainId: number; genesis: { address: string; balanceWei: string }[] } | undefined;
+  /** Whether the EVM app is installed (`coco.evm` present). */
+  evm: Record<string, never> | undefined;
   ledgerDirectory: string;
   ledgerChunkBytes: number;
   signatureTxCount: number;
@@ -131,11 +148,36 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
   if (type !== "Start" && type !== "Join" && type !== "Recover") {
     throw invalid("command.type", `expected "Start", "Join" or "Recover", got ${JSON.stringify(type)}`);
   }
-  if (type !== "Start") {
-    throw invalid("command.type", `"${type}" needs a multi-node network, which this version of Coco does not run yet; use "Start"`);
+  if (type === "Recover") {
+    throw invalid("command.type", `"Recover" (disaster recovery from a ledger) is not built yet; use "Start" or "Join"`);
   }
   const members = file.command.start?.members ?? [];
-  if (members.length === 0) throw invalid("command.start.members", "a new service needs at least one member certificate");
+  if (type === "Start" && members.length === 0) throw invalid("command.start.members", "a new service needs at least one member certificate");
+  let join: ResolvedConfig["join"];
+  if (type === "Join") {
+    const target = file.command.join?.target_rpc_address;
+    if (typeof target !== "string") throw invalid("command.join.target_rpc_address", "a joining node needs the address of a node of the service");
+    const { host: targetHost, port: targetPort } = parseAddress(target, "command.join.target_rpc_address");
+    const retryMs = file.command.join?.retry_timeout !== undefined ? parseDuration(file.command.join.retry_timeout, "command.join.retry_timeout") : 1000;
+    join = { targetHost, targetPort, retryMs };
+    if (file.command.service_certificate_file === undefined) {
+      throw invalid("command.service_certificate_file", "a joining node needs the certificate of the service it joins");
+    }
+  }
+  const n2n = file.network?.node_to_node_interface?.bind_address;
+  if (type === "Join" && n2n === undefined) throw invalid("network.node_to_node_interface.bind_address", "a joining node needs a node-to-node address");
+  const nodeToNode = n2n !== undefined ? parseAddress(n2n, "network.node_to_node_interface.bind_address") : undefined;
+  const c = file.coco?.consensus ?? {};
+  const consensus = {
+    tickMs: c.tick !== undefined ? parseDuration(c.tick, "coco.consensus.tick") : 20,
+    electionTimeoutMs: c.election_timeout !== undefined ? parseDuration(c.election_timeout, "coco.consensus.election_timeout") : 1000,
+    heartbeatMs: c.heartbeat !== undefined ? parseDuration(c.heartbeat, "coco.consensus.heartbeat") : 100,
+  };
+  if (consensus.heartbeatMs < consensus.tickMs || consensus.electionTimeoutMs < 2 * consensus.heartbeatMs) {
+    throw invalid("coco.consensus", "expected tick <= heartbeat and election_timeout >= 2 × heartbeat");
+  }
+  const virtualHostData = file.coco?.virtual_host_data ?? "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  if (!/^[0-9a-f]{64}$/.test(virtualHostData)) throw invalid("coco.virtual_host_data", "expected 64 lowercase hex characters (a SHA-256)");
   const sans = file.node_certificate?.subject_alt_names ?? ["iPAddress:127.0.0.1", "dNSName:localhost"];
   const ipAddresses: string[] = [];
   const dnsNames: string[] = [];
@@ -168,6 +210,11 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     nodeCertificate: { subjectName: file.node_certificate?.subject_name ?? "CN=CCF Node", ipAddresses, dnsNames },
     command: type,
     serviceCertificateFile: at(file.command.service_certificate_file ?? "service_cert.pem"),
+    nodeToNode,
+    join,
+    consensus,
+    virtualHostData,
+    attestationFormat: file.coco?.attestation_format ?? "Insecure_Virtual",
     genesis: {
       members: members.map((m, i) => {
         if (typeof m.certificate_file !== "string") throw invalid(`command.start.members[${i}].certificate_file`, "missing");
@@ -197,15 +244,17 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
   };
 }
 
-function resolveEvm(evm: NonNullable<NodeConfigFile["coco"]>["evm"]): ResolvedConfig["evm"] {
+function resolveEvm(evm: unknown): ResolvedConfig["evm"] {
   if (evm === undefined) return undefined;
-  if (!Number.isSafeInteger(evm.chain_id) || evm.chain_id <= 0) throw invalid("coco.evm.chain_id", "expected a positive integer chain id");
-  const genesis = (evm.genesis ?? []).map((g, i) => {
-    if (typeof g.address !== "string" || !/^0x[0-9a-fA-F]{40}$/.test(g.address)) throw invalid(`coco.evm.genesis[${i}].address`, "expected a 0x-prefixed 20-byte hex address");
-    if (typeof g.balance_wei !== "string" || !/^(0x[0-9a-fA-F]+|\d+)$/.test(g.balance_wei)) throw invalid(`coco.evm.genesis[${i}].balance_wei`, "expected a decimal or 0x-hex string of wei");
-    return { address: g.address, balanceWei: g.balance_wei };
-  });
-  return { chainId: evm.chain_id, genesis };
+  if (typeof evm !== "object" || evm === null || Array.isArray(evm)) throw invalid("coco.evm", "expected an object ({} installs the EVM app)");
+  for (const field of Object.keys(evm)) {
+    if (field === "chain_id" || field === "genesis") {
+      throw invalid(`coco.evm.${field}`, "the chain id and genesis allocation are set by governance now: remove them here and have "
+        + "the consortium accept a set_evm_genesis proposal (docs/evm.md)");
+    }
+    throw invalid(`coco.evm.${field}`, "unknown setting ({} installs the EVM app)");
+  }
+  return {};
 }
 
 export function loadConfigFile(path: string): ResolvedConfig {

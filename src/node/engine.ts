@@ -1,11 +1,14 @@
 // The transaction engine: the single path every write takes on its way into the ledger.
+// On the primary:
 //   KV commit -> write set -> ledger entry (private domain encrypted) -> Merkle leaf
-//   -> buffered ledger append -> (group commit: one write + one fsync for many entries)
+//   -> proposed to consensus (the replication shell persists and replicates it)
 // Every `signatureDelayMs` or `signatureTxCount` transactions it appends a signature
-// transaction signing the Merkle root with the node key; once that signature is durable it is
-// the new commit point (single node: the node itself is the majority).
+// transaction signing the Merkle root with the node key. Consensus decides commit: a signature
+// persisted by a majority of the configuration commits everything up to it.
+// On a backup, entries arrive from the primary and are applied through `applyReplicated`
+// (decrypt, KV apply, Merkle leaf; signatures are checked against the local Merkle root).
 import { EventEmitter } from "node:events";
-import { sha256, sha256Triple, signDigest } from "../crypto/index.js";
+import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, sha256Triple, signDigest, verifyDigest } from "../crypto/index.js";
 import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
 import { LedgerSecrets, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, writeSetDigest } from "../ledger/index.js";
@@ -17,8 +20,26 @@ export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
 
 const ZERO_DIGEST = Buffer.alloc(32);
 
+/** Where the primary's new ledger entries go: the replication shell proposes them to consensus. */
+export interface EntrySink {
+  propose(entry: Buffer, seqno: number, isSignature: boolean, config: readonly string[] | undefined): void;
+}
+
+/** A ledger entry as consensus sees it after a replay (view = term, seqno = index). */
+export interface ReplayedEntry {
+  readonly term: number;
+  readonly index: number;
+  readonly isSignature: boolean;
+  readonly config?: readonly string[];
+  readonly payload: Buffer;
+}
+
+/** The map whose write marks a reconfiguration transaction (value: the JSON voter list). */
+export const RAFT_CONFIGURATION_MAP = "public:ccf.internal.consensus_configuration";
+
 export interface EngineOptions {
   nodeId: string;
+  serviceCertPem: string;
   nodePrivateKeyPem: string;
   nodeCertPem: string;
   ledgerSecrets: readonly LedgerSecretVersion[];
@@ -35,7 +56,7 @@ export class TransactionEngine extends EventEmitter {
   private readonly views = new ViewHistory();
   private readonly secrets: LedgerSecrets;
   private readonly commitEvidence: CommitEvidence;
-  private view = 1;
+  private view = 0;
   private lastSeqno = 0;
   private commitSeqno = 0;
   private txSinceSignature = 0;
@@ -43,7 +64,11 @@ export class TransactionEngine extends EventEmitter {
   private flushing = false;
   private closed = false;
   private failure: Error | undefined;
-  private batch: { writeSet: WriteSet; isSignature: boolean; claimsDigest: Buffer }[] = [];
+  private primary = false;
+  private sink: EntrySink | undefined;
+  private batch: { writeSet: WriteSet; isSignature: boolean; claimsDigest: Buffer; config?: readonly string[] }[] = [];
+  /** Node certificates already checked to be endorsed by the service (signature records carry them). */
+  private readonly endorsedCerts = new Map<string, string>();
 
   constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
@@ -53,6 +78,9 @@ export class TransactionEngine extends EventEmitter {
   }
 
   get currentView(): number { return this.view; }
+  get isPrimary(): boolean { return this.primary; }
+  get lastSeqnoLocal(): number { return this.lastSeqno; }
+  setSink(sink: EntrySink): void { this.sink = sink; }
   get lastTxId(): TxId { return { view: this.views.viewAt(this.lastSeqno) ?? this.view, seqno: this.lastSeqno }; }
   get commitTxId(): TxId { return { view: this.views.viewAt(this.commitSeqno) ?? 0, seqno: this.commitSeqno }; }
   get lastSignedSeqno(): number { return this.signatures.last?.seqno ?? 0; }
@@ -65,64 +93,140 @@ export class TransactionEngine extends EventEmitter {
   get lastSignatureRoot(): string { return this.signatures.last?.root ?? ""; }
 
   /**
-   * Rebuilds state from the entries read back from the ledger at start-up, then drops the
-   * uncommitted tail (everything after the last signature: never reported Committed) and
-   * starts a new view above every view in the ledger, so no (view, seqno) is ever reused.
+   * Rebuilds state from the entries read back from the ledger at start-up and returns them as
+   * consensus entries. Nothing is assumed committed: consensus decides (a single node commits
+   * them again with its first signature of the new view; a backup learns it from the primary).
    */
-  async recover(entries: readonly Buffer[], persistedView: number): Promise<void> {
-    let maxView = persistedView;
+  replay(entries: readonly Buffer[]): ReplayedEntry[] {
+    const replayed: ReplayedEntry[] = [];
     const progressEvery = 100_000;
     for (const bytes of entries) {
       if (this.lastSeqno > 0 && this.lastSeqno % progressEvery === 0) {
         this.options.logger.info({ replayed: this.lastSeqno, total: entries.length }, "replaying the ledger");
       }
-      const entry = decodeEntry(bytes);
-      assert(entry.seqno === this.lastSeqno + 1, `ledger entries are contiguous (expected ${this.lastSeqno + 1}, found ${entry.seqno})`);
-      const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : Buffer.alloc(0);
-      this.store.applySerialised(entry.seqno, entry.publicDomain, privatePlain);
-      this.tree.append(sha256Triple(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest));
-      this.views.note(entry.view, entry.seqno);
-      this.lastSeqno = entry.seqno;
-      if (entry.view > maxView) maxView = entry.view;
-      if (entry.isSignature) {
-        const value = this.signatureFromDomain(entry.publicDomain);
-        if (value) this.signatures.add(value);
+      replayed.push(this.applyEntry(bytes, false));
+    }
+    return replayed;
+  }
+
+  /** Applies one entry to the KV store, Merkle tree and indexes; returns it as consensus sees it. */
+  private applyEntry(bytes: Buffer, verify: boolean): ReplayedEntry {
+    const entry = decodeEntry(bytes);
+    assert(entry.seqno === this.lastSeqno + 1, `ledger entries are contiguous (expected ${this.lastSeqno + 1}, found ${entry.seqno})`);
+    const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : Buffer.alloc(0);
+    let config: readonly string[] | undefined;
+    let signature: SignatureRecord | undefined;
+    for (const map of deserialiseDomain(entry.publicDomain).maps) {
+      if (map.name === SIGNATURES_MAP) {
+        for (const [, value] of map.writes) if (value) signature = decodeSignature(value);
+      } else if (map.name === RAFT_CONFIGURATION_MAP) {
+        for (const [, value] of map.writes) if (value) config = JSON.parse(value.toString("utf8")) as string[];
       }
     }
-    const lastSignature = this.signatures.last?.seqno ?? 0;
-    if (lastSignature < this.lastSeqno) {
-      this.options.logger.warn({ from: lastSignature + 1, to: this.lastSeqno }, "dropping uncommitted ledger tail after the last signature");
-      await this.rollback(lastSignature);
-    }
-    this.commitSeqno = lastSignature;
-    if (this.commitSeqno > 0) await this.ledger.commit(this.commitSeqno);
-    this.store.compact(this.commitSeqno);
-    this.view = maxView + 1;
+    if (signature && verify) this.verifySignature(signature, entry.seqno);
+    this.store.applySerialised(entry.seqno, entry.publicDomain, privatePlain);
+    this.tree.append(sha256Triple(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest));
+    this.views.note(entry.view, entry.seqno);
+    this.lastSeqno = entry.seqno;
+    if (entry.isSignature && signature) this.signatures.add(signature);
+    return { term: entry.view, index: entry.seqno, isSignature: entry.isSignature, ...(config ? { config } : {}), payload: bytes };
   }
 
-  private signatureFromDomain(publicDomain: Buffer): SignatureRecord | undefined {
-    for (const map of deserialiseDomain(publicDomain).maps) {
-      if (map.name !== SIGNATURES_MAP) continue;
-      for (const [, value] of map.writes) if (value) return decodeSignature(value);
+  /** A backup checks every signature transaction: the primary's root must be ours, signed by an endorsed node. */
+  private verifySignature(record: SignatureRecord, seqno: number): void {
+    const root = this.tree.root();
+    if (record.seqno !== seqno || record.root !== root.toString("hex")) {
+      throw new CocoError("ReplicationDiverged",
+        `Signature transaction ${seqno} signs root ${record.root} but this node's Merkle root is ${root.toString("hex")}: the ledgers diverged.`, 500);
     }
-    return undefined;
+    let publicKey = this.endorsedCerts.get(record.cert);
+    if (publicKey === undefined) {
+      if (!isCertificateIssuedBy(record.cert, this.options.serviceCertPem)) {
+        throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} carries a node certificate not endorsed by the service.`, 500);
+      }
+      publicKey = publicKeyPemFromCertificate(record.cert);
+      if (nodeIdFromPublicKey(publicKey) !== record.node) {
+        throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} names node ${record.node} but carries another node's certificate.`, 500);
+      }
+      if (this.endorsedCerts.size > 64) this.endorsedCerts.clear();
+      this.endorsedCerts.set(record.cert, publicKey);
+    }
+    if (!verifyDigest(publicKey, root, Buffer.from(record.sig, "base64"))) {
+      throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} from node ${record.node} does not verify.`, 500);
+    }
   }
 
-  private async rollback(seqno: number): Promise<void> {
+  /** Drops every entry after `seqno` (never a committed one): consensus rolled them back. */
+  rollback(seqno: number): void {
+    if (seqno >= this.lastSeqno) return;
     assert(seqno >= this.commitSeqno, "never roll back committed transactions");
+    assert(this.batch.length === 0, "the batch is drained before a rollback");
+    this.options.logger.warn({ from: seqno + 1, to: this.lastSeqno }, "rolling back uncommitted transactions");
     this.store.rollback(seqno);
     this.tree.retract(seqno);
     this.signatures.truncate(seqno);
     this.views.truncate(seqno);
     this.secrets.truncate(seqno);
-    await this.ledger.truncate(seqno);
+    this.ledger.truncate(seqno).catch((error) => this.fail(error as Error));
     this.lastSeqno = seqno;
   }
 
-  start(): void {
+  /** This node leads `view` from now on: it executes transactions and signs. */
+  becomePrimary(view: number): void {
+    assert(view >= this.view, "views only grow");
+    this.view = view;
+    this.primary = true;
+    this.txSinceSignature = 0;
+    if (this.signatureTimer) clearInterval(this.signatureTimer);
     this.signatureTimer = setInterval(() => {
       if (this.txSinceSignature > 0) this.emitSignature();
     }, this.options.signatureDelayMs);
+    this.signatureTimer.unref();
+  }
+
+  /** Another node leads (or none does): stop executing writes and signing. */
+  becomeBackup(view: number): void {
+    this.drain();
+    if (view > this.view) this.view = view;
+    this.primary = false;
+    if (this.signatureTimer) clearInterval(this.signatureTimer);
+    this.signatureTimer = undefined;
+  }
+
+  /** Backup: applies an entry replicated by the primary (its signatures are verified). */
+  applyReplicated(bytes: Buffer): ReplayedEntry {
+    return this.applyEntry(bytes, true);
+  }
+
+  /** Writes an entry (own or replicated) to the ledger; durability is reported by the flush loop. */
+  persist(entry: Buffer, seqno: number, isSignature: boolean): void {
+    this.ledger.append(entry, seqno, isSignature);
+    if (!this.flushing) {
+      this.flushing = true;
+      void this.flushLoop();
+    }
+  }
+
+  /** Consensus committed everything up to `seqno` (always a signature). */
+  advanceCommit(seqno: number): void {
+    if (seqno <= this.commitSeqno) return;
+    assert(seqno <= this.lastSeqno, "commit never passes the local log");
+    this.commitSeqno = seqno;
+    this.store.compact(seqno);
+    this.ledger.commit(seqno).catch((error) => this.options.logger.warn({ err: error }, "could not mark ledger chunks committed"));
+    this.emit("commit", seqno);
+  }
+
+  /** Turns the pending batch into proposals now (before consensus takes any other input). */
+  drain(): void {
+    this.appendBatch();
+  }
+
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.options.logger.error({ err: error }, "ledger write failed; the node stops accepting writes");
+    this.emit("failure", error);
   }
 
   /**
@@ -131,16 +235,38 @@ export class TransactionEngine extends EventEmitter {
    * Merkle leaf, ledger append) happens for the whole batch of the event-loop turn at once.
    */
   commit(tx: Transaction, claimsDigest: Buffer = ZERO_DIGEST): TxId {
-    if (this.failure) throw new CocoError("ServiceUnavailable", "The node's ledger failed; it accepts no more writes.", 503);
-    if (this.lastSeqno - this.commitSeqno >= this.options.pendingTransactionsMax) {
-      throw new CocoError("TooManyPendingTransactions",
-        `More than ${this.options.pendingTransactionsMax} transactions are waiting to be committed; retry shortly.`, 503);
-    }
+    this.checkWritable();
     const seqno = this.lastSeqno + 1;
     const writeSet = this.store.commit(tx, seqno);
     this.enqueue(writeSet, false, claimsDigest);
     if (++this.txSinceSignature >= this.options.signatureTxCount) this.emitSignature();
     return { view: this.view, seqno };
+  }
+
+  /**
+   * Commits a reconfiguration transaction (it writes RAFT_CONFIGURATION_MAP): proposed to
+   * consensus at once, as the new voter set. The caller checked consensus would accept it.
+   */
+  commitReconfiguration(tx: Transaction, voters: readonly string[]): TxId {
+    this.checkWritable();
+    this.drain();
+    const seqno = this.lastSeqno + 1;
+    const writeSet = this.store.commit(tx, seqno);
+    this.batch.push({ writeSet, isSignature: false, claimsDigest: ZERO_DIGEST, config: voters });
+    this.views.note(this.view, seqno);
+    this.lastSeqno = seqno;
+    this.txSinceSignature++;
+    this.drain();
+    return { view: this.view, seqno };
+  }
+
+  private checkWritable(): void {
+    if (this.failure) throw new CocoError("ServiceUnavailable", "The node's ledger failed; it accepts no more writes.", 503);
+    if (!this.primary) throw new CocoError("NotPrimary", "This node is not the primary; the request should have been forwarded to it.", 503);
+    if (this.lastSeqno - this.commitSeqno >= this.options.pendingTransactionsMax) {
+      throw new CocoError("TooManyPendingTransactions",
+        `More than ${this.options.pendingTransactionsMax} transactions are waiting to be committed; retry shortly.`, 503);
+    }
   }
 
   private enqueue(writeSet: WriteSet, isSignature: boolean, claimsDigest: Buffer): void {
@@ -158,8 +284,10 @@ export class TransactionEngine extends EventEmitter {
     const view = this.view;
     const first = batch[0]!.writeSet.seqno;
     const nonces = this.commitEvidence.nonces(view, first, batch.length);
+    const sink = this.sink;
+    assert(sink !== undefined, "an entry sink is set before the first transaction");
     for (let i = 0; i < batch.length; i++) {
-      const { writeSet, isSignature, claimsDigest } = batch[i]!;
+      const { writeSet, isSignature, claimsDigest, config } = batch[i]!;
       const seqno = writeSet.seqno;
       const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
       const commitEvidenceDigest = CommitEvidence.digest(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
@@ -167,20 +295,13 @@ export class TransactionEngine extends EventEmitter {
         view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
       }, this.secrets.forSeqno(seqno));
       this.tree.append(sha256Triple(writeSetDigest(entry), commitEvidenceDigest, claimsDigest));
-      this.ledger.append(entry, seqno, isSignature);
-    }
-    // Ship the batch to the ledger at once rather than a loop turn later: under load a turn
-    // takes tens of milliseconds, and every turn on the way to a durable signature is
-    // commit latency. Flushes stay serialised, so batches still group while one is in flight.
-    if (!this.flushing) {
-      this.flushing = true;
-      void this.flushLoop();
+      sink.propose(entry, seqno, isSignature, config);
     }
   };
 
   /** Appends a signature transaction over the Merkle root of everything before it. */
   emitSignature(): void {
-    if (this.closed || this.failure) return;
+    if (this.closed || this.failure || !this.primary) return;
     this.txSinceSignature = 0;
     this.appendBatch(); // the root must cover every transaction before the signature
     const seqno = this.lastSeqno + 1;
@@ -213,6 +334,12 @@ export class TransactionEngine extends EventEmitter {
     this.secrets.add(afterSeqno + 1, raw);
   }
 
+  /** A ledger secret learnt from the ledger or the join response, used from `fromSeqno` on. */
+  addLedgerSecret(fromSeqno: number, raw: Buffer): void {
+    if (this.secrets.list().some((v) => v.fromSeqno === fromSeqno)) return;
+    this.secrets.add(fromSeqno, raw);
+  }
+
   get ledgerSecrets(): LedgerSecretVersion[] {
     return this.secrets.list();
   }
@@ -222,12 +349,10 @@ export class TransactionEngine extends EventEmitter {
     try {
       while (this.ledger.durableSeqno < this.ledger.lastSeqno) {
         const durable = await this.ledger.flush();
-        this.onDurable(durable);
+        this.emit("durable", durable);
       }
     } catch (error) {
-      this.failure = error as Error;
-      this.options.logger.error({ err: error }, "ledger write failed; the node stops accepting writes");
-      this.emit("failure", error);
+      this.fail(error as Error);
     } finally {
       this.flushing = false;
     }
@@ -235,15 +360,6 @@ export class TransactionEngine extends EventEmitter {
       this.flushing = true;
       setImmediate(() => void this.flushLoop());
     }
-  }
-
-  private onDurable(durableSeqno: number): void {
-    const signature = this.signatures.atOrBelow(durableSeqno);
-    if (!signature || signature.seqno <= this.commitSeqno) return;
-    this.commitSeqno = signature.seqno;
-    this.store.compact(this.commitSeqno);
-    this.ledger.commit(this.commitSeqno).catch((error) => this.options.logger.warn({ err: error }, "could not mark ledger chunks committed"));
-    this.emit("commit", this.commitSeqno);
   }
 
   status(view: number, seqno: number): TxStatus {
@@ -295,14 +411,30 @@ export class TransactionEngine extends EventEmitter {
     };
   }
 
-  /** Stops signing, writes a final signature so the tail commits, and flushes the ledger. */
+  /**
+   * One committed transaction as its ledger entry holds it, private domain decrypted: what
+   * historical queries (src/node/historical.ts) rebuild a read-only store from, as CCF does.
+   */
+  async readEntry(seqno: number): Promise<{
+    view: number; seqno: number; isSignature: boolean; publicDomain: Buffer; privatePlain: Buffer; claimsDigest: Buffer;
+  }> {
+    if (!Number.isSafeInteger(seqno) || seqno < 1 || seqno > this.commitSeqno) {
+      throw new CocoError("TransactionPendingOrUnknown", `Seqno ${seqno} is not committed on this node (commit seqno ${this.commitSeqno}).`, 404);
+    }
+    const entry = decodeEntry(await this.ledger.read(seqno));
+    assert(entry.seqno === seqno, `ledger read of seqno ${seqno} returned seqno ${entry.seqno}`);
+    const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(seqno)) : Buffer.alloc(0);
+    return { view: entry.view, seqno, isSignature: entry.isSignature, publicDomain: entry.publicDomain, privatePlain, claimsDigest: entry.claimsDigest };
+  }
+
+  /** Stops signing, writes a final signature (primary) and flushes the ledger. */
   async close(): Promise<void> {
     if (this.signatureTimer) clearInterval(this.signatureTimer);
-    if (this.txSinceSignature > 0) this.emitSignature();
-    this.closed = true;
+    if (this.primary && this.txSinceSignature > 0) this.emitSignature();
     this.appendBatch();
+    this.closed = true;
     while (!this.failure && this.ledger.durableSeqno < this.ledger.lastSeqno) {
-      this.onDurable(await this.ledger.flush());
+      this.emit("durable", await this.ledger.flush());
     }
   }
 }

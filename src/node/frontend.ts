@@ -31,7 +31,22 @@ export interface CommitActions {
   committed(seqno: number): void;
 }
 
+/** How a backup hands requests to the primary (see forwarding.ts). */
+export interface RequestForwarding {
+  /** Whether this node is the primary now. */
+  isPrimary(): boolean;
+  forward(request: RpcRequest): Promise<RpcResponse>;
+}
+
+function mustForward(endpoint: EndpointDefinition): boolean {
+  const forwarding = endpoint.forwarding ?? "sometimes";
+  return forwarding === "always" || (forwarding === "sometimes" && endpoint.mode === "readwrite");
+}
+
 export class Frontend {
+  /** Set once the node has channels: requests that need the primary go there from a backup. */
+  forwarding: RequestForwarding | undefined;
+
   constructor(
     private readonly registry: EndpointRegistry,
     private readonly engine: TransactionEngine,
@@ -51,18 +66,31 @@ export class Frontend {
     }
   }
 
-  readonly dispatch = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => {
+  readonly dispatch = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => this.route(request, true);
+
+  /** Runs a request forwarded by a backup: here, never forwarded again. */
+  readonly dispatchLocal = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => this.route(request, false);
+
+  private route(request: RpcRequest, mayForward: boolean): RpcResponse | Promise<RpcResponse> {
     if (request.path.startsWith("/app/") && !this.isOpen()) {
       throw new CocoError(ErrorCodes.FrontendNotOpen,
         "Frontend is not open: the service opens once members accept a transition_service_to_open proposal.", 404);
     }
     if (this.appRouter !== undefined && request.path.startsWith("/app/")) {
       const match = this.appRouter.tryRoute(request.method, request.path);
-      if (match !== undefined) return this.run(match.endpoint, match.params, request, 0);
+      if (match !== undefined) return this.runOrForward(match.endpoint, match.params, request, mayForward);
     }
     const { endpoint, params } = this.registry.route(request.method, request.path);
+    return this.runOrForward(endpoint, params, request, mayForward);
+  }
+
+  private runOrForward(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, mayForward: boolean): RpcResponse | Promise<RpcResponse> {
+    const forwarding = this.forwarding;
+    if (mayForward && forwarding !== undefined && !forwarding.isPrimary() && mustForward(endpoint)) {
+      return forwarding.forward(request);
+    }
     return this.run(endpoint, params, request, 0);
-  };
+  }
 
   private run(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, attempt: number): RpcResponse | Promise<RpcResponse> {
     const tx = this.engine.store.begin();
@@ -79,8 +107,9 @@ export class Frontend {
     const status = result.status ?? 200;
     const headers: Record<string, string> = result.headers ?? {};
     let txid: string;
-    // As in CCF, a handler's writes are applied only when it answers with a success status.
-    if (tx.hasWrites && status >= 200 && status < 300) {
+    // As in CCF, a handler's writes are applied when it answers with a success status, unless
+    // it said otherwise (`ccf.rpc.setApplyWrites`).
+    if (tx.hasWrites && (result.applyWrites ?? (status >= 200 && status < 300))) {
       if (endpoint.mode === "readonly") {
         throw new CocoError(ErrorCodes.InternalError, `Read-only endpoint ${endpoint.method} ${endpoint.path} attempted to write; its writes were discarded.`, 500);
       }

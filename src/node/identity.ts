@@ -8,9 +8,10 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join, dirname } from "node:path";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import {
-  AesGcmKey, createNodeCertificate, createServiceCertificate, generateEcP384KeyPair,
-  hkdfSha256, nodeIdFromPublicKey, randomBytes, type KeyPairPem,
+  AesGcmKey, createCertificateSigningRequest, createIdentityCertificate, createNodeCertificate, createServiceCertificate,
+  generateEcP384KeyPair, generateRsaEncryptionKeyPair, hkdfSha256, nodeIdFromPublicKey, randomBytes, type KeyPairPem,
 } from "../crypto/index.js";
+import type { JoinResult, JoinerIdentity } from "./join.js";
 import { CocoError } from "../util/index.js";
 import type { LedgerSecretVersion } from "../ledger/index.js";
 import type { ResolvedConfig } from "./config.js";
@@ -19,6 +20,8 @@ export interface NodeIdentity {
   readonly nodeId: string;
   readonly nodeKeys: KeyPairPem;
   readonly nodeCertPem: string;
+  /** RSA key pair other nodes wrap secrets to (ledger secrets after a rekey). */
+  readonly encryptionKeys: KeyPairPem;
   readonly serviceKeys: KeyPairPem;
   readonly serviceCertPem: string;
   /** Every ledger secret of the service, each with the first seqno it encrypts. */
@@ -36,6 +39,53 @@ interface SealedSecrets {
 }
 
 const SEALED_FILE = "sealed_secrets.json";
+const ENCRYPTION_KEY_FILE = "node_encryption.key";
+
+function loadOrCreateEncryptionKeys(workspace: string): KeyPairPem {
+  const file = join(workspace, ENCRYPTION_KEY_FILE);
+  if (existsSync(file)) {
+    const privateKeyPem = readFileSync(file, "utf8");
+    return { privateKeyPem, publicKeyPem: createPublicKey(privateKeyPem).export({ format: "pem", type: "spki" }).toString() };
+  }
+  const keys = generateRsaEncryptionKeyPair();
+  writeFileAtomic(file, keys.privateKeyPem, 0o600);
+  return keys;
+}
+
+/** True when this workspace already holds a node identity (a restart rather than a first start). */
+export function hasIdentity(config: ResolvedConfig): boolean {
+  return existsSync(join(config.workspace, "node.key")) && existsSync(join(config.workspace, SEALED_FILE));
+}
+
+/** A joining node's fresh keys, self-signed certificate (for the join call) and CSR. */
+export async function createJoinerIdentity(config: ResolvedConfig): Promise<JoinerIdentity> {
+  const nodeKeys = generateEcP384KeyPair();
+  const selfSignedCertPem = await createIdentityCertificate(nodeKeys, config.nodeCertificate.subjectName);
+  const csrPem = await createCertificateSigningRequest(nodeKeys, {
+    commonName: config.nodeCertificate.subjectName,
+    ipAddresses: config.nodeCertificate.ipAddresses,
+    dnsNames: config.nodeCertificate.dnsNames,
+  });
+  return { nodeKeys, selfSignedCertPem, csrPem, encryptionKeys: generateRsaEncryptionKeyPair() };
+}
+
+/** Persists what a join brought (the service key and ledger secrets sealed), then returns the identity. */
+export function saveJoinedIdentity(config: ResolvedConfig, joiner: JoinerIdentity, result: JoinResult, serviceCertPem: string): NodeIdentity {
+  writeFileAtomic(join(config.workspace, ENCRYPTION_KEY_FILE), joiner.encryptionKeys.privateKeyPem, 0o600);
+  writeFileAtomic(join(config.workspace, "node.pem"), result.endorsedCertPem, 0o644);
+  seal(join(config.workspace, SEALED_FILE), joiner.nodeKeys, {
+    service_private_key_pem: result.serviceKeys.privateKeyPem,
+    service_public_key_pem: result.serviceKeys.publicKeyPem,
+    ledger_secret: result.ledgerSecrets[0]!.raw.toString("base64"),
+    ledger_secrets: result.ledgerSecrets.map((v) => ({ from_seqno: v.fromSeqno, secret: v.raw.toString("base64") })),
+  });
+  // node.key last: its presence (with the sealed file) marks the join as complete.
+  writeFileAtomic(join(config.workspace, "node.key"), joiner.nodeKeys.privateKeyPem, 0o600);
+  return {
+    nodeId: result.nodeId, nodeKeys: joiner.nodeKeys, nodeCertPem: result.endorsedCertPem, encryptionKeys: joiner.encryptionKeys,
+    serviceKeys: result.serviceKeys, serviceCertPem, ledgerSecrets: result.ledgerSecrets, isNewService: false,
+  };
+}
 const SEAL_SALT = Buffer.from("coco-virtual-sealing-v1");
 
 function sealingKey(nodePrivateKeyPem: string): AesGcmKey {
@@ -98,6 +148,7 @@ export async function loadOrCreateIdentity(config: ResolvedConfig, ledgerHasEntr
       nodeId: nodeIdFromPublicKey(publicKeyPem),
       nodeKeys,
       nodeCertPem: readFileSync(certFile, "utf8"),
+      encryptionKeys: loadOrCreateEncryptionKeys(config.workspace),
       serviceKeys: { privateKeyPem: secrets.service_private_key_pem, publicKeyPem: secrets.service_public_key_pem },
       serviceCertPem: readFileSync(config.serviceCertificateFile, "utf8"),
       ledgerSecrets: secrets.ledger_secrets?.map((v) => ({ fromSeqno: v.from_seqno, raw: Buffer.from(v.secret, "base64") }))
@@ -130,7 +181,7 @@ export async function loadOrCreateIdentity(config: ResolvedConfig, ledgerHasEntr
   });
   writeFileAtomic(config.serviceCertificateFile, serviceCertPem, 0o644);
   return {
-    nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem), nodeKeys, nodeCertPem, serviceKeys, serviceCertPem,
+    nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem), nodeKeys, nodeCertPem, encryptionKeys: loadOrCreateEncryptionKeys(config.workspace), serviceKeys, serviceCertPem,
     ledgerSecrets: [{ fromSeqno: 1, raw: ledgerSecret }], isNewService: true,
   };
 }

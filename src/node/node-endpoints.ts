@@ -14,6 +14,16 @@ export interface NodeInfo {
   rpcAddress: () => string;
   startupSeqno: number;
   serviceStatus: () => string;
+  consensus: () => { role: string; primaryId: string | undefined; term: number; voters: readonly string[]; commit: number; last: number };
+}
+
+const NODES_INFO = "public:ccf.gov.nodes.info";
+
+interface StoredNode {
+  status: string;
+  node_data?: unknown;
+  rpc_interfaces?: Record<string, { bind_address: string; published_address?: string }>;
+  node_to_node_interface?: { bind_address: string; published_address?: string };
 }
 
 function txIdFromQuery(ctx: EndpointContext): { view: number; seqno: number } {
@@ -62,26 +72,76 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
     node_version: process.version,
     unsafe: false,
   }));
-  get("/node/network", "The service's identity, status and current view", () => ({
+  get("/node/network", "The service's identity, status, current view and primary", () => ({
     service_certificate: info.serviceCertPem,
     service_status: info.serviceStatus(),
     current_view: engine.currentView,
-    primary_id: info.nodeId,
+    primary_id: info.consensus().primaryId ?? null,
     recovery_count: 0,
     service_data: null,
     current_service_create_txid: "1.1",
   }));
-  const nodeEntry = () => ({
-    node_id: info.nodeId,
-    status: "Trusted",
-    primary: true,
-    rpc_interfaces: { [info.rpcInterfaceName]: { bind_address: info.rpcAddress(), published_address: info.rpcAddress() } },
-    node_data: null,
-    last_written: engine.lastTxId.seqno,
+  // Every node CCF knows (nodes.info), with whether it is the primary and in the configuration.
+  const nodes = (ctx: EndpointContext) => {
+    const c = info.consensus();
+    const out: Record<string, unknown>[] = [];
+    ctx.tx.forEach(NODES_INFO, (value, key) => {
+      const nodeId = key.toString("utf8");
+      const stored = JSON.parse(value.toString("utf8")) as StoredNode;
+      const rpc = stored.rpc_interfaces ?? {};
+      out.push({
+        node_id: nodeId,
+        status: stored.status,
+        primary: nodeId === c.primaryId,
+        in_configuration: c.voters.includes(nodeId),
+        rpc_interfaces: Object.fromEntries(Object.entries(rpc).map(([name, i]) => [name, { bind_address: i.bind_address, published_address: i.published_address ?? i.bind_address }])),
+        node_to_node_interface: stored.node_to_node_interface ?? null,
+        node_data: stored.node_data ?? null,
+        ...(nodeId === info.nodeId ? { last_written: engine.lastTxId.seqno } : {}),
+      });
+    });
+    return out;
+  };
+  get("/node/network/nodes", "The nodes of the network, their status and which is primary", (ctx) => {
+    const q = parseQuery(ctx.request.query);
+    let list = nodes(ctx);
+    if (q["status"] !== undefined) list = list.filter((n) => n["status"] === q["status"]);
+    return { nodes: list };
   });
-  get("/node/network/nodes", "The nodes of the network, their status and which is primary", () => ({ nodes: [nodeEntry()] }));
-  get("/node/primary", "Answers 200 on the primary", () => ({ primary: true }));
-  get("/node/network/nodes/primary", "The current primary node", () => nodeEntry());
+  get("/node/network/nodes/{nodeId}", "One node of the network", (ctx) => {
+    const node = nodes(ctx).find((n) => n["node_id"] === ctx.params["nodeId"]);
+    if (!node) throw new CocoError(ErrorCodes.ResourceNotFound, `Node ${ctx.params["nodeId"]} is not part of this network.`, 404);
+    return node;
+  });
+  const primaryRedirect = (ctx: EndpointContext, path: (primaryId: string) => string) => {
+    const c = info.consensus();
+    if (c.primaryId === undefined) throw new CocoError(ErrorCodes.ResourceNotFound, "No primary is known right now (an election may be in progress).", 404);
+    const node = nodes(ctx).find((n) => n["node_id"] === c.primaryId) as { rpc_interfaces?: Record<string, { published_address: string }> } | undefined;
+    const address = node?.rpc_interfaces?.[info.rpcInterfaceName]?.published_address ?? Object.values(node?.rpc_interfaces ?? {})[0]?.published_address;
+    const headers: Record<string, string> = {};
+    if (address) headers["location"] = `https://${address}${path(c.primaryId)}`;
+    return { status: 308, headers, body: { primary_id: c.primaryId } };
+  };
+  for (const method of ["GET", "HEAD"]) {
+    registry.install({
+      method, path: "/node/primary", mode: "readonly", authPolicies: ["no_auth"],
+      summary: "200 on the primary; elsewhere a 308 redirect to the primary",
+      handler: (ctx) => (info.consensus().role === "Primary" ? { body: { primary: true } } : primaryRedirect(ctx, () => "/node/primary")),
+    });
+  }
+  registry.install({
+    method: "GET", path: "/node/network/nodes/primary", mode: "readonly", authPolicies: ["no_auth"],
+    summary: "The current primary node (a 308 redirect to its /node/network/nodes/{id} entry)",
+    handler: (ctx) => {
+      const c = info.consensus();
+      if (c.primaryId === info.nodeId) return { body: nodes(ctx).find((n) => n["node_id"] === info.nodeId) };
+      return primaryRedirect(ctx, (id) => `/node/network/nodes/${id}`);
+    },
+  });
+  get("/node/consensus", "This node's view of consensus: role, view, configuration, commit", () => {
+    const c = info.consensus();
+    return { details: { primary_id: c.primaryId ?? null, current_view: c.term, role: c.role, configuration: [...c.voters], commit_seqno: c.commit, last_seqno: c.last } };
+  });
 
   get("/app/commit", "The latest committed transaction id", commit, "no_auth");
   get("/app/tx", "Status of a transaction id", txStatus, "no_auth");

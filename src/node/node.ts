@@ -1,18 +1,28 @@
-// A Coco node: opens its ledger, loads or creates its identity and secrets, rebuilds its state
-// from the ledger, writes the genesis transaction for a new service, and serves HTTPS.
-import { mkdirSync, readFileSync, existsSync, openSync, writeSync, fsyncSync, closeSync, renameSync } from "node:fs";
-import { join } from "node:path";
+// A Coco node: opens its ledger, loads or creates its identity and secrets (or joins an
+// existing service), rebuilds its state from the ledger, takes part in consensus over the
+// node-to-node channels, writes the genesis transaction for a new service, and serves HTTPS.
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { pino, type Logger } from "pino";
-import { certificateFingerprint, randomBytes } from "../crypto/index.js";
+import {
+  certificateFingerprint, endorseCertificateSigningRequestSync, randomBytes, unwrapWithKey, wrapForKey,
+} from "../crypto/index.js";
+import { NodeChannels } from "../channels/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
 import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js";
 import type { Store } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError, formatTxId } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
-import { TransactionEngine } from "./engine.js";
+import { RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
+import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE } from "./replication.js";
+import { Forwarder } from "./forwarding.js";
+import {
+  ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
+  handleJoin, joinService, virtualEvidence, type NodeInfo as StoredNodeInfo,
+} from "./join.js";
+import { HistoricalStates } from "./historical.js";
 import { Frontend, type AppRouter, type CommitActions } from "./frontend.js";
-import { loadOrCreateIdentity, resealSecrets, type NodeIdentity } from "./identity.js";
+import { createJoinerIdentity, hasIdentity, loadOrCreateIdentity, resealSecrets, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { ServiceStatus, SERVICE_INFO_MAP } from "./service-status.js";
@@ -41,29 +51,37 @@ export interface AppConsensus {
   lastCommittedTxId(): TxId;
   viewForSeqno(seqno: number): number | null;
   statusForTxId(view: number, seqno: number): string;
+  /** Committed states for historical queries (`"mode": "historical"`, `ccf.historical.*`). */
+  historical: HistoricalStates;
 }
 
-const CONSENSUS_STATE_FILE = "consensus_state.json";
 /** Marks the transactions that rotated the ledger secret (the new secret is used after them). */
 const LEDGER_REKEY_MAP = "public:ccf.internal.ledger_rekeys";
 /** Marks the transactions that asked for fresh recovery shares (set_recovery_threshold, ...). */
 const RECOVERY_SHARES_REFRESH_MAP = "public:ccf.internal.recovery_shares_refresh";
 
-/** The view is persisted (fsync'd) before the node writes in it, as Raft persists its term. */
-function readPersistedView(workspace: string): number {
-  const path = join(workspace, CONSENSUS_STATE_FILE);
-  if (!existsSync(path)) return 0;
-  return (JSON.parse(readFileSync(path, "utf8")) as { view: number }).view;
+/** Carries a new ledger secret to the other nodes, wrapped to each one's encryption key. */
+const LEDGER_SECRET_SHARES_MAP = "public:ccf.internal.ledger_secret_shares";
+
+interface LedgerSecretShares {
+  from_seqno: number;
+  /** Node id -> the secret wrapped to that node's encryption key. */
+  wrapped: Record<string, string>;
 }
 
-function persistView(workspace: string, view: number): void {
-  const path = join(workspace, CONSENSUS_STATE_FILE);
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, "w", 0o644);
-  writeSync(fd, JSON.stringify({ view }));
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
+/** Trusted (or still retiring) nodes with a node-to-node address, from nodes.info. */
+function readNodes(store: Store): Map<string, StoredNodeInfo> {
+  const tx = store.begin();
+  const nodes = new Map<string, StoredNodeInfo>();
+  tx.forEach(NODES_INFO_MAP, (value, key) => {
+    nodes.set(key.toString("utf8"), JSON.parse(value.toString("utf8")) as StoredNodeInfo);
+  });
+  return nodes;
+}
+
+function parseHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(":");
+  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port: Number(address.slice(i + 1)) };
 }
 
 export class CocoNode {
@@ -76,6 +94,9 @@ export class CocoNode {
     private readonly ledger: ThreadedLedger,
     readonly logger: Logger,
     readonly address: { host: string; port: number },
+    readonly replicator: Replicator,
+    private readonly channels: NodeChannels | undefined,
+    private readonly forwarder: Forwarder | undefined,
   ) {}
 
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
@@ -86,9 +107,16 @@ export class CocoNode {
       durability: config.durability,
       logger,
     });
-    const identity = await loadOrCreateIdentity(config, entries.length > 0);
+    let identity: NodeIdentity;
+    let bootstrapPeers: { node_id: string; node_to_node_address: string }[] = [];
+    if (config.command === "Join" && !hasIdentity(config)) {
+      ({ identity, peers: bootstrapPeers } = await joinAsNewNode(config, logger, entries.length > 0));
+    } else {
+      identity = await loadOrCreateIdentity(config, entries.length > 0);
+    }
     const engine = new TransactionEngine(ledger, {
       nodeId: identity.nodeId,
+      serviceCertPem: identity.serviceCertPem,
       nodePrivateKeyPem: identity.nodeKeys.privateKeyPem,
       nodeCertPem: identity.nodeCertPem,
       ledgerSecrets: identity.ledgerSecrets,
@@ -98,13 +126,25 @@ export class CocoNode {
       logger,
     });
     const started = Date.now();
-    await engine.recover(entries, readPersistedView(config.workspace));
-    persistView(config.workspace, engine.currentView);
+    const replayed = engine.replay(entries);
     if (entries.length > 0) {
-      logger.info({ entries: entries.length, commit: formatTxId(engine.commitTxId.view, engine.commitTxId.seqno), view: engine.currentView, ms: Date.now() - started }, "state rebuilt from the ledger");
+      logger.info({ entries: entries.length, last: replayed.length, ms: Date.now() - started }, "state rebuilt from the ledger");
     }
     const startupSeqno = engine.lastTxId.seqno;
-    if (startupSeqno === 0) writeGenesis(engine, identity, config);
+    const ticks = (ms: number) => Math.max(1, Math.round(ms / config.consensus.tickMs));
+    const replicator = new Replicator(engine, replayed, {
+      nodeId: identity.nodeId,
+      workspace: config.workspace,
+      // A new service starts with this node as its only voter; a joiner waits to be added.
+      bootstrapVoters: config.command === "Start" ? [identity.nodeId] : [],
+      tickMs: config.consensus.tickMs,
+      electionTicks: ticks(config.consensus.electionTimeoutMs),
+      heartbeatTicks: ticks(config.consensus.heartbeatMs),
+      maxEntriesPerAppend: 4000,
+      maxInflightAppends: 8,
+      maxUncommittedEntries: config.pendingTransactionsMax * 2,
+      logger,
+    });
     const serviceStatus = new ServiceStatus(engine.store);
     // The constitution and ballots run here, isolated from the node (see docs/js-runtime.md).
     const runtime = new JsRuntime({ timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB });
@@ -119,6 +159,10 @@ export class CocoNode {
       rpcAddress: () => rpcAddress,
       startupSeqno,
       serviceStatus: () => serviceStatus.status,
+      consensus: () => ({
+        role: replicator.role, primaryId: replicator.primaryId, term: replicator.term, voters: replicator.configuration,
+        commit: replicator.committedIndex, last: engine.lastSeqnoLocal,
+      }),
     });
     // Node actions the constitution asks for, carried out once the proposal's transaction
     // commits. The hook writes a marker through apply's overlay, so a proposal whose apply
@@ -145,9 +189,21 @@ export class CocoNode {
         if (rekeyRequested) {
           rekeyRequested = false;
           sharesRefreshRequested = true; // the new secret must be recoverable too
-          engine.rekey(seqno, randomBytes(32));
+          const raw = randomBytes(32);
+          // The next transaction carries the secret to every other node, wrapped to its key;
+          // the secret encrypts everything after that transaction.
+          const shares: LedgerSecretShares = { from_seqno: seqno + 2, wrapped: {} };
+          for (const [nodeId, node] of readNodes(engine.store)) {
+            if (nodeId !== identity.nodeId && node.status !== "Pending" && node.encryption_pub_key) {
+              shares.wrapped[nodeId] = wrapForKey(node.encryption_pub_key, raw);
+            }
+          }
+          const shareTx = engine.store.begin();
+          shareTx.set(LEDGER_SECRET_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(shares)));
+          const shared = engine.commit(shareTx);
+          engine.rekey(shared.seqno, raw);
           resealSecrets(config, identity, engine.ledgerSecrets);
-          logger.info({ from_seqno: seqno + 1, secrets: engine.ledgerSecrets.length }, "ledger secret rotated");
+          logger.info({ from_seqno: shared.seqno + 1, secrets: engine.ledgerSecrets.length, nodes: Object.keys(shares.wrapped).length }, "ledger secret rotated");
         }
         if (sharesRefreshRequested) {
           sharesRefreshRequested = false;
@@ -158,6 +214,11 @@ export class CocoNode {
     installGovernanceEndpoints(registry, {
       runtime,
       hooks: (kv) => ({
+        generateEndorsedCertificate: (csrPem: string, validFrom: string, validityPeriodDays: number) => endorseCertificateSigningRequestSync({
+          csrPem, serviceKeys: identity.serviceKeys, serviceCertPem: identity.serviceCertPem,
+          ...(validFrom !== undefined ? { validFrom } : {}), validityPeriodDays,
+        }),
+        getLatestLedgerSecretSeqno: () => engine.ledgerSecrets[engine.ledgerSecrets.length - 1]!.fromSeqno,
         triggerLedgerRekey: () => kv.set(LEDGER_REKEY_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ requested: true }))),
         triggerRecoverySharesRefresh: () => kv.set(RECOVERY_SHARES_REFRESH_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ requested: true }))),
       }),
@@ -178,13 +239,120 @@ export class CocoNode {
         return { body: { memberId: ctx.params["memberId"], encryptedShare: share } };
       },
     });
+    // A backup learns a rotated ledger secret from the transaction that carries it.
+    engine.store.onWrite(LEDGER_SECRET_SHARES_MAP, (_seqno, writes) => {
+      if (engine.isPrimary) return;
+      for (const value of writes.values()) {
+        if (!value) continue;
+        const shares = JSON.parse(value.toString("utf8")) as LedgerSecretShares;
+        const wrapped = shares.wrapped[identity.nodeId];
+        if (wrapped === undefined) continue;
+        engine.addLedgerSecret(shares.from_seqno, unwrapWithKey(identity.encryptionKeys.privateKeyPem, wrapped));
+        resealSecrets(config, identity, engine.ledgerSecrets);
+        logger.info({ from_seqno: shares.from_seqno }, "ledger secret rotated by the primary");
+      }
+    });
+    registry.install({
+      method: "POST", path: "/node/join", authPolicies: ["any_cert"], mode: "readwrite",
+      summary: "A new node asks to join the service (CCF's join protocol; answered once members trust it)",
+      handler: (ctx) => {
+        let body: unknown;
+        try {
+          body = ctx.request.body.length > 0 ? JSON.parse(ctx.request.body.toString("utf8")) : undefined;
+        } catch {
+          throw new CocoError("InvalidInput", "The join request body is not valid JSON.", 400);
+        }
+        const cert = ctx.caller.policy === "any_cert" ? ctx.caller.cert : undefined;
+        return { body: handleJoin(ctx.tx, cert, body, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets }) };
+      },
+    });
     options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
       viewForSeqno: (seqno) => engine.viewAt(seqno),
       statusForTxId: (view, seqno) => engine.status(view, seqno),
+      historical: new HistoricalStates(engine),
     });
     const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen, actions, appRouter);
+
+    // Node-to-node channels: consensus messages and forwarded requests.
+    let channels: NodeChannels | undefined;
+    let forwarder: Forwarder | undefined;
+    let nodeToNodeAddress: string | undefined;
+    if (config.nodeToNode !== undefined) {
+      const ch = new NodeChannels({
+        identity: { nodeId: identity.nodeId, privateKeyPem: identity.nodeKeys.privateKeyPem, certPem: identity.nodeCertPem, serviceCertPem: identity.serviceCertPem },
+        listen: config.nodeToNode,
+        logger,
+        onMessage: (from, type, payload) => {
+          if (type === FRAME_RAFT) replicator.receive(from, payload);
+          else if (type === FRAME_FORWARD_REQUEST) void fw.onRequest(from, payload);
+          else if (type === FRAME_FORWARD_RESPONSE) fw.onResponse(from, payload);
+          else logger.warn({ from, type }, "unknown node-to-node frame type");
+        },
+      });
+      const fw = new Forwarder({
+        transport: ch,
+        primary: () => (replicator.primaryId === identity.nodeId ? undefined : replicator.primaryId),
+        dispatchLocal: frontend.dispatchLocal,
+        timeoutMs: 30_000,
+        logger,
+      });
+      channels = ch;
+      forwarder = fw;
+      const bound = await ch.listen();
+      nodeToNodeAddress = `${bound.host}:${bound.port}`;
+      replicator.setTransport(ch);
+      frontend.forwarding = { isPrimary: () => engine.isPrimary, forward: (request) => fw.forward(request) };
+      // Peers are the other nodes of nodes.info (trusted, or retiring and maybe still voting).
+      let syncScheduled = false;
+      const syncPeers = () => {
+        syncScheduled = false;
+        const wanted = new Set<string>();
+        const known = readNodes(engine.store);
+        // Until the joiner's ledger holds them, the nodes named in the join response are its peers.
+        for (const peer of bootstrapPeers) {
+          if (known.has(peer.node_id) || peer.node_id === identity.nodeId) continue;
+          wanted.add(peer.node_id);
+          ch.setPeer(peer.node_id, parseHostPort(peer.node_to_node_address));
+        }
+        for (const [nodeId, node] of known) {
+          if (nodeId === identity.nodeId || node.status === "Pending" || !node.node_to_node_interface) continue;
+          wanted.add(nodeId);
+          ch.setPeer(nodeId, parseHostPort(node.node_to_node_interface.published_address ?? node.node_to_node_interface.bind_address));
+        }
+        for (const peer of Object.keys(ch.stats())) if (!wanted.has(peer)) ch.removePeer(peer);
+      };
+      const scheduleSync = () => {
+        if (!syncScheduled) { syncScheduled = true; setImmediate(syncPeers); }
+      };
+      engine.store.onWrite(NODES_INFO_MAP, scheduleSync);
+      engine.store.onRollback(scheduleSync);
+      syncPeers();
+    }
+
+    // The primary moves the consensus configuration towards the trusted nodes, one node at a time.
+    const reconcileConfiguration = () => {
+      if (!engine.isPrimary || !replicator.canReconfigure()) return;
+      const trusted = [...readNodes(engine.store)].filter(([, n]) => n.status === "Trusted").map(([id]) => id).sort();
+      const current = replicator.configuration;
+      const toAdd = trusted.find((id) => !current.includes(id));
+      const toRemove = current.find((id) => !trusted.includes(id));
+      let next: string[] | undefined;
+      if (toAdd !== undefined) next = [...current, toAdd].sort();
+      else if (toRemove !== undefined && current.length > 1) next = current.filter((id) => id !== toRemove);
+      if (next === undefined) return;
+      const tx = engine.store.begin();
+      tx.set(RAFT_CONFIGURATION_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(next)));
+      try {
+        const id = engine.commitReconfiguration(tx, next);
+        logger.info({ seqno: id.seqno, voters: next, added: toAdd, removed: toAdd === undefined ? toRemove : undefined }, "reconfiguration proposed");
+      } catch (error) {
+        logger.warn({ err: error }, "reconfiguration not proposed");
+      }
+    };
+    replicator.onCommit(() => reconcileConfiguration());
+    engine.store.onWrite(NODES_INFO_MAP, () => setImmediate(reconcileConfiguration));
     const server = new HttpServer({
       host: config.rpc.host,
       port: config.rpc.port,
@@ -195,19 +363,29 @@ export class CocoNode {
       keepAliveTimeoutMs: 30_000,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
     }, frontend.dispatch);
-    engine.start();
-    if (startupSeqno === 0) engine.emitSignature();
+    replicator.start();
+    if (startupSeqno === 0 && config.command === "Start") {
+      // A new service: this node is its only voter and leads at once.
+      if (!engine.isPrimary) throw new CocoError("InternalError", "a new service's first node did not become primary", 500);
+      writeGenesis(engine, identity, config, nodeToNodeAddress);
+      engine.emitSignature();
+    }
     const address = await server.listen();
     rpcAddress = `${address.address}:${address.port}`;
-    logger.info({ node_id: identity.nodeId, address: rpcAddress, view: engine.currentView, durability: config.durability }, "node is serving");
+    logger.info({ node_id: identity.nodeId, address: rpcAddress, node_to_node: nodeToNodeAddress, view: engine.currentView, role: replicator.role, durability: config.durability }, "node is serving");
     engine.on("failure", () => logger.fatal("ledger failure: writes are refused until the node is restarted"));
-    return new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port });
+    return new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, channels, forwarder);
   }
 
-  /** Stops accepting requests, commits what is pending and closes the ledger. */
+  /** Stops accepting requests, commits what is pending (single node) and closes the ledger. */
   async stop(): Promise<void> {
     await this.server.close();
+    this.forwarder?.close();
+    // A lone voter commits its tail with a last signature; others just stop taking part.
     await this.engine.close();
+    this.replicator.process();
+    this.replicator.stop();
+    await this.channels?.close();
     await this.ledger.close();
     this.logger.info("node stopped");
     this.logger.flush?.();
@@ -220,7 +398,7 @@ export class CocoNode {
  * constitution, this node (Trusted) and the service (Opening). Users, apps and the opening of
  * the service come later, through proposals.
  */
-function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config: ResolvedConfig): void {
+function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config: ResolvedConfig, nodeToNodeAddress: string | undefined): void {
   const tx = engine.store.begin();
   const json = (value: unknown) => Buffer.from(JSON.stringify(value));
   for (const member of config.genesis.members) {
@@ -249,13 +427,21 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
     maximum_service_certificate_validity_days: 365,
     recent_cose_proposals_window_size: 100,
   }));
-  tx.set("public:ccf.gov.nodes.info", Buffer.from(identity.nodeId), json({
+  const evidence = virtualEvidence(identity.nodeKeys.publicKeyPem, config.virtualHostData);
+  tx.set(NODES_INFO_MAP, Buffer.from(identity.nodeId), json({
     cert: identity.nodeCertPem,
     status: "Trusted",
-    quote_info: { format: "Insecure_Virtual" },
+    quote_info: evidence,
+    encryption_pub_key: identity.encryptionKeys.publicKeyPem,
     node_data: null,
     rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
+    ...(nodeToNodeAddress ? { node_to_node_interface: { bind_address: nodeToNodeAddress } } : {}),
   }));
+  tx.set(ENDORSED_CERTS_MAP, Buffer.from(identity.nodeId), Buffer.from(identity.nodeCertPem));
+  // As CCF does for the first node: its own platform is trusted from the start.
+  tx.set(VIRTUAL_MEASUREMENTS_MAP, Buffer.from(VIRTUAL_MEASUREMENT), json("AllowedToJoin"));
+  tx.set(VIRTUAL_HOST_DATA_MAP, Buffer.from(config.virtualHostData), SINGLETON_KEY);
+  tx.set(RAFT_CONFIGURATION_MAP, SINGLETON_KEY, json([identity.nodeId]));
   tx.set("public:ccf.gov.service.info", SINGLETON_KEY, json({
     cert: identity.serviceCertPem,
     status: "Opening",
@@ -263,4 +449,35 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
     service_data: null,
   }));
   engine.commit(tx);
+}
+
+/** First start of a joining node: ask the service, wait to be trusted, keep what it sends. */
+async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEntries: boolean): Promise<{ identity: NodeIdentity; peers: { node_id: string; node_to_node_address: string }[] }> {
+  if (ledgerHasEntries) {
+    throw new CocoError("LedgerWithoutSecrets", `The ledger directory '${config.ledgerDirectory}' holds entries but this node has not joined yet; start it with an empty ledger directory.`, 400);
+  }
+  if (!existsSync(config.serviceCertificateFile)) {
+    throw new CocoError("InvalidConfiguration", `Service certificate '${config.serviceCertificateFile}' (command.service_certificate_file) is missing: a joining node needs the certificate of the service it joins.`, 400);
+  }
+  const serviceCertPem = readFileSync(config.serviceCertificateFile, "utf8");
+  const joiner = await createJoinerIdentity(config);
+  const n2n = config.nodeToNode!;
+  const quoteInfo = config.attestationFormat === VIRTUAL_FORMAT
+    ? virtualEvidence(joiner.nodeKeys.publicKeyPem, config.virtualHostData)
+    : { format: config.attestationFormat, quote: "" };
+  logger.info({ target: `${config.join!.targetHost}:${config.join!.targetPort}` }, "joining the service");
+  const result = await joinService({
+    target: { host: config.join!.targetHost, port: config.join!.targetPort },
+    serviceCertPem,
+    identity: joiner,
+    nodeInfoNetwork: {
+      rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
+      node_to_node_interface: { bind_address: `${n2n.host}:${n2n.port}` },
+    },
+    quoteInfo,
+    retryMs: config.join!.retryMs,
+    logger,
+  });
+  logger.info({ node_id: result.nodeId, secrets: result.ledgerSecrets.length }, "trusted by the service: joining as a backup");
+  return { identity: saveJoinedIdentity(config, joiner, result, serviceCertPem), peers: result.peers };
 }

@@ -193,6 +193,11 @@ export function authenticate(policies: readonly AuthPolicyName[], request: RpcRe
     if (typeof outcome !== "string") return outcome;
     (reasons ??= []).push(outcome);
   }
+  // As CCF, the last policy sets the error: the jwt policy adds an RFC 6750 challenge.
+  const headers = policies[policies.length - 1] === "jwt" ? JWT_CHALLENGE : undefined;
   throw new CocoError(ErrorCodes.InvalidAuthenticationInfo,
-    `Invalid authentication credentials. ${(reasons ?? []).join("; ")}.`, 401);
+    `Invalid authentication credentials. ${(reasons ?? []).join("; ")}.`, 401, headers === undefined ? undefined : { headers });
 }
+
+/** CCF's `WWW-Authenticate` for a refused bearer token (JwtAuthnPolicy::set_unauthenticated_error). */
+const JWT_CHALLENGE: Readonly<Record<string, string>> = Object.freeze({ "www-authenticate": 'Bearer realm="JWT bearer token access", error="invalid_token"' });

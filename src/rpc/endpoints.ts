@@ -24,6 +24,8 @@ export interface HandlerResult {
   body?: unknown;
   /** Claims digest bound into this transaction's Merkle leaf (CCF's `set_claims_digest`). */
   claimsDigest?: Buffer;
+  /** CCF's `set_apply_writes`: apply (or drop) the writes whatever the status; default: apply on 2xx. */
+  applyWrites?: boolean;
 }
 
 export type Handler = (ctx: EndpointContext) => HandlerResult | Promise<HandlerResult>;
@@ -36,6 +38,12 @@ export interface EndpointDefinition {
   readonly handler: Handler;
   /** Shown in the OpenAPI description and `--help`-style listings. */
   readonly summary?: string;
+  /**
+   * CCF's `forwarding_required`: on a backup, "sometimes" (default) forwards readwrite endpoints
+   * to the primary and serves readonly ones locally; "always" forwards every call (an endpoint
+   * that must see the primary's latest state); "never" always runs locally.
+   */
+  readonly forwarding?: "always" | "sometimes" | "never";
 }
 
 interface Template {

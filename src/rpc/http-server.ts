@@ -71,9 +71,9 @@ function callerCertificate(socket: SocketWithCert): CallerCertificate | undefine
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
-export function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Readonly<Record<string, string>>): void {
   const body = errorBody(code, message);
-  res.writeHead(status, { ...JSON_HEADERS, "content-length": Buffer.byteLength(body) });
+  res.writeHead(status, { ...headers, ...JSON_HEADERS, "content-length": Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -202,7 +202,7 @@ export class HttpServer {
 
   private fail(res: ServerResponse, error: unknown, request: RpcRequest | undefined): void {
     if (error instanceof CocoError && error.status < 500) {
-      sendError(res, error.status, error.code, error.message);
+      sendError(res, error.status, error.code, error.message, error.headers);
       return;
     }
     this.options.onError?.(error, request);

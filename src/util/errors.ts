@@ -6,12 +6,15 @@ export class CocoError extends Error {
   readonly code: string;
   /** HTTP status the RPC layer answers with when this error escapes a handler. */
   readonly status: number;
+  /** Extra response headers the RPC layer sends with the error (e.g. `www-authenticate` on a 401). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
-  constructor(code: string, message: string, status = 500, options?: { cause?: unknown }) {
+  constructor(code: string, message: string, status = 500, options?: { cause?: unknown; headers?: Record<string, string> }) {
     super(message, options);
     this.name = "CocoError";
     this.code = code;
     this.status = status;
+    this.headers = options?.headers;
   }
 }
 

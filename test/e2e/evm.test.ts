@@ -75,3 +75,55 @@ test("an ERC-20 compiled with solc deploys, transfers and is queried through eth
   const readOnly = new Contract(await deployed.getAddress(), compiled.abi, provider);
   await assert.rejects(readOnly.getFunction("transfer").staticCall(alice.address, 1000n, { from: bob.address }), /insufficient balance/);
 });
+
+test("ethers' contract.on receives Transfer events through a polling filter (eth_newFilter, eth_getFilterChanges)", async () => {
+  // A provider of its own that records the methods it sends, to see which mechanism ethers used.
+  const methods: string[] = [];
+  let filterInstalled: () => void = () => {};
+  const installed = new Promise<void>((resolve) => (filterInstalled = resolve));
+  const request = new FetchRequest(`https://127.0.0.1:${sandbox.port}/app/evm`);
+  const fetchWithAgent = FetchRequest.createGetUrlFunc({ agent });
+  request.getUrlFunc = async (req, signal) => {
+    const body = req.body === null ? [] : [JSON.parse(Buffer.from(req.body).toString("utf8"))].flat() as { method: string }[];
+    const response = await fetchWithAgent(req, signal);
+    for (const call of body) {
+      methods.push(call.method);
+      if (call.method === "eth_newFilter") filterInstalled();
+    }
+    return response;
+  };
+  const listening = new JsonRpcProvider(request, Network.from(CHAIN_ID), { staticNetwork: true, pollingInterval: 50, cacheTimeout: -1 });
+  try {
+    const signer = alice.connect(provider);
+    const deployed = await new ContractFactory(compiled.abi, compiled.evm.bytecode.object, signer).deploy(1000n);
+    await deployed.waitForDeployment();
+    const address = await deployed.getAddress();
+    const watched = new Contract(address, compiled.abi, listening);
+    const events: { from: string; to: string; value: bigint; hash: string }[] = [];
+    let received: () => void = () => {};
+    const arrived = new Promise<void>((resolve) => (received = resolve));
+    // By event name: ethers then decodes the arguments (with a prepared topic filter it passes only the payload).
+    await watched.on("Transfer", (from: string, to: string, value: bigint, event: { log: { transactionHash: string } }) => {
+      if (to !== bob.address) return;
+      events.push({ from, to, value, hash: event.log.transactionHash });
+      received();
+    });
+    await installed;
+    // ethers polls a filter once per new block number it sees, and it stops watching block numbers
+    // between polls unless something else listens to blocks; Coco makes blocks only for
+    // transactions, so a dapp's usual block listener keeps the poller running (docs/evm.md).
+    await listening.on("block", () => {});
+    const erc20 = new Contract(address, compiled.abi, signer);
+    const toSomeoneElse = await erc20.getFunction("transfer")(Wallet.createRandom().address, 3n);
+    await toSomeoneElse.wait();
+    const toBob = await erc20.getFunction("transfer")(bob.address, 5n);
+    await toBob.wait();
+    await Promise.race([arrived, new Promise((_, reject) => setTimeout(() => reject(new Error(`no Transfer event within 10 s; sent ${methods.join(", ")}`)), 10_000))]);
+    assert.deepEqual(events, [{ from: alice.address, to: bob.address, value: 5n, hash: toBob.hash }]);
+    await watched.removeAllListeners();
+    assert.ok(methods.includes("eth_getFilterChanges"), `ethers polled the filter: ${[...new Set(methods)].join(", ")}`);
+    assert.ok(!methods.includes("eth_getLogs"), "no eth_getLogs fallback");
+  } finally {
+    listening.destroy();
+  }
+});

@@ -11,6 +11,9 @@ import { Account, Address, createAccountFromRLP, createAddressFromString } from 
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { Transaction } from "../../kv/index.js";
 import { KvStateManager } from "./state-manager.js";
+import { cacheJumpAnalysis, fastMstore, loadInterpreterPrototype, memoiseSenderAddress } from "./fast-paths.js";
+import { newChainCommon, sharedChainCommon } from "./common.js";
+import { senderRecovery, type RecoveredSender } from "./sender-recovery.js";
 import { ecrecover, keccak256 } from "./crypto.js";
 import { ACCOUNTS, BLOCKS, BLOCK_HASHES, HEAD_KEY, META, RECEIPTS, TRANSACTIONS, blockNumberKey } from "./maps.js";
 import { data, quantity, ZERO_HASH } from "./hex.js";
@@ -77,51 +80,6 @@ class KvBlockHashes implements EVMMockBlockchainInterface {
   }
 }
 
-interface OpcodeMapEntry { opcodeInfo: { name: string }; opHandler: (runState: RunStateLike) => void }
-interface RunStateLike { stack: { popN(n: number): bigint[] }; memory: { write(offset: number, size: number, value: Uint8Array): void } }
-
-const MSTORE = 0x52;
-const MSTORE_WORD = new Uint8Array(32);
-const MSTORE_VIEW = new DataView(MSTORE_WORD.buffer);
-const MASK_64 = (1n << 64n) - 1n;
-
-/**
- * MSTORE without ethereumjs's `setLengthLeft`, which pads by spreading arrays
- * (`new Uint8Array([...zeros, ...msg])`): ~0.1 ms per ERC-20 transfer. Same semantics: the
- * 32-byte big-endian word at `offset` (memory.write copies it, so one scratch word serves).
- * Gas (the memory expansion handler) is left as it is.
- */
-function fastMstore(vm: VM): void {
-  const map = (vm.evm as unknown as { _opcodeMap: OpcodeMapEntry[] })._opcodeMap;
-  const entry = map[MSTORE];
-  if (entry?.opcodeInfo.name !== "MSTORE") return;
-  entry.opHandler = (runState: RunStateLike): void => {
-    const [offset, word] = runState.stack.popN(2) as [bigint, bigint];
-    MSTORE_VIEW.setBigUint64(0, (word >> 192n) & MASK_64);
-    MSTORE_VIEW.setBigUint64(8, (word >> 128n) & MASK_64);
-    MSTORE_VIEW.setBigUint64(16, (word >> 64n) & MASK_64);
-    MSTORE_VIEW.setBigUint64(24, word & MASK_64);
-    runState.memory.write(Number(offset), 32, MSTORE_WORD);
-  };
-}
-
-/**
- * `Common.isActivatedEIP` is `Array.includes` over every active EIP, and the interpreter asks
- * it several times per opcode (6800, 7864, 2929...). Answer from a lookup table instead,
- * rebuilt whenever ethereumjs rebuilds its cache (a hardfork or EIP change assigns a new array).
- */
-function fastEipLookup(common: Common): void {
-  common.isActivatedEIP = function isActivatedEIP(this: Common, eip: number): boolean {
-    // `this`, not `common`: Common.copy() copies own properties, this function included.
-    const self = this as unknown as { _activatedEIPsCache: number[]; cocoEipSource?: number[]; cocoEipSet?: Set<number> };
-    if (self.cocoEipSource !== self._activatedEIPsCache) {
-      self.cocoEipSource = self._activatedEIPsCache;
-      self.cocoEipSet = new Set(self._activatedEIPsCache);
-    }
-    return self.cocoEipSet!.has(eip);
-  };
-}
-
 const DEFAULT_BASE_FEE = 1_000_000_000n;
 const DEFAULT_BLOCK_GAS_LIMIT = 30_000_000n;
 const EMPTY_BLOOM = data(new Uint8Array(256));
@@ -154,17 +112,8 @@ export class EvmChain {
     if (this.chainId <= 0n || this.chainId > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw new Error(`EVM chain id must be a positive safe integer, got ${this.chainId}`);
     }
-    const newCommon = (): Common => createCustomCommon({ chainId: Number(this.chainId), name: `coco-${this.chainId}` }, Mainnet,
-      { hardfork: Hardfork.Prague, customCrypto: { ecrecover, keccak256 } });
-    this.common = newCommon();
-    this.sharedCommon = newCommon();
-    fastEipLookup(this.common);
-    fastEipLookup(this.sharedCommon);
-    this.sharedCommon.updateParams(paramsTx);
-    this.sharedCommon.updateParams(paramsBlock);
-    const shared = this.sharedCommon;
-    shared.copy = () => shared;
-    shared.updateParams = () => {};
+    this.common = newChainCommon(Number(this.chainId));
+    this.sharedCommon = sharedChainCommon(Number(this.chainId));
     this.baseFee = options.baseFeePerGasWei ?? DEFAULT_BASE_FEE;
     this.blockGasLimit = options.blockGasLimit ?? DEFAULT_BLOCK_GAS_LIMIT;
     this.coinbase = createAddressFromString(options.coinbase ?? `0x${"00".repeat(20)}`);
@@ -177,6 +126,8 @@ export class EvmChain {
       const blocks = new KvBlockHashes(tx);
       const vm = await createVM({ common: this.common, stateManager: state, blockchain: blocks });
       fastMstore(vm);
+      const interpreter = await loadInterpreterPrototype();
+      if (interpreter !== undefined) cacheJumpAnalysis(interpreter);
       return { vm, state, blocks };
     })();
     const run = this.queue.then(async () => {
@@ -214,9 +165,30 @@ export class EvmChain {
   }
 
   head(tx: Transaction): StoredBlock {
-    this.genesisWrites(tx);
-    const head = jsonValue<{ number: string }>(tx.get(META, HEAD_KEY))!;
-    return this.block(tx, BigInt(head.number))!;
+    let headRaw = tx.get(META, HEAD_KEY);
+    if (headRaw === undefined) {
+      this.genesisWrites(tx);
+      headRaw = tx.get(META, HEAD_KEY)!;
+    }
+    return this.blockFromRaw(tx.get(BLOCKS, this.headKey(headRaw))!);
+  }
+
+  /**
+   * Parsed forms of the last head seen, by buffer identity: the KV hands out the same buffer
+   * for the same stored value and never changes a stored buffer, so a hit is exact. Every
+   * request reads the head; parsing its JSON each time cost ~40 µs per transaction.
+   */
+  private lastHead: { raw: Buffer; key: Buffer } | undefined;
+  private lastBlock: { raw: Buffer; block: StoredBlock } | undefined;
+
+  private headKey(raw: Buffer): Buffer {
+    if (this.lastHead?.raw !== raw) this.lastHead = { raw, key: blockNumberKey(BigInt(jsonValue<{ number: string }>(raw)!.number)) };
+    return this.lastHead.key;
+  }
+
+  private blockFromRaw(raw: Buffer): StoredBlock {
+    if (this.lastBlock?.raw !== raw) this.lastBlock = { raw, block: jsonValue<StoredBlock>(raw)! };
+    return this.lastBlock.block;
   }
 
   /**
@@ -249,7 +221,12 @@ export class EvmChain {
     tx.set(BLOCKS, key, jsonBytes(block));
     tx.set(BLOCK_HASHES, Buffer.from(block.hash.slice(2), "hex"), key);
     tx.set(META, HEAD_KEY, jsonBytes({ number: block.number }));
+    // The KV keeps the buffers it hands back for these writes once committed: the next
+    // request's head() finds them parsed already.
+    this.lastHead = { raw: tx.get(META, HEAD_KEY)!, key };
+    this.lastBlock = { raw: tx.get(BLOCKS, key)!, block };
   }
+
 
   receipt(tx: Transaction, hash: Buffer): StoredReceipt | undefined {
     return jsonValue<StoredReceipt>(tx.get(RECEIPTS, hash));
@@ -291,11 +268,18 @@ export class EvmChain {
   }
 
   /** Decodes, checks and runs a signed transaction; records its block, receipt and logs. */
-  async sendRawTransaction(tx: Transaction, raw: Buffer): Promise<string> {
+  async sendRawTransaction(tx: Transaction, raw: Buffer, recovered?: RecoveredSender | null): Promise<string> {
     if (raw.length > TRANSACTION_BYTES_MAX) {
       throw new RpcError(RpcErrorCodes.ServerError, `oversized data: transaction size ${raw.length}, limit ${TRANSACTION_BYTES_MAX}`);
     }
     const ethTx = this.decode(raw);
+    if (recovered != null) {
+      // What the sender-recovery worker computed from these bytes with the same code: ethereumjs
+      // answers hash() and getSenderPublicKey() from this cache (see sender-recovery.ts).
+      const cache = (ethTx as unknown as { cache: { hash?: Uint8Array; senderPubKey?: Uint8Array } }).cache;
+      cache.hash = recovered.hash;
+      cache.senderPubKey = recovered.publicKey;
+    }
     let sender: Address;
     try {
       sender = ethTx.getSenderAddress();
@@ -342,6 +326,14 @@ export class EvmChain {
     return txHash;
   }
 
+  /**
+   * Hashes and senders of signed transactions, recovered on the worker thread (null where it
+   * could not: sendRawTransaction then recovers, and reports any error, itself).
+   */
+  recoverSenders(raws: readonly Buffer[]): Promise<(RecoveredSender | null)[]> {
+    return senderRecovery.recover(Number(this.chainId), raws);
+  }
+
   private decode(raw: Buffer): TypedTransaction {
     let ethTx: TypedTransaction;
     try {
@@ -352,6 +344,7 @@ export class EvmChain {
       throw new RpcError(RpcErrorCodes.InvalidParams, `invalid transaction encoding: ${message.split("\n")[0]}`);
     }
     if (!ethTx.isSigned()) throw new RpcError(RpcErrorCodes.InvalidParams, "transaction is not signed");
+    memoiseSenderAddress(ethTx);
     if (ethTx.type === 3 || ethTx.type === 4) {
       throw new RpcError(RpcErrorCodes.ServerError, `transaction type ${ethTx.type} not supported: send legacy, EIP-2930 or EIP-1559 transactions`);
     }
@@ -383,7 +376,6 @@ export class EvmChain {
   }
 
   private rpcTransaction(ethTx: TypedTransaction, sender: Address, hash: string, blockHash: string, blockNumber: string, effectiveGasPrice: bigint): Record<string, unknown> {
-    const json = ethTx.toJSON();
     const out: Record<string, unknown> = {
       blockHash, blockNumber, transactionIndex: "0x0", hash, from: sender.toString(), type: quantity(ethTx.type),
       nonce: quantity(ethTx.nonce), gas: quantity(ethTx.gasLimit), gasPrice: quantity(effectiveGasPrice),
@@ -391,13 +383,14 @@ export class EvmChain {
       v: quantity(ethTx.v!), r: quantity(ethTx.r!), s: quantity(ethTx.s!),
     };
     if (ethTx.type !== 0 || ethTx.supports(Capability.EIP155ReplayProtection)) out["chainId"] = quantity(this.chainId);
+    // As ethereumjs's toJSON() words them, without formatting every other field too.
     if (ethTx.type !== 0) {
       out["yParity"] = quantity(ethTx.v!);
-      out["accessList"] = json.accessList ?? [];
+      out["accessList"] = "accessList" in ethTx ? ethTx.accessList.map(([address, keys]) => ({ address: data(address), storageKeys: keys.map(data) })) : [];
     }
-    if (ethTx.type === 2) {
-      out["maxFeePerGas"] = json.maxFeePerGas;
-      out["maxPriorityFeePerGas"] = json.maxPriorityFeePerGas;
+    if (ethTx.type === 2 && "maxFeePerGas" in ethTx) {
+      out["maxFeePerGas"] = quantity(ethTx.maxFeePerGas);
+      out["maxPriorityFeePerGas"] = quantity(ethTx.maxPriorityFeePerGas);
     }
     return out;
   }

@@ -3,21 +3,31 @@
 // provable by receipts like any Coco transaction. See docs/evm.md.
 import type { AuthPolicyName, EndpointRegistry } from "../../rpc/index.js";
 import type { Transaction } from "../../kv/index.js";
-import { EvmChain, type EvmChainOptions } from "./chain.js";
-import { handleJsonRpc, type RpcContext } from "./rpc.js";
+import type { EvmChainOptions } from "./chain.js";
+import { FilterRegistry, handleJsonRpc, type RpcContext } from "./rpc.js";
 import { RECEIPTS } from "./maps.js";
+import { GovernedChain } from "./genesis.js";
 
 export { EvmChain, type EvmChainOptions, type GenesisAllocation } from "./chain.js";
 export { KvStateManager } from "./state-manager.js";
 export { RpcError, RpcErrorCodes } from "./errors.js";
 export { secp256k1Backend } from "./crypto.js";
-export { handleJsonRpc, METHODS } from "./rpc.js";
+export { handleJsonRpc, METHODS, FilterRegistry, FILTERS_MAX, FILTER_IDLE_MS } from "./rpc.js";
 export * as evmMaps from "./maps.js";
+export {
+  EVM_CONFIG_MAP, EVM_CONFIG_KEY, CHAIN_NOT_CONFIGURED_MESSAGE, GovernedChain, evmConfigBytes, parseEvmConfig,
+  type EvmConfigValue, type EvmGenesisConfig,
+} from "./genesis.js";
 
 export const EVM_PATH = "/app/evm";
 const CLIENT_VERSION = "Coco/v0.1.0/evm/ethereumjs-vm-10";
 
-export interface EvmAppOptions extends EvmChainOptions {
+/**
+ * The chain id and genesis allocation are not options: the consortium sets them with the
+ * `set_evm_genesis` governance action (table `public:ccf.gov.evm.config`); until then every
+ * JSON-RPC method but web3_clientVersion answers an error.
+ */
+export interface EvmAppOptions extends Omit<EvmChainOptions, "chainId" | "genesis"> {
   /** Who may call the JSON-RPC endpoint. Default: Coco users (`user_cert`). */
   readonly authPolicies?: readonly AuthPolicyName[];
   /**
@@ -34,9 +44,10 @@ export interface EvmAppOptions extends EvmChainOptions {
   readonly viewForSeqno?: (seqno: number) => number | null;
 }
 
-/** Installs `POST /app/evm`. Returns the chain, whose `genesisWrites(tx)` a caller may run early. */
-export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions): EvmChain {
-  const chain = new EvmChain(options);
+/** Installs `POST /app/evm`. Returns the governed chain (the chain a transaction sees). */
+export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions): GovernedChain {
+  const chains = new GovernedChain(options);
+  const filters = new FilterRegistry();
   const finality = options.receiptFinality ?? (options.committedSeqno === undefined ? "executed" : "committed");
   if (finality === "committed" && options.committedSeqno === undefined) {
     throw new Error("receiptFinality 'committed' needs options.committedSeqno (the node's commit seqno)");
@@ -59,18 +70,13 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     summary: "Ethereum JSON-RPC 2.0 (single calls and batches); see docs/evm.md",
     handler: async (ctx) => {
       const rpc: RpcContext = {
-        tx: ctx.tx, chain, isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION,
+        tx: ctx.tx, chain: chains.forTransaction(ctx.tx), isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION, filters,
         ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
       };
       const body = await handleJsonRpc(rpc, ctx.request.body);
       return body === undefined ? { status: 204 } : { body };
     },
   });
-  return chain;
-}
-
-/** Writes the genesis allocation and block 0 into `tx` unless the chain exists; answers whether it wrote. */
-export function genesisWrites(tx: Transaction, options: EvmChainOptions): boolean {
-  return new EvmChain(options).genesisWrites(tx);
+  return chains;
 }
 export { DEV_MNEMONIC, devAccounts, addressOfPrivateKey, type DevAccount } from "./dev-accounts.js";

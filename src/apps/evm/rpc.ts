@@ -1,32 +1,19 @@
 // Ethereum JSON-RPC 2.0 over one Coco request: parses single calls and batches, runs each
 // method against the request's KV transaction, and shapes results and errors as geth does.
-import type { Transaction } from "../../kv/index.js";
-import { EvmChain, type CallRequest, type StoredBlock, type StoredLog } from "./chain.js";
+import { TRANSACTION_BYTES_MAX, type CallRequest, type StoredBlock } from "./chain.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
+import { CHAIN_NOT_CONFIGURED_MESSAGE } from "./genesis.js";
 import { data, parseAddress, parseBoolean, parseData, parseHash, parseQuantity, quantity } from "./hex.js";
+import { getLogs } from "./logs.js";
+import { FILTER_METHODS } from "./filters.js";
+import { arity, param, parseTag, visibleHeadNumber, type Method, type MethodContext, type Params, type PreparedTransaction, type RpcContext, type Tag } from "./params.js";
+
+export type { RpcContext, CocoTransactionRef } from "./params.js";
+export { LOGS_BLOCK_RANGE_MAX, LOGS_RESULTS_MAX } from "./logs.js";
+export { FILTERS_MAX, FILTER_IDLE_MS, FilterRegistry } from "./filters.js";
 
 export const BATCH_REQUESTS_MAX = 100;
-export const LOGS_BLOCK_RANGE_MAX = 10_000n;
-export const LOGS_RESULTS_MAX = 10_000;
 export const FEE_HISTORY_BLOCKS_MAX = 1024n;
-
-export interface RpcContext {
-  readonly tx: Transaction;
-  readonly chain: EvmChain;
-  /** Whether the Coco transaction that wrote this receipt is committed (see receipt finality in docs/evm.md). */
-  readonly isReceiptFinal: (tx: Transaction, hash: Buffer) => boolean;
-  /** The node's commit seqno when receipts wait for commit (eth_blockNumber then reports committed blocks). */
-  readonly committedSeqno?: () => number;
-  /** The Coco transaction that executed this Ethereum transaction, once its receipt is final. */
-  readonly cocoTransactionOf: (tx: Transaction, hash: Buffer) => CocoTransactionRef | undefined;
-  readonly clientVersion: string;
-}
-
-/** `view` is null when the node did not give the app `viewForSeqno`; then `transactionId` is null too. */
-export interface CocoTransactionRef { seqno: number; view: number | null }
-
-type Params = readonly unknown[];
-type Method = (ctx: RpcContext, params: Params) => unknown;
 
 interface JsonRpcResponse {
   jsonrpc: "2.0";
@@ -35,39 +22,14 @@ interface JsonRpcResponse {
   error?: { code: number; message: string; data?: string };
 }
 
-function param(params: Params, index: number, name: string): unknown {
-  const value = params[index];
-  if (value === undefined) throw new RpcError(RpcErrorCodes.InvalidParams, `missing value for required argument ${index} ('${name}')`);
-  return value;
-}
-
-function arity(params: Params, max: number): void {
-  if (params.length > max) throw new RpcError(RpcErrorCodes.InvalidParams, `too many arguments, want at most ${max}`);
-}
-
-type Tag = { kind: "latest" } | { kind: "number"; number: bigint } | { kind: "hash"; hash: Buffer };
-
-function parseTag(value: unknown, name: string): Tag {
-  if (value === undefined || value === null) return { kind: "latest" };
-  if (value === "latest" || value === "pending" || value === "safe" || value === "finalized") return { kind: "latest" };
-  if (value === "earliest") return { kind: "number", number: 0n };
-  if (typeof value === "object" && !Array.isArray(value)) {
-    const o = value as Record<string, unknown>;
-    if (o["blockHash"] !== undefined) return { kind: "hash", hash: parseHash(o["blockHash"], `${name}.blockHash`) };
-    if (o["blockNumber"] !== undefined) return parseTag(o["blockNumber"], `${name}.blockNumber`);
-  }
-  if (typeof value === "string" && value.startsWith("0x")) return { kind: "number", number: parseQuantity(value, name) };
-  throw new RpcError(RpcErrorCodes.InvalidParams, `invalid argument '${name}': expected a block number, hash or tag (latest, pending, safe, finalized, earliest), got ${JSON.stringify(value)}`);
-}
-
-function resolveBlock(ctx: RpcContext, tag: Tag): StoredBlock | undefined {
+function resolveBlock(ctx: MethodContext, tag: Tag): StoredBlock | undefined {
   if (tag.kind === "latest") return ctx.chain.head(ctx.tx);
   if (tag.kind === "hash") return ctx.chain.blockByHash(ctx.tx, tag.hash);
   return ctx.chain.block(ctx.tx, tag.number);
 }
 
 /** Coco keeps only the latest EVM state (no state roots), as a non-archive node that prunes at once. */
-function requireLatestState(ctx: RpcContext, value: unknown, name: string): void {
+function requireLatestState(ctx: MethodContext, value: unknown, name: string): void {
   const tag = parseTag(value, name);
   if (tag.kind === "latest") return;
   const block = resolveBlock(ctx, tag);
@@ -97,7 +59,7 @@ function parseCall(value: unknown): CallRequest {
   return call;
 }
 
-function fullBlock(ctx: RpcContext, block: StoredBlock | undefined, full: boolean): unknown {
+function fullBlock(ctx: MethodContext, block: StoredBlock | undefined, full: boolean): unknown {
   if (block === undefined) return null;
   const transactions = full ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))) : block.transactions;
   return {
@@ -108,83 +70,7 @@ function fullBlock(ctx: RpcContext, block: StoredBlock | undefined, full: boolea
   };
 }
 
-interface LogFilter { from: bigint; to: bigint; addresses?: Set<string>; topics: (Set<string> | null)[] }
-
-function parseFilter(ctx: RpcContext, value: unknown): LogFilter | StoredBlock | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new RpcError(RpcErrorCodes.InvalidParams, "invalid argument 0: expected a filter object {fromBlock?, toBlock?, blockHash?, address?, topics?}");
-  }
-  const o = value as Record<string, unknown>;
-  const filter: LogFilter = { from: 0n, to: 0n, topics: [] };
-  if (o["address"] != null) {
-    const list = Array.isArray(o["address"]) ? o["address"] : [o["address"]];
-    filter.addresses = new Set(list.map((a, i) => data(parseAddress(a, `address[${i}]`))));
-  }
-  if (o["topics"] != null) {
-    if (!Array.isArray(o["topics"]) || o["topics"].length > 4) throw new RpcError(RpcErrorCodes.InvalidParams, "invalid argument 'topics': expected an array of at most 4 positions");
-    filter.topics = o["topics"].map((t: unknown, i) => {
-      if (t === null) return null;
-      const list = Array.isArray(t) ? t : [t];
-      return new Set(list.map((x) => data(parseHash(x, `topics[${i}]`))));
-    });
-  }
-  if (o["blockHash"] != null) {
-    if (o["fromBlock"] != null || o["toBlock"] != null) throw new RpcError(RpcErrorCodes.InvalidParams, "invalid argument: set either blockHash or fromBlock/toBlock, not both");
-    const block = ctx.chain.blockByHash(ctx.tx, parseHash(o["blockHash"], "blockHash"));
-    if (block === undefined) throw new RpcError(RpcErrorCodes.ServerError, "unknown block");
-    return { ...filter, from: BigInt(block.number), to: BigInt(block.number) };
-  }
-  const head = BigInt(ctx.chain.head(ctx.tx).number);
-  const bound = (v: unknown, name: string): bigint => {
-    const tag = parseTag(v, name);
-    if (tag.kind === "number") return tag.number;
-    if (tag.kind === "latest") return head;
-    const block = ctx.chain.blockByHash(ctx.tx, tag.hash);
-    if (block === undefined) throw new RpcError(RpcErrorCodes.ServerError, "unknown block");
-    return BigInt(block.number);
-  };
-  filter.from = bound(o["fromBlock"], "fromBlock");
-  filter.to = bound(o["toBlock"], "toBlock");
-  if (filter.to > head) filter.to = head;
-  if (filter.from > filter.to) return { ...filter, to: filter.from - 1n };
-  if (filter.to - filter.from + 1n > LOGS_BLOCK_RANGE_MAX) {
-    throw new RpcError(RpcErrorCodes.LimitExceeded, `query exceeds max block range ${LOGS_BLOCK_RANGE_MAX}: narrow fromBlock/toBlock`);
-  }
-  return filter;
-}
-
-function matches(log: StoredLog, filter: LogFilter): boolean {
-  if (filter.addresses !== undefined && !filter.addresses.has(log.address)) return false;
-  for (let i = 0; i < filter.topics.length; i++) {
-    const wanted = filter.topics[i];
-    if (wanted === null || wanted === undefined) continue;
-    const topic = log.topics[i];
-    if (topic === undefined || !wanted.has(topic)) return false;
-  }
-  return true;
-}
-
-function getLogs(ctx: RpcContext, params: Params): unknown {
-  arity(params, 1);
-  const filter = parseFilter(ctx, param(params, 0, "filter")) as LogFilter;
-  const out: unknown[] = [];
-  for (let n = filter.from; n <= filter.to; n++) {
-    const block = ctx.chain.block(ctx.tx, n);
-    if (block === undefined) break;
-    for (const hash of block.transactions) {
-      const receipt = ctx.chain.receipt(ctx.tx, parseHash(hash, "hash"));
-      if (receipt === undefined) continue;
-      for (const log of receipt.logs) {
-        if (!matches(log, filter)) continue;
-        if (out.length >= LOGS_RESULTS_MAX) throw new RpcError(RpcErrorCodes.LimitExceeded, `query returned more than ${LOGS_RESULTS_MAX} results: narrow the filter`);
-        out.push({ ...log, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, transactionHash: receipt.transactionHash, transactionIndex: receipt.transactionIndex, removed: false });
-      }
-    }
-  }
-  return out;
-}
-
-function receiptFor(ctx: RpcContext, hashValue: unknown): unknown {
+function receiptFor(ctx: MethodContext, hashValue: unknown): unknown {
   const hash = parseHash(hashValue, "hash");
   const receipt = ctx.chain.receipt(ctx.tx, hash);
   if (receipt === undefined || !ctx.isReceiptFinal(ctx.tx, hash)) return null;
@@ -194,7 +80,7 @@ function receiptFor(ctx: RpcContext, hashValue: unknown): unknown {
   };
 }
 
-function feeHistory(ctx: RpcContext, params: Params): unknown {
+function feeHistory(ctx: MethodContext, params: Params): unknown {
   arity(params, 3);
   const count = parseQuantity(param(params, 0, "blockCount"), "blockCount");
   const newestTag = parseTag(param(params, 1, "newestBlock"), "newestBlock");
@@ -230,9 +116,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
   eth_chainId: (ctx, p) => (arity(p, 0), quantity(ctx.chain.chainId)),
   eth_syncing: (_ctx, p) => (arity(p, 0), false),
   eth_accounts: (_ctx, p) => (arity(p, 0), []),
-  eth_blockNumber: (ctx, p) => (arity(p, 0), ctx.committedSeqno === undefined
-    ? ctx.chain.head(ctx.tx).number
-    : quantity(ctx.chain.committedHeadNumber(ctx.tx, ctx.committedSeqno()))),
+  eth_blockNumber: (ctx, p) => (arity(p, 0), quantity(visibleHeadNumber(ctx))),
   eth_gasPrice: (ctx, p) => (arity(p, 0), quantity(ctx.chain.baseFee)),
   eth_maxPriorityFeePerGas: (_ctx, p) => (arity(p, 0), "0x0"),
   eth_feeHistory: feeHistory,
@@ -285,7 +169,10 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   eth_sendRawTransaction: async (ctx, p) => {
     arity(p, 1);
-    return ctx.chain.sendRawTransaction(ctx.tx, parseData(param(p, 0, "rawTransaction"), "rawTransaction"));
+    const value = param(p, 0, "rawTransaction");
+    const prepared = typeof value === "string" ? ctx.preparedTransactions?.get(value) : undefined;
+    if (prepared !== undefined) return ctx.chain.sendRawTransaction(ctx.tx, prepared.raw, prepared.sender);
+    return ctx.chain.sendRawTransaction(ctx.tx, parseData(value, "rawTransaction"));
   },
   eth_getTransactionByHash: (ctx, p) => {
     arity(p, 1);
@@ -303,6 +190,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
     return fullBlock(ctx, ctx.chain.blockByHash(ctx.tx, hash), p[1] === undefined ? false : parseBoolean(p[1], "fullTransactions"));
   },
   eth_getLogs: getLogs,
+  ...FILTER_METHODS,
   // Coco extension: which Coco transaction (view.seqno) executed an Ethereum transaction, so a
   // client can fetch its Coco receipt (Merkle proof + signature) from GET /app/receipt.
   coco_getTransactionId: (ctx, p) => {
@@ -312,6 +200,9 @@ export const METHODS: Readonly<Record<string, Method>> = {
     return { seqno: ref.seqno, view: ref.view, transactionId: ref.view === null ? null : `${ref.view}.${ref.seqno}` };
   },
 };
+
+/** Methods that answer before the chain is configured: they say nothing about it. */
+const CHAINLESS_METHODS: ReadonlySet<string> = new Set(["web3_clientVersion", "net_listening"]);
 
 function errorResponse(id: JsonRpcResponse["id"], error: RpcError): JsonRpcResponse {
   return { jsonrpc: "2.0", id, error: error.data === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, data: error.data } };
@@ -334,14 +225,42 @@ async function handleOne(ctx: RpcContext, request: unknown): Promise<JsonRpcResp
   if (method === undefined) {
     return isNotification ? undefined : errorResponse(id, new RpcError(RpcErrorCodes.MethodNotFound, `the method ${r["method"]} does not exist/is not available`));
   }
+  if (ctx.chain === undefined && !CHAINLESS_METHODS.has(r["method"])) {
+    return isNotification ? undefined : errorResponse(id, new RpcError(RpcErrorCodes.ServerError, CHAIN_NOT_CONFIGURED_MESSAGE));
+  }
   try {
-    const result = await method(ctx, params);
+    const result = await method(ctx as MethodContext, params);
     return isNotification ? undefined : { jsonrpc: "2.0", id, result };
   } catch (error) {
     if (isNotification) return undefined;
     if (error instanceof RpcError) return errorResponse(id, error);
     return errorResponse(id, new RpcError(RpcErrorCodes.InternalError, `internal error: ${(error as Error).message}`));
   }
+}
+
+/** Answers a JSON-RPC body: a response, an array for a batch, or undefined when nothing is owed (notifications only). */
+/**
+ * Sends the signed transactions of a request to the sender-recovery worker, all at once, before
+ * anything runs: the main thread serves other requests meanwhile. Malformed ones are left out;
+ * their methods report them as always.
+ */
+async function recoverSenders(ctx: RpcContext, requests: readonly unknown[]): Promise<RpcContext> {
+  if (ctx.chain === undefined) return ctx;
+  const values: string[] = [];
+  const raws: Buffer[] = [];
+  for (const request of requests) {
+    const r = request as { method?: unknown; params?: unknown } | null;
+    if (r === null || typeof r !== "object" || r.method !== "eth_sendRawTransaction" || !Array.isArray(r.params)) continue;
+    const value: unknown = r.params[0];
+    if (typeof value !== "string" || value.length > 2 + 2 * TRANSACTION_BYTES_MAX || !/^0x([0-9a-fA-F]{2})+$/.test(value)) continue;
+    values.push(value);
+    raws.push(Buffer.from(value.slice(2), "hex"));
+  }
+  if (raws.length === 0) return ctx;
+  const senders = await ctx.chain.recoverSenders(raws);
+  const prepared = new Map<string, PreparedTransaction>();
+  values.forEach((value, i) => prepared.set(value, { raw: raws[i]!, sender: senders[i] ?? null }));
+  return { ...ctx, preparedTransactions: prepared };
 }
 
 /** Answers a JSON-RPC body: a response, an array for a batch, or undefined when nothing is owed (notifications only). */
@@ -352,14 +271,15 @@ export async function handleJsonRpc(ctx: RpcContext, body: Buffer): Promise<unkn
   } catch {
     return errorResponse(null, new RpcError(RpcErrorCodes.ParseError, "parse error: the body is not valid JSON"));
   }
-  if (!Array.isArray(parsed)) return handleOne(ctx, parsed);
+  if (!Array.isArray(parsed)) return handleOne(await recoverSenders(ctx, [parsed]), parsed);
   if (parsed.length === 0) return errorResponse(null, new RpcError(RpcErrorCodes.InvalidRequest, "empty batch"));
   if (parsed.length > BATCH_REQUESTS_MAX) {
     return errorResponse(null, new RpcError(RpcErrorCodes.InvalidRequest, `batch too large: at most ${BATCH_REQUESTS_MAX} requests`));
   }
+  const withSenders = await recoverSenders(ctx, parsed);
   const out: JsonRpcResponse[] = [];
   for (const request of parsed) {
-    const response = await handleOne(ctx, request);
+    const response = await handleOne(withSenders, request);
     if (response !== undefined) out.push(response);
   }
   return out.length === 0 ? undefined : out;

@@ -5,12 +5,12 @@
 // to the request's transaction. The registry's paths are relative to `/app`, as in app.json.
 import { randomBytes } from "node:crypto";
 import type { Store } from "../../kv/index.js";
-import { JsRuntime, type JsCallContext, type NodeHooks } from "../../js/index.js";
+import { JsRuntime, type HistoricalState, type JsCallContext, type NodeHooks } from "../../js/index.js";
 import {
   EndpointRegistry, ErrorCodes,
   type AuthPolicyName, type EndpointContext, type EndpointDefinition, type Handler, type HandlerResult, type RouteMatch,
 } from "../../rpc/index.js";
-import { CocoError } from "../../util/index.js";
+import { CocoError, parseTxId, type TxId } from "../../util/index.js";
 import { JS_APP_TABLES, readDeployedBundle, type JsEndpointProperties, type StoredJsRuntimeOptions } from "./bundle.js";
 import { isUtf8 } from "node:buffer";
 import { BodyKind, DISPATCH_EXPORT, DISPATCH_MODULE, dispatchModuleSource, packRequest, type GuestResponse, type InvokeArgs } from "./guest-dispatch.js";
@@ -43,6 +43,17 @@ export interface JsAppConsensus {
   lastCommittedTxId(): { view: number; seqno: number };
   viewForSeqno(seqno: number): number | null;
   statusForTxId(view: number, seqno: number): string;
+  /** Historical queries; without it historical endpoints answer 501 and `ccf.historical.*` throws. */
+  historical?: JsAppHistorical;
+}
+
+/** The node's historical state cache (src/node/historical.ts), as JS apps use it. */
+export interface JsAppHistorical {
+  stateAt(view: number, seqno: number): Promise<HistoricalState>;
+  getStateRange(handle: number, startSeqno: number, endSeqno: number, secondsUntilExpiry: number | undefined): readonly HistoricalState[] | null;
+  dropCachedStates(handle: number): boolean;
+  /** Resolves when the handle's fetch ends; undefined when nothing is being fetched for it. */
+  whenFetched(handle: number): Promise<void> | undefined;
 }
 
 export interface JsAppLogger {
@@ -64,6 +75,8 @@ interface CachedCaller {
 }
 
 const NO_AUTH_CALLER_JSON = JSON.stringify({ policy: "no_auth" });
+/** Where historical endpoints take the transaction id from, as CCF's `txid_from_header`. */
+const TXID_HEADER = "x-ms-ccf-transaction-id";
 
 export class JsApp {
   private currentRegistry = new EndpointRegistry();
@@ -75,6 +88,10 @@ export class JsApp {
   private readonly kv = new TransactionKvAccess();
   private readonly callContext: JsCallContext;
   private claimsDigest: Buffer | undefined;
+  /** `ccf.rpc.setApplyWrites` of the current call; undefined = CCF's default (apply on 2xx). */
+  private applyWrites: boolean | undefined;
+  /** Range fetches that a `getStateRange` of the current call is waiting for. */
+  private pendingFetches: Promise<void>[] = [];
   private readonly callerCache = new Map<string, CachedCaller>();
   private randomPool = Buffer.alloc(0);
   private randomOffset = 0;
@@ -87,6 +104,10 @@ export class JsApp {
         if (digest.length !== 32) throw new TypeError(`ccf.rpc.setClaimsDigest: expected a 32-byte SHA-256 digest, got ${digest.length} bytes`);
         this.claimsDigest = Buffer.from(digest);
       },
+      setApplyWrites: (force) => {
+        if (typeof force !== "boolean") throw new TypeError("ccf.rpc.setApplyWrites: expected a boolean");
+        this.applyWrites = force;
+      },
     };
     const consensus = deps.consensus;
     if (consensus !== undefined) {
@@ -94,8 +115,18 @@ export class JsApp {
       hooks.getViewForSeqno = (seqno) => consensus.viewForSeqno(seqno);
       hooks.getStatusForTxId = (view, seqno) => consensus.statusForTxId(view, seqno);
     }
+    const historical = consensus?.historical;
+    if (historical !== undefined) {
+      hooks.getStateRange = (handle, start, end, expiry) => {
+        const states = historical.getStateRange(handle, start, end, expiry);
+        const fetching = states === null ? historical.whenFetched(handle) : undefined;
+        if (fetching !== undefined) this.pendingFetches.push(fetching);
+        return states;
+      };
+      hooks.dropCachedStates = (handle) => historical.dropCachedStates(handle);
+    }
     // One context for every call: nothing per request is allocated for it.
-    this.callContext = { kv: this.kv, hooks };
+    this.callContext = { kv: this.kv, hooks, historicalState: undefined, bufferWrites: false };
   }
 
   /** The app's endpoints (paths relative to `/app`), reloaded first if the bundle changed. */
@@ -216,8 +247,8 @@ export class JsApp {
     let handler: Handler;
     if (loadError !== undefined) {
       handler = () => { throw new CocoError(ErrorCodes.InternalError, `The JS app failed to load: ${loadError}`, 500); };
-    } else if (endpoint.mode === "historical") {
-      handler = () => { throw new CocoError("NotImplemented", `${name}: historical endpoints (app.json "mode": "historical") are not supported yet.`, 501); };
+    } else if (endpoint.mode === "historical" && this.deps.consensus?.historical === undefined) {
+      handler = () => { throw new CocoError("NotImplemented", `${name}: this node serves no historical queries (app.json "mode": "historical").`, 501); };
     } else if (!noPolicies && supported.length === 0) {
       handler = () => {
         throw new CocoError(ErrorCodes.InvalidAuthenticationInfo,
@@ -230,45 +261,95 @@ export class JsApp {
       method: endpoint.method,
       path: endpoint.path,
       authPolicies: noPolicies || supported.length === 0 ? ["no_auth"] : supported,
-      mode: endpoint.mode === "readonly" ? "readonly" : "readwrite",
+      mode: endpoint.mode === "readwrite" ? "readwrite" : "readonly",
       handler,
       summary: `${endpoint.jsModule} ${endpoint.jsFunction}`,
     });
   }
 
   private makeHandler(endpoint: JsEndpointProperties, index: number, name: string, callerUndefined: boolean): Handler {
-    const readOnly = endpoint.mode === "readonly" ? name : undefined;
+    // CCF runs readonly and historical endpoints with read-only access to the current KV.
+    const readOnly = endpoint.mode === "readwrite" ? undefined : name;
     const generation = this.generation;
-    return (ctx: EndpointContext): HandlerResult => {
-      const runtime = this.runtime;
-      if (runtime === undefined || generation !== this.generation) {
-        throw new CocoError(ErrorCodes.ServiceUnavailable, "The JS app was redeployed while this request was routed; retry it.", 503);
+    const run = (ctx: EndpointContext, state?: HistoricalState) => this.invoke(ctx, index, name, callerUndefined, readOnly, generation, state);
+    const historical = this.deps.consensus?.historical;
+    if (endpoint.mode !== "historical" || historical === undefined) {
+      return (ctx) => this.retryOnceFetched(ctx, run(ctx), () => run(ctx));
+    }
+    const consensus = this.deps.consensus!;
+    return async (ctx) => {
+      const id = requestedTxId(ctx.request.headers[TXID_HEADER]);
+      const status = consensus.statusForTxId(id.view, id.seqno);
+      if (status === "Invalid") {
+        throw new CocoError(ErrorCodes.TransactionInvalid, `Only committed transactions can be queried. Transaction ${id.view}.${id.seqno} is Invalid`, 404);
       }
-      const request = ctx.request;
-      const body = request.body;
-      const text = body.length === 0 || isUtf8(body);
-      const packed = packRequest(
-        index,
-        request.path,
-        request.query,
-        JSON.stringify(request.headers),
-        isEmpty(ctx.params) ? "" : JSON.stringify(ctx.params),
-        callerUndefined ? "" : this.callerJson(ctx),
-        text ? body.toString("utf8") : "",
-      );
-      const args: InvokeArgs = text ? [packed] : [packed, exactArrayBuffer(body)];
-      this.kv.attach(ctx.tx, readOnly);
-      this.claimsDigest = undefined;
-      let out: GuestResponse;
-      try {
-        out = runtime.call(DISPATCH_MODULE, DISPATCH_EXPORT, args, this.callContext) as GuestResponse;
-      } catch (error) {
-        throw translateError(error, name);
-      } finally {
-        this.kv.detach();
+      if (status !== "Committed") {
+        // CCF: 404 and no-cache, since the answer changes once the transaction commits.
+        return {
+          status: 404,
+          headers: { "cache-control": "no-cache" },
+          body: { error: { code: ErrorCodes.TransactionPendingOrUnknown, message: `Only committed transactions can be queried. Transaction ${id.view}.${id.seqno} is ${status}` } },
+        };
       }
-      return this.toResult(out, name);
+      // CCF answers 202 + Retry-After while it fetches the entry; Coco reads its own ledger, so it waits.
+      const state = await historical.stateAt(id.view, id.seqno);
+      return this.retryOnceFetched(ctx, run(ctx, state), () => run(ctx, state));
     };
+  }
+
+  /** One call into the isolate for the request, with the KV bound to its transaction. */
+  private invoke(ctx: EndpointContext, index: number, name: string, callerUndefined: boolean, readOnly: string | undefined,
+    generation: number, historicalState: HistoricalState | undefined): HandlerResult {
+    const runtime = this.runtime;
+    if (runtime === undefined || generation !== this.generation) {
+      throw new CocoError(ErrorCodes.ServiceUnavailable, "The JS app was redeployed while this request was routed; retry it.", 503);
+    }
+    const request = ctx.request;
+    const body = request.body;
+    const text = body.length === 0 || isUtf8(body);
+    const packed = packRequest(
+      index,
+      request.path,
+      request.query,
+      JSON.stringify(request.headers),
+      isEmpty(ctx.params) ? "" : JSON.stringify(ctx.params),
+      callerUndefined ? "" : this.callerJson(ctx),
+      text ? body.toString("utf8") : "",
+    );
+    const args: InvokeArgs = text ? [packed] : [packed, exactArrayBuffer(body)];
+    this.kv.attach(ctx.tx, readOnly);
+    this.claimsDigest = undefined;
+    this.applyWrites = undefined;
+    this.pendingFetches = [];
+    this.callContext.historicalState = historicalState;
+    this.callContext.bufferWrites = readOnly === undefined;
+    let out: GuestResponse;
+    try {
+      out = runtime.call(DISPATCH_MODULE, DISPATCH_EXPORT, args, this.callContext) as GuestResponse;
+    } catch (error) {
+      const translated = translateError(error, name);
+      // CCF: an exception is a 500 whose writes still apply if the handler asked for it.
+      if (this.applyWrites === true && translated instanceof CocoError && error instanceof CocoError && error.code === "JsError") {
+        return { status: translated.status, body: { error: { code: translated.code, message: translated.message } }, applyWrites: true };
+      }
+      throw translated;
+    } finally {
+      this.kv.detach();
+      this.callContext.historicalState = undefined;
+    }
+    return this.toResult(out, name);
+  }
+
+  /**
+   * CCF's range queries answer 202 (retry later) while `getStateRange` fetches. When a call that
+   * wrote nothing answers 202 while its fetches run, Coco waits for them (its own ledger, a
+   * bounded range) and runs the handler once more, so the client gets the answer at once.
+   */
+  private retryOnceFetched(ctx: EndpointContext, result: HandlerResult, again: () => HandlerResult): HandlerResult | Promise<HandlerResult> {
+    const fetches = this.pendingFetches;
+    this.pendingFetches = [];
+    if (result.status !== 202 || fetches.length === 0 || ctx.tx.hasWrites) return result;
+    return Promise.all(fetches).then(again);
   }
 
   private toResult(out: GuestResponse, name: string): HandlerResult {
@@ -284,6 +365,7 @@ export class JsApp {
     const result: HandlerResult = { status, headers };
     if (body !== undefined) result.body = typeof body === "string" ? body : Buffer.from(body);
     if (this.claimsDigest !== undefined) result.claimsDigest = this.claimsDigest;
+    if (this.applyWrites !== undefined) result.applyWrites = this.applyWrites;
     return result;
   }
 
@@ -325,6 +407,19 @@ function parseInfoData(infoRaw: Buffer, field: "user_data" | "member_data"): unk
     return (JSON.parse(infoRaw.toString("utf8")) as Record<string, unknown>)[field] ?? null;
   } catch {
     return null;
+  }
+}
+
+/** The transaction id of a historical query, from its header (CCF's `txid_from_header`). */
+function requestedTxId(header: string | string[] | undefined): TxId {
+  if (header === undefined) {
+    throw new CocoError("MissingRequiredHeader", `Historical query is missing '${TXID_HEADER}' header.`, 400);
+  }
+  const text = Array.isArray(header) ? header.join(", ") : header;
+  try {
+    return parseTxId(text);
+  } catch {
+    throw new CocoError("InvalidHeaderValue", `The value '${text}' in header '${TXID_HEADER}' could not be converted to a valid Tx ID.`, 400);
   }
 }
 

@@ -4,10 +4,12 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { Contract, Interface, Wallet, Transaction as EthTransaction, parseEther, type TransactionRequest } from "ethers";
+import { Contract, Interface, Wallet, Transaction as EthTransaction, id as eventTopic, parseEther, zeroPadValue, type TransactionRequest } from "ethers";
 import { ConflictError, Store, type Transaction } from "../../../src/kv/index.js";
 import { EndpointRegistry, type EndpointDefinition } from "../../../src/rpc/index.js";
-import { installEvmApp, evmMaps, type EvmAppOptions } from "../../../src/apps/evm/index.js";
+import {
+  installEvmApp, evmMaps, evmConfigBytes, EVM_CONFIG_KEY, EVM_CONFIG_MAP, FilterRegistry, FILTERS_MAX, FILTER_IDLE_MS, RpcError, type EvmAppOptions,
+} from "../../../src/apps/evm/index.js";
 
 const CHAIN_ID = 4242n;
 const GWEI = 1_000_000_000n;
@@ -75,16 +77,24 @@ class Harness {
   committed = Number.MAX_SAFE_INTEGER;
   private nextId = 1;
 
-  constructor(options: Partial<EvmAppOptions> = {}) {
+  /** `configured: false` leaves public:ccf.gov.evm.config unset, as before set_evm_genesis is accepted. */
+  constructor(options: Partial<EvmAppOptions> = {}, configured = true) {
+    if (configured) this.configure();
     const registry = new EndpointRegistry();
     installEvmApp(registry, {
-      chainId: CHAIN_ID,
-      genesis: [{ address: alice.address, balanceWei: parseEther("1000").toString() }, { address: bob.address, balanceWei: "0x" + (10n ** 18n).toString(16) }],
       committedSeqno: () => this.committed,
       nowSeconds: () => 1_700_000_000n,
       ...options,
     });
     this.endpoint = registry.route("POST", "/app/evm").endpoint;
+  }
+
+  /** What the set_evm_genesis governance action writes (seqno 1 here). */
+  configure(chainId = CHAIN_ID): void {
+    const tx = this.store.begin();
+    const genesis = [{ address: alice.address, balanceWei: parseEther("1000").toString() }, { address: bob.address, balanceWei: "0x" + (10n ** 18n).toString(16) }];
+    tx.set(EVM_CONFIG_MAP, EVM_CONFIG_KEY, evmConfigBytes(chainId, genesis));
+    this.store.commit(tx, this.store.currentVersion + 1);
   }
 
   async post(body: unknown): Promise<{ status: number; body: any; tx: Transaction }> {
@@ -157,11 +167,38 @@ test("genesis allocation is readable and is written in the first request's trans
   const h = new Harness();
   assert.equal(BigInt(await h.call("eth_getBalance", alice.address, "latest")), parseEther("1000"));
   assert.equal(BigInt(await h.call("eth_getBalance", carol.address, "latest")), 0n);
-  assert.equal(h.store.currentVersion, 1, "the genesis writes committed once");
+  assert.equal(h.store.currentVersion, 2, "the genesis writes committed once, after the configuration (seqno 1)");
   await h.call("eth_getBalance", alice.address, "latest");
-  assert.equal(h.store.currentVersion, 1, "later reads write nothing");
+  assert.equal(h.store.currentVersion, 2, "later reads write nothing");
   assert.ok(h.store.get(evmMaps.ACCOUNTS, Buffer.from(alice.address.slice(2), "hex")), "accounts live in the private map evm.accounts");
   for (const map of evmMaps.ALL_MAPS) assert.ok(!map.startsWith("public:"));
+});
+
+test("before governance configures the chain every method but web3_clientVersion is refused, and nothing is written", async () => {
+  const h = new Harness({}, false);
+  assert.match(await h.call("web3_clientVersion"), /^Coco\//);
+  for (const method of ["eth_chainId", "eth_blockNumber", "net_version"]) {
+    const error = await h.rpcError(method);
+    assert.equal(error.code, -32000);
+    assert.match(error.message, /EVM chain is not configured yet.*set_evm_genesis/);
+  }
+  const raw = await alice.signTransaction({ chainId: CHAIN_ID, nonce: 0, to: carol.address, gasLimit: 21_000n, maxFeePerGas: 3n * GWEI, maxPriorityFeePerGas: 0n, type: 2 });
+  assert.match((await h.rpcError("eth_sendRawTransaction", raw)).message, /not configured yet/);
+  assert.equal(h.store.currentVersion, 0, "no genesis without a configuration");
+  h.configure();
+  assert.equal(await h.call("eth_chainId"), "0x1092");
+  assert.equal(BigInt(await h.call("eth_getBalance", alice.address, "latest")), parseEther("1000"));
+  assert.equal((await h.send(alice, { to: carol.address, value: 1n, gasLimit: 21_000n })).status, "0x1");
+});
+
+test("the genesis allocation is credited once: later requests and a repeated configuration value leave balances alone", async () => {
+  const h = new Harness();
+  await h.send(alice, { to: carol.address, value: parseEther("1"), gasLimit: 21_000n });
+  const after = BigInt(await h.call("eth_getBalance", alice.address, "latest"));
+  assert.ok(after < parseEther("999"));
+  h.configure();
+  assert.equal(BigInt(await h.call("eth_getBalance", alice.address, "latest")), after);
+  assert.equal(BigInt(await h.call("eth_getBalance", carol.address, "latest")), parseEther("1"));
 });
 
 test("a signed EIP-1559 transfer moves value, charges gas and increments the nonce", async () => {
@@ -443,6 +480,63 @@ test("concurrent transactions conflict on the chain head and re-run into consecu
   const receipts = await Promise.all(hashes.map((hash) => h.call("eth_getTransactionReceipt", hash)));
   assert.deepEqual(receipts.map((r) => r.blockNumber).sort(), ["0x1", "0x2"]);
   assert.equal(await h.call("eth_getBalance", carol.address, "latest"), "0x3");
+});
+
+const TRANSFER_TOPIC = eventTopic("Transfer(address,address,uint256)");
+
+test("a log filter reports each new matching log once; eth_getFilterLogs runs its whole query", async () => {
+  const h = new Harness();
+  const address = await h.deployToken(1000n);
+  const erc20 = new Interface(token.abi as never);
+  const toCarol = await h.call("eth_newFilter", { address, topics: [TRANSFER_TOPIC, null, zeroPadValue(carol.address, 32)] });
+  const everything = await h.call("eth_newFilter", { fromBlock: "earliest", address });
+  assert.match(toCarol, /^0x[0-9a-f]{32}$/);
+  assert.deepEqual(await h.call("eth_getFilterChanges", toCarol), [], "logs before the filter existed are not changes");
+  const receipt = await h.send(alice, { to: address, data: erc20.encodeFunctionData("transfer", [carol.address, 7n]) });
+  await h.send(alice, { to: address, data: erc20.encodeFunctionData("transfer", [bob.address, 1n]) });
+  const changes = await h.call("eth_getFilterChanges", toCarol);
+  assert.equal(changes.length, 1);
+  assert.equal(changes[0].transactionHash, receipt.transactionHash);
+  assert.equal(changes[0].blockHash, receipt.blockHash);
+  assert.equal(BigInt(changes[0].data), 7n);
+  assert.deepEqual(await h.call("eth_getFilterChanges", toCarol), [], "a change is reported once");
+  assert.equal((await h.call("eth_getFilterChanges", everything)).length, 2, "changes start at the filter: both transfers, not the mint");
+  assert.equal((await h.call("eth_getFilterLogs", everything)).length, 3, "the query from earliest: the mint too");
+  assert.equal(await h.call("eth_uninstallFilter", toCarol), true);
+  assert.equal(await h.call("eth_uninstallFilter", toCarol), false);
+  assert.deepEqual(await h.rpcError("eth_getFilterChanges", toCarol), { code: -32000, message: "filter not found" });
+  assert.equal((await h.rpcError("eth_newFilter", { blockHash: receipt.blockHash })).code, -32602);
+});
+
+test("block and pending-transaction filters report new blocks' hashes and transactions once, only once committed", async () => {
+  const h = new Harness();
+  await h.call("eth_blockNumber");
+  const blocks = await h.call("eth_newBlockFilter");
+  const transactions = await h.call("eth_newPendingTransactionFilter");
+  h.committed = h.store.currentVersion;
+  const raw = await h.sign(alice, { to: carol.address, value: 1n });
+  const hash = await h.call("eth_sendRawTransaction", raw);
+  assert.deepEqual(await h.call("eth_getFilterChanges", blocks), [], "not committed yet: not reported");
+  h.committed = Number.MAX_SAFE_INTEGER;
+  const receipt = await h.call("eth_getTransactionReceipt", hash);
+  assert.deepEqual(await h.call("eth_getFilterChanges", blocks), [receipt.blockHash]);
+  assert.deepEqual(await h.call("eth_getFilterChanges", transactions), [hash]);
+  assert.deepEqual(await h.call("eth_getFilterChanges", blocks), []);
+  assert.deepEqual(await h.call("eth_getFilterChanges", transactions), []);
+});
+
+test("filters are bounded: at most FILTERS_MAX, and idle ones expire", () => {
+  let now = 0;
+  const registry = new FilterRegistry(() => now);
+  const first = registry.install("blocks", 1n);
+  for (let i = 1; i < FILTERS_MAX; i++) registry.install("blocks", 1n);
+  assert.throws(() => registry.install("blocks", 1n), (error: unknown) => error instanceof RpcError && error.code === -32005);
+  now = FILTER_IDLE_MS - 1;
+  registry.poll(first);
+  now = FILTER_IDLE_MS + 1;
+  registry.install("blocks", 1n);
+  assert.equal(registry.size, 2, "the polled filter and the new one");
+  assert.throws(() => registry.poll("0x00"), /filter not found/);
 });
 
 test("throughput: sequential ERC-20 transfers in-process", async () => {

@@ -5,8 +5,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { installJsApp, type JsApp } from "../../../src/apps/js/index.js";
 import { defaultConstitutionSource } from "../../../src/governance/index.js";
-import { authenticate, type RpcRequest } from "../../../src/rpc/index.js";
+import { authenticate, type HandlerResult, type RpcRequest } from "../../../src/rpc/index.js";
+import type { Transaction } from "../../../src/kv/index.js";
 import { CocoError } from "../../../src/util/errors.js";
+import { serialiseWriteSet } from "../../../src/kv/index.js";
+import { HistoricalStates } from "../../../src/node/historical.js";
 import { GovHarness, makeIdentity, YES, type Identity } from "../governance/harness.js";
 
 const [member, user] = (await Promise.all([makeIdentity("member0"), makeIdentity("user0")])) as [Identity, Identity];
@@ -62,6 +65,37 @@ export function readSecretMap() { return { body: ccf.kv["ccf.internal.secrets"].
 export function writeGovMap() { ccf.kv["public:ccf.gov.users.certs"].set(ccf.strToBuf("x"), ccf.strToBuf("y")); return { body: true }; }
 export function noop() { return { body: true }; }
 export function kvSet(request) { ccf.kv["records"].set(ccf.strToBuf("k"), ccf.strToBuf("v")); return { body: true }; }
+export function historicalRead(request) {
+  const h = ccf.historicalState;
+  const records = h.kv["records"];
+  const key = ccf.strToBuf(request.query);
+  const ids = [];
+  records.forEach((v, k) => ids.push(ccf.bufToStr(k) + "=" + ccf.bufToStr(v)));
+  const msg = records.get(key);
+  return { body: {
+    transactionId: h.transactionId, receipt: h.receipt, msg: msg === undefined ? null : ccf.bufToStr(msg), has: records.has(key),
+    size: records.size, ids, version: records.getVersionOfPreviousWrite(key) ?? null, current: ccf.bufToStr(ccf.kv["records"].get(key)),
+    usersInfo: h.kv["public:ccf.gov.users.info"].size,
+  } };
+}
+export function historicalWrite(request) {
+  try { ccf.historicalState.kv["records"].delete(ccf.strToBuf("x")); } catch (e) { return { statusCode: 409, body: e.message }; }
+  return { body: "deleted" };
+}
+export function historicalSecret() { return { body: ccf.historicalState.kv["ccf.internal.secrets"].size }; }
+export function historicalCurrentWrite() { ccf.kv["records"].set(ccf.strToBuf("hw"), ccf.strToBuf("x")); return { body: true }; }
+export function historicalRange(request) {
+  const [from, to] = request.query.split("-").map(Number);
+  const states = ccf.historical.getStateRange(1, from, to, 60);
+  if (states === null) return { statusCode: 202, headers: { "retry-after": "1" }, body: "fetching" };
+  return { body: states.map((s) => s.transactionId + ":" + s.kv["records"].size) };
+}
+export function applyOnError(request) {
+  ccf.kv["records"].set(ccf.strToBuf("apply-" + request.query), ccf.strToBuf("x"));
+  ccf.rpc.setApplyWrites(request.query !== "drop");
+  if (request.query === "throw") throw new Error("thrown after setApplyWrites(true)");
+  return { statusCode: request.query === "drop" ? 200 : 400, body: request.query };
+}
 `;
 
 const HELPER_SOURCE = `export function helper() { return "from helper"; }`;
@@ -90,7 +124,12 @@ function bundle() {
         "/async": { get: ep("asyncHandler", "readonly") },
         "/claims": { post: ep("claims", "readwrite") },
         "/error-status": { post: ep("errorStatus", "readwrite") },
-        "/historical": { get: ep("getRecord", "historical") },
+        "/historical": { get: ep("historicalRead", "historical") },
+        "/historical-write": { get: ep("historicalWrite", "historical") },
+        "/historical-secret": { get: ep("historicalSecret", "historical") },
+        "/historical-current-write": { get: ep("historicalCurrentWrite", "historical") },
+        "/historical-range": { get: ep("historicalRange", "readonly") },
+        "/apply-writes": { post: ep("applyOnError", "readwrite") },
         "/secret": { get: ep("readSecretMap", "readonly") },
         "/gov-write": { post: ep("writeGovMap", "readwrite") },
         "/noop": { post: ep("noop", "readwrite", ["no_auth"]) },
@@ -106,13 +145,40 @@ function bundle() {
 
 interface Reply { status: number; headers: Record<string, string>; body: Buffer; text: string; json: any; claimsDigest?: Buffer }
 
+/** The write sets the harness committed, as a ledger would hold them (view 1), for historical queries. */
+class CommittedWrites {
+  readonly entries = new Map<number, { publicDomain: Buffer; privatePlain: Buffer }>();
+  constructor(private readonly harness: { gov: GovHarness }) {}
+  get commitTxId() { return { view: 1, seqno: this.harness.gov.store.currentVersion }; }
+  viewAt(seqno: number) { return seqno >= 1 && seqno <= this.commitTxId.seqno ? 1 : null; }
+  status(view: number, seqno: number) { return seqno > this.commitTxId.seqno ? "Unknown" : view === 1 ? "Committed" : "Invalid"; }
+  async readEntry(seqno: number) {
+    const entry = this.entries.get(seqno) ?? { publicDomain: Buffer.alloc(0), privatePlain: Buffer.alloc(0) };
+    return { view: 1, seqno, isSignature: false, claimsDigest: Buffer.alloc(32), ...entry };
+  }
+  async receipt(view: number, seqno: number) {
+    return { cert: "CERT", node_id: "n1", signature: "c2ln", proof: [], leaf_components: { write_set_digest: "00", commit_evidence: `ce:${view}.${seqno}:00`, claims_digest: "00" } };
+  }
+}
+
 class AppHarness {
   readonly gov = new GovHarness(defaultConstitutionSource(), { hooks: { refreshAppBytecodeCache() {} } });
   readonly app: JsApp;
+  readonly committed = new CommittedWrites(this);
 
-  constructor(options: { timeLimitMs?: number; memoryLimitMiB?: number } = {}) {
+  constructor(options: { timeLimitMs?: number; memoryLimitMiB?: number; historical?: boolean } = {}) {
     this.gov.addMember(member);
-    this.app = installJsApp({ store: this.gov.store, runtimeOptions: { timeLimitMs: options.timeLimitMs ?? 500, memoryLimitMiB: options.memoryLimitMiB ?? 64 } });
+    const consensus = options.historical === true ? {
+      lastCommittedTxId: () => this.committed.commitTxId,
+      viewForSeqno: (seqno: number) => this.committed.viewAt(seqno),
+      statusForTxId: (view: number, seqno: number) => this.committed.status(view, seqno),
+      historical: new HistoricalStates(this.committed),
+    } : undefined;
+    this.app = installJsApp({
+      store: this.gov.store,
+      runtimeOptions: { timeLimitMs: options.timeLimitMs ?? 500, memoryLimitMiB: options.memoryLimitMiB ?? 64 },
+      ...(consensus === undefined ? {} : { consensus }),
+    });
     const tx = this.gov.store.begin();
     tx.set("public:ccf.gov.users.certs", Buffer.from(user.id), Buffer.from(user.certPem));
     tx.set("public:ccf.gov.users.info", Buffer.from(user.id), Buffer.from(JSON.stringify({ user_data: { role: "writer" } })));
@@ -132,8 +198,19 @@ class AppHarness {
     assert.equal(this.govern([{ name: "set_js_app", args: { bundle: b, disable_bytecode_cache: true } }]), "Accepted");
   }
 
-  /** Mirrors Frontend.dispatch for `/app/*`. */
-  request(method: string, target: string, options: { body?: string | Buffer; headers?: Record<string, string>; as?: Identity } = {}): Reply {
+  /** Mirrors Frontend.dispatch for `/app/*`, for handlers that answer at once. */
+  request(method: string, target: string, options: RequestOptions = {}): Reply {
+    const reply = this.dispatch(method, target, options);
+    if (reply instanceof Promise) throw new Error("this handler answered asynchronously: use requestAsync");
+    return reply;
+  }
+
+  /** As request(), awaiting handlers that answer asynchronously (historical endpoints). */
+  async requestAsync(method: string, target: string, options: RequestOptions = {}): Promise<Reply> {
+    return this.dispatch(method, target, options);
+  }
+
+  private dispatch(method: string, target: string, options: RequestOptions): Reply | Promise<Reply> {
     const [path, query = ""] = target.split("?") as [string, string?];
     const body = typeof options.body === "string" ? Buffer.from(options.body) : options.body ?? Buffer.alloc(0);
     const request: RpcRequest = {
@@ -142,23 +219,32 @@ class AppHarness {
       callerCert: options.as === undefined ? undefined : { der: Buffer.alloc(0), fingerprint: options.as.id, idKey: Buffer.from(options.as.id) },
     };
     const store = this.gov.store;
+    const finish = (tx: Transaction, mode: string, result: HandlerResult): Reply => {
+      const status = result.status ?? 200;
+      if (tx.hasWrites && (result.applyWrites ?? (status >= 200 && status < 300))) {
+        if (mode === "readonly") throw new CocoError("InternalError", "readonly endpoint wrote", 500);
+        const seqno = store.currentVersion + 1;
+        const { publicDomain, privateDomain } = serialiseWriteSet(store.commit(tx, seqno));
+        this.committed.entries.set(seqno, { publicDomain, privatePlain: privateDomain });
+      }
+      const raw = result.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(result.body) ? result.body
+        : Buffer.from(typeof result.body === "string" ? result.body : JSON.stringify(result.body));
+      return { status, headers: result.headers ?? {}, body: raw, text: raw.toString(), json: parse(raw.toString()), ...(result.claimsDigest ? { claimsDigest: result.claimsDigest } : {}) };
+    };
+    const fail = (error: unknown): Reply => {
+      if (!(error instanceof CocoError)) throw error;
+      const text = JSON.stringify({ error: { code: error.code, message: error.message } });
+      return { status: error.status, headers: {}, body: Buffer.from(text), text, json: JSON.parse(text) };
+    };
     try {
       const { endpoint, params } = this.app.route(method, path);
       const tx = store.begin();
       const caller = authenticate(endpoint.authPolicies, request, tx);
       const result = endpoint.handler({ request, params, caller, tx });
-      if (result instanceof Promise) throw new Error("JS app handlers are synchronous");
-      const status = result.status ?? 200;
-      if (tx.hasWrites && status >= 200 && status < 300) {
-        if (endpoint.mode === "readonly") throw new CocoError("InternalError", "readonly endpoint wrote", 500);
-        store.commit(tx, store.currentVersion + 1);
-      }
-      const raw = result.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(result.body) ? result.body : Buffer.from(String(result.body));
-      return { status, headers: result.headers ?? {}, body: raw, text: raw.toString(), json: parse(raw.toString()), ...(result.claimsDigest ? { claimsDigest: result.claimsDigest } : {}) };
+      if (result instanceof Promise) return result.then((r) => finish(tx, endpoint.mode, r), fail);
+      return finish(tx, endpoint.mode, result);
     } catch (error) {
-      if (!(error instanceof CocoError)) throw error;
-      const text = JSON.stringify({ error: { code: error.code, message: error.message } });
-      return { status: error.status, headers: {}, body: Buffer.from(text), text, json: JSON.parse(text) };
+      return fail(error);
     }
   }
 
@@ -166,6 +252,8 @@ class AppHarness {
     return this.gov.store.begin().get("records", Buffer.from(id))?.toString();
   }
 }
+
+interface RequestOptions { body?: string | Buffer; headers?: Record<string, string>; as?: Identity }
 
 function parse(text: string): any {
   try {
@@ -293,11 +381,76 @@ test("allocating 1 GiB is stopped by the memory limit and the app keeps serving"
   assert.ok(process.memoryUsage().rss < 1024 * 1024 * 1024);
 });
 
-test("async handlers, claims digests and unimplemented historical endpoints", () => {
+test("async handlers, claims digests, and historical endpoints on a node without historical queries (501)", () => {
   assert.deepEqual(h.request("GET", "/app/async", { as: user }).json, { async: true });
   const claimed = h.request("POST", "/app/claims", { as: user });
   assert.equal(claimed.claimsDigest?.length, 32);
   assert.equal(h.request("GET", "/app/historical", { as: user }).status, 501);
+});
+
+const hh = new AppHarness({ historical: true });
+hh.deploy();
+const asUser = (txid?: string): RequestOptions => ({ as: user, headers: txid === undefined ? {} : { "x-ms-ccf-transaction-id": txid } });
+
+test("ccf.historicalState is the transaction named by x-ms-ccf-transaction-id: its id, receipt and writes only", async () => {
+  hh.request("PUT", "/app/records/h1", { as: user, body: '{"msg":"one"}' });
+  const first = hh.gov.store.currentVersion;
+  hh.request("PUT", "/app/records/h2", { as: user, body: '{"msg":"other"}' });
+  hh.request("PUT", "/app/records/h1", { as: user, body: '{"msg":"two"}' });
+  const r = await hh.requestAsync("GET", "/app/historical?h1", asUser(`1.${first}`));
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, {
+    transactionId: `1.${first}`, msg: "one", has: true, size: 1, ids: ["h1=one"], version: first, current: "two", usersInfo: 0,
+    receipt: { cert: "CERT", node_id: "n1", signature: "c2ln", proof: [], is_signature_transaction: false,
+      leaf_components: { write_set_digest: "00", commit_evidence: `ce:1.${first}:00`, claims_digest: "00" } },
+  });
+  const other = await hh.requestAsync("GET", "/app/historical?h1", asUser(`1.${first + 1}`));
+  assert.deepEqual([other.json.msg, other.json.has, other.json.ids], [null, false, ["h2=other"]]);
+});
+
+test("historical endpoints answer CCF's 400s and 404s for a missing, malformed, unknown or invalid transaction id", async () => {
+  const missing = await hh.requestAsync("GET", "/app/historical?h1", asUser());
+  assert.deepEqual([missing.status, missing.json.error.code], [400, "MissingRequiredHeader"]);
+  assert.match(missing.json.error.message, /missing 'x-ms-ccf-transaction-id' header/);
+  const malformed = await hh.requestAsync("GET", "/app/historical?h1", asUser("1-2"));
+  assert.deepEqual([malformed.status, malformed.json.error.code], [400, "InvalidHeaderValue"]);
+  const unknown = await hh.requestAsync("GET", "/app/historical?h1", asUser(`1.${hh.gov.store.currentVersion + 5}`));
+  assert.deepEqual([unknown.status, unknown.json.error.code, unknown.headers["cache-control"]], [404, "TransactionPendingOrUnknown", "no-cache"]);
+  const invalid = await hh.requestAsync("GET", "/app/historical?h1", asUser("7.1"));
+  assert.deepEqual([invalid.status, invalid.json.error.code], [404, "TransactionInvalid"]);
+});
+
+test("the historical KV is read-only, hides private ccf.* maps, and the current KV is read-only there too", async () => {
+  const txid = `1.${hh.gov.store.currentVersion}`;
+  const write = await hh.requestAsync("GET", "/app/historical-write", asUser(txid));
+  assert.deepEqual([write.status, write.text], [409, 'ccf.historicalState.kv["records"].delete: all tables are read-only during a historical transaction']);
+  const secret = await hh.requestAsync("GET", "/app/historical-secret", asUser(txid));
+  assert.equal(secret.status, 500);
+  assert.match(secret.json.error.message, /private ccf\.\* maps/);
+  const current = await hh.requestAsync("GET", "/app/historical-current-write", asUser(txid));
+  assert.equal(current.status, 500);
+  assert.match(current.json.error.message, /readonly endpoint|read-only/i);
+});
+
+test("getStateRange: a call that answers 202 while the range is fetched runs again once it is", async () => {
+  const to = hh.gov.store.currentVersion;
+  const r = await hh.requestAsync("GET", `/app/historical-range?${to - 2}-${to}`, { as: user });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.length, 3);
+  assert.equal(r.json[2], `1.${to}:1`);
+  const uncommitted = await hh.requestAsync("GET", `/app/historical-range?${to}-${to + 1}`, { as: user });
+  assert.equal(uncommitted.status, 202, "a range past the commit point is never fetched");
+});
+
+test("ccf.rpc.setApplyWrites(true) keeps the writes of an error answer or an exception; false drops those of a 2xx", () => {
+  assert.equal(h.request("POST", "/app/apply-writes?keep", { as: user }).status, 400);
+  assert.equal(h.record("apply-keep"), "x");
+  const thrown = h.request("POST", "/app/apply-writes?throw", { as: user });
+  assert.equal(thrown.status, 500);
+  assert.match(thrown.json.error.message, /thrown after setApplyWrites/);
+  assert.equal(h.record("apply-throw"), "x");
+  assert.equal(h.request("POST", "/app/apply-writes?drop", { as: user }).status, 200);
+  assert.equal(h.record("apply-drop"), undefined);
 });
 
 test("a redeploy replaces the endpoints and remove_js_app removes them", () => {

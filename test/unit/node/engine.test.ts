@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { TransactionEngine } from "../../../src/node/engine.js";
+import { Replicator } from "../../../src/node/replication.js";
 import { Ledger, ThreadedLedger } from "../../../src/ledger/index.js";
 import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../../src/crypto/index.js";
 import { verifyReceipt } from "../../../src/client/index.js";
@@ -20,19 +21,31 @@ async function identity() {
   return { serviceCertPem, nodeKeys, nodeCertPem, nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem) };
 }
 
-async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, persistedView = 0, threaded = false) {
-  const { ledger, entries } = threaded ? await ThreadedLedger.open(dir, { durability: "none" }) : await Ledger.open(dir, { durability: "none" });
+/** An engine driven by a single-voter replication shell (consensus state kept next to the ledger). */
+function startEngine(engine: TransactionEngine, entries: Buffer[], dir: string, nodeId: string): Replicator {
+  const replicator = new Replicator(engine, engine.replay(entries), {
+    nodeId, workspace: dir, bootstrapVoters: [nodeId], tickMs: 10, electionTicks: 10, heartbeatTicks: 2,
+    maxEntriesPerAppend: 100, maxInflightAppends: 4, maxUncommittedEntries: 10_000, logger: quiet,
+  });
+  replicator.start();
+  assert.ok(engine.isPrimary, "a lone voter leads at once");
+  return replicator;
+}
+
+async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, threaded = false) {
+  const { ledger, entries } = threaded ? await ThreadedLedger.open(join(dir, "ledger"), { durability: "none" }) : await Ledger.open(join(dir, "ledger"), { durability: "none" });
   const engine = new TransactionEngine(ledger, {
-    nodeId: id.nodeId, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem, ledgerSecrets: [{ fromSeqno: 1, raw: secret }],
+    nodeId: id.nodeId, serviceCertPem: id.serviceCertPem, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem, ledgerSecrets: [{ fromSeqno: 1, raw: secret }],
     signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, logger: quiet,
   });
+  let replicator: Replicator;
   try {
-    await engine.recover(entries, persistedView);
+    replicator = startEngine(engine, entries, dir, id.nodeId);
   } catch (error) {
     await ledger.close();
     throw error;
   }
-  return { engine, ledger };
+  return { engine, ledger, replicator };
 }
 
 function write(engine: TransactionEngine, key: string, value: string) {
@@ -72,7 +85,7 @@ test(`receipts verify against the service certificate for every committed transa
   const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
   try {
     const id = await identity();
-    const { engine, ledger } = await openEngine(dir, id, randomBytes(32), 0, threaded);
+    const { engine, ledger } = await openEngine(dir, id, randomBytes(32), threaded);
     const ids = [];
     for (let i = 0; i < 13; i++) ids.push(write(engine, `k${i}`, `v${i}`));
     engine.emitSignature();
@@ -98,7 +111,7 @@ test(`recovery replays the ledger, drops the tail after the last signature and s
   try {
     const id = await identity();
     const secret = randomBytes(32);
-    const first = await openEngine(dir, id, secret, 0, threaded);
+    const first = await openEngine(dir, id, secret, threaded);
     write(first.engine, "a", "1");
     first.engine.emitSignature();
     await waitCommit(first.engine, 2);
@@ -107,18 +120,19 @@ test(`recovery replays the ledger, drops the tail after the last signature and s
     await first.ledger.flush();
     await first.ledger.close();
 
-    const second = await openEngine(dir, id, secret, 1, threaded);
+    const second = await openEngine(dir, id, secret, threaded);
     assert.equal(second.engine.currentView, 2);
-    assert.equal(second.engine.commitTxId.seqno, 2);
+    // The new primary rolled back the unsigned tail and signed at once (CCF's rule): seqno 3 is its signature.
+    await waitCommit(second.engine, 3);
     assert.equal(second.engine.store.get("records", Buffer.from("a"))?.toString(), "1");
     assert.equal(second.engine.store.get("records", Buffer.from("b")), undefined);
     assert.equal(second.engine.status(1, 3), "Invalid");
     assert.equal(second.engine.status(1, 1), "Committed");
     const next = write(second.engine, "c", "3");
-    assert.deepEqual(next, { view: 2, seqno: 3 });
+    assert.deepEqual(next, { view: 2, seqno: 4 });
     second.engine.emitSignature();
-    await waitCommit(second.engine, 4);
-    verifyReceipt(await second.engine.receipt(2, 3), id.serviceCertPem);
+    await waitCommit(second.engine, 5);
+    verifyReceipt(await second.engine.receipt(2, 4), id.serviceCertPem);
     verifyReceipt(await second.engine.receipt(1, 1), id.serviceCertPem);
     await second.engine.close();
     await second.ledger.close();
@@ -179,13 +193,14 @@ test("after a rekey, later transactions use the new secret and recovery reads bo
     await a.ledger.close();
     // With only the first secret, the second transaction cannot be read.
     await assert.rejects(openEngine(dir, id, first), /LedgerDecryptionFailed|decrypt|authentication/i);
-    const { ledger, entries } = await Ledger.open(dir, { durability: "none" });
+    const { ledger, entries } = await Ledger.open(join(dir, "ledger"), { durability: "none" });
     const engine = new TransactionEngine(ledger, {
-      nodeId: id.nodeId, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem,
+      nodeId: id.nodeId, serviceCertPem: id.serviceCertPem, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem,
       ledgerSecrets: [{ fromSeqno: 1, raw: first }, { fromSeqno: 2, raw: second }],
       signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, logger: quiet,
     });
-    await engine.recover(entries, 1);
+    startEngine(engine, entries, dir, id.nodeId);
+    await waitCommit(engine, 4); // the new primary's first signature commits the replayed entries
     assert.equal(engine.store.get("records", Buffer.from("b"))?.toString(), "2");
     verifyReceipt(await engine.receipt(1, 2), id.serviceCertPem);
     await engine.close();

@@ -150,4 +150,17 @@ describe("certificate, combined and listed policies", () => {
     assert.equal(auth(["jwt", "user_cert"], request({ certOf: user })).policy, "user_cert");
     refused(["user_cert", "jwt"], request(), /user_cert: no TLS client certificate was presented; jwt: Missing Authorization header/);
   });
+
+  it("a 401 carries CCF's WWW-Authenticate bearer challenge when the last policy is jwt, as CCF's last policy sets the error", () => {
+    const headersOf = (policies: AuthPolicyName[]) => {
+      try {
+        auth(policies, request());
+      } catch (error) {
+        return (error as CocoError).headers;
+      }
+      assert.fail("expected a 401");
+    };
+    assert.deepEqual(headersOf(["user_cert", "jwt"]), { "www-authenticate": 'Bearer realm="JWT bearer token access", error="invalid_token"' });
+    assert.equal(headersOf(["jwt", "user_cert"]), undefined);
+  });
 });

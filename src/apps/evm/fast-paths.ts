@@ -1,0 +1,131 @@
+// Exact replacements for a few ethereumjs internals that cost the most per ERC-20 transfer and
+// that Coco's use makes cacheable (one hardfork, one Common, contract code that does not change
+// under the same bytes). Each keeps ethereumjs's semantics; the EVM unit and e2e tests and the
+// differential checks in test/unit/apps/evm-rpc.test.ts run through them.
+import type { Common } from "@ethereumjs/common";
+import type { VM } from "@ethereumjs/vm";
+
+interface OpcodeMapEntry { opcodeInfo: { name: string }; opHandler: (runState: RunStateLike) => void }
+interface RunStateLike { stack: { popN(n: number): bigint[] }; memory: { write(offset: number, size: number, value: Uint8Array): void } }
+
+const MSTORE = 0x52;
+const MSTORE_WORD = new Uint8Array(32);
+const MSTORE_VIEW = new DataView(MSTORE_WORD.buffer);
+const MASK_64 = (1n << 64n) - 1n;
+
+/**
+ * MSTORE without ethereumjs's `setLengthLeft`, which pads by spreading arrays
+ * (`new Uint8Array([...zeros, ...msg])`): ~0.1 ms per ERC-20 transfer. Same semantics: the
+ * 32-byte big-endian word at `offset` (memory.write copies it, so one scratch word serves).
+ * Gas (the memory expansion handler) is left as it is.
+ */
+export function fastMstore(vm: VM): void {
+  const map = (vm.evm as unknown as { _opcodeMap: OpcodeMapEntry[] })._opcodeMap;
+  const entry = map[MSTORE];
+  if (entry?.opcodeInfo.name !== "MSTORE") return;
+  entry.opHandler = (runState: RunStateLike): void => {
+    const [offset, word] = runState.stack.popN(2) as [bigint, bigint];
+    MSTORE_VIEW.setBigUint64(0, (word >> 192n) & MASK_64);
+    MSTORE_VIEW.setBigUint64(8, (word >> 128n) & MASK_64);
+    MSTORE_VIEW.setBigUint64(16, (word >> 64n) & MASK_64);
+    MSTORE_VIEW.setBigUint64(24, word & MASK_64);
+    runState.memory.write(Number(offset), 32, MSTORE_WORD);
+  };
+}
+
+/**
+ * `Common.isActivatedEIP` is `Array.includes` over every active EIP, and the interpreter asks
+ * it several times per opcode (6800, 7864, 2929...). Answer from a lookup table instead,
+ * rebuilt whenever ethereumjs rebuilds its cache (a hardfork or EIP change assigns a new array).
+ */
+export function fastEipLookup(common: Common): void {
+  common.isActivatedEIP = function isActivatedEIP(this: Common, eip: number): boolean {
+    // `this`, not `common`: Common.copy() copies own properties, this function included.
+    const self = this as unknown as { _activatedEIPsCache: number[]; cocoEipSource?: number[]; cocoEipSet?: Set<number> };
+    if (self.cocoEipSource !== self._activatedEIPsCache) {
+      self.cocoEipSource = self._activatedEIPsCache;
+      self.cocoEipSet = new Set(self._activatedEIPsCache);
+    }
+    return self.cocoEipSet!.has(eip);
+  };
+}
+
+interface JumpAnalysis { jumps: Uint8Array; pushes: Record<number, bigint>; opcodesCached: unknown[] }
+interface InterpreterLike { _evm: object; _getValidJumpDestinations(code: Uint8Array): JumpAnalysis }
+
+/** Per EVM (its opcode map), per code buffer: the jump analysis of that code. */
+const jumpAnalyses = new WeakMap<object, WeakMap<Uint8Array, JumpAnalysis>>();
+
+/**
+ * ethereumjs analyses a contract's whole bytecode (valid JUMPDESTs, PUSH values, opcode
+ * table) at the first jump of every call frame: ~20 µs for an ERC-20, on every transfer. The
+ * result is a pure function of the code bytes and the EVM's opcode map, and the interpreter
+ * only reads it, so it is kept per (EVM, code buffer). Code comes from the KV (or the overlay),
+ * whose buffers are never written after they are stored: the same buffer means the same bytes.
+ */
+export function cacheJumpAnalysis(interpreterPrototype: InterpreterLike): void {
+  const analyse = interpreterPrototype._getValidJumpDestinations;
+  if ((analyse as { cocoCached?: boolean }).cocoCached === true) return;
+  const cached = function (this: InterpreterLike, code: Uint8Array): JumpAnalysis {
+    let perEvm = jumpAnalyses.get(this._evm);
+    if (perEvm === undefined) jumpAnalyses.set(this._evm, (perEvm = new WeakMap()));
+    let analysis = perEvm.get(code);
+    if (analysis === undefined) {
+      analysis = analyse.call(this, code);
+      perEvm.set(code, analysis);
+    }
+    return analysis;
+  };
+  (cached as { cocoCached?: boolean }).cocoCached = true;
+  interpreterPrototype._getValidJumpDestinations = cached;
+}
+
+/**
+ * The Interpreter class is not exported by @ethereumjs/evm; its module is loaded by file URL
+ * (next to the package's entry point), which is the same module instance the EVM uses.
+ */
+export async function loadInterpreterPrototype(): Promise<InterpreterLike | undefined> {
+  try {
+    const url = new URL("./interpreter.js", import.meta.resolve("@ethereumjs/evm"));
+    const module = await import(url.href) as { Interpreter?: { prototype: InterpreterLike } };
+    return typeof module.Interpreter?.prototype._getValidJumpDestinations === "function" ? module.Interpreter.prototype : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `Common.hardforkBlock` walks the chain's hardfork list, and every block header asks it several
+ * times (~15 µs per header). The shared Common's hardforks never change, so its answers are
+ * kept per hardfork name (`null`/`undefined` meaning the current hardfork, resolved each time).
+ */
+export function memoiseHardforkBlocks(common: Common): void {
+  const original = common.hardforkBlock.bind(common);
+  const blocks = new Map<string, bigint | null>();
+  common.hardforkBlock = (hardfork?: string | null): bigint | null => {
+    const name = hardfork ?? common.hardfork();
+    let block = blocks.get(name);
+    if (block === undefined) blocks.set(name, (block = original(name)));
+    return block;
+  };
+}
+
+interface SenderCache { cache: { cocoSenderAddress?: unknown } }
+const senderMemoised = new WeakSet<object>();
+
+/**
+ * ethereumjs derives a transaction's sender address (keccak of the recovered public key, a new
+ * Address) on every `getSenderAddress()`: Coco's admission asks once and runTx again. A frozen
+ * transaction (ethereumjs's default) cannot change, so the first answer is kept in its cache,
+ * as ethereumjs keeps its hash and public key.
+ */
+export function memoiseSenderAddress(tx: object): void {
+  const prototype = Object.getPrototypeOf(tx) as { getSenderAddress(): unknown };
+  if (senderMemoised.has(prototype)) return;
+  senderMemoised.add(prototype);
+  const original = prototype.getSenderAddress;
+  prototype.getSenderAddress = function getSenderAddress(this: SenderCache): unknown {
+    if (!Object.isFrozen(this)) return original.call(this);
+    return (this.cache.cocoSenderAddress ??= original.call(this));
+  };
+}

@@ -1,0 +1,77 @@
+// Shared types and limits of node-to-node channels. Every limit has a name and a default here.
+import type { ChannelIdentity } from "./identity.js";
+
+export interface PeerAddress {
+  host: string;
+  /** 0 (listen only) = an ephemeral port. */
+  port: number;
+}
+
+/** pino-compatible: (fields, message). */
+export interface ChannelLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  debug?(fields: object, message: string): void;
+}
+
+export interface BackoffOptions {
+  /** Delay before the first reconnect attempt after a failure. */
+  initialMs: number;
+  /** Upper bound of the doubling delay. */
+  maxMs: number;
+}
+
+export interface ChannelOptions {
+  identity: ChannelIdentity;
+  listen: PeerAddress;
+  /** Called once per received frame, in order per sender. `payload` may share memory with the receive buffer. */
+  onMessage: (from: string, type: number, payload: Buffer) => void;
+  /** Decides whether an authenticated node may deliver messages (default: any node the service endorsed). */
+  acceptPeer?: (nodeId: string) => boolean;
+  logger?: ChannelLogger;
+  /** Per-peer bound on frames waiting to be handed to the socket; beyond it send() drops and returns false. */
+  queueBytesMax?: number;
+  /** Largest frame (type + payload) accepted or sent; a larger incoming frame closes the connection. */
+  frameBytesMax?: number;
+  /** Reconnect delay: doubles from initialMs to maxMs, each delay drawn uniformly from [delay/2, delay]. */
+  backoff?: BackoffOptions;
+  /** A dial that has not completed TLS and the acceptor's greeting within this time is abandoned. */
+  connectTimeoutMs?: number;
+  /** Inbound connections (authenticated or not) beyond this are closed on arrival. */
+  inboundConnectionsMax?: number;
+}
+
+export interface PeerStats {
+  /** The outbound connection is up and the peer accepted us. */
+  connected: boolean;
+  /** Bytes of frames queued and not yet handed to the socket (counts against queueBytesMax). */
+  queuedBytes: number;
+  /** Frames handed to the socket. A frame handed to a connection that then fails is lost. */
+  sentFrames: number;
+  /** Frames refused by send() because the queue was full, plus frames dropped by removePeer/close. */
+  droppedFrames: number;
+  /** Connection attempts after the first one. */
+  reconnects: number;
+}
+
+export const CHANNEL_DEFAULTS = {
+  queueBytesMax: 64 * 1024 * 1024,
+  frameBytesMax: 256 * 1024 * 1024,
+  backoff: { initialMs: 50, maxMs: 3_000 },
+  connectTimeoutMs: 5_000,
+  inboundConnectionsMax: 256,
+} as const;
+
+/** One socket write gathers queued frames up to about this many bytes (one TLS encrypt pass). */
+export const WRITE_BATCH_BYTES_TARGET = 1024 * 1024;
+/** Payloads at least this large are written as they are rather than copied into a batch. */
+export const DIRECT_WRITE_BYTES_MIN = 64 * 1024;
+/** TCP keep-alive probes start after this much silence, to notice a peer that vanished. */
+export const KEEPALIVE_INITIAL_DELAY_MS = 5_000;
+
+/**
+ * The acceptor's first bytes on every authenticated, accepted connection. The dialler sends
+ * nothing before it has them, so frames are not poured into a connection the acceptor refuses
+ * (with TLS 1.3 the client finishes its handshake before the server has judged its certificate).
+ */
+export const CHANNEL_GREETING = Buffer.from("coco-channel/1\n", "ascii");

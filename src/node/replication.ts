@@ -1,0 +1,261 @@
+// The replication shell: drives the pure Raft state machine (src/consensus) with a clock, the
+// transaction engine, the ledger and the node-to-node channels.
+//   proposals (primary's entries)  -> raft.propose
+//   channel frames                 -> raft.step
+//   timer                          -> raft.tick
+//   ready(): truncate -> engine.rollback, entries -> apply (backup) + ledger append,
+//            hard state -> fsync'd file, commit -> engine.advanceCommit, messages -> channels
+// The ledger is written asynchronously (worker thread, group commit). A backup's success
+// response promises its entries are durable, so it is held until the flush covering its
+// matchIndex completes; the primary counts itself only for entries it has made durable.
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { RaftNode, type AppendEntriesResponse, type HardState, type Message, type Ready, type Role } from "../consensus/index.js";
+import { CocoError } from "../util/index.js";
+import type { TransactionEngine, EntrySink, ReplayedEntry } from "./engine.js";
+import { decodeRaftMessage, encodeRaftMessage } from "./raft-codec.js";
+
+export const FRAME_RAFT = 1;
+export const FRAME_FORWARD_REQUEST = 2;
+export const FRAME_FORWARD_RESPONSE = 3;
+
+export interface Transport {
+  send(nodeId: string, type: number, payload: Buffer): boolean;
+}
+
+export interface ReplicationOptions {
+  nodeId: string;
+  workspace: string;
+  /** Voters when the log holds no configuration yet: [self] for a new service, [] for a joiner. */
+  bootstrapVoters: readonly string[];
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  maxEntriesPerAppend: number;
+  maxInflightAppends: number;
+  maxUncommittedEntries: number;
+  logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void; fatal?(o: object, msg: string): void };
+}
+
+const HARD_STATE_FILE = "consensus_state.json";
+
+export function readHardState(workspace: string): HardState {
+  const path = join(workspace, HARD_STATE_FILE);
+  if (!existsSync(path)) return { term: 0, votedFor: undefined };
+  const saved = JSON.parse(readFileSync(path, "utf8")) as { term?: number; view?: number; voted_for?: string | null };
+  return { term: saved.term ?? saved.view ?? 0, votedFor: saved.voted_for ?? undefined };
+}
+
+/** Term and vote are fsync'd before any message that depends on them leaves (Raft's rule). */
+function writeHardState(workspace: string, state: HardState): void {
+  const path = join(workspace, HARD_STATE_FILE);
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, "w", 0o644);
+  try {
+    writeSync(fd, JSON.stringify({ term: state.term, voted_for: state.votedFor ?? null }));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+export class Replicator implements EntrySink {
+  readonly raft: RaftNode<Buffer>;
+  private transport: Transport | undefined;
+  /** Success responses waiting for their matchIndex to be durable. */
+  private held: AppendEntriesResponse[] = [];
+  private durableSeqno = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private processScheduled = false;
+  private inReady = false;
+  private stopped = false;
+  private readonly roleListeners: ((role: Role, term: number, leader: string | undefined) => void)[] = [];
+  private readonly commitListeners: ((seqno: number) => void)[] = [];
+  private readonly messagesIn = { count: 0, refused: 0 };
+
+  constructor(private readonly engine: TransactionEngine, replayed: readonly ReplayedEntry[], private readonly options: ReplicationOptions) {
+    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, { hardState: readHardState(options.workspace), entries: replayed }, {
+      electionTicks: options.electionTicks,
+      heartbeatTicks: options.heartbeatTicks,
+      maxEntriesPerAppend: options.maxEntriesPerAppend,
+      maxInflightAppends: options.maxInflightAppends,
+      maxUncommittedEntries: options.maxUncommittedEntries,
+      random: Math.random,
+    });
+    this.durableSeqno = replayed.length;
+    engine.setSink(this);
+    engine.on("durable", (seqno: number) => this.onDurable(seqno));
+  }
+
+  get role(): Role { return this.raft.currentRole; }
+  get term(): number { return this.raft.currentTerm; }
+  get primaryId(): string | undefined { return this.raft.leader; }
+  get configuration(): readonly string[] { return this.raft.configuration; }
+  get committedIndex(): number { return this.raft.committedIndex; }
+
+  onRoleChange(listener: (role: Role, term: number, leader: string | undefined) => void): void { this.roleListeners.push(listener); }
+  onCommit(listener: (seqno: number) => void): void { this.commitListeners.push(listener); }
+
+  setTransport(transport: Transport): void { this.transport = transport; }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.stopped) return;
+      this.engine.drain();
+      this.raft.tick();
+      this.process();
+    }, this.options.tickMs);
+    this.timer.unref();
+    // A lone voter need not wait for an election timeout.
+    const voters = this.raft.configuration;
+    if (voters.length === 1 && voters[0] === this.options.nodeId) {
+      this.raft.campaignNow();
+      this.process();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** A frame from the node-to-node channel (from = the authenticated peer). */
+  receive(from: string, payload: Buffer): void {
+    if (this.stopped) return;
+    let message: Message<Buffer>;
+    try {
+      message = decodeRaftMessage(payload, from);
+    } catch (error) {
+      this.messagesIn.refused++;
+      this.options.logger.warn({ from, err: (error as Error).message }, "refused a malformed Raft message");
+      return;
+    }
+    if (message.to !== this.options.nodeId) return;
+    this.messagesIn.count++;
+    this.engine.drain();
+    this.raft.step(message);
+    this.process();
+  }
+
+  /** EntrySink: the engine produced an entry (primary only). */
+  propose(entry: Buffer, seqno: number, isSignature: boolean, config: readonly string[] | undefined): void {
+    const proposed = config !== undefined ? this.raft.proposeReconfiguration(config, entry) : this.raft.propose(entry, isSignature);
+    if (proposed instanceof Error || proposed.index !== seqno) {
+      // The engine already applied this transaction: continuing would split KV state from the log.
+      const reason = proposed instanceof Error ? proposed.message : `consensus index ${proposed.index} != seqno ${seqno}`;
+      this.options.logger.error({ seqno, reason }, "consensus refused an entry the engine produced; stopping");
+      throw new CocoError("InternalError", `Consensus refused transaction ${seqno}: ${reason}`, 500);
+    }
+    this.scheduleProcess();
+  }
+
+  /** Whether a reconfiguration would be accepted now. */
+  canReconfigure(): boolean { return this.raft.canReconfigure(); }
+
+  private scheduleProcess(): void {
+    if (this.processScheduled || this.inReady) return;
+    this.processScheduled = true;
+    queueMicrotask(() => {
+      this.processScheduled = false;
+      if (!this.stopped) this.process();
+    });
+  }
+
+  private onDurable(seqno: number): void {
+    this.durableSeqno = seqno;
+    const term = this.raft.termAt(seqno);
+    if (term !== undefined && !this.inReady) this.raft.persisted(term, seqno);
+    if (this.held.length > 0) {
+      const ready: AppendEntriesResponse[] = [];
+      this.held = this.held.filter((m) => {
+        if (m.matchIndex <= seqno) { ready.push(m); return false; }
+        return true;
+      });
+      for (const m of ready) this.send(m);
+    }
+    if (!this.stopped) this.process();
+  }
+
+  /** Handles Ready batches until consensus has nothing more to say. */
+  process(): void {
+    if (this.inReady) return;
+    for (let round = 0; round < 16; round++) {
+      this.inReady = true;
+      let ready: Ready<Buffer>;
+      try {
+        ready = this.raft.ready();
+        this.handle(ready);
+      } catch (error) {
+        this.inReady = false;
+        this.crash(error as Error);
+        return;
+      }
+      this.raft.advance(ready, { durable: false });
+      this.inReady = false;
+      if (ready.roleChange) this.changeRole(ready.roleChange.role, ready.roleChange.term, ready.roleChange.leaderId);
+      const idle = ready.messages.length === 0 && ready.entriesToPersist.length === 0 && ready.truncateAfter === undefined
+        && !ready.hardState && !ready.roleChange;
+      if (idle) break;
+    }
+    // Entries may have become durable while the Ready was outstanding.
+    const term = this.raft.termAt(this.durableSeqno);
+    if (term !== undefined && this.durableSeqno > 0) this.raft.persisted(term, this.durableSeqno);
+    const committed = Math.min(this.raft.committedIndex, this.engine.lastSeqnoLocal);
+    if (committed > this.engine.commitTxId.seqno) {
+      this.engine.advanceCommit(committed);
+      for (const listener of this.commitListeners) listener(committed);
+    }
+  }
+
+  private handle(ready: Ready<Buffer>): void {
+    if (ready.truncateAfter !== undefined) this.engine.rollback(ready.truncateAfter);
+    for (const entry of ready.entriesToPersist) {
+      if (entry.index > this.engine.lastSeqnoLocal) this.engine.applyReplicated(entry.payload);
+      this.engine.persist(entry.payload, entry.index, entry.isSignature);
+    }
+    if (ready.truncateAfter !== undefined || ready.entriesToPersist.length > 0) {
+      this.durableSeqno = Math.min(this.durableSeqno, ready.truncateAfter ?? Infinity, ready.entriesToPersist[0] ? ready.entriesToPersist[0].index - 1 : Infinity);
+    }
+    if (ready.hardState) writeHardState(this.options.workspace, ready.hardState);
+    for (const message of ready.messages) {
+      if (message.type === "AppendEntriesResponse" && message.success && message.matchIndex > this.durableSeqno) {
+        this.held.push(message);
+      } else {
+        this.send(message);
+      }
+    }
+  }
+
+  private send(message: Message<Buffer>): void {
+    if (!this.transport) return;
+    this.transport.send(message.to, FRAME_RAFT, encodeRaftMessage(message));
+  }
+
+  private changeRole(role: Role, term: number, leader: string | undefined): void {
+    this.options.logger.info({ role, term, primary: leader }, "consensus role");
+    if (role === "Primary") {
+      this.engine.becomePrimary(term);
+      // CCF's rule: a new primary signs at once, so its view has a commit point.
+      if (this.engine.lastSeqnoLocal > 0) this.engine.emitSignature();
+    } else {
+      this.engine.becomeBackup(term);
+      this.held = this.held.filter((m) => m.term >= term);
+    }
+    for (const listener of this.roleListeners) listener(role, term, leader);
+  }
+
+  private crash(error: Error): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.options.logger.error({ err: error }, "replication failed; this node stops taking part in consensus");
+    this.engine.emit("failure", error);
+  }
+
+  stats(): { role: Role; term: number; primary: string | undefined; commit: number; last: number; durable: number; held: number; messagesIn: number; refused: number } {
+    return {
+      role: this.raft.currentRole, term: this.raft.currentTerm, primary: this.raft.leader, commit: this.raft.committedIndex,
+      last: this.raft.lastIndex, durable: this.durableSeqno, held: this.held.length, messagesIn: this.messagesIn.count, refused: this.messagesIn.refused,
+    };
+  }
+}

@@ -1,0 +1,193 @@
+// Test helper: a multi-node Coco network of real `coco node start` processes on loopback.
+// Node 0 starts the service; the others join through governance (member0 trusts them).
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
+import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js";
+import { CLI, NodeProcess } from "./node-process.js";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export interface NetworkNode {
+  index: number;
+  dir: string;
+  configFile: string;
+  rpcPort: number;
+  n2nPort: number;
+  process: NodeProcess | undefined;
+  nodeId?: string;
+}
+
+export interface NetworkOptions {
+  /** Extra `coco` config for every node (merged into the `coco` section). */
+  coco?: Record<string, unknown>;
+  signatureDelay?: string;
+}
+
+const CONSENSUS = { tick: "10ms", heartbeat: "50ms", election_timeout: "500ms" };
+
+export class Network {
+  readonly nodes: NetworkNode[] = [];
+  private constructor(readonly dir: string, private readonly options: NetworkOptions) {}
+
+  static async start(dir: string, count: number, options: NetworkOptions = {}): Promise<Network> {
+    const network = new Network(dir, options);
+    for (const name of ["member0", "user0"]) {
+      const keys = generateEcP384KeyPair();
+      writeFileSync(join(dir, `${name}_privk.pem`), keys.privateKeyPem);
+      writeFileSync(join(dir, `${name}_cert.pem`), await createIdentityCertificate(keys, name));
+    }
+    const first = await network.addNodeFiles("Start");
+    first.process = await NodeProcess.nodeStart(first.dir, first.configFile);
+    copyFileSync(join(first.dir, "service_cert.pem"), join(dir, "service_cert.pem"));
+    first.nodeId = (await first.process.request("GET", "/node/state", { identity: "none" })).json().node_id;
+    await openServiceAsMember({ ...network.member(first), userCertPems: [readFileSync(join(dir, "user0_cert.pem"), "utf8")] });
+    for (let i = 1; i < count; i++) await network.join();
+    return network;
+  }
+
+  member(via: NetworkNode): { url: string; serviceCertPem: string; memberCertPem: string; memberKeyPem: string } {
+    return {
+      url: `https://127.0.0.1:${via.rpcPort}`,
+      serviceCertPem: readFileSync(join(this.dir, "service_cert.pem"), "utf8"),
+      memberCertPem: readFileSync(join(this.dir, "member0_cert.pem"), "utf8"),
+      memberKeyPem: readFileSync(join(this.dir, "member0_privk.pem"), "utf8"),
+    };
+  }
+
+  /** Writes a node's directory and config (identities copied so NodeProcess can talk as them). */
+  async addNodeFiles(type: "Start" | "Join", extra: { targetPort?: number; coco?: Record<string, unknown>; serviceCertFile?: string } = {}): Promise<NetworkNode> {
+    const index = this.nodes.length;
+    const dir = join(this.dir, `node${index}`);
+    mkdirSync(dir, { recursive: true });
+    for (const f of ["member0_cert.pem", "member0_privk.pem", "user0_cert.pem", "user0_privk.pem"]) copyFileSync(join(this.dir, f), join(dir, f));
+    if (type === "Join") copyFileSync(extra.serviceCertFile ?? join(this.dir, "service_cert.pem"), join(dir, "service_cert.pem"));
+    const rpcPort = await freePort();
+    const n2nPort = await freePort();
+    const config = {
+      network: {
+        rpc_interfaces: { primary_rpc_interface: { bind_address: `127.0.0.1:${rpcPort}` } },
+        node_to_node_interface: { bind_address: `127.0.0.1:${n2nPort}` },
+      },
+      command: type === "Start"
+        ? { type, service_certificate_file: "service_cert.pem", start: { members: [{ certificate_file: "member0_cert.pem" }] } }
+        : { type, service_certificate_file: "service_cert.pem", join: { target_rpc_address: `127.0.0.1:${extra.targetPort ?? this.nodes[0]!.rpcPort}`, retry_timeout: "100ms" } },
+      ledger: { directory: "ledger" },
+      ledger_signatures: { tx_count: 5000, delay: this.options.signatureDelay ?? "25ms" },
+      logging: { level: "info" },
+      coco: { workspace: ".", durability: "fsync", consensus: CONSENSUS, ...this.options.coco, ...extra.coco },
+    };
+    const configFile = join(dir, "config.json");
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    const node: NetworkNode = { index, dir, configFile, rpcPort, n2nPort, process: undefined };
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** Starts a joining node and trusts it through governance once it is Pending. */
+  async join(extra: { coco?: Record<string, unknown> } = {}): Promise<NetworkNode> {
+    const node = await this.addNodeFiles("Join", { targetPort: this.anyLive().rpcPort, ...extra });
+    const starting = NodeProcess.nodeStart(node.dir, node.configFile);
+    starting.catch(() => undefined);
+    const nodeId = await this.waitForPending(node.n2nPort);
+    node.nodeId = nodeId;
+    await this.propose([{ name: "transition_node_to_trusted", args: { node_id: nodeId, valid_from: new Date(Date.now() - 60_000).toISOString() } }]);
+    node.process = await starting;
+    return node;
+  }
+
+  anyLive(): NetworkNode {
+    const live = this.nodes.find((n) => n.process !== undefined && n.process.child.exitCode === null);
+    if (!live) throw new Error("no live node");
+    return live;
+  }
+
+  async propose(actions: { name: string; args: unknown }[]): Promise<void> {
+    const primary = await this.primary();
+    const client = new GovernanceClient(this.member(primary));
+    try {
+      let proposal = await client.propose({ actions });
+      if (proposal.proposalState === "Open") proposal = await client.accept(proposal.proposalId);
+      if (proposal.proposalState !== "Accepted") throw new Error(`proposal ${proposal.proposalState}: ${JSON.stringify(proposal.failure ?? proposal)}`);
+      if (proposal.transactionId) await client.waitForCommit(proposal.transactionId, { timeoutMs: 30_000 });
+    } finally {
+      await client.close();
+    }
+  }
+
+  async waitForPending(n2nPort: number, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const r = await this.anyLive().process!.request("GET", "/node/network/nodes", { identity: "none" });
+        const pending = (r.json().nodes as any[]).find((n) => n.status === "Pending" && n.node_to_node_interface?.bind_address === `127.0.0.1:${n2nPort}`);
+        if (pending) return pending.node_id;
+      } catch { /* retry */ }
+      if (Date.now() > deadline) throw new Error("the joining node never became Pending");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** The live node that says it is primary (waits for one). */
+  async primary(timeoutMs = 15_000): Promise<NetworkNode> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const node of this.nodes) {
+        if (!node.process || node.process.child.exitCode !== null) continue;
+        try {
+          const r = await node.process.request("GET", "/node/consensus", { identity: "none" });
+          if (r.status === 200 && r.json().details.role === "Primary") return node;
+        } catch { /* down */ }
+      }
+      if (Date.now() > deadline) throw new Error("no primary elected");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Waits until every live node reports a configuration of `count` voters and the same commit. */
+  async waitForConfiguration(count: number, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let ok = true;
+      for (const node of this.nodes) {
+        if (!node.process || node.process.child.exitCode !== null) continue;
+        try {
+          const r = await node.process.request("GET", "/node/consensus", { identity: "none" });
+          if (r.json().details.configuration.length !== count) ok = false;
+        } catch { ok = false; }
+      }
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`configuration never reached ${count} nodes`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async restart(node: NetworkNode): Promise<void> {
+    node.process = await NodeProcess.nodeStart(node.dir, node.configFile);
+  }
+
+  kill(node: NetworkNode): Promise<void> {
+    const p = node.process!;
+    node.process = undefined;
+    p.closeAgents();
+    if (p.child.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => { p.child.once("exit", () => resolve()); p.child.kill("SIGKILL"); });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map(async (n) => { if (n.process) await n.process.stop(); n.process = undefined; }));
+  }
+}
+
+export { spawn, CLI };
