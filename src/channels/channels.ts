@@ -73,6 +73,8 @@ export class NodeChannels {
       backoff: this.backoff,
       connectTimeoutMs: this.connectTimeoutMs,
       logger: this.logger,
+      // Connections leave from the node-to-node interface's address, so peers (and firewalls) see one address per node.
+      ...(isSpecificHost(this.options.listen.host) ? { localAddress: this.options.listen.host } : {}),
     });
     this.peers.set(nodeId, peer);
     peer.start();
@@ -139,4 +141,8 @@ function positiveLimit(name: string, value: number): number {
     throw new CocoError("InvalidInput", `Channel option ${name} must be a positive number, got ${String(value)}.`, 400);
   }
   return value;
+}
+
+function isSpecificHost(host: string): boolean {
+  return host !== "0.0.0.0" && host !== "::" && host !== "" && host !== "localhost";
 }

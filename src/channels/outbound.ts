@@ -23,6 +23,8 @@ export interface OutboundPeerOptions {
   backoff: BackoffOptions;
   connectTimeoutMs: number;
   logger: ChannelLogger;
+  /** Source address of outbound connections (the node-to-node interface's host), if specific. */
+  localAddress?: string;
 }
 
 type State = "connecting" | "connected" | "waiting" | "closed";
@@ -141,6 +143,7 @@ export class OutboundPeer {
         secureContext: this.options.secureContext,
         rejectUnauthorized: true,
         checkServerIdentity: expectNodeId(this.options.nodeId),
+        ...(this.options.localAddress !== undefined ? { localAddress: this.options.localAddress } : {}),
       });
     } catch (error) {
       this.logFailure((error as Error).message);

@@ -19,7 +19,7 @@ export interface NodeConfigFile {
   enclave?: { platform?: string; type?: string };
   network: {
     rpc_interfaces: Record<string, RpcInterfaceConfig>;
-    node_to_node_interface?: { bind_address: string };
+    node_to_node_interface?: { bind_address: string; published_address?: string };
   };
   node_certificate?: { subject_name?: string; subject_alt_names?: string[] };
   command: {
@@ -65,7 +65,7 @@ export interface ResolvedConfig {
   command: NodeConfigFile["command"]["type"];
   serviceCertificateFile: string;
   /** Node-to-node channel address (needed by every node of a multi-node service). */
-  nodeToNode: { host: string; port: number } | undefined;
+  nodeToNode: { host: string; port: number; publishedAddress?: string } | undefined;
   join: { targetHost: string; targetPort: number; retryMs: number } | undefined;
   consensus: { tickMs: number; electionTimeoutMs: number; heartbeatMs: number };
   virtualHostData: string;
@@ -166,7 +166,11 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
   }
   const n2n = file.network?.node_to_node_interface?.bind_address;
   if (type === "Join" && n2n === undefined) throw invalid("network.node_to_node_interface.bind_address", "a joining node needs a node-to-node address");
-  const nodeToNode = n2n !== undefined ? parseAddress(n2n, "network.node_to_node_interface.bind_address") : undefined;
+  const n2nPublished = file.network?.node_to_node_interface?.published_address;
+  if (n2nPublished !== undefined) parseAddress(n2nPublished, "network.node_to_node_interface.published_address");
+  const nodeToNode = n2n !== undefined
+    ? { ...parseAddress(n2n, "network.node_to_node_interface.bind_address"), ...(n2nPublished !== undefined ? { publishedAddress: n2nPublished } : {}) }
+    : undefined;
   const c = file.coco?.consensus ?? {};
   const consensus = {
     tickMs: c.tick !== undefined ? parseDuration(c.tick, "coco.consensus.tick") : 20,

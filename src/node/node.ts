@@ -282,7 +282,7 @@ export class CocoNode {
     if (config.nodeToNode !== undefined) {
       const ch = new NodeChannels({
         identity: { nodeId: identity.nodeId, privateKeyPem: identity.nodeKeys.privateKeyPem, certPem: identity.nodeCertPem, serviceCertPem: identity.serviceCertPem },
-        listen: config.nodeToNode,
+        listen: { host: config.nodeToNode.host, port: config.nodeToNode.port },
         logger,
         onMessage: (from, type, payload) => {
           if (type === FRAME_RAFT) replicator.receive(from, payload);
@@ -435,7 +435,7 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
     encryption_pub_key: identity.encryptionKeys.publicKeyPem,
     node_data: null,
     rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
-    ...(nodeToNodeAddress ? { node_to_node_interface: { bind_address: nodeToNodeAddress } } : {}),
+    ...(nodeToNodeAddress ? { node_to_node_interface: { bind_address: nodeToNodeAddress, ...(config.nodeToNode?.publishedAddress ? { published_address: config.nodeToNode.publishedAddress } : {}) } } : {}),
   }));
   tx.set(ENDORSED_CERTS_MAP, Buffer.from(identity.nodeId), Buffer.from(identity.nodeCertPem));
   // As CCF does for the first node: its own platform is trusted from the start.
@@ -472,7 +472,7 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
     identity: joiner,
     nodeInfoNetwork: {
       rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
-      node_to_node_interface: { bind_address: `${n2n.host}:${n2n.port}` },
+      node_to_node_interface: { bind_address: `${n2n.host}:${n2n.port}`, ...(n2n.publishedAddress ? { published_address: n2n.publishedAddress } : {}) },
     },
     quoteInfo,
     retryMs: config.join!.retryMs,

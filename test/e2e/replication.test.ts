@@ -55,3 +55,117 @@ test("three nodes: joins through governance, writes on any node commit everywher
     ws.cleanup();
   }
 });
+
+test("SIGKILL the primary: a new one is elected, nothing committed is lost, the killed node catches up after restart", { timeout: 150_000 }, async () => {
+  const ws = tempWorkspace("coco-net-");
+  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
+  try {
+    await net.waitForConfiguration(3);
+    const txids: string[] = [];
+    for (let i = 0; i < 20; i++) txids.push(await write(net.nodes[i % 3]!, i, `before ${i}`));
+    for (const node of net.nodes) await waitCommitted(node, txids[txids.length - 1]!);
+    const oldPrimary = await net.primary();
+    const killedAt = Date.now();
+    await net.kill(oldPrimary);
+    const newPrimary = await net.primary(20_000);
+    const failoverMs = Date.now() - killedAt;
+    assert.notEqual(newPrimary, oldPrimary);
+    assert.ok(failoverMs < 10_000, `a new primary within a few seconds (took ${failoverMs} ms)`);
+    const live = net.nodes.filter((n) => n.process !== undefined);
+    for (const node of live) {
+      for (let i = 0; i < 20; i++) assert.equal(await read(node, i), `before ${i}`, `node ${node.index} still reads committed write ${i}`);
+      for (const txid of txids) assert.equal((await node.process!.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" })).json().status, "Committed");
+    }
+    const after: string[] = [];
+    for (let i = 20; i < 30; i++) after.push(await write(live[i % live.length]!, i, `after ${i}`));
+    for (const node of live) await waitCommitted(node, after[after.length - 1]!);
+    // The killed node restarts from its own ledger and catches up with what it missed.
+    await net.restart(oldPrimary);
+    await waitCommitted(oldPrimary, after[after.length - 1]!, 20_000);
+    for (let i = 0; i < 30; i++) assert.equal(await read(oldPrimary, i), i < 20 ? `before ${i}` : `after ${i}`);
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
+
+test("a primary cut off by a fault-injecting proxy is replaced; when healed its uncommitted writes roll back", { timeout: 150_000 }, async () => {
+  const ws = tempWorkspace("coco-net-");
+  const net = await Network.start(ws.dir, 3, { proxied: true }).catch((e) => { ws.cleanup(); throw e; });
+  try {
+    await net.waitForConfiguration(3);
+    const committed = await write(net.nodes[1]!, 1, "committed before the partition");
+    for (const node of net.nodes) await waitCommitted(node, committed);
+    const cut = await net.primary();
+    net.isolate(cut);
+    // The cut-off primary still takes this write, but can never commit it.
+    const orphan = await write(cut, 2, "written on the wrong side of the partition");
+    const others = net.nodes.filter((n) => n !== cut);
+    let newPrimary: NetworkNode | undefined;
+    await eventually(async () => {
+      for (const n of others) {
+        const r = await n.process!.request("GET", "/node/consensus", { identity: "none" });
+        if (r.json().details.role === "Primary") { newPrimary = n; return true; }
+      }
+      return false;
+    }, "a new primary among the majority");
+    const majorityWrite = await write(newPrimary!, 3, "written by the majority");
+    for (const n of others) await waitCommitted(n, majorityWrite);
+    assert.equal((await cut.process!.request("GET", `/node/tx?transaction_id=${orphan}`, { identity: "none" })).json().status, "Pending");
+    net.heal();
+    // Healed: the old primary follows the new one, drops its orphan and holds the majority's write.
+    await waitCommitted(cut, majorityWrite, 20_000);
+    await eventually(async () => (await cut.process!.request("GET", `/node/tx?transaction_id=${orphan}`, { identity: "none" })).json().status === "Invalid", "the orphan write to become Invalid");
+    for (const node of net.nodes) {
+      assert.equal(await read(node, 1), "committed before the partition");
+      assert.equal(await read(node, 2), undefined, `node ${node.index} rolled back the uncommitted write`);
+      assert.equal(await read(node, 3), "written by the majority");
+    }
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
+
+test("a fourth node joins and a node retires while the network keeps committing", { timeout: 150_000 }, async () => {
+  const ws = tempWorkspace("coco-net-");
+  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
+  let writing = true;
+  const txids: string[] = [];
+  const failures: string[] = [];
+  try {
+    await net.waitForConfiguration(3);
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const via = net.nodes[0]!;
+        const r = await via.process!.request("POST", "/app/log/private", { body: JSON.stringify({ id: 1000 + i, msg: `m${i}` }) });
+        if (r.status === 200) txids.push(r.headers["x-ms-ccf-transaction-id"] as string);
+        else failures.push(`${r.status} ${r.text}`);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    })();
+    const fourth = await net.join();
+    await net.waitForConfiguration(4);
+    const retiring = net.nodes[1]!;
+    await net.propose([{ name: "remove_node", args: { node_id: retiring.nodeId } }]);
+    await eventually(async () => {
+      const r = await net.nodes[0]!.process!.request("GET", "/node/consensus", { identity: "none" });
+      const config: string[] = r.json().details.configuration;
+      return config.length === 3 && !config.includes(retiring.nodeId!);
+    }, "the retired node to leave the configuration");
+    const nodes = (await net.nodes[0]!.process!.request("GET", "/node/network/nodes", { identity: "none" })).json().nodes;
+    assert.equal(nodes.find((n: any) => n.node_id === retiring.nodeId).status, "Retired");
+    await new Promise((res) => setTimeout(res, 300));
+    writing = false;
+    await writer;
+    assert.deepEqual(failures, [], "every write during the join and the retirement succeeded");
+    assert.ok(txids.length > 20, `writes kept flowing (${txids.length})`);
+    const last = txids[txids.length - 1]!;
+    for (const node of [net.nodes[0]!, net.nodes[2]!, fourth]) await waitCommitted(node, last);
+    for (const txid of txids) assert.equal((await fourth.process!.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" })).json().status, "Committed");
+  } finally {
+    writing = false;
+    await net.stop();
+    ws.cleanup();
+  }
+});

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
 import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js";
 import { CLI, NodeProcess } from "./node-process.js";
+import { FaultProxy } from "./fault-proxy.js";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -25,14 +26,19 @@ export interface NetworkNode {
   configFile: string;
   rpcPort: number;
   n2nPort: number;
+  /** Where the node-to-node interface binds (a node-specific loopback address when proxied). */
+  n2nHost: string;
   process: NodeProcess | undefined;
   nodeId?: string;
+  proxy?: FaultProxy;
 }
 
 export interface NetworkOptions {
   /** Extra `coco` config for every node (merged into the `coco` section). */
   coco?: Record<string, unknown>;
   signatureDelay?: string;
+  /** Put a fault-injecting proxy in front of every node's node-to-node port (see fault-proxy.ts). */
+  proxied?: boolean;
 }
 
 const CONSENSUS = { tick: "10ms", heartbeat: "50ms", election_timeout: "500ms" };
@@ -75,10 +81,16 @@ export class Network {
     if (type === "Join") copyFileSync(extra.serviceCertFile ?? join(this.dir, "service_cert.pem"), join(dir, "service_cert.pem"));
     const rpcPort = await freePort();
     const n2nPort = await freePort();
+    const n2nHost = this.options.proxied ? `127.0.0.${11 + index}` : "127.0.0.1";
+    let proxy: FaultProxy | undefined;
+    if (this.options.proxied) {
+      proxy = new FaultProxy({ host: n2nHost, port: n2nPort });
+      await proxy.listen();
+    }
     const config = {
       network: {
         rpc_interfaces: { primary_rpc_interface: { bind_address: `127.0.0.1:${rpcPort}` } },
-        node_to_node_interface: { bind_address: `127.0.0.1:${n2nPort}` },
+        node_to_node_interface: { bind_address: `${n2nHost}:${n2nPort}`, ...(proxy ? { published_address: `127.0.0.1:${proxy.port}` } : {}) },
       },
       command: type === "Start"
         ? { type, service_certificate_file: "service_cert.pem", start: { members: [{ certificate_file: "member0_cert.pem" }] } }
@@ -90,7 +102,7 @@ export class Network {
     };
     const configFile = join(dir, "config.json");
     writeFileSync(configFile, JSON.stringify(config, null, 2));
-    const node: NetworkNode = { index, dir, configFile, rpcPort, n2nPort, process: undefined };
+    const node: NetworkNode = { index, dir, configFile, rpcPort, n2nPort, n2nHost, process: undefined, ...(proxy ? { proxy } : {}) };
     this.nodes.push(node);
     return node;
   }
@@ -100,7 +112,7 @@ export class Network {
     const node = await this.addNodeFiles("Join", { targetPort: this.anyLive().rpcPort, ...extra });
     const starting = NodeProcess.nodeStart(node.dir, node.configFile);
     starting.catch(() => undefined);
-    const nodeId = await this.waitForPending(node.n2nPort);
+    const nodeId = await this.waitForPending(`${node.n2nHost}:${node.n2nPort}`);
     node.nodeId = nodeId;
     await this.propose([{ name: "transition_node_to_trusted", args: { node_id: nodeId, valid_from: new Date(Date.now() - 60_000).toISOString() } }]);
     node.process = await starting;
@@ -126,12 +138,12 @@ export class Network {
     }
   }
 
-  async waitForPending(n2nPort: number, timeoutMs = 30_000): Promise<string> {
+  async waitForPending(n2nAddress: string, timeoutMs = 30_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
         const r = await this.anyLive().process!.request("GET", "/node/network/nodes", { identity: "none" });
-        const pending = (r.json().nodes as any[]).find((n) => n.status === "Pending" && n.node_to_node_interface?.bind_address === `127.0.0.1:${n2nPort}`);
+        const pending = (r.json().nodes as any[]).find((n) => n.status === "Pending" && n.node_to_node_interface?.bind_address === n2nAddress);
         if (pending) return pending.node_id;
       } catch { /* retry */ }
       if (Date.now() > deadline) throw new Error("the joining node never became Pending");
@@ -185,8 +197,19 @@ export class Network {
     return new Promise((resolve) => { p.child.once("exit", () => resolve()); p.child.kill("SIGKILL"); });
   }
 
+  /** Cuts `node` off from every other node (both directions) until heal(). */
+  isolate(node: NetworkNode): void {
+    node.proxy!.block();
+    for (const other of this.nodes) if (other !== node) other.proxy?.block(node.n2nHost);
+  }
+
+  heal(): void {
+    for (const node of this.nodes) node.proxy?.heal();
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map(async (n) => { if (n.process) await n.process.stop(); n.process = undefined; }));
+    await Promise.all(this.nodes.map((n) => n.proxy?.close()));
   }
 }
 
