@@ -2,7 +2,11 @@
 // forwarding from backups, elections after SIGKILL, catch-up after restart, retirement.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tempWorkspace } from "../helpers/node-process.js";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import { createIdentityCertificate, createNodeCertificate, createServiceCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
+import { NodeProcess, tempWorkspace } from "../helpers/node-process.js";
 import { Network, type NetworkNode } from "../helpers/network.js";
 
 async function write(node: NetworkNode, id: number, msg: string): Promise<string> {
@@ -165,6 +169,62 @@ test("a fourth node joins and a node retires while the network keeps committing"
     for (const txid of txids) assert.equal((await fourth.process!.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" })).json().status, "Committed");
   } finally {
     writing = false;
+    await net.stop();
+    ws.cleanup();
+  }
+});
+
+test("joining nodes are refused for a wrong service certificate, an untrusted platform or a forged certificate", { timeout: 150_000 }, async () => {
+  const ws = tempWorkspace("coco-net-");
+  const net = await Network.start(ws.dir, 1).catch((e) => { ws.cleanup(); throw e; });
+  try {
+    // 1. The joiner was given another service's certificate: the target's TLS certificate does not chain to it.
+    const otherServiceKeys = generateEcP384KeyPair();
+    const otherService = join(ws.dir, "other_service_cert.pem");
+    writeFileSync(otherService, await createServiceCertificate(otherServiceKeys, {}));
+    const wrongCert = await net.addNodeFiles("Join", { serviceCertFile: otherService });
+    await assert.rejects(NodeProcess.nodeStart(wrongCert.dir, wrongCert.configFile), /not present a certificate endorsed by the service certificate/);
+
+    // 2. Untrusted platform: host data the service never allowed, then an attestation format it cannot verify.
+    const badHost = await net.addNodeFiles("Join", { coco: { virtual_host_data: "ab".repeat(32) } });
+    await assert.rejects(NodeProcess.nodeStart(badHost.dir, badHost.configFile), /Host data 'abab[0-9a-f]*' is not trusted by this service/);
+    const snp = await net.addNodeFiles("Join", { coco: { attestation_format: "AMD_SEV_SNP_v1" } });
+    await assert.rejects(NodeProcess.nodeStart(snp.dir, snp.configFile), /Attestation format 'AMD_SEV_SNP_v1' cannot be verified/);
+    // Once members allow that host data, the same kind of node is accepted (Pending).
+    await net.propose([{ name: "add_virtual_host_data", args: { host_data: "ab".repeat(32) } }]);
+    const allowed = await net.addNodeFiles("Join", { coco: { virtual_host_data: "ab".repeat(32) } });
+    const starting = NodeProcess.nodeStart(allowed.dir, allowed.configFile);
+    starting.catch(() => undefined);
+    const pendingId = await net.waitForPending(`${allowed.n2nHost}:${allowed.n2nPort}`);
+    assert.match(pendingId, /^[0-9a-f]{64}$/);
+
+    // 3. Forged certificates: a join whose TLS certificate is not validly self-signed, and a node-to-node
+    //    connection with a certificate issued by another "service".
+    const keys = generateEcP384KeyPair();
+    const good = await createIdentityCertificate(keys, "CCF Node");
+    const der = Buffer.from(good.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    der[der.length - 5] ^= 0xff; // corrupt the signature
+    const forged = `-----BEGIN CERTIFICATE-----\n${der.toString("base64").match(/.{1,64}/g)!.join("\n")}\n-----END CERTIFICATE-----\n`;
+    const first = net.nodes[0]!;
+    const r = await first.process!.request("POST", "/node/join", { identity: { cert: forged, key: keys.privateKeyPem }, body: "{}" });
+    assert.equal(r.status, 400);
+    assert.match(r.json().error.message, /not acceptable: it is not self-signed/);
+    const fakeNodeCert = await createNodeCertificate({ nodePublicKeyPem: keys.publicKeyPem, serviceKeys: otherServiceKeys, serviceCertPem: readFileSync(otherService, "utf8") });
+    const refused = await new Promise<string>((resolve) => {
+      const socket = tlsConnect({
+        host: first.n2nHost, port: first.n2nPort, key: keys.privateKeyPem, cert: fakeNodeCert,
+        rejectUnauthorized: false, minVersion: "TLSv1.3",
+      });
+      let received = 0;
+      socket.on("data", (d: Buffer) => { received += d.length; });
+      socket.on("error", (e) => resolve(`error: ${e.message}`));
+      socket.on("close", () => resolve(`closed after ${received} bytes`));
+    });
+    assert.match(refused, /error|closed after 0 bytes/, "the node-to-node port refuses a certificate the service did not endorse");
+    // The service is unharmed.
+    const txid = await write(first, 7, "still fine");
+    await waitCommitted(first, txid);
+  } finally {
     await net.stop();
     ws.cleanup();
   }

@@ -210,6 +210,10 @@ export class Network {
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map(async (n) => { if (n.process) await n.process.stop(); n.process = undefined; }));
     await Promise.all(this.nodes.map((n) => n.proxy?.close()));
+    // Nodes that never started serving (e.g. still waiting to be trusted).
+    for (const child of NodeProcess.children) {
+      if (child.spawnargs.some((a) => a.startsWith(this.dir)) && child.exitCode === null) child.kill("SIGKILL");
+    }
   }
 }
 

@@ -18,6 +18,9 @@ export interface Response {
 export type Identity = "user0" | "member0" | "none" | { cert: string; key: string };
 
 export class NodeProcess {
+  /** Every child process spawned and not yet exited, so a test can kill those that never started serving. */
+  static readonly children = new Set<ChildProcess>();
+
   private constructor(
     readonly child: ChildProcess,
     readonly workspace: string,
@@ -35,6 +38,8 @@ export class NodeProcess {
 
   private static spawn(workspace: string, args: string[]): Promise<NodeProcess> {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    NodeProcess.children.add(child);
+    child.once("exit", () => NodeProcess.children.delete(child));
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     child.stderr!.on("data", (d) => (out += d));
