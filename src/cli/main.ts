@@ -39,7 +39,7 @@ const program = new Command()
   .showHelpAfterError();
 
 program.command("sandbox")
-  .description("Run a local single-node service for development (creates member0/user0 identities and a ledger in the workspace)")
+  .description("Run a local service for development: one node, or --nodes N joined through governance (creates member0/user0 identities and ledgers in the workspace)")
   .option("--workspace <dir>", "workspace directory (created if missing; reused to restart from its ledger)", "workspace")
   .option("--port <port>", "HTTPS port", port, 8000)
   .option("--host <address>", "address to listen on", "127.0.0.1")
@@ -47,17 +47,18 @@ program.command("sandbox")
   .option("--signature-interval-ms <ms>", "sign the ledger at least this often (ms)", positiveInt)
   .option("--quiet", "print nothing but errors", false)
   .option("--evm-chain-id <id>", "chain id of the built-in EVM app (Hardhat's and Anvil's default)", positiveInt, 31337)
+  .option("--nodes <n>", "nodes in the network: node i serves on port + i and talks to the others on port + 100 + i; nodes 1.. join through governance", positiveInt, 1)
   .action(async (opts) => {
     await runSandbox({
       evmChainId: opts.evmChainId,
       workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
-      signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet,
+      signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet, nodes: opts.nodes,
     }).catch(fail);
   });
 
 const node = program.command("node").description("Run a Coco node");
 node.command("start")
-  .description("Start a node from a CCF-style JSON configuration file (command.type: Start)")
+  .description("Start a node from a CCF-style JSON configuration file (command.type: Start a new service, or Join an existing one)")
   .requiredOption("--config <file>", "node configuration file (see docs/configuration.md)")
   .action(async (opts) => {
     try {

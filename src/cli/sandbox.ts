@@ -3,14 +3,17 @@
 // the node, and prints commands that work as printed. Running it again on the same workspace
 // restarts the node from its ledger with all its data. As on a real service, governance sets the
 // EVM chain: member0 proposes set_evm_genesis (chain id, funded development accounts) and votes.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
 import { join, relative, resolve } from "node:path";
 import { pino } from "pino";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
 import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
 import { appOptions } from "./apps.js";
-import { DEV_MNEMONIC, devAccounts, EVM_CONFIG_KEY, EVM_CONFIG_MAP, parseEvmConfig } from "../apps/evm/index.js";
+import { DEV_MNEMONIC, devAccounts, EVM_CONFIG_KEY, EVM_CONFIG_MAP, parseEvmConfig, type DevAccount } from "../apps/evm/index.js";
 import { GovernanceClient, openServiceAsMember } from "../client/index.js";
 
 /** 10,000 ether, as Hardhat and Anvil fund their development accounts. */
@@ -24,6 +27,8 @@ export interface SandboxOptions {
   durability: Durability;
   signatureDelayMs?: number;
   quiet: boolean;
+  /** Nodes in the network (default 1). Node i listens on port + i; the others join through governance. */
+  nodes?: number;
 }
 
 async function ensureIdentity(workspace: string, name: string): Promise<void> {
@@ -35,10 +40,24 @@ async function ensureIdentity(workspace: string, name: string): Promise<void> {
   writeFileSync(certFile, await createIdentityCertificate(keys, name));
 }
 
-export function sandboxConfig(options: SandboxOptions): NodeConfigFile {
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number): NodeConfigFile {
   return {
     enclave: { platform: "Virtual" },
-    network: { rpc_interfaces: { primary_rpc_interface: { bind_address: `${options.host}:${options.port}` } } },
+    network: {
+      rpc_interfaces: { primary_rpc_interface: { bind_address: `${options.host}:${options.port}` } },
+      ...(nodeToNodePort !== undefined ? { node_to_node_interface: { bind_address: `${options.host}:${nodeToNodePort}` } } : {}),
+    },
     node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1", "dNSName:localhost"] },
     command: {
       type: "Start",
@@ -65,10 +84,10 @@ interface MemberFiles { url: string; serviceCertPem: string; memberCertPem: stri
  * The set_evm_genesis proposal the sandbox makes: its chain id, and 10,000 ether for each
  * development account (as Hardhat and Anvil fund them). Accepted at once by member0's ballot.
  */
-async function configureEvmChain(member: MemberFiles, chainId: number): Promise<void> {
+async function configureEvmChain(member: MemberFiles, chainId: number, accounts: readonly DevAccount[]): Promise<void> {
   const client = new GovernanceClient(member);
   try {
-    const alloc = Object.fromEntries(devAccounts(10).map((a) => [a.address, DEV_BALANCE_WEI]));
+    const alloc = Object.fromEntries(accounts.map((a) => [a.address, DEV_BALANCE_WEI]));
     let proposal = await client.propose({ actions: [{ name: "set_evm_genesis", args: { chain_id: chainId, alloc } }] });
     if (proposal.proposalState === "Open") proposal = await client.accept(proposal.proposalId);
     if (proposal.proposalState !== "Accepted") {
@@ -87,7 +106,10 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   await ensureIdentity(workspace, "member0");
   await ensureIdentity(workspace, "user0");
   const configFile = join(workspace, "config.json");
-  const file = sandboxConfig(options);
+  const nodeCount = options.nodes ?? 1;
+  // Node-to-node ports: rpc port + 100 + i (or free ports when the rpc port is chosen by the OS).
+  const n2nPort = async (i: number) => (options.port === 0 ? freePort(options.host) : options.port + 100 + i);
+  const file = sandboxConfig(options, nodeCount > 1 ? await n2nPort(0) : undefined);
   writeFileSync(configFile, JSON.stringify(file, null, 2) + "\n");
   const config = resolveConfig(file, workspace);
   const logger = pino({ level: "info" }, pino.destination({ dest: join(workspace, "node.log"), mkdir: true, sync: false }));
@@ -108,26 +130,28 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   }
   // A restarted workspace keeps the chain it was given: its chain id wins over --evm-chain-id.
   let evmConfigured = false;
+  const accounts = devAccounts(10); // HD derivation: ~0.3 s, done once
   const existingEvmConfig = node.engine.store.get(EVM_CONFIG_MAP, EVM_CONFIG_KEY);
   if (existingEvmConfig === undefined) {
-    await configureEvmChain(member, options.evmChainId);
+    await configureEvmChain(member, options.evmChainId, accounts);
     evmConfigured = true;
   }
   const chainId = existingEvmConfig === undefined ? options.evmChainId : Number(parseEvmConfig(existingEvmConfig).chainId);
+  const joiners = await startJoiningNodes(workspace, options, nodeCount, n2nPort, node, member);
 
   const ws = relative(process.cwd(), workspace) || ".";
   const user = `--cacert ${ws}/service_cert.pem --cert ${ws}/user0_cert.pem --key ${ws}/user0_privk.pem`;
   if (!options.quiet) {
     const commit = node.engine.commitTxId;
     console.log(`
-Coco sandbox is running at ${url} (${restarting ? `restarted from its ledger, committed up to ${commit.view}.${commit.seqno}` : "new service"})${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evmConfigured ? `\n  governance    member0 proposed set_evm_genesis (chain id ${chainId}, 10 funded accounts): accepted` : ""}
-  node id       ${node.identity.nodeId}
+Coco sandbox is running at ${url} (${restarting ? `restarted from its ledger${commit.seqno > 0 ? `, committed up to ${commit.view}.${commit.seqno}` : ""}` : "new service"})${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evmConfigured ? `\n  governance    member0 proposed set_evm_genesis (chain id ${chainId}, 10 funded accounts): accepted` : ""}
+  node id       ${node.identity.nodeId}${joiners.length > 0 ? `\n  nodes         ${[`${url} (node 0)`, ...joiners.map((j, i) => `https://${options.host}:${j.port} (node ${i + 1}, ${j.dir}/)`)].join("\n                ")}` : ""}
   workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)
   durability    ${options.durability}
 
 Ethereum JSON-RPC (chain id ${chainId}) at ${url}/app/evm for user0 (mutual TLS); funded development
 accounts of "${DEV_MNEMONIC}" (10,000 ETH each):
-${devAccounts(10).map((a, i) => `  (${i}) ${a.address}  ${a.privateKey}`).join("\n")}
+${accounts.map((a, i) => `  (${i}) ${a.address}  ${a.privateKey}`).join("\n")}
 
 Try it (from this directory):
   curl ${url}/node/network --cacert ${ws}/service_cert.pem
@@ -143,11 +167,102 @@ Press Ctrl-C to stop; run the same command again to restart from the ledger.`);
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    if (!options.quiet) console.log(`\n${signal}: stopping the node (committing pending transactions)...`);
+    if (!options.quiet) console.log(`\n${signal}: stopping the node${joiners.length > 0 ? "s" : ""} (committing pending transactions)...`);
+    await Promise.all(joiners.map((j) => new Promise<void>((res) => {
+      if (j.child.exitCode !== null) return res();
+      j.child.once("exit", () => res());
+      j.child.kill("SIGTERM");
+    })));
     await node.stop();
     if (!options.quiet) console.log("Stopped.");
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+interface Joiner { child: ChildProcess; port: number; dir: string; nodeId?: string }
+
+/**
+ * Nodes 1..n-1 of a multi-node sandbox: each is a separate `coco node start` process with its own
+ * workspace (node<i>/) that joins through node 0; member0 trusts each one with a
+ * transition_node_to_trusted proposal, as members of a real service would.
+ */
+async function startJoiningNodes(workspace: string, options: SandboxOptions, count: number, n2nPort: (i: number) => Promise<number>, node: CocoNode, member: MemberFiles): Promise<Joiner[]> {
+  const joiners: Joiner[] = [];
+  const cli = fileURLToPath(new URL("./main.js", import.meta.url));
+  for (let i = 1; i < count; i++) {
+    const dir = join(workspace, `node${i}`);
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(join(workspace, "service_cert.pem"), join(dir, "service_cert.pem"));
+    const configFile = join(dir, "config.json");
+    let port: number;
+    if (existsSync(configFile)) {
+      // A restarted sandbox: the node rejoins with its identity, ledger and ports.
+      const existing = JSON.parse(readFileSync(configFile, "utf8")) as NodeConfigFile;
+      port = Number(existing.network.rpc_interfaces["primary_rpc_interface"]!.bind_address.split(":").pop());
+    } else {
+      port = options.port === 0 ? await freePort(options.host) : options.port + i;
+      const config: NodeConfigFile = {
+        enclave: { platform: "Virtual" },
+        network: {
+          rpc_interfaces: { primary_rpc_interface: { bind_address: `${options.host}:${port}` } },
+          node_to_node_interface: { bind_address: `${options.host}:${await n2nPort(i)}` },
+        },
+        node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1", "dNSName:localhost"] },
+        command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: `${options.host}:${node.address.port}`, retry_timeout: "200ms" } },
+        ledger: { directory: "ledger" },
+        ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
+        logging: { level: "info", file: "node.log" },
+        coco: { workspace: ".", durability: options.durability, evm: {} },
+      };
+      writeFileSync(configFile, JSON.stringify(config, null, 2) + "\n");
+    }
+    const out = openSync(join(dir, "stdout.log"), "a");
+    const child = spawn(process.execPath, [cli, "node", "start", "--config", configFile], { stdio: ["ignore", out, out] });
+    const joiner: Joiner = { child, port, dir: relative(process.cwd(), dir) || dir };
+    joiners.push(joiner);
+    // A new node shows up as Pending in nodes.info: trust it the governed way.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`node ${i} exited (code ${child.exitCode}); see ${join(dir, "stdout.log")} and ${join(dir, "node.log")}`);
+      const pending = pendingNodeAt(node, `${options.host}:`, JSON.parse(readFileSync(configFile, "utf8")) as NodeConfigFile);
+      if (pending === "trusted") break;
+      if (pending !== undefined) {
+        const client = new GovernanceClient(member);
+        try {
+          let proposal = await client.propose({ actions: [{ name: "transition_node_to_trusted", args: { node_id: pending, valid_from: new Date(Date.now() - 60_000).toISOString() } }] });
+          if (proposal.proposalState === "Open") proposal = await client.accept(proposal.proposalId);
+          if (proposal.proposalState !== "Accepted") throw new Error(`trusting node ${i}: proposal ${proposal.proposalState}`);
+          if (proposal.transactionId) await client.waitForCommit(proposal.transactionId, { timeoutMs: 30_000 });
+        } finally {
+          await client.close();
+        }
+        joiner.nodeId = pending;
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`node ${i} did not ask to join within 60 s; see ${join(dir, "node.log")}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Wait until it is part of the configuration before adding the next one (one node at a time).
+    const until = Date.now() + 60_000;
+    while (joiner.nodeId !== undefined && !node.replicator.configuration.includes(joiner.nodeId)) {
+      if (Date.now() > until) throw new Error(`node ${i} was trusted but never entered the configuration; see ${join(dir, "node.log")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return joiners;
+}
+
+/** The id of the Pending node with this config's node-to-node address, "trusted" if it is already trusted. */
+function pendingNodeAt(node: CocoNode, _hostPrefix: string, config: NodeConfigFile): string | "trusted" | undefined {
+  const address = config.network.node_to_node_interface?.bind_address;
+  const tx = node.engine.store.begin();
+  let found: string | "trusted" | undefined;
+  tx.forEach("public:ccf.gov.nodes.info", (value, key) => {
+    const info = JSON.parse(value.toString("utf8")) as { status: string; node_to_node_interface?: { bind_address: string } };
+    if (info.node_to_node_interface?.bind_address !== address) return;
+    found = info.status === "Pending" ? key.toString("utf8") : "trusted";
+  });
+  return found;
 }

@@ -229,3 +229,27 @@ test("joining nodes are refused for a wrong service certificate, an untrusted pl
     ws.cleanup();
   }
 });
+
+test("coco sandbox --nodes 3 starts a network whose joiners were trusted through governance", { timeout: 150_000 }, async () => {
+  const ws = tempWorkspace("coco-sandbox3-");
+  const sandbox = await NodeProcess.sandbox(ws.dir, ["--nodes", "3"]);
+  try {
+    const nodes = (await sandbox.request("GET", "/node/network/nodes", { identity: "none" })).json().nodes as any[];
+    assert.equal(nodes.length, 3);
+    assert.ok(nodes.every((n) => n.status === "Trusted" && n.in_configuration), JSON.stringify(nodes));
+    const proposals = (await sandbox.request("GET", "/gov/service/members?api-version=2024-07-01", { identity: "none" }));
+    assert.equal(proposals.status, 200);
+    // Write through the last node (forwarded to the primary), read from the first.
+    const last = nodes.find((n) => !n.primary)!;
+    const port = Number(last.rpc_interfaces.primary_rpc_interface.published_address.split(":")[1]);
+    const other = Object.assign(Object.create(Object.getPrototypeOf(sandbox)), sandbox, { port, agents: new Map() }) as NodeProcess;
+    const w = await other.request("POST", "/app/log/private", { body: JSON.stringify({ id: 5, msg: "via a backup" }) });
+    assert.equal(w.status, 200, w.text);
+    await sandbox.waitForStatus(w.headers["x-ms-ccf-transaction-id"] as string);
+    assert.equal((await sandbox.request("GET", "/app/log/private?id=5")).json().msg, "via a backup");
+    other.closeAgents();
+  } finally {
+    await sandbox.stop();
+    ws.cleanup();
+  }
+});
