@@ -52,7 +52,7 @@ async function runPhases(options: BenchOptions, shape: LoadShape, tempDir: strin
       progress(`starting a Coco node (sandbox, durability ${options.durability}${profileDir ? ", --cpu-prof" : ""})`);
       const workspace = join(tempDir, "node-workspace");
       mkdirSync(workspace);
-      node = await startNode({ workspace, durability: options.durability, ...(profileDir ? { profileDir } : {}) });
+      node = await startNode({ workspace, durability: options.durability, nodes: options.nodes, ...(profileDir ? { profileDir } : {}) });
     } catch (error) {
       results.node.error = describe(error);
       progress(`node failed to start: ${(error as Error).message}`);
@@ -288,7 +288,7 @@ function printReport(
     { label: "autocannon node req/s", value: nodeAc ? `${fmt(nodeAc.requestsPerSecond)} (commit advanced ${fmt(nodeAc.commitSeqnoAdvancePerSecond)}/s, non-2xx ${nodeAc.non2xx})` : "—" },
     { label: "autocannon ratio node ÷ echo", value: fmt(h["autocannonRatioNodeToEcho"] as number | null, "", 3) },
   ];
-  printSection("Coco benchmark: one node, logging app, private writes", rows);
+  printSection(`Coco benchmark: ${options.nodes === 1 ? "one node" : `${options.nodes} nodes (load on node 0; CPU of all nodes)`}, logging app, private writes`, rows);
   for (const p of profiles) {
     printSection(`Where the node's time goes (self time, % of ${fmt(p.busyMs)} ms busy; idle ${fmt(p.idleMs)} ms) — by layer`, p.byLayer.map((r) => ({ label: r.name, value: `${fmt(r.percentOfBusy, " %")}  ${fmt(r.selfMs, " ms")}` })));
     printSection("By file (top 25)", p.byFile.map((r) => ({ label: r.name, value: `${fmt(r.percentOfBusy, " %")}  ${fmt(r.selfMs, " ms")}` })));

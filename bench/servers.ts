@@ -60,6 +60,8 @@ export interface NodeStartOptions {
   readonly durability: string;
   /** When set, the node runs with `--cpu-prof` writing into this directory. */
   readonly profileDir?: string;
+  /** Nodes in the network (the sandbox's --nodes); the load goes to node 0. */
+  readonly nodes?: number;
 }
 
 export async function startNode(options: NodeStartOptions): Promise<RunningServer> {
@@ -75,6 +77,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     "--workspace", options.workspace,
     "--port", String(port),
     "--durability", options.durability,
+    ...(options.nodes !== undefined && options.nodes > 1 ? ["--nodes", String(options.nodes)] : []),
   ]);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let lastProblem = "no answer yet";
@@ -92,7 +95,10 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
         try {
           const state = await client.get("/node/state");
           const nodeState = (state.json as { state?: unknown } | null)?.state;
-          if (state.status === 200 && nodeState === "PartOfNetwork") return { child, target };
+          const consensus = await client.get("/node/consensus");
+          const voters = ((consensus.json as { details?: { configuration?: unknown[] } } | null)?.details?.configuration ?? []).length;
+          if (state.status === 200 && nodeState === "PartOfNetwork" && voters >= (options.nodes ?? 1)) return { child, target };
+          if (voters < (options.nodes ?? 1)) lastProblem = `${voters} of ${options.nodes} nodes in the configuration`;
           lastProblem = `GET /node/state answered ${state.status} ${state.text.slice(0, 200)}`;
         } finally {
           client.close();
