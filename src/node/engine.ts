@@ -36,6 +36,7 @@ export interface ReplayedEntry {
 
 /** The map whose write marks a reconfiguration transaction (value: the JSON voter list). */
 export const RAFT_CONFIGURATION_MAP = "public:ccf.internal.consensus_configuration";
+const RAFT_CONFIGURATION_MAP_BYTES = Buffer.from(RAFT_CONFIGURATION_MAP);
 
 export interface EngineOptions {
   nodeId: string;
@@ -116,7 +117,10 @@ export class TransactionEngine extends EventEmitter {
     const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : Buffer.alloc(0);
     let config: readonly string[] | undefined;
     let signature: SignatureRecord | undefined;
-    for (const map of deserialiseDomain(entry.publicDomain).maps) {
+    // Only signature and reconfiguration entries need their public domain read here (the store
+    // reads it again to apply it): skip the extra decode for every other entry.
+    const special = entry.isSignature || entry.publicDomain.includes(RAFT_CONFIGURATION_MAP_BYTES);
+    for (const map of special ? deserialiseDomain(entry.publicDomain).maps : []) {
       if (map.name === SIGNATURES_MAP) {
         for (const [, value] of map.writes) if (value) signature = decodeSignature(value);
       } else if (map.name === RAFT_CONFIGURATION_MAP) {

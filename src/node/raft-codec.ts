@@ -8,7 +8,8 @@ import { CocoError } from "../util/index.js";
 const TYPES = ["AppendEntries", "AppendEntriesResponse", "RequestVote", "RequestVoteResponse", "TimeoutNow"] as const;
 
 class Writer {
-  private buf = Buffer.allocUnsafe(256);
+  private buf: Buffer;
+  constructor(capacity = 256) { this.buf = Buffer.allocUnsafe(capacity); }
   private at = 0;
   private ensure(n: number): void {
     if (this.at + n <= this.buf.length) return;
@@ -20,8 +21,37 @@ class Writer {
   num(v: number): void { this.ensure(8); this.buf.writeDoubleBE(v, this.at); this.at += 8; }
   bytes(b: Uint8Array): void { this.ensure(4 + b.length); this.buf.writeUInt32BE(b.length, this.at); this.at += 4; this.buf.set(b, this.at); this.at += b.length; }
   str(s: string): void { this.bytes(Buffer.from(s, "utf8")); }
+  raw(b: Uint8Array): void { this.ensure(b.length); this.buf.set(b, this.at); this.at += b.length; }
   done(): Buffer { return this.buf.subarray(0, this.at); }
 }
+
+/**
+ * The entries part of an AppendEntries. In steady state the primary sends the same batch to
+ * every backup: the last encoding is reused when the batch is the same (same first and last
+ * index and term; entries with the same index and term are the same entries).
+ */
+let lastEntries: { first: number; last: number; lastTerm: number; bytes: Buffer } | undefined;
+
+function encodeEntries(entries: readonly Entry<Buffer>[]): Buffer {
+  if (entries.length === 0) return EMPTY;
+  const first = entries[0]!.index;
+  const tail = entries[entries.length - 1]!;
+  if (lastEntries && lastEntries.first === first && lastEntries.last === tail.index && lastEntries.lastTerm === tail.term) return lastEntries.bytes;
+  let size = 0;
+  for (const e of entries) size += e.payload.length + 32;
+  const w = new Writer(size);
+  for (const e of entries) {
+    w.num(e.term); w.num(e.index);
+    w.u8((e.isSignature ? 1 : 0) | (e.config !== undefined ? 2 : 0));
+    if (e.config !== undefined) w.str(JSON.stringify(e.config));
+    w.bytes(e.payload);
+  }
+  const bytes = w.done();
+  lastEntries = { first, last: tail.index, lastTerm: tail.term, bytes };
+  return bytes;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 class Reader {
   private at = 0;
@@ -37,7 +67,7 @@ class Reader {
 }
 
 export function encodeRaftMessage(m: Message<Buffer>): Buffer {
-  const w = new Writer();
+  const w = new Writer(m.type === "AppendEntries" ? 256 + encodeEntries(m.entries).length : 256);
   w.u8(TYPES.indexOf(m.type));
   w.num(m.term);
   w.str(m.from);
@@ -45,12 +75,7 @@ export function encodeRaftMessage(m: Message<Buffer>): Buffer {
   switch (m.type) {
     case "AppendEntries":
       w.num(m.prevIndex); w.num(m.prevTerm); w.num(m.leaderCommit); w.num(m.entries.length);
-      for (const e of m.entries) {
-        w.num(e.term); w.num(e.index);
-        w.u8((e.isSignature ? 1 : 0) | (e.config !== undefined ? 2 : 0));
-        if (e.config !== undefined) w.str(JSON.stringify(e.config));
-        w.bytes(e.payload);
-      }
+      w.raw(encodeEntries(m.entries));
       break;
     case "AppendEntriesResponse":
       w.u8(m.success ? 1 : 0); w.num(m.matchIndex); w.num(m.rejectedIndex); w.num(m.hintIndex);
