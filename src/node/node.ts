@@ -169,10 +169,11 @@ export class CocoNode {
     // fails (its writes discarded) never rotates the secret.
     let rekeyRequested = false;
     let sharesRefreshRequested = false;
-    engine.store.onWrite(LEDGER_REKEY_MAP, () => { rekeyRequested = true; });
-    engine.store.onWrite(RECOVERY_SHARES_REFRESH_MAP, () => { sharesRefreshRequested = true; });
+    // Only the primary acts: a backup applying the same transaction from the ledger does not.
+    engine.store.onWrite(LEDGER_REKEY_MAP, () => { if (engine.isPrimary) rekeyRequested = true; });
+    engine.store.onWrite(RECOVERY_SHARES_REFRESH_MAP, () => { if (engine.isPrimary) sharesRefreshRequested = true; });
     // Opening the service issues the first recovery shares, as in CCF.
-    engine.store.onWrite(SERVICE_INFO_MAP, () => { sharesRefreshRequested = true; });
+    engine.store.onWrite(SERVICE_INFO_MAP, () => { if (engine.isPrimary) sharesRefreshRequested = true; });
     const refreshRecoveryShares = async () => {
       const secrets = engine.ledgerSecrets;
       const latest = secrets[secrets.length - 1]!;

@@ -253,3 +253,29 @@ test("coco sandbox --nodes 3 starts a network whose joiners were trusted through
     ws.cleanup();
   }
 });
+
+test("a ledger rekey reaches every node: backups decrypt later entries, also after a restart", { timeout: 150_000 }, async () => {
+  const ws = tempWorkspace("coco-net-");
+  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
+  try {
+    await net.waitForConfiguration(3);
+    await write(net.nodes[0]!, 1, "under the first secret");
+    await net.propose([{ name: "trigger_ledger_rekey", args: {} }]);
+    const txid = await write(net.nodes[2]!, 2, "under the second secret");
+    for (const node of net.nodes) {
+      await waitCommitted(node, txid);
+      assert.equal(await read(node, 2), "under the second secret", `node ${node.index} decrypts after the rekey`);
+    }
+    // A backup restarted from its own ledger reads both secrets back from its sealed file.
+    const primary = await net.primary();
+    const backup = net.nodes.find((n) => n !== primary)!;
+    await backup.process!.stop();
+    await net.restart(backup);
+    await waitCommitted(backup, txid);
+    assert.equal(await read(backup, 1), "under the first secret");
+    assert.equal(await read(backup, 2), "under the second secret");
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});

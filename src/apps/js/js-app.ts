@@ -264,6 +264,9 @@ export class JsApp {
       mode: endpoint.mode === "readwrite" ? "readwrite" : "readonly",
       handler,
       summary: `${endpoint.jsModule} ${endpoint.jsFunction}`,
+      // CCF's forwarding_required: on a backup, "always" sends even reads to the primary.
+      ...(endpoint.forwardingRequired === "always" || endpoint.forwardingRequired === "never" || endpoint.forwardingRequired === "sometimes"
+        ? { forwarding: endpoint.forwardingRequired } : {}),
     });
   }
 
