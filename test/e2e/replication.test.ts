@@ -279,3 +279,32 @@ test("a ledger rekey reaches every node: backups decrypt later entries, also aft
     ws.cleanup();
   }
 });
+
+test("retiring the primary hands leadership to another node and writes carry on", { timeout: 150_000 }, async () => {
+  const ws = tempWorkspace("coco-net-");
+  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
+  try {
+    await net.waitForConfiguration(3);
+    const before = await write(net.nodes[0]!, 1, "before the retirement");
+    const oldPrimary = await net.primary();
+    await net.propose([{ name: "remove_node", args: { node_id: oldPrimary.nodeId } }]);
+    const others = net.nodes.filter((n) => n !== oldPrimary);
+    await eventually(async () => {
+      for (const n of others) {
+        const d = (await n.process!.request("GET", "/node/consensus", { identity: "none" })).json().details;
+        if (d.role === "Primary" && d.configuration.length === 2 && !d.configuration.includes(oldPrimary.nodeId)) return true;
+      }
+      return false;
+    }, "a remaining node to lead a configuration without the retired primary", 20_000);
+    const after = await write(others[0]!, 2, "after the retirement");
+    for (const n of others) {
+      await waitCommitted(n, after);
+      assert.equal((await n.process!.request("GET", `/node/tx?transaction_id=${before}`, { identity: "none" })).json().status, "Committed");
+      assert.equal(await read(n, 1), "before the retirement");
+      assert.equal(await read(n, 2), "after the retirement");
+    }
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
