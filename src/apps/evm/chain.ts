@@ -2,9 +2,9 @@
 // of the current request, and records blocks, transactions and receipts. One block per
 // Ethereum transaction: its number and hash are known when the handler runs (a per-batch block
 // would need the ledger batch, which only exists after commit), so a receipt never changes.
-import { createCustomCommon, Hardfork, Mainnet, type Common } from "@ethereumjs/common";
-import { createBlock, paramsBlock, type Block } from "@ethereumjs/block";
-import { Capability, createTxFromRLP, createLegacyTx, paramsTx, type TypedTransaction } from "@ethereumjs/tx";
+import type { Common } from "@ethereumjs/common";
+import { createBlock, type Block } from "@ethereumjs/block";
+import { Capability, createTxFromRLP, createLegacyTx, type TypedTransaction } from "@ethereumjs/tx";
 import { createVM, runTx, type VM } from "@ethereumjs/vm";
 import type { EVMMockBlockchainInterface } from "@ethereumjs/evm";
 import { Account, Address, createAccountFromRLP, createAddressFromString } from "@ethereumjs/util";
@@ -14,7 +14,6 @@ import { KvStateManager } from "./state-manager.js";
 import { cacheJumpAnalysis, fastMstore, loadInterpreterPrototype, memoiseSenderAddress } from "./fast-paths.js";
 import { newChainCommon, sharedChainCommon } from "./common.js";
 import { senderRecovery, type RecoveredSender } from "./sender-recovery.js";
-import { ecrecover, keccak256 } from "./crypto.js";
 import { ACCOUNTS, BLOCKS, BLOCK_HASHES, HEAD_KEY, META, RECEIPTS, TRANSACTIONS, blockNumberKey } from "./maps.js";
 import { data, quantity, ZERO_HASH } from "./hex.js";
 import { revertError, RpcError, RpcErrorCodes } from "./errors.js";
@@ -92,13 +91,7 @@ const jsonBytes = (value: unknown): Buffer => Buffer.from(JSON.stringify(value))
 export class EvmChain {
   readonly chainId: bigint;
   readonly common: Common;
-  /**
-   * The Common given to every decoded transaction and every block header. ethereumjs copies a
-   * Common into each transaction and header and merges its params into the copy (JSON
-   * round-trips and a params-cache rebuild: ~0.3 ms each, the largest cost per transaction).
-   * This one already holds the tx and block params, is never changed (one hardfork, no
-   * setHardfork), and hands out itself as its copy.
-   */
+  /** The Common of every decoded transaction and block header, never copied (see common.ts). */
   private readonly sharedCommon: Common;
   readonly baseFee: bigint;
   readonly blockGasLimit: bigint;

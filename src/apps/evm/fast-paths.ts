@@ -1,9 +1,11 @@
 // Exact replacements for a few ethereumjs internals that cost the most per ERC-20 transfer and
 // that Coco's use makes cacheable (one hardfork, one Common, contract code that does not change
 // under the same bytes). Each keeps ethereumjs's semantics; the EVM unit and e2e tests and the
-// differential checks in test/unit/apps/evm-rpc.test.ts run through them.
+// differential check (test/unit/apps/evm-differential.test.ts) run through them.
 import type { Common } from "@ethereumjs/common";
 import type { VM } from "@ethereumjs/vm";
+import { Address } from "@ethereumjs/util";
+import { keccak256 } from "./crypto.js";
 
 interface OpcodeMapEntry { opcodeInfo: { name: string }; opHandler: (runState: RunStateLike) => void }
 interface RunStateLike { stack: { popN(n: number): bigint[] }; memory: { write(offset: number, size: number, value: Uint8Array): void } }
@@ -110,22 +112,29 @@ export function memoiseHardforkBlocks(common: Common): void {
   };
 }
 
-interface SenderCache { cache: { cocoSenderAddress?: unknown } }
+interface SenderTx { cache: { cocoSenderAddress?: Address }; getSenderPublicKey(): Uint8Array }
 const senderMemoised = new WeakSet<object>();
 
 /**
  * ethereumjs derives a transaction's sender address (keccak of the recovered public key, a new
  * Address) on every `getSenderAddress()`: Coco's admission asks once and runTx again. A frozen
- * transaction (ethereumjs's default) cannot change, so the first answer is kept in its cache,
- * as ethereumjs keeps its hash and public key.
+ * transaction (ethereumjs's default) cannot change, so the first answer is kept in its cache, as
+ * ethereumjs keeps its hash and public key; and it is derived as ethereumjs's publicToAddress
+ * does (low 20 bytes of keccak-256 of the 64-byte key), with crypto.ts's keccak, which remembers
+ * the keys of recent senders.
  */
 export function memoiseSenderAddress(tx: object): void {
-  const prototype = Object.getPrototypeOf(tx) as { getSenderAddress(): unknown };
+  const prototype = Object.getPrototypeOf(tx) as { getSenderAddress(): Address };
   if (senderMemoised.has(prototype)) return;
   senderMemoised.add(prototype);
   const original = prototype.getSenderAddress;
-  prototype.getSenderAddress = function getSenderAddress(this: SenderCache): unknown {
+  prototype.getSenderAddress = function getSenderAddress(this: SenderTx): Address {
     if (!Object.isFrozen(this)) return original.call(this);
-    return (this.cache.cocoSenderAddress ??= original.call(this));
+    const cached = this.cache.cocoSenderAddress;
+    if (cached !== undefined) return cached;
+    const publicKey = this.getSenderPublicKey();
+    const address = publicKey.length === 64 ? new Address(keccak256(publicKey).subarray(12)) : original.call(this);
+    this.cache.cocoSenderAddress = address;
+    return address;
   };
 }

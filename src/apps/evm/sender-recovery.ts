@@ -6,6 +6,7 @@
 // the main thread seeds them into the decoded transaction's cache. Whatever goes wrong (no worker,
 // a failed decode or signature) the main thread simply does the work itself, as before, with the
 // same errors: the worker can only save time, never change an answer.
+import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { RecoveredSender, RecoveryRequest, RecoveryResponse } from "./sender-worker.js";
 
@@ -16,8 +17,12 @@ export const RECOVERY_IN_FLIGHT_MAX = 4096;
 
 export class SenderRecovery {
   private worker: Worker | undefined;
-  /** COCO_EVM_SENDER_WORKER=0 keeps recovery on the main thread (e.g. a one-core machine). */
-  private failed = process.env["COCO_EVM_SENDER_WORKER"] === "0";
+  /**
+   * On by default with two or more CPUs (the worker only helps when it has a core of its own);
+   * COCO_EVM_SENDER_WORKER=0 or 1 forces it off or on.
+   */
+  private failed = process.env["COCO_EVM_SENDER_WORKER"] === "0"
+    || (process.env["COCO_EVM_SENDER_WORKER"] !== "1" && availableParallelism() < 2);
   private nextId = 1;
   private inFlight = 0;
   private readonly pending = new Map<number, { resolve: (results: (RecoveredSender | null)[]) => void; count: number }>();
