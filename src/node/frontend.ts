@@ -10,6 +10,8 @@ import type { Transaction } from "../kv/index.js";
 import type { TransactionEngine } from "./engine.js";
 
 const CONFLICT_RETRIES_MAX = 30;
+/** How long an endpoint demanding committed state waits for the commit before answering 503. */
+const COMMIT_WAIT_MS = 10_000;
 const OPENAPI_PATH = "/app/api";
 const TXID_HEADER = "x-ms-ccf-transaction-id";
 
@@ -56,6 +58,8 @@ export class Frontend {
     /** The deployed JS app (CCF app bundle), whose endpoints take precedence under /app. */
     private readonly appRouter?: AppRouter,
   ) {
+    // Requests waiting for their commit listen to the engine (see afterCommit).
+    engine.setMaxListeners(0);
     const describe = appRouter?.openApi;
     if (describe !== undefined) {
       registry.install({
@@ -131,7 +135,15 @@ export class Frontend {
       txid = formatTxId(last.view, last.seqno);
     }
     headers[TXID_HEADER] = txid;
-    const body = result.body;
+    const response = this.respond(status, headers, result.body);
+    // An endpoint that demands committed state answers only once what it wrote (or read) is committed.
+    if (endpoint.consistency === "committed" && status >= 200 && status < 300) {
+      return this.afterCommit(txid).then(() => response);
+    }
+    return response;
+  }
+
+  private respond(status: number, headers: Record<string, string>, body: unknown): RpcResponse {
     if (body === undefined || body === null && status === 204) {
       return { status, headers };
     }
@@ -141,5 +153,41 @@ export class Frontend {
     }
     headers["content-type"] = "application/json";
     return { status, headers, body: JSON.stringify(body) };
+  }
+
+  /** Resolves once transaction `txid` is committed; 500 if it was rolled back, 503 after COMMIT_WAIT_MS. */
+  private afterCommit(txid: string): Promise<void> {
+    const [view, seqno] = txid.split(".").map(Number) as [number, number];
+    const settled = (): boolean => {
+      const status = this.engine.status(view, seqno);
+      if (status === "Invalid") {
+        throw new CocoError(ErrorCodes.InternalError, `Transaction ${txid} was rolled back (a new primary was elected); its effects are lost: retry the request.`, 500);
+      }
+      return status === "Committed";
+    };
+    if (seqno === 0 || settled()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        try {
+          if (!settled()) return;
+          cleanup();
+          resolve();
+        } catch (error) {
+          cleanup();
+          reject(error);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new CocoError(ErrorCodes.ServiceUnavailable, `Transaction ${txid} was not committed within ${COMMIT_WAIT_MS} ms (is a majority of nodes up?); check /app/tx before retrying.`, 503));
+      }, COMMIT_WAIT_MS);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.engine.off("commit", check);
+        this.engine.off("rollback", check);
+      };
+      this.engine.on("commit", check);
+      this.engine.on("rollback", check);
+    });
   }
 }

@@ -44,6 +44,12 @@ export interface EndpointDefinition {
    * that must see the primary's latest state); "never" always runs locally.
    */
   readonly forwarding?: "always" | "sometimes" | "never";
+  /**
+   * "committed": the response waits until the transaction (a write's own, or the state a read
+   * saw) is committed, so the caller never acts on state that could still be rolled back.
+   * Default "local": answer at once (clients check /app/tx, as with CCF).
+   */
+  readonly consistency?: "local" | "committed";
 }
 
 interface Template {
