@@ -1,7 +1,7 @@
 // Starting the two servers the benchmark compares: the echo server and a Coco node
 // (`coco sandbox`). Each start returns once the server answers, with what a client needs.
 import { existsSync, readFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
+import { freeTcpPort } from "../src/util/index.js";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startChild, type ManagedChild } from "./child-processes.js";
@@ -23,16 +23,7 @@ function compiledPath(relative: string): string {
 
 export const NODE_MAIN = compiledPath("../src/cli/main.js");
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export const freePort = (): Promise<number> => freeTcpPort();
 
 export async function startEchoServer(serverCert: CertificatePair, clientCert: CertificatePair): Promise<RunningServer> {
   const child = startChild("echo server", [compiledPath("./echo-server.js"), "--port", "0", "--cert", serverCert.certPath, "--key", serverCert.keyPath]);
@@ -69,16 +60,19 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     throw new Error(`The node's CLI is not built: ${NODE_MAIN} is missing. Run 'npm run build' first (npm run bench does).`);
   }
   const port = await freePort();
-  const profileArgs = options.profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", options.profileDir];
+  // Through NODE_OPTIONS rather than arguments, so the sandbox's other nodes (its child
+  // processes) are profiled too: one .cpuprofile per thread of every node.
+  const env = options.profileDir === undefined
+    ? process.env
+    : { ...process.env, NODE_OPTIONS: `${process.env["NODE_OPTIONS"] ?? ""} --cpu-prof --cpu-prof-dir=${options.profileDir}`.trim() };
   const child = startChild("node", [
-    ...profileArgs,
     NODE_MAIN,
     "sandbox",
     "--workspace", options.workspace,
     "--port", String(port),
     "--durability", options.durability,
     ...(options.nodes !== undefined && options.nodes > 1 ? ["--nodes", String(options.nodes)] : []),
-  ]);
+  ], { env });
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let lastProblem = "no answer yet";
   let exitCode: string | null = null;

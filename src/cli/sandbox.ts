@@ -5,7 +5,7 @@
 // EVM chain: member0 proposes set_evm_genesis (chain id, funded development accounts) and votes.
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
+import { freeTcpPort } from "../util/index.js";
 import { fileURLToPath } from "node:url";
 import { join, relative, resolve } from "node:path";
 import { pino } from "pino";
@@ -38,17 +38,6 @@ async function ensureIdentity(workspace: string, name: string): Promise<void> {
   const keys = generateEcP384KeyPair();
   writeFileSync(keyFile, keys.privateKeyPem, { mode: 0o600 });
   writeFileSync(certFile, await createIdentityCertificate(keys, name));
-}
-
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number): NodeConfigFile {
@@ -108,7 +97,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   const configFile = join(workspace, "config.json");
   const nodeCount = options.nodes ?? 1;
   // Node-to-node ports: rpc port + 100 + i (or free ports when the rpc port is chosen by the OS).
-  const n2nPort = async (i: number) => (options.port === 0 ? freePort(options.host) : options.port + 100 + i);
+  const n2nPort = async (i: number) => (options.port === 0 ? freeTcpPort(options.host) : options.port + 100 + i);
   const file = sandboxConfig(options, nodeCount > 1 ? await n2nPort(0) : undefined);
   writeFileSync(configFile, JSON.stringify(file, null, 2) + "\n");
   const config = resolveConfig(file, workspace);
@@ -202,7 +191,7 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
       const existing = JSON.parse(readFileSync(configFile, "utf8")) as NodeConfigFile;
       port = Number(existing.network.rpc_interfaces["primary_rpc_interface"]!.bind_address.split(":").pop());
     } else {
-      port = options.port === 0 ? await freePort(options.host) : options.port + i;
+      port = options.port === 0 ? await freeTcpPort(options.host) : options.port + i;
       const config: NodeConfigFile = {
         enclave: { platform: "Virtual" },
         network: {

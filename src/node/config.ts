@@ -111,7 +111,7 @@ export function parseDuration(value: number | string, field: string): number {
   return Number(match[1]) * units[match[2] ?? "ms"]!;
 }
 
-function parseAddress(address: string, field: string): { host: string; port: number } {
+export function parseAddress(address: string, field = "address"): { host: string; port: number } {
   const match = /^(.+):(\d{1,5})$/.exec(address);
   if (!match) throw invalid(field, `expected "host:port", got ${JSON.stringify(address)}`);
   const port = Number(match[2]);

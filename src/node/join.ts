@@ -15,6 +15,7 @@ import {
 import { CocoError } from "../util/index.js";
 import type { Transaction } from "../kv/index.js";
 import type { LedgerSecretVersion } from "../ledger/index.js";
+import { parseAddress } from "./config.js";
 
 export const NODES_INFO_MAP = "public:ccf.gov.nodes.info";
 export const ENDORSED_CERTS_MAP = "public:ccf.gov.nodes.endorsed_certificates";
@@ -137,6 +138,14 @@ export function handleJoin(tx: Transaction, callerCertPem: string | undefined, b
   if (!isStringRecord(network) || !isStringRecord(network.node_to_node_interface) || typeof network.node_to_node_interface.bind_address !== "string"
     || !isStringRecord(network.rpc_interfaces)) {
     throw refuse("node_info_network with rpc_interfaces and node_to_node_interface.bind_address is required.", 400, "InvalidInput");
+  }
+  for (const [field, address] of [["bind_address", network.node_to_node_interface.bind_address], ["published_address", network.node_to_node_interface.published_address]] as const) {
+    if (address === undefined) continue;
+    try {
+      parseAddress(String(address), `node_info_network.node_to_node_interface.${field}`);
+    } catch (error) {
+      throw refuse((error as Error).message.replace(/^Invalid configuration: /, ""), 400, "InvalidInput");
+    }
   }
   if (typeof request.public_encryption_key !== "string" || !request.public_encryption_key.includes("BEGIN PUBLIC KEY")) {
     throw refuse("public_encryption_key (PEM) is required.", 400, "InvalidInput");

@@ -12,7 +12,7 @@ import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js
 import type { Store } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError, formatTxId } from "../util/index.js";
-import type { ResolvedConfig } from "./config.js";
+import { parseAddress, type ResolvedConfig } from "./config.js";
 import { RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
 import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE } from "./replication.js";
 import { Forwarder } from "./forwarding.js";
@@ -79,10 +79,6 @@ function readNodes(store: Store): Map<string, StoredNodeInfo> {
   return nodes;
 }
 
-function parseHostPort(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(":");
-  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port: Number(address.slice(i + 1)) };
-}
 
 export class CocoNode {
   private constructor(
@@ -315,12 +311,16 @@ export class CocoNode {
         for (const peer of bootstrapPeers) {
           if (known.has(peer.node_id) || peer.node_id === identity.nodeId) continue;
           wanted.add(peer.node_id);
-          ch.setPeer(peer.node_id, parseHostPort(peer.node_to_node_address));
+          ch.setPeer(peer.node_id, parseAddress(peer.node_to_node_address));
         }
         for (const [nodeId, node] of known) {
           if (nodeId === identity.nodeId || node.status === "Pending" || !node.node_to_node_interface) continue;
           wanted.add(nodeId);
-          ch.setPeer(nodeId, parseHostPort(node.node_to_node_interface.published_address ?? node.node_to_node_interface.bind_address));
+          try {
+            ch.setPeer(nodeId, parseAddress(node.node_to_node_interface.published_address ?? node.node_to_node_interface.bind_address));
+          } catch (error) {
+            logger.error({ node_id: nodeId, err: (error as Error).message }, "node-to-node address in nodes.info is unusable");
+          }
         }
         for (const peer of Object.keys(ch.stats())) if (!wanted.has(peer)) ch.removePeer(peer);
       };

@@ -1,2 +1,3 @@
 export * from "./errors.js";
 export * from "./txid.js";
+export * from "./net.js";

@@ -1,7 +1,7 @@
 // Test helper: a multi-node Coco network of real `coco node start` processes on loopback.
 // Node 0 starts the service; the others join through governance (member0 trusts them).
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { freeTcpPort } from "../../src/util/index.js";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
@@ -9,16 +9,7 @@ import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js
 import { CLI, NodeProcess } from "./node-process.js";
 import { FaultProxy } from "./fault-proxy.js";
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
+export const freePort = (): Promise<number> => freeTcpPort();
 
 export interface NetworkNode {
   index: number;
