@@ -10,10 +10,11 @@ import {
   EndpointRegistry, ErrorCodes,
   type AuthPolicyName, type EndpointContext, type EndpointDefinition, type Handler, type HandlerResult, type RouteMatch,
 } from "../../rpc/index.js";
-import { CocoError, parseTxId, type TxId } from "../../util/index.js";
+import { CocoError } from "../../util/index.js";
 import { JS_APP_TABLES, readDeployedBundle, type JsEndpointProperties, type StoredJsRuntimeOptions } from "./bundle.js";
 import { isUtf8 } from "node:buffer";
 import { BodyKind, DISPATCH_EXPORT, DISPATCH_MODULE, dispatchModuleSource, packRequest, type GuestResponse, type InvokeArgs } from "./guest-dispatch.js";
+import { historicalTarget, isTxId } from "./historical.js";
 import { TransactionKvAccess } from "./kv-access.js";
 import { buildAppOpenApi } from "./openapi.js";
 
@@ -75,8 +76,6 @@ interface CachedCaller {
 }
 
 const NO_AUTH_CALLER_JSON = JSON.stringify({ policy: "no_auth" });
-/** Where historical endpoints take the transaction id from, as CCF's `txid_from_header`. */
-const TXID_HEADER = "x-ms-ccf-transaction-id";
 
 export class JsApp {
   private currentRegistry = new EndpointRegistry();
@@ -281,19 +280,8 @@ export class JsApp {
     }
     const consensus = this.deps.consensus!;
     return async (ctx) => {
-      const id = requestedTxId(ctx.request.headers[TXID_HEADER]);
-      const status = consensus.statusForTxId(id.view, id.seqno);
-      if (status === "Invalid") {
-        throw new CocoError(ErrorCodes.TransactionInvalid, `Only committed transactions can be queried. Transaction ${id.view}.${id.seqno} is Invalid`, 404);
-      }
-      if (status !== "Committed") {
-        // CCF: 404 and no-cache, since the answer changes once the transaction commits.
-        return {
-          status: 404,
-          headers: { "cache-control": "no-cache" },
-          body: { error: { code: ErrorCodes.TransactionPendingOrUnknown, message: `Only committed transactions can be queried. Transaction ${id.view}.${id.seqno} is ${status}` } },
-        };
-      }
+      const id = historicalTarget(ctx.request.headers, (view, seqno) => consensus.statusForTxId(view, seqno));
+      if (!isTxId(id)) return id;
       // CCF answers 202 + Retry-After while it fetches the entry; Coco reads its own ledger, so it waits.
       const state = await historical.stateAt(id.view, id.seqno);
       return this.retryOnceFetched(ctx, run(ctx, state), () => run(ctx, state));
@@ -323,7 +311,7 @@ export class JsApp {
     this.kv.attach(ctx.tx, readOnly);
     this.claimsDigest = undefined;
     this.applyWrites = undefined;
-    this.pendingFetches = [];
+    if (this.pendingFetches.length !== 0) this.pendingFetches = [];
     this.callContext.historicalState = historicalState;
     this.callContext.bufferWrites = readOnly === undefined;
     let out: GuestResponse;
@@ -349,9 +337,10 @@ export class JsApp {
    * bounded range) and runs the handler once more, so the client gets the answer at once.
    */
   private retryOnceFetched(ctx: EndpointContext, result: HandlerResult, again: () => HandlerResult): HandlerResult | Promise<HandlerResult> {
+    if (this.pendingFetches.length === 0) return result; // the common case: allocate nothing
     const fetches = this.pendingFetches;
     this.pendingFetches = [];
-    if (result.status !== 202 || fetches.length === 0 || ctx.tx.hasWrites) return result;
+    if (result.status !== 202 || ctx.tx.hasWrites) return result;
     return Promise.all(fetches).then(again);
   }
 
@@ -410,19 +399,6 @@ function parseInfoData(infoRaw: Buffer, field: "user_data" | "member_data"): unk
     return (JSON.parse(infoRaw.toString("utf8")) as Record<string, unknown>)[field] ?? null;
   } catch {
     return null;
-  }
-}
-
-/** The transaction id of a historical query, from its header (CCF's `txid_from_header`). */
-function requestedTxId(header: string | string[] | undefined): TxId {
-  if (header === undefined) {
-    throw new CocoError("MissingRequiredHeader", `Historical query is missing '${TXID_HEADER}' header.`, 400);
-  }
-  const text = Array.isArray(header) ? header.join(", ") : header;
-  try {
-    return parseTxId(text);
-  } catch {
-    throw new CocoError("InvalidHeaderValue", `The value '${text}' in header '${TXID_HEADER}' could not be converted to a valid Tx ID.`, 400);
   }
 }
 

@@ -65,6 +65,28 @@ export function readSecretMap() { return { body: ccf.kv["ccf.internal.secrets"].
 export function writeGovMap() { ccf.kv["public:ccf.gov.users.certs"].set(ccf.strToBuf("x"), ccf.strToBuf("y")); return { body: true }; }
 export function noop() { return { body: true }; }
 export function kvSet(request) { ccf.kv["records"].set(ccf.strToBuf("k"), ccf.strToBuf("v")); return { body: true }; }
+export function bufferedWrites(request) {
+  const m = ccf.kv["records"];
+  m.set(ccf.strToBuf("b1"), ccf.strToBuf("one"));
+  const seen = ccf.bufToStr(m.get(ccf.strToBuf("b1")));
+  const had = m.has(ccf.strToBuf("b1"));
+  m.set(ccf.strToBuf("b2"), new Uint8Array([116, 119, 111]));
+  const ids = [];
+  m.forEach((v, k) => ids.push(ccf.bufToStr(k)));
+  m.set(ccf.strToBuf("b1"), ccf.strToBuf("uno"));
+  return { body: { seen, had, sawB2: ids.includes("b2"), last: ccf.bufToStr(m.get(ccf.strToBuf("b1"))) } };
+}
+export function bigValue(request) {
+  const bytes = new Uint8Array(100000);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = i % 256;
+  const m = ccf.kv["records"];
+  m.set(ccf.strToBuf("big"), bytes);
+  const back = new Uint8Array(m.get(ccf.strToBuf("big")));
+  let same = back.length === bytes.length;
+  for (let i = 0; same && i < bytes.length; i++) same = back[i] === bytes[i];
+  return { body: same };
+}
+export async function asyncWrite() { await null; ccf.kv["records"].set(ccf.strToBuf("async"), ccf.strToBuf("yes")); return { body: true }; }
 export function historicalRead(request) {
   const h = ccf.historicalState;
   const records = h.kv["records"];
@@ -130,6 +152,9 @@ function bundle() {
         "/historical-current-write": { get: ep("historicalCurrentWrite", "historical") },
         "/historical-range": { get: ep("historicalRange", "readonly") },
         "/apply-writes": { post: ep("applyOnError", "readwrite") },
+        "/buffered": { post: ep("bufferedWrites", "readwrite") },
+        "/async-write": { post: ep("asyncWrite", "readwrite") },
+        "/big-value": { post: ep("bigValue", "readwrite") },
         "/secret": { get: ep("readSecretMap", "readonly") },
         "/gov-write": { post: ep("writeGovMap", "readwrite") },
         "/noop": { post: ep("noop", "readwrite", ["no_auth"]) },
@@ -451,6 +476,18 @@ test("ccf.rpc.setApplyWrites(true) keeps the writes of an error answer or an exc
   assert.equal(h.record("apply-throw"), "x");
   assert.equal(h.request("POST", "/app/apply-writes?drop", { as: user }).status, 200);
   assert.equal(h.record("apply-drop"), undefined);
+});
+
+test("a call's writes reach the transaction when it returns, and its reads see them before", async () => {
+  const r = h.request("POST", "/app/buffered", { as: user });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { seen: "one", had: true, sawB2: true, last: "uno" });
+  assert.deepEqual([h.record("b1"), h.record("b2")], ["uno", "two"]);
+  assert.equal((await h.requestAsync("POST", "/app/async-write", { as: user })).status, 200);
+  assert.equal(h.record("async"), "yes");
+  assert.equal(h.request("POST", "/app/big-value", { as: user }).json, true, "every byte value survives the crossing");
+  const big = h.gov.store.begin().get("records", Buffer.from("big"))!;
+  assert.deepEqual([big.length, big[255], big[256], big[99_999]], [100_000, 255, 0, 99_999 % 256]);
 });
 
 test("a redeploy replaces the endpoints and remove_js_app removes them", () => {
