@@ -29,9 +29,9 @@ export interface ManagedChild {
   readonly exited: Promise<string>;
 }
 
-export function startChild(name: string, nodeArgs: readonly string[], options: { cwd?: string } = {}): ManagedChild {
+export function startChild(name: string, nodeArgs: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ManagedChild {
   installExitHooks();
-  const child = spawn(process.execPath, nodeArgs, { cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, nodeArgs, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
   if (child.pid === undefined) throw new Error(`Could not start ${name} (${process.execPath} ${nodeArgs.join(" ")})`);
   live.add(child);
   const tail: string[] = [];

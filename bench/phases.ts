@@ -28,6 +28,8 @@ export interface ResourceUse {
   readonly cpuPercent: number;
   readonly peakRssMiB: number;
   readonly pids: readonly number[];
+  /** CPU % of each process of the tree (pid order as in `pids`: the sandbox, i.e. node 0, first). */
+  readonly cpuPercentByPid: readonly number[];
 }
 
 function resourceUse(before: ProcessSample, after: ProcessSample, windowSeconds: number): ResourceUse {
@@ -37,6 +39,8 @@ function resourceUse(before: ProcessSample, after: ProcessSample, windowSeconds:
     cpuPercent: round((100 * cpuSeconds) / windowSeconds, 1),
     peakRssMiB: round(after.peakRssMiB, 1),
     pids: after.pids,
+    cpuPercentByPid: after.pids.map((pid) =>
+      round((100 * ((after.cpuSecondsByPid.get(pid) ?? 0) - (before.cpuSecondsByPid.get(pid) ?? 0))) / windowSeconds, 1)),
   };
 }
 

@@ -25,6 +25,8 @@ export interface ProcessSample {
   /** Sum of current RSS (VmRSS), MiB. */
   readonly rssMiB: number;
   readonly pids: readonly number[];
+  /** user+system CPU seconds of each process in the tree (a multi-node sandbox: one per node). */
+  readonly cpuSecondsByPid: ReadonlyMap<number, number>;
 }
 
 function parseStat(pid: number): { ppid: number; cpuTicks: number } | null {
@@ -73,10 +75,13 @@ export function sampleProcessTree(rootPid: number): ProcessSample {
   let ticks = 0;
   let hwmKiB = 0;
   let rssKiB = 0;
+  const cpuSecondsByPid = new Map<number, number>();
   for (const pid of pids) {
-    ticks += parseStat(pid)?.cpuTicks ?? 0;
+    const pidTicks = parseStat(pid)?.cpuTicks ?? 0;
+    ticks += pidTicks;
+    cpuSecondsByPid.set(pid, pidTicks / ticksPerSecond());
     hwmKiB += statusKiB(pid, "VmHWM");
     rssKiB += statusKiB(pid, "VmRSS");
   }
-  return { cpuSeconds: ticks / ticksPerSecond(), peakRssMiB: hwmKiB / 1024, rssMiB: rssKiB / 1024, pids };
+  return { cpuSeconds: ticks / ticksPerSecond(), peakRssMiB: hwmKiB / 1024, rssMiB: rssKiB / 1024, pids, cpuSecondsByPid };
 }

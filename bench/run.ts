@@ -280,6 +280,9 @@ function printReport(
     { label: "half load rate (writes/s)", value: fmt(half?.rateTargetPerSecond) },
     { label: "commit latency, half load", value: `${latency(half?.commitLatencyMs)}${goal(h.halfLoadP99GoalMet)} [goal p99 < ${P99_GOAL_MS} ms]` },
     { label: "node CPU (full load)", value: full ? `${fmt(full.node.cpuPercent, " %")} of one core, ${fmt(full.node.cpuMicrosecondsPerCommittedTx, " µs")} per committed tx` : "—" },
+    ...(full && full.node.cpuPercentByPid.length > 1
+      ? [{ label: "  per node process (node 0 first)", value: full.node.cpuPercentByPid.map((p) => fmt(p, " %")).join(", ") }]
+      : []),
     { label: "CPU ratio echo µs/req ÷ node µs/tx", value: fmt(h["cpuRatioEchoPerRequestToNodePerCommittedTx"] as number | null, "", 3) },
     { label: "node peak RSS", value: fmt(h["nodePeakRssMiB"] as number | null, " MiB") },
     { label: "client CPU (full load)", value: full ? fmt(full.client.cpuPercent, " % of one core") : "—" },

@@ -22,6 +22,7 @@ function compiledPath(relative: string): string {
 }
 
 export const NODE_MAIN = compiledPath("../src/cli/main.js");
+const PROFILE_PRELOAD = new URL("./cpu-profile-preload.js", import.meta.url).href;
 
 export const freePort = (): Promise<number> => freeTcpPort();
 
@@ -60,12 +61,17 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     throw new Error(`The node's CLI is not built: ${NODE_MAIN} is missing. Run 'npm run build' first (npm run bench does).`);
   }
   const port = await freePort();
-  // Through NODE_OPTIONS rather than arguments, so the sandbox's other nodes (its child
-  // processes) are profiled too: one .cpuprofile per thread of every node.
-  const env = options.profileDir === undefined
-    ? process.env
-    : { ...process.env, NODE_OPTIONS: `${process.env["NODE_OPTIONS"] ?? ""} --cpu-prof --cpu-prof-dir=${options.profileDir}`.trim() };
+  // One node: --cpu-prof (every thread). Several: through the environment (NODE_OPTIONS refuses
+  // --cpu-prof) so the sandbox's other nodes, its child processes, are profiled too (main threads).
+  const multiNode = options.nodes !== undefined && options.nodes > 1;
+  const profileArgs = options.profileDir === undefined || multiNode ? [] : ["--cpu-prof", "--cpu-prof-dir", options.profileDir];
+  const env = options.profileDir === undefined || !multiNode ? process.env : {
+    ...process.env,
+    NODE_OPTIONS: `${process.env["NODE_OPTIONS"] ?? ""} --import ${PROFILE_PRELOAD}`.trim(),
+    COCO_BENCH_CPU_PROFILE_DIR: options.profileDir,
+  };
   const child = startChild("node", [
+    ...profileArgs,
     NODE_MAIN,
     "sandbox",
     "--workspace", options.workspace,
