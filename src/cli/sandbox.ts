@@ -5,6 +5,7 @@
 // EVM chain: member0 proposes set_evm_genesis (chain id, funded development accounts) and votes.
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
+import { request as httpsRequest } from "node:https";
 import { freeTcpPort } from "../util/index.js";
 import { fileURLToPath } from "node:url";
 import { join, relative, resolve } from "node:path";
@@ -233,10 +234,11 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
       if (Date.now() > deadline) throw new Error(`node ${i} did not ask to join within 60 s; see ${join(dir, "node.log")}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    // Wait until it is part of the configuration before adding the next one (one node at a time).
+    // Wait until it is part of the configuration and serving before adding the next one.
     const until = Date.now() + 60_000;
-    while (joiner.nodeId !== undefined && !node.replicator.configuration.includes(joiner.nodeId)) {
-      if (Date.now() > until) throw new Error(`node ${i} was trusted but never entered the configuration; see ${join(dir, "node.log")}`);
+    while ((joiner.nodeId !== undefined && !node.replicator.configuration.includes(joiner.nodeId)) || !(await answers(options.host, port, member.serviceCertPem))) {
+      if (child.exitCode !== null) throw new Error(`node ${i} exited (code ${child.exitCode}); see ${join(dir, "node.log")}`);
+      if (Date.now() > until) throw new Error(`node ${i} was trusted but is not serving or not in the configuration; see ${join(dir, "node.log")}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -254,4 +256,17 @@ function pendingNodeAt(node: CocoNode, _hostPrefix: string, config: NodeConfigFi
     found = info.status === "Pending" ? key.toString("utf8") : "trusted";
   });
   return found;
+}
+
+/** Whether a node answers GET /node/state over TLS checked against the service certificate. */
+function answers(host: string, port: number, serviceCertPem: string): Promise<boolean> {
+  return new Promise((resolveAnswer) => {
+    const req = httpsRequest({ host, port, path: "/node/state", method: "GET", ca: serviceCertPem, timeout: 2_000 }, (res) => {
+      res.resume();
+      res.on("end", () => resolveAnswer(res.statusCode === 200));
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolveAnswer(false));
+    req.end();
+  });
 }
