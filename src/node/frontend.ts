@@ -40,6 +40,11 @@ export interface RequestForwarding {
   forward(request: RpcRequest): Promise<RpcResponse>;
 }
 
+function frontendNotOpen(): CocoError {
+  return new CocoError(ErrorCodes.FrontendNotOpen,
+    "Frontend is not open: the service opens once members accept a transition_service_to_open proposal.", 404);
+}
+
 function mustForward(endpoint: EndpointDefinition): boolean {
   const forwarding = endpoint.forwarding ?? "sometimes";
   return forwarding === "always" || (forwarding === "sometimes" && endpoint.mode === "readwrite");
@@ -76,9 +81,11 @@ export class Frontend {
   readonly dispatchLocal = (request: RpcRequest): RpcResponse | Promise<RpcResponse> => this.route(request, false);
 
   private route(request: RpcRequest, mayForward: boolean): RpcResponse | Promise<RpcResponse> {
-    if (request.path.startsWith("/app/") && !this.isOpen()) {
-      throw new CocoError(ErrorCodes.FrontendNotOpen,
-        "Frontend is not open: the service opens once members accept a transition_service_to_open proposal.", 404);
+    // A backup still catching up may not have seen the service open: what it forwards is the
+    // primary's to judge, so it checks only what it runs itself (in runOrForward).
+    const backupForwarding = mayForward && this.forwarding !== undefined && !this.forwarding.isPrimary();
+    if (request.path.startsWith("/app/") && !backupForwarding && !this.isOpen()) {
+      throw frontendNotOpen();
     }
     if (this.appRouter !== undefined && request.path.startsWith("/app/")) {
       const match = this.appRouter.tryRoute(request.method, request.path);
@@ -90,8 +97,9 @@ export class Frontend {
 
   private runOrForward(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, mayForward: boolean): RpcResponse | Promise<RpcResponse> {
     const forwarding = this.forwarding;
-    if (mayForward && forwarding !== undefined && !forwarding.isPrimary() && mustForward(endpoint)) {
-      return forwarding.forward(request);
+    if (mayForward && forwarding !== undefined && !forwarding.isPrimary()) {
+      if (mustForward(endpoint)) return forwarding.forward(request);
+      if (request.path.startsWith("/app/") && !this.isOpen()) throw frontendNotOpen();
     }
     return this.run(endpoint, params, request, 0);
   }
