@@ -182,6 +182,11 @@ function parseCsr(csrPem: string): { request: CertificationRequest; publicKey: K
   return { request, publicKey };
 }
 
+/** The public key (SPKI PEM) of a well-formed, validly self-signed P-384 CSR; CocoError otherwise. */
+export function certificateSigningRequestPublicKeyPem(csrPem: string): string {
+  return parseCsr(csrPem).publicKey.export({ type: "spki", format: "pem" }).toString();
+}
+
 /** The subjectAltName extension the CSR requests (PKCS#9 extensionRequest), if any. */
 function requestedSubjectAltName(request: CertificationRequest): Extension | undefined {
   for (const attribute of request.certificationRequestInfo.attributes ?? []) {

@@ -9,7 +9,7 @@
 import { request as httpsRequest } from "node:https";
 import { X509Certificate } from "node:crypto";
 import {
-  nodeIdFromPublicKey, publicKeyPemFromCertificate, unwrapWithKey, wrapForKey, isCertificateIssuedBy,
+  certificateSigningRequestPublicKeyPem, nodeIdFromPublicKey, publicKeyPemFromCertificate, unwrapWithKey, wrapForKey, isCertificateIssuedBy,
   type KeyPairPem,
 } from "../crypto/index.js";
 import { CocoError } from "../util/index.js";
@@ -151,6 +151,16 @@ export function handleJoin(tx: Transaction, callerCertPem: string | undefined, b
     throw refuse("public_encryption_key (PEM) is required.", 400, "InvalidInput");
   }
   if (typeof request.certificate_signing_request !== "string") throw refuse("certificate_signing_request (PEM) is required.", 400, "InvalidInput");
+  // The service will endorse the CSR's key: it must be the key this node proved it holds over TLS.
+  let csrKeyPem: string;
+  try {
+    csrKeyPem = certificateSigningRequestPublicKeyPem(request.certificate_signing_request);
+  } catch (error) {
+    throw refuse(`certificate_signing_request: ${(error as Error).message}`, 400, "InvalidInput");
+  }
+  if (nodeIdFromPublicKey(csrKeyPem) !== nodeId) {
+    throw refuse("certificate_signing_request is for another key than the TLS certificate the node presented.", 400, "InvalidInput");
+  }
   if (request.consensus_type !== undefined && request.consensus_type !== "CFT") {
     throw refuse(`consensus_type '${String(request.consensus_type)}' does not match the service's (CFT).`, 400, "InvalidInput");
   }
