@@ -15,7 +15,8 @@ import { runJsLoggingBench } from "./js-logging.js";
 import { runEvmBench } from "./evm.js";
 import { round } from "./stats.js";
 
-const RATIO_GOAL = 0.75;
+/** One node: the core issue's goal; several nodes: the replication issue's (half the echo ceiling). */
+const ratioGoal = (nodes: number): number => (nodes > 1 ? 0.5 : 0.75);
 const P99_GOAL_MS = 50;
 
 type EchoFigures = Awaited<ReturnType<typeof measureEcho>>;
@@ -227,8 +228,8 @@ async function main(): Promise<number> {
       echoRequestsPerSecond: echoPerSecond,
       echoRequestsPerSecondRuns: echoRuns.map((r) => r.responsesPerSecond),
       ratioCommittedToEcho: ratio,
-      ratioGoal: RATIO_GOAL,
-      ratioGoalMet: ratio === null ? null : ratio >= RATIO_GOAL,
+      ratioGoal: ratioGoal(options.nodes),
+      ratioGoalMet: ratio === null ? null : ratio >= ratioGoal(options.nodes),
       commitLatencyFullLoadMs: full?.commitLatencyMs ?? null,
       commitLatencyHalfLoadMs: half?.commitLatencyMs ?? null,
       halfLoadP99GoalMs: P99_GOAL_MS,
@@ -274,7 +275,7 @@ function printReport(
     { label: "echo responses/s (our client)", value: `${fmt(h["echoRequestsPerSecond"] as number | null)} (runs: ${echoRuns.map((r) => fmt(r.responsesPerSecond)).join(", ") || "—"})` },
     { label: "echo server CPU µs/request", value: fmt(h["echoCpuMicrosecondsPerRequest"] as number | null) },
     { label: "node committed tx/s (our client)", value: fmt(full?.committedPerSecond) },
-    { label: "ratio committed/s ÷ echo/s", value: `${fmt(h.ratioCommittedToEcho, "", 3)}${goal(h.ratioGoalMet)} [goal >= ${RATIO_GOAL}]` },
+    { label: "ratio committed/s ÷ echo/s", value: `${fmt(h.ratioCommittedToEcho, "", 3)}${goal(h.ratioGoalMet)} [goal >= ${ratioGoal(options.nodes)}]` },
     { label: "commit latency, full load", value: latency(full?.commitLatencyMs) },
     { label: "response latency, full load", value: latency(full?.responseLatencyMs) },
     { label: "half load rate (writes/s)", value: fmt(half?.rateTargetPerSecond) },

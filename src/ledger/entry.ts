@@ -82,13 +82,15 @@ function readU64(buf: Buffer, offset: number, field: string): number {
   return high * TWO_POW_32 + buf.readUInt32BE(offset + 4);
 }
 
+const ivScratch = Buffer.alloc(12);
+
 /** IV = seqno (u64 BE) || view (u32 BE): unique per entry under one secret, because a
  * (view, seqno) pair is written at most once (the view changes at every election/restart). */
 function entryIv(view: number, seqno: number): Buffer {
-  const iv = Buffer.allocUnsafe(12);
-  writeU64(iv, seqno, 0);
-  iv.writeUInt32BE(view, 8);
-  return iv;
+  // One scratch buffer: createCipheriv / createDecipheriv copy the IV before returning.
+  writeU64(ivScratch, seqno, 0);
+  ivScratch.writeUInt32BE(view, 8);
+  return ivScratch;
 }
 
 function writeHeader(out: Buffer, f: EntryFields, privateLength: number): void {

@@ -42,6 +42,9 @@ function unframe<T>(payload: Buffer): { header: T; body: Buffer } {
   return { header, body: Buffer.from(payload.subarray(4 + headLength)) };
 }
 
+/** How long a backup waits for a primary to be known before answering 503. */
+const PRIMARY_WAIT_MS = 3_000;
+
 export interface ForwarderOptions {
   transport: Transport;
   /** The node requests go to: the current primary, if known. */
@@ -60,11 +63,21 @@ export class Forwarder {
   constructor(private readonly options: ForwarderOptions) {}
 
   /** Backup side: sends the request to the primary and waits for its answer. */
-  forward(request: RpcRequest): Promise<RpcResponse> {
-    const primary = this.options.primary();
-    if (primary === undefined) {
-      return Promise.reject(new CocoError("ServiceUnavailable", "No primary is known right now (an election may be in progress); retry shortly.", 503));
+  async forward(request: RpcRequest): Promise<RpcResponse> {
+    // During an election (or right after this node joined) no primary is known yet: wait a little
+    // for one rather than fail the client at once.
+    let primary = this.options.primary();
+    for (let waited = 0; primary === undefined && waited < PRIMARY_WAIT_MS; waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      primary = this.options.primary();
     }
+    if (primary === undefined) {
+      throw new CocoError("ServiceUnavailable", `No primary has been known for ${PRIMARY_WAIT_MS} ms (an election may be in progress, or no majority is reachable); retry shortly.`, 503);
+    }
+    return this.send(primary, request);
+  }
+
+  private send(primary: string, request: RpcRequest): Promise<RpcResponse> {
     const id = this.nextId++;
     const header: ForwardedRequestHeader = {
       id, method: request.method, path: request.path, query: request.query, headers: request.headers,

@@ -63,6 +63,8 @@ class Reader {
   num(): number { this.need(8); const v = this.buf.readDoubleBE(this.at); this.at += 8; return v; }
   bytes(): Buffer { this.need(4); const n = this.buf.readUInt32BE(this.at); this.at += 4; this.need(n); const b = this.buf.subarray(this.at, this.at + n); this.at += n; return b; }
   str(): string { return this.bytes().toString("utf8"); }
+  /** Everything not read yet, as one copy the caller owns (the reader is then at its end). */
+  takeRestCopy(): Buffer { const rest = Buffer.from(this.buf.subarray(this.at)); this.at = this.buf.length; return rest; }
   end(): void { if (this.at !== this.buf.length) throw new CocoError("InvalidRaftMessage", "trailing bytes in Raft message", 400); }
 }
 
@@ -107,12 +109,16 @@ export function decodeRaftMessage(buf: Buffer, authenticatedFrom: string): Messa
     case "AppendEntries": {
       const prevIndex = r.num(); const prevTerm = r.num(); const leaderCommit = r.num(); const count = r.num();
       const entries: Entry<Buffer>[] = [];
+      // The frame may share memory with the channel's receive buffers: copy the entries once per
+      // frame (not once per entry); each payload is then a view into that copy.
+      const body = count > 0 ? new Reader(r.takeRestCopy()) : r;
       for (let i = 0; i < count; i++) {
-        const eterm = r.num(); const index = r.num(); const flags = r.u8();
-        const config = flags & 2 ? (JSON.parse(r.str()) as string[]) : undefined;
-        const payload = Buffer.from(r.bytes()); // own copy: the frame buffer is reused
+        const eterm = body.num(); const index = body.num(); const flags = body.u8();
+        const config = flags & 2 ? (JSON.parse(body.str()) as string[]) : undefined;
+        const payload = body.bytes();
         entries.push({ term: eterm, index, isSignature: (flags & 1) !== 0, ...(config ? { config } : {}), payload });
       }
+      body.end();
       m = { type, ...base, prevIndex, prevTerm, leaderCommit, entries };
       break;
     }

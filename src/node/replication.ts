@@ -167,12 +167,18 @@ export class Replicator implements EntrySink {
     const term = this.raft.termAt(seqno);
     if (term !== undefined && !this.inReady) this.raft.persisted(term, seqno);
     if (this.held.length > 0) {
-      const ready: AppendEntriesResponse[] = [];
+      // Of the acknowledgements this flush releases, only the highest per primary and term is
+      // sent: the primary's progress is monotonic, so the lower ones would change nothing there
+      // (one message per flush instead of one per AppendEntries).
+      const latest = new Map<string, AppendEntriesResponse>();
       this.held = this.held.filter((m) => {
-        if (m.matchIndex <= seqno) { ready.push(m); return false; }
-        return true;
+        if (m.matchIndex > seqno) return true;
+        const key = `${m.to}\u0000${m.term}`;
+        const previous = latest.get(key);
+        if (previous === undefined || m.matchIndex >= previous.matchIndex) latest.set(key, m);
+        return false;
       });
-      for (const m of ready) this.send(m);
+      for (const m of latest.values()) this.send(m);
     }
     if (!this.stopped) this.process();
   }
