@@ -56,7 +56,7 @@ export class JsRuntime {
     }
     this.hooks = options.hooks ?? {};
     this.clockMs = options.clockMs ?? Date.now;
-    this.randomBytes = options.randomBytes ?? nodeRandomBytes;
+    this.randomBytes = options.randomBytes ?? pooledRandomBytes();
   }
 
   /**
@@ -228,4 +228,24 @@ export function resolveModuleName(specifier: string, importer: string): string {
     else parts.push(part);
   }
   return "/" + parts.join("/");
+}
+
+/**
+ * node:crypto's CSPRNG drawn 4 KiB at a time: each call's Math.random seed (16 bytes) would
+ * otherwise cost a randomBytes call (~1 µs) per request. Every byte is still used only once.
+ */
+function pooledRandomBytes(): (length: number) => Uint8Array {
+  const POOL_BYTES = 4096;
+  let pool = nodeRandomBytes(POOL_BYTES);
+  let at = 0;
+  return (length: number) => {
+    if (length > POOL_BYTES) return nodeRandomBytes(length);
+    if (at + length > POOL_BYTES) {
+      pool = nodeRandomBytes(POOL_BYTES);
+      at = 0;
+    }
+    const out = pool.subarray(at, at + length);
+    at += length;
+    return out;
+  };
 }
