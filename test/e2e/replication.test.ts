@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { createIdentityCertificate, createNodeCertificate, createServiceCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
 import { NodeProcess, tempWorkspace } from "../helpers/node-process.js";
-import { Network, type NetworkNode } from "../helpers/network.js";
+import { Network, type NetworkNode, type NetworkOptions } from "../helpers/network.js";
 
 async function write(node: NetworkNode, id: number, msg: string): Promise<string> {
   const r = await node.process!.request("POST", "/app/log/private", { body: JSON.stringify({ id, msg }) });
@@ -24,6 +24,19 @@ async function read(node: NetworkNode, id: number): Promise<string | undefined> 
   return r.status === 200 ? r.json().msg : undefined;
 }
 
+/** Runs `body` against a fresh network of `count` nodes (all in the configuration), then stops it. */
+async function withNetwork(count: number, body: (net: Network, dir: string) => Promise<void>, options: NetworkOptions = {}): Promise<void> {
+  const ws = tempWorkspace("coco-net-");
+  const net = await Network.start(ws.dir, count, options).catch((e) => { ws.cleanup(); throw e; });
+  try {
+    if (count > 1) await net.waitForConfiguration(count);
+    await body(net, ws.dir);
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+}
+
 async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -33,10 +46,7 @@ async function eventually(check: () => Promise<boolean>, what: string, timeoutMs
 }
 
 test("three nodes: joins through governance, writes on any node commit everywhere", { timeout: 120_000 }, async () => {
-  const ws = tempWorkspace("coco-net-");
-  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
-  try {
-    await net.waitForConfiguration(3);
+  await withNetwork(3, async (net) => {
     const nodes = await net.nodes[0]!.process!.request("GET", "/node/network/nodes", { identity: "none" });
     assert.equal(nodes.json().nodes.length, 3);
     assert.equal(nodes.json().nodes.filter((n: any) => n.primary).length, 1);
@@ -54,17 +64,11 @@ test("three nodes: joins through governance, writes on any node commit everywher
     const redirect = await backup.process!.request("GET", "/node/primary", { identity: "none" });
     assert.equal(redirect.status, 308);
     assert.equal(redirect.headers["location"], `https://127.0.0.1:${primary.rpcPort}/node/primary`);
-  } finally {
-    await net.stop();
-    ws.cleanup();
-  }
+  });
 });
 
 test("SIGKILL the primary: a new one is elected, nothing committed is lost, the killed node catches up after restart", { timeout: 150_000 }, async () => {
-  const ws = tempWorkspace("coco-net-");
-  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
-  try {
-    await net.waitForConfiguration(3);
+  await withNetwork(3, async (net) => {
     const txids: string[] = [];
     for (let i = 0; i < 20; i++) txids.push(await write(net.nodes[i % 3]!, i, `before ${i}`));
     for (const node of net.nodes) await waitCommitted(node, txids[txids.length - 1]!);
@@ -87,17 +91,11 @@ test("SIGKILL the primary: a new one is elected, nothing committed is lost, the 
     await net.restart(oldPrimary);
     await waitCommitted(oldPrimary, after[after.length - 1]!, 20_000);
     for (let i = 0; i < 30; i++) assert.equal(await read(oldPrimary, i), i < 20 ? `before ${i}` : `after ${i}`);
-  } finally {
-    await net.stop();
-    ws.cleanup();
-  }
+  });
 });
 
 test("a primary cut off by a fault-injecting proxy is replaced; when healed its uncommitted writes roll back", { timeout: 150_000 }, async () => {
-  const ws = tempWorkspace("coco-net-");
-  const net = await Network.start(ws.dir, 3, { proxied: true }).catch((e) => { ws.cleanup(); throw e; });
-  try {
-    await net.waitForConfiguration(3);
+  await withNetwork(3, async (net) => {
     const committed = await write(net.nodes[1]!, 1, "committed before the partition");
     for (const node of net.nodes) await waitCommitted(node, committed);
     const cut = await net.primary();
@@ -125,62 +123,54 @@ test("a primary cut off by a fault-injecting proxy is replaced; when healed its 
       assert.equal(await read(node, 2), undefined, `node ${node.index} rolled back the uncommitted write`);
       assert.equal(await read(node, 3), "written by the majority");
     }
-  } finally {
-    await net.stop();
-    ws.cleanup();
-  }
+  }, { proxied: true });
 });
 
 test("a fourth node joins and a node retires while the network keeps committing", { timeout: 150_000 }, async () => {
-  const ws = tempWorkspace("coco-net-");
-  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
-  let writing = true;
-  const txids: string[] = [];
-  const failures: string[] = [];
-  try {
-    await net.waitForConfiguration(3);
-    const writer = (async () => {
-      for (let i = 0; writing; i++) {
-        const via = net.nodes[0]!;
-        const r = await via.process!.request("POST", "/app/log/private", { body: JSON.stringify({ id: 1000 + i, msg: `m${i}` }) });
-        if (r.status === 200) txids.push(r.headers["x-ms-ccf-transaction-id"] as string);
-        else failures.push(`${r.status} ${r.text}`);
-        await new Promise((res) => setTimeout(res, 10));
-      }
-    })();
-    const fourth = await net.join();
-    await net.waitForConfiguration(4);
-    const retiring = net.nodes[1]!;
-    await net.propose([{ name: "remove_node", args: { node_id: retiring.nodeId } }]);
-    await eventually(async () => {
-      const r = await net.nodes[0]!.process!.request("GET", "/node/consensus", { identity: "none" });
-      const config: string[] = r.json().details.configuration;
-      return config.length === 3 && !config.includes(retiring.nodeId!);
-    }, "the retired node to leave the configuration");
-    const nodes = (await net.nodes[0]!.process!.request("GET", "/node/network/nodes", { identity: "none" })).json().nodes;
-    assert.equal(nodes.find((n: any) => n.node_id === retiring.nodeId).status, "Retired");
-    await new Promise((res) => setTimeout(res, 300));
-    writing = false;
-    await writer;
-    assert.deepEqual(failures, [], "every write during the join and the retirement succeeded");
-    assert.ok(txids.length > 20, `writes kept flowing (${txids.length})`);
-    const last = txids[txids.length - 1]!;
-    for (const node of [net.nodes[0]!, net.nodes[2]!, fourth]) await waitCommitted(node, last);
-    for (const txid of txids) assert.equal((await fourth.process!.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" })).json().status, "Committed");
-  } finally {
-    writing = false;
-    await net.stop();
-    ws.cleanup();
-  }
+  await withNetwork(3, async (net) => {
+    let writing = true;
+    const txids: string[] = [];
+    const failures: string[] = [];
+    try {
+      const writer = (async () => {
+        for (let i = 0; writing; i++) {
+          const via = net.nodes[0]!;
+          const r = await via.process!.request("POST", "/app/log/private", { body: JSON.stringify({ id: 1000 + i, msg: `m${i}` }) });
+          if (r.status === 200) txids.push(r.headers["x-ms-ccf-transaction-id"] as string);
+          else failures.push(`${r.status} ${r.text}`);
+          await new Promise((res) => setTimeout(res, 10));
+        }
+      })();
+      const fourth = await net.join();
+      await net.waitForConfiguration(4);
+      const retiring = net.nodes[1]!;
+      await net.propose([{ name: "remove_node", args: { node_id: retiring.nodeId } }]);
+      await eventually(async () => {
+        const r = await net.nodes[0]!.process!.request("GET", "/node/consensus", { identity: "none" });
+        const config: string[] = r.json().details.configuration;
+        return config.length === 3 && !config.includes(retiring.nodeId!);
+      }, "the retired node to leave the configuration");
+      const nodes = (await net.nodes[0]!.process!.request("GET", "/node/network/nodes", { identity: "none" })).json().nodes;
+      assert.equal(nodes.find((n: any) => n.node_id === retiring.nodeId).status, "Retired");
+      await new Promise((res) => setTimeout(res, 300));
+      writing = false;
+      await writer;
+      assert.deepEqual(failures, [], "every write during the join and the retirement succeeded");
+      assert.ok(txids.length > 20, `writes kept flowing (${txids.length})`);
+      const last = txids[txids.length - 1]!;
+      for (const node of [net.nodes[0]!, net.nodes[2]!, fourth]) await waitCommitted(node, last);
+      for (const txid of txids) assert.equal((await fourth.process!.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" })).json().status, "Committed");
+    } finally {
+      writing = false;
+    }
+  });
 });
 
 test("joining nodes are refused for a wrong service certificate, an untrusted platform or a forged certificate", { timeout: 150_000 }, async () => {
-  const ws = tempWorkspace("coco-net-");
-  const net = await Network.start(ws.dir, 1).catch((e) => { ws.cleanup(); throw e; });
-  try {
+  await withNetwork(1, async (net, dir) => {
     // 1. The joiner was given another service's certificate: the target's TLS certificate does not chain to it.
     const otherServiceKeys = generateEcP384KeyPair();
-    const otherService = join(ws.dir, "other_service_cert.pem");
+    const otherService = join(dir, "other_service_cert.pem");
     writeFileSync(otherService, await createServiceCertificate(otherServiceKeys, {}));
     const wrongCert = await net.addNodeFiles("Join", { serviceCertFile: otherService });
     await assert.rejects(NodeProcess.nodeStart(wrongCert.dir, wrongCert.configFile), /not present a certificate endorsed by the service certificate/);
@@ -224,10 +214,7 @@ test("joining nodes are refused for a wrong service certificate, an untrusted pl
     // The service is unharmed.
     const txid = await write(first, 7, "still fine");
     await waitCommitted(first, txid);
-  } finally {
-    await net.stop();
-    ws.cleanup();
-  }
+  });
 });
 
 test("coco sandbox --nodes 3 starts a network whose joiners were trusted through governance", { timeout: 150_000 }, async () => {
@@ -255,10 +242,7 @@ test("coco sandbox --nodes 3 starts a network whose joiners were trusted through
 });
 
 test("a ledger rekey reaches every node: backups decrypt later entries, also after a restart", { timeout: 150_000 }, async () => {
-  const ws = tempWorkspace("coco-net-");
-  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
-  try {
-    await net.waitForConfiguration(3);
+  await withNetwork(3, async (net) => {
     await write(net.nodes[0]!, 1, "under the first secret");
     await net.propose([{ name: "trigger_ledger_rekey", args: {} }]);
     const txid = await write(net.nodes[2]!, 2, "under the second secret");
@@ -274,17 +258,11 @@ test("a ledger rekey reaches every node: backups decrypt later entries, also aft
     await waitCommitted(backup, txid);
     assert.equal(await read(backup, 1), "under the first secret");
     assert.equal(await read(backup, 2), "under the second secret");
-  } finally {
-    await net.stop();
-    ws.cleanup();
-  }
+  });
 });
 
 test("retiring the primary hands leadership to another node and writes carry on", { timeout: 150_000 }, async () => {
-  const ws = tempWorkspace("coco-net-");
-  const net = await Network.start(ws.dir, 3).catch((e) => { ws.cleanup(); throw e; });
-  try {
-    await net.waitForConfiguration(3);
+  await withNetwork(3, async (net) => {
     const before = await write(net.nodes[0]!, 1, "before the retirement");
     const oldPrimary = await net.primary();
     await net.propose([{ name: "remove_node", args: { node_id: oldPrimary.nodeId } }]);
@@ -303,8 +281,5 @@ test("retiring the primary hands leadership to another node and writes carry on"
       assert.equal(await read(n, 1), "before the retirement");
       assert.equal(await read(n, 2), "after the retirement");
     }
-  } finally {
-    await net.stop();
-    ws.cleanup();
-  }
+  });
 });
