@@ -70,9 +70,7 @@ export class Replicator implements EntrySink {
   private processScheduled = false;
   private inReady = false;
   private stopped = false;
-  private readonly roleListeners: ((role: Role, term: number, leader: string | undefined) => void)[] = [];
   private readonly commitListeners: ((seqno: number) => void)[] = [];
-  private readonly messagesIn = { count: 0, refused: 0 };
 
   constructor(private readonly engine: TransactionEngine, replayed: readonly ReplayedEntry[], private readonly options: ReplicationOptions) {
     this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, { hardState: readHardState(options.workspace), entries: replayed }, {
@@ -94,7 +92,6 @@ export class Replicator implements EntrySink {
   get configuration(): readonly string[] { return this.raft.configuration; }
   get committedIndex(): number { return this.raft.committedIndex; }
 
-  onRoleChange(listener: (role: Role, term: number, leader: string | undefined) => void): void { this.roleListeners.push(listener); }
   onCommit(listener: (seqno: number) => void): void { this.commitListeners.push(listener); }
 
   setTransport(transport: Transport): void { this.transport = transport; }
@@ -127,12 +124,10 @@ export class Replicator implements EntrySink {
     try {
       message = decodeRaftMessage(payload, from);
     } catch (error) {
-      this.messagesIn.refused++;
       this.options.logger.warn({ from, err: (error as Error).message }, "refused a malformed Raft message");
       return;
     }
     if (message.to !== this.options.nodeId) return;
-    this.messagesIn.count++;
     this.engine.drain();
     this.raft.step(message);
     this.process();
@@ -220,9 +215,8 @@ export class Replicator implements EntrySink {
       if (entry.index > this.engine.lastSeqnoLocal) this.engine.applyReplicated(entry.payload);
       this.engine.persist(entry.payload, entry.index, entry.isSignature);
     }
-    if (ready.truncateAfter !== undefined || ready.entriesToPersist.length > 0) {
-      this.durableSeqno = Math.min(this.durableSeqno, ready.truncateAfter ?? Infinity, ready.entriesToPersist[0] ? ready.entriesToPersist[0].index - 1 : Infinity);
-    }
+    // Rolled-back entries are no longer durable (the ledger lowers its own durable seqno too).
+    if (ready.truncateAfter !== undefined) this.durableSeqno = Math.min(this.durableSeqno, ready.truncateAfter);
     if (ready.hardState) writeHardState(this.options.workspace, ready.hardState);
     for (const message of ready.messages) {
       if (message.type === "AppendEntriesResponse" && message.success && message.matchIndex > this.durableSeqno) {
@@ -248,7 +242,6 @@ export class Replicator implements EntrySink {
       this.engine.becomeBackup(term);
       this.held = this.held.filter((m) => m.term >= term);
     }
-    for (const listener of this.roleListeners) listener(role, term, leader);
   }
 
   private crash(error: Error): void {
@@ -256,12 +249,5 @@ export class Replicator implements EntrySink {
     if (this.timer) clearInterval(this.timer);
     this.options.logger.error({ err: error }, "replication failed; this node stops taking part in consensus");
     this.engine.emit("failure", error);
-  }
-
-  stats(): { role: Role; term: number; primary: string | undefined; commit: number; last: number; durable: number; held: number; messagesIn: number; refused: number } {
-    return {
-      role: this.raft.currentRole, term: this.raft.currentTerm, primary: this.raft.leader, commit: this.raft.committedIndex,
-      last: this.raft.lastIndex, durable: this.durableSeqno, held: this.held.length, messagesIn: this.messagesIn.count, refused: this.messagesIn.refused,
-    };
   }
 }
