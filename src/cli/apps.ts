@@ -23,6 +23,7 @@ export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installA
       logger,
       consensus,
       runtimeOptions: { timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB },
+      batchRequests: true,
     }),
   };
 }

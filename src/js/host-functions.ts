@@ -12,6 +12,8 @@ export interface ActiveCall {
   hooks: Partial<NodeHooks>;
   /** Historical states the guest holds in this call, by index (0 = `ccf.historicalState`). */
   historical: HistoricalState[] | undefined;
+  /** In a batch call: points the host at request `index` (-2: at none). */
+  select?: (index: number) => void;
 }
 
 const NODE_HOOK_NAMES = new Set<keyof NodeHooks>([
@@ -27,6 +29,8 @@ const NODE_HOOK_NAMES = new Set<keyof NodeHooks>([
   "setJwtPublicSigningKeys",
   "removeJwtPublicSigningKeys",
   "refreshAppBytecodeCache",
+  "requestHeaders",
+  "requestCaller",
   "setApplyWrites",
   "setClaimsDigest",
   "getLastCommittedTxId",
@@ -191,6 +195,11 @@ export function makeHostFunctions(current: () => ActiveCall | undefined): Record
       return certificateFingerprint(pem);
     },
     historicalKv: (op, index, map, key) => historicalKv(current(), op, index, map, key),
+    select: (index) => {
+      const select = current()?.select;
+      if (select === undefined || typeof index !== "number" || !Number.isInteger(index)) throw new TypeError("invalid request selection");
+      select(index);
+    },
     historicalRange: (handle, start, end, expiry) => historicalRange(current(), handle, start, end, expiry),
     nodeHook: (name, args) => {
       const hooks = current()?.hooks ?? {};

@@ -31,14 +31,16 @@ export const HOST_FUNCTION_NAMES = [
   "historicalKv",
   "historicalRange",
   "kvSetMany",
+  "select",
 ] as const;
 
 export type HostFunctionName = (typeof HOST_FUNCTION_NAMES)[number];
 
 /**
- * Evaluated as a classic script. Leaves exactly three globals besides `ccf`: the dispatcher,
- * the settle function and the module registry hook, which the host takes references to and
- * then deletes (`__coco_take`), so guest code cannot reach or replace them.
+ * Evaluated as a classic script. Besides `ccf`, `snp_attestation` and the read-only
+ * `__coco_request` (the running request's headers and caller, for the dispatch glue), it leaves
+ * the dispatcher, the settle function and the module registry hook, which the host takes
+ * references to and then deletes (`__coco_take`), so guest code cannot reach or replace them.
  */
 export const PRELUDE_SOURCE = String.raw`
 (function () {
@@ -48,6 +50,24 @@ export const PRELUDE_SOURCE = String.raw`
   for (const name of ${JSON.stringify(HOST_FUNCTION_NAMES)}) {
     H[name] = g["__coco_" + name];
     delete g["__coco_" + name];
+  }
+  // Batches (dispatchBatch) run several requests in one call: before a request first reaches
+  // the host, the host is told which request it is (select), so it acts on that request's
+  // transaction. NO_REQUEST: no request of a batch is running (the host refuses KV access).
+  const NO_REQUEST = -2;
+  let hostRequest = -1; // -1: a single call, nothing to select
+  let guestRequest = -1;
+  const select = H.select;
+  for (const name of ${JSON.stringify(HOST_FUNCTION_NAMES)}) {
+    if (name === "select") continue;
+    const raw = H[name];
+    H[name] = function () {
+      if (guestRequest !== hostRequest) {
+        select(guestRequest);
+        hostRequest = guestRequest;
+      }
+      return raw.apply(undefined, arguments);
+    };
   }
 
   // Time and randomness come from the host, per call.
@@ -431,6 +451,18 @@ export const PRELUDE_SOURCE = String.raw`
     verifySnpAttestation: notSupported("snp_attestation.verifySnpAttestation", "SEV-SNP attestation verification is not available to apps yet"),
   });
   Object.defineProperty(g, "snp_attestation", { value: snp_attestation, writable: false, configurable: false });
+  // For the JS app dispatch glue (src/apps/js/guest-dispatch.ts): the running request's headers
+  // and caller as JSON, fetched from the host only when a handler reads them. Outside a request
+  // it throws (the hooks exist only while a JS app endpoint runs).
+  const REQUEST_PARTS = new Set(["requestHeaders", "requestCaller"]);
+  const NO_ARGS = Object.freeze([]);
+  Object.defineProperty(g, "__coco_request", {
+    value: Object.freeze(function (part) {
+      if (!REQUEST_PARTS.has(part)) throw new TypeError("__coco_request: unknown part");
+      return H.nodeHook(part, NO_ARGS);
+    }),
+    writable: false, configurable: false, enumerable: false,
+  });
 
   const modules = new Map();
   let settled;
@@ -439,6 +471,7 @@ export const PRELUDE_SOURCE = String.raw`
   // Returns [0, result, writes?] or, for a promise, [1] and settle() gives [value, writes?],
   // where writes are the buffered sets for the host to apply.
   function dispatch(moduleName, exportName, nowMs, seed0, seed1, seed2, seed3, historical, buffer, ...args) {
+    hostRequest = guestRequest = -1;
     untrustedDateTime = false;
     metricsLogging = true;
     // "" or the JSON of { transactionId, receipt }; its maps are the host's state 0 of this call.
@@ -473,6 +506,66 @@ export const PRELUDE_SOURCE = String.raw`
     }
     return pendingWrites.length === 0 ? [0, result] : [0, result, takeWrites()];
   }
+  // Runs the requests of a batch one after the other, each with its own seed and write buffer:
+  // "packed" is "count;len0,len1,...;seeds;flags;" then the requests' strings, where seeds are
+  // 4 uint32 per request and flags one "1" (buffer writes) or "0" per request. Returns one
+  // outcome per request: [0, result, writes?], [1] (threw) or [2] (answered with a promise);
+  // the host runs [1] and [2] again on their own, in a fresh transaction.
+  function dispatchBatch(moduleName, exportName, nowMs, packed) {
+    const namespace = modules.get(moduleName);
+    if (namespace === undefined) throw new Error("module " + moduleName + " is not loaded");
+    const f = namespace[exportName];
+    if (typeof f !== "function") throw new TypeError("module " + moduleName + " has no exported function " + exportName);
+    let at = packed.indexOf(";");
+    const count = +packed.slice(0, at);
+    let next = packed.indexOf(";", at + 1);
+    const lengths = packed.slice(at + 1, next).split(",");
+    at = next + 1;
+    next = packed.indexOf(";", at);
+    const seeds = packed.slice(at, next).split(",");
+    at = next + 1;
+    next = packed.indexOf(";", at);
+    const flags = packed.slice(at, next);
+    at = next + 1;
+    const outcomes = [];
+    hostRequest = NO_REQUEST;
+    try {
+      for (let i = 0; i < count; i++) {
+        const request = packed.slice(at, at += +lengths[i]);
+        untrustedDateTime = false;
+        metricsLogging = true;
+        historicalState = undefined;
+        hostNowMs = nowMs;
+        s0 = +seeds[4 * i] | 0; s1 = +seeds[4 * i + 1] | 0; s2 = +seeds[4 * i + 2] | 0; s3 = +seeds[4 * i + 3] | 0;
+        unwarmed = true;
+        bufferWrites = flags.charCodeAt(i) === 49;
+        pendingWrites = [];
+        buffered.clear();
+        guestRequest = i;
+        let result;
+        try {
+          result = f(request);
+        } catch {
+          outcomes.push([1]);
+          continue;
+        }
+        if (result !== null && typeof result === "object" && typeof result.then === "function") {
+          result.then(undefined, () => undefined);
+          outcomes.push([2]);
+          continue;
+        }
+        outcomes.push(pendingWrites.length === 0 ? [0, result] : [0, result, takeWrites()]);
+      }
+    } finally {
+      // Whatever still runs after the batch (an abandoned promise's continuations) reaches no
+      // request: writes go to the host, which refuses them.
+      guestRequest = NO_REQUEST;
+      bufferWrites = false;
+      pendingWrites = [];
+      buffered.clear();
+    }
+    return outcomes;
+  }
   function takeWrites() {
     const batch = pendingWrites;
     pendingWrites = [];
@@ -492,7 +585,7 @@ export const PRELUDE_SOURCE = String.raw`
   function register(name, namespace) { modules.set(name, namespace); }
   g.__coco_take = function () {
     delete g.__coco_take;
-    return [dispatch, settle, register];
+    return [dispatch, settle, register, dispatchBatch];
   };
 })();
 `;

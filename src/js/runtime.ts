@@ -7,7 +7,7 @@ import ivm from "isolated-vm";
 import { CocoError } from "../util/errors.js";
 import { type ActiveCall, applyWriteBatch, makeHostFunctions, seedFrom } from "./host-functions.js";
 import { HOST_FUNCTION_NAMES, PRELUDE_SOURCE } from "./prelude.js";
-import type { JsCallContext, JsModuleSource, JsRuntimeOptions, NodeHooks } from "./types.js";
+import type { JsBatchContext, JsBatchOutcome, JsCallContext, JsModuleSource, JsRuntimeOptions, NodeHooks } from "./types.js";
 
 export const JS_TIME_LIMIT_MS_DEFAULT = 1000;
 export const JS_MEMORY_LIMIT_MIB_DEFAULT = 100;
@@ -28,6 +28,7 @@ interface Isolate {
   dispatch: ivm.Reference<unknown>;
   settle: ivm.Reference<unknown>;
   register: ivm.Reference<unknown>;
+  dispatchBatch: ivm.Reference<unknown>;
   modules: Map<string, ivm.Module>;
   moduleNames: Map<ivm.Module, string>;
 }
@@ -116,6 +117,38 @@ export class JsRuntime {
     }
   }
 
+  /**
+   * Calls `exportName` of `moduleName` once per string of `requests`, all in one isolate entry
+   * (one time limit for the whole batch): a request crosses the boundary as its string, its
+   * result and buffered writes come back together with the others'. Outcomes are in request
+   * order; a request that threw or answered with a promise is reported as such, to be run again
+   * on its own with `call`. A failure of the batch as a whole (time or memory limit) throws as
+   * `call` does, and then no request of it has any effect.
+   */
+  callBatch(moduleName: string, exportName: string, requests: readonly string[], context: JsBatchContext): JsBatchOutcome[] {
+    const runtime = this.ready();
+    const timeout = this.timeLimitMs + CALL_DEADLINE_GRID_MS - (Date.now() % CALL_DEADLINE_GRID_MS);
+    const nowMs = context.nowMs ?? this.clockMs();
+    const seeds: number[] = [];
+    let flags = "";
+    for (let i = 0; i < requests.length; i++) {
+      const seed = seedFrom({}, this.randomBytes);
+      seeds.push(seed[0], seed[1], seed[2], seed[3]);
+      flags += context.bufferWrites[i] === true ? "1" : "0";
+    }
+    const packed = `${requests.length};${requests.map((r) => r.length).join(",")};${seeds.join(",")};${flags};${requests.join("")}`;
+    this.activeCall = { kv: context.kv, hooks: context.hooks, historical: undefined, select: context.select };
+    try {
+      const raw = this.guard(
+        () => runtime.dispatchBatch.applySync(undefined, [moduleName, exportName, nowMs, packed], { result: { copy: true }, timeout }),
+        `${moduleName} ${exportName}`,
+      ) as ([0, unknown, unknown?] | [1] | [2])[];
+      return raw.map((o) => (o[0] === 0 ? { ok: true, value: o[1], writes: o[2] } : { ok: false, reason: o[0] === 1 ? "threw" : "async" }));
+    } finally {
+      this.activeCall = undefined;
+    }
+  }
+
   /** Heap used by the isolate, in bytes (for metrics). */
   heapUsedBytes(): number {
     const stats = this.ready().isolate.getHeapStatisticsSync();
@@ -163,6 +196,7 @@ export class JsRuntime {
       dispatch: get(0),
       settle: get(1),
       register: get(2),
+      dispatchBatch: get(3),
       modules: new Map(),
       moduleNames: new Map(),
     };

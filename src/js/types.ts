@@ -45,6 +45,12 @@ export interface NodeHooks {
   /** `ccf.historical.*`: the committed states of a seqno range, or null while they are fetched. */
   getStateRange?(handle: number, startSeqno: number, endSeqno: number, secondsUntilExpiry: number | undefined): readonly HistoricalState[] | null;
   dropCachedStates?(handle: number): boolean;
+  /**
+   * The running JS app request's headers and `request.caller` as JSON ("" = no caller): fetched
+   * only if the handler reads them (the caller carries a PEM certificate of ~1 KB).
+   */
+  requestHeaders?(): string;
+  requestCaller?(): string;
 }
 
 /**
@@ -82,6 +88,20 @@ export interface JsCallContext {
    */
   bufferWrites?: boolean;
 }
+
+/** A batch call (JsRuntime.callBatch): several requests, one isolate entry. */
+export interface JsBatchContext {
+  kv: KvAccess;
+  hooks: Partial<NodeHooks>;
+  /** Called before request `index` first reaches the host (-2: after the last one). */
+  select(index: number): void;
+  /** Per request: keep its `ccf.kv` sets in the guest (see JsCallContext.bufferWrites). */
+  bufferWrites: readonly boolean[];
+  nowMs?: number;
+}
+
+/** One request's outcome in a batch: its result and buffered writes, or that it must run on its own. */
+export type JsBatchOutcome = { ok: true; value: unknown; writes: unknown } | { ok: false; reason: "threw" | "async" };
 
 export interface JsRuntimeOptions {
   /** Wall-clock limit of one call (and of evaluating a module), in ms. CCF's default is 1000. */

@@ -3,7 +3,7 @@
 // transactions (possible once handlers await) are re-run a bounded number of times.
 import { CocoError, formatTxId } from "../util/index.js";
 import {
-  authenticate, ErrorCodes, type EndpointDefinition, type EndpointRegistry, type HandlerResult,
+  authenticate, ErrorCodes, RerunRequest, type EndpointDefinition, type EndpointRegistry, type HandlerResult,
   type RouteMatch, type RpcRequest, type RpcResponse,
 } from "../rpc/index.js";
 import type { Transaction } from "../kv/index.js";
@@ -110,7 +110,11 @@ export class Frontend {
     const caller = authenticate(endpoint.authPolicies, request, tx);
     const result = endpoint.handler({ request, params, caller, tx });
     if (result instanceof Promise) {
-      return result.then((r) => this.finish(endpoint, params, request, tx, r, attempt));
+      return result.then((r) => this.finish(endpoint, params, request, tx, r, attempt), (error: unknown) => {
+        // The handler asked for a fresh start; its transaction is dropped unapplied.
+        if (error instanceof RerunRequest && attempt + 1 < CONFLICT_RETRIES_MAX) return this.run(endpoint, params, request, attempt + 1);
+        throw error;
+      });
     }
     return this.finish(endpoint, params, request, tx, result, attempt);
   }

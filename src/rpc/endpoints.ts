@@ -30,6 +30,18 @@ export interface HandlerResult {
 
 export type Handler = (ctx: EndpointContext) => HandlerResult | Promise<HandlerResult>;
 
+/**
+ * A handler's promise may reject with this to have the frontend run the request again from the
+ * start, in a fresh transaction (the first one is dropped, nothing of it applies): e.g. a JS app
+ * request that ran in a batch and must be run on its own (it threw, or answered asynchronously).
+ */
+export class RerunRequest extends Error {
+  constructor(readonly reason: string) {
+    super(`request to be run again: ${reason}`);
+    this.name = "RerunRequest";
+  }
+}
+
 export interface EndpointDefinition {
   readonly method: string;
   readonly path: string;

@@ -3,7 +3,8 @@
 // its `{ statusCode, headers, body }` into `[status, headers, kind, body]` with the body already
 // serialised inside the sandbox. The host passes only strings (and an ArrayBuffer for a binary
 // body): copying nested objects into the isolate costs several µs per request, strings almost
-// nothing; headers, params and caller arrive as JSON parsed only if the handler reads them.
+// nothing. Headers and caller (whose PEM certificate is ~1 KB) are not sent at all: the
+// handler's first read of `request.headers` or `request.caller` fetches them from the host.
 
 /** Module name of the glue; `set_js_app` names modules "/" + bundle name, so "/.coco/..." is free in practice. */
 export const DISPATCH_MODULE = "/.coco/app-dispatch.js";
@@ -30,15 +31,14 @@ export interface DispatchTarget {
 /**
  * Arguments of `invoke`: the whole request as ONE string (one crossing, no per-field copies)
  * and, for a body that is not UTF-8, its bytes as an ArrayBuffer. The string is a header
- * `index,pathLength,queryLength,headersLength,paramsLength,callerLength;` followed by path,
- * query, headers JSON, params JSON ("" = none), caller JSON ("" = undefined) and the UTF-8
- * body (the rest of the string). Lengths make it safe for any content. A text body is
- * re-encoded only if the handler asks for arrayBuffer().
+ * `index,pathLength,queryLength,paramsLength;` followed by path, query, params JSON ("" = none)
+ * and the UTF-8 body (the rest of the string). Lengths make it safe for any content. A text
+ * body is re-encoded only if the handler asks for arrayBuffer().
  */
 export type InvokeArgs = [packed: string] | [packed: string, binaryBody: ArrayBuffer];
 
-export function packRequest(index: number, path: string, query: string, headers: string, params: string, caller: string, textBody: string): string {
-  return `${index},${path.length},${query.length},${headers.length},${params.length},${caller.length};${path}${query}${headers}${params}${caller}${textBody}`;
+export function packRequest(index: number, path: string, query: string, params: string, textBody: string): string {
+  return `${index},${path.length},${query.length},${params.length};${path}${query}${params}${textBody}`;
 }
 
 export function dispatchModuleSource(targets: readonly DispatchTarget[]): string {
@@ -60,16 +60,49 @@ class Body {
     return this.#b;
   }
 }
+const fetchPart = globalThis.__coco_request;
+// Which invoke is running: a request object kept past its call must not read a later request's
+// headers or caller from the host.
+let live = 0;
+function define(request, name, value) {
+  Object.defineProperty(request, name, { value, writable: true, configurable: true, enumerable: true });
+}
 function lazy(request, name, json, empty) {
   Object.defineProperty(request, name, {
     configurable: true, enumerable: true,
     get() {
       const value = json === "" ? empty : JSON.parse(json);
-      Object.defineProperty(request, name, { value, writable: true, configurable: true, enumerable: true });
+      define(request, name, value);
       return value;
     },
-    set(value) { Object.defineProperty(request, name, { value, writable: true, configurable: true, enumerable: true }); },
+    set(value) { define(request, name, value); },
   });
+}
+function fromHost(request, name, part, token, convert) {
+  Object.defineProperty(request, name, {
+    configurable: true, enumerable: true,
+    get() {
+      if (token !== live) throw new Error("request." + name + " was first read after its request ended: read it while the handler runs");
+      const json = fetchPart(part);
+      const value = convert(json);
+      define(request, name, value);
+      return value;
+    },
+    set(value) { define(request, name, value); },
+  });
+}
+const headersOf = (json) => JSON.parse(json);
+function callerOf(json) {
+  if (json === "") return undefined;
+  const c = JSON.parse(json);
+  if (c.policy === "user_cose_sign1") {
+    // CCF gives caller.cose.content as an ArrayBuffer; the host sends it as hex.
+    const hex = c.cose.content;
+    const bytes = new Uint8Array(hex.length / 2);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.substr(i * 2, 2), 16);
+    c.cose.content = bytes.buffer;
+  }
+  return c;
 }
 function hostnameOf(host) {
   if (typeof host !== "string") return null;
@@ -95,15 +128,14 @@ function respond(r) {
   return [status, headers, 2, JSON.stringify(b)];
 }
 export function ${DISPATCH_EXPORT}(packed, binaryBody) {
+  const token = ++live;
   const header = packed.indexOf(";");
   const sizes = packed.slice(0, header).split(",");
   const index = +sizes[0];
   let at = header + 1;
   const path = packed.slice(at, at += +sizes[1]);
   const query = packed.slice(at, at += +sizes[2]);
-  const headers = packed.slice(at, at += +sizes[3]);
-  const params = packed.slice(at, at += +sizes[4]);
-  const caller = packed.slice(at, at += +sizes[5]);
+  const params = packed.slice(at, at += +sizes[3]);
   const body = binaryBody === undefined ? packed.slice(at) : binaryBody;
   const e = E[index];
   const f = M[e[0]][e[1]];
@@ -112,17 +144,9 @@ export function ${DISPATCH_EXPORT}(packed, binaryBody) {
     url: query === "" ? path : path + "?" + query, path, route: e[3], query, method: e[2],
     body: new Body(body),
   };
-  lazy(request, "headers", headers, {});
+  fromHost(request, "headers", "requestHeaders", token, headersOf);
   lazy(request, "params", params, {});
-  lazy(request, "caller", caller, undefined);
-  if (caller.startsWith('{"policy":"user_cose_sign1"')) {
-    // user_cose_sign1: CCF gives caller.cose.content as an ArrayBuffer; the host sends it as hex.
-    const c = request.caller;
-    const hex = c.cose.content;
-    const bytes = new Uint8Array(hex.length / 2);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.substr(i * 2, 2), 16);
-    c.cose.content = bytes.buffer;
-  }
+  fromHost(request, "caller", "requestCaller", token, callerOf);
   Object.defineProperty(request, "hostname", {
     configurable: true, enumerable: true,
     get() { return hostnameOf(request.headers.host); },

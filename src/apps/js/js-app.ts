@@ -5,10 +5,10 @@
 // to the request's transaction. The registry's paths are relative to `/app`, as in app.json.
 import { randomBytes } from "node:crypto";
 import type { Store } from "../../kv/index.js";
-import { JsRuntime, type HistoricalState, type JsCallContext, type NodeHooks } from "../../js/index.js";
+import { applyWriteBatch, JsRuntime, type HistoricalState, type JsBatchOutcome, type JsCallContext, type NodeHooks } from "../../js/index.js";
 import {
-  EndpointRegistry, ErrorCodes,
-  type AuthPolicyName, type EndpointContext, type EndpointDefinition, type Handler, type HandlerResult, type RouteMatch,
+  EndpointRegistry, ErrorCodes, RerunRequest,
+  type AuthPolicyName, type EndpointContext, type EndpointDefinition, type Handler, type HandlerResult, type RouteMatch, type RpcRequest,
 } from "../../rpc/index.js";
 import { CocoError } from "../../util/index.js";
 import { JS_APP_TABLES, readDeployedBundle, type JsEndpointProperties, type StoredJsRuntimeOptions } from "./bundle.js";
@@ -67,7 +67,44 @@ export interface JsAppDeps {
   runtimeOptions?: JsAppRuntimeOptions;
   consensus?: JsAppConsensus;
   logger?: JsAppLogger;
+  /**
+   * Run the requests that reach the app in the same turn of the event loop (pipelined or
+   * concurrent) in one isolate entry, each in its own transaction (see `flush`). Handlers then
+   * answer with promises; the node turns this on.
+   */
+  batchRequests?: boolean;
 }
+
+/** What one request's handler asked of the node through `ccf.rpc.*` and `getStateRange`. */
+interface RequestState {
+  claimsDigest: Buffer | undefined;
+  /** `ccf.rpc.setApplyWrites`; undefined = CCF's default (apply on 2xx). */
+  applyWrites: boolean | undefined;
+  /** Range fetches that a `getStateRange` of the request is waiting for. */
+  fetches: Promise<void>[];
+}
+
+function newRequestState(): RequestState {
+  return { claimsDigest: undefined, applyWrites: undefined, fetches: [] };
+}
+
+/** A request waiting for the next batch. */
+interface BatchSlot {
+  readonly ctx: EndpointContext;
+  readonly index: number;
+  readonly name: string;
+  readonly callerUndefined: boolean;
+  readonly readOnly: string | undefined;
+  readonly generation: number;
+  /** Runs the request on its own, as without batching. */
+  readonly alone: (ctx: EndpointContext) => HandlerResult | Promise<HandlerResult>;
+  readonly req: RequestState;
+  resolve(result: HandlerResult | Promise<HandlerResult>): void;
+  reject(error: unknown): void;
+}
+
+/** At most this many requests per isolate entry; more wait for the next one. */
+const BATCH_REQUESTS_MAX = 64;
 
 /** A certificate caller as CCF's JS apps see it (as JSON), cached per id while its info entry is unchanged. */
 interface CachedCaller {
@@ -86,12 +123,19 @@ export class JsApp {
   private dirty = true;
   private readonly kv = new TransactionKvAccess();
   private readonly callContext: JsCallContext;
-  private claimsDigest: Buffer | undefined;
-  /** `ccf.rpc.setApplyWrites` of the current call; undefined = CCF's default (apply on 2xx). */
-  private applyWrites: boolean | undefined;
-  /** Range fetches that a `getStateRange` of the current call is waiting for. */
-  private pendingFetches: Promise<void>[] = [];
+  /** What the running request's handler asked of the node (ccf.rpc.*, getStateRange). */
+  private req: RequestState = newRequestState();
+  /** Requests waiting for the next batch (see schedule). */
+  private queue: BatchSlot[] = [];
+  /** Endpoints (by index) that answered with a promise or fetch ranges: never batched again. */
+  private readonly unbatchable = new Set<number>();
+  /** Requests that ran in a batch and must now run on their own (see RerunRequest). */
+  private readonly runAlone = new WeakSet<RpcRequest>();
+  /** For tests and metrics: isolate entries that ran a batch, and the requests they ran. */
+  batchStats = { batches: 0, requests: 0 };
   private readonly callerCache = new Map<string, CachedCaller>();
+  /** The request whose handler is running (its headers and caller are fetched on demand). */
+  private activeRequest: { ctx: EndpointContext; callerUndefined: boolean } | undefined;
   private randomPool = Buffer.alloc(0);
   private randomOffset = 0;
   private readonly logger: JsAppLogger | undefined;
@@ -101,11 +145,16 @@ export class JsApp {
     const hooks: Partial<NodeHooks> = {
       setClaimsDigest: (digest) => {
         if (digest.length !== 32) throw new TypeError(`ccf.rpc.setClaimsDigest: expected a 32-byte SHA-256 digest, got ${digest.length} bytes`);
-        this.claimsDigest = Buffer.from(digest);
+        this.req.claimsDigest = Buffer.from(digest);
       },
       setApplyWrites: (force) => {
         if (typeof force !== "boolean") throw new TypeError("ccf.rpc.setApplyWrites: expected a boolean");
-        this.applyWrites = force;
+        this.req.applyWrites = force;
+      },
+      requestHeaders: () => JSON.stringify(this.running().ctx.request.headers),
+      requestCaller: () => {
+        const active = this.running();
+        return active.callerUndefined ? "" : this.callerJson(active.ctx);
       },
     };
     const consensus = deps.consensus;
@@ -119,7 +168,7 @@ export class JsApp {
       hooks.getStateRange = (handle, start, end, expiry) => {
         const states = historical.getStateRange(handle, start, end, expiry);
         const fetching = states === null ? historical.whenFetched(handle) : undefined;
-        if (fetching !== undefined) this.pendingFetches.push(fetching);
+        if (fetching !== undefined) this.req.fetches.push(fetching);
         return states;
       };
       hooks.dropCachedStates = (handle) => historical.dropCachedStates(handle);
@@ -276,7 +325,16 @@ export class JsApp {
     const run = (ctx: EndpointContext, state?: HistoricalState) => this.invoke(ctx, index, name, callerUndefined, readOnly, generation, state);
     const historical = this.deps.consensus?.historical;
     if (endpoint.mode !== "historical" || historical === undefined) {
-      return (ctx) => this.retryOnceFetched(ctx, run(ctx), () => run(ctx));
+      const alone = (ctx: EndpointContext) => this.retryOnceFetched(ctx, run(ctx), () => run(ctx));
+      if (this.deps.batchRequests !== true) return alone;
+      return (ctx) => {
+        if (this.unbatchable.has(index) || this.runAlone.has(ctx.request)) return alone(ctx);
+        return new Promise<HandlerResult>((resolve, reject) => {
+          const slot: BatchSlot = { ctx, index, name, callerUndefined, readOnly, generation, alone, req: newRequestState(), resolve, reject };
+          if (this.queue.push(slot) === 1) queueMicrotask(() => this.flush());
+          else if (this.queue.length >= BATCH_REQUESTS_MAX) this.flush();
+        });
+      };
     }
     const consensus = this.deps.consensus!;
     return async (ctx) => {
@@ -286,6 +344,112 @@ export class JsApp {
       const state = await historical.stateAt(id.view, id.seqno);
       return this.retryOnceFetched(ctx, run(ctx, state), () => run(ctx, state));
     };
+  }
+
+  /**
+   * Runs the queued requests in one isolate entry, one after the other and each in its own
+   * transaction: the guest tells the host which request it is before that request's first KV
+   * access or hook (select), and each request's buffered writes are applied to its own
+   * transaction afterwards. Entering the isolate once per request was most of the sandbox's cost
+   * under load. A request that threw, answered with a promise or fetched historical ranges is
+   * run again on its own in a fresh transaction (RerunRequest), so errors, async handlers and
+   * 202-then-retry behave exactly as without batching; so is every request of a batch that hit
+   * the time or memory limit, so only the culprit fails.
+   */
+  private flush(): void {
+    const slots = this.queue;
+    this.queue = [];
+    if (slots.length === 0) return;
+    const runtime = this.runtime;
+    const batched: BatchSlot[] = [];
+    const packed: string[] = [];
+    for (const slot of slots) {
+      const body = slot.ctx.request.body;
+      // Binary bodies cross as ArrayBuffers (one call each); a redeploy answers 503 through alone().
+      if (slots.length === 1 || runtime === undefined || slot.generation !== this.generation || (body.length !== 0 && !isUtf8(body))) {
+        this.settleAlone(slot);
+        continue;
+      }
+      batched.push(slot);
+      packed.push(packRequest(slot.index, slot.ctx.request.path, slot.ctx.request.query,
+        isEmpty(slot.ctx.params) ? "" : JSON.stringify(slot.ctx.params), body.toString("utf8")));
+    }
+    if (batched.length === 0 || runtime === undefined) return;
+    if (batched.length === 1) {
+      this.settleAlone(batched[0]!);
+      return;
+    }
+    let outcomes: JsBatchOutcome[];
+    try {
+      outcomes = runtime.callBatch(DISPATCH_MODULE, DISPATCH_EXPORT, packed, {
+        kv: this.kv,
+        hooks: this.callContext.hooks!,
+        bufferWrites: batched.map((slot) => slot.readOnly === undefined),
+        select: (i) => this.select(batched, i),
+      });
+    } catch (error) {
+      for (const slot of batched) this.rerunAlone(slot, `its batch failed (${error instanceof Error ? error.message : String(error)})`);
+      return;
+    } finally {
+      this.kv.detach();
+      this.activeRequest = undefined;
+      this.req = newRequestState();
+    }
+    this.batchStats.batches++;
+    this.batchStats.requests += batched.length;
+    batched.forEach((slot, i) => {
+      const outcome = outcomes[i];
+      if (outcome === undefined || !outcome.ok) {
+        if (outcome?.reason === "async") this.unbatchable.add(slot.index);
+        this.rerunAlone(slot, outcome === undefined ? "no outcome" : outcome.reason);
+        return;
+      }
+      if (slot.req.fetches.length !== 0) {
+        this.unbatchable.add(slot.index);
+        this.rerunAlone(slot, "it fetches historical ranges");
+        return;
+      }
+      try {
+        if (outcome.writes !== undefined) {
+          this.kv.attach(slot.ctx.tx, slot.readOnly);
+          try {
+            applyWriteBatch(this.kv, outcome.writes);
+          } finally {
+            this.kv.detach();
+          }
+        }
+        slot.resolve(this.toResult(outcome.value as GuestResponse, slot.name, slot.req));
+      } catch (error) {
+        slot.reject(translateError(error, slot.name));
+      }
+    });
+  }
+
+  /** Points the host (KV, hooks, headers and caller) at request `i` of the running batch; -2: at none. */
+  private select(batch: readonly BatchSlot[], i: number): void {
+    const slot = batch[i];
+    if (slot === undefined) {
+      this.kv.detach();
+      this.activeRequest = undefined;
+      this.req = newRequestState();
+      return;
+    }
+    this.kv.attach(slot.ctx.tx, slot.readOnly);
+    this.activeRequest = { ctx: slot.ctx, callerUndefined: slot.callerUndefined };
+    this.req = slot.req;
+  }
+
+  private settleAlone(slot: BatchSlot): void {
+    try {
+      slot.resolve(slot.alone(slot.ctx));
+    } catch (error) {
+      slot.reject(error);
+    }
+  }
+
+  private rerunAlone(slot: BatchSlot, reason: string): void {
+    this.runAlone.add(slot.ctx.request);
+    slot.reject(new RerunRequest(reason));
   }
 
   /** One call into the isolate for the request, with the KV bound to its transaction. */
@@ -298,37 +462,30 @@ export class JsApp {
     const request = ctx.request;
     const body = request.body;
     const text = body.length === 0 || isUtf8(body);
-    const packed = packRequest(
-      index,
-      request.path,
-      request.query,
-      JSON.stringify(request.headers),
-      isEmpty(ctx.params) ? "" : JSON.stringify(ctx.params),
-      callerUndefined ? "" : this.callerJson(ctx),
-      text ? body.toString("utf8") : "",
-    );
+    const packed = packRequest(index, request.path, request.query, isEmpty(ctx.params) ? "" : JSON.stringify(ctx.params), text ? body.toString("utf8") : "");
     const args: InvokeArgs = text ? [packed] : [packed, exactArrayBuffer(body)];
     this.kv.attach(ctx.tx, readOnly);
-    this.claimsDigest = undefined;
-    this.applyWrites = undefined;
-    if (this.pendingFetches.length !== 0) this.pendingFetches = [];
+    const req = newRequestState();
+    this.req = req;
     this.callContext.historicalState = historicalState;
     this.callContext.bufferWrites = readOnly === undefined;
+    this.activeRequest = { ctx, callerUndefined };
     let out: GuestResponse;
     try {
       out = runtime.call(DISPATCH_MODULE, DISPATCH_EXPORT, args, this.callContext) as GuestResponse;
     } catch (error) {
       const translated = translateError(error, name);
       // CCF: an exception is a 500 whose writes still apply if the handler asked for it.
-      if (this.applyWrites === true && translated instanceof CocoError && error instanceof CocoError && error.code === "JsError") {
+      if (req.applyWrites === true && translated instanceof CocoError && error instanceof CocoError && error.code === "JsError") {
         return { status: translated.status, body: { error: { code: translated.code, message: translated.message } }, applyWrites: true };
       }
       throw translated;
     } finally {
       this.kv.detach();
       this.callContext.historicalState = undefined;
+      this.activeRequest = undefined;
     }
-    return this.toResult(out, name);
+    return this.toResult(out, name, req);
   }
 
   /**
@@ -337,14 +494,14 @@ export class JsApp {
    * bounded range) and runs the handler once more, so the client gets the answer at once.
    */
   private retryOnceFetched(ctx: EndpointContext, result: HandlerResult, again: () => HandlerResult): HandlerResult | Promise<HandlerResult> {
-    if (this.pendingFetches.length === 0) return result; // the common case: allocate nothing
-    const fetches = this.pendingFetches;
-    this.pendingFetches = [];
+    const fetches = this.req.fetches;
+    if (fetches.length === 0) return result; // the common case
+    this.req.fetches = [];
     if (result.status !== 202 || ctx.tx.hasWrites) return result;
     return Promise.all(fetches).then(again);
   }
 
-  private toResult(out: GuestResponse, name: string): HandlerResult {
+  private toResult(out: GuestResponse, name: string, req: RequestState): HandlerResult {
     const [status, userHeaders, kind, body] = out;
     if (typeof status !== "number" || !Number.isInteger(status) || status < 100 || status > 599) {
       throw new CocoError(ErrorCodes.InternalError, `${name}: the response's statusCode must be an integer HTTP status, got ${JSON.stringify(status)}.`, 500);
@@ -356,9 +513,14 @@ export class JsApp {
     if (userHeaders !== undefined) Object.assign(headers, userHeaders);
     const result: HandlerResult = { status, headers };
     if (body !== undefined) result.body = typeof body === "string" ? body : Buffer.from(body);
-    if (this.claimsDigest !== undefined) result.claimsDigest = this.claimsDigest;
-    if (this.applyWrites !== undefined) result.applyWrites = this.applyWrites;
+    if (req.claimsDigest !== undefined) result.claimsDigest = req.claimsDigest;
+    if (req.applyWrites !== undefined) result.applyWrites = req.applyWrites;
     return result;
+  }
+
+  private running(): { ctx: EndpointContext; callerUndefined: boolean } {
+    if (this.activeRequest === undefined) throw new TypeError("no JS app request is running");
+    return this.activeRequest;
   }
 
   /** CCF's request.caller as JSON: `{ policy, id, data, cert }` for certificate policies. */

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { installJsApp, type JsApp } from "../../../src/apps/js/index.js";
 import { defaultConstitutionSource } from "../../../src/governance/index.js";
-import { authenticate, type HandlerResult, type RpcRequest } from "../../../src/rpc/index.js";
+import { authenticate, RerunRequest, type HandlerResult, type RpcRequest } from "../../../src/rpc/index.js";
 import type { Transaction } from "../../../src/kv/index.js";
 import { CocoError } from "../../../src/util/errors.js";
 import { serialiseWriteSet } from "../../../src/kv/index.js";
@@ -53,6 +53,33 @@ export function binary(request) {
 }
 export function text() { return { body: "plain words", headers: { "content-type": "text/x-custom" } }; }
 export function whoami(request) { return { body: request.caller }; }
+export function increment() {
+  const m = ccf.kv["records"];
+  const current = m.get(ccf.strToBuf("counter"));
+  const next = current === undefined ? 1 : Number(ccf.bufToStr(current)) + 1;
+  m.set(ccf.strToBuf("counter"), ccf.strToBuf(String(next)));
+  return { body: next };
+}
+export function random() { return { body: [Math.random(), Math.random()] }; }
+let kept;
+let keptWithCaller;
+export function keep(request) {
+  if (request.query === "read") {
+    keptWithCaller = request;
+    void request.caller;
+  } else {
+    kept = request;
+  }
+  return { body: true };
+}
+export function readKept() {
+  let stale;
+  try { void kept.caller; } catch (error) { stale = String(error.message); }
+  return { body: { stale, earlier: keptWithCaller.caller.policy } };
+}
+export function lateHeaders(request) {
+  return Promise.resolve().then(() => ({ body: { host: request.headers.host, caller: request.caller.policy } }));
+}
 export function writeInReadonly() { ccf.kv["records"].set(ccf.strToBuf("ro"), ccf.strToBuf("nope")); return { body: "wrote" }; }
 export function writeThenThrow() { ccf.kv["records"].set(ccf.strToBuf("partial"), ccf.strToBuf("x")); throw new Error("handler exploded"); }
 export function loop() { for (;;) {} }
@@ -138,6 +165,11 @@ function bundle() {
         "/text": { get: ep("text", "readonly", []) },
         "/whoami": { get: ep("whoami", "readonly", ["jwt", "user_cert", "member_cert"]) },
         "/jwt-only": { get: ep("whoami", "readonly", ["jwt"]) },
+        "/increment": { post: ep("increment", "readwrite", ["no_auth"]) },
+        "/random": { get: ep("random", "readonly", ["no_auth"]) },
+        "/keep": { get: ep("keep", "readonly", ["no_auth"]) },
+        "/read-kept": { get: ep("readKept", "readonly", ["no_auth"]) },
+        "/late-headers": { get: ep("lateHeaders", "readonly", ["no_auth"]) },
         "/readonly-write": { post: ep("writeInReadonly", "readonly") },
         "/throws": { post: ep("writeThenThrow", "readwrite") },
         "/loop": { get: ep("loop", "readonly") },
@@ -191,7 +223,7 @@ class AppHarness {
   readonly app: JsApp;
   readonly committed = new CommittedWrites(this);
 
-  constructor(options: { timeLimitMs?: number; memoryLimitMiB?: number; historical?: boolean } = {}) {
+  constructor(options: { timeLimitMs?: number; memoryLimitMiB?: number; historical?: boolean; batch?: boolean } = {}) {
     this.gov.addMember(member);
     const consensus = options.historical === true ? {
       lastCommittedTxId: () => this.committed.commitTxId,
@@ -203,6 +235,7 @@ class AppHarness {
       store: this.gov.store,
       runtimeOptions: { timeLimitMs: options.timeLimitMs ?? 500, memoryLimitMiB: options.memoryLimitMiB ?? 64 },
       ...(consensus === undefined ? {} : { consensus }),
+      ...(options.batch === true ? { batchRequests: true } : {}),
     });
     const tx = this.gov.store.begin();
     tx.set("public:ccf.gov.users.certs", Buffer.from(user.id), Buffer.from(user.certPem));
@@ -261,16 +294,34 @@ class AppHarness {
       const text = JSON.stringify({ error: { code: error.code, message: error.message } });
       return { status: error.status, headers: {}, body: Buffer.from(text), text, json: JSON.parse(text) };
     };
-    try {
-      const { endpoint, params } = this.app.route(method, path);
-      const tx = store.begin();
-      const caller = authenticate(endpoint.authPolicies, request, tx);
-      const result = endpoint.handler({ request, params, caller, tx });
-      if (result instanceof Promise) return result.then((r) => finish(tx, endpoint.mode, r), fail);
-      return finish(tx, endpoint.mode, result);
-    } catch (error) {
-      return fail(error);
-    }
+    // As Frontend.run: a conflict at commit, or a handler asking for it (RerunRequest), runs the
+    // request again in a fresh transaction.
+    const run = (attempt: number): Reply | Promise<Reply> => {
+      const again = (error: unknown): Reply | Promise<Reply> => {
+        const retry = error instanceof RerunRequest || (error instanceof CocoError && error.code === "TransactionConflict");
+        if (retry && attempt < 30) return run(attempt + 1);
+        return fail(error);
+      };
+      try {
+        const { endpoint, params } = this.app.route(method, path);
+        const tx = store.begin();
+        const caller = authenticate(endpoint.authPolicies, request, tx);
+        const result = endpoint.handler({ request, params, caller, tx });
+        if (result instanceof Promise) {
+          return result.then((r) => {
+            try {
+              return finish(tx, endpoint.mode, r);
+            } catch (error) {
+              return again(error);
+            }
+          }, again);
+        }
+        return finish(tx, endpoint.mode, result);
+      } catch (error) {
+        return again(error);
+      }
+    };
+    return run(0);
   }
 
   record(id: string): string | undefined {
@@ -318,6 +369,18 @@ test("the request carries url, path, route, query, method, hostname, headers, pa
     hostname: "coco.example", params: { a: "one", b: "two" }, header: "header value",
     text: '{"k":"é"}', json: { k: "é" }, bytes: Buffer.byteLength('{"k":"é"}'), caller: { policy: "no_auth" }, helper: "from helper",
   });
+});
+
+test("headers and caller come from the host on first read, also after an await, but never for another request", () => {
+  const late = h.request("GET", "/app/late-headers");
+  assert.equal(late.status, 200, late.text);
+  assert.deepEqual(late.json, { host: "coco.example:8000", caller: "no_auth" });
+  assert.equal(h.request("GET", "/app/keep?read").status, 200);
+  assert.equal(h.request("GET", "/app/keep").status, 200);
+  const r = h.request("GET", "/app/read-kept");
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.json.stale, /request\.caller was first read after its request ended/);
+  assert.equal(r.json.earlier, "no_auth");
 });
 
 test("binary bodies round-trip as ArrayBuffers and answer application/octet-stream", () => {
@@ -529,4 +592,74 @@ test("throughput of a trivial handler and of a KV set handler, in process", () =
     console.log(`# JS app ${label}: ${Math.round(n / seconds)} requests/s (${((seconds / n) * 1e6).toFixed(1)} µs each)`);
   }
   bench.app.dispose();
+});
+
+// ---- batching (what the node runs): requests of one event-loop turn share one isolate entry ----
+
+const hb = new AppHarness({ batch: true, timeLimitMs: 300 });
+hb.deploy();
+
+test("batched requests each run in their own transaction, see their own request, headers and caller", async () => {
+  const before = { ...hb.app.batchStats };
+  const replies = await Promise.all([
+    ...Array.from({ length: 6 }, (_, i) => hb.requestAsync("PUT", `/app/records/b${i}`, { as: user, body: JSON.stringify({ msg: `m${i}` }) })),
+    hb.requestAsync("POST", "/app/echo/x/y?q=1", { body: "{}", headers: { "x-test": "first" } }),
+    hb.requestAsync("POST", "/app/echo/z/w", { body: "[1]", headers: { "x-test": "second" } }),
+    hb.requestAsync("GET", "/app/whoami", { as: user }),
+  ]);
+  for (let i = 0; i < 6; i++) {
+    assert.equal(replies[i]!.status, 204, replies[i]!.text);
+    assert.equal(hb.record(`b${i}`), `m${i}`);
+  }
+  assert.deepEqual([replies[6]!.json.header, replies[6]!.json.params, replies[6]!.json.json], ["first", { a: "x", b: "y" }, {}]);
+  assert.deepEqual([replies[7]!.json.header, replies[7]!.json.params, replies[7]!.json.json], ["second", { a: "z", b: "w" }, [1]]);
+  assert.equal(replies[8]!.json.cert, user.certPem);
+  assert.equal(hb.app.batchStats.batches - before.batches, 1, "one isolate entry for the whole batch");
+  assert.equal(hb.app.batchStats.requests - before.requests, 9);
+});
+
+test("in a batch, a throwing handler answers its 500 alone and its neighbours' writes still apply", async () => {
+  const [ok1, thrown, ok2] = await Promise.all([
+    hb.requestAsync("PUT", "/app/records/n1", { as: user, body: JSON.stringify({ msg: "one" }) }),
+    hb.requestAsync("POST", "/app/throws", { as: user }),
+    hb.requestAsync("PUT", "/app/records/n2", { as: user, body: JSON.stringify({ msg: "two" }) }),
+  ]);
+  assert.equal(ok1!.status, 204);
+  assert.equal(ok2!.status, 204);
+  assert.equal(thrown!.status, 500);
+  assert.match(thrown!.json.error.message, /handler exploded/);
+  assert.equal(hb.record("partial"), undefined);
+  assert.deepEqual([hb.record("n1"), hb.record("n2")], ["one", "two"]);
+});
+
+test("in a batch, an infinite loop fails alone by the time limit; the others are answered", async () => {
+  const [a, looped, b] = await Promise.all([
+    hb.requestAsync("PUT", "/app/records/l1", { as: user, body: JSON.stringify({ msg: "x" }) }),
+    hb.requestAsync("GET", "/app/loop", { as: user }),
+    hb.requestAsync("GET", "/app/records/l1", { as: user }),
+  ]);
+  assert.equal(a!.status, 204);
+  assert.equal(looped!.status, 500);
+  assert.match(looped!.json.error.message, /time limit/);
+  assert.ok(b!.status === 200 || b!.status === 404, b!.text);
+});
+
+test("in a batch, conflicting read-modify-writes are re-run until each one counted", async () => {
+  const replies = await Promise.all(Array.from({ length: 10 }, () => hb.requestAsync("POST", "/app/increment")));
+  assert.deepEqual(replies.map((r) => r.status), Array(10).fill(200));
+  assert.deepEqual(replies.map((r) => r.json).sort((x, y) => x - y), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.equal(hb.record("counter"), "10");
+});
+
+test("in a batch, async handlers, readonly writes and Math.random behave as when run alone", async () => {
+  const [asyncReply, readonlyWrite, r1, r2] = await Promise.all([
+    hb.requestAsync("GET", "/app/async", { as: user }),
+    hb.requestAsync("POST", "/app/readonly-write", { as: user }),
+    hb.requestAsync("GET", "/app/random"),
+    hb.requestAsync("GET", "/app/random"),
+  ]);
+  assert.deepEqual(asyncReply!.json, { async: true });
+  assert.equal(readonlyWrite!.status, 500);
+  assert.equal(hb.record("ro"), undefined);
+  assert.notDeepEqual(r1!.json, r2!.json, "each request has its own Math.random seed");
 });
