@@ -69,7 +69,7 @@ export interface JsAppDeps {
   logger?: JsAppLogger;
   /**
    * Run the requests that reach the app in the same turn of the event loop (pipelined or
-   * concurrent) in one isolate entry, each in its own transaction (see `flush`). Handlers then
+   * concurrent, up to the check phase) in one isolate entry, each in its own transaction (see `flush`). Handlers then
    * answer with promises; the node turns this on.
    */
   batchRequests?: boolean;
@@ -331,7 +331,10 @@ export class JsApp {
         if (this.unbatchable.has(index) || this.runAlone.has(ctx.request)) return alone(ctx);
         return new Promise<HandlerResult>((resolve, reject) => {
           const slot: BatchSlot = { ctx, index, name, callerUndefined, readOnly, generation, alone, req: newRequestState(), resolve, reject };
-          if (this.queue.push(slot) === 1) queueMicrotask(() => this.flush());
+          // setImmediate, not a microtask: the batch then holds every request that the poll
+          // phase's socket reads delivered (measured: ~30 per batch under the bench's load; with
+          // a microtask, each request flushed alone).
+          if (this.queue.push(slot) === 1) setImmediate(() => this.flush());
           else if (this.queue.length >= BATCH_REQUESTS_MAX) this.flush();
         });
       };
