@@ -218,6 +218,7 @@ export class JsApp {
   reload(store: Store = this.deps.store): void {
     this.dirty = false;
     this.generation++;
+    this.unbatchable.clear(); // endpoint indices are per bundle
     this.runtime?.dispose();
     this.runtime = undefined;
     this.callerCache.clear();
