@@ -150,8 +150,16 @@ function ccfAppPlugin(projectDir: string): Plugin {
   };
 }
 
-/** Bundles one module: ES2020, everything it imports inlined; checks it exports the functions app.json names. */
-async function bundleModule(projectDir: string, moduleName: string, functions: ReadonlySet<string>): Promise<string> {
+/** Where build warnings go (stderr, as `coco: warning: ...`). */
+export type WarningSink = (message: string) => void;
+const warnOnStderr: WarningSink = (message) => console.error(`coco: warning: ${message}`);
+
+/**
+ * Bundles one module: ES2020, everything it imports inlined. A function app.json names but the
+ * module does not export is a warning, not an error: CCF deploys such a bundle and answers 500
+ * only when that endpoint is called (CCF's own samples have shipped that way).
+ */
+async function bundleModule(projectDir: string, moduleName: string, functions: ReadonlySet<string>, warn: WarningSink): Promise<string> {
   const entry = findSource(projectDir, moduleName);
   let result;
   try {
@@ -168,13 +176,13 @@ async function bundleModule(projectDir: string, moduleName: string, functions: R
   const exported = new Set(Object.values(result.metafile.outputs)[0]?.exports ?? []);
   const missing = [...functions].filter((f) => !exported.has(f));
   if (missing.length > 0) {
-    throw new AppBuildError(`${relative(projectDir, entry)} does not export ${missing.join(", ")}, named as js_function in app.json`);
+    warn(`${relative(projectDir, entry)} does not export ${missing.join(", ")}, named as js_function in app.json: those endpoints will answer 500 when called`);
   }
   return result.outputFiles[0]!.text;
 }
 
 /** Builds CCF's bundle JSON from a project directory. */
-export async function buildBundle(dir: string): Promise<AppBundle> {
+export async function buildBundle(dir: string, warn: WarningSink = warnOnStderr): Promise<AppBundle> {
   const projectDir = resolve(dir);
   const metadata = readAppJson(projectDir);
   const functionsByModule = new Map<string, Set<string>>();
@@ -186,7 +194,7 @@ export async function buildBundle(dir: string): Promise<AppBundle> {
     }
   }
   const modules = await Promise.all([...functionsByModule].map(async ([name, functions]) => ({
-    name, module: await bundleModule(projectDir, name, functions),
+    name, module: await bundleModule(projectDir, name, functions, warn),
   })));
   return { metadata, modules };
 }

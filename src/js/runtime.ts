@@ -235,7 +235,7 @@ export class JsRuntime {
   private translate(error: unknown, what: string): CocoError {
     if (error instanceof CocoError && error.code !== "JsHookUnavailable") return error;
     const message = error instanceof Error ? error.message : String(error);
-    const stack = error instanceof Error && error.stack !== undefined ? error.stack : message;
+    const stack = error instanceof Error && error.stack !== undefined ? guestStack(error.stack) : message;
     const isolateKilled = this.current !== undefined && this.current.isolate.isDisposed;
     if (isolateKilled || /memory limit|Array buffer allocation failed|allocation failed/i.test(message)) {
       // The isolate is rebuilt on the next use; module-level state of the old one is lost.
@@ -246,6 +246,17 @@ export class JsRuntime {
     }
     return new CocoError("JsError", `${what}: ${stack}`, 500, { cause: error });
   }
+}
+
+/**
+ * The guest's part of an error's stack: isolated-vm appends the host's frames after an
+ * `<isolated-vm boundary>` line (file paths of the node's installation), and the prelude's
+ * frames say nothing to an app author. Neither reaches a client or a log as an app's error.
+ */
+export function guestStack(stack: string): string {
+  const lines = stack.split("\n");
+  const boundary = lines.findIndex((line) => line.includes("<isolated-vm boundary>"));
+  return (boundary === -1 ? lines : lines.slice(0, boundary)).filter((line) => !line.includes("coco:prelude")).join("\n");
 }
 
 function isPrimitive(value: unknown): boolean {

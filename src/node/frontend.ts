@@ -53,6 +53,12 @@ function mustForward(endpoint: EndpointDefinition): boolean {
 export class Frontend {
   /** Set once the node has channels: requests that need the primary go there from a backup. */
   forwarding: RequestForwarding | undefined;
+  /**
+   * Client sessions this backup has forwarded a request of. As in CCF, their later requests go
+   * to the primary too (unless the endpoint says "never"), so a client that wrote through a
+   * backup reads its own writes on the same connection.
+   */
+  private readonly forwardingSessions = new WeakSet<object>();
 
   constructor(
     private readonly registry: EndpointRegistry,
@@ -98,7 +104,12 @@ export class Frontend {
   private runOrForward(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, mayForward: boolean): RpcResponse | Promise<RpcResponse> {
     const forwarding = this.forwarding;
     if (mayForward && forwarding !== undefined && !forwarding.isPrimary()) {
-      if (mustForward(endpoint)) return forwarding.forward(request);
+      const session = request.session;
+      const sticky = session !== undefined && endpoint.forwarding !== "never" && this.forwardingSessions.has(session);
+      if (sticky || mustForward(endpoint)) {
+        if (session !== undefined) this.forwardingSessions.add(session);
+        return forwarding.forward(request);
+      }
       if (request.path.startsWith("/app/") && !this.isOpen()) throw frontendNotOpen();
     }
     return this.run(endpoint, params, request, 0);

@@ -20,6 +20,11 @@ export interface RpcRequest {
   readonly body: Buffer;
   /** The TLS client certificate, if the client presented one. */
   readonly callerCert: CallerCertificate | undefined;
+  /**
+   * The client's connection (its TLS session), for state CCF keeps per session: once a backup
+   * forwarded a request of a session, it forwards that session's later requests too.
+   */
+  readonly session?: object;
 }
 
 export interface CallerCertificate {
@@ -179,6 +184,7 @@ export class HttpServer {
         headers: req.headers,
         body,
         callerCert: callerCertificate(req.socket as SocketWithCert),
+        session: req.socket,
       };
       const result = this.dispatch(request);
       if (result instanceof Promise) {

@@ -57,14 +57,14 @@ test("coco app build bundles each module into CCF's bundle JSON without the proj
   for (const m of bundle.modules) assert.doesNotMatch(m.module, /^\s*import\s/m, `${m.name} still imports`);
 });
 
-test("coco app build names the missing export when app.json points at a function that does not exist", async () => {
+test("coco app build warns, naming the missing export, when app.json points at a function that does not exist (CCF deploys such bundles)", async () => {
   const appJson = join(project, "app.json");
   const original = readFileSync(appJson, "utf8");
   writeFileSync(appJson, original.replace('"listItems"', '"listEverything"'));
   try {
     const result = await runCli(["app", "build", project]);
-    assert.equal(result.code, 1);
-    assert.match(result.stderr, /does not export listEverything/);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /coco: warning: .*does not export listEverything.*answer 500/);
   } finally {
     writeFileSync(appJson, original);
   }

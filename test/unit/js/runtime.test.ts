@@ -37,6 +37,16 @@ describe("JsRuntime calls", () => {
     assert.throws(() => runtime.call("/throws.js", "f", []), jsError("JsError", /TypeError: bad input here[\s\S]*\/throws\.js/));
   });
 
+  it("keeps the host's frames and paths out of a JsError's stack", () => {
+    runtime.loadModules([{ name: "/throws2.js", source: "export function f() { throw new Error('oops'); }" }]);
+    assert.throws(() => runtime.call("/throws2.js", "f", []), (e: unknown) => {
+      assert.ok(e instanceof CocoError && e.code === "JsError", String(e));
+      assert.match(e.message, /Error: oops\n\s+at f \(\/throws2\.js:1:/);
+      assert.doesNotMatch(e.message, /isolated-vm boundary|file:\/\/|coco:prelude|runtime\.js/);
+      return true;
+    });
+  });
+
   it("reports a missing export or module as JsError", () => {
     assert.throws(() => runtime.call("/echo.js", "nope", []), jsError("JsError", /no exported function nope/));
     assert.throws(() => runtime.call("/missing.js", "f", []), jsError("JsError", /not loaded/));

@@ -1,4 +1,5 @@
-// Endpoints that demand committed state answer only once their transaction is committed.
+// Endpoints that demand committed state answer only once their transaction is committed; a
+// backup keeps forwarding a client session once it forwarded one of its requests.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -7,17 +8,18 @@ import { tmpdir } from "node:os";
 import { TransactionEngine } from "../../../src/node/engine.js";
 import { Replicator } from "../../../src/node/replication.js";
 import { Frontend } from "../../../src/node/frontend.js";
-import { EndpointRegistry, type RpcRequest } from "../../../src/rpc/index.js";
+import { EndpointRegistry, type RpcRequest, type RpcResponse } from "../../../src/rpc/index.js";
 import { Ledger } from "../../../src/ledger/index.js";
 import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../../src/crypto/index.js";
 
 const quiet = { info() {}, warn() {}, error() {} };
 
-function request(method: string, path: string): RpcRequest {
-  return { method, path, query: "", headers: {}, body: Buffer.alloc(0), callerCert: undefined };
+function request(method: string, path: string, session?: object): RpcRequest {
+  return { method, path, query: "", headers: {}, body: Buffer.alloc(0), callerCert: undefined, ...(session === undefined ? {} : { session }) };
 }
 
-test("a committed-consistency write answers after its commit; a local one at once", async () => {
+/** A single-node engine whose signatures happen only when the test asks (emitSignature). */
+async function withEngine(fn: (engine: TransactionEngine) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "coco-frontend-"));
   try {
     const serviceKeys = generateEcP384KeyPair();
@@ -26,7 +28,6 @@ test("a committed-consistency write answers after its commit; a local one at onc
     const nodeCertPem = await createNodeCertificate({ nodePublicKeyPem: nodeKeys.publicKeyPem, serviceKeys, serviceCertPem });
     const nodeId = nodeIdFromPublicKey(nodeKeys.publicKeyPem);
     const { ledger } = await Ledger.open(join(dir, "ledger"), { durability: "none" });
-    // Signatures only on demand: nothing commits until the test signs.
     const engine = new TransactionEngine(ledger, {
       nodeId, serviceCertPem, nodePrivateKeyPem: nodeKeys.privateKeyPem, nodeCertPem, ledgerSecrets: [{ fromSeqno: 1, raw: randomBytes(32) }],
       signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, logger: quiet,
@@ -36,6 +37,20 @@ test("a committed-consistency write answers after its commit; a local one at onc
       maxEntriesPerAppend: 100, maxInflightAppends: 4, maxUncommittedEntries: 10_000, logger: quiet,
     });
     replicator.start();
+    try {
+      await fn(engine);
+    } finally {
+      replicator.stop();
+      await engine.close();
+      await ledger.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("a committed-consistency write answers after its commit; a local one at once", async () => {
+  await withEngine(async (engine) => {
     const registry = new EndpointRegistry();
     for (const consistency of ["local", "committed"] as const) {
       registry.install({
@@ -54,10 +69,31 @@ test("a committed-consistency write answers after its commit; a local one at onc
     const committed = await waiting;
     const [view, seqno] = committed.headers!["x-ms-ccf-transaction-id"]!.split(".").map(Number);
     assert.equal(engine.status(view!, seqno!), "Committed");
-    replicator.stop();
-    await engine.close();
-    await ledger.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
+});
+
+test("on a backup, a session that had a request forwarded has its later reads forwarded too (CCF's session consistency)", async () => {
+  await withEngine(async (engine) => {
+    const registry = new EndpointRegistry();
+    const answer = (where: string) => () => ({ body: where });
+    registry.install({ method: "GET", path: "/read", authPolicies: ["no_auth"], mode: "readonly", handler: answer("local") });
+    registry.install({ method: "GET", path: "/never", authPolicies: ["no_auth"], mode: "readonly", forwarding: "never", handler: answer("local") });
+    registry.install({ method: "POST", path: "/write", authPolicies: ["no_auth"], mode: "readwrite", handler: answer("local") });
+    const frontend = new Frontend(registry, engine);
+    const forwarded: string[] = [];
+    frontend.forwarding = {
+      isPrimary: () => false,
+      forward: async (r: RpcRequest): Promise<RpcResponse> => { forwarded.push(`${r.method} ${r.path}`); return { status: 200, body: "primary" }; },
+    };
+    const a = {};
+    const b = {};
+    const body = async (r: RpcRequest) => (await frontend.dispatch(r)).body;
+    assert.equal(await body(request("GET", "/read", a)), "local", "reads are served locally at first");
+    assert.equal(await body(request("POST", "/write", a)), "primary");
+    assert.equal(await body(request("GET", "/read", a)), "primary", "after a forwarded write, the session's reads follow it");
+    assert.equal(await body(request("GET", "/never", a)), "local", "forwarding: never stays local");
+    assert.equal(await body(request("GET", "/read", b)), "local", "other sessions are unaffected");
+    assert.equal(await body(request("GET", "/read")), "local", "requests without a session (forwarded ones) are unaffected");
+    assert.deepEqual(forwarded, ["POST /write", "GET /read"]);
+  });
 });
