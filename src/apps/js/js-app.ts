@@ -105,6 +105,11 @@ interface BatchSlot {
 
 /** At most this many requests per isolate entry; more wait for the next one. */
 const BATCH_REQUESTS_MAX = 64;
+/**
+ * An endpoint whose request, run again on its own after its batch failed, took longer than this
+ * is not batched again: a batch shares one time limit, which enough such requests exceed.
+ */
+const BATCH_SLOW_REQUEST_MS = 10;
 
 /** A certificate caller as CCF's JS apps see it (as JSON), cached per id while its info entry is unchanged. */
 interface CachedCaller {
@@ -326,12 +331,28 @@ export class JsApp {
     const run = (ctx: EndpointContext, state?: HistoricalState) => this.invoke(ctx, index, name, callerUndefined, readOnly, generation, state);
     const historical = this.deps.consensus?.historical;
     if (endpoint.mode !== "historical" || historical === undefined) {
-      const alone = (ctx: EndpointContext) => this.retryOnceFetched(ctx, run(ctx), () => run(ctx));
-      if (this.deps.batchRequests !== true) return alone;
+      const single = (ctx: EndpointContext) => this.retryOnceFetched(ctx, run(ctx), () => run(ctx));
+      if (this.deps.batchRequests !== true) return single;
+      // A request run again alone after its batch failed shows whether its endpoint is fit for
+      // batches: one that takes long or hits a limit would make every batch it joins fail and
+      // run again, so it is not batched again.
+      const rerun = (ctx: EndpointContext) => {
+        const started = performance.now();
+        try {
+          return single(ctx);
+        } catch (error) {
+          const cause = error instanceof CocoError ? (error.cause as { code?: unknown } | undefined)?.code : undefined;
+          if (cause === "JsTimeout" || cause === "JsOutOfMemory") this.unbatchable.add(index);
+          throw error;
+        } finally {
+          if (performance.now() - started > BATCH_SLOW_REQUEST_MS) this.unbatchable.add(index);
+        }
+      };
       return (ctx) => {
-        if (this.unbatchable.has(index) || this.runAlone.has(ctx.request)) return alone(ctx);
+        if (this.runAlone.has(ctx.request)) return rerun(ctx);
+        if (this.unbatchable.has(index)) return single(ctx);
         return new Promise<HandlerResult>((resolve, reject) => {
-          const slot: BatchSlot = { ctx, index, name, callerUndefined, readOnly, generation, alone, req: newRequestState(), resolve, reject };
+          const slot: BatchSlot = { ctx, index, name, callerUndefined, readOnly, generation, alone: single, req: newRequestState(), resolve, reject };
           // setImmediate, not a microtask: the batch then holds every request that the poll
           // phase's socket reads delivered (measured: ~30 per batch under the bench's load; with
           // a microtask, each request flushed alone).

@@ -61,6 +61,11 @@ export function increment() {
   return { body: next };
 }
 export function random() { return { body: [Math.random(), Math.random()] }; }
+export function slow() {
+  let x = 0;
+  for (let i = 0; i < 2e7; i++) x += i % 7;
+  return { body: x > 0 };
+}
 let kept;
 let keptWithCaller;
 export function keep(request) {
@@ -167,6 +172,7 @@ function bundle() {
         "/jwt-only": { get: ep("whoami", "readonly", ["jwt"]) },
         "/increment": { post: ep("increment", "readwrite", ["no_auth"]) },
         "/random": { get: ep("random", "readonly", ["no_auth"]) },
+        "/slow": { get: ep("slow", "readonly", ["no_auth"]) },
         "/keep": { get: ep("keep", "readonly", ["no_auth"]) },
         "/read-kept": { get: ep("readKept", "readonly", ["no_auth"]) },
         "/late-headers": { get: ep("lateHeaders", "readonly", ["no_auth"]) },
@@ -662,4 +668,18 @@ test("in a batch, async handlers, readonly writes and Math.random behave as when
   assert.equal(readonlyWrite!.status, 500);
   assert.equal(hb.record("ro"), undefined);
   assert.notDeepEqual(r1!.json, r2!.json, "each request has its own Math.random seed");
+});
+
+test("in a batch, requests slow enough to exceed the shared time limit run again alone, and their endpoint leaves batching", async () => {
+  // 20 slow requests (tens of ms each) together exceed the 300 ms limit of one isolate entry.
+  const first = await Promise.all(Array.from({ length: 20 }, () => hb.requestAsync("GET", "/app/slow")));
+  assert.deepEqual(first.map((r) => r.status), Array(20).fill(200), first.find((r) => r.status !== 200)?.text);
+  const before = { ...hb.app.batchStats };
+  const second = await Promise.all([
+    ...Array.from({ length: 5 }, () => hb.requestAsync("GET", "/app/slow")),
+    hb.requestAsync("GET", "/app/random"),
+    hb.requestAsync("GET", "/app/random"),
+  ]);
+  assert.deepEqual(second.map((r) => r.status), Array(7).fill(200));
+  assert.equal(hb.app.batchStats.requests - before.requests, 2, "only the two fast requests were batched");
 });
