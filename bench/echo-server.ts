@@ -5,9 +5,13 @@
 //
 // Usage: node echo-server.js --port <port> --cert <pem> --key <pem>
 // Prints one line `{"port":<port>}` on stdout once listening; stops on SIGINT/SIGTERM.
+// COCO_ECHO_COALESCE=1 gives it the node's response-write coalescing (src/rpc/http-server.ts),
+// to compare against a baseline that writes responses as cheaply as the node does; the
+// default is plain node:https, the ceiling the goals are stated against.
 import * as https from "node:https";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { coalesceWrites } from "../src/rpc/http-server.js";
 
 function argument(name: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -37,6 +41,8 @@ const server = https.createServer(
     });
   },
 );
+
+if (process.env["COCO_ECHO_COALESCE"] === "1") server.on("secureConnection", coalesceWrites);
 
 server.listen(Number(argument("port")), "127.0.0.1", () => {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
