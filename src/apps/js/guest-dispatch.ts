@@ -64,34 +64,29 @@ const fetchPart = globalThis.__coco_request;
 // Which invoke is running: a request object kept past its call must not read a later request's
 // headers or caller from the host.
 let live = 0;
+// Per-request inputs of the lazy properties, under a symbol: the accessors below are shared by
+// every request (one set of functions, not four closures per request).
+const STATE = Symbol("coco.request");
 function define(request, name, value) {
   Object.defineProperty(request, name, { value, writable: true, configurable: true, enumerable: true });
 }
-function lazy(request, name, json, empty) {
-  Object.defineProperty(request, name, {
-    configurable: true, enumerable: true,
-    get() {
-      const value = json === "" ? empty : JSON.parse(json);
-      define(request, name, value);
-      return value;
-    },
-    set(value) { define(request, name, value); },
-  });
+function fromHost(request, name, part) {
+  if (request[STATE].token !== live) throw new Error("request." + name + " was first read after its request ended: read it while the handler runs");
+  return fetchPart(part);
 }
-function fromHost(request, name, part, token, convert) {
-  Object.defineProperty(request, name, {
+function lazy(name, compute) {
+  return {
     configurable: true, enumerable: true,
-    get() {
-      if (token !== live) throw new Error("request." + name + " was first read after its request ended: read it while the handler runs");
-      const json = fetchPart(part);
-      const value = convert(json);
-      define(request, name, value);
-      return value;
-    },
-    set(value) { define(request, name, value); },
-  });
+    get() { const value = compute(this); define(this, name, value); return value; },
+    set(value) { define(this, name, value); },
+  };
 }
-const headersOf = (json) => JSON.parse(json);
+const LAZY = {
+  headers: lazy("headers", (r) => JSON.parse(fromHost(r, "headers", "requestHeaders"))),
+  params: lazy("params", (r) => (r[STATE].params === "" ? {} : JSON.parse(r[STATE].params))),
+  caller: lazy("caller", (r) => callerOf(fromHost(r, "caller", "requestCaller"))),
+  hostname: { configurable: true, enumerable: true, get() { return hostnameOf(this.headers.host); } },
+};
 function callerOf(json) {
   if (json === "") return undefined;
   const c = JSON.parse(json);
@@ -144,13 +139,8 @@ export function ${DISPATCH_EXPORT}(packed, binaryBody) {
     url: query === "" ? path : path + "?" + query, path, route: e[3], query, method: e[2],
     body: new Body(body),
   };
-  fromHost(request, "headers", "requestHeaders", token, headersOf);
-  lazy(request, "params", params, {});
-  fromHost(request, "caller", "requestCaller", token, callerOf);
-  Object.defineProperty(request, "hostname", {
-    configurable: true, enumerable: true,
-    get() { return hostnameOf(request.headers.host); },
-  });
+  Object.defineProperty(request, STATE, { value: { params, token } });
+  Object.defineProperties(request, LAZY);
   const result = f(request);
   if (result !== null && typeof result === "object" && typeof result.then === "function") return result.then(respond);
   return respond(result);
