@@ -470,27 +470,36 @@ export const PRELUDE_SOURCE = String.raw`
   // args is either the arguments themselves (all primitives) or an array copied by the host.
   // Returns [0, result, writes?] or, for a promise, [1] and settle() gives [value, writes?],
   // where writes are the buffered sets for the host to apply.
-  function dispatch(moduleName, exportName, nowMs, seed0, seed1, seed2, seed3, historical, buffer, ...args) {
-    hostRequest = guestRequest = -1;
+  // What every call (and every request of a batch) starts from: the host's time and seed, no
+  // untrusted time, metrics on, and an empty write buffer (a call stopped by a limit never
+  // handed its buffer over).
+  function beginCall(nowMs, seed0, seed1, seed2, seed3, buffer) {
     untrustedDateTime = false;
     metricsLogging = true;
+    hostNowMs = nowMs;
+    s0 = seed0 | 0; s1 = seed1 | 0; s2 = seed2 | 0; s3 = seed3 | 0;
+    unwarmed = true;
+    bufferWrites = buffer;
+    pendingWrites = [];
+    buffered.clear();
+  }
+  function exported(moduleName, exportName) {
+    const namespace = modules.get(moduleName);
+    if (namespace === undefined) throw new Error("module " + moduleName + " is not loaded");
+    const f = namespace[exportName];
+    if (typeof f !== "function") throw new TypeError("module " + moduleName + " has no exported function " + exportName);
+    return f;
+  }
+  function dispatch(moduleName, exportName, nowMs, seed0, seed1, seed2, seed3, historical, buffer, ...args) {
+    hostRequest = guestRequest = -1;
+    beginCall(nowMs, seed0, seed1, seed2, seed3, buffer === true);
     // "" or the JSON of { transactionId, receipt }; its maps are the host's state 0 of this call.
     if (historical === "") historicalState = undefined;
     else {
       const h = JSON.parse(historical);
       historicalState = historicalStateObject(0, h.transactionId, h.receipt);
     }
-    hostNowMs = nowMs;
-    s0 = seed0 | 0; s1 = seed1 | 0; s2 = seed2 | 0; s3 = seed3 | 0;
-    unwarmed = true;
-    // A call stopped by a limit never handed its buffer over: start clean.
-    bufferWrites = buffer === true;
-    pendingWrites = [];
-    buffered.clear();
-    const namespace = modules.get(moduleName);
-    if (namespace === undefined) throw new Error("module " + moduleName + " is not loaded");
-    const f = namespace[exportName];
-    if (typeof f !== "function") throw new TypeError("module " + moduleName + " has no exported function " + exportName);
+    const f = exported(moduleName, exportName);
     let result;
     try {
       result = f.apply(undefined, args);
@@ -512,10 +521,7 @@ export const PRELUDE_SOURCE = String.raw`
   // outcome per request: [0, result, writes?], [1] (threw) or [2] (answered with a promise);
   // the host runs [1] and [2] again on their own, in a fresh transaction.
   function dispatchBatch(moduleName, exportName, nowMs, packed) {
-    const namespace = modules.get(moduleName);
-    if (namespace === undefined) throw new Error("module " + moduleName + " is not loaded");
-    const f = namespace[exportName];
-    if (typeof f !== "function") throw new TypeError("module " + moduleName + " has no exported function " + exportName);
+    const f = exported(moduleName, exportName);
     let at = packed.indexOf(";");
     const count = +packed.slice(0, at);
     let next = packed.indexOf(";", at + 1);
@@ -532,15 +538,8 @@ export const PRELUDE_SOURCE = String.raw`
     try {
       for (let i = 0; i < count; i++) {
         const request = packed.slice(at, at += +lengths[i]);
-        untrustedDateTime = false;
-        metricsLogging = true;
+        beginCall(nowMs, +seeds[4 * i], +seeds[4 * i + 1], +seeds[4 * i + 2], +seeds[4 * i + 3], flags.charCodeAt(i) === 49);
         historicalState = undefined;
-        hostNowMs = nowMs;
-        s0 = +seeds[4 * i] | 0; s1 = +seeds[4 * i + 1] | 0; s2 = +seeds[4 * i + 2] | 0; s3 = +seeds[4 * i + 3] | 0;
-        unwarmed = true;
-        bufferWrites = flags.charCodeAt(i) === 49;
-        pendingWrites = [];
-        buffered.clear();
         guestRequest = i;
         let result;
         try {

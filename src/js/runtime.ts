@@ -132,7 +132,7 @@ export class JsRuntime {
     const seeds: number[] = [];
     let flags = "";
     for (let i = 0; i < requests.length; i++) {
-      const seed = seedFrom({}, this.randomBytes);
+      const seed = seedFrom(NO_CONTEXT, this.randomBytes);
       seeds.push(seed[0], seed[1], seed[2], seed[3]);
       flags += context.bufferWrites[i] === true ? "1" : "0";
     }
@@ -258,6 +258,9 @@ export function guestStack(stack: string): string {
   const boundary = lines.findIndex((line) => line.includes("<isolated-vm boundary>"));
   return (boundary === -1 ? lines : lines.slice(0, boundary)).filter((line) => !line.includes("coco:prelude")).join("\n");
 }
+
+/** seedFrom's context when the host gives no fixed seed (batch requests). */
+const NO_CONTEXT: JsCallContext = Object.freeze({});
 
 function isPrimitive(value: unknown): boolean {
   return value === null || (typeof value !== "object" && typeof value !== "function");

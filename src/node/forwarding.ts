@@ -4,9 +4,8 @@
 // backup answers the client with the primary's response, transaction id included.
 // The channel is mutually authenticated with service-endorsed node certificates, so the
 // primary trusts the backup's account of who the caller is, as CCF does.
-import { createHash } from "node:crypto";
 import { CocoError } from "../util/index.js";
-import { errorBody, type RpcRequest, type RpcResponse } from "../rpc/index.js";
+import { callerCertificateFromDer, errorBody, type RpcRequest, type RpcResponse } from "../rpc/index.js";
 import { FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE, type Transport } from "./replication.js";
 
 interface ForwardedRequestHeader {
@@ -100,21 +99,14 @@ export class Forwarder {
 
   /** Primary side: runs a forwarded request and sends the response back to `from`. */
   async onRequest(from: string, payload: Buffer): Promise<void> {
-    let header: ForwardedRequestHeader;
-    let body: Buffer;
-    try {
-      ({ header, body } = unframe<ForwardedRequestHeader>(payload));
-    } catch (error) {
-      this.options.logger.warn({ from, err: (error as Error).message }, "refused a malformed forwarded request");
-      return;
-    }
+    const framed = this.unframeFrom<ForwardedRequestHeader>(from, payload, "request");
+    if (framed === undefined) return;
+    const { header, body } = framed;
     let response: RpcResponse;
     try {
-      const der = header.callerCertDer === null ? undefined : Buffer.from(header.callerCertDer, "base64");
-      const fingerprint = der ? createHash("sha256").update(der).digest("hex") : undefined;
       const request: RpcRequest = {
         method: header.method, path: header.path, query: header.query, headers: header.headers, body,
-        callerCert: der && fingerprint ? { der, fingerprint, idKey: Buffer.from(fingerprint) } : undefined,
+        callerCert: header.callerCertDer === null ? undefined : callerCertificateFromDer(Buffer.from(header.callerCertDer, "base64")),
       };
       response = await this.options.dispatchLocal(request);
     } catch (error) {
@@ -125,16 +117,21 @@ export class Forwarder {
     this.options.transport.send(from, FRAME_FORWARD_RESPONSE, frame(out, response.body));
   }
 
+  /** A frame from a peer, or undefined (logged) if it is malformed: a peer's bad frame harms nothing else. */
+  private unframeFrom<T>(from: string, payload: Buffer, what: string): { header: T; body: Buffer } | undefined {
+    try {
+      return unframe<T>(payload);
+    } catch (error) {
+      this.options.logger.warn({ from, err: (error as Error).message }, `refused a malformed forwarded ${what}`);
+      return undefined;
+    }
+  }
+
   /** Backup side: the primary's answer. */
   onResponse(from: string, payload: Buffer): void {
-    let header: ForwardedResponseHeader;
-    let body: Buffer;
-    try {
-      ({ header, body } = unframe<ForwardedResponseHeader>(payload));
-    } catch (error) {
-      this.options.logger.warn({ from, err: (error as Error).message }, "refused a malformed forwarded response");
-      return;
-    }
+    const framed = this.unframeFrom<ForwardedResponseHeader>(from, payload, "response");
+    if (framed === undefined) return;
+    const { header, body } = framed;
     const pending = this.pending.get(header.id);
     if (!pending || pending.to !== from) return;
     this.pending.delete(header.id);

@@ -60,15 +60,18 @@ export interface HttpServerOptions {
 const CALLER_CERT = Symbol("coco.callerCert");
 type SocketWithCert = TLSSocket & { [CALLER_CERT]?: CallerCertificate | null };
 
+/** A client certificate as requests carry it: its DER and CCF's id (SHA-256 of the DER, hex). */
+export function callerCertificateFromDer(der: Buffer): CallerCertificate {
+  const fingerprint = createHash("sha256").update(der).digest("hex");
+  return { der, fingerprint, idKey: Buffer.from(fingerprint) };
+}
+
 /** The client certificate of a TLS connection, computed once per connection and cached. */
 function callerCertificate(socket: SocketWithCert): CallerCertificate | undefined {
   let cached = socket[CALLER_CERT];
   if (cached === undefined) {
     const x509 = socket.getPeerX509Certificate?.();
-    if (x509) {
-      const fingerprint = createHash("sha256").update(x509.raw).digest("hex");
-      cached = { der: x509.raw, fingerprint, idKey: Buffer.from(fingerprint) };
-    } else cached = null;
+    cached = x509 ? callerCertificateFromDer(x509.raw) : null;
     socket[CALLER_CERT] = cached;
   }
   return cached ?? undefined;
@@ -89,13 +92,14 @@ const JSON_HEADERS = { "content-type": "application/json" };
 export function coalesceWrites(socket: TLSSocket): void {
   const write = socket.write.bind(socket) as (chunk: unknown, encoding?: BufferEncoding) => boolean;
   const end = socket.end.bind(socket) as (...args: unknown[]) => TLSSocket;
-  let queued: { chunk: unknown; encoding: BufferEncoding | undefined }[] | null = null;
+  // Flat [chunk, encoding, chunk, encoding, ...] of the turn's writes.
+  let queued: unknown[] | null = null;
   const flush = (): void => {
     const chunks = queued;
     queued = null;
     if (chunks === null || socket.destroyed) return;
     socket.cork();
-    for (const { chunk, encoding } of chunks) write(chunk, encoding);
+    for (let i = 0; i < chunks.length; i += 2) write(chunks[i], chunks[i + 1] as BufferEncoding | undefined);
     socket.uncork();
   };
   socket.write = function coalescedWrite(chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
@@ -107,7 +111,7 @@ export function coalesceWrites(socket: TLSSocket): void {
       queued = [];
       setImmediate(flush);
     }
-    queued.push({ chunk, encoding: encoding as BufferEncoding | undefined });
+    queued.push(chunk, encoding);
     if (typeof callback === "function") process.nextTick(callback as () => void);
     return true;
   } as TLSSocket["write"];

@@ -80,20 +80,24 @@ interface RequestState {
   claimsDigest: Buffer | undefined;
   /** `ccf.rpc.setApplyWrites`; undefined = CCF's default (apply on 2xx). */
   applyWrites: boolean | undefined;
-  /** Range fetches that a `getStateRange` of the request is waiting for. */
-  fetches: Promise<void>[];
+  /** Range fetches that a `getStateRange` of the request is waiting for (rarely any). */
+  fetches: Promise<void>[] | undefined;
 }
 
 function newRequestState(): RequestState {
-  return { claimsDigest: undefined, applyWrites: undefined, fetches: [] };
+  return { claimsDigest: undefined, applyWrites: undefined, fetches: undefined };
+}
+
+/** The request whose handler runs: what the headers and caller hooks answer from. */
+interface ActiveRequest {
+  readonly ctx: EndpointContext;
+  readonly callerUndefined: boolean;
 }
 
 /** A request waiting for the next batch. */
-interface BatchSlot {
-  readonly ctx: EndpointContext;
+interface BatchSlot extends ActiveRequest {
   readonly index: number;
   readonly name: string;
-  readonly callerUndefined: boolean;
   readonly readOnly: string | undefined;
   readonly generation: number;
   /** Runs the request on its own, as without batching. */
@@ -140,7 +144,7 @@ export class JsApp {
   batchStats = { batches: 0, requests: 0 };
   private readonly callerCache = new Map<string, CachedCaller>();
   /** The request whose handler is running (its headers and caller are fetched on demand). */
-  private activeRequest: { ctx: EndpointContext; callerUndefined: boolean } | undefined;
+  private activeRequest: ActiveRequest | undefined;
   private randomPool = Buffer.alloc(0);
   private randomOffset = 0;
   private readonly logger: JsAppLogger | undefined;
@@ -173,7 +177,7 @@ export class JsApp {
       hooks.getStateRange = (handle, start, end, expiry) => {
         const states = historical.getStateRange(handle, start, end, expiry);
         const fetching = states === null ? historical.whenFetched(handle) : undefined;
-        if (fetching !== undefined) this.req.fetches.push(fetching);
+        if (fetching !== undefined) (this.req.fetches ??= []).push(fetching);
         return states;
       };
       hooks.dropCachedStates = (handle) => historical.dropCachedStates(handle);
@@ -416,9 +420,7 @@ export class JsApp {
       for (const slot of batched) this.rerunAlone(slot, `its batch failed (${error instanceof Error ? error.message : String(error)})`);
       return;
     } finally {
-      this.kv.detach();
-      this.activeRequest = undefined;
-      this.req = newRequestState();
+      this.deselect();
     }
     this.batchStats.batches++;
     this.batchStats.requests += batched.length;
@@ -429,7 +431,7 @@ export class JsApp {
         this.rerunAlone(slot, outcome === undefined ? "no outcome" : outcome.reason);
         return;
       }
-      if (slot.req.fetches.length !== 0) {
+      if (slot.req.fetches !== undefined) {
         this.unbatchable.add(slot.index);
         this.rerunAlone(slot, "it fetches historical ranges");
         return;
@@ -454,14 +456,18 @@ export class JsApp {
   private select(batch: readonly BatchSlot[], i: number): void {
     const slot = batch[i];
     if (slot === undefined) {
-      this.kv.detach();
-      this.activeRequest = undefined;
-      this.req = newRequestState();
+      this.deselect();
       return;
     }
     this.kv.attach(slot.ctx.tx, slot.readOnly);
-    this.activeRequest = { ctx: slot.ctx, callerUndefined: slot.callerUndefined };
+    this.activeRequest = slot;
     this.req = slot.req;
+  }
+
+  private deselect(): void {
+    this.kv.detach();
+    this.activeRequest = undefined;
+    this.req = newRequestState();
   }
 
   private settleAlone(slot: BatchSlot): void {
@@ -520,8 +526,8 @@ export class JsApp {
    */
   private retryOnceFetched(ctx: EndpointContext, result: HandlerResult, again: () => HandlerResult): HandlerResult | Promise<HandlerResult> {
     const fetches = this.req.fetches;
-    if (fetches.length === 0) return result; // the common case
-    this.req.fetches = [];
+    if (fetches === undefined) return result; // the common case
+    this.req.fetches = undefined;
     if (result.status !== 202 || ctx.tx.hasWrites) return result;
     return Promise.all(fetches).then(again);
   }
@@ -543,7 +549,7 @@ export class JsApp {
     return result;
   }
 
-  private running(): { ctx: EndpointContext; callerUndefined: boolean } {
+  private running(): ActiveRequest {
     if (this.activeRequest === undefined) throw new TypeError("no JS app request is running");
     return this.activeRequest;
   }
