@@ -193,3 +193,18 @@ export function decryptPrivate(entry: DecodedEntry, secret: LedgerSecret): Buffe
 export function writeSetDigest(entryBytes: Buffer): Buffer {
   return hash("sha256", entryBytes, "buffer");
 }
+
+// Leaf input: write-set digest || commit-evidence digest || claims digest (CCF's leaf layout).
+const leafScratch = Buffer.alloc(3 * DIGEST_BYTES);
+
+/**
+ * The transaction's Merkle leaf, SHA-256(writeSetDigest || commitEvidenceDigest || claimsDigest),
+ * read straight from an encoded entry (header checked by the caller, e.g. with decodeEntry).
+ * Hot path on every node: no intermediate views of the header's digests.
+ */
+export function entryLeaf(entryBytes: Buffer): Buffer {
+  leafScratch.set(hash("sha256", entryBytes, "buffer"), 0);
+  entryBytes.copy(leafScratch, DIGEST_BYTES, 50, 82); // commit evidence digest
+  entryBytes.copy(leafScratch, 2 * DIGEST_BYTES, 18, 50); // claims digest
+  return hash("sha256", leafScratch, "buffer");
+}

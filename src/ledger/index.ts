@@ -7,6 +7,7 @@ export {
   decodeEntry,
   decryptPrivate,
   encodeEntry,
+  entryLeaf,
   writeSetDigest,
   type DecodedEntry,
   type EntryFields,

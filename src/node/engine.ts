@@ -8,19 +8,21 @@
 // On a backup, entries arrive from the primary and are applied through `applyReplicated`
 // (decrypt, KV apply, Merkle leaf; signatures are checked against the local Merkle root).
 import { EventEmitter } from "node:events";
-import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, sha256Triple, signDigest, verifyDigest } from "../crypto/index.js";
+import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, signDigest, verifyDigest } from "../crypto/index.js";
 import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
-import { LedgerSecrets, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, writeSetDigest } from "../ledger/index.js";
+import { LedgerSecrets, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
+import { EntryEncoder, type EncodedBatch, type EncodeItem } from "./entry-encoder.js";
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
 
 const ZERO_DIGEST = Buffer.alloc(32);
+const EMPTY = Buffer.alloc(0);
 /** A backup verifies its primary's signature (ECDSA) at most this often; roots are always checked. */
-const SIGNATURE_CHECK_MS = 250;
+const SIGNATURE_CHECK_MS = 1000;
 
 /** Where the primary's new ledger entries go: the replication shell proposes them to consensus. */
 export interface EntrySink {
@@ -49,6 +51,11 @@ export interface EngineOptions {
   signatureTxCount: number;
   signatureDelayMs: number;
   pendingTransactionsMax: number;
+  /**
+   * Encode the primary's entries on a worker thread (entry-encoder.ts) instead of the main
+   * thread. The node turns it on; the output is the same either way.
+   */
+  entryWorker?: boolean;
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void };
 }
 
@@ -70,6 +77,13 @@ export class TransactionEngine extends EventEmitter {
   private primary = false;
   private sink: EntrySink | undefined;
   private batch: { writeSet: WriteSet; isSignature: boolean; claimsDigest: Buffer; config?: readonly string[] }[] = [];
+  /** Seqno of the last entry handed to consensus (the Merkle tree has exactly this many leaves). */
+  private proposedSeqno = 0;
+  private readonly encoder: EntryEncoder | undefined;
+  /** Batches at the encoder worker, oldest first: entries firstSeqno .. firstSeqno + count - 1. */
+  private inFlight: { id: number; view: number; firstSeqno: number; count: number }[] = [];
+  /** Highest batch id delivered by the encoder (answers to discarded batches included). */
+  private deliveredId = 0;
   /** Node certificates already checked to be endorsed by the service (signature records carry them). */
   private readonly endorsedCerts = new Map<string, string>();
 
@@ -78,6 +92,9 @@ export class TransactionEngine extends EventEmitter {
     this.secrets = new LedgerSecrets(options.ledgerSecrets);
     // Commit evidence stays derived from the service's first ledger secret across rekeys.
     this.commitEvidence = new CommitEvidence(this.secrets.first);
+    if (options.entryWorker) {
+      this.encoder = EntryEncoder.start(this.secrets.list(), this.secrets.first, (batch) => this.onEncoded(batch), (error) => this.fail(error));
+    }
   }
 
   get currentView(): number { return this.view; }
@@ -116,7 +133,7 @@ export class TransactionEngine extends EventEmitter {
   private applyEntry(bytes: Buffer, verify: boolean): ReplayedEntry {
     const entry = decodeEntry(bytes);
     assert(entry.seqno === this.lastSeqno + 1, `ledger entries are contiguous (expected ${this.lastSeqno + 1}, found ${entry.seqno})`);
-    const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : Buffer.alloc(0);
+    const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : EMPTY;
     let config: readonly string[] | undefined;
     let signature: SignatureRecord | undefined;
     // Only signature and reconfiguration entries need their public domain read here (the store
@@ -131,11 +148,14 @@ export class TransactionEngine extends EventEmitter {
     }
     if (signature && verify) this.verifySignature(signature, entry.seqno);
     this.store.applySerialised(entry.seqno, entry.publicDomain, privatePlain);
-    this.tree.append(sha256Triple(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest));
+    this.tree.append(entryLeaf(bytes));
     this.views.note(entry.view, entry.seqno);
     this.lastSeqno = entry.seqno;
+    this.proposedSeqno = entry.seqno;
     if (entry.isSignature && signature) this.signatures.add(signature);
-    return { term: entry.view, index: entry.seqno, isSignature: entry.isSignature, ...(config ? { config } : {}), payload: bytes };
+    const replayed: ReplayedEntry = { term: entry.view, index: entry.seqno, isSignature: entry.isSignature, payload: bytes };
+    if (config) (replayed as { config?: readonly string[] }).config = config;
+    return replayed;
   }
 
   /** A backup checks every signature transaction: the primary's root must be ours, signed by an endorsed node. */
@@ -177,14 +197,39 @@ export class TransactionEngine extends EventEmitter {
   rollback(seqno: number): void {
     if (seqno >= this.lastSeqno) return;
     assert(seqno >= this.commitSeqno, "never roll back committed transactions");
-    assert(this.batch.length === 0, "the batch is drained before a rollback");
+    assert(this.batch.length === 0 && this.inFlight.length === 0, "the batch is drained before a rollback");
     this.options.logger.warn({ from: seqno + 1, to: this.lastSeqno }, "rolling back uncommitted transactions");
     this.store.rollback(seqno);
     this.tree.retract(seqno);
     this.signatures.truncate(seqno);
     this.views.truncate(seqno);
-    this.secrets.truncate(seqno);
+    this.truncateSecrets(seqno);
     this.ledger.truncate(seqno).catch((error) => this.fail(error as Error));
+    this.lastSeqno = seqno;
+    this.proposedSeqno = Math.min(this.proposedSeqno, seqno);
+    this.emit("rollback", seqno);
+  }
+
+  private truncateSecrets(seqno: number): void {
+    const before = this.secrets.count;
+    this.secrets.truncate(seqno);
+    if (this.secrets.count !== before) this.encoder?.setSecrets(this.secrets.list(), this.secrets.first);
+  }
+
+  /**
+   * A primary stepping down drops the transactions it committed locally but never handed to
+   * consensus (queued, or at the encoder): no other node has them, so none can commit, and
+   * their clients see them become Invalid, as for any uncommitted transaction of an old view.
+   */
+  private discardUnproposed(): void {
+    if (this.lastSeqno === this.proposedSeqno) return;
+    const seqno = this.proposedSeqno;
+    this.options.logger.warn({ from: seqno + 1, to: this.lastSeqno }, "dropping transactions not yet proposed to consensus (no longer primary)");
+    this.batch = [];
+    this.inFlight = [];
+    this.store.rollback(seqno);
+    this.views.truncate(seqno);
+    this.truncateSecrets(seqno);
     this.lastSeqno = seqno;
     this.emit("rollback", seqno);
   }
@@ -204,7 +249,7 @@ export class TransactionEngine extends EventEmitter {
 
   /** Another node leads (or none does): stop executing writes and signing. */
   becomeBackup(view: number): void {
-    this.drain();
+    this.discardUnproposed();
     if (view > this.view) this.view = view;
     this.primary = false;
     if (this.signatureTimer) clearInterval(this.signatureTimer);
@@ -235,15 +280,28 @@ export class TransactionEngine extends EventEmitter {
     this.emit("commit", seqno);
   }
 
-  /** Turns the pending batch into proposals now (before consensus takes any other input). */
+  /**
+   * Hands every locally committed transaction to consensus now: waits for the batches at the
+   * encoder worker, then encodes what is still queued on this thread. A signature must cover
+   * everything before it; a reconfiguration must follow it in the log.
+   */
   drain(): void {
-    this.appendBatch();
+    const last = this.inFlight[this.inFlight.length - 1];
+    if (last !== undefined && this.encoder !== undefined) {
+      try {
+        this.encoder.waitFor(last.id, () => this.deliveredId);
+      } catch (error) {
+        this.fail(error as Error); // callers check `failure` before relying on the log
+        return;
+      }
+    }
+    if (!this.failure) this.encodeQueued();
   }
 
   private fail(error: Error): void {
     if (this.failure) return;
     this.failure = error;
-    this.options.logger.error({ err: error }, "ledger write failed; the node stops accepting writes");
+    this.options.logger.error({ err: error }, "ledger write or entry encoding failed; the node stops accepting writes");
     this.emit("failure", error);
   }
 
@@ -268,6 +326,7 @@ export class TransactionEngine extends EventEmitter {
   commitReconfiguration(tx: Transaction, voters: readonly string[]): TxId {
     this.checkWritable();
     this.drain();
+    this.checkWritable();
     const seqno = this.lastSeqno + 1;
     const writeSet = this.store.commit(tx, seqno);
     this.batch.push({ writeSet, isSignature: false, claimsDigest: ZERO_DIGEST, config: voters });
@@ -291,13 +350,58 @@ export class TransactionEngine extends EventEmitter {
     this.batch.push({ writeSet, isSignature, claimsDigest });
     this.views.note(this.view, writeSet.seqno);
     this.lastSeqno = writeSet.seqno;
-    if (this.batch.length === 1) setImmediate(this.appendBatch);
+    if (this.batch.length === 1) setImmediate(this.flushBatch);
   }
 
-  /** Turns every queued write set into a ledger entry and a Merkle leaf, in seqno order. */
-  private readonly appendBatch = (): void => {
+  /**
+   * Once per event-loop turn: the turn's transactions go to the encoder worker (when there is
+   * one and only ordinary transactions are queued), otherwise they are encoded here.
+   */
+  private readonly flushBatch = (): void => {
     const batch = this.batch;
     if (batch.length === 0) return;
+    const encoder = this.encoder;
+    if (encoder === undefined || !this.primary || this.failure || encoder.failed
+      || batch.some((b) => b.isSignature || b.config !== undefined)) {
+      this.encodeQueued();
+      return;
+    }
+    this.batch = [];
+    const items: EncodeItem[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const { writeSet, claimsDigest } = batch[i]!;
+      const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
+      items[i] = { claimsDigest, publicDomain, privateDomain };
+    }
+    const firstSeqno = batch[0]!.writeSet.seqno;
+    const id = encoder.submit(this.view, firstSeqno, items);
+    this.inFlight.push({ id, view: this.view, firstSeqno, count: batch.length });
+  };
+
+  /** The encoder worker's answer for one batch: leaves into the tree, entries to consensus. */
+  private onEncoded(encoded: EncodedBatch): void {
+    this.deliveredId = encoded.id;
+    const head = this.inFlight[0];
+    // Batches dropped by discardUnproposed still answer: ignore them.
+    if (head === undefined || head.id !== encoded.id || this.failure) return;
+    this.inFlight.shift();
+    assert(head.firstSeqno === this.proposedSeqno + 1, `encoded batch starts at ${head.firstSeqno} after proposed seqno ${this.proposedSeqno}`);
+    assert(encoded.entries.length === head.count, "the encoder answers every entry of a batch");
+    const sink = this.sink;
+    assert(sink !== undefined, "an entry sink is set before the first transaction");
+    for (let i = 0; i < head.count; i++) {
+      const seqno = head.firstSeqno + i;
+      this.tree.append(encoded.leaves.subarray(32 * i, 32 * i + 32));
+      this.proposedSeqno = seqno;
+      sink.propose(encoded.entries[i]!, seqno, false, undefined);
+    }
+  }
+
+  /** Turns every queued write set into a ledger entry and a Merkle leaf here, in seqno order. */
+  private encodeQueued(): void {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    assert(this.inFlight.length === 0, "batches at the encoder are delivered before encoding here");
     this.batch = [];
     const view = this.view;
     const first = batch[0]!.writeSet.seqno;
@@ -312,16 +416,18 @@ export class TransactionEngine extends EventEmitter {
       const entry = encodeEntry({
         view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
       }, this.secrets.forSeqno(seqno));
-      this.tree.append(sha256Triple(writeSetDigest(entry), commitEvidenceDigest, claimsDigest));
+      this.tree.append(entryLeaf(entry));
+      this.proposedSeqno = seqno;
       sink.propose(entry, seqno, isSignature, config);
     }
-  };
+  }
 
   /** Appends a signature transaction over the Merkle root of everything before it. */
   emitSignature(): void {
     if (this.closed || this.failure || !this.primary) return;
     this.txSinceSignature = 0;
-    this.appendBatch(); // the root must cover every transaction before the signature
+    this.drain(); // the root must cover every transaction before the signature
+    if (this.failure) return;
     const seqno = this.lastSeqno + 1;
     const root = this.tree.root();
     const commitView = this.views.viewAt(this.commitSeqno) ?? 0;
@@ -340,7 +446,7 @@ export class TransactionEngine extends EventEmitter {
     const writeSet = this.store.commit(tx, seqno);
     this.enqueue(writeSet, true, ZERO_DIGEST);
     this.signatures.add(record);
-    this.appendBatch();
+    this.encodeQueued();
   }
 
   /**
@@ -350,12 +456,14 @@ export class TransactionEngine extends EventEmitter {
   rekey(afterSeqno: number, raw: Buffer): void {
     assert(afterSeqno === this.lastSeqno, "rekey takes effect right after the transaction that asked for it");
     this.secrets.add(afterSeqno + 1, raw);
+    this.encoder?.setSecrets(this.secrets.list(), this.secrets.first);
   }
 
   /** A ledger secret learnt from the ledger or the join response, used from `fromSeqno` on. */
   addLedgerSecret(fromSeqno: number, raw: Buffer): void {
     if (this.secrets.list().some((v) => v.fromSeqno === fromSeqno)) return;
     this.secrets.add(fromSeqno, raw);
+    this.encoder?.setSecrets(this.secrets.list(), this.secrets.first);
   }
 
   get ledgerSecrets(): LedgerSecretVersion[] {
@@ -449,8 +557,9 @@ export class TransactionEngine extends EventEmitter {
   async close(): Promise<void> {
     if (this.signatureTimer) clearInterval(this.signatureTimer);
     if (this.primary && this.txSinceSignature > 0) this.emitSignature();
-    this.appendBatch();
+    if (!this.failure) this.drain();
     this.closed = true;
+    await this.encoder?.close();
     while (!this.failure && this.ledger.durableSeqno < this.ledger.lastSeqno) {
       this.emit("durable", await this.ledger.flush());
     }

@@ -119,6 +119,7 @@ export class CocoNode {
       signatureTxCount: config.signatureTxCount,
       signatureDelayMs: config.signatureDelayMs,
       pendingTransactionsMax: config.pendingTransactionsMax,
+      entryWorker: true,
       logger,
     });
     const started = Date.now();

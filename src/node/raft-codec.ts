@@ -116,7 +116,9 @@ export function decodeRaftMessage(buf: Buffer, authenticatedFrom: string): Messa
         const eterm = body.num(); const index = body.num(); const flags = body.u8();
         const config = flags & 2 ? (JSON.parse(body.str()) as string[]) : undefined;
         const payload = body.bytes();
-        entries.push({ term: eterm, index, isSignature: (flags & 1) !== 0, ...(config ? { config } : {}), payload });
+        const entry: Entry<Buffer> = { term: eterm, index, isSignature: (flags & 1) !== 0, payload };
+        if (config) (entry as { config?: readonly string[] }).config = config;
+        entries.push(entry);
       }
       body.end();
       m = { type, ...base, prevIndex, prevTerm, leaderCommit, entries };

@@ -99,7 +99,6 @@ export class Replicator implements EntrySink {
   start(): void {
     this.timer = setInterval(() => {
       if (this.stopped) return;
-      this.engine.drain();
       this.raft.tick();
       this.process();
     }, this.options.tickMs);
@@ -128,7 +127,6 @@ export class Replicator implements EntrySink {
       return;
     }
     if (message.to !== this.options.nodeId) return;
-    this.engine.drain();
     this.raft.step(message);
     this.process();
   }
@@ -186,6 +184,9 @@ export class Replicator implements EntrySink {
       let ready: Ready<Buffer>;
       try {
         ready = this.raft.ready();
+        // Stepping down: first drop what this node committed locally but never proposed, so
+        // the engine's log ends where consensus's does before the new primary's entries apply.
+        if (ready.roleChange && ready.roleChange.role !== "Primary" && this.engine.isPrimary) this.engine.becomeBackup(ready.roleChange.term);
         this.handle(ready);
       } catch (error) {
         this.inReady = false;

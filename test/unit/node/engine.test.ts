@@ -32,11 +32,11 @@ function startEngine(engine: TransactionEngine, entries: Buffer[], dir: string, 
   return replicator;
 }
 
-async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, threaded = false) {
+async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, threaded = false, entryWorker = false) {
   const { ledger, entries } = threaded ? await ThreadedLedger.open(join(dir, "ledger"), { durability: "none" }) : await Ledger.open(join(dir, "ledger"), { durability: "none" });
   const engine = new TransactionEngine(ledger, {
     nodeId: id.nodeId, serviceCertPem: id.serviceCertPem, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem, ledgerSecrets: [{ fromSeqno: 1, raw: secret }],
-    signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, logger: quiet,
+    signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, entryWorker, logger: quiet,
   });
   let replicator: Replicator;
   try {
@@ -80,14 +80,19 @@ test("a transaction is Pending until a durable signature covers it, then Committ
   }
 });
 
-for (const threaded of [false, true]) {
-test(`receipts verify against the service certificate for every committed transaction (${threaded ? "ledger worker thread" : "in-thread ledger"})`, async () => {
+for (const [threaded, entryWorker] of [[false, false], [true, false], [true, true]] as const) {
+const variant = `${threaded ? "ledger worker thread" : "in-thread ledger"}${entryWorker ? ", entry encoder worker" : ""}`;
+test(`receipts verify against the service certificate for every committed transaction (${variant})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
   try {
     const id = await identity();
-    const { engine, ledger } = await openEngine(dir, id, randomBytes(32), threaded);
+    const { engine, ledger } = await openEngine(dir, id, randomBytes(32), threaded, entryWorker);
     const ids = [];
-    for (let i = 0; i < 13; i++) ids.push(write(engine, `k${i}`, `v${i}`));
+    for (let i = 0; i < 13; i++) {
+      ids.push(write(engine, `k${i}`, `v${i}`));
+      // Several turns, so that with the encoder worker some batches are at the worker when the signature drains.
+      if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+    }
     engine.emitSignature();
     for (let i = 0; i < 4; i++) ids.push(write(engine, `m${i}`, `w${i}`));
     engine.emitSignature();
@@ -106,12 +111,12 @@ test(`receipts verify against the service certificate for every committed transa
   }
 });
 
-test(`recovery replays the ledger, drops the tail after the last signature and starts a new view (${threaded ? "ledger worker thread" : "in-thread ledger"})`, async () => {
+test(`recovery replays the ledger, drops the tail after the last signature and starts a new view (${variant})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
   try {
     const id = await identity();
     const secret = randomBytes(32);
-    const first = await openEngine(dir, id, secret, threaded);
+    const first = await openEngine(dir, id, secret, threaded, entryWorker);
     write(first.engine, "a", "1");
     first.engine.emitSignature();
     await waitCommit(first.engine, 2);
@@ -120,7 +125,7 @@ test(`recovery replays the ledger, drops the tail after the last signature and s
     await first.ledger.flush();
     await first.ledger.close();
 
-    const second = await openEngine(dir, id, secret, threaded);
+    const second = await openEngine(dir, id, secret, threaded, entryWorker);
     assert.equal(second.engine.currentView, 2);
     // The new primary rolled back the unsigned tail and signed at once (CCF's rule): seqno 3 is its signature.
     await waitCommit(second.engine, 3);
@@ -203,6 +208,83 @@ test("after a rekey, later transactions use the new secret and recovery reads bo
     await waitCommit(engine, 4); // the new primary's first signature commits the replayed entries
     assert.equal(engine.store.get("records", Buffer.from("b"))?.toString(), "2");
     verifyReceipt(await engine.receipt(1, 2), id.serviceCertPem);
+    await engine.close();
+    await ledger.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the entry encoder worker writes byte-for-byte the entries and leaves the main thread writes, across a rekey", async () => {
+  const dirA = mkdtempSync(join(tmpdir(), "coco-engine-"));
+  const dirB = mkdtempSync(join(tmpdir(), "coco-engine-"));
+  try {
+    const id = await identity();
+    const secret = randomBytes(32);
+    const rekeyed = randomBytes(32);
+    const a = await openEngine(dirA, id, secret, false, false);
+    const b = await openEngine(dirB, id, secret, false, true);
+    const ordinary: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      for (const { engine } of [a, b]) {
+        const tx = engine.store.begin();
+        tx.set("records", Buffer.from(`k${i}`), Buffer.from(`value ${i} `.repeat(1 + (i % 7))));
+        if (i % 5 === 0) tx.set("public:records", Buffer.from(`p${i}`), Buffer.from(`public ${i}`));
+        const txid = engine.commit(tx);
+        if (engine === a.engine) ordinary.push(txid.seqno);
+        if (i === 150) engine.rekey(txid.seqno, rekeyed);
+        if (i % 60 === 59) engine.emitSignature();
+      }
+      if (i % 9 === 0) await new Promise((r) => setImmediate(r));
+    }
+    a.engine.emitSignature();
+    b.engine.emitSignature();
+    const last = a.engine.lastSeqnoLocal;
+    assert.equal(b.engine.lastSeqnoLocal, last);
+    await waitCommit(a.engine, last);
+    await waitCommit(b.engine, last);
+    for (const seqno of ordinary) {
+      assert.deepEqual(a.replicator.raft.entryAt(seqno)!.payload, b.replicator.raft.entryAt(seqno)!.payload, `entry ${seqno}`);
+      assert.deepEqual(a.engine.tree.leaf(seqno - 1), b.engine.tree.leaf(seqno - 1), `leaf ${seqno}`);
+    }
+    // And receipts from the worker's entries verify.
+    verifyReceipt(await b.engine.receipt(1, ordinary[0]!), id.serviceCertPem);
+    verifyReceipt(await b.engine.receipt(1, ordinary[ordinary.length - 1]!), id.serviceCertPem);
+    for (const { engine, ledger } of [a, b]) {
+      await engine.close();
+      await ledger.close();
+    }
+  } finally {
+    rmSync(dirA, { recursive: true, force: true });
+    rmSync(dirB, { recursive: true, force: true });
+  }
+});
+
+test("a primary that steps down drops the transactions still at the entry encoder, and their late answer changes nothing", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
+  try {
+    const id = await identity();
+    const { engine, ledger, replicator } = await openEngine(dir, id, randomBytes(32), false, true);
+    write(engine, "kept", "1");
+    engine.emitSignature();
+    await waitCommit(engine, 2);
+    const rolledBack: number[] = [];
+    engine.on("rollback", (seqno: number) => rolledBack.push(seqno));
+    for (let i = 0; i < 50; i++) write(engine, `lost${i}`, "x");
+    await new Promise((r) => setImmediate(r)); // the batch is now at the worker
+    write(engine, "queued", "y"); // and this one still queued here
+    assert.equal(engine.lastSeqnoLocal, 53);
+    engine.becomeBackup(engine.currentView);
+    assert.deepEqual(rolledBack, [2]);
+    assert.equal(engine.lastSeqnoLocal, 2);
+    assert.equal(engine.store.get("records", Buffer.from("lost0")), undefined);
+    assert.equal(engine.store.get("records", Buffer.from("queued")), undefined);
+    assert.equal(engine.store.get("records", Buffer.from("kept"))?.toString(), "1");
+    await new Promise((r) => setTimeout(r, 50)); // the worker's answer arrives and is ignored
+    assert.equal(engine.tree.size, 2);
+    assert.equal(replicator.raft.lastIndex, 2);
+    assert.equal(engine.status(1, 3), "Unknown");
+    replicator.stop();
     await engine.close();
     await ledger.close();
   } finally {

@@ -1,0 +1,71 @@
+// The entry encoder's worker thread (see entry-encoder.ts): commit-evidence nonces and digests,
+// AES-256-GCM encryption of private domains and Merkle leaves for batches of the primary's
+// transactions. Stateless apart from the ledger secrets; answers strictly in request order.
+import { workerData, type MessagePort } from "node:worker_threads";
+import { LedgerSecrets, encodeEntry, entryLeaf } from "../ledger/index.js";
+import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
+import { ITEM_HEADER_BYTES, type EncoderReply, type EncoderRequest } from "./entry-encoder.js";
+
+const { port, posted } = workerData as { port: MessagePort; posted: Int32Array };
+let secrets: LedgerSecrets | undefined;
+let commitEvidence: CommitEvidence | undefined;
+let commitEvidenceFirst: Buffer | undefined;
+
+function encode(view: number, firstSeqno: number, count: number, input: ArrayBuffer): EncoderReply & { ok: true } {
+  if (!secrets || !commitEvidence) throw new Error("no ledger secrets yet");
+  const bytes = Buffer.from(input);
+  const nonces = commitEvidence.nonces(view, firstSeqno, count);
+  const entries: Buffer[] = new Array(count);
+  const leaves = new ArrayBuffer(32 * count);
+  const leafBytes = new Uint8Array(leaves);
+  let at = 0;
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const seqno = firstSeqno + i;
+    const claimsDigest = bytes.subarray(at, at + 32);
+    const publicLength = bytes.readUInt32BE(at + 32);
+    const privateLength = bytes.readUInt32BE(at + 36);
+    at += ITEM_HEADER_BYTES;
+    const publicDomain = bytes.subarray(at, at + publicLength);
+    at += publicLength;
+    const privatePlaintext = bytes.subarray(at, at + privateLength);
+    at += privateLength;
+    const commitEvidenceDigest = CommitEvidence.digest(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
+    const entry = encodeEntry({ view, seqno, isSignature: false, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext }, secrets.forSeqno(seqno));
+    leafBytes.set(entryLeaf(entry), 32 * i);
+    entries[i] = entry;
+    total += entry.length;
+  }
+  const out = new ArrayBuffer(total);
+  const outBytes = new Uint8Array(out);
+  const lengths = new Uint32Array(count);
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    outBytes.set(entries[i]!, offset);
+    offset += entries[i]!.length;
+    lengths[i] = entries[i]!.length;
+  }
+  return { id: 0, ok: true, entries: out, lengths, leaves };
+}
+
+port.on("message", (request: EncoderRequest) => {
+  if (request.op === "secrets") {
+    secrets = new LedgerSecrets(request.secrets.map((s) => ({ fromSeqno: s.fromSeqno, raw: Buffer.from(s.raw) })));
+    const first = Buffer.from(request.firstSecret);
+    if (!commitEvidenceFirst?.equals(first)) {
+      commitEvidence = new CommitEvidence(first);
+      commitEvidenceFirst = first;
+    }
+    return;
+  }
+  let reply: EncoderReply;
+  try {
+    reply = { ...encode(request.view, request.firstSeqno, request.count, request.input), id: request.id };
+  } catch (error) {
+    reply = { id: request.id, ok: false, message: (error as Error)?.message ?? String(error) };
+  }
+  port.postMessage(reply, reply.ok ? [reply.entries, reply.leaves] : []);
+  // After the post: a main thread woken by this finds the reply already queued on its port.
+  Atomics.add(posted, 0, 1);
+  Atomics.notify(posted, 0);
+});
