@@ -8,6 +8,7 @@ export {
   decryptPrivate,
   encodeEntry,
   entryLeaf,
+  entryLeafInto,
   writeSetDigest,
   type DecodedEntry,
   type EntryFields,

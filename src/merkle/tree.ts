@@ -17,7 +17,7 @@
 //   start after i >= f, so each has index >= floor(f / 2^h).
 // - append of leaf n >= f only combines the block holding n with its left neighbour: same bound.
 import { CocoError } from "../util/errors.js";
-import { sha256 } from "../crypto/index.js";
+import { sha256Into } from "../crypto/index.js";
 import { HASH_BYTES, hashChildren, type ProofStep } from "./proof.js";
 
 /** Root of the empty tree: 32 zero bytes (RFC 6962 would hash the empty string; CCF never signs it). */
@@ -33,13 +33,24 @@ class HashLevel {
   length = 0;
 
   push(hash: Uint8Array): void {
+    this.#reserve();
+    this.bytes.set(hash, this.length * HASH_BYTES);
+    this.length++;
+  }
+
+  /** Appends SHA-256(input), written in place. */
+  pushDigestOf(input: Uint8Array): void {
+    this.#reserve();
+    sha256Into(input, this.bytes, this.length * HASH_BYTES);
+    this.length++;
+  }
+
+  #reserve(): void {
     if ((this.length + 1) * HASH_BYTES > this.bytes.length) {
       const grown = Buffer.allocUnsafe(this.bytes.length * 2);
       this.bytes.copy(grown, 0, 0, this.length * HASH_BYTES);
       this.bytes = grown;
     }
-    this.bytes.set(hash, this.length * HASH_BYTES);
-    this.length++;
   }
 
   /** A view of stored hash i: valid only until the level changes. */
@@ -90,14 +101,14 @@ export class MerkleTree {
     // children sit side by side in the level's buffer, so the parent hashes them in place.
     for (let height = 0; index % 2 === 1; height++) {
       const level = this.#levels[height]!;
-      const parent = sha256(level.pairView(index - 1 - this.#bases[height]!));
+      const children = level.pairView(index - 1 - this.#bases[height]!);
       index = (index - 1) / 2;
       if (this.#levels.length === height + 1) {
         // First ever block at this height, so block 0; flushedIndex < size keeps base 0 valid.
         this.#levels.push(new HashLevel());
         this.#bases.push(0);
       }
-      this.#levels[height + 1]!.push(parent);
+      this.#levels[height + 1]!.pushDigestOf(children);
     }
     this.#size++;
     this.#cachedRoot = undefined;

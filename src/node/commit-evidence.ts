@@ -12,6 +12,7 @@ import { createCipheriv, createSecretKey, hash, type KeyObject } from "node:cryp
 import { hkdfSha256 } from "../crypto/index.js";
 
 export const COMMIT_NONCE_BYTES = 16;
+const digestScratch = Buffer.alloc(32);
 
 function counterBlock(view: number, seqno: number): Buffer {
   const block = Buffer.alloc(16);
@@ -41,6 +42,13 @@ export class CommitEvidence {
 
   static digest(view: number, seqno: number, nonce: Buffer): Buffer {
     return hash("sha256", CommitEvidence.format(view, seqno, nonce), "buffer");
+  }
+
+  /** digest() in a shared buffer, valid until the next call: for callers that copy it at once. */
+  static digestShared(view: number, seqno: number, nonce: Buffer): Buffer {
+    (digestScratch as Buffer & { latin1Write(text: string, offset: number): number })
+      .latin1Write(hash("sha256", CommitEvidence.format(view, seqno, nonce), "binary"), 0);
+    return digestScratch;
   }
 
   evidence(view: number, seqno: number): string {

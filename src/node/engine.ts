@@ -412,7 +412,7 @@ export class TransactionEngine extends EventEmitter {
       const { writeSet, isSignature, claimsDigest, config } = batch[i]!;
       const seqno = writeSet.seqno;
       const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
-      const commitEvidenceDigest = CommitEvidence.digest(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
+      const commitEvidenceDigest = CommitEvidence.digestShared(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
       const entry = encodeEntry({
         view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
       }, this.secrets.forSeqno(seqno));

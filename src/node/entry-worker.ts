@@ -2,7 +2,7 @@
 // AES-256-GCM encryption of private domains and Merkle leaves for batches of the primary's
 // transactions. Stateless apart from the ledger secrets; answers strictly in request order.
 import { workerData, type MessagePort } from "node:worker_threads";
-import { LedgerSecrets, encodeEntry, entryLeaf } from "../ledger/index.js";
+import { LedgerSecrets, encodeEntry, entryLeafInto } from "../ledger/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
 import { ITEM_HEADER_BYTES, type EncoderReply, type EncoderRequest } from "./entry-encoder.js";
 
@@ -17,7 +17,7 @@ function encode(view: number, firstSeqno: number, count: number, input: ArrayBuf
   const nonces = commitEvidence.nonces(view, firstSeqno, count);
   const entries: Buffer[] = new Array(count);
   const leaves = new ArrayBuffer(32 * count);
-  const leafBytes = new Uint8Array(leaves);
+  const leafBytes = Buffer.from(leaves);
   let at = 0;
   let total = 0;
   for (let i = 0; i < count; i++) {
@@ -30,9 +30,9 @@ function encode(view: number, firstSeqno: number, count: number, input: ArrayBuf
     at += publicLength;
     const privatePlaintext = bytes.subarray(at, at + privateLength);
     at += privateLength;
-    const commitEvidenceDigest = CommitEvidence.digest(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
+    const commitEvidenceDigest = CommitEvidence.digestShared(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
     const entry = encodeEntry({ view, seqno, isSignature: false, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext }, secrets.forSeqno(seqno));
-    leafBytes.set(entryLeaf(entry), 32 * i);
+    entryLeafInto(entry, leafBytes, 32 * i);
     entries[i] = entry;
     total += entry.length;
   }

@@ -2,7 +2,7 @@
 // (FIPS 180-2, RFC 4231, RFC 5869, the GCM specification's test cases 13 and 14).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AesGcmKey, hkdfSha256, hmacSha256, randomBytes, sha256, sha256Pair } from "../../../src/crypto/index.js";
+import { AesGcmKey, hkdfSha256, hmacSha256, randomBytes, sha256, sha256Into, sha256Pair } from "../../../src/crypto/index.js";
 
 const hex = (text: string): Buffer => Buffer.from(text, "hex");
 
@@ -74,4 +74,14 @@ test("AesGcmKey validates key and IV sizes", () => {
   assert.throws(() => new AesGcmKey(Buffer.alloc(16)), /32 bytes/);
   const key = new AesGcmKey(Buffer.alloc(32));
   assert.throws(() => key.seal(Buffer.alloc(16), Buffer.alloc(1), Buffer.alloc(0)), /12 bytes/);
+});
+
+test("sha256Into writes exactly sha256 of its input at the offset, for every byte value", () => {
+  const out = Buffer.alloc(80, 0xee);
+  for (const input of [Buffer.alloc(0), Buffer.from("abc"), randomBytes(64), randomBytes(1000), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]) {
+    out.fill(0xee);
+    sha256Into(input, out, 7);
+    assert.deepEqual(out.subarray(7, 39), sha256(input));
+    assert.ok(out.subarray(0, 7).every((b) => b === 0xee) && out.subarray(39).every((b) => b === 0xee), "nothing outside the 32 bytes changes");
+  }
 });

@@ -11,9 +11,12 @@ import {
   decodeEntry,
   decryptPrivate,
   encodeEntry,
+  entryLeaf,
+  entryLeafInto,
   writeSetDigest,
   type EntryFields,
 } from "../../../src/ledger/index.js";
+import { sha256Triple } from "../../../src/crypto/index.js";
 import { CocoError } from "../../../src/util/errors.js";
 
 const secret = new LedgerSecret(randomBytes(32));
@@ -121,4 +124,20 @@ describe("ledger entry codec", () => {
     assert.equal(JSON.stringify({ s }), '{"s":"[LedgerSecret]"}');
     assert.ok(!inspect(s).includes("ab"));
   });
+});
+
+test("entryLeaf is CCF's leaf, SHA-256(write set digest || commit evidence digest || claims digest)", () => {
+  for (let i = 0; i < 20; i++) {
+    const bytes = encodeEntry({
+      view: 1 + i, seqno: 100 + i, isSignature: i % 3 === 0, claimsDigest: randomBytes(32), commitEvidenceDigest: randomBytes(32),
+      publicDomain: randomBytes(i * 7), privatePlaintext: randomBytes(i % 2 === 0 ? 0 : i * 11),
+    }, secret);
+    const entry = decodeEntry(bytes);
+    const expected = sha256Triple(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest);
+    assert.deepEqual(entryLeaf(bytes), expected);
+    const out = Buffer.alloc(32 * 3);
+    entryLeafInto(bytes, out, 32);
+    assert.deepEqual(out.subarray(32, 64), expected);
+    assert.ok(out.subarray(0, 32).every((b) => b === 0) && out.subarray(64).every((b) => b === 0));
+  }
 });
