@@ -21,4 +21,6 @@ export interface CommittedState {
   readonly currentVersion: number;
   /** Incremented by every rollback: versions are reused after one, so reads taken before it are stale. */
   readonly rollbackEpoch: number;
+  /** Incremented by every Store.writeReserved: a write that lands below currentVersion. */
+  readonly reservedWriteCount: number;
 }

@@ -29,6 +29,9 @@ export class Store implements CommittedState {
   readonly maps = new Map<string, MapState>();
   private version = 0;
   private epoch = 0;
+  private reservedWrites = 0;
+  /** Seqnos taken by reserve() and not yet compacted or rolled back. */
+  private readonly reserved = new Set<number>();
   /** Undo information for seqnos <= compactedVersion has been dropped. */
   private compactedVersion = 0;
   /** undoLog[i] undoes seqno compactedVersion + 1 + i. */
@@ -44,6 +47,11 @@ export class Store implements CommittedState {
   /** @internal Bumped by every rollback; see CommittedState. */
   get rollbackEpoch(): number {
     return this.epoch;
+  }
+
+  /** @internal See CommittedState. */
+  get reservedWriteCount(): number {
+    return this.reservedWrites;
   }
 
   /** Number of seqnos whose undo information is retained (they can still be rolled back). */
@@ -71,6 +79,46 @@ export class Store implements CommittedState {
     const maps: MapWrites[] = pending.map((p) => ({ name: p.name, isPublic: isPublicMapName(p.name), writes: sortedWrites(p.writes) }));
     this.applyPending(seqno, pending);
     return { seqno, maps };
+  }
+
+  /**
+   * Takes `seqno` (= currentVersion + 1) for a transaction whose writes are known only later,
+   * and moves the version past it: a signature transaction signs a Merkle root that is still
+   * being computed while later transactions commit. writeReserved() then applies its writes.
+   */
+  reserve(seqno: number): void {
+    assert(seqno === this.version + 1, `reserve seqno ${seqno} but current version is ${this.version}`);
+    this.undoLog.push([]);
+    this.version = seqno;
+    this.reserved.add(seqno);
+  }
+
+  /**
+   * Applies a write of reserved `seqno` now that it is known. The key must not have been
+   * written since (the caller reserves one such transaction per map and key at a time).
+   * Transactions that read the key meanwhile conflict at commit, as for any write.
+   */
+  writeReserved(seqno: number, map: string, key: Buffer, value: Buffer): void {
+    assert(this.reserved.has(seqno), `seqno ${seqno} was reserved (and not compacted or rolled back since)`);
+    const record = this.undoLog[seqno - this.compactedVersion - 1]!;
+    let state = this.maps.get(map);
+    const created = state === undefined;
+    if (state === undefined) {
+      state = { name: map, entries: new Map(), lastWriteVersion: 0 };
+      this.maps.set(map, state);
+    }
+    const k = keyToString(key);
+    const previous = state.entries.get(k);
+    assert(previous === undefined || previous.version < seqno, `key written at ${previous?.version} after reserved seqno ${seqno}`);
+    record.push({ map: state, created, previousLastWriteVersion: state.lastWriteVersion, previousEntries: [k, previous] });
+    state.entries.set(k, { value, version: seqno });
+    state.lastWriteVersion = Math.max(state.lastWriteVersion, seqno);
+    this.reservedWrites++;
+    const observers = this.writeObservers.get(map);
+    if (observers !== undefined) {
+      const writes = new Map<string, Buffer | null>([[k, value]]);
+      for (const cb of observers) cb(seqno, writes);
+    }
   }
 
   /** Reads the latest local state outside any transaction. The Buffer must not be mutated. */
@@ -103,6 +151,7 @@ export class Store implements CommittedState {
       this.version--;
     }
     this.epoch++;
+    for (const seqno of this.reserved) if (seqno > version) this.reserved.delete(seqno);
     for (const cb of this.rollbackObservers) cb(version);
   }
 
@@ -113,6 +162,7 @@ export class Store implements CommittedState {
     if (version <= this.compactedVersion) return;
     this.undoLog.splice(0, version - this.compactedVersion);
     this.compactedVersion = version;
+    for (const seqno of this.reserved) if (seqno <= version) this.reserved.delete(seqno);
   }
 
   /** Calls cb after every commit or apply that writes `map`. Observers must not throw. */

@@ -32,11 +32,13 @@ export class Transaction {
   /** Store version when the transaction began: if unchanged at commit, no read can be stale. */
   private readonly beginVersion: number;
   private readonly beginRollbackEpoch: number;
+  private readonly beginReservedWrites: number;
 
   /** Created by Store.begin(). */
   constructor(private readonly state: CommittedState) {
     this.beginVersion = state.currentVersion;
     this.beginRollbackEpoch = state.rollbackEpoch;
+    this.beginReservedWrites = state.reservedWriteCount;
   }
 
   /** Own writes first, then committed state. The returned Buffer must not be mutated. */
@@ -166,7 +168,8 @@ export class Transaction {
       this.finished = true;
       throw new ConflictError("the store was rolled back while the transaction ran");
     }
-    if (state.currentVersion === this.beginVersion) return; // nothing committed since begin
+    // Nothing committed since begin (a reserved seqno's late write does not move the version).
+    if (state.currentVersion === this.beginVersion && state.reservedWriteCount === this.beginReservedWrites) return;
     for (const txMap of this.txMaps.values()) {
       const mapState = state.maps.get(txMap.name);
       if (txMap.mapReadVersion >= 0 && (mapState?.lastWriteVersion ?? 0) !== txMap.mapReadVersion) {

@@ -19,6 +19,15 @@ import { EntryEncoder, type EncodedBatch, type EncodeItem } from "./entry-encode
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
 
+/** A transaction waiting for its ledger entry; no write set yet: a reserved signature transaction. */
+interface Queued {
+  readonly seqno: number;
+  readonly writeSet: WriteSet | undefined;
+  readonly isSignature: boolean;
+  readonly claimsDigest: Buffer;
+  readonly config?: readonly string[];
+}
+
 const ZERO_DIGEST = Buffer.alloc(32);
 const EMPTY = Buffer.alloc(0);
 /** A backup verifies its primary's signature (ECDSA) at most this often; roots are always checked. */
@@ -76,12 +85,17 @@ export class TransactionEngine extends EventEmitter {
   private failure: Error | undefined;
   private primary = false;
   private sink: EntrySink | undefined;
-  private batch: { writeSet: WriteSet; isSignature: boolean; claimsDigest: Buffer; config?: readonly string[] }[] = [];
+  /** Committed locally, not yet at the encoder or in the log, in seqno order. */
+  private batch: Queued[] = [];
   /** Seqno of the last entry handed to consensus (the Merkle tree has exactly this many leaves). */
   private proposedSeqno = 0;
   private readonly encoder: EntryEncoder | undefined;
   /** Batches at the encoder worker, oldest first: entries firstSeqno .. firstSeqno + count - 1. */
-  private inFlight: { id: number; view: number; firstSeqno: number; count: number }[] = [];
+  private inFlight: ({ id: number; firstSeqno: number; count: number } | { signature: number })[] = [];
+  /** A signature transaction's seqno is reserved and it is not signed yet. */
+  private signaturePending = false;
+  /** emitSignature was called while one was pending: sign again once it is done. */
+  private signatureAgain = false;
   /** Highest batch id delivered by the encoder (answers to discarded batches included). */
   private deliveredId = 0;
   /** Node certificates already checked to be endorsed by the service (signature records carry them). */
@@ -227,6 +241,8 @@ export class TransactionEngine extends EventEmitter {
     this.options.logger.warn({ from: seqno + 1, to: this.lastSeqno }, "dropping transactions not yet proposed to consensus (no longer primary)");
     this.batch = [];
     this.inFlight = [];
+    this.signaturePending = false;
+    this.signatureAgain = false;
     this.store.rollback(seqno);
     this.views.truncate(seqno);
     this.truncateSecrets(seqno);
@@ -282,19 +298,21 @@ export class TransactionEngine extends EventEmitter {
 
   /**
    * Hands every locally committed transaction to consensus now: waits for the batches at the
-   * encoder worker, then encodes what is still queued on this thread. A signature must cover
-   * everything before it; a reconfiguration must follow it in the log.
+   * encoder worker, then encodes what is still queued on this thread. A reconfiguration must
+   * follow everything before it in the log; close() must leave nothing behind.
    */
   drain(): void {
-    const last = this.inFlight[this.inFlight.length - 1];
-    if (last !== undefined && this.encoder !== undefined) {
+    let lastBatch: number | undefined;
+    for (const item of this.inFlight) if ("id" in item) lastBatch = item.id;
+    if (lastBatch !== undefined && this.encoder !== undefined) {
       try {
-        this.encoder.waitFor(last.id, () => this.deliveredId);
+        this.encoder.waitFor(lastBatch, () => this.deliveredId);
       } catch (error) {
         this.fail(error as Error); // callers check `failure` before relying on the log
         return;
       }
     }
+    this.settle();
     if (!this.failure) this.encodeQueued();
   }
 
@@ -329,7 +347,7 @@ export class TransactionEngine extends EventEmitter {
     this.checkWritable();
     const seqno = this.lastSeqno + 1;
     const writeSet = this.store.commit(tx, seqno);
-    this.batch.push({ writeSet, isSignature: false, claimsDigest: ZERO_DIGEST, config: voters });
+    this.batch.push({ seqno, writeSet, isSignature: false, claimsDigest: ZERO_DIGEST, config: voters });
     this.views.note(this.view, seqno);
     this.lastSeqno = seqno;
     this.txSinceSignature++;
@@ -347,35 +365,49 @@ export class TransactionEngine extends EventEmitter {
   }
 
   private enqueue(writeSet: WriteSet, isSignature: boolean, claimsDigest: Buffer): void {
-    this.batch.push({ writeSet, isSignature, claimsDigest });
-    this.views.note(this.view, writeSet.seqno);
-    this.lastSeqno = writeSet.seqno;
+    this.push({ seqno: writeSet.seqno, writeSet, isSignature, claimsDigest });
+  }
+
+  private push(item: Queued): void {
+    this.batch.push(item);
+    this.views.note(this.view, item.seqno);
+    this.lastSeqno = item.seqno;
     if (this.batch.length === 1) setImmediate(this.flushBatch);
   }
 
   /**
-   * Once per event-loop turn: the turn's transactions go to the encoder worker (when there is
-   * one and only ordinary transactions are queued), otherwise they are encoded here.
+   * Once per event-loop turn: the turn's transactions go to the encoder worker, as one batch
+   * per run of ordinary transactions; a reserved signature waits in line between them. Without
+   * a worker (or for a reconfiguration) they are encoded here.
    */
   private readonly flushBatch = (): void => {
     const batch = this.batch;
     if (batch.length === 0) return;
     const encoder = this.encoder;
-    if (encoder === undefined || !this.primary || this.failure || encoder.failed
-      || batch.some((b) => b.isSignature || b.config !== undefined)) {
-      this.encodeQueued();
+    if (encoder === undefined || !this.primary || this.failure || encoder.failed || batch.some((b) => b.config !== undefined)) {
+      this.drain();
       return;
     }
     this.batch = [];
-    const items: EncodeItem[] = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const { writeSet, claimsDigest } = batch[i]!;
-      const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
-      items[i] = { claimsDigest, publicDomain, privateDomain };
+    let run: EncodeItem[] = [];
+    let runFirst = 0;
+    const submitRun = () => {
+      if (run.length === 0) return;
+      this.inFlight.push({ id: encoder.submit(this.view, runFirst, run), firstSeqno: runFirst, count: run.length });
+      run = [];
+    };
+    for (const item of batch) {
+      if (item.writeSet === undefined) {
+        submitRun();
+        this.inFlight.push({ signature: item.seqno });
+        continue;
+      }
+      if (run.length === 0) runFirst = item.seqno;
+      const { publicDomain, privateDomain } = serialiseWriteSet(item.writeSet);
+      run.push({ claimsDigest: item.claimsDigest, publicDomain, privateDomain });
     }
-    const firstSeqno = batch[0]!.writeSet.seqno;
-    const id = encoder.submit(this.view, firstSeqno, items);
-    this.inFlight.push({ id, view: this.view, firstSeqno, count: batch.length });
+    submitRun();
+    this.settle();
   };
 
   /** The encoder worker's answer for one batch: leaves into the tree, entries to consensus. */
@@ -383,7 +415,7 @@ export class TransactionEngine extends EventEmitter {
     this.deliveredId = encoded.id;
     const head = this.inFlight[0];
     // Batches dropped by discardUnproposed still answer: ignore them.
-    if (head === undefined || head.id !== encoded.id || this.failure) return;
+    if (head === undefined || !("id" in head) || head.id !== encoded.id || this.failure) return;
     this.inFlight.shift();
     assert(head.firstSeqno === this.proposedSeqno + 1, `encoded batch starts at ${head.firstSeqno} after proposed seqno ${this.proposedSeqno}`);
     assert(encoded.entries.length === head.count, "the encoder answers every entry of a batch");
@@ -395,6 +427,17 @@ export class TransactionEngine extends EventEmitter {
       this.proposedSeqno = seqno;
       sink.propose(encoded.entries[i]!, seqno, false, undefined);
     }
+    this.settle();
+  }
+
+  /** Signs the reserved signatures now at the head of the line: everything before them is in the tree. */
+  private settle(): void {
+    while (this.inFlight.length > 0 && !this.failure) {
+      const head = this.inFlight[0]!;
+      if ("id" in head) return;
+      this.inFlight.shift();
+      this.completeSignature(head.signature);
+    }
   }
 
   /** Turns every queued write set into a ledger entry and a Merkle leaf here, in seqno order. */
@@ -403,50 +446,82 @@ export class TransactionEngine extends EventEmitter {
     if (batch.length === 0) return;
     assert(this.inFlight.length === 0, "batches at the encoder are delivered before encoding here");
     this.batch = [];
-    const view = this.view;
-    const first = batch[0]!.writeSet.seqno;
-    const nonces = this.commitEvidence.nonces(view, first, batch.length);
-    const sink = this.sink;
-    assert(sink !== undefined, "an entry sink is set before the first transaction");
+    const nonces = this.commitEvidence.nonces(this.view, batch[0]!.seqno, batch.length);
     for (let i = 0; i < batch.length; i++) {
-      const { writeSet, isSignature, claimsDigest, config } = batch[i]!;
-      const seqno = writeSet.seqno;
-      const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
-      const commitEvidenceDigest = CommitEvidence.digestShared(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
-      const entry = encodeEntry({
-        view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
-      }, this.secrets.forSeqno(seqno));
-      this.tree.append(entryLeaf(entry));
-      this.proposedSeqno = seqno;
-      sink.propose(entry, seqno, isSignature, config);
+      const { seqno, writeSet, isSignature, claimsDigest, config } = batch[i]!;
+      if (writeSet === undefined) {
+        this.completeSignature(seqno);
+        continue;
+      }
+      this.proposeEncoded(writeSet, isSignature, claimsDigest, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES), config);
     }
   }
 
-  /** Appends a signature transaction over the Merkle root of everything before it. */
+  /** Encodes one transaction here and hands it to consensus. */
+  private proposeEncoded(writeSet: WriteSet, isSignature: boolean, claimsDigest: Buffer, nonce: Buffer, config: readonly string[] | undefined): void {
+    const view = this.view;
+    const seqno = writeSet.seqno;
+    const sink = this.sink;
+    assert(sink !== undefined, "an entry sink is set before the first transaction");
+    assert(seqno === this.proposedSeqno + 1, `proposing seqno ${seqno} after ${this.proposedSeqno}`);
+    const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
+    const commitEvidenceDigest = CommitEvidence.digestShared(view, seqno, nonce);
+    const entry = encodeEntry({
+      view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
+    }, this.secrets.forSeqno(seqno));
+    this.tree.append(entryLeaf(entry));
+    this.proposedSeqno = seqno;
+    sink.propose(entry, seqno, isSignature, config);
+  }
+
+  /**
+   * Appends a signature transaction over the Merkle root of everything before it. Its seqno is
+   * taken now; while the encoder worker still holds earlier transactions, later ones go on
+   * committing, and the signature is made once the tree has caught up (completeSignature).
+   */
   emitSignature(): void {
     if (this.closed || this.failure || !this.primary) return;
+    // One at a time: the reserved signature covers what precedes it, the next one the rest.
+    if (this.signaturePending) {
+      this.signatureAgain = true;
+      return;
+    }
     this.txSinceSignature = 0;
-    this.drain(); // the root must cover every transaction before the signature
-    if (this.failure) return;
     const seqno = this.lastSeqno + 1;
+    this.store.reserve(seqno);
+    this.signaturePending = true;
+    this.push({ seqno, writeSet: undefined, isSignature: true, claimsDigest: ZERO_DIGEST });
+    // Without the worker, or with nothing before it still to encode: sign at once. Otherwise
+    // the turn's transactions before it go to the worker first (flushBatch) and it follows.
+    if (this.encoder === undefined || this.encoder.failed || (this.inFlight.length === 0 && this.batch.length === 1)) this.drain();
+  }
+
+  /** Signs the root of the first seqno - 1 transactions and proposes the reserved signature transaction. */
+  private completeSignature(seqno: number): void {
+    assert(seqno === this.proposedSeqno + 1 && this.tree.size === seqno - 1, `signature ${seqno} follows every transaction before it`);
     const root = this.tree.root();
-    const commitView = this.views.viewAt(this.commitSeqno) ?? 0;
     const record: SignatureRecord = {
       seqno,
       view: this.view,
       commit_seqno: this.commitSeqno,
-      commit_view: commitView,
+      commit_view: this.views.viewAt(this.commitSeqno) ?? 0,
       root: root.toString("hex"),
       sig: signDigest(this.options.nodePrivateKeyPem, root).toString("base64"),
       node: this.options.nodeId,
       cert: this.options.nodeCertPem,
     };
-    const tx = this.store.begin();
-    tx.set(SIGNATURES_MAP, SINGLETON_KEY, encodeSignature(record));
-    const writeSet = this.store.commit(tx, seqno);
-    this.enqueue(writeSet, true, ZERO_DIGEST);
+    const value = encodeSignature(record);
+    this.store.writeReserved(seqno, SIGNATURES_MAP, SINGLETON_KEY, value);
+    const writeSet: WriteSet = { seqno, maps: [{ name: SIGNATURES_MAP, isPublic: true, writes: [[SINGLETON_KEY, value]] }] };
     this.signatures.add(record);
-    this.encodeQueued();
+    this.signaturePending = false;
+    this.proposeEncoded(writeSet, true, ZERO_DIGEST, this.commitEvidence.nonces(this.view, seqno, 1), undefined);
+    if (this.signatureAgain) {
+      // Asked for while this one was pending: sign what came after it (not from inside the
+      // encoding loop that may be calling us, which still holds later transactions).
+      this.signatureAgain = false;
+      setImmediate(() => { if (this.txSinceSignature > 0) this.emitSignature(); });
+    }
   }
 
   /**
@@ -556,8 +631,9 @@ export class TransactionEngine extends EventEmitter {
   /** Stops signing, writes a final signature (primary) and flushes the ledger. */
   async close(): Promise<void> {
     if (this.signatureTimer) clearInterval(this.signatureTimer);
+    this.drain();
     if (this.primary && this.txSinceSignature > 0) this.emitSignature();
-    if (!this.failure) this.drain();
+    this.drain();
     this.closed = true;
     await this.encoder?.close();
     while (!this.failure && this.ledger.durableSeqno < this.ledger.lastSeqno) {

@@ -85,3 +85,27 @@ test("onRollback observers hear the version rolled back to", () => {
   store.rollback(1);
   assert.deepEqual(heard, [1]);
 });
+
+test("a reserved seqno takes its writes later: readers meanwhile conflict, and rollback undoes them", () => {
+  const store = new Store();
+  put(store, "public:sig", "k", "old"); // seqno 1
+  const reader = store.begin(); // begins at version 1 and reads the key before the late write
+  assert.equal(reader.get("public:sig", b("k"))?.toString(), "old");
+  reader.set("other", b("x"), b("1"));
+  const before = store.snapshot();
+  store.reserve(2);
+  put(store, "m", "a", "1"); // seqno 3 commits while seqno 2 waits for its writes
+  const lateReader = store.begin(); // begins at version 3, also before the late write
+  assert.equal(lateReader.get("public:sig", b("k"))?.toString(), "old");
+  lateReader.set("other", b("y"), b("1"));
+  store.writeReserved(2, "public:sig", b("k"), b("new"));
+  assert.equal(store.currentVersion, 3);
+  assert.equal(store.get("public:sig", b("k"))?.toString(), "new");
+  // Version 3 did not move, but the late write must still be seen as a conflict.
+  assert.throws(() => store.commit(lateReader, 4), (e: any) => e.code === "TransactionConflict");
+  assert.throws(() => store.commit(reader, 4), (e: any) => e.code === "TransactionConflict");
+  assert.throws(() => store.writeReserved(3, "public:sig", b("k"), b("again")), /was reserved/);
+  store.rollback(1);
+  assert.deepEqual(store.snapshot(), before);
+  assert.equal(store.get("public:sig", b("k"))?.toString(), "old");
+});

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { TransactionEngine } from "../../../src/node/engine.js";
 import { Replicator } from "../../../src/node/replication.js";
+import { SIGNATURES_MAP, SINGLETON_KEY, decodeSignature } from "../../../src/node/signatures.js";
 import { Ledger, ThreadedLedger } from "../../../src/ledger/index.js";
 import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../../src/crypto/index.js";
 import { verifyReceipt } from "../../../src/client/index.js";
@@ -233,12 +234,19 @@ test("the entry encoder worker writes byte-for-byte the entries and leaves the m
         const txid = engine.commit(tx);
         if (engine === a.engine) ordinary.push(txid.seqno);
         if (i === 150) engine.rekey(txid.seqno, rekeyed);
-        if (i % 60 === 59) engine.emitSignature();
+        if (i % 60 === 59) {
+          // Same seqno layout in both: the worker engine first hands everything to consensus
+          // (waiting for its worker), so its signature is made at once, as the other one's.
+          engine.drain();
+          engine.emitSignature();
+        }
       }
       if (i % 9 === 0) await new Promise((r) => setImmediate(r));
     }
-    a.engine.emitSignature();
-    b.engine.emitSignature();
+    for (const { engine } of [a, b]) {
+      engine.drain();
+      engine.emitSignature();
+    }
     const last = a.engine.lastSeqnoLocal;
     assert.equal(b.engine.lastSeqnoLocal, last);
     await waitCommit(a.engine, last);
@@ -285,6 +293,42 @@ test("a primary that steps down drops the transactions still at the entry encode
     assert.equal(replicator.raft.lastIndex, 2);
     assert.equal(engine.status(1, 3), "Unknown");
     replicator.stop();
+    await engine.close();
+    await ledger.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("with the entry encoder, a signature takes its seqno at once and signs once the worker has answered; later writes commit meanwhile", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
+  try {
+    const id = await identity();
+    const { engine, ledger } = await openEngine(dir, id, randomBytes(32), true, true);
+    const before = [];
+    for (let i = 0; i < 40; i++) before.push(write(engine, `b${i}`, "x"));
+    await new Promise((r) => setImmediate(r)); // at the worker now
+    // A transaction that reads the signatures table before the signature is made...
+    const reader = engine.store.begin();
+    assert.equal(reader.get(SIGNATURES_MAP, SINGLETON_KEY), undefined);
+    reader.set("records", Buffer.from("reader"), Buffer.from("1"));
+    engine.emitSignature();
+    const signatureSeqno = engine.lastSeqnoLocal;
+    assert.equal(signatureSeqno, 41);
+    assert.equal(engine.lastSignedSeqno, 0, "not signed yet: the worker still holds seqnos 1-40");
+    const after = write(engine, "after", "y");
+    assert.equal(after.seqno, 42, "later transactions commit while the signature waits");
+    await waitCommit(engine, 41);
+    assert.equal(engine.lastSignedSeqno, 41);
+    const record = decodeSignature(engine.store.get(SIGNATURES_MAP, SINGLETON_KEY)!);
+    assert.equal(record.seqno, 41);
+    assert.equal(record.root, engine.tree.rootAt(40).toString("hex"), "it signs the root of exactly the transactions before it");
+    // ...conflicts: the signature's write landed at seqno 41, under the reader's feet.
+    assert.throws(() => engine.commit(reader), (e: any) => e.code === "TransactionConflict");
+    for (const txid of before) verifyReceipt(await engine.receipt(txid.view, txid.seqno), id.serviceCertPem);
+    engine.emitSignature();
+    await waitCommit(engine, 43);
+    verifyReceipt(await engine.receipt(after.view, after.seqno), id.serviceCertPem);
     await engine.close();
     await ledger.close();
   } finally {
