@@ -56,9 +56,10 @@ export class CommitTracker {
 
   static async start(target: TlsTarget, pollIntervalMs: number): Promise<CommitTracker> {
     const tracker = new CommitTracker(await connectTls(target), target, pollIntervalMs);
-    tracker.poll();
+    // A node that has just started may not have committed anything yet: poll until it has.
     const deadline = performance.now() + 5_000;
-    while (tracker.pollRoundTripsMs.length === 0 && tracker.fatalError === null && performance.now() < deadline) {
+    while (tracker.seqnos.length === 0 && tracker.fatalError === null && performance.now() < deadline) {
+      if (tracker.pollSentMs.length === tracker.pollSentHead) tracker.poll();
       await new Promise((r) => setTimeout(r, 5));
     }
     if (tracker.seqnos.length === 0) {
