@@ -15,9 +15,14 @@ import { LedgerSecrets, type LedgerSecretVersion, type LedgerStore, decodeEntry,
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
-import { EntryEncoder, type EncodedBatch, type EncodeItem } from "./entry-encoder.js";
+import { EntryEncoder, type EncodedBatch, type EncodeItem, type SignedRoot } from "./entry-encoder.js";
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
+
+/** In line at the encoder worker: a batch of entries, or a reserved signature whose root it signs. */
+type InFlight =
+  | { readonly id: number; readonly firstSeqno: number; readonly count: number; result?: EncodedBatch }
+  | { readonly signature: number; signId?: number; root?: Buffer; signed?: Buffer };
 
 /** A transaction waiting for its ledger entry; no write set yet: a reserved signature transaction. */
 interface Queued {
@@ -91,7 +96,7 @@ export class TransactionEngine extends EventEmitter {
   private proposedSeqno = 0;
   private readonly encoder: EntryEncoder | undefined;
   /** Batches at the encoder worker, oldest first: entries firstSeqno .. firstSeqno + count - 1. */
-  private inFlight: ({ id: number; firstSeqno: number; count: number } | { signature: number })[] = [];
+  private inFlight: InFlight[] = [];
   /** A signature transaction's seqno is reserved and it is not signed yet. */
   private signaturePending = false;
   /** emitSignature was called while one was pending: sign again once it is done. */
@@ -107,7 +112,8 @@ export class TransactionEngine extends EventEmitter {
     // Commit evidence stays derived from the service's first ledger secret across rekeys.
     this.commitEvidence = new CommitEvidence(this.secrets.first);
     if (options.entryWorker) {
-      this.encoder = EntryEncoder.start(this.secrets.list(), this.secrets.first, (batch) => this.onEncoded(batch), (error) => this.fail(error));
+      this.encoder = EntryEncoder.start(this.secrets.list(), this.secrets.first, options.nodePrivateKeyPem,
+        (reply) => this.onDelivered(reply), (error) => this.fail(error));
     }
   }
 
@@ -302,17 +308,22 @@ export class TransactionEngine extends EventEmitter {
    * follow everything before it in the log; close() must leave nothing behind.
    */
   drain(): void {
-    let lastBatch: number | undefined;
-    for (const item of this.inFlight) if ("id" in item) lastBatch = item.id;
-    if (lastBatch !== undefined && this.encoder !== undefined) {
+    for (;;) {
+      this.settle();
+      // The last request still unanswered (settling may have asked for a signature).
+      let last: number | undefined;
+      for (const item of this.inFlight) {
+        if ("id" in item) { if (item.result === undefined) last = item.id; }
+        else if (item.signId !== undefined && item.signed === undefined) last = item.signId;
+      }
+      if (last === undefined || this.encoder === undefined || this.failure) break;
       try {
-        this.encoder.waitFor(lastBatch, () => this.deliveredId);
+        this.encoder.waitFor(last, () => this.deliveredId);
       } catch (error) {
         this.fail(error as Error); // callers check `failure` before relying on the log
         return;
       }
     }
-    this.settle();
     if (!this.failure) this.encodeQueued();
   }
 
@@ -410,33 +421,59 @@ export class TransactionEngine extends EventEmitter {
     this.settle();
   };
 
-  /** The encoder worker's answer for one batch: leaves into the tree, entries to consensus. */
-  private onEncoded(encoded: EncodedBatch): void {
-    this.deliveredId = encoded.id;
-    const head = this.inFlight[0];
-    // Batches dropped by discardUnproposed still answer: ignore them.
-    if (head === undefined || !("id" in head) || head.id !== encoded.id || this.failure) return;
-    this.inFlight.shift();
-    assert(head.firstSeqno === this.proposedSeqno + 1, `encoded batch starts at ${head.firstSeqno} after proposed seqno ${this.proposedSeqno}`);
-    assert(encoded.entries.length === head.count, "the encoder answers every entry of a batch");
-    const sink = this.sink;
-    assert(sink !== undefined, "an entry sink is set before the first transaction");
-    for (let i = 0; i < head.count; i++) {
-      const seqno = head.firstSeqno + i;
-      this.tree.append(encoded.leaves.subarray(32 * i, 32 * i + 32));
-      this.proposedSeqno = seqno;
-      sink.propose(encoded.entries[i]!, seqno, false, undefined);
+  /** An answer of the encoder worker: kept with its request, then the line moves as far as it can. */
+  private onDelivered(reply: EncodedBatch | SignedRoot): void {
+    this.deliveredId = reply.id;
+    // Answers to requests dropped by discardUnproposed find nothing and are ignored.
+    for (const item of this.inFlight) {
+      if (reply.kind === "entries" && "id" in item && item.id === reply.id) item.result = reply;
+      else if (reply.kind === "signature" && "signature" in item && item.signId === reply.id) item.signed = reply.signature;
     }
     this.settle();
   }
 
-  /** Signs the reserved signatures now at the head of the line: everything before them is in the tree. */
+  /**
+   * Moves the head of the line into the log: encoded batches go to consensus in order; a
+   * signature at the head (everything before it is in the tree) has its root signed by the
+   * worker, or here without one, and is then proposed.
+   */
   private settle(): void {
     while (this.inFlight.length > 0 && !this.failure) {
       const head = this.inFlight[0]!;
-      if ("id" in head) return;
+      if ("id" in head) {
+        if (head.result === undefined) return;
+        this.inFlight.shift();
+        this.proposeBatch(head.firstSeqno, head.count, head.result);
+        continue;
+      }
+      if (head.signed !== undefined) {
+        this.inFlight.shift();
+        this.proposeSignature(head.signature, head.root!, head.signed);
+        continue;
+      }
+      if (this.encoder !== undefined && !this.encoder.failed) {
+        if (head.signId === undefined) {
+          assert(head.signature === this.proposedSeqno + 1 && this.tree.size === head.signature - 1, `signature ${head.signature} follows every transaction before it`);
+          head.root = this.tree.root();
+          head.signId = this.encoder.sign(head.root);
+        }
+        return;
+      }
       this.inFlight.shift();
       this.completeSignature(head.signature);
+    }
+  }
+
+  private proposeBatch(firstSeqno: number, count: number, encoded: EncodedBatch): void {
+    assert(firstSeqno === this.proposedSeqno + 1, `encoded batch starts at ${firstSeqno} after proposed seqno ${this.proposedSeqno}`);
+    assert(encoded.entries.length === count, "the encoder answers every entry of a batch");
+    const sink = this.sink;
+    assert(sink !== undefined, "an entry sink is set before the first transaction");
+    for (let i = 0; i < count; i++) {
+      const seqno = firstSeqno + i;
+      this.tree.append(encoded.leaves.subarray(32 * i, 32 * i + 32));
+      this.proposedSeqno = seqno;
+      sink.propose(encoded.entries[i]!, seqno, false, undefined);
     }
   }
 
@@ -491,22 +528,29 @@ export class TransactionEngine extends EventEmitter {
     this.store.reserve(seqno);
     this.signaturePending = true;
     this.push({ seqno, writeSet: undefined, isSignature: true, claimsDigest: ZERO_DIGEST });
-    // Without the worker, or with nothing before it still to encode: sign at once. Otherwise
-    // the turn's transactions before it go to the worker first (flushBatch) and it follows.
+    // Without the worker, or with nothing before it left to encode (an idle primary, a new
+    // primary's first signature): sign here at once. Otherwise the turn's transactions before
+    // it go to the worker (flushBatch, scheduled by push), which signs the root once they are in.
     if (this.encoder === undefined || this.encoder.failed || (this.inFlight.length === 0 && this.batch.length === 1)) this.drain();
   }
 
-  /** Signs the root of the first seqno - 1 transactions and proposes the reserved signature transaction. */
+  /** Signs the root of the first seqno - 1 transactions here and proposes the reserved signature transaction. */
   private completeSignature(seqno: number): void {
     assert(seqno === this.proposedSeqno + 1 && this.tree.size === seqno - 1, `signature ${seqno} follows every transaction before it`);
     const root = this.tree.root();
+    this.proposeSignature(seqno, root, signDigest(this.options.nodePrivateKeyPem, root));
+  }
+
+  /** The signature transaction `seqno` over `root` (the first seqno - 1 transactions), signed: record, KV write, entry, log. */
+  private proposeSignature(seqno: number, root: Buffer, signature: Buffer): void {
+    assert(seqno === this.proposedSeqno + 1 && this.tree.size === seqno - 1, `signature ${seqno} follows every transaction before it`);
     const record: SignatureRecord = {
       seqno,
       view: this.view,
       commit_seqno: this.commitSeqno,
       commit_view: this.views.viewAt(this.commitSeqno) ?? 0,
       root: root.toString("hex"),
-      sig: signDigest(this.options.nodePrivateKeyPem, root).toString("base64"),
+      sig: signature.toString("base64"),
       node: this.options.nodeId,
       cert: this.options.nodeCertPem,
     };

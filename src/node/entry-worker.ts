@@ -1,8 +1,10 @@
 // The entry encoder's worker thread (see entry-encoder.ts): commit-evidence nonces and digests,
 // AES-256-GCM encryption of private domains and Merkle leaves for batches of the primary's
-// transactions. Stateless apart from the ledger secrets; answers strictly in request order.
+// transactions, and ECDSA signatures of Merkle roots with the node key. Stateless apart from
+// the ledger secrets and the key; answers strictly in request order.
 import { workerData, type MessagePort } from "node:worker_threads";
 import { LedgerSecrets, encodeEntry, entryLeafInto } from "../ledger/index.js";
+import { signDigest } from "../crypto/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
 import { ITEM_HEADER_BYTES, type EncoderReply, type EncoderRequest } from "./entry-encoder.js";
 
@@ -10,8 +12,9 @@ const { port, posted } = workerData as { port: MessagePort; posted: Int32Array }
 let secrets: LedgerSecrets | undefined;
 let commitEvidence: CommitEvidence | undefined;
 let commitEvidenceFirst: Buffer | undefined;
+let nodePrivateKeyPem: string | undefined;
 
-function encode(view: number, firstSeqno: number, count: number, input: ArrayBuffer): EncoderReply & { ok: true } {
+function encode(view: number, firstSeqno: number, count: number, input: ArrayBuffer): { id: number; ok: true; entries: ArrayBuffer; lengths: Uint32Array; leaves: ArrayBuffer } {
   if (!secrets || !commitEvidence) throw new Error("no ledger secrets yet");
   const bytes = Buffer.from(input);
   const nonces = commitEvidence.nonces(view, firstSeqno, count);
@@ -58,13 +61,25 @@ port.on("message", (request: EncoderRequest) => {
     }
     return;
   }
+  if (request.op === "key") {
+    nodePrivateKeyPem = request.privateKeyPem;
+    return;
+  }
   let reply: EncoderReply;
+  let transfer: ArrayBuffer[] = [];
   try {
-    reply = { ...encode(request.view, request.firstSeqno, request.count, request.input), id: request.id };
+    if (request.op === "sign") {
+      if (nodePrivateKeyPem === undefined) throw new Error("no node key");
+      reply = { id: request.id, ok: true, signature: new Uint8Array(signDigest(nodePrivateKeyPem, request.root)) };
+    } else {
+      const encoded = encode(request.view, request.firstSeqno, request.count, request.input);
+      reply = { ...encoded, id: request.id };
+      transfer = [encoded.entries, encoded.leaves];
+    }
   } catch (error) {
     reply = { id: request.id, ok: false, message: (error as Error)?.message ?? String(error) };
   }
-  port.postMessage(reply, reply.ok ? [reply.entries, reply.leaves] : []);
+  port.postMessage(reply, transfer);
   // After the post: a main thread woken by this finds the reply already queued on its port.
   Atomics.add(posted, 0, 1);
   Atomics.notify(posted, 0);
