@@ -89,22 +89,23 @@ test(`receipts verify against the service certificate for every committed transa
     const id = await identity();
     const { engine, ledger } = await openEngine(dir, id, randomBytes(32), threaded, entryWorker);
     const ids = [];
-    for (let i = 0; i < 13; i++) {
+    for (let i = 0; i < 70; i++) {
       ids.push(write(engine, `k${i}`, `v${i}`));
-      // Several turns, so that with the encoder worker some batches are at the worker when the signature drains.
-      if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+      // Several turns of at least ENTRY_WORKER_MIN_BATCH, so that with the encoder worker some
+      // batches are at the worker when the signature is emitted.
+      if (i % 20 === 19) await new Promise((r) => setImmediate(r));
     }
     engine.emitSignature();
     for (let i = 0; i < 4; i++) ids.push(write(engine, `m${i}`, `w${i}`));
     engine.emitSignature();
-    await waitCommit(engine, 19);
+    await waitCommit(engine, 76);
     for (const txid of ids) {
       const receipt = await engine.receipt(txid.view, txid.seqno);
       const verified = verifyReceipt(receipt, id.serviceCertPem);
       assert.deepEqual(verified.txId, txid);
     }
-    await assert.rejects(engine.receipt(1, 19), /signature transaction/);
-    await assert.rejects(engine.receipt(1, 50), /unknown/i);
+    await assert.rejects(engine.receipt(1, 76), /signature transaction/);
+    await assert.rejects(engine.receipt(1, 200), /unknown/i);
     await engine.close();
     await ledger.close();
   } finally {
@@ -241,7 +242,7 @@ test("the entry encoder worker writes byte-for-byte the entries and leaves the m
           engine.emitSignature();
         }
       }
-      if (i % 9 === 0) await new Promise((r) => setImmediate(r));
+      if (i % 37 === 0) await new Promise((r) => setImmediate(r));
     }
     for (const { engine } of [a, b]) {
       engine.drain();
