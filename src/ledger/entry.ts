@@ -4,6 +4,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, hash, type KeyObject } from "node:crypto";
 import { inspect } from "node:util";
 import { CocoError, assert } from "../util/errors.js";
+import { sha256Into } from "../crypto/hash.js";
 
 /** Version byte written in every entry header; bump when the layout changes. */
 export const ENTRY_FORMAT_VERSION = 1;
@@ -197,7 +198,6 @@ export function writeSetDigest(entryBytes: Buffer): Buffer {
 // Leaf input: write-set digest || commit-evidence digest || claims digest (CCF's leaf layout).
 const leafScratch = Buffer.alloc(3 * DIGEST_BYTES);
 const leafOut = Buffer.alloc(DIGEST_BYTES);
-type Latin1Writable = Buffer & { latin1Write(text: string, offset: number): number };
 
 /**
  * Writes the transaction's Merkle leaf, SHA-256(writeSetDigest || commitEvidenceDigest ||
@@ -207,10 +207,10 @@ type Latin1Writable = Buffer & { latin1Write(text: string, offset: number): numb
  * sha256Into in crypto/hash.ts: half the cost).
  */
 export function entryLeafInto(entryBytes: Buffer, out: Buffer, offset: number): void {
-  (leafScratch as Latin1Writable).latin1Write(hash("sha256", entryBytes, "binary"), 0);
+  sha256Into(entryBytes, leafScratch, 0);
   entryBytes.copy(leafScratch, DIGEST_BYTES, 50, 82); // commit evidence digest
   entryBytes.copy(leafScratch, 2 * DIGEST_BYTES, 18, 50); // claims digest
-  (out as Latin1Writable).latin1Write(hash("sha256", leafScratch, "binary"), offset);
+  sha256Into(leafScratch, out, offset);
 }
 
 /** The leaf of entryLeafInto, in a shared buffer: valid until the next call (copy it to keep it). */

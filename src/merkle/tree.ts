@@ -32,9 +32,10 @@ class HashLevel {
   bytes: Buffer = Buffer.allocUnsafe(HASH_BYTES * 1024);
   length = 0;
 
-  push(hash: Uint8Array): void {
+  /** Appends source[offset, offset + 32). */
+  push(source: Buffer, offset: number): void {
     this.#reserve();
-    this.bytes.set(hash, this.length * HASH_BYTES);
+    source.copy(this.bytes, this.length * HASH_BYTES, offset, offset + HASH_BYTES);
     this.length++;
   }
 
@@ -95,8 +96,16 @@ export class MerkleTree {
     if (leaf.length !== HASH_BYTES) {
       throw new CocoError("InvalidInput", `Merkle leaf must be ${HASH_BYTES} bytes, got ${leaf.length}.`, 500);
     }
+    this.appendFrom(leaf, 0);
+  }
+
+  /** Appends the leaf at leaves[offset, offset + 32): a packed run of leaves needs no view per leaf. */
+  appendFrom(leaves: Buffer, offset: number): void {
+    if (!Number.isInteger(offset) || offset < 0 || offset + HASH_BYTES > leaves.length) {
+      throw new CocoError("InvalidInput", `No ${HASH_BYTES}-byte Merkle leaf at offset ${offset} of ${leaves.length} bytes.`, 500);
+    }
     let index = this.#size;
-    this.#levels[0]!.push(leaf);
+    this.#levels[0]!.push(leaves, offset);
     // Each odd block index completes its parent: carry upward like a binary counter. The two
     // children sit side by side in the level's buffer, so the parent hashes them in place.
     for (let height = 0; index % 2 === 1; height++) {

@@ -8,8 +8,8 @@
 // seqnos are consecutive blocks, so the nonces of a whole batch of transactions come from one
 // AES-CTR call over zeros (the CTR keystream *is* AES of the successive counter blocks): one
 // cipher call per batch instead of one HMAC per transaction.
-import { createCipheriv, createSecretKey, hash, type KeyObject } from "node:crypto";
-import { hkdfSha256 } from "../crypto/index.js";
+import { createCipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import { hkdfSha256, sha256Into } from "../crypto/index.js";
 
 export const COMMIT_NONCE_BYTES = 16;
 const digestScratch = Buffer.alloc(32);
@@ -40,22 +40,16 @@ export class CommitEvidence {
     return `ce:${view}.${seqno}:${nonce.toString("hex")}`;
   }
 
-  static digest(view: number, seqno: number, nonce: Buffer): Buffer {
-    return hash("sha256", CommitEvidence.format(view, seqno, nonce), "buffer");
-  }
-
-  /** digest() in a shared buffer, valid until the next call: for callers that copy it at once. */
+  /**
+   * SHA-256 of the commit evidence, the digest a Merkle leaf binds, in a shared buffer valid
+   * until the next call (callers copy it into the entry at once).
+   */
   static digestShared(view: number, seqno: number, nonce: Buffer): Buffer {
-    (digestScratch as Buffer & { latin1Write(text: string, offset: number): number })
-      .latin1Write(hash("sha256", CommitEvidence.format(view, seqno, nonce), "binary"), 0);
+    sha256Into(CommitEvidence.format(view, seqno, nonce), digestScratch, 0);
     return digestScratch;
   }
 
   evidence(view: number, seqno: number): string {
     return CommitEvidence.format(view, seqno, this.nonces(view, seqno, 1));
-  }
-
-  digest(view: number, seqno: number): Buffer {
-    return CommitEvidence.digest(view, seqno, this.nonces(view, seqno, 1));
   }
 }

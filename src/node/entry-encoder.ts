@@ -71,7 +71,7 @@ export class EntryEncoder {
   ) {}
 
   /**
-   * Starts the worker. `deliver` receives every batch in submission order, from the event loop
+   * Starts the worker. `deliver` receives every answer in request order, from the event loop
    * or from inside `waitFor`; `onFailure` is called once if the worker fails.
    */
   static start(secrets: readonly LedgerSecretVersion[], firstSecret: Buffer, nodePrivateKeyPem: string,

@@ -16,7 +16,7 @@ import {
   writeSetDigest,
   type EntryFields,
 } from "../../../src/ledger/index.js";
-import { sha256Triple } from "../../../src/crypto/index.js";
+import { sha256 } from "../../../src/crypto/index.js";
 import { CocoError } from "../../../src/util/errors.js";
 
 const secret = new LedgerSecret(randomBytes(32));
@@ -133,7 +133,7 @@ test("entryLeaf is CCF's leaf, SHA-256(write set digest || commit evidence diges
       publicDomain: randomBytes(i * 7), privatePlaintext: randomBytes(i % 2 === 0 ? 0 : i * 11),
     }, secret);
     const entry = decodeEntry(bytes);
-    const expected = sha256Triple(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest);
+    const expected = sha256(writeSetDigest(bytes), entry.commitEvidenceDigest, entry.claimsDigest);
     assert.deepEqual(entryLeaf(bytes), expected);
     const out = Buffer.alloc(32 * 3);
     entryLeafInto(bytes, out, 32);

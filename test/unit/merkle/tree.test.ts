@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { createHash } from "node:crypto";
 import { MerkleTree, EMPTY_ROOT, computeRootFromPath } from "../../../src/merkle/index.js";
 import { h, leafAt, referencePath, referenceRoot } from "./reference.js";
 
@@ -186,4 +187,18 @@ test("property: random interleavings of append, retract and flush agree with the
     }),
     { numRuns: 200 },
   );
+});
+
+test("appendFrom takes leaves from a packed buffer exactly as append does, and refuses a short one", () => {
+  const leaves = Buffer.concat(Array.from({ length: 37 }, (_, i) => createHash("sha256").update(`leaf ${i}`).digest()));
+  const one = new MerkleTree();
+  const packed = new MerkleTree();
+  for (let i = 0; i < 37; i++) {
+    one.append(leaves.subarray(32 * i, 32 * i + 32));
+    packed.appendFrom(leaves, 32 * i);
+    assert.deepEqual(packed.root(), one.root());
+  }
+  assert.throws(() => packed.appendFrom(leaves, leaves.length - 31), /No 32-byte Merkle leaf/);
+  assert.throws(() => packed.appendFrom(leaves, -1), /No 32-byte Merkle leaf/);
+  assert.equal(packed.size, 37);
 });
