@@ -5,6 +5,7 @@
 import { ConsensusError, invariant } from "./errors.js";
 import { RaftLog, type TxId } from "./log.js";
 import { Progress } from "./progress.js";
+import { transactionStatus } from "./status.js";
 import type {
   AppendEntries, AppendEntriesResponse, Entry, HardState, Message, NodeId, PersistentState,
   RaftOptions, Ready, RequestVote, RequestVoteResponse, Role, RoleChange, TransactionStatus,
@@ -36,6 +37,8 @@ export class RaftNode<Payload = unknown> {
   private hardStateDirty = false;
   private reportedRole: RoleChange;
   private readyOutstanding = false;
+  /** Set while a node that lost entries must not vote: the term its hard state held then. */
+  private votingWithheldThroughTerm: number | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -49,6 +52,11 @@ export class RaftNode<Payload = unknown> {
     this.log = new RaftLog(persisted?.entries ?? []);
     this.term = persisted?.hardState.term ?? 0;
     this.votedFor = persisted?.hardState.votedFor;
+    this.votingWithheldThroughTerm = persisted?.hardState.catchUpThroughTerm;
+    if (persisted?.lostEntries) {
+      this.votingWithheldThroughTerm = Math.max(this.votingWithheldThroughTerm ?? 0, this.term);
+      this.hardStateDirty = true;
+    }
     this.voters = bootstrapVoters;
     this.refreshConfig();
     this.resetElectionTimeout();
@@ -64,15 +72,14 @@ export class RaftNode<Payload = unknown> {
   get lastIndex(): number { return this.log.lastIndex(); }
   get configuration(): readonly NodeId[] { return this.voters; }
   get isVoter(): boolean { return this.voters.includes(this.id); }
+  /** False while this node, having lost entries, waits to catch up before it votes again. */
+  get mayVote(): boolean { return this.votingWithheldThroughTerm === undefined; }
   get lastSignature(): TxId { return this.log.lastSignature(); }
   entryAt(index: number): Entry<Payload> | undefined { return this.log.entry(index); }
 
   /** CCF's transaction status as this node knows it. */
   txStatus(term: number, index: number): TransactionStatus {
-    const localTerm = this.log.term(index);
-    if (index <= this.commitIndex) return localTerm === term ? "Committed" : "Invalid";
-    if (localTerm === term) return "Pending";
-    return "Unknown";
+    return transactionStatus(term, index, { lastIndex: this.log.lastIndex(), commitIndex: this.commitIndex, termAt: (i) => this.log.term(i) });
   }
 
   // ---- inputs ---------------------------------------------------------------------------
@@ -197,7 +204,8 @@ export class RaftNode<Payload = unknown> {
   }
 
   hardState(): HardState {
-    return { term: this.term, votedFor: this.votedFor };
+    const withheld = this.votingWithheldThroughTerm;
+    return withheld === undefined ? { term: this.term, votedFor: this.votedFor } : { term: this.term, votedFor: this.votedFor, catchUpThroughTerm: withheld };
   }
 
   // ---- terms and roles ------------------------------------------------------------------
@@ -215,7 +223,7 @@ export class RaftNode<Payload = unknown> {
     }
     if (m.term < this.term) {
       // Tell a stale primary or pre-candidate about the newer term so it steps down.
-      if (m.type === "AppendEntries") this.send(this.appendResponse(m.from, false, 0, m.prevIndex, 0));
+      if (m.type === "AppendEntries") this.send(this.appendResponse(m.from, false, this.log.lastIndex(), m.prevIndex, 0));
       else if (m.type === "RequestVote" && m.preVote) this.send(this.voteResponse(m, false));
       return false;
     }
@@ -290,7 +298,7 @@ export class RaftNode<Payload = unknown> {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.isVoter && this.electionElapsed >= this.electionTimeout) {
+    if (this.isVoter && this.mayVote && this.electionElapsed >= this.electionTimeout) {
       this.campaign(this.options.preVote !== false, false);
     }
   }
@@ -301,7 +309,7 @@ export class RaftNode<Payload = unknown> {
   }
 
   private campaign(preVote: boolean, leadershipTransfer: boolean): void {
-    if (!this.isVoter) return;
+    if (!this.isVoter || !this.mayVote) return;
     if (preVote) {
       this.role = "PreCandidate";
     } else {
@@ -352,7 +360,7 @@ export class RaftNode<Payload = unknown> {
     // CCF: the candidate must hold the latest committable transaction we hold.
     const upToDate = m.lastSignatureTerm > mine.term
       || (m.lastSignatureTerm === mine.term && m.lastSignatureIndex >= mine.index);
-    const granted = canVote && upToDate;
+    const granted = canVote && upToDate && this.mayVote;
     if (granted && !m.preVote) {
       this.votedFor = m.from;
       this.hardStateDirty = true;
@@ -474,6 +482,14 @@ export class RaftNode<Payload = unknown> {
     }
     const stale = pr.mode === "Replicate" ? m.rejectedIndex <= pr.matchIndex : m.rejectedIndex !== pr.nextIndex - 1;
     if (stale) return;
+    if (pr.mode === "Probe" && m.matchIndex < pr.matchIndex) {
+      // The answer to the current probe, at matchIndex: the backup holds fewer entries than it
+      // acknowledged (its ledger was wiped or cut). Replicate again from what it still holds;
+      // commit never moves back, it is a fact.
+      pr.matchIndex = m.matchIndex;
+      pr.becomeProbe();
+      return;
+    }
     pr.becomeProbe();
     pr.nextIndex = Math.max(pr.matchIndex + 1, Math.min(m.hintIndex + 1, m.rejectedIndex));
   }
@@ -532,7 +548,7 @@ export class RaftNode<Payload = unknown> {
       const hint = localPrevTerm === undefined
         ? this.log.lastIndex()
         : Math.max(this.commitIndex, this.log.firstIndexOfTermAt(m.prevIndex) - 1);
-      this.send(this.appendResponse(m.from, false, 0, m.prevIndex, Math.min(hint, m.prevIndex - 1)));
+      this.send(this.appendResponse(m.from, false, this.log.lastIndex(), m.prevIndex, Math.min(hint, m.prevIndex - 1)));
       return;
     }
     let configChanged = false;
@@ -551,6 +567,10 @@ export class RaftNode<Payload = unknown> {
     const lastNew = m.prevIndex + m.entries.length;
     const commit = this.log.signatureAtOrBefore(Math.min(m.leaderCommit, lastNew));
     if (commit > this.commitIndex) this.commitIndex = commit;
+    if (this.votingWithheldThroughTerm !== undefined && (this.log.term(this.commitIndex) ?? 0) > this.votingWithheldThroughTerm) {
+      this.votingWithheldThroughTerm = undefined; // caught up past the loss: a voter again
+      this.hardStateDirty = true;
+    }
     this.send(this.appendResponse(m.from, true, lastNew, 0, 0));
   }
 

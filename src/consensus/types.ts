@@ -20,12 +20,24 @@ export interface Entry<Payload = unknown> {
 export interface HardState {
   readonly term: number;
   readonly votedFor: NodeId | undefined;
+  /**
+   * Set while this node, having lost log entries, may not vote: it votes again once it has seen
+   * an entry of a term above this one committed. Persisted, so a restart mid-catch-up keeps it.
+   */
+  readonly catchUpThroughTerm?: number;
 }
 
 /** What a node restarts from: its persisted log and hard state (nothing else survives). */
 export interface PersistentState<Payload = unknown> {
   readonly hardState: HardState;
   readonly entries: readonly Entry<Payload>[];
+  /**
+   * The node lost log entries it may have acknowledged (its ledger was wiped or cut below what
+   * it held): it neither votes nor campaigns until it has seen an entry of a newer term than
+   * `hardState.term` committed. By then its log holds every entry committed before the loss
+   * (leader completeness), so its vote can no longer help elect a primary that lacks one.
+   */
+  readonly lostEntries?: boolean;
 }
 
 interface MessageBase {
@@ -45,7 +57,11 @@ export interface AppendEntries<Payload = unknown> extends MessageBase {
 export interface AppendEntriesResponse extends MessageBase {
   readonly type: "AppendEntriesResponse";
   readonly success: boolean;
-  /** On success: the last index known to match the primary's log (prevIndex + entries). */
+  /**
+   * On success: the last index known to match the primary's log (prevIndex + entries).
+   * On rejection: the backup's last index, so a primary learns that a backup lost entries it
+   * had acknowledged (a wiped ledger) and replicates them again.
+   */
   readonly matchIndex: number;
   /** On rejection: the prevIndex that did not match, so stale rejections can be ignored. */
   readonly rejectedIndex: number;

@@ -15,5 +15,7 @@ export {
 } from "./entry.js";
 export { listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
 export { Ledger, type Durability, type LedgerLogger, type LedgerOptions } from "./ledger.js";
-export { ThreadedLedger, type LedgerStore } from "./threaded-ledger.js";
+export { ThreadedLedger, type LedgerStore, type LedgerWorkerPort } from "./threaded-ledger.js";
+export type { WorkerRequest as LedgerWorkerRequest, WorkerReply as LedgerWorkerReply } from "./worker-protocol.js";
+export { packEntries, unpackEntries } from "./worker-protocol.js";
 export { LedgerSecrets, type LedgerSecretVersion } from "./secrets.js";

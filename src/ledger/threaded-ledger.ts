@@ -19,6 +19,18 @@ export interface LedgerStore {
   close(): Promise<void>;
 }
 
+/**
+ * What ThreadedLedger needs of its worker: node's Worker in production; the deterministic
+ * simulator (src/node/sim) passes an in-memory disk that answers the same protocol.
+ */
+export interface LedgerWorkerPort {
+  postMessage(request: WorkerRequest, transfer?: ArrayBuffer[]): void;
+  on(event: "message", listener: (reply: WorkerReply) => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  on(event: "exit", listener: (code: number) => void): unknown;
+  terminate(): Promise<number>;
+}
+
 type Pending = { resolve: (reply: SuccessReply) => void; reject: (error: Error) => void };
 type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, "id"> : never) : never;
 
@@ -35,7 +47,7 @@ export class ThreadedLedger implements LedgerStore {
   /** Bumped by every truncation: a flush shipped before one cannot vouch for what follows it. */
   private truncations = 0;
 
-  private constructor(private readonly worker: Worker, lastSeqno: number, durableSeqno: number, private readonly logger: LedgerLogger) {
+  private constructor(private readonly worker: LedgerWorkerPort, lastSeqno: number, durableSeqno: number, private readonly logger: LedgerLogger) {
     this.last = lastSeqno;
     this.durable = durableSeqno;
     this.bufferedFirst = lastSeqno + 1;
@@ -44,7 +56,7 @@ export class ThreadedLedger implements LedgerStore {
   static async open(dir: string, options: { chunkSizeBytes?: number; durability?: Durability; logger?: LedgerLogger } = {}): Promise<{ ledger: ThreadedLedger; entries: Buffer[] }> {
     const logger = options.logger ?? { info() {}, warn() {} };
     const worker = new Worker(new URL("./worker.js", import.meta.url));
-    const ledger = new ThreadedLedger(worker, 0, 0, logger);
+    const ledger = new ThreadedLedger(worker as LedgerWorkerPort, 0, 0, logger);
     worker.on("message", (reply: WorkerReply) => ledger.onReply(reply));
     worker.on("error", (error) => ledger.fail(error));
     worker.on("exit", (code) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
@@ -61,6 +73,15 @@ export class ThreadedLedger implements LedgerStore {
     return { ledger, entries: unpackEntries(reply.bytes!, reply.lengths!) };
   }
 
+  /** A ledger over an already opened worker-protocol port (the simulator's disk). */
+  static overPort(port: LedgerWorkerPort, lastSeqno: number, durableSeqno: number, logger: LedgerLogger): ThreadedLedger {
+    const ledger = new ThreadedLedger(port, lastSeqno, durableSeqno, logger);
+    port.on("message", (reply: WorkerReply) => ledger.onReply(reply));
+    port.on("error", (error: Error) => ledger.fail(error));
+    port.on("exit", (code: number) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
+    return ledger;
+  }
+
   get lastSeqno(): number { return this.last; }
   get durableSeqno(): number { return this.durable; }
 
@@ -71,32 +92,53 @@ export class ThreadedLedger implements LedgerStore {
     this.last = seqno;
   }
 
-  /** Ships everything buffered to the worker and resolves once it is durable. */
+  /**
+   * Ships everything buffered to the worker and resolves once it is durable. The batch is taken
+   * now, not when the queue reaches it: a flush queued behind another must not pick up entries
+   * appended after a later truncate(), or they would reach the worker before that truncation.
+   */
   flush(): Promise<number> {
-    this.chain = this.chain.then(() => this.flushOnce(), () => this.flushOnce());
+    const batch = this.takeBuffered();
+    const generation = this.truncations;
+    this.chain = this.chain.then(() => this.ship(batch, generation), () => this.ship(batch, generation));
     return this.chain;
   }
 
-  private async flushOnce(): Promise<number> {
-    if (this.failure) throw this.failure;
-    if (this.buffered.length === 0) return this.durable;
-    const batch = this.buffered;
-    const firstSeqno = this.bufferedFirst;
-    const signatures = this.signatures;
+  private takeBuffered(): { firstSeqno: number; entries: Buffer[]; signatures: number[] } | undefined {
+    if (this.buffered.length === 0) return undefined;
+    const batch = { firstSeqno: this.bufferedFirst, entries: this.buffered, signatures: this.signatures };
     this.buffered = [];
     this.signatures = [];
-    this.bufferedFirst = firstSeqno + batch.length;
-    const { bytes, lengths } = packEntries(batch);
-    const generation = this.truncations;
-    const reply = await this.request({ op: "append", firstSeqno, bytes, lengths, signatures, flush: true }, [bytes]);
-    // A truncation requested meanwhile already lowered `durable`; entries appended after it
-    // are only durable once a later flush says so.
+    this.bufferedFirst = batch.firstSeqno + batch.entries.length;
+    return batch;
+  }
+
+  private async ship(batch: { firstSeqno: number; entries: Buffer[]; signatures: number[] } | undefined, generation: number): Promise<number> {
+    if (this.failure) throw this.failure;
+    // Nothing new, but a truncation left entries the worker wrote uncounted: ask it where its
+    // durable point is (an empty append), or the caller's flush loop would spin on this.
+    if (batch === undefined && (this.durable >= this.last || generation !== this.truncations)) return this.durable;
+    const { bytes, lengths } = packEntries(batch?.entries ?? []);
+    const reply = await this.request({
+      op: "append", firstSeqno: batch?.firstSeqno ?? this.last + 1, bytes, lengths, signatures: batch?.signatures ?? [], flush: true,
+    }, [bytes]);
+    // A truncation requested since this flush was asked for already lowered `durable`; entries
+    // appended after it are only durable once a later flush says so.
     if (generation === this.truncations) this.durable = Math.max(this.durable, Math.min(reply.durableSeqno, this.last));
     return this.durable;
   }
 
+  /**
+   * Ordered with flushes and truncations, like every mutation: a commit sent ahead of a
+   * truncation still waiting for an earlier flush would mark the old view's entries committed
+   * and make the worker refuse the truncation (a ledger fork on disk).
+   */
   async commit(seqno: number): Promise<void> {
-    await this.request({ op: "commit", seqno });
+    const committed = this.chain.then(
+      async () => { await this.request({ op: "commit", seqno }); return this.durable; },
+      async () => { await this.request({ op: "commit", seqno }); return this.durable; });
+    this.chain = committed;
+    await committed;
   }
 
   async truncate(seqno: number): Promise<void> {

@@ -13,9 +13,11 @@ import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
 import { LedgerSecrets, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
+import { transactionStatus } from "../consensus/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
 import { EntryEncoder, type EncodedBatch, type EncodeItem, type SignedRoot } from "./entry-encoder.js";
+import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
 
@@ -76,6 +78,8 @@ export interface EngineOptions {
    * thread. The node turns it on; the output is the same either way.
    */
   entryWorker?: boolean;
+  /** Clock and timers (default: node's); the simulator passes its own. */
+  scheduler?: Scheduler;
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void };
 }
 
@@ -90,7 +94,8 @@ export class TransactionEngine extends EventEmitter {
   private lastSeqno = 0;
   private commitSeqno = 0;
   private txSinceSignature = 0;
-  private signatureTimer: NodeJS.Timeout | undefined;
+  private signatureTimer: TimerHandle | undefined;
+  private readonly scheduler: Scheduler;
   private flushing = false;
   private closed = false;
   private failure: Error | undefined;
@@ -114,6 +119,7 @@ export class TransactionEngine extends EventEmitter {
 
   constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
+    this.scheduler = options.scheduler ?? realScheduler;
     this.secrets = new LedgerSecrets(options.ledgerSecrets);
     // Commit evidence stays derived from the service's first ledger secret across rekeys.
     this.commitEvidence = new CommitEvidence(this.secrets.first);
@@ -207,7 +213,7 @@ export class TransactionEngine extends EventEmitter {
     // runs for the first signature of each signer and then at most every SIGNATURE_CHECK_MS: each
     // signed root covers the whole history before it, so a later verified signature vouches for
     // everything an unchecked earlier one did (clients verify every receipt's signature anyway).
-    const now = Date.now();
+    const now = this.scheduler.now();
     if (record.cert === this.lastVerifiedCert && now - this.lastVerifiedAt < SIGNATURE_CHECK_MS) return;
     if (!verifyDigest(publicKey, root, Buffer.from(record.sig, "base64"))) {
       throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} from node ${record.node} does not verify.`, 500);
@@ -268,11 +274,10 @@ export class TransactionEngine extends EventEmitter {
     this.view = view;
     this.primary = true;
     this.txSinceSignature = 0;
-    if (this.signatureTimer) clearInterval(this.signatureTimer);
-    this.signatureTimer = setInterval(() => {
+    this.signatureTimer?.cancel();
+    this.signatureTimer = this.scheduler.every(this.options.signatureDelayMs, () => {
       if (this.txSinceSignature > 0) this.emitSignature();
-    }, this.options.signatureDelayMs);
-    this.signatureTimer.unref();
+    });
   }
 
   /** Another node leads (or none does): stop executing writes and signing. */
@@ -280,7 +285,7 @@ export class TransactionEngine extends EventEmitter {
     this.discardUnproposed();
     if (view > this.view) this.view = view;
     this.primary = false;
-    if (this.signatureTimer) clearInterval(this.signatureTimer);
+    this.signatureTimer?.cancel();
     this.signatureTimer = undefined;
   }
 
@@ -389,7 +394,7 @@ export class TransactionEngine extends EventEmitter {
     this.batch.push(item);
     this.views.note(this.view, item.seqno);
     this.lastSeqno = item.seqno;
-    if (this.batch.length === 1) setImmediate(this.flushBatch);
+    if (this.batch.length === 1) this.scheduler.soon(this.flushBatch);
   }
 
   /**
@@ -570,7 +575,7 @@ export class TransactionEngine extends EventEmitter {
       // Asked for while this one was pending: sign what came after it (not from inside the
       // encoding loop that may be calling us, which still holds later transactions).
       this.signatureAgain = false;
-      setImmediate(() => { if (this.txSinceSignature > 0) this.emitSignature(); });
+      this.scheduler.soon(() => { if (this.txSinceSignature > 0) this.emitSignature(); });
     }
   }
 
@@ -609,20 +614,17 @@ export class TransactionEngine extends EventEmitter {
     }
     if (!this.failure && this.ledger.durableSeqno < this.ledger.lastSeqno) {
       this.flushing = true;
-      setImmediate(() => void this.flushLoop());
+      this.scheduler.soon(() => void this.flushLoop());
     }
   }
 
+  /** CCF's transaction status, by the one rule every status answer uses (consensus/status.ts). */
   status(view: number, seqno: number): TxStatus {
-    if (seqno <= 0 || view <= 0) return "Unknown";
-    if (seqno <= this.lastSeqno) {
-      const actual = this.views.viewAt(seqno);
-      if (actual === view) return seqno <= this.commitSeqno ? "Committed" : "Pending";
-      if (seqno <= this.commitSeqno || view < this.view) return "Invalid";
-      return "Unknown";
-    }
-    return view < this.view ? "Invalid" : "Unknown";
+    return transactionStatus(view, seqno, { lastIndex: this.lastSeqno, commitIndex: this.commitSeqno, termAt: this.localViewAt });
   }
+
+  private readonly localViewAt = (seqno: number): number | undefined =>
+    (seqno === 0 ? 0 : seqno <= this.lastSeqno ? this.views.viewAt(seqno) : undefined);
 
   /** CCF's JSON receipt for a committed transaction. */
   async receipt(view: number, seqno: number): Promise<CcfReceipt> {
@@ -680,7 +682,7 @@ export class TransactionEngine extends EventEmitter {
 
   /** Stops signing, writes a final signature (primary) and flushes the ledger. */
   async close(): Promise<void> {
-    if (this.signatureTimer) clearInterval(this.signatureTimer);
+    this.signatureTimer?.cancel();
     this.drain();
     if (this.primary && this.txSinceSignature > 0) this.emitSignature();
     this.drain();

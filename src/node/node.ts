@@ -16,6 +16,7 @@ import { parseAddress, type ResolvedConfig } from "./config.js";
 import { RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
 import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE } from "./replication.js";
 import { Forwarder } from "./forwarding.js";
+import { readNodes, reconcileConfiguration } from "./reconfiguration.js";
 import {
   ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
   handleJoin, joinService, virtualEvidence, type NodeInfo as StoredNodeInfo,
@@ -68,17 +69,6 @@ interface LedgerSecretShares {
   /** Node id -> the secret wrapped to that node's encryption key. */
   wrapped: Record<string, string>;
 }
-
-/** Trusted (or still retiring) nodes with a node-to-node address, from nodes.info. */
-function readNodes(store: Store): Map<string, StoredNodeInfo> {
-  const tx = store.begin();
-  const nodes = new Map<string, StoredNodeInfo>();
-  tx.forEach(NODES_INFO_MAP, (value, key) => {
-    nodes.set(key.toString("utf8"), JSON.parse(value.toString("utf8")) as StoredNodeInfo);
-  });
-  return nodes;
-}
-
 
 export class CocoNode {
   private constructor(
@@ -334,27 +324,9 @@ export class CocoNode {
     }
 
     // The primary moves the consensus configuration towards the trusted nodes, one node at a time.
-    const reconcileConfiguration = () => {
-      if (!engine.isPrimary || !replicator.canReconfigure()) return;
-      const trusted = [...readNodes(engine.store)].filter(([, n]) => n.status === "Trusted").map(([id]) => id).sort();
-      const current = replicator.configuration;
-      const toAdd = trusted.find((id) => !current.includes(id));
-      const toRemove = current.find((id) => !trusted.includes(id));
-      let next: string[] | undefined;
-      if (toAdd !== undefined) next = [...current, toAdd].sort();
-      else if (toRemove !== undefined && current.length > 1) next = current.filter((id) => id !== toRemove);
-      if (next === undefined) return;
-      const tx = engine.store.begin();
-      tx.set(RAFT_CONFIGURATION_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(next)));
-      try {
-        const id = engine.commitReconfiguration(tx, next);
-        logger.info({ seqno: id.seqno, voters: next, added: toAdd, removed: toAdd === undefined ? toRemove : undefined }, "reconfiguration proposed");
-      } catch (error) {
-        logger.warn({ err: error }, "reconfiguration not proposed");
-      }
-    };
-    replicator.onCommit(() => reconcileConfiguration());
-    engine.store.onWrite(NODES_INFO_MAP, () => setImmediate(reconcileConfiguration));
+    const reconcile = () => reconcileConfiguration(engine, replicator, logger);
+    replicator.onCommit(reconcile);
+    engine.store.onWrite(NODES_INFO_MAP, () => setImmediate(reconcile));
     const server = new HttpServer({
       host: config.rpc.host,
       port: config.rpc.port,

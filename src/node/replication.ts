@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { RaftNode, type AppendEntriesResponse, type HardState, type Message, type Ready, type Role } from "../consensus/index.js";
 import { CocoError } from "../util/index.js";
 import type { TransactionEngine, EntrySink, ReplayedEntry } from "./engine.js";
+import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { decodeRaftMessage, encodeRaftMessage } from "./raft-codec.js";
 
 export const FRAME_RAFT = 1;
@@ -35,6 +36,27 @@ export interface ReplicationOptions {
   maxInflightAppends: number;
   maxUncommittedEntries: number;
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void; fatal?(o: object, msg: string): void };
+  /** Clock and timers (default: node's); the simulator passes its own. */
+  scheduler?: Scheduler;
+  /** Where term and vote live (default: `consensus_state.json` in the workspace, fsync'd). */
+  hardStateStore?: HardStateStore;
+  /** Uniform in [0, 1) for election timeouts (default Math.random; the simulator seeds it). */
+  random?: () => number;
+  /**
+   * This node lost ledger entries it may have acknowledged (wiped or damaged ledger): it catches
+   * up before it votes again (see PersistentState.lostEntries).
+   */
+  lostEntries?: boolean;
+}
+
+/** Term and vote: read at start, written (durably) before any message that depends on them. */
+export interface HardStateStore {
+  read(): HardState;
+  write(state: HardState): void;
+}
+
+export function fileHardStateStore(workspace: string): HardStateStore {
+  return { read: () => readHardState(workspace), write: (state) => writeHardState(workspace, state) };
 }
 
 const HARD_STATE_FILE = "consensus_state.json";
@@ -42,8 +64,9 @@ const HARD_STATE_FILE = "consensus_state.json";
 export function readHardState(workspace: string): HardState {
   const path = join(workspace, HARD_STATE_FILE);
   if (!existsSync(path)) return { term: 0, votedFor: undefined };
-  const saved = JSON.parse(readFileSync(path, "utf8")) as { term?: number; view?: number; voted_for?: string | null };
-  return { term: saved.term ?? saved.view ?? 0, votedFor: saved.voted_for ?? undefined };
+  const saved = JSON.parse(readFileSync(path, "utf8")) as { term?: number; view?: number; voted_for?: string | null; catch_up_through_view?: number };
+  const state = { term: saved.term ?? saved.view ?? 0, votedFor: saved.voted_for ?? undefined };
+  return saved.catch_up_through_view === undefined ? state : { ...state, catchUpThroughTerm: saved.catch_up_through_view };
 }
 
 /** Term and vote are fsync'd before any message that depends on them leaves (Raft's rule). */
@@ -52,7 +75,10 @@ function writeHardState(workspace: string, state: HardState): void {
   const tmp = `${path}.tmp`;
   const fd = openSync(tmp, "w", 0o644);
   try {
-    writeSync(fd, JSON.stringify({ term: state.term, voted_for: state.votedFor ?? null }));
+    writeSync(fd, JSON.stringify({
+      term: state.term, voted_for: state.votedFor ?? null,
+      ...(state.catchUpThroughTerm !== undefined ? { catch_up_through_view: state.catchUpThroughTerm } : {}),
+    }));
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -66,20 +92,24 @@ export class Replicator implements EntrySink {
   /** Success responses waiting for their matchIndex to be durable. */
   private held: AppendEntriesResponse[] = [];
   private durableSeqno = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
+  private readonly scheduler: Scheduler;
+  private readonly hardStateStore: HardStateStore;
   private processScheduled = false;
   private inReady = false;
   private stopped = false;
   private readonly commitListeners: ((seqno: number) => void)[] = [];
 
   constructor(private readonly engine: TransactionEngine, replayed: readonly ReplayedEntry[], private readonly options: ReplicationOptions) {
-    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, { hardState: readHardState(options.workspace), entries: replayed }, {
+    this.scheduler = options.scheduler ?? realScheduler;
+    this.hardStateStore = options.hardStateStore ?? fileHardStateStore(options.workspace);
+    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, { hardState: this.hardStateStore.read(), entries: replayed, lostEntries: options.lostEntries === true }, {
       electionTicks: options.electionTicks,
       heartbeatTicks: options.heartbeatTicks,
       maxEntriesPerAppend: options.maxEntriesPerAppend,
       maxInflightAppends: options.maxInflightAppends,
       maxUncommittedEntries: options.maxUncommittedEntries,
-      random: Math.random,
+      random: options.random ?? Math.random,
     });
     this.durableSeqno = replayed.length;
     engine.setSink(this);
@@ -97,12 +127,11 @@ export class Replicator implements EntrySink {
   setTransport(transport: Transport): void { this.transport = transport; }
 
   start(): void {
-    this.timer = setInterval(() => {
+    this.timer = this.scheduler.every(this.options.tickMs, () => {
       if (this.stopped) return;
       this.raft.tick();
       this.process();
-    }, this.options.tickMs);
-    this.timer.unref();
+    });
     // A lone voter need not wait for an election timeout.
     const voters = this.raft.configuration;
     if (voters.length === 1 && voters[0] === this.options.nodeId) {
@@ -113,7 +142,7 @@ export class Replicator implements EntrySink {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
   }
 
   /** A frame from the node-to-node channel (from = the authenticated peer). */
@@ -218,7 +247,7 @@ export class Replicator implements EntrySink {
     }
     // Rolled-back entries are no longer durable (the ledger lowers its own durable seqno too).
     if (ready.truncateAfter !== undefined) this.durableSeqno = Math.min(this.durableSeqno, ready.truncateAfter);
-    if (ready.hardState) writeHardState(this.options.workspace, ready.hardState);
+    if (ready.hardState) this.hardStateStore.write(ready.hardState);
     for (const message of ready.messages) {
       if (message.type === "AppendEntriesResponse" && message.success && message.matchIndex > this.durableSeqno) {
         this.held.push(message);
@@ -247,7 +276,7 @@ export class Replicator implements EntrySink {
 
   private crash(error: Error): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     this.options.logger.error({ err: error }, "replication failed; this node stops taking part in consensus");
     this.engine.emit("failure", error);
   }

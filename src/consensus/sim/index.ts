@@ -4,6 +4,7 @@ import { Simulation, type SimulationOptions, type SimulationResult } from "./sim
 export { Simulation, describe, type SimulationOptions, type SimulationResult } from "./simulation.js";
 export { SafetyChecker, SafetyViolation, identity } from "./checker.js";
 export { Prng } from "./prng.js";
+export { TraceRecorder } from "./trace.js";
 
 export function runSeed(options: SimulationOptions): SimulationResult {
   return new Simulation(options).run();
