@@ -9,7 +9,7 @@
 // whichever node becomes primary) or *sent* (its outcome is the primary's). A sent request whose
 // primary is lost (its channel closed, or consensus names another primary) is answered at once
 // with 503 ForwardedPrimaryLost: it may or may not have executed, so it is never resent here.
-import { CocoError } from "../util/index.js";
+import { assert, CocoError } from "../util/index.js";
 import {
   callerCertificateFromDer, errorBody, ErrorCodes, serviceUnavailable, withRetryAfter, type RpcRequest, type RpcResponse,
 } from "../rpc/index.js";
@@ -239,6 +239,8 @@ export class Forwarder {
   }
 
   private send(primary: string, request: RpcRequest): Promise<RpcResponse> {
+    assert(primary !== this.options.nodeId, "a node never forwards a request to itself");
+    assert(this.pendingCount <= this.pendingRequestsMax, "forwarded requests stay within pendingRequestsMax");
     const id = this.nextId++;
     const header: ForwardedRequestHeader = {
       id, method: request.method, path: request.path, query: request.query, headers: request.headers,
@@ -257,6 +259,7 @@ export class Forwarder {
           `The primary (${primary}) did not answer the forwarded request within ${this.responseTimeoutMs} ms; the request may or may not have executed: `
           + "check GET /node/tx?transaction_id=<view>.<seqno> if you hold its transaction id, otherwise read back its effect, before retrying.", 504));
       }, this.responseTimeoutMs);
+      assert(!this.sent.has(id), "forwarded request ids are unique");
       this.sent.set(id, { to: primary, resolve, reject, timer });
     });
   }
