@@ -176,7 +176,7 @@ export class Forwarder {
     const reason = newPrimaryId === undefined ? "consensus no longer knows a primary: an election is in progress"
       : newPrimaryId === this.options.nodeId ? "this node was elected primary"
         : `node ${newPrimaryId} was elected primary`;
-    const failed = this.failSentExcept(newPrimaryId, (to) => primaryLost(to, reason));
+    const failed = this.failSent((to) => to !== newPrimaryId, (to) => primaryLost(to, reason));
     if (failed > 0) this.options.logger.warn({ previous, primary: newPrimaryId ?? null, failed }, "primary changed: forwarded requests failed with ForwardedPrimaryLost");
     this.wakeWaiting();
   }
@@ -188,14 +188,7 @@ export class Forwarder {
    */
   peerDisconnected(nodeId: string): void {
     if (this.closed) return;
-    let failed = 0;
-    for (const [id, entry] of this.sent) {
-      if (entry.to !== nodeId) continue;
-      this.sent.delete(id);
-      clearTimeout(entry.timer);
-      entry.reject(primaryLost(nodeId, "the node-to-node connection to it closed"));
-      failed++;
-    }
+    const failed = this.failSent((to) => to === nodeId, (to) => primaryLost(to, "the node-to-node connection to it closed"));
     if (failed > 0) this.options.logger.warn({ peer: nodeId, failed }, "connection to the primary lost: forwarded requests failed with ForwardedPrimaryLost");
   }
 
@@ -264,11 +257,11 @@ export class Forwarder {
     });
   }
 
-  /** Fails every sent request whose node is not `keep`; returns how many. */
-  private failSentExcept(keep: string | undefined, error: (to: string) => Error): number {
+  /** Fails every sent request whose destination node matches; returns how many. */
+  private failSent(matches: (to: string) => boolean, error: (to: string) => Error): number {
     let failed = 0;
     for (const [id, entry] of this.sent) {
-      if (entry.to === keep) continue;
+      if (!matches(entry.to)) continue;
       this.sent.delete(id);
       clearTimeout(entry.timer);
       entry.reject(error(entry.to));
