@@ -75,6 +75,7 @@ export class NodeChannels {
       logger: this.logger,
       // Connections leave from the node-to-node interface's address, so peers (and firewalls) see one address per node.
       ...(isSpecificHost(this.options.listen.host) ? { localAddress: this.options.listen.host } : {}),
+      onConnectionChange: (connected) => this.reportConnection(nodeId, connected),
     });
     this.peers.set(nodeId, peer);
     peer.start();
@@ -118,6 +119,23 @@ export class NodeChannels {
     if (peer === undefined) return false;
     const buffer = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     return peer.enqueue(type, buffer);
+  }
+
+  /** Whether the outbound connection to `nodeId` is up and the peer accepted this node. */
+  isConnected(nodeId: string): boolean {
+    return this.peers.get(nodeId)?.connected ?? false;
+  }
+
+  /** Tells the owner (onPeerConnected/onPeerDisconnected) about a peer's outbound connection; silent once closing. */
+  private reportConnection(nodeId: string, connected: boolean): void {
+    if (this.closed) return;
+    const listener = connected ? this.options.onPeerConnected : this.options.onPeerDisconnected;
+    try {
+      listener?.(nodeId);
+    } catch (error) {
+      // The listener's bug must not break the channel that reported to it.
+      this.logger.warn({ peer: nodeId, err: (error as Error).message }, `channel ${connected ? "onPeerConnected" : "onPeerDisconnected"} listener threw`);
+    }
   }
 
   stats(): Record<string, PeerStats> {

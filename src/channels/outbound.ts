@@ -25,6 +25,8 @@ export interface OutboundPeerOptions {
   logger: ChannelLogger;
   /** Source address of outbound connections (the node-to-node interface's host), if specific. */
   localAddress?: string;
+  /** The connection became usable (true) or a usable connection went away (false). */
+  onConnectionChange?: (connected: boolean) => void;
 }
 
 type State = "connecting" | "connected" | "waiting" | "closed";
@@ -95,9 +97,16 @@ export class OutboundPeer {
     this.address = { ...address };
     if (this.state === "closed") return;
     this.options.logger.info({ peer: this.options.nodeId, host: address.host, port: address.port }, "channel peer address changed; reconnecting");
+    const wasConnected = this.state === "connected";
     this.abandonSocket();
     this.failuresInARow = 0;
     this.connect();
+    if (wasConnected) this.options.onConnectionChange?.(false);
+  }
+
+  /** The connection is up and the peer accepted us. */
+  get connected(): boolean {
+    return this.state === "connected";
   }
 
   stats(): PeerStats {
@@ -113,6 +122,7 @@ export class OutboundPeer {
   /** Stops dialling, drops the queue and resolves once every socket of this peer has closed. */
   async close(): Promise<void> {
     if (this.state === "closed") return;
+    const wasConnected = this.state === "connected";
     this.state = "closed";
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -123,6 +133,7 @@ export class OutboundPeer {
     this.head = 0;
     this.queuedBytes = 0;
     this.abandonSocket();
+    if (wasConnected) this.options.onConnectionChange?.(false);
     await Promise.all([...this.liveSockets].map((socket) => new Promise<void>((resolve) => socket.once("close", () => resolve()))));
   }
 
@@ -199,6 +210,7 @@ export class OutboundPeer {
     this.failuresInARow = 0;
     this.lastFailure = undefined;
     this.flush();
+    this.options.onConnectionChange?.(true);
   }
 
   private onFailure(socket: tls.TLSSocket, error: Error): void {
@@ -221,12 +233,14 @@ export class OutboundPeer {
     if (this.state === "connecting" && !this.failureLogged) {
       this.logFailure("the peer closed the connection before its greeting (it may not accept this node)");
     }
-    if (this.state === "connected") {
+    const wasConnected = this.state === "connected";
+    if (wasConnected) {
       this.options.logger.info({ peer: this.options.nodeId, queuedBytes: this.queuedBytes }, "channel to peer closed; reconnecting");
     }
     this.state = "waiting";
     this.waitingForDrain = false;
     this.scheduleReconnect();
+    if (wasConnected) this.options.onConnectionChange?.(false);
   }
 
   private scheduleReconnect(): void {

@@ -39,6 +39,14 @@ export interface ChannelOptions {
   connectTimeoutMs?: number;
   /** Inbound connections (authenticated or not) beyond this are closed on arrival. */
   inboundConnectionsMax?: number;
+  /** The outbound connection to `nodeId` is up and the peer accepted this node (after each (re)connect). */
+  onPeerConnected?: (nodeId: string) => void;
+  /**
+   * The outbound connection to `nodeId`, once up, is gone (closed by the peer or the network, or
+   * moved by setPeer/removePeer; not on close()). Frames handed to it may or may not have arrived:
+   * request forwarding fails what it was waiting for from that peer at once rather than time out.
+   */
+  onPeerDisconnected?: (nodeId: string) => void;
 }
 
 export interface PeerStats {

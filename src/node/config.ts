@@ -50,6 +50,8 @@ export interface NodeConfigFile {
     js_memory_limit_mib?: number;
     /** Consensus timing: a primary is presumed dead after election_timeout of silence. */
     consensus?: { tick?: string | number; election_timeout?: string | number; heartbeat?: string | number };
+    /** Requests a backup forwards to the primary: how long it waits for an answer, how many it holds. */
+    forwarding?: { timeout?: string | number; pending_requests_max?: number };
     /** Virtual platform only: the host data this node reports (hex; default: SHA-256 of ""). */
     virtual_host_data?: string;
     /** Attestation format this node claims; anything but "Insecure_Virtual" cannot be produced here (tests use it). */
@@ -68,6 +70,8 @@ export interface ResolvedConfig {
   nodeToNode: { host: string; port: number; publishedAddress?: string } | undefined;
   join: { targetHost: string; targetPort: number; retryMs: number } | undefined;
   consensus: { tickMs: number; electionTimeoutMs: number; heartbeatMs: number };
+  /** Absent fields take the forwarder's defaults (FORWARDING_DEFAULTS in forwarding.ts). */
+  forwarding: { responseTimeoutMs?: number; pendingRequestsMax?: number };
   virtualHostData: string;
   attestationFormat: string;
   genesis: {
@@ -180,6 +184,14 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
   if (consensus.heartbeatMs < consensus.tickMs || consensus.electionTimeoutMs < 2 * consensus.heartbeatMs) {
     throw invalid("coco.consensus", "expected tick <= heartbeat and election_timeout >= 2 × heartbeat");
   }
+  const f = file.coco?.forwarding ?? {};
+  if (f.pending_requests_max !== undefined && !(Number.isInteger(f.pending_requests_max) && f.pending_requests_max > 0)) {
+    throw invalid("coco.forwarding.pending_requests_max", `expected a positive integer, got ${JSON.stringify(f.pending_requests_max)}`);
+  }
+  const forwarding = {
+    ...(f.timeout !== undefined ? { responseTimeoutMs: parseDuration(f.timeout, "coco.forwarding.timeout") } : {}),
+    ...(f.pending_requests_max !== undefined ? { pendingRequestsMax: f.pending_requests_max } : {}),
+  };
   const virtualHostData = file.coco?.virtual_host_data ?? "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   if (!/^[0-9a-f]{64}$/.test(virtualHostData)) throw invalid("coco.virtual_host_data", "expected 64 lowercase hex characters (a SHA-256)");
   const sans = file.node_certificate?.subject_alt_names ?? ["iPAddress:127.0.0.1", "dNSName:localhost"];
@@ -217,6 +229,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     nodeToNode,
     join,
     consensus,
+    forwarding,
     virtualHostData,
     attestationFormat: file.coco?.attestation_format ?? "Insecure_Virtual",
     genesis: {

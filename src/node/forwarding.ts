@@ -4,8 +4,15 @@
 // backup answers the client with the primary's response, transaction id included.
 // The channel is mutually authenticated with service-endorsed node certificates, so the
 // primary trusts the backup's account of who the caller is, as CCF does.
-import { CocoError } from "../util/index.js";
-import { callerCertificateFromDer, errorBody, type RpcRequest, type RpcResponse } from "../rpc/index.js";
+//
+// A request is either *waiting* (no reachable primary yet: nothing was sent, so it may go to
+// whichever node becomes primary) or *sent* (its outcome is the primary's). A sent request whose
+// primary is lost (its channel closed, or consensus names another primary) is answered at once
+// with 503 ForwardedPrimaryLost: it may or may not have executed, so it is never resent here.
+import { assert, CocoError } from "../util/index.js";
+import {
+  callerCertificateFromDer, errorBody, ErrorCodes, serviceUnavailable, withRetryAfter, type RpcRequest, type RpcResponse,
+} from "../rpc/index.js";
 import { FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE, type Transport } from "./replication.js";
 
 interface ForwardedRequestHeader {
@@ -41,60 +48,226 @@ function unframe<T>(payload: Buffer): { header: T; body: Buffer } {
   return { header, body: Buffer.from(payload.subarray(4 + headLength)) };
 }
 
-/** How long a backup waits for a primary to be known before answering 503. */
-const PRIMARY_WAIT_MS = 3_000;
+export const FORWARDING_DEFAULTS = {
+  /**
+   * A sent request the primary has not answered within this is answered 504 (outcome unknown).
+   * A lost primary no longer waits for it (it fails at once), so this only bounds a live but slow
+   * primary; it exceeds the frontend's 10 s wait for a `consistency: "committed"` endpoint's
+   * commit, so that the primary's own 503 for such a request arrives first.
+   */
+  responseTimeoutMs: 12_000,
+  /** How long a request waits for a primary this node can reach (an election, a reconnect) before a 503. */
+  primaryWaitMs: 3_000,
+  /** Requests waiting or sent and not yet answered; beyond it, 503 TooManyForwardedRequests. */
+  pendingRequestsMax: 10_000,
+  /** Retry-After of the 503s answered here. */
+  retryAfterSeconds: 1,
+} as const;
+
+/** The channels as forwarding uses them: the Raft transport plus whether a peer is reachable now. */
+export interface ForwardingTransport extends Transport {
+  /** Whether the outbound connection to `nodeId` is up (a request sent now goes out at once). */
+  isConnected(nodeId: string): boolean;
+}
 
 export interface ForwarderOptions {
-  transport: Transport;
-  /** The node requests go to: the current primary, if known. */
+  transport: ForwardingTransport;
+  /** This node's id: when it becomes the primary itself, waiting requests run here. */
+  nodeId: string;
+  /** The current primary according to consensus (may be this node), undefined during an election. */
   primary: () => string | undefined;
-  /** Runs a forwarded request locally (on the primary), never forwarding it again. */
+  /** Runs a request locally, never forwarding it again (forwarded requests on the primary; waiting ones once this node leads). */
   dispatchLocal: (request: RpcRequest) => RpcResponse | Promise<RpcResponse>;
-  timeoutMs: number;
-  logger: { warn(o: object, msg: string): void };
+  /** Default FORWARDING_DEFAULTS.responseTimeoutMs. */
+  responseTimeoutMs?: number;
+  /** Default FORWARDING_DEFAULTS.primaryWaitMs. */
+  primaryWaitMs?: number;
+  /** Default FORWARDING_DEFAULTS.pendingRequestsMax. */
+  pendingRequestsMax?: number;
+  logger: { warn(o: object, msg: string): void; info?(o: object, msg: string): void };
+}
+
+interface SentRequest {
+  /** The node it was sent to. */
+  to: string;
+  resolve: (response: RpcResponse) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface WaitingRequest {
+  request: RpcRequest;
+  resolve: (response: RpcResponse | Promise<RpcResponse>) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** 503 for a request whose primary was lost after it was sent: tells the client how to find out what happened. */
+function primaryLost(primary: string, reason: string): CocoError {
+  return serviceUnavailable(ErrorCodes.ForwardedPrimaryLost,
+    `This node forwarded the request to the primary (${primary}), which was lost before it answered (${reason}). `
+    + "The request may or may not have executed: do not resend a write blindly. If you hold its transaction id, "
+    + "check GET /node/tx?transaction_id=<view>.<seqno> until it is Committed or Invalid; otherwise read back its effect, "
+    + "then retry only if it did not happen.", FORWARDING_DEFAULTS.retryAfterSeconds);
 }
 
 export class Forwarder {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: RpcResponse) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; to: string }>();
+  private readonly sent = new Map<number, SentRequest>();
+  private readonly waiting = new Set<WaitingRequest>();
+  /** The primary last reported to primaryChanged (or seen by watchPrimary). */
+  private knownPrimary: string | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly responseTimeoutMs: number;
+  private readonly primaryWaitMs: number;
+  private readonly pendingRequestsMax: number;
   forwardedCount = 0;
 
-  constructor(private readonly options: ForwarderOptions) {}
+  constructor(private readonly options: ForwarderOptions) {
+    this.responseTimeoutMs = positive("responseTimeoutMs", options.responseTimeoutMs ?? FORWARDING_DEFAULTS.responseTimeoutMs);
+    this.primaryWaitMs = positive("primaryWaitMs", options.primaryWaitMs ?? FORWARDING_DEFAULTS.primaryWaitMs);
+    this.pendingRequestsMax = positive("pendingRequestsMax", options.pendingRequestsMax ?? FORWARDING_DEFAULTS.pendingRequestsMax);
+    this.knownPrimary = options.primary();
+  }
 
-  /** Backup side: sends the request to the primary and waits for its answer. */
-  async forward(request: RpcRequest): Promise<RpcResponse> {
-    // During an election (or right after this node joined) no primary is known yet: wait a little
-    // for one rather than fail the client at once.
-    let primary = this.options.primary();
-    for (let waited = 0; primary === undefined && waited < PRIMARY_WAIT_MS; waited += 20) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      primary = this.options.primary();
+  /** Requests waiting for a primary plus requests sent and not yet answered. */
+  get pendingCount(): number {
+    return this.sent.size + this.waiting.size;
+  }
+
+  /** Backup side: sends the request to the primary (waiting for a reachable one first) and resolves with its answer. */
+  forward(request: RpcRequest): Promise<RpcResponse> {
+    if (this.closed) return Promise.reject(shuttingDown());
+    if (this.pendingCount >= this.pendingRequestsMax) {
+      return Promise.reject(serviceUnavailable(ErrorCodes.TooManyForwardedRequests,
+        `This node already holds ${this.pendingRequestsMax} requests forwarded to the primary and not yet answered; `
+        + "this request was not sent: retry shortly, or send it to the primary.", FORWARDING_DEFAULTS.retryAfterSeconds));
     }
-    if (primary === undefined) {
-      throw new CocoError("ServiceUnavailable", `No primary has been known for ${PRIMARY_WAIT_MS} ms (an election may be in progress, or no majority is reachable); retry shortly.`, 503);
-    }
+    const started = this.tryDispatch(request);
+    if (started !== undefined) return started;
+    // No reachable primary (an election, or this node's channel to it is reconnecting): nothing
+    // was sent, so the request may wait for whichever node leads next.
+    return new Promise<RpcResponse>((resolve, reject) => {
+      const entry: WaitingRequest = {
+        request, resolve, reject,
+        timer: setTimeout(() => {
+          this.waiting.delete(entry);
+          reject(serviceUnavailable(ErrorCodes.ServiceUnavailable,
+            `No primary this node can reach has been known for ${this.primaryWaitMs} ms (an election may be in progress, `
+            + "or no majority is reachable). The request was not executed: retry shortly.", FORWARDING_DEFAULTS.retryAfterSeconds));
+        }, this.primaryWaitMs),
+      };
+      this.waiting.add(entry);
+    });
+  }
+
+  /**
+   * The node calls this on every consensus role change, with the primary consensus now names
+   * (this node's own id when it leads; undefined during an election). Calling it with an
+   * unchanged primary does nothing. Requests sent to another node are failed at once with 503
+   * ForwardedPrimaryLost (that node's answer may never come, and any answer would be from a
+   * deposed primary); requests still waiting go to the new primary, or run here if it is this node.
+   */
+  primaryChanged(newPrimaryId: string | undefined): void {
+    if (this.closed || newPrimaryId === this.knownPrimary) return;
+    const previous = this.knownPrimary;
+    this.knownPrimary = newPrimaryId;
+    const reason = newPrimaryId === undefined ? "consensus no longer knows a primary: an election is in progress"
+      : newPrimaryId === this.options.nodeId ? "this node was elected primary"
+        : `node ${newPrimaryId} was elected primary`;
+    const failed = this.failSent((to) => to !== newPrimaryId, (to) => primaryLost(to, reason));
+    if (failed > 0) this.options.logger.warn({ previous, primary: newPrimaryId ?? null, failed }, "primary changed: forwarded requests failed with ForwardedPrimaryLost");
+    this.wakeWaiting();
+  }
+
+  /**
+   * The channels report that the connection to `nodeId` closed (NodeChannels' onPeerDisconnected).
+   * Requests sent to it are failed at once with 503 ForwardedPrimaryLost: its answer would come
+   * on a connection from it, but a closed connection usually means the process is gone.
+   */
+  peerDisconnected(nodeId: string): void {
+    if (this.closed) return;
+    const failed = this.failSent((to) => to === nodeId, (to) => primaryLost(to, "the node-to-node connection to it closed"));
+    if (failed > 0) this.options.logger.warn({ peer: nodeId, failed }, "connection to the primary lost: forwarded requests failed with ForwardedPrimaryLost");
+  }
+
+  /** The channels report that the connection to `nodeId` is up (onPeerConnected): waiting requests may go. */
+  peerConnected(nodeId: string): void {
+    if (this.closed || this.options.primary() !== nodeId) return;
+    this.wakeWaiting();
+  }
+
+  /**
+   * Until consensus reports role changes to the node, polls the primary every `intervalMs` and
+   * calls primaryChanged when it differs. close() stops it. Drop this once the node calls
+   * primaryChanged from the replicator's role-change hook.
+   */
+  watchPrimary(intervalMs: number): void {
+    positive("intervalMs", intervalMs);
+    if (this.closed || this.watchTimer !== undefined) return;
+    this.watchTimer = setInterval(() => this.primaryChanged(this.options.primary()), intervalMs);
+    this.watchTimer.unref();
+  }
+
+  /** Sends (or runs here) now if a reachable primary is known; undefined when the request must wait. */
+  private tryDispatch(request: RpcRequest): Promise<RpcResponse> | undefined {
+    const primary = this.options.primary();
+    if (primary === undefined) return undefined;
+    if (primary === this.options.nodeId) return Promise.resolve().then(() => this.options.dispatchLocal(request));
+    // A frame queued on a closed connection would go out whenever it reconnects, long after the
+    // client was answered: send only on a live connection, otherwise wait.
+    if (!this.options.transport.isConnected(primary)) return undefined;
     return this.send(primary, request);
   }
 
+  private wakeWaiting(): void {
+    for (const entry of [...this.waiting]) {
+      const started = this.tryDispatch(entry.request);
+      if (started === undefined) continue;
+      this.waiting.delete(entry);
+      clearTimeout(entry.timer);
+      entry.resolve(started);
+    }
+  }
+
   private send(primary: string, request: RpcRequest): Promise<RpcResponse> {
+    assert(primary !== this.options.nodeId, "a node never forwards a request to itself");
+    assert(this.pendingCount <= this.pendingRequestsMax, "forwarded requests stay within pendingRequestsMax");
     const id = this.nextId++;
     const header: ForwardedRequestHeader = {
       id, method: request.method, path: request.path, query: request.query, headers: request.headers,
       callerCertDer: request.callerCert ? request.callerCert.der.toString("base64") : null,
     };
+    if (!this.options.transport.send(primary, FRAME_FORWARD_REQUEST, frame(header, request.body))) {
+      return Promise.reject(serviceUnavailable(ErrorCodes.ServiceUnavailable,
+        `Cannot queue the request for the primary (${primary}): the channel to it is full or gone. The request was not executed: retry shortly.`,
+        FORWARDING_DEFAULTS.retryAfterSeconds));
+    }
+    this.forwardedCount++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new CocoError("RequestForwardingTimedOut", `The primary (${primary}) did not answer the forwarded request within ${this.options.timeoutMs} ms; its outcome is unknown: check the transaction status before retrying.`, 504));
-      }, this.options.timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, to: primary });
-      if (!this.options.transport.send(primary, FRAME_FORWARD_REQUEST, frame(header, request.body))) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(new CocoError("ServiceUnavailable", `Cannot reach the primary (${primary}) to forward the request; retry shortly.`, 503));
-      }
-      this.forwardedCount++;
+        this.sent.delete(id);
+        reject(new CocoError(ErrorCodes.RequestForwardingTimedOut,
+          `The primary (${primary}) did not answer the forwarded request within ${this.responseTimeoutMs} ms; the request may or may not have executed: `
+          + "check GET /node/tx?transaction_id=<view>.<seqno> if you hold its transaction id, otherwise read back its effect, before retrying.", 504));
+      }, this.responseTimeoutMs);
+      assert(!this.sent.has(id), "forwarded request ids are unique");
+      this.sent.set(id, { to: primary, resolve, reject, timer });
     });
+  }
+
+  /** Fails every sent request whose destination node matches; returns how many. */
+  private failSent(matches: (to: string) => boolean, error: (to: string) => Error): number {
+    let failed = 0;
+    for (const [id, entry] of this.sent) {
+      if (!matches(entry.to)) continue;
+      this.sent.delete(id);
+      clearTimeout(entry.timer);
+      entry.reject(error(entry.to));
+      failed++;
+    }
+    return failed;
   }
 
   /** Primary side: runs a forwarded request and sends the response back to `from`. */
@@ -110,8 +283,8 @@ export class Forwarder {
       };
       response = await this.options.dispatchLocal(request);
     } catch (error) {
-      const e = error instanceof CocoError ? error : new CocoError("InternalError", (error as Error).message, 500);
-      response = { status: e.status, headers: { "content-type": "application/json" }, body: errorBody(e.code, e.message) };
+      const e = error instanceof CocoError ? error : new CocoError(ErrorCodes.InternalError, (error as Error).message, 500);
+      response = { status: e.status, headers: withRetryAfter(e.status, { ...e.headers, "content-type": "application/json" }), body: errorBody(e.code, e.message) };
     }
     const out: ForwardedResponseHeader = { id: header.id, status: response.status, headers: response.headers ?? {} };
     this.options.transport.send(from, FRAME_FORWARD_RESPONSE, frame(out, response.body));
@@ -132,18 +305,41 @@ export class Forwarder {
     const framed = this.unframeFrom<ForwardedResponseHeader>(from, payload, "response");
     if (framed === undefined) return;
     const { header, body } = framed;
-    const pending = this.pending.get(header.id);
+    const pending = this.sent.get(header.id);
     if (!pending || pending.to !== from) return;
-    this.pending.delete(header.id);
+    this.sent.delete(header.id);
     clearTimeout(pending.timer);
     pending.resolve({ status: header.status, headers: header.headers, ...(body.length > 0 ? { body } : {}) });
   }
 
+  /** Answers every pending request 503 (the node is stopping) and stops watching the primary. */
   close(): void {
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(new CocoError("ServiceUnavailable", "The node is shutting down.", 503));
-      this.pending.delete(id);
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
+    for (const [id, entry] of this.sent) {
+      clearTimeout(entry.timer);
+      this.sent.delete(id);
+      entry.reject(serviceUnavailable(ErrorCodes.ServiceUnavailable,
+        "The node is shutting down; the forwarded request may or may not have executed: check GET /node/tx?transaction_id=<view>.<seqno> "
+        + "if you hold its transaction id, otherwise read back its effect, before retrying.", FORWARDING_DEFAULTS.retryAfterSeconds));
     }
+    for (const entry of this.waiting) {
+      clearTimeout(entry.timer);
+      entry.reject(shuttingDown());
+    }
+    this.waiting.clear();
   }
+}
+
+function shuttingDown(): CocoError {
+  return serviceUnavailable(ErrorCodes.ServiceUnavailable, "The node is shutting down; the request was not executed: send it to another node.", FORWARDING_DEFAULTS.retryAfterSeconds);
+}
+
+function positive(name: string, value: number): number {
+  if (!(typeof value === "number" && value > 0 && Number.isFinite(value))) {
+    throw new CocoError("InvalidInput", `Forwarder option ${name} must be a positive number, got ${String(value)}.`, 400);
+  }
+  return value;
 }

@@ -50,13 +50,23 @@ function mustForward(endpoint: EndpointDefinition): boolean {
   return forwarding === "always" || (forwarding === "sometimes" && endpoint.mode === "readwrite");
 }
 
+/**
+ * Whether a session that once forwarded may have this endpoint forwarded too. Never for an
+ * endpoint that says "never", nor for a read of /node/* (/node/state, /node/consensus, ...): those
+ * describe the node that answers, and a backup must not report the primary's id and role as its own.
+ */
+function followsSession(endpoint: EndpointDefinition): boolean {
+  if (endpoint.forwarding === "never") return false;
+  return !(endpoint.mode === "readonly" && endpoint.path.startsWith("/node/"));
+}
+
 export class Frontend {
   /** Set once the node has channels: requests that need the primary go there from a backup. */
   forwarding: RequestForwarding | undefined;
   /**
    * Client sessions this backup has forwarded a request of. As in CCF, their later requests go
-   * to the primary too (unless the endpoint says "never"), so a client that wrote through a
-   * backup reads its own writes on the same connection.
+   * to the primary too (except to "never" endpoints and reads of /node/*, see followsSession), so
+   * a client that wrote through a backup reads its own writes on the same connection.
    */
   private readonly forwardingSessions = new WeakSet<object>();
 
@@ -105,7 +115,7 @@ export class Frontend {
     const forwarding = this.forwarding;
     if (mayForward && forwarding !== undefined && !forwarding.isPrimary()) {
       const session = request.session;
-      const sticky = session !== undefined && endpoint.forwarding !== "never" && this.forwardingSessions.has(session);
+      const sticky = session !== undefined && followsSession(endpoint) && this.forwardingSessions.has(session);
       if (sticky || mustForward(endpoint)) {
         if (session !== undefined) this.forwardingSessions.add(session);
         return forwarding.forward(request);

@@ -19,6 +19,13 @@ export interface NodeInfo {
 
 const NODES_INFO = "public:ccf.gov.nodes.info";
 
+/**
+ * /node/* endpoints describe the node that answers (its id, role, view of consensus and
+ * commit): a backup never forwards them, not even on a session it forwarded a write of (as
+ * CCF's node frontend, ForwardingRequired::Never).
+ */
+const NODE_LOCAL = { forwarding: "never" } as const;
+
 interface StoredNode {
   status: string;
   node_data?: unknown;
@@ -42,6 +49,7 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
   const get = (path: string, summary: string, handler: (ctx: EndpointContext) => unknown, auth: "no_auth" | "user" = "no_auth") =>
     registry.install({
       method: "GET", path, summary, mode: "readonly",
+      ...(path.startsWith("/node/") ? NODE_LOCAL : {}),
       authPolicies: auth === "no_auth" ? ["no_auth"] : ["user_cert", "member_cert"],
       handler: (ctx) => {
         const body = handler(ctx);
@@ -124,13 +132,13 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
   };
   for (const method of ["GET", "HEAD"]) {
     registry.install({
-      method, path: "/node/primary", mode: "readonly", authPolicies: ["no_auth"],
+      method, path: "/node/primary", mode: "readonly", authPolicies: ["no_auth"], ...NODE_LOCAL,
       summary: "200 on the primary; elsewhere a 308 redirect to the primary",
       handler: (ctx) => (info.consensus().role === "Primary" ? { body: { primary: true } } : primaryRedirect(ctx, () => "/node/primary")),
     });
   }
   registry.install({
-    method: "GET", path: "/node/network/nodes/primary", mode: "readonly", authPolicies: ["no_auth"],
+    method: "GET", path: "/node/network/nodes/primary", mode: "readonly", authPolicies: ["no_auth"], ...NODE_LOCAL,
     summary: "The current primary node (a 308 redirect to its /node/network/nodes/{id} entry)",
     handler: (ctx) => {
       const c = info.consensus();

@@ -272,6 +272,9 @@ export class CocoNode {
         identity: { nodeId: identity.nodeId, privateKeyPem: identity.nodeKeys.privateKeyPem, certPem: identity.nodeCertPem, serviceCertPem: identity.serviceCertPem },
         listen: { host: config.nodeToNode.host, port: config.nodeToNode.port },
         logger,
+        // A closed connection to the primary fails what was forwarded to it at once (forwarding.ts).
+        onPeerConnected: (peer) => fw.peerConnected(peer),
+        onPeerDisconnected: (peer) => fw.peerDisconnected(peer),
         onMessage: (from, type, payload) => {
           if (type === FRAME_RAFT) replicator.receive(from, payload);
           else if (type === FRAME_FORWARD_REQUEST) void fw.onRequest(from, payload);
@@ -281,11 +284,15 @@ export class CocoNode {
       });
       const fw = new Forwarder({
         transport: ch,
-        primary: () => (replicator.primaryId === identity.nodeId ? undefined : replicator.primaryId),
+        nodeId: identity.nodeId,
+        primary: () => replicator.primaryId,
         dispatchLocal: frontend.dispatchLocal,
-        timeoutMs: 30_000,
+        ...config.forwarding,
         logger,
       });
+      // Forwarder.primaryChanged must run on every consensus role change; until the replicator
+      // reports them, the forwarder checks the primary every consensus tick.
+      fw.watchPrimary(config.consensus.tickMs);
       channels = ch;
       forwarder = fw;
       const bound = await ch.listen();

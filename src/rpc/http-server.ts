@@ -8,7 +8,7 @@ import type { TLSSocket } from "node:tls";
 import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { CocoError } from "../util/index.js";
-import { ErrorCodes, errorBody } from "./errors.js";
+import { ErrorCodes, errorBody, withRetryAfter } from "./errors.js";
 
 export interface RpcRequest {
   readonly method: string;
@@ -121,9 +121,10 @@ export function coalesceWrites(socket: TLSSocket): void {
   } as TLSSocket["end"];
 }
 
+/** Answers with a CCF-style error body; a 503 or 429 always carries `Retry-After` (the error's, or the default). */
 export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Readonly<Record<string, string>>): void {
   const body = errorBody(code, message);
-  res.writeHead(status, { ...headers, ...JSON_HEADERS, "content-length": Buffer.byteLength(body) });
+  res.writeHead(status, { ...withRetryAfter(status, headers ?? {}), ...JSON_HEADERS, "content-length": Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -246,7 +247,8 @@ export class HttpServer {
 
   private send(res: ServerResponse, response: RpcResponse): void {
     const body = response.body ?? "";
-    const headers = response.headers ?? {};
+    // A 503 a handler returned, or one relayed from the primary, tells the client when to retry too.
+    const headers = withRetryAfter(response.status, response.headers ?? {});
     headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
     res.writeHead(response.status, headers);
     res.end(body);
@@ -258,7 +260,7 @@ export class HttpServer {
       return;
     }
     this.options.onError?.(error, request);
-    if (error instanceof CocoError) sendError(res, error.status, error.code, error.message);
+    if (error instanceof CocoError) sendError(res, error.status, error.code, error.message, error.headers);
     else sendError(res, 500, ErrorCodes.InternalError, "The node failed to process the request; the failure has been logged.");
   }
 }

@@ -102,6 +102,32 @@ test("after the peer restarts on the same port the sender reconnects and later m
   await Promise.all([stop(a), stop(b)]);
 });
 
+test("onPeerConnected and onPeerDisconnected report the outbound connection going up and down (not on close())", async () => {
+  const events: string[] = [];
+  const a = await start(identityA, {
+    onPeerConnected: (peer) => events.push(`up ${peer === identityB.nodeId ? "B" : peer}`),
+    onPeerDisconnected: (peer) => events.push(`down ${peer === identityB.nodeId ? "B" : peer}`),
+  });
+  let b = await start(identityB);
+  a.channels.setPeer(identityB.nodeId, b.address);
+  await waitUntil(() => events.length === 1, "the connection to B was reported up");
+  assert.equal(a.channels.isConnected(identityB.nodeId), true);
+  const port = b.address.port;
+  await stop(b);
+  await waitUntil(() => events.length === 2, "the lost connection to B was reported");
+  assert.equal(a.channels.isConnected(identityB.nodeId), false);
+  b = await start(identityB, { listen: { host: "127.0.0.1", port } });
+  await waitUntil(() => events.length === 3, "the new connection to B was reported up");
+  a.channels.removePeer(identityB.nodeId);
+  assert.deepEqual(events, ["up B", "down B", "up B", "down B"], "removing a connected peer reports it down");
+  assert.equal(a.channels.isConnected(identityB.nodeId), false, "an unknown peer is not connected");
+  a.channels.setPeer(identityB.nodeId, b.address);
+  await waitUntil(() => events.length === 5, "the re-added peer was reported up");
+  await stop(a);
+  assert.deepEqual(events, ["up B", "down B", "up B", "down B", "up B"], "close() reports nothing");
+  await stop(b);
+});
+
 test("moving a peer to a new address reconnects there and keeps what was queued", async () => {
   const a = await start(identityA);
   const unused = await freePort();

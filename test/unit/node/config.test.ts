@@ -53,3 +53,16 @@ test("errors name the field at fault", () => {
   assert.throws(() => parseSize("lots", "f"), /f: expected a size/);
   assert.throws(() => parseDuration("soon", "g"), /g: expected a duration/);
 });
+
+test("coco.forwarding sets the forwarding timeout and pending bound; absent, the forwarder's defaults apply", () => {
+  assert.deepEqual(resolveConfig(base(), "/x").forwarding, {});
+  const file = base();
+  file.coco = { forwarding: { timeout: "5s", pending_requests_max: 100 } };
+  assert.deepEqual(resolveConfig(file, "/x").forwarding, { responseTimeoutMs: 5000, pendingRequestsMax: 100 });
+  const bad = base();
+  bad.coco = { forwarding: { pending_requests_max: 0 } };
+  assert.throws(() => resolveConfig(bad, "/x"), /coco\.forwarding\.pending_requests_max/);
+  const badTimeout = base();
+  badTimeout.coco = { forwarding: { timeout: "soon" } };
+  assert.throws(() => resolveConfig(badTimeout, "/x"), /coco\.forwarding\.timeout/);
+});

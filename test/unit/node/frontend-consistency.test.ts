@@ -1,5 +1,6 @@
 // Endpoints that demand committed state answer only once their transaction is committed; a
-// backup keeps forwarding a client session once it forwarded one of its requests.
+// backup keeps forwarding a client session once it forwarded one of its requests, except reads
+// of /node/*, which always describe the node that answers.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,6 +9,7 @@ import { tmpdir } from "node:os";
 import { TransactionEngine } from "../../../src/node/engine.js";
 import { Replicator } from "../../../src/node/replication.js";
 import { Frontend } from "../../../src/node/frontend.js";
+import { installNodeEndpoints } from "../../../src/node/node-endpoints.js";
 import { EndpointRegistry, type RpcRequest, type RpcResponse } from "../../../src/rpc/index.js";
 import { Ledger } from "../../../src/ledger/index.js";
 import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../../src/crypto/index.js";
@@ -95,5 +97,53 @@ test("on a backup, a session that had a request forwarded has its later reads fo
     assert.equal(await body(request("GET", "/read", b)), "local", "other sessions are unaffected");
     assert.equal(await body(request("GET", "/read")), "local", "requests without a session (forwarded ones) are unaffected");
     assert.deepEqual(forwarded, ["POST /write", "GET /read"]);
+  });
+});
+
+test("on a backup, /node/* reads on a session that forwarded a write describe this node, while its app reads still follow the primary", async () => {
+  await withEngine(async (engine) => {
+    const registry = new EndpointRegistry();
+    installNodeEndpoints(registry, engine, {
+      nodeId: "this-backup", serviceCertPem: "", nodeCertPem: "", rpcInterfaceName: "primary_rpc_interface",
+      rpcAddress: () => "127.0.0.1:0", startupSeqno: 0, serviceStatus: () => "Open",
+      consensus: () => ({ role: "Backup", primaryId: "the-primary", term: 2, voters: ["the-primary", "this-backup"], commit: 0, last: 0 }),
+    });
+    registry.install({ method: "GET", path: "/app/read", authPolicies: ["no_auth"], mode: "readonly", handler: () => ({ body: "local" }) });
+    registry.install({ method: "POST", path: "/app/write", authPolicies: ["no_auth"], mode: "readwrite", handler: () => ({ body: "local" }) });
+    // A /node/ read installed without forwarding: "never" stays local too.
+    registry.install({ method: "GET", path: "/node/custom", authPolicies: ["no_auth"], mode: "readonly", handler: () => ({ body: "local" }) });
+    const frontend = new Frontend(registry, engine);
+    const forwarded: string[] = [];
+    frontend.forwarding = {
+      isPrimary: () => false,
+      forward: async (r: RpcRequest): Promise<RpcResponse> => {
+        forwarded.push(`${r.method} ${r.path}`);
+        return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ node_id: "the-primary", details: { role: "Primary" } }) };
+      },
+    };
+    const session = {};
+    const json = async (r: RpcRequest) => JSON.parse(String((await frontend.dispatch(r)).body));
+    await frontend.dispatch(request("POST", "/app/write", session));
+    assert.equal((await json(request("GET", "/node/state", session))).node_id, "this-backup");
+    const consensus = (await json(request("GET", "/node/consensus", session))).details;
+    assert.equal(consensus.role, "Backup");
+    assert.equal(consensus.primary_id, "the-primary");
+    assert.equal((await json(request("GET", "/node/network", session))).primary_id, "the-primary");
+    assert.equal((await frontend.dispatch(request("GET", "/node/custom", session))).body, "local");
+    await frontend.dispatch(request("GET", "/app/read", session));
+    assert.deepEqual(forwarded, ["POST /app/write", "GET /app/read"], "only the write and the session's app read went to the primary");
+  });
+});
+
+test("every GET /node/* endpoint is marked forwarding: never", async () => {
+  await withEngine(async (engine) => {
+    const registry = new EndpointRegistry();
+    installNodeEndpoints(registry, engine, {
+      nodeId: "n", serviceCertPem: "", nodeCertPem: "", rpcInterfaceName: "i", rpcAddress: () => "", startupSeqno: 0, serviceStatus: () => "Open",
+      consensus: () => ({ role: "Backup", primaryId: undefined, term: 0, voters: [], commit: 0, last: 0 }),
+    });
+    const nodeReads = registry.list().filter((e) => e.path.startsWith("/node/") && (e.method === "GET" || e.method === "HEAD"));
+    assert.ok(nodeReads.length >= 9, `${nodeReads.length} /node/ reads`);
+    for (const endpoint of nodeReads) assert.equal(endpoint.forwarding, "never", `${endpoint.method} ${endpoint.path}`);
   });
 });
