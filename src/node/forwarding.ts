@@ -115,9 +115,8 @@ export class Forwarder {
   private nextId = 1;
   private readonly sent = new Map<number, SentRequest>();
   private readonly waiting = new Set<WaitingRequest>();
-  /** The primary last reported to primaryChanged (or seen by watchPrimary). */
+  /** The primary last reported to primaryChanged. */
   private knownPrimary: string | undefined;
-  private watchTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly responseTimeoutMs: number;
   private readonly primaryWaitMs: number;
@@ -196,18 +195,6 @@ export class Forwarder {
   peerConnected(nodeId: string): void {
     if (this.closed || this.options.primary() !== nodeId) return;
     this.wakeWaiting();
-  }
-
-  /**
-   * Until consensus reports role changes to the node, polls the primary every `intervalMs` and
-   * calls primaryChanged when it differs. close() stops it. Drop this once the node calls
-   * primaryChanged from the replicator's role-change hook.
-   */
-  watchPrimary(intervalMs: number): void {
-    positive("intervalMs", intervalMs);
-    if (this.closed || this.watchTimer !== undefined) return;
-    this.watchTimer = setInterval(() => this.primaryChanged(this.options.primary()), intervalMs);
-    this.watchTimer.unref();
   }
 
   /** Sends (or runs here) now if a reachable primary is known; undefined when the request must wait. */
@@ -316,8 +303,6 @@ export class Forwarder {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.watchTimer);
-    this.watchTimer = undefined;
     for (const [id, entry] of this.sent) {
       clearTimeout(entry.timer);
       this.sent.delete(id);

@@ -290,9 +290,8 @@ export class CocoNode {
         ...config.forwarding,
         logger,
       });
-      // Forwarder.primaryChanged must run on every consensus role change; until the replicator
-      // reports them, the forwarder checks the primary every consensus tick.
-      fw.watchPrimary(config.consensus.tickMs);
+      // Requests pending at a primary that is no longer the primary are answered at once.
+      replicator.onRoleChange((change) => fw.primaryChanged(change.primaryId));
       channels = ch;
       forwarder = fw;
       const bound = await ch.listen();

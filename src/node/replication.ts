@@ -99,6 +99,7 @@ export class Replicator implements EntrySink {
   private inReady = false;
   private stopped = false;
   private readonly commitListeners: ((seqno: number) => void)[] = [];
+  private readonly roleListeners: ((change: { role: Role; term: number; primaryId: string | undefined }) => void)[] = [];
 
   constructor(private readonly engine: TransactionEngine, replayed: readonly ReplayedEntry[], private readonly options: ReplicationOptions) {
     this.scheduler = options.scheduler ?? realScheduler;
@@ -123,6 +124,9 @@ export class Replicator implements EntrySink {
   get committedIndex(): number { return this.raft.committedIndex; }
 
   onCommit(listener: (seqno: number) => void): void { this.commitListeners.push(listener); }
+
+  /** Called after every consensus role change (role, view or primary), in order. */
+  onRoleChange(listener: (change: { role: Role; term: number; primaryId: string | undefined }) => void): void { this.roleListeners.push(listener); }
 
   setTransport(transport: Transport): void { this.transport = transport; }
 
@@ -272,6 +276,7 @@ export class Replicator implements EntrySink {
       this.engine.becomeBackup(term);
       this.held = this.held.filter((m) => m.term >= term);
     }
+    for (const listener of this.roleListeners) listener({ role, term, primaryId: leader });
   }
 
   private crash(error: Error): void {
