@@ -72,6 +72,8 @@ export class RaftNode<Payload = unknown> {
   get lastIndex(): number { return this.log.lastIndex(); }
   get configuration(): readonly NodeId[] { return this.voters; }
   get isVoter(): boolean { return this.voters.includes(this.id); }
+  /** A primary handing leadership over: its shell should take no new writes. */
+  get transferring(): boolean { return this.transfer !== undefined; }
   /** False while this node, having lost entries, waits to catch up before it votes again. */
   get mayVote(): boolean { return this.votingWithheldThroughTerm === undefined; }
   get lastSignature(): TxId { return this.log.lastSignature(); }
@@ -395,7 +397,9 @@ export class RaftNode<Payload = unknown> {
   /** A signature is never refused for back-pressure: it is what lets the backlog commit. */
   private refuseProposal(isSignature: boolean): ConsensusError | undefined {
     if (this.role !== "Primary") return new ConsensusError("NotPrimary", `${this.id} is not the primary; send the request to the primary`, this.leaderId);
-    if (this.transfer) return new ConsensusError("LeadershipTransferInProgress", `${this.id} is handing leadership to ${this.transfer.target}; retry on the new primary`);
+    // During a leadership transfer the shell takes no new writes (see `transferring`), but what
+    // it committed locally before must still reach the log: refusing it would split the KV
+    // state from the log (the shell simulator found exactly that crash).
     const uncommittedMax = this.options.maxUncommittedEntries ?? 10_000;
     if (!isSignature && this.log.lastIndex() - this.commitIndex >= uncommittedMax) {
       return new ConsensusError("TooManyUncommitted", `${uncommittedMax} entries await commit (is a majority reachable, and is the shell signing?); retry later`);

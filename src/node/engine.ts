@@ -49,6 +49,8 @@ const SIGNATURE_CHECK_MS = 1000;
 /** Where the primary's new ledger entries go: the replication shell proposes them to consensus. */
 export interface EntrySink {
   propose(entry: Buffer, seqno: number, isSignature: boolean, config: readonly string[] | undefined): void;
+  /** False while consensus takes no new writes (a primary handing leadership over). */
+  acceptsWrites(): boolean;
 }
 
 /** A ledger entry as consensus sees it after a replay (view = term, seqno = index). */
@@ -380,6 +382,9 @@ export class TransactionEngine extends EventEmitter {
   private checkWritable(): void {
     if (this.failure) throw new CocoError("ServiceUnavailable", "The node's ledger failed; it accepts no more writes.", 503);
     if (!this.primary) throw new CocoError("NotPrimary", "This node is not the primary; the request should have been forwarded to it.", 503);
+    if (this.sink !== undefined && !this.sink.acceptsWrites()) {
+      throw new CocoError("LeadershipTransferInProgress", "This primary is handing leadership to another node; retry shortly.", 503);
+    }
     if (this.lastSeqno - this.commitSeqno >= this.options.pendingTransactionsMax) {
       throw new CocoError("TooManyPendingTransactions",
         `More than ${this.options.pendingTransactionsMax} transactions are waiting to be committed; retry shortly.`, 503);

@@ -176,6 +176,9 @@ export class Replicator implements EntrySink {
     this.scheduleProcess();
   }
 
+  /** EntrySink: no new writes while leadership is being handed over. */
+  acceptsWrites(): boolean { return !this.raft.transferring; }
+
   /** Whether a reconfiguration would be accepted now. */
   canReconfigure(): boolean { return this.raft.canReconfigure(); }
 

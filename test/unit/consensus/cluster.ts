@@ -29,12 +29,12 @@ export class Cluster {
   }
 
   /** Starts (or restarts from its persisted store) a node. */
-  start(id: string): void {
+  start(id: string, options: { lostEntries?: boolean } = {}): void {
     // Distinct, fixed election timeouts (n1 first, then n2, ...) so stories never split votes.
     const staggered = (Number(id.slice(1)) % 10) / 10;
     const store = this.stores.get(id) ?? { hardState: { term: 0, votedFor: undefined }, entries: [] };
     this.stores.set(id, store);
-    const node = new RaftNode<string>(id, this.bootstrap, { hardState: store.hardState, entries: [...store.entries] }, {
+    const node = new RaftNode<string>(id, this.bootstrap, { hardState: store.hardState, entries: [...store.entries], lostEntries: options.lostEntries === true }, {
       electionTicks, heartbeatTicks: 2, maxEntriesPerAppend: 4, maxInflightAppends: 2, random: () => staggered, ...this.tuning,
     });
     this.nodes.set(id, node);
