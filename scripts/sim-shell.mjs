@@ -7,11 +7,16 @@
 // Exits non-zero on the first violation, printing its seed, the trace tail and a replay command.
 import { makeSimIdentities, runShellSeed } from "../dist/src/node/sim/index.js";
 
-const usage = "usage: npm run sim -- [--seeds N] [--start S] [--seed S] [--nodes 3|5] [--chaos-ms MS] [--verbose] [--keep-going] [--json FILE]\n" +
+const usage = "usage: npm run sim -- [--seeds N] [--start S] [--seed S] [--nodes 3|5] [--chaos-ms MS] [--verbose] [--keep-going] [--jobs N] [--json FILE]\n" +
   "       npm run sim -- --core [...]   the pure Raft simulator (see scripts/sim.mjs --help)";
 const argv = process.argv.slice(2);
+if (argv.includes("--core")) {
+  const { spawnSync } = await import("node:child_process");
+  const r = spawnSync(process.execPath, [new URL("./sim.mjs", import.meta.url).pathname, ...argv.filter((a) => a !== "--core")], { stdio: "inherit" });
+  process.exit(r.status ?? 1);
+}
 if (argv.includes("--help") || argv.includes("-h")) { console.log(usage); process.exit(0); }
-const args = { seeds: 200, start: 1, nodes: 3, chaosMs: 3_000, verbose: false, json: undefined, keepGoing: false };
+const args = { seeds: 200, start: 1, nodes: 3, chaosMs: 3_000, verbose: false, json: undefined, keepGoing: false, jobs: 1 };
 for (let i = 0; i < argv.length; i++) {
   const flag = argv[i];
   const value = () => {
@@ -26,10 +31,45 @@ for (let i = 0; i < argv.length; i++) {
   else if (flag === "--chaos-ms") args.chaosMs = value();
   else if (flag === "--verbose") args.verbose = true;
   else if (flag === "--keep-going") args.keepGoing = true;
+  else if (flag === "--jobs") args.jobs = Math.max(1, value());
   else if (flag === "--json") args.json = argv[++i];
   else { console.error(`unknown argument ${flag}\n${usage}`); process.exit(2); }
 }
 if (args.nodes < 1 || args.nodes > 7) { console.error(`--nodes must be 1..7\n${usage}`); process.exit(2); }
+
+if (args.jobs > 1 && args.seeds > 1) {
+  // Split the seeds into contiguous ranges, one child process each; same seeds, same results.
+  const { spawn } = await import("node:child_process");
+  const per = Math.ceil(args.seeds / args.jobs);
+  const began = performance.now();
+  const runs = [];
+  for (let j = 0; j < args.jobs; j++) {
+    const start = args.start + j * per;
+    const count = Math.min(per, args.start + args.seeds - start);
+    if (count <= 0) continue;
+    const child = spawn(process.execPath, [process.argv[1], "--seeds", String(count), "--start", String(start), "--nodes", String(args.nodes), "--chaos-ms", String(args.chaosMs), ...(args.keepGoing ? ["--keep-going"] : [])], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => { out += d; for (const line of String(d).split("\n")) if (line.includes("progress")) console.log(`job ${j}: ${line}`); });
+    runs.push(new Promise((resolve) => child.on("exit", (code) => resolve({ code, out }))));
+  }
+  const results = await Promise.all(runs);
+  const totals = {};
+  const failedSeeds = [];
+  for (const r of results) {
+    const line = r.out.trim().split("\n").reverse().find((l) => l.startsWith("{") && l.includes("\"seeds\""));
+    if (!line) continue;
+    const s = JSON.parse(line);
+    failedSeeds.push(...s.failedSeeds);
+    for (const [k, v] of Object.entries(s)) if (typeof v === "number" && !["start", "nodes", "chaosMs", "seconds", "seedsPerSecond"].includes(k)) totals[k] = (totals[k] ?? 0) + v;
+  }
+  const seconds = (performance.now() - began) / 1000;
+  const failed = results.some((r) => r.code !== 0);
+  const summary = { ...totals, seeds: args.seeds, start: args.start, nodes: args.nodes, chaosMs: args.chaosMs, jobs: args.jobs, failedSeeds, seconds: Number(seconds.toFixed(1)), seedsPerSecond: Number((args.seeds / seconds).toFixed(2)) };
+  console.log(`shell simulator: ${args.seeds} seeds in ${args.jobs} jobs (${args.nodes} nodes, ${args.chaosMs} ms of faults each), ${failed ? "VIOLATIONS (see above)" : "0 violations"}, ${seconds.toFixed(1)} s`);
+  console.log(JSON.stringify(summary));
+  if (args.json) (await import("node:fs")).writeFileSync(args.json, JSON.stringify(summary, null, 2));
+  process.exit(failed ? 1 : 0);
+}
 
 const identities = await makeSimIdentities(args.nodes);
 const began = performance.now();

@@ -70,6 +70,12 @@ node.command("start")
       };
       process.on("SIGINT", () => void stop());
       process.on("SIGTERM", () => void stop());
+      // Crash-only: a node whose ledger failed exits (code 70, EX_SOFTWARE) rather than linger
+      // half-alive; restarted, it recovers from what its ledger holds.
+      running.onFatal(() => {
+        running.logger.flush?.();
+        setTimeout(() => process.exit(70), 100).unref();
+      });
     } catch (error) {
       fail(error);
     }

@@ -82,8 +82,21 @@ export interface EngineOptions {
   entryWorker?: boolean;
   /** Clock and timers (default: node's); the simulator passes its own. */
   scheduler?: Scheduler;
+  /**
+   * How Merkle roots are signed and checked (default: ECDSA P-384 over the root as a prehash,
+   * CCF's format). Only the shell simulator passes another, to spend its time on consensus
+   * rather than on elliptic-curve arithmetic; nodes never do.
+   */
+  rootSignatures?: RootSignatures;
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void };
 }
+
+export interface RootSignatures {
+  sign(privateKeyPem: string, root: Buffer): Buffer;
+  verify(publicKeyPem: string, root: Buffer, signature: Buffer): boolean;
+}
+
+const ecdsaRootSignatures: RootSignatures = { sign: signDigest, verify: verifyDigest };
 
 export class TransactionEngine extends EventEmitter {
   readonly store = new Store();
@@ -98,6 +111,7 @@ export class TransactionEngine extends EventEmitter {
   private txSinceSignature = 0;
   private signatureTimer: TimerHandle | undefined;
   private readonly scheduler: Scheduler;
+  private readonly rootSignatures: RootSignatures;
   private flushing = false;
   private closed = false;
   private failure: Error | undefined;
@@ -122,6 +136,8 @@ export class TransactionEngine extends EventEmitter {
   constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
     this.scheduler = options.scheduler ?? realScheduler;
+    this.rootSignatures = options.rootSignatures ?? ecdsaRootSignatures;
+    assert(options.rootSignatures === undefined || !options.entryWorker, "the entry worker signs with ECDSA only");
     this.secrets = new LedgerSecrets(options.ledgerSecrets);
     // Commit evidence stays derived from the service's first ledger secret across rekeys.
     this.commitEvidence = new CommitEvidence(this.secrets.first);
@@ -217,7 +233,7 @@ export class TransactionEngine extends EventEmitter {
     // everything an unchecked earlier one did (clients verify every receipt's signature anyway).
     const now = this.scheduler.now();
     if (record.cert === this.lastVerifiedCert && now - this.lastVerifiedAt < SIGNATURE_CHECK_MS) return;
-    if (!verifyDigest(publicKey, root, Buffer.from(record.sig, "base64"))) {
+    if (!this.rootSignatures.verify(publicKey, root, Buffer.from(record.sig, "base64"))) {
       throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} from node ${record.node} does not verify.`, 500);
     }
     this.lastVerifiedCert = record.cert;
@@ -554,7 +570,7 @@ export class TransactionEngine extends EventEmitter {
   /** Signs the root of the first seqno - 1 transactions here and proposes the reserved signature transaction. */
   private completeSignature(seqno: number): void {
     const root = this.tree.root();
-    this.proposeSignature(seqno, root, signDigest(this.options.nodePrivateKeyPem, root));
+    this.proposeSignature(seqno, root, this.rootSignatures.sign(this.options.nodePrivateKeyPem, root));
   }
 
   /** The signature transaction `seqno` over `root` (the first seqno - 1 transactions), signed: record, KV write, entry, log. */

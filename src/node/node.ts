@@ -17,6 +17,7 @@ import { RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
 import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE } from "./replication.js";
 import { Forwarder } from "./forwarding.js";
 import { readNodes, reconcileConfiguration } from "./reconfiguration.js";
+import { readPeersFile, writePeersFile, type KnownPeer } from "./peers-file.js";
 import {
   ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
   handleJoin, joinService, virtualEvidence, type NodeInfo as StoredNodeInfo,
@@ -95,6 +96,15 @@ export class CocoNode {
     });
     let identity: NodeIdentity;
     let bootstrapPeers: { node_id: string; node_to_node_address: string }[] = [];
+    // Keys and sealed secrets but no ledger: the ledger was wiped or moved away. The node is
+    // still a member of its service: it finds its peers from the workspace, catches up from
+    // them, and votes again only once it holds everything committed before the loss.
+    const lostLedger = entries.length === 0 && hasIdentity(config);
+    if (lostLedger) {
+      bootstrapPeers = readPeersFile(config.workspace);
+      logger.warn({ ledger: config.ledgerDirectory, peers: bootstrapPeers.map((p) => p.node_id) },
+        "the ledger directory is empty but this node has an identity: catching up from its peers; it votes again once caught up");
+    }
     if (config.command === "Join" && !hasIdentity(config)) {
       ({ identity, peers: bootstrapPeers } = await joinAsNewNode(config, logger, entries.length > 0));
     } else {
@@ -123,7 +133,8 @@ export class CocoNode {
       nodeId: identity.nodeId,
       workspace: config.workspace,
       // A new service starts with this node as its only voter; a joiner waits to be added.
-      bootstrapVoters: config.command === "Start" ? [identity.nodeId] : [],
+      bootstrapVoters: config.command === "Start" && !lostLedger ? [identity.nodeId] : [],
+      lostEntries: lostLedger,
       tickMs: config.consensus.tickMs,
       electionTicks: ticks(config.consensus.electionTimeoutMs),
       heartbeatTicks: ticks(config.consensus.heartbeatMs),
@@ -320,7 +331,20 @@ export class CocoNode {
           }
         }
         for (const peer of Object.keys(ch.stats())) if (!wanted.has(peer)) ch.removePeer(peer);
+        const addresses: KnownPeer[] = [];
+        for (const [nodeId, node] of known) {
+          const address = node.node_to_node_interface?.published_address ?? node.node_to_node_interface?.bind_address;
+          if (nodeId !== identity.nodeId && wanted.has(nodeId) && address !== undefined) addresses.push({ node_id: nodeId, node_to_node_address: address });
+        }
+        if (addresses.length > 0) {
+          try {
+            peersFileText = writePeersFile(config.workspace, addresses, peersFileText);
+          } catch (error) {
+            logger.warn({ err: (error as Error).message }, "could not record the peers' addresses in the workspace");
+          }
+        }
       };
+      let peersFileText: string | undefined;
       const scheduleSync = () => {
         if (!syncScheduled) { syncScheduled = true; setImmediate(syncPeers); }
       };
@@ -344,7 +368,7 @@ export class CocoNode {
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
     }, frontend.dispatch);
     replicator.start();
-    if (startupSeqno === 0 && config.command === "Start") {
+    if (startupSeqno === 0 && config.command === "Start" && !lostLedger) {
       // A new service: this node is its only voter and leads at once.
       if (!engine.isPrimary) throw new CocoError("InternalError", "a new service's first node did not become primary", 500);
       writeGenesis(engine, identity, config, nodeToNodeAddress);
@@ -353,8 +377,22 @@ export class CocoNode {
     const address = await server.listen();
     rpcAddress = `${address.address}:${address.port}`;
     logger.info({ node_id: identity.nodeId, address: rpcAddress, node_to_node: nodeToNodeAddress, view: engine.currentView, role: replicator.role, durability: config.durability }, "node is serving");
-    engine.on("failure", () => logger.fatal("ledger failure: writes are refused until the node is restarted"));
-    return new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, channels, forwarder);
+    const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, channels, forwarder);
+    engine.on("failure", (error: Error) => {
+      logger.fatal({ err: error }, "ledger failure: this node stops taking part in the service; restart it to recover from its ledger");
+      for (const listener of node.fatalListeners) listener(error);
+    });
+    return node;
+  }
+
+  private readonly fatalListeners: ((error: Error) => void)[] = [];
+
+  /**
+   * Called once if the node can no longer serve (its ledger failed): it has stopped taking part
+   * in consensus; the process should exit so that it restarts and recovers from its ledger.
+   */
+  onFatal(listener: (error: Error) => void): void {
+    this.fatalListeners.push(listener);
   }
 
   /** Stops accepting requests, commits what is pending (single node) and closes the ledger. */

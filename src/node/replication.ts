@@ -115,6 +115,9 @@ export class Replicator implements EntrySink {
     this.durableSeqno = replayed.length;
     engine.setSink(this);
     engine.on("durable", (seqno: number) => this.onDurable(seqno));
+    // A node whose ledger failed takes no further part in consensus: no acknowledgement, vote or
+    // campaign (it stayed a voter and won elections it could not serve, in the fault tests).
+    engine.on("failure", (error: Error) => this.halt(error));
   }
 
   get role(): Role { return this.raft.currentRole; }
@@ -283,9 +286,17 @@ export class Replicator implements EntrySink {
   }
 
   private crash(error: Error): void {
+    this.halt(error);
+    this.engine.emit("failure", error);
+  }
+
+  private halted = false;
+
+  private halt(error: Error): void {
+    if (this.halted) return;
+    this.halted = true;
     this.stopped = true;
     this.timer?.cancel();
-    this.options.logger.error({ err: error }, "replication failed; this node stops taking part in consensus");
-    this.engine.emit("failure", error);
+    this.options.logger.error({ err: error }, "this node stops taking part in consensus");
   }
 }

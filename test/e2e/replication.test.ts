@@ -2,7 +2,7 @@
 // forwarding from backups, elections after SIGKILL, catch-up after restart, retirement.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { createIdentityCertificate, createNodeCertificate, createServiceCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
@@ -281,5 +281,29 @@ test("retiring the primary hands leadership to another node and writes carry on"
       assert.equal(await read(n, 1), "before the retirement");
       assert.equal(await read(n, 2), "after the retirement");
     }
+  });
+});
+
+test("a node whose ledger was wiped catches up from its peers, whether it was a backup or the first node", { timeout: 150_000 }, async () => {
+  await withNetwork(3, async (net) => {
+    const txids: string[] = [];
+    for (let i = 0; i < 10; i++) txids.push(await write(net.nodes[i % 3]!, i, `before ${i}`));
+    for (const node of net.nodes) await waitCommitted(node, txids[txids.length - 1]!);
+    const primary = await net.primary();
+    // Wipe a backup, then the first node (which started the service: it must not start a new one).
+    const backup = net.nodes.find((n) => n !== primary)!;
+    for (const victim of [backup, net.nodes[0]!]) {
+      await net.kill(victim);
+      rmSync(join(victim.dir, "ledger"), { recursive: true, force: true });
+      const during = await write(net.nodes.find((n) => n.process !== undefined)!, 100 + victim.index, "while wiped");
+      await net.restart(victim);
+      await waitCommitted(victim, during, 30_000);
+      for (let i = 0; i < 10; i++) assert.equal(await read(victim, i), `before ${i}`, `wiped node ${victim.index} reads write ${i} again`);
+      for (const txid of txids) {
+        assert.equal((await victim.process!.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" })).json().status, "Committed");
+      }
+    }
+    const after = await write(net.nodes[1]!, 200, "after");
+    for (const node of net.nodes) await waitCommitted(node, after);
   });
 });

@@ -15,7 +15,7 @@ import { Prng, TraceRecorder } from "../../consensus/sim/index.js";
 import { Lifetime, NodeScheduler, SimClock } from "./clock.js";
 import { SimDisk } from "./disk.js";
 import { ShellChecker, ShellViolation } from "./checker.js";
-import type { SimIdentities } from "./identities.js";
+import { simRootSignatures, type SimIdentities } from "./identities.js";
 
 export interface ShellSimulationOptions {
   readonly seed: number;
@@ -78,6 +78,7 @@ export class ShellSimulation {
   private readonly slots: Slot[] = [];
   private readonly byNodeId = new Map<string, Slot>();
   private tuning: Tuning;
+  private readonly rootSignatures: ReturnType<typeof simRootSignatures>;
   /** Partition group per node name; nodes talk only within a group. */
   private readonly group = new Map<string, number>();
   private chaos = true;
@@ -88,6 +89,7 @@ export class ShellSimulation {
   constructor(private readonly options: ShellSimulationOptions) {
     if (options.nodes > options.identities.nodes.length) throw new Error(`at most ${options.identities.nodes.length} nodes`);
     this.random = new Prng(options.seed);
+    this.rootSignatures = simRootSignatures(options.identities);
     const r = this.random;
     this.tuning = {
       tickMs: 10,
@@ -180,7 +182,7 @@ export class ShellSimulation {
       nodeId: slot.nodeId, serviceCertPem: ids.serviceCertPem, nodePrivateKeyPem: identity.privateKeyPem, nodeCertPem: identity.certPem,
       ledgerSecrets: [{ fromSeqno: 1, raw: ids.ledgerSecret }],
       signatureTxCount: this.tuning.signatureTxCount, signatureDelayMs: this.tuning.signatureDelayMs,
-      pendingTransactionsMax: 2_000, entryWorker: false, scheduler, logger: quietLogger,
+      pendingTransactionsMax: 2_000, entryWorker: false, scheduler, rootSignatures: this.rootSignatures, logger: quietLogger,
     });
     const replayed = engine.replay(recovered.entries);
     // A new service: the first node, before anything of it reached another node.

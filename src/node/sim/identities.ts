@@ -1,6 +1,8 @@
 // Keys and certificates for the shell simulator's nodes, made once per process: a service
 // identity and node certificates it endorses, so the engine's signature checks run for real.
-import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../crypto/index.js";
+import { createHmac } from "node:crypto";
+import type { RootSignatures } from "../engine.js";
+import { publicKeyPemFromCertificate, createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../crypto/index.js";
 
 export interface SimIdentities {
   readonly serviceCertPem: string;
@@ -21,4 +23,18 @@ export async function makeSimIdentities(count: number): Promise<SimIdentities> {
   // the same decisions whatever random keys this process drew.
   nodes.sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
   return { serviceCertPem, ledgerSecret: randomBytes(32), nodes };
+}
+
+/**
+ * The simulator's root signatures: an HMAC keyed by the signer's public key, so a backup checks
+ * exactly what it would check with ECDSA (this root, this node) at a thousandth of the cost.
+ * It proves nothing cryptographically, and only the simulator uses it.
+ */
+export function simRootSignatures(identities: SimIdentities): RootSignatures {
+  const publicByPrivate = new Map(identities.nodes.map((n) => [n.privateKeyPem, publicKeyPemFromCertificate(n.certPem)]));
+  const mac = (publicKeyPem: string, root: Buffer) => createHmac("sha256", publicKeyPem).update(root).digest();
+  return {
+    sign: (privateKeyPem, root) => mac(publicByPrivate.get(privateKeyPem)!, root),
+    verify: (publicKeyPem, root, signature) => mac(publicKeyPem, root).equals(signature),
+  };
 }
