@@ -1,10 +1,13 @@
 // The node's ledger writer: append is a cheap in-memory push; flush is a group commit (one
 // write per chunk and one fdatasync for every entry buffered since the last flush). All disk
-// mutations (flush, commit, truncate, close) run one at a time on a single queue.
-import { open, rename, unlink } from "node:fs/promises";
+// mutations (flush, commit, truncate, close) run one at a time, in call order, on one queue.
+import { EventEmitter } from "node:events";
+import { mkdir, open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { CocoError, assert } from "../util/errors.js";
+import { CommitPoint } from "./commit-point.js";
+import { diskFullError, isDiskFull, isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 import { CHUNK_MAGIC, FRAME_HEADER_BYTES, chunkName } from "./files.js";
 import {
   recoverChunks,
@@ -17,6 +20,7 @@ import {
 import type { SeqnoIndex } from "./seqno-index.js";
 
 export type { Durability, LedgerLogger } from "./recovery.js";
+export type { LedgerEvents } from "./disk-full.js";
 
 export interface LedgerOptions {
   /** A chunk closes at the first signature transaction after it reaches this size. CCF's default. */
@@ -28,7 +32,7 @@ export interface LedgerOptions {
 const DEFAULT_CHUNK_SIZE_BYTES = 5 * 1024 * 1024;
 const silentLogger: LedgerLogger = { info() {}, warn() {} };
 
-export class Ledger {
+export class Ledger extends EventEmitter<LedgerEvents> {
   readonly #dir: string;
   readonly #chunkSizeBytes: number;
   readonly #durability: Durability;
@@ -52,9 +56,17 @@ export class Ledger {
   #queuedFlush: Promise<number> | null = null;
   #failure: unknown = null;
   #closed = false;
+  readonly #commitPoint: CommitPoint;
+  /** A commit's renames or commit-point write failed on a full disk; the next flush redoes them. */
+  #commitBehind = false;
+  /** The open chunk may hold bytes past `size` from a write undone after ENOSPC; trimmed before the next write. */
+  #untrimmed: Chunk | null = null;
+  #diskFull = false;
 
-  private constructor(dir: string, opts: Required<LedgerOptions>, chunks: Chunk[], index: SeqnoIndex) {
+  private constructor(dir: string, opts: Required<LedgerOptions>, chunks: Chunk[], index: SeqnoIndex, commitPoint: CommitPoint) {
+    super();
     this.#dir = dir;
+    this.#commitPoint = commitPoint;
     this.#chunkSizeBytes = opts.chunkSizeBytes;
     this.#durability = opts.durability;
     this.#logger = opts.logger;
@@ -63,8 +75,8 @@ export class Ledger {
     this.#lastSeqno = index.lastSeqno;
     this.#durableSeqno = index.lastSeqno;
     this.#bufferedFirst = index.lastSeqno + 1;
-    let committed = 0;
-    for (const c of chunks) if (c.committed) committed = c.lastSeqno;
+    let committed = commitPoint.seqno;
+    for (const c of chunks) if (c.committed) committed = Math.max(committed, c.lastSeqno);
     this.#committedSeqno = committed;
   }
 
@@ -76,9 +88,18 @@ export class Ledger {
       logger: options.logger ?? silentLogger,
     };
     assert(opts.chunkSizeBytes > 0, "chunkSizeBytes is positive");
-    const { chunks, index, entries } = await recoverChunks(dir, opts.durability, opts.logger);
-    opts.logger.info({ dir, chunks: chunks.length, lastSeqno: index.lastSeqno }, "ledger: opened");
-    return { ledger: new Ledger(dir, opts, chunks, index), entries };
+    await mkdir(dir, { recursive: true });
+    const commitPoint = await CommitPoint.open(dir, opts.durability);
+    let recovered;
+    try {
+      recovered = await recoverChunks(dir, opts.durability, opts.logger, commitPoint.seqno);
+    } catch (err) {
+      await commitPoint.close();
+      throw err;
+    }
+    const { chunks, index, entries } = recovered;
+    opts.logger.info({ dir, chunks: chunks.length, lastSeqno: index.lastSeqno, committedSeqno: commitPoint.seqno }, "ledger: opened");
+    return { ledger: new Ledger(dir, opts, chunks, index, commitPoint), entries };
   }
 
   get lastSeqno(): number {
@@ -92,6 +113,11 @@ export class Ledger {
 
   get committedSeqno(): number {
     return this.#committedSeqno;
+  }
+
+  /** True from a write that failed for lack of space until a flush writes everything again. */
+  get diskFull(): boolean {
+    return this.#diskFull;
   }
 
   /** Buffers one entry in memory; it reaches disk at the next flush(). */
@@ -109,18 +135,37 @@ export class Ledger {
     if (this.#queuedFlush) return this.#queuedFlush;
     const flush = this.#enqueue(async () => {
       this.#queuedFlush = null;
-      await this.#applyTruncation();
+      // A lower truncate() may arrive while one is applied: the disk must be cut before writing after it.
+      while (this.#truncateTo !== Infinity) await this.#applyTruncation();
       await this.#writeBuffered();
+      if (this.#commitBehind) await this.#markCommitted();
+      if (this.#diskFull) {
+        this.#diskFull = false;
+        this.#logger.info({ dir: this.#dir, durableSeqno: this.#durableSeqno }, "ledger: disk space available again, writes resumed");
+        this.emit("diskSpaceAvailable", this.#durableSeqno);
+      }
       return this.#durableSeqno;
     });
     this.#queuedFlush = flush;
     return flush;
   }
 
-  /** Marks closed chunks whose entries are all committed by renaming them to *.committed. Idempotent. */
+  /**
+   * Records that every entry up to `seqno` is committed: renames closed chunks it covers to
+   * *.committed and writes the commit point (at most one small write + fdatasync per call, none if
+   * a queued commit already covered it). Never marks entries this ledger does not hold: consensus
+   * may learn a commit point before this node's copy of the entries reaches the ledger, and those
+   * entries are marked by the commit() call that follows them. Idempotent.
+   */
   commit(seqno: number): Promise<void> {
-    if (seqno > this.#committedSeqno) this.#committedSeqno = seqno;
-    return this.#enqueue(async () => {
+    const target = Math.min(seqno, this.#lastSeqno);
+    if (target > this.#committedSeqno) this.#committedSeqno = target;
+    return this.#enqueue(() => this.#markCommitted());
+  }
+
+  async #markCommitted(): Promise<void> {
+    assert(this.#committedSeqno <= this.#lastSeqno, `commit ${this.#committedSeqno} within the ledger (last ${this.#lastSeqno})`);
+    try {
       let renamed = false;
       for (const chunk of this.#chunks) {
         if (!chunk.closed || chunk.committed || chunk.lastSeqno > this.#committedSeqno) continue;
@@ -129,7 +174,24 @@ export class Ledger {
         renamed = true;
       }
       if (renamed) await syncDirectory(this.#dir, this.#durability);
-    });
+      // Only entries already on disk: recovery refuses to start if any at or below it is missing.
+      await this.#commitPoint.record(Math.min(this.#committedSeqno, this.#durableSeqno));
+      this.#commitBehind = false;
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.#commitBehind = true;
+      throw this.#enterDiskFull(diskFullError(this.#dir, `marking entries up to ${this.#committedSeqno} committed`, err));
+    }
+  }
+
+  /** Enters the disk-full state (once per episode) and returns the error to throw. */
+  #enterDiskFull(error: CocoError): CocoError {
+    if (!this.#diskFull) {
+      this.#diskFull = true;
+      this.#logger.warn({ dir: this.#dir, err: error.message }, "ledger: disk full, writes suspended until space is freed");
+      this.emit("diskFull", error);
+    }
+    return error;
   }
 
   /** Drops every entry after `seqno` (a rollback). Takes effect in memory at once, so the next
@@ -197,10 +259,20 @@ export class Ledger {
     return null;
   }
 
-  /** Flushes what is buffered and closes the file. */
+  /**
+   * Flushes what is buffered and closes the files. If that flush fails on a full disk the files
+   * are closed anyway and the LedgerDiskFull error is rethrown: the entries still in memory were
+   * never reported durable, so no peer or client relied on them.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.flush();
+    let diskFull: unknown = null;
+    try {
+      await this.flush();
+    } catch (err) {
+      if (!isLedgerDiskFull(err)) throw err;
+      diskFull = err;
+    }
     this.#closed = true;
     await this.#enqueue(async () => {
       for (const chunk of this.#chunks) {
@@ -208,7 +280,9 @@ export class Ledger {
         chunk.handle = null;
         if (handle) await handle.close();
       }
+      await this.#commitPoint.close();
     });
+    if (diskFull !== null) throw diskFull;
   }
 
   #enqueue<T>(op: () => Promise<T>): Promise<T> {
@@ -244,7 +318,11 @@ export class Ledger {
     return chunk;
   }
 
-  /** Writes the buffered entries, one write per chunk, rotating after signatures. */
+  /**
+   * Writes the buffered entries, one write per chunk, rotating after signatures. On a full disk
+   * the open chunk goes back to its last synced size, the entries not yet synced go back to the
+   * front of the buffer (a later flush retries them) and LedgerDiskFull is thrown.
+   */
   async #writeBuffered(): Promise<void> {
     const batch = this.#buffered;
     if (batch.length === 0) return;
@@ -257,9 +335,21 @@ export class Ledger {
     this.#signatures = [];
     let nextSignature = 0;
     let i = 0;
+    /** Entries batch[0..synced) are on disk and synced (in chunks closed by this flush). */
+    let synced = 0;
+    /** The open chunk being written and its state at its last sync, to undo a failed write. */
+    let open: Chunk | null = null;
+    let syncedSize = 0;
+    let syncedLast = 0;
     try {
+      if (this.#untrimmed) await this.#trim(this.#untrimmed);
       while (i < batch.length) {
         const chunk = this.#currentChunk() ?? (await this.#startChunk(first + i));
+        if (chunk !== open) {
+          open = chunk;
+          syncedSize = chunk.size;
+          syncedLast = chunk.lastSeqno;
+        }
         // Take frames up to the first signature at which the chunk reaches its size limit.
         let bytes = 0;
         let end = i;
@@ -274,15 +364,59 @@ export class Ledger {
           }
         }
         await this.#writeFrames(chunk, batch, first, i, end, bytes);
-        if (closeAfter) await this.#closeChunk(chunk);
         i = end;
+        if (closeAfter) {
+          if (this.#durability === "fsync") await chunk.handle!.datasync();
+          synced = end;
+          syncedSize = chunk.size;
+          syncedLast = chunk.lastSeqno;
+          await this.#closeChunk(chunk);
+        }
       }
       const current = this.#currentChunk();
       if (current && this.#durability === "fsync") await current.handle!.datasync();
+      synced = batch.length;
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      if (open && !open.closed) await this.#undoWrites(open, syncedSize, syncedLast);
+      this.#keepUnsynced(batch, first, synced, signatures);
+      const error = diskFullError(this.#dir, `writing entries ${first + synced}..${first + batch.length - 1}`, err);
+      throw this.#enterDiskFull(error);
     } finally {
       this.#inFlight = [];
+      if (synced > 0) {
+        this.#durableSeqno = Math.max(this.#durableSeqno, Math.min(first + synced - 1, this.#truncateTo));
+      }
     }
-    this.#durableSeqno = Math.min(first + batch.length - 1, this.#truncateTo);
+  }
+
+  /** Takes a chunk back to its last synced state after a failed write; the file is cut now or before the next write. */
+  async #undoWrites(chunk: Chunk, size: number, lastSeqno: number): Promise<void> {
+    chunk.size = size;
+    chunk.lastSeqno = lastSeqno;
+    this.#untrimmed = chunk;
+    try {
+      await this.#trim(chunk);
+    } catch (err) {
+      this.#logger.warn({ file: this.#path(chunk), offset: size, err: String(err) }, "ledger: could not cut an unsynced write yet; retrying before the next write");
+    }
+  }
+
+  async #trim(chunk: Chunk): Promise<void> {
+    if (chunk.handle) await chunk.handle.truncate(chunk.size);
+    this.#untrimmed = null;
+  }
+
+  /** Puts batch[synced..] back in front of what was appended since, minus what a truncate() dropped meanwhile. */
+  #keepUnsynced(batch: Buffer[], first: number, synced: number, signatures: number[]): void {
+    let keepEnd = batch.length;
+    if (this.#truncateTo !== Infinity) keepEnd = Math.min(keepEnd, this.#truncateTo - first + 1);
+    if (keepEnd <= synced) return;
+    assert(first + keepEnd === this.#bufferedFirst, `kept entries ${first + synced}..${first + keepEnd - 1} precede the buffer at ${this.#bufferedFirst}`);
+    const keptLast = first + keepEnd - 1;
+    this.#buffered = batch.slice(synced, keepEnd).concat(this.#buffered);
+    this.#signatures = signatures.filter((s) => s >= first + synced && s <= keptLast).concat(this.#signatures);
+    this.#bufferedFirst = first + synced;
   }
 
   async #writeFrames(chunk: Chunk, batch: Buffer[], first: number, from: number, to: number, bytes: number) {
@@ -307,65 +441,94 @@ export class Ledger {
     return last && !last.closed ? last : null;
   }
 
+  /** Creates ledger_<first>; on any failure removes it again, so a retry starts from scratch. */
   async #startChunk(firstSeqno: number): Promise<Chunk> {
     const chunk: Chunk = { firstSeqno, lastSeqno: firstSeqno - 1, closed: false, committed: false, size: 0, handle: null };
-    chunk.handle = await open(this.#path(chunk), "wx+");
-    await writeAll(chunk.handle, CHUNK_MAGIC, 0);
+    const path = this.#path(chunk);
+    const handle = await open(path, "wx+");
+    try {
+      await writeAll(handle, CHUNK_MAGIC, 0);
+      // The new name must survive a crash as surely as the data written into it.
+      await syncDirectory(this.#dir, this.#durability);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw err;
+    }
+    chunk.handle = handle;
     chunk.size = CHUNK_MAGIC.length;
     this.#chunks.push(chunk);
-    // The new name must survive a crash as surely as the data written into it.
-    await syncDirectory(this.#dir, this.#durability);
     return chunk;
   }
 
-  /** fsync, close, rename to ledger_<first>-<last>, fsync the directory: a closed chunk ends at a signature. */
+  /**
+   * Renames a synced chunk to ledger_<first>-<last> and fsyncs the directory: a closed chunk ends
+   * at a signature. If the rename fails (a full directory) the chunk simply stays open, its entries
+   * synced, and closes at a later signature.
+   */
   async #closeChunk(chunk: Chunk): Promise<void> {
+    const openPath = this.#path(chunk);
+    await rename(openPath, join(this.#dir, chunkName(chunk.firstSeqno, chunk.lastSeqno, false)));
+    chunk.closed = true;
     const handle = chunk.handle!;
-    if (this.#durability === "fsync") await handle.datasync();
     chunk.handle = null; // before close: a concurrent read must never use a closing handle
     await handle.close();
-    const openPath = this.#path(chunk);
-    chunk.closed = true;
-    await rename(openPath, this.#path(chunk));
+    // If this fails the rename is made durable by the next directory fsync (the next chunk's start).
     await syncDirectory(this.#dir, this.#durability);
     this.#logger.info({ file: this.#path(chunk), bytes: chunk.size }, "ledger: chunk closed");
   }
 
-  /** Applies the pending truncation to disk: whole chunks from the end, then the tail of one. */
+  /**
+   * Applies the pending truncation to disk: whole chunks from the end, then the tail of one.
+   * Every step can be redone, and the truncation stays pending until all are done, so a failure
+   * (a full disk) is retried by the next flush rather than forgotten.
+   */
   async #applyTruncation(): Promise<void> {
     const seqno = this.#truncateTo;
     if (seqno === Infinity) return;
-    this.#truncateTo = Infinity;
-    let renamed = false;
-    // Remove later chunks last-first so a crash midway still leaves a contiguous prefix.
-    while (this.#chunks.length > 0 && this.#chunks[this.#chunks.length - 1]!.firstSeqno > seqno) {
-      const chunk = this.#chunks.pop()!;
-      const handle = chunk.handle;
-      chunk.handle = null;
-      if (handle) await handle.close();
-      await unlink(this.#path(chunk));
-      renamed = true;
-    }
-    const tail = this.#chunks[this.#chunks.length - 1];
-    if (tail && tail.lastSeqno > seqno) {
-      assert(!tail.committed, "a committed chunk is never truncated");
-      if (tail.closed) {
-        // Reopen under its open name first: "ledger_<first>" may hold any number of entries.
-        const closedPath = this.#path(tail);
-        tail.closed = false;
-        await rename(closedPath, this.#path(tail));
-        tail.handle = await open(this.#path(tail), "r+");
+    try {
+      let renamed = false;
+      // Remove later chunks last-first so a crash midway still leaves a contiguous prefix.
+      while (this.#chunks.length > 0 && this.#chunks[this.#chunks.length - 1]!.firstSeqno > seqno) {
+        const chunk = this.#chunks[this.#chunks.length - 1]!;
+        const handle = chunk.handle;
+        chunk.handle = null;
+        if (handle) await handle.close();
+        await unlink(this.#path(chunk)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== "ENOENT") throw err;
+        });
+        this.#chunks.pop();
+        if (this.#untrimmed === chunk) this.#untrimmed = null;
         renamed = true;
       }
-      tail.size = this.#index.offset(seqno) + this.#index.length(seqno);
-      tail.lastSeqno = seqno;
+      const tail = this.#chunks[this.#chunks.length - 1];
+      if (tail && tail.lastSeqno > seqno) {
+        assert(!tail.committed, "a committed chunk is never truncated");
+        if (tail.closed) {
+          // Reopen under its open name first: "ledger_<first>" may hold any number of entries.
+          const closedPath = this.#path(tail);
+          await rename(closedPath, join(this.#dir, chunkName(tail.firstSeqno, null, false)));
+          tail.closed = false;
+          renamed = true;
+        }
+        tail.handle ??= await open(this.#path(tail), "r+");
+        if (renamed) await syncDirectory(this.#dir, this.#durability);
+        renamed = false;
+        const size = this.#index.offset(seqno) + this.#index.length(seqno);
+        await tail.handle.truncate(size);
+        if (this.#durability === "fsync") await tail.handle.datasync();
+        tail.size = size;
+        tail.lastSeqno = seqno;
+        if (this.#untrimmed === tail) this.#untrimmed = null;
+      }
       if (renamed) await syncDirectory(this.#dir, this.#durability);
-      renamed = false;
-      await tail.handle!.truncate(tail.size);
-      if (this.#durability === "fsync") await tail.handle!.datasync();
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      throw this.#enterDiskFull(diskFullError(this.#dir, `rolling the ledger back to seqno ${seqno}`, err));
     }
-    if (renamed) await syncDirectory(this.#dir, this.#durability);
     this.#index.truncate(seqno);
+    // A lower truncate() may have arrived meanwhile: it stays pending for its own queued run.
+    if (this.#truncateTo === seqno) this.#truncateTo = Infinity;
   }
 }
 
