@@ -13,7 +13,8 @@ export {
   type DecodedEntry,
   type EntryFields,
 } from "./entry.js";
-export { listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
+export { COMMIT_POINT_FILE, listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
+export { LEDGER_DISK_FULL, isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 export { Ledger, type Durability, type LedgerLogger, type LedgerOptions } from "./ledger.js";
-export { ThreadedLedger, type LedgerStore } from "./threaded-ledger.js";
+export { ThreadedLedger, type LedgerStore, type ThreadedLedgerOptions } from "./threaded-ledger.js";
 export { LedgerSecrets, type LedgerSecretVersion } from "./secrets.js";

@@ -158,6 +158,8 @@ export class Ledger extends EventEmitter<LedgerEvents> {
    * entries are marked by the commit() call that follows them. Idempotent.
    */
   commit(seqno: number): Promise<void> {
+    // A commit learnt while shutting down is recorded by the next start's consensus instead.
+    if (this.#closed) return Promise.resolve();
     const target = Math.min(seqno, this.#lastSeqno);
     if (target > this.#committedSeqno) this.#committedSeqno = target;
     return this.#enqueue(() => this.#markCommitted());
