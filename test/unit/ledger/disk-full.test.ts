@@ -3,7 +3,9 @@
 // The disk is a small tmpfs filled with a filler file.
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readdir, rm, stat, truncate as truncateFile, writeFile } from "node:fs/promises";
+import fsPromises, { mkdir, mkdtemp, readdir, rm, stat, truncate as truncateFile, writeFile } from "node:fs/promises";
+import { syncBuiltinESMExports } from "node:module";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ledger, ThreadedLedger, decodeEntry, readLedgerDirectory, type LedgerStore } from "../../../src/ledger/index.js";
 import { CocoError } from "../../../src/util/errors.js";
@@ -149,5 +151,74 @@ describe("Ledger on a full disk", () => {
       return entries;
     })).map((e) => decodeEntry(e).seqno);
     assert.equal(views.length, 80);
+  });
+});
+
+/** Makes the next `times` calls of fs.promises.<name> whose first argument matches fail with ENOSPC. */
+function failNext(name: "rename", match: RegExp, times = 1): () => void {
+  const original = fsPromises[name];
+  let left = times;
+  fsPromises[name] = (async (from: string, to: string) => {
+    if (left > 0 && match.test(String(to))) {
+      left--;
+      throw Object.assign(new Error(`ENOSPC: no space left on device, ${name} '${from}'`), { code: "ENOSPC" });
+    }
+    return original(from, to);
+  }) as typeof original;
+  syncBuiltinESMExports();
+  return () => {
+    fsPromises[name] = original;
+    syncBuiltinESMExports();
+  };
+}
+
+describe("Ledger with injected ENOSPC", () => {
+  let plain: string;
+  beforeEach(async () => {
+    plain = await mkdtemp(join(tmpdir(), "coco-ledger-enospc-"));
+  });
+
+  test("a chunk whose closing rename fails stays open with its entries durable and closes at a later signature", async () => {
+    const { ledger } = await Ledger.open(plain, { durability: "fsync", chunkSizeBytes: 2000 });
+    appendEntries(ledger, 1, 25);
+    const restore = failNext("rename", /ledger_1-10$/);
+    try {
+      await assert.rejects(ledger.flush(), (e: unknown) => e instanceof CocoError && e.code === "LedgerDiskFull");
+    } finally {
+      restore();
+    }
+    assert.equal(ledger.durableSeqno, 10, "synced before the rename");
+    assert.equal(ledger.diskFull, true);
+    appendEntries(ledger, 26, 30);
+    assert.equal(await ledger.flush(), 30);
+    assert.equal(ledger.diskFull, false);
+    await ledger.close();
+    const names = (await readdir(plain)).filter((n) => n.startsWith("ledger_")).sort();
+    assert.deepEqual(names, ["ledger_1-20", "ledger_21-30"], "ledger_1 closed at the next signature, 20");
+    const seqnos: number[] = [];
+    for await (const { entry } of readLedgerDirectory(plain)) seqnos.push(entry.seqno);
+    assert.deepEqual(seqnos, Array.from({ length: 30 }, (_, i) => i + 1));
+    await rm(plain, { recursive: true, force: true });
+  });
+
+  test("a commit whose rename to .committed fails is redone by the next flush", async () => {
+    const { ledger } = await Ledger.open(plain, { durability: "fsync", chunkSizeBytes: 1 });
+    appendEntries(ledger, 1, 25);
+    await ledger.flush();
+    const restore = failNext("rename", /\.committed$/);
+    try {
+      await assert.rejects(ledger.commit(20), (e: unknown) => e instanceof CocoError && e.code === "LedgerDiskFull");
+    } finally {
+      restore();
+    }
+    assert.equal(ledger.diskFull, true);
+    await ledger.flush();
+    assert.equal(ledger.diskFull, false);
+    assert.deepEqual((await readdir(plain)).filter((n) => n.startsWith("ledger_")).sort(), ["ledger_1-10.committed", "ledger_11-20.committed", "ledger_21"]);
+    await ledger.close();
+    const reopened = await Ledger.open(plain);
+    assert.equal(reopened.ledger.committedSeqno, 20);
+    await reopened.ledger.close();
+    await rm(plain, { recursive: true, force: true });
   });
 });
