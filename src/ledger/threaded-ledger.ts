@@ -31,9 +31,13 @@ export interface ThreadedLedgerOptions {
   logger?: LedgerLogger;
   /** While the disk is full, a flush is retried this often, so writes resume by themselves once space is freed. */
   diskFullRetryMs?: number;
+  /** The commit point on disk is written at most this often (each write is one small fdatasync on
+   * the worker, between group commits); it may lag the commit by that much, which is safe. */
+  commitPointIntervalMs?: number;
 }
 
 const DEFAULT_DISK_FULL_RETRY_MS = 1000;
+const DEFAULT_COMMIT_POINT_INTERVAL_MS = 100;
 
 type Pending = { resolve: (reply: SuccessReply) => void; reject: (error: Error) => void };
 type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, "id"> : never) : never;
@@ -54,6 +58,10 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   /** Highest commit point posted to the worker: never above what had been posted before it. */
   private commitPosted = 0;
   private readonly inFlightFlushes = new Set<InFlightFlush>();
+  private commitRunning: Promise<void> | null = null;
+  private commitPostedAtMs = -Infinity;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private closing = false;
   private failure: Error | undefined;
   private full = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -63,6 +71,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     private readonly dir: string,
     private readonly logger: LedgerLogger,
     private readonly diskFullRetryMs: number,
+    private readonly commitPointIntervalMs: number,
   ) {
     super();
     this.last = 0;
@@ -73,7 +82,8 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   static async open(dir: string, options: ThreadedLedgerOptions = {}): Promise<{ ledger: ThreadedLedger; entries: Buffer[] }> {
     const logger = options.logger ?? { info() {}, warn() {} };
     const worker = new Worker(new URL("./worker.js", import.meta.url));
-    const ledger = new ThreadedLedger(worker, dir, logger, options.diskFullRetryMs ?? DEFAULT_DISK_FULL_RETRY_MS);
+    const ledger = new ThreadedLedger(worker, dir, logger, options.diskFullRetryMs ?? DEFAULT_DISK_FULL_RETRY_MS,
+      options.commitPointIntervalMs ?? DEFAULT_COMMIT_POINT_INTERVAL_MS);
     worker.on("message", (reply: WorkerReply) => ledger.onReply(reply));
     worker.on("error", (error) => ledger.fail(error));
     worker.on("exit", (code) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
@@ -153,10 +163,42 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     return this.postCommit();
   }
 
+  /**
+   * One commit in flight at a time, and at most one per `commitPointIntervalMs`: each costs the
+   * worker a small write and fdatasync of the commit point, so commits made meanwhile are folded
+   * into the next one. The promise resolves once that one is posted (or at once if it waits).
+   */
   private postCommit(): Promise<void> {
+    if (this.commitRunning) return this.commitRunning;
+    // The commit point may lag (recovery then protects a little less); close() posts the last one.
+    if (this.closing) return Promise.resolve();
     const seqno = Math.min(this.commitWanted, this.bufferedFirst - 1);
     if (seqno <= this.commitPosted) return Promise.resolve();
+    const waitMs = this.commitPostedAtMs + this.commitPointIntervalMs - performance.now();
+    if (waitMs > 0) {
+      this.commitTimer ??= setTimeout(() => {
+        this.commitTimer = undefined;
+        this.postCommit().catch(() => undefined);
+      }, waitMs).unref();
+      return Promise.resolve();
+    }
+    const running = this.sendCommit(seqno).then(
+      () => {
+        this.commitRunning = null;
+        return this.postCommit();
+      },
+      (error: Error) => {
+        this.commitRunning = null;
+        throw error;
+      },
+    );
+    this.commitRunning = running;
+    return running;
+  }
+
+  private sendCommit(seqno: number): Promise<void> {
     this.commitPosted = seqno;
+    this.commitPostedAtMs = performance.now();
     return this.request({ op: "commit", seqno }).then(() => undefined, (error: Error) => { throw this.noteFailure(error); });
   }
 
@@ -193,12 +235,18 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    clearTimeout(this.commitTimer);
+    this.retryTimer = this.commitTimer = undefined;
     try {
       if (!this.failure) {
         // A flush failing on a full disk still lets the worker close its files (see Ledger.close).
-        await this.flush().catch((error: Error) => { if (!isLedgerDiskFull(error)) throw error; });
+        const keepGoing = (error: Error) => { if (!isLedgerDiskFull(error)) throw error; };
+        await this.flush().catch(keepGoing);
+        await this.commitRunning?.catch(keepGoing);
+        const seqno = Math.min(this.commitWanted, this.bufferedFirst - 1);
+        if (seqno > this.commitPosted) await this.sendCommit(seqno).catch(keepGoing);
         await this.request({ op: "close" });
       }
     } finally {
