@@ -1,23 +1,15 @@
 // The node's ledger writer: append is a cheap in-memory push; flush is a group commit (one
 // write per chunk and one fdatasync for every entry buffered since the last flush). All disk
-// mutations (flush, commit, truncate, close) run one at a time, in call order, on one queue.
+// mutations (flush, commit, truncate, close) run one at a time, in call order, on one queue; the
+// disk steps themselves are in chunk-files.ts.
 import { EventEmitter } from "node:events";
-import { mkdir, open, rename, unlink } from "node:fs/promises";
-import { join } from "node:path";
-import { crc32 } from "node:zlib";
+import { mkdir } from "node:fs/promises";
 import { CocoError, assert } from "../util/errors.js";
+import { ChunkFiles } from "./chunk-files.js";
 import { CommitPoint } from "./commit-point.js";
 import { diskFullError, isDiskFull, isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
-import { CHUNK_MAGIC, FRAME_HEADER_BYTES, chunkName } from "./files.js";
-import {
-  recoverChunks,
-  syncDirectory,
-  writeAll,
-  type Chunk,
-  type Durability,
-  type LedgerLogger,
-} from "./recovery.js";
-import type { SeqnoIndex } from "./seqno-index.js";
+import { FRAME_HEADER_BYTES } from "./files.js";
+import { recoverChunks, type Chunk, type Durability, type LedgerLogger } from "./recovery.js";
 
 export type { Durability, LedgerLogger } from "./recovery.js";
 export type { LedgerEvents } from "./disk-full.js";
@@ -35,10 +27,8 @@ const silentLogger: LedgerLogger = { info() {}, warn() {} };
 export class Ledger extends EventEmitter<LedgerEvents> {
   readonly #dir: string;
   readonly #chunkSizeBytes: number;
-  readonly #durability: Durability;
   readonly #logger: LedgerLogger;
-  readonly #chunks: Chunk[];
-  readonly #index: SeqnoIndex;
+  readonly #files: ChunkFiles;
   #lastSeqno: number;
   #durableSeqno: number;
   #committedSeqno: number;
@@ -59,25 +49,20 @@ export class Ledger extends EventEmitter<LedgerEvents> {
   readonly #commitPoint: CommitPoint;
   /** A commit's renames or commit-point write failed on a full disk; the next flush redoes them. */
   #commitBehind = false;
-  /** The open chunk may hold bytes past `size` from a write undone after ENOSPC; trimmed before the next write. */
-  #untrimmed: Chunk | null = null;
   #diskFull = false;
 
-  private constructor(dir: string, opts: Required<LedgerOptions>, chunks: Chunk[], index: SeqnoIndex, commitPoint: CommitPoint) {
+  private constructor(opts: Required<LedgerOptions>, files: ChunkFiles, commitPoint: CommitPoint) {
     super();
-    this.#dir = dir;
+    this.#dir = files.dir;
+    this.#files = files;
     this.#commitPoint = commitPoint;
     this.#chunkSizeBytes = opts.chunkSizeBytes;
-    this.#durability = opts.durability;
     this.#logger = opts.logger;
-    this.#chunks = chunks;
-    this.#index = index;
-    this.#lastSeqno = index.lastSeqno;
-    this.#durableSeqno = index.lastSeqno;
-    this.#bufferedFirst = index.lastSeqno + 1;
-    let committed = commitPoint.seqno;
-    for (const c of chunks) if (c.committed) committed = Math.max(committed, c.lastSeqno);
-    this.#committedSeqno = committed;
+    const last = files.index.lastSeqno;
+    this.#lastSeqno = last;
+    this.#durableSeqno = last;
+    this.#bufferedFirst = last + 1;
+    this.#committedSeqno = Math.max(commitPoint.seqno, files.committedByName());
   }
 
   /** Opens (creating if needed) a ledger directory, recovers a torn tail, and returns every entry. */
@@ -99,7 +84,8 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     }
     const { chunks, index, entries } = recovered;
     opts.logger.info({ dir, chunks: chunks.length, lastSeqno: index.lastSeqno, committedSeqno: commitPoint.seqno }, "ledger: opened");
-    return { ledger: new Ledger(dir, opts, chunks, index, commitPoint), entries };
+    const files = new ChunkFiles(dir, opts.durability, opts.logger, chunks, index);
+    return { ledger: new Ledger(opts, files, commitPoint), entries };
   }
 
   get lastSeqno(): number {
@@ -168,14 +154,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
   async #markCommitted(): Promise<void> {
     assert(this.#committedSeqno <= this.#lastSeqno, `commit ${this.#committedSeqno} within the ledger (last ${this.#lastSeqno})`);
     try {
-      let renamed = false;
-      for (const chunk of this.#chunks) {
-        if (!chunk.closed || chunk.committed || chunk.lastSeqno > this.#committedSeqno) continue;
-        await rename(this.#path(chunk), join(this.#dir, chunkName(chunk.firstSeqno, chunk.lastSeqno, true)));
-        chunk.committed = true;
-        renamed = true;
-      }
-      if (renamed) await syncDirectory(this.#dir, this.#durability);
+      await this.#files.markCommitted(this.#committedSeqno);
       // Only entries already on disk: recovery refuses to start if any at or below it is missing.
       await this.#commitPoint.record(Math.min(this.#committedSeqno, this.#durableSeqno));
       this.#commitBehind = false;
@@ -227,31 +206,15 @@ export class Ledger extends EventEmitter<LedgerEvents> {
   async read(seqno: number): Promise<Buffer> {
     const inMemory = this.#fromMemory(seqno);
     if (inMemory) return inMemory;
-    // A concurrent commit() or truncate() may rename the chunk between lookup and open: retry.
-    for (let attempt = 0; ; attempt++) {
-      const chunk = this.#chunkFor(seqno);
-      try {
-        const handle = chunk.handle ?? (await open(this.#path(chunk), "r"));
-        try {
-          const out = Buffer.allocUnsafe(this.#index.length(seqno));
-          const { bytesRead } = await handle.read(out, 0, out.length, this.#index.offset(seqno));
-          assert(bytesRead === out.length, `read ${out.length} bytes of seqno ${seqno}`);
-          return out;
-        } finally {
-          if (handle !== chunk.handle) await handle.close();
-        }
-      } catch (err) {
-        if (attempt >= 3 || !isRetryable(err)) throw err;
-      }
-    }
+    return this.#files.read(seqno);
   }
 
   /** Still-buffered or in-flight entries; throws for seqnos outside the ledger; null if on disk. */
   #fromMemory(seqno: number): Buffer | null {
-    if (seqno > this.#lastSeqno || seqno < this.#index.firstSeqno || !Number.isInteger(seqno)) {
+    if (seqno > this.#lastSeqno || seqno < this.#files.index.firstSeqno || !Number.isInteger(seqno)) {
       throw new CocoError(
         "LedgerEntryNotFound",
-        `Seqno ${seqno} is not in this ledger (it holds ${this.#index.firstSeqno}..${this.#lastSeqno}).`,
+        `Seqno ${seqno} is not in this ledger (it holds ${this.#files.index.firstSeqno}..${this.#lastSeqno}).`,
         404,
       );
     }
@@ -277,11 +240,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     }
     this.#closed = true;
     await this.#enqueue(async () => {
-      for (const chunk of this.#chunks) {
-        const handle = chunk.handle;
-        chunk.handle = null;
-        if (handle) await handle.close();
-      }
+      await this.#files.closeAll();
       await this.#commitPoint.close();
     });
     if (diskFull !== null) throw diskFull;
@@ -300,24 +259,6 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     });
     this.#queue = run.catch(() => undefined);
     return run;
-  }
-
-  #path(chunk: Chunk): string {
-    const last = chunk.closed ? chunk.lastSeqno : null;
-    return join(this.#dir, chunkName(chunk.firstSeqno, last, chunk.committed));
-  }
-
-  #chunkFor(seqno: number): Chunk {
-    let lo = 0;
-    let hi = this.#chunks.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.#chunks[mid]!.firstSeqno <= seqno) lo = mid;
-      else hi = mid - 1;
-    }
-    const chunk = this.#chunks[lo];
-    assert(chunk && chunk.firstSeqno <= seqno && seqno <= chunk.lastSeqno, `seqno ${seqno} is in a chunk`);
-    return chunk;
   }
 
   /**
@@ -344,9 +285,9 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     let syncedSize = 0;
     let syncedLast = 0;
     try {
-      if (this.#untrimmed) await this.#trim(this.#untrimmed);
+      await this.#files.trimUndone();
       while (i < batch.length) {
-        const chunk = this.#currentChunk() ?? (await this.#startChunk(first + i));
+        const chunk = this.#files.current() ?? (await this.#files.start(first + i));
         if (chunk !== open) {
           open = chunk;
           syncedSize = chunk.size;
@@ -365,22 +306,22 @@ export class Ledger extends EventEmitter<LedgerEvents> {
             break;
           }
         }
-        await this.#writeFrames(chunk, batch, first, i, end, bytes);
+        await this.#files.writeFrames(chunk, batch, first, i, end, bytes);
         i = end;
         if (closeAfter) {
-          if (this.#durability === "fsync") await chunk.handle!.datasync();
+          await this.#files.sync(chunk);
           synced = end;
           syncedSize = chunk.size;
           syncedLast = chunk.lastSeqno;
-          await this.#closeChunk(chunk);
+          await this.#files.close(chunk);
         }
       }
-      const current = this.#currentChunk();
-      if (current && this.#durability === "fsync") await current.handle!.datasync();
+      const current = this.#files.current();
+      if (current) await this.#files.sync(current);
       synced = batch.length;
     } catch (err) {
       if (!isDiskFull(err)) throw err;
-      if (open && !open.closed) await this.#undoWrites(open, syncedSize, syncedLast);
+      if (open && !open.closed) await this.#files.undoWrites(open, syncedSize, syncedLast);
       this.#keepUnsynced(batch, first, synced, signatures);
       const error = diskFullError(this.#dir, `writing entries ${first + synced}..${first + batch.length - 1}`, err);
       throw this.#enterDiskFull(error);
@@ -390,23 +331,6 @@ export class Ledger extends EventEmitter<LedgerEvents> {
         this.#durableSeqno = Math.max(this.#durableSeqno, Math.min(first + synced - 1, this.#truncateTo));
       }
     }
-  }
-
-  /** Takes a chunk back to its last synced state after a failed write; the file is cut now or before the next write. */
-  async #undoWrites(chunk: Chunk, size: number, lastSeqno: number): Promise<void> {
-    chunk.size = size;
-    chunk.lastSeqno = lastSeqno;
-    this.#untrimmed = chunk;
-    try {
-      await this.#trim(chunk);
-    } catch (err) {
-      this.#logger.warn({ file: this.#path(chunk), offset: size, err: String(err) }, "ledger: could not cut an unsynced write yet; retrying before the next write");
-    }
-  }
-
-  async #trim(chunk: Chunk): Promise<void> {
-    if (chunk.handle) await chunk.handle.truncate(chunk.size);
-    this.#untrimmed = null;
   }
 
   /** Puts batch[synced..] back in front of what was appended since, minus what a truncate() dropped meanwhile. */
@@ -421,121 +345,20 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     this.#bufferedFirst = first + synced;
   }
 
-  async #writeFrames(chunk: Chunk, batch: Buffer[], first: number, from: number, to: number, bytes: number) {
-    // One buffer for the whole segment: no per-entry allocation, one write syscall.
-    const out = Buffer.allocUnsafe(bytes);
-    let pos = 0;
-    for (let k = from; k < to; k++) {
-      const entry = batch[k]!;
-      out.writeUInt32BE(entry.length, pos);
-      out.writeUInt32BE(crc32(entry), pos + 4);
-      entry.copy(out, pos + FRAME_HEADER_BYTES);
-      this.#index.set(first + k, chunk.size + pos + FRAME_HEADER_BYTES, entry.length);
-      pos += FRAME_HEADER_BYTES + entry.length;
-    }
-    await writeAll(chunk.handle!, out, chunk.size);
-    chunk.size += bytes;
-    chunk.lastSeqno = first + to - 1;
-  }
-
-  #currentChunk(): Chunk | null {
-    const last = this.#chunks[this.#chunks.length - 1];
-    return last && !last.closed ? last : null;
-  }
-
-  /** Creates ledger_<first>; on any failure removes it again, so a retry starts from scratch. */
-  async #startChunk(firstSeqno: number): Promise<Chunk> {
-    const chunk: Chunk = { firstSeqno, lastSeqno: firstSeqno - 1, closed: false, committed: false, size: 0, handle: null };
-    const path = this.#path(chunk);
-    const handle = await open(path, "wx+");
-    try {
-      await writeAll(handle, CHUNK_MAGIC, 0);
-      // The new name must survive a crash as surely as the data written into it.
-      await syncDirectory(this.#dir, this.#durability);
-    } catch (err) {
-      await handle.close().catch(() => undefined);
-      await unlink(path).catch(() => undefined);
-      throw err;
-    }
-    chunk.handle = handle;
-    chunk.size = CHUNK_MAGIC.length;
-    this.#chunks.push(chunk);
-    return chunk;
-  }
-
   /**
-   * Renames a synced chunk to ledger_<first>-<last> and fsyncs the directory: a closed chunk ends
-   * at a signature. If the rename fails (a full directory) the chunk simply stays open, its entries
-   * synced, and closes at a later signature.
-   */
-  async #closeChunk(chunk: Chunk): Promise<void> {
-    const openPath = this.#path(chunk);
-    await rename(openPath, join(this.#dir, chunkName(chunk.firstSeqno, chunk.lastSeqno, false)));
-    chunk.closed = true;
-    const handle = chunk.handle!;
-    chunk.handle = null; // before close: a concurrent read must never use a closing handle
-    await handle.close();
-    // If this fails the rename is made durable by the next directory fsync (the next chunk's start).
-    await syncDirectory(this.#dir, this.#durability);
-    this.#logger.info({ file: this.#path(chunk), bytes: chunk.size }, "ledger: chunk closed");
-  }
-
-  /**
-   * Applies the pending truncation to disk: whole chunks from the end, then the tail of one.
-   * Every step can be redone, and the truncation stays pending until all are done, so a failure
-   * (a full disk) is retried by the next flush rather than forgotten.
+   * Applies the pending truncation to disk. It stays pending until every step is done, so a
+   * failure (a full disk) is retried by the next flush rather than forgotten.
    */
   async #applyTruncation(): Promise<void> {
     const seqno = this.#truncateTo;
     if (seqno === Infinity) return;
     try {
-      let renamed = false;
-      // Remove later chunks last-first so a crash midway still leaves a contiguous prefix.
-      while (this.#chunks.length > 0 && this.#chunks[this.#chunks.length - 1]!.firstSeqno > seqno) {
-        const chunk = this.#chunks[this.#chunks.length - 1]!;
-        const handle = chunk.handle;
-        chunk.handle = null;
-        if (handle) await handle.close();
-        await unlink(this.#path(chunk)).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== "ENOENT") throw err;
-        });
-        this.#chunks.pop();
-        if (this.#untrimmed === chunk) this.#untrimmed = null;
-        renamed = true;
-      }
-      const tail = this.#chunks[this.#chunks.length - 1];
-      if (tail && tail.lastSeqno > seqno) {
-        assert(!tail.committed, "a committed chunk is never truncated");
-        if (tail.closed) {
-          // Reopen under its open name first: "ledger_<first>" may hold any number of entries.
-          const closedPath = this.#path(tail);
-          await rename(closedPath, join(this.#dir, chunkName(tail.firstSeqno, null, false)));
-          tail.closed = false;
-          renamed = true;
-        }
-        tail.handle ??= await open(this.#path(tail), "r+");
-        if (renamed) await syncDirectory(this.#dir, this.#durability);
-        renamed = false;
-        const size = this.#index.offset(seqno) + this.#index.length(seqno);
-        await tail.handle.truncate(size);
-        if (this.#durability === "fsync") await tail.handle.datasync();
-        tail.size = size;
-        tail.lastSeqno = seqno;
-        if (this.#untrimmed === tail) this.#untrimmed = null;
-      }
-      if (renamed) await syncDirectory(this.#dir, this.#durability);
+      await this.#files.truncate(seqno);
     } catch (err) {
       if (!isDiskFull(err)) throw err;
       throw this.#enterDiskFull(diskFullError(this.#dir, `rolling the ledger back to seqno ${seqno}`, err));
     }
-    this.#index.truncate(seqno);
     // A lower truncate() may have arrived meanwhile: it stays pending for its own queued run.
     if (this.#truncateTo === seqno) this.#truncateTo = Infinity;
   }
 }
-
-function isRetryable(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "EBADF";
-}
-
