@@ -89,6 +89,15 @@ export class RaftLog<Payload = unknown> {
     return { index, voters: this.entries[index - 1]!.config! };
   }
 
+  /** The configuration in effect at `index`: the latest reconfiguration entry at or before it. */
+  configAt(index: number): { index: number; voters: readonly NodeId[] } | undefined {
+    const indices = this.configIndices;
+    for (let i = indices.length - 1; i >= 0; i--) {
+      if (indices[i]! <= index) return { index: indices[i]!, voters: this.entries[indices[i]! - 1]!.config! };
+    }
+    return undefined;
+  }
+
   /** First index of the run of entries sharing the term of the entry at `index`. */
   firstIndexOfTermAt(index: number): number {
     const term = this.term(index);

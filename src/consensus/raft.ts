@@ -72,6 +72,27 @@ export class RaftNode<Payload = unknown> {
   get lastIndex(): number { return this.log.lastIndex(); }
   get configuration(): readonly NodeId[] { return this.voters; }
   get isVoter(): boolean { return this.voters.includes(this.id); }
+
+  /**
+   * Who elects: the configuration as of this node's last signature. A new primary rolls back
+   * everything after its last signature (CCF), reconfigurations included, so it must be elected
+   * by the configuration it will have once primary; counting an unsigned reconfiguration could
+   * elect a node that the rollback then removes from the voters, leaving no one able to lead
+   * (found by the shell simulator). Single-node steps keep every two adjacent configurations'
+   * majorities overlapping, so either may elect.
+   */
+  private electionVoters(): readonly NodeId[] {
+    return this.log.configAt(this.log.lastSignature().index)?.voters ?? this.bootstrapVoters;
+  }
+
+  private campaignVoters: readonly NodeId[] = [];
+  /**
+   * The shell can keep no more entries for now (its disk is full): it neither campaigns nor
+   * accepts leadership until allowed again. Votes are still granted: a vote costs no log space.
+   */
+  setMayLead(allowed: boolean): void { this.mayLead = allowed; }
+  private mayLead = true;
+
   /** A primary handing leadership over: its shell should take no new writes. */
   get transferring(): boolean { return this.transfer !== undefined; }
   /** False while this node, having lost entries, waits to catch up before it votes again. */
@@ -191,7 +212,7 @@ export class RaftNode<Payload = unknown> {
   /** Starts an election at once (a single-voter service need not wait for a timeout). */
   campaignNow(): void {
     this.assertNoReadyOutstanding();
-    if (this.role !== "Primary" && this.isVoter) this.campaign(this.options.preVote !== false, false);
+    if (this.role !== "Primary" && this.electionVoters().includes(this.id)) this.campaign(this.options.preVote !== false, false);
   }
 
   /** Whether proposeReconfiguration would be accepted now (so the shell can skip building one). */
@@ -300,7 +321,7 @@ export class RaftNode<Payload = unknown> {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.isVoter && this.mayVote && this.electionElapsed >= this.electionTimeout) {
+    if (this.mayVote && this.electionElapsed >= this.electionTimeout && this.electionVoters().includes(this.id)) {
       this.campaign(this.options.preVote !== false, false);
     }
   }
@@ -311,7 +332,9 @@ export class RaftNode<Payload = unknown> {
   }
 
   private campaign(preVote: boolean, leadershipTransfer: boolean): void {
-    if (!this.isVoter || !this.mayVote) return;
+    const voters = this.electionVoters();
+    if (!voters.includes(this.id) || !this.mayVote || !this.mayLead) return;
+    this.campaignVoters = voters;
     if (preVote) {
       this.role = "PreCandidate";
     } else {
@@ -327,7 +350,7 @@ export class RaftNode<Payload = unknown> {
     this.votes.set(this.id, true);
     if (this.tally() === "Won") return this.wonElection(preVote);
     const last = this.log.lastSignature();
-    for (const voter of this.voters) {
+    for (const voter of voters) {
       if (voter === this.id) continue;
       this.send({
         type: "RequestVote", from: this.id, to: voter, term: preVote ? this.term + 1 : this.term,
@@ -339,13 +362,15 @@ export class RaftNode<Payload = unknown> {
   private tally(): "Won" | "Lost" | "Pending" {
     let granted = 0;
     let rejected = 0;
-    for (const voter of this.voters) {
+    const voters = this.campaignVoters;
+    const quorum = Math.floor(voters.length / 2) + 1;
+    for (const voter of voters) {
       const vote = this.votes.get(voter);
       if (vote === true) granted++;
       else if (vote === false) rejected++;
     }
-    if (granted >= this.quorum()) return "Won";
-    if (this.voters.length - rejected < this.quorum()) return "Lost";
+    if (granted >= quorum) return "Won";
+    if (voters.length - rejected < quorum) return "Lost";
     return "Pending";
   }
 
@@ -379,7 +404,7 @@ export class RaftNode<Payload = unknown> {
 
   private onRequestVoteResponse(m: RequestVoteResponse): void {
     const expecting = m.preVote ? this.role === "PreCandidate" : this.role === "Candidate";
-    if (!expecting || !this.voters.includes(m.from)) return;
+    if (!expecting || !this.campaignVoters.includes(m.from)) return;
     if (m.preVote && m.granted && m.term !== this.term + 1) return; // from an older pre-vote round
     this.votes.set(m.from, m.granted);
     const result = this.tally();
@@ -388,7 +413,7 @@ export class RaftNode<Payload = unknown> {
   }
 
   private onTimeoutNow(): void {
-    if (this.role === "Primary" || !this.isVoter) return;
+    if (this.role === "Primary" || !this.electionVoters().includes(this.id)) return;
     this.campaign(false, true);
   }
 
@@ -419,7 +444,8 @@ export class RaftNode<Payload = unknown> {
     this.checkQuorumElapsed++;
     if (this.transfer && ++this.transfer.elapsed >= this.options.electionTicks) {
       this.transfer = undefined;
-      if (!this.isVoter) return this.becomeBackup(this.term, undefined); // retired: stop leading regardless
+      // Retired, or unable to lead (disk full): stop leading regardless.
+      if (!this.isVoter || !this.mayLead) return this.becomeBackup(this.term, undefined);
     }
     if (this.checkQuorumElapsed >= this.options.electionTicks) {
       this.checkQuorumElapsed = 0;

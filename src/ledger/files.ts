@@ -5,11 +5,13 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { CocoError } from "../util/errors.js";
-import { decodeEntry, type DecodedEntry } from "./entry.js";
+import { ENTRY_FORMAT_VERSION, ENTRY_HEADER_BYTES, decodeEntry, type DecodedEntry } from "./entry.js";
 
 /** First 8 bytes of every chunk file. */
 export const CHUNK_MAGIC = Buffer.from("COCOLDG1", "ascii");
 export const FRAME_HEADER_BYTES = 8;
+/** The file recording how far the ledger is committed (src/ledger/commit-point.ts). */
+export const COMMIT_POINT_FILE = "commit_point";
 
 export interface LedgerFileInfo {
   /** File name inside the directory, e.g. "ledger_1-1200.committed". */
@@ -82,32 +84,63 @@ export interface ScanResult {
   validLength: number;
   /** Seqno of the last entry read, or firstSeqno - 1 if none. */
   lastSeqno: number;
-  /** True when the file ended in a torn frame (cut short, or zero-filled) that the caller may trim. */
+  /** True when the file ended in a torn frame (cut short, zero-filled or failing its crc32, with
+   * no valid frame after it) that the caller may trim if it is above the commit point. */
   tornTail: boolean;
 }
 
 export type EntryVisitor = (offset: number, entry: DecodedEntry) => void;
+
+/** What the operator can do about a damaged ledger file; ends every LedgerCorrupted message. */
+export const CORRUPTION_FIX =
+  "Restore the file from another node's copy or a backup (closed chunks are identical on every node " +
+  "with the same chunk size), or move the ledger directory away so that the node starts empty and " +
+  "catches up from its peers.";
+
+/** The LedgerCorrupted error for one damaged frame: names file, byte offset and seqno. */
+export function corruptedAt(path: string, offset: number, seqno: number, what: string): CocoError {
+  return corrupted(`Ledger file ${path} is corrupted at byte offset ${offset} (entry for seqno ${seqno}): ${what}. ${CORRUPTION_FIX}`);
+}
 
 function isAllZero(buf: Buffer, from: number): boolean {
   for (let i = from; i < buf.length; i++) if (buf[i] !== 0) return false;
   return true;
 }
 
+/** Seqnos a frame found after a damaged one may plausibly carry: more would not be a tail. */
+const RESYNC_SEQNO_SPAN_MAX = 2 ** 24;
+
+/**
+ * True if a whole, crc-valid frame carrying a seqno after `expected` starts anywhere at or after
+ * `from`: then the damage at `from` is in the middle of the chunk, not a torn tail. Cheap filters
+ * (length, entry version, flags, seqno range) come before the crc32, so a long zero-filled tail
+ * costs a few comparisons per byte.
+ */
+export function validFrameAfter(buf: Buffer, from: number, expected: number): boolean {
+  const headerEnd = FRAME_HEADER_BYTES + ENTRY_HEADER_BYTES;
+  for (let pos = from; pos + headerEnd <= buf.length; pos++) {
+    const length = buf.readUInt32BE(pos);
+    if (length < ENTRY_HEADER_BYTES || pos + FRAME_HEADER_BYTES + length > buf.length) continue;
+    const entry = pos + FRAME_HEADER_BYTES;
+    if (buf[entry] !== ENTRY_FORMAT_VERSION || buf[entry + 1]! > 1 || buf.readUInt32BE(entry + 10) !== 0) continue;
+    const seqno = buf.readUInt32BE(entry + 14);
+    if (seqno < expected || seqno > expected + RESYNC_SEQNO_SPAN_MAX) continue;
+    if (crc32(buf.subarray(entry, entry + length)) === buf.readUInt32BE(pos + 4)) return true;
+  }
+  return false;
+}
+
 /**
  * Walks every frame of one chunk, checking crc, entry syntax and consecutive seqnos.
- * A short or zero-filled tail is reported as torn only when `tailMayBeTorn` (the last chunk:
- * a crash during a write); anything else throws LedgerCorrupted naming file, offset and seqno.
+ * When `tailMayBeTorn` (the last, open chunk: a crash during a write), damage with no valid frame
+ * after it is reported as a torn tail for the caller to judge against the commit point; any
+ * other damage throws LedgerCorrupted naming file, offset and seqno.
  */
 export function scanChunk(file: LedgerFileInfo, buf: Buffer, tailMayBeTorn: boolean, visit: EntryVisitor): ScanResult {
-  const fail = (offset: number, seqno: number, what: string): CocoError =>
-    corrupted(
-      `Ledger file ${file.path} is corrupted at byte offset ${offset} (entry for seqno ${seqno}): ${what}. ` +
-        `Restore the file from another node or a backup.`,
-    );
   let expected = file.firstSeqno;
   if (buf.length < CHUNK_MAGIC.length || !buf.subarray(0, CHUNK_MAGIC.length).equals(CHUNK_MAGIC)) {
     const tornMagic = tailMayBeTorn && buf.length < CHUNK_MAGIC.length && CHUNK_MAGIC.subarray(0, buf.length).equals(buf);
-    if (!tornMagic) throw fail(0, expected, "missing the COCOLDG1 file header");
+    if (!tornMagic) throw corruptedAt(file.path, 0, expected, "missing the COCOLDG1 file header");
     return { validLength: 0, lastSeqno: expected - 1, tornTail: true };
   }
   let offset = CHUNK_MAGIC.length;
@@ -115,22 +148,32 @@ export function scanChunk(file: LedgerFileInfo, buf: Buffer, tailMayBeTorn: bool
     const remaining = buf.length - offset;
     const length = remaining >= FRAME_HEADER_BYTES ? buf.readUInt32BE(offset) : -1;
     const short = length < 0 || remaining < FRAME_HEADER_BYTES + length;
-    // A crash mid-write leaves a short frame, or (on some file systems) a zero-filled extent.
-    if (tailMayBeTorn && (short || isAllZero(buf, offset))) {
-      return { validLength: offset, lastSeqno: expected - 1, tornTail: true };
-    }
-    if (short) throw fail(offset, expected, `frame of ${remaining} bytes is cut short`);
     const start = offset + FRAME_HEADER_BYTES;
-    const bytes = buf.subarray(start, start + length);
-    if (crc32(bytes) !== buf.readUInt32BE(offset + 4)) throw fail(offset, expected, "crc32 mismatch");
-    let entry: DecodedEntry;
-    try {
-      entry = decodeEntry(bytes);
-    } catch (err) {
-      throw fail(offset, expected, (err as Error).message);
+    const bytes = short ? null : buf.subarray(start, start + length);
+    let damage: string | null = null;
+    if (short) damage = `frame of ${remaining} bytes is cut short`;
+    else if (isAllZero(buf, offset)) damage = "zero-filled tail";
+    else if (crc32(bytes!) !== buf.readUInt32BE(offset + 4)) damage = "crc32 mismatch";
+    let entry: DecodedEntry | null = null;
+    if (damage === null) {
+      try {
+        entry = decodeEntry(bytes!);
+      } catch (err) {
+        damage = (err as Error).message;
+      }
     }
-    if (entry.seqno !== expected) throw fail(offset, expected, `found seqno ${entry.seqno} instead`);
-    visit(offset, entry);
+    if (damage !== null) {
+      // A crash mid-write leaves a short frame, a zero-filled extent or a frame whose bytes did not
+      // all reach the disk, and nothing valid after it.
+      // Look for valid frames after the damaged one; a length cut short may itself be the damage.
+      const resyncFrom = short ? offset + 1 : start + length;
+      if (tailMayBeTorn && !validFrameAfter(buf, resyncFrom, expected + 1)) {
+        return { validLength: offset, lastSeqno: expected - 1, tornTail: true };
+      }
+      throw corruptedAt(file.path, offset, expected, tailMayBeTorn ? `${damage}, followed by valid frames (not a torn tail)` : damage);
+    }
+    if (entry!.seqno !== expected) throw corruptedAt(file.path, offset, expected, `found seqno ${entry!.seqno} instead`);
+    visit(offset, entry!);
     expected++;
     offset = start + length;
   }
@@ -153,17 +196,16 @@ export async function* readLedgerDirectory(
     const result = scanChunk(file, await readFile(file.path), i === files.length - 1, (offset, entry) =>
       found.push({ offset, entry }),
     );
-    checkClosedChunkEnd(file, result.lastSeqno);
+    checkClosedChunkEnd(file, result);
     for (const { offset, entry } of found) yield { file: file.path, offset, entry };
   }
 }
 
 /** A closed chunk's name promises its last seqno; the content must keep that promise. */
-export function checkClosedChunkEnd(file: LedgerFileInfo, lastSeqnoRead: number): void {
-  if (file.lastSeqno !== null && file.lastSeqno !== lastSeqnoRead) {
-    throw corrupted(
-      `Ledger file ${file.path} is named to end at seqno ${file.lastSeqno} but its entries end at ` +
-        `${lastSeqnoRead}. Restore the file from another node or a backup.`,
-    );
-  }
+export function checkClosedChunkEnd(file: LedgerFileInfo, result: ScanResult): void {
+  if (file.lastSeqno === null || file.lastSeqno === result.lastSeqno) return;
+  const what = result.lastSeqno < file.lastSeqno
+    ? `the file ends after seqno ${result.lastSeqno} but its name says it holds entries up to ${file.lastSeqno}`
+    : `the file holds entries up to ${result.lastSeqno} but its name says it ends at ${file.lastSeqno}`;
+  throw corruptedAt(file.path, result.validLength, result.lastSeqno + 1, what);
 }

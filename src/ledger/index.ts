@@ -13,9 +13,10 @@ export {
   type DecodedEntry,
   type EntryFields,
 } from "./entry.js";
-export { listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
+export { COMMIT_POINT_FILE, listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
+export { LEDGER_DISK_FULL, isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 export { Ledger, type Durability, type LedgerLogger, type LedgerOptions } from "./ledger.js";
-export { ThreadedLedger, type LedgerStore, type LedgerWorkerPort } from "./threaded-ledger.js";
+export { ThreadedLedger, type LedgerStore, type LedgerTimers, type LedgerWorkerPort, type ThreadedLedgerOptions } from "./threaded-ledger.js";
 export type { WorkerRequest as LedgerWorkerRequest, WorkerReply as LedgerWorkerReply } from "./worker-protocol.js";
 export { packEntries, unpackEntries } from "./worker-protocol.js";
 export { LedgerSecrets, type LedgerSecretVersion } from "./secrets.js";

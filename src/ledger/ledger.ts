@@ -1,22 +1,18 @@
 // The node's ledger writer: append is a cheap in-memory push; flush is a group commit (one
 // write per chunk and one fdatasync for every entry buffered since the last flush). All disk
-// mutations (flush, commit, truncate, close) run one at a time on a single queue.
-import { open, rename, unlink } from "node:fs/promises";
-import { join } from "node:path";
-import { crc32 } from "node:zlib";
+// mutations (flush, commit, truncate, close) run one at a time, in call order, on one queue; the
+// disk steps themselves are in chunk-files.ts.
+import { EventEmitter } from "node:events";
+import { mkdir } from "node:fs/promises";
 import { CocoError, assert } from "../util/errors.js";
-import { CHUNK_MAGIC, FRAME_HEADER_BYTES, chunkName } from "./files.js";
-import {
-  recoverChunks,
-  syncDirectory,
-  writeAll,
-  type Chunk,
-  type Durability,
-  type LedgerLogger,
-} from "./recovery.js";
-import type { SeqnoIndex } from "./seqno-index.js";
+import { ChunkFiles } from "./chunk-files.js";
+import { CommitPoint } from "./commit-point.js";
+import { diskFullError, isDiskFull, isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
+import { FRAME_HEADER_BYTES } from "./files.js";
+import { recoverChunks, type Chunk, type Durability, type LedgerLogger } from "./recovery.js";
 
 export type { Durability, LedgerLogger } from "./recovery.js";
+export type { LedgerEvents } from "./disk-full.js";
 
 export interface LedgerOptions {
   /** A chunk closes at the first signature transaction after it reaches this size. CCF's default. */
@@ -28,13 +24,11 @@ export interface LedgerOptions {
 const DEFAULT_CHUNK_SIZE_BYTES = 5 * 1024 * 1024;
 const silentLogger: LedgerLogger = { info() {}, warn() {} };
 
-export class Ledger {
+export class Ledger extends EventEmitter<LedgerEvents> {
   readonly #dir: string;
   readonly #chunkSizeBytes: number;
-  readonly #durability: Durability;
   readonly #logger: LedgerLogger;
-  readonly #chunks: Chunk[];
-  readonly #index: SeqnoIndex;
+  readonly #files: ChunkFiles;
   #lastSeqno: number;
   #durableSeqno: number;
   #committedSeqno: number;
@@ -52,20 +46,23 @@ export class Ledger {
   #queuedFlush: Promise<number> | null = null;
   #failure: unknown = null;
   #closed = false;
+  readonly #commitPoint: CommitPoint;
+  /** A commit's renames or commit-point write failed on a full disk; the next flush redoes them. */
+  #commitBehind = false;
+  #diskFull = false;
 
-  private constructor(dir: string, opts: Required<LedgerOptions>, chunks: Chunk[], index: SeqnoIndex) {
-    this.#dir = dir;
+  private constructor(opts: Required<LedgerOptions>, files: ChunkFiles, commitPoint: CommitPoint) {
+    super();
+    this.#dir = files.dir;
+    this.#files = files;
+    this.#commitPoint = commitPoint;
     this.#chunkSizeBytes = opts.chunkSizeBytes;
-    this.#durability = opts.durability;
     this.#logger = opts.logger;
-    this.#chunks = chunks;
-    this.#index = index;
-    this.#lastSeqno = index.lastSeqno;
-    this.#durableSeqno = index.lastSeqno;
-    this.#bufferedFirst = index.lastSeqno + 1;
-    let committed = 0;
-    for (const c of chunks) if (c.committed) committed = c.lastSeqno;
-    this.#committedSeqno = committed;
+    const last = files.index.lastSeqno;
+    this.#lastSeqno = last;
+    this.#durableSeqno = last;
+    this.#bufferedFirst = last + 1;
+    this.#committedSeqno = Math.max(commitPoint.seqno, files.committedByName());
   }
 
   /** Opens (creating if needed) a ledger directory, recovers a torn tail, and returns every entry. */
@@ -76,9 +73,19 @@ export class Ledger {
       logger: options.logger ?? silentLogger,
     };
     assert(opts.chunkSizeBytes > 0, "chunkSizeBytes is positive");
-    const { chunks, index, entries } = await recoverChunks(dir, opts.durability, opts.logger);
-    opts.logger.info({ dir, chunks: chunks.length, lastSeqno: index.lastSeqno }, "ledger: opened");
-    return { ledger: new Ledger(dir, opts, chunks, index), entries };
+    await mkdir(dir, { recursive: true });
+    const commitPoint = await CommitPoint.open(dir, opts.durability);
+    let recovered;
+    try {
+      recovered = await recoverChunks(dir, opts.durability, opts.logger, commitPoint.seqno);
+    } catch (err) {
+      await commitPoint.close();
+      throw err;
+    }
+    const { chunks, index, entries } = recovered;
+    opts.logger.info({ dir, chunks: chunks.length, lastSeqno: index.lastSeqno, committedSeqno: commitPoint.seqno }, "ledger: opened");
+    const files = new ChunkFiles(dir, opts.durability, opts.logger, chunks, index);
+    return { ledger: new Ledger(opts, files, commitPoint), entries };
   }
 
   get lastSeqno(): number {
@@ -92,6 +99,11 @@ export class Ledger {
 
   get committedSeqno(): number {
     return this.#committedSeqno;
+  }
+
+  /** True from a write that failed for lack of space until a flush writes everything again. */
+  get diskFull(): boolean {
+    return this.#diskFull;
   }
 
   /** Buffers one entry in memory; it reaches disk at the next flush(). */
@@ -109,27 +121,58 @@ export class Ledger {
     if (this.#queuedFlush) return this.#queuedFlush;
     const flush = this.#enqueue(async () => {
       this.#queuedFlush = null;
-      await this.#applyTruncation();
+      // A lower truncate() may arrive while one is applied: the disk must be cut before writing after it.
+      while (this.#truncateTo !== Infinity) await this.#applyTruncation();
       await this.#writeBuffered();
+      if (this.#commitBehind) await this.#markCommitted();
+      if (this.#diskFull) {
+        this.#diskFull = false;
+        this.#logger.info({ dir: this.#dir, durableSeqno: this.#durableSeqno }, "ledger: disk space available again, writes resumed");
+        this.emit("diskSpaceAvailable", this.#durableSeqno);
+      }
       return this.#durableSeqno;
     });
     this.#queuedFlush = flush;
     return flush;
   }
 
-  /** Marks closed chunks whose entries are all committed by renaming them to *.committed. Idempotent. */
+  /**
+   * Records that every entry up to `seqno` is committed: renames closed chunks it covers to
+   * *.committed and writes the commit point (at most one small write + fdatasync per call, none if
+   * a queued commit already covered it). Never marks entries this ledger does not hold: consensus
+   * may learn a commit point before this node's copy of the entries reaches the ledger, and those
+   * entries are marked by the commit() call that follows them. Idempotent.
+   */
   commit(seqno: number): Promise<void> {
-    if (seqno > this.#committedSeqno) this.#committedSeqno = seqno;
-    return this.#enqueue(async () => {
-      let renamed = false;
-      for (const chunk of this.#chunks) {
-        if (!chunk.closed || chunk.committed || chunk.lastSeqno > this.#committedSeqno) continue;
-        await rename(this.#path(chunk), join(this.#dir, chunkName(chunk.firstSeqno, chunk.lastSeqno, true)));
-        chunk.committed = true;
-        renamed = true;
-      }
-      if (renamed) await syncDirectory(this.#dir, this.#durability);
-    });
+    // A commit learnt while shutting down is recorded by the next start's consensus instead.
+    if (this.#closed) return Promise.resolve();
+    const target = Math.min(seqno, this.#lastSeqno);
+    if (target > this.#committedSeqno) this.#committedSeqno = target;
+    return this.#enqueue(() => this.#markCommitted());
+  }
+
+  async #markCommitted(): Promise<void> {
+    assert(this.#committedSeqno <= this.#lastSeqno, `commit ${this.#committedSeqno} within the ledger (last ${this.#lastSeqno})`);
+    try {
+      await this.#files.markCommitted(this.#committedSeqno);
+      // Only entries already on disk: recovery refuses to start if any at or below it is missing.
+      await this.#commitPoint.record(Math.min(this.#committedSeqno, this.#durableSeqno));
+      this.#commitBehind = false;
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.#commitBehind = true;
+      throw this.#enterDiskFull(diskFullError(this.#dir, `marking entries up to ${this.#committedSeqno} committed`, err));
+    }
+  }
+
+  /** Enters the disk-full state (once per episode) and returns the error to throw. */
+  #enterDiskFull(error: CocoError): CocoError {
+    if (!this.#diskFull) {
+      this.#diskFull = true;
+      this.#logger.warn({ dir: this.#dir, err: error.message }, "ledger: disk full, writes suspended until space is freed");
+      this.emit("diskFull", error);
+    }
+    return error;
   }
 
   /** Drops every entry after `seqno` (a rollback). Takes effect in memory at once, so the next
@@ -163,31 +206,15 @@ export class Ledger {
   async read(seqno: number): Promise<Buffer> {
     const inMemory = this.#fromMemory(seqno);
     if (inMemory) return inMemory;
-    // A concurrent commit() or truncate() may rename the chunk between lookup and open: retry.
-    for (let attempt = 0; ; attempt++) {
-      const chunk = this.#chunkFor(seqno);
-      try {
-        const handle = chunk.handle ?? (await open(this.#path(chunk), "r"));
-        try {
-          const out = Buffer.allocUnsafe(this.#index.length(seqno));
-          const { bytesRead } = await handle.read(out, 0, out.length, this.#index.offset(seqno));
-          assert(bytesRead === out.length, `read ${out.length} bytes of seqno ${seqno}`);
-          return out;
-        } finally {
-          if (handle !== chunk.handle) await handle.close();
-        }
-      } catch (err) {
-        if (attempt >= 3 || !isRetryable(err)) throw err;
-      }
-    }
+    return this.#files.read(seqno);
   }
 
   /** Still-buffered or in-flight entries; throws for seqnos outside the ledger; null if on disk. */
   #fromMemory(seqno: number): Buffer | null {
-    if (seqno > this.#lastSeqno || seqno < this.#index.firstSeqno || !Number.isInteger(seqno)) {
+    if (seqno > this.#lastSeqno || seqno < this.#files.index.firstSeqno || !Number.isInteger(seqno)) {
       throw new CocoError(
         "LedgerEntryNotFound",
-        `Seqno ${seqno} is not in this ledger (it holds ${this.#index.firstSeqno}..${this.#lastSeqno}).`,
+        `Seqno ${seqno} is not in this ledger (it holds ${this.#files.index.firstSeqno}..${this.#lastSeqno}).`,
         404,
       );
     }
@@ -197,18 +224,26 @@ export class Ledger {
     return null;
   }
 
-  /** Flushes what is buffered and closes the file. */
+  /**
+   * Flushes what is buffered and closes the files. If that flush fails on a full disk the files
+   * are closed anyway and the LedgerDiskFull error is rethrown: the entries still in memory were
+   * never reported durable, so no peer or client relied on them.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.flush();
+    let diskFull: unknown = null;
+    try {
+      await this.flush();
+    } catch (err) {
+      if (!isLedgerDiskFull(err)) throw err;
+      diskFull = err;
+    }
     this.#closed = true;
     await this.#enqueue(async () => {
-      for (const chunk of this.#chunks) {
-        const handle = chunk.handle;
-        chunk.handle = null;
-        if (handle) await handle.close();
-      }
+      await this.#files.closeAll();
+      await this.#commitPoint.close();
     });
+    if (diskFull !== null) throw diskFull;
   }
 
   #enqueue<T>(op: () => Promise<T>): Promise<T> {
@@ -226,25 +261,11 @@ export class Ledger {
     return run;
   }
 
-  #path(chunk: Chunk): string {
-    const last = chunk.closed ? chunk.lastSeqno : null;
-    return join(this.#dir, chunkName(chunk.firstSeqno, last, chunk.committed));
-  }
-
-  #chunkFor(seqno: number): Chunk {
-    let lo = 0;
-    let hi = this.#chunks.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.#chunks[mid]!.firstSeqno <= seqno) lo = mid;
-      else hi = mid - 1;
-    }
-    const chunk = this.#chunks[lo];
-    assert(chunk && chunk.firstSeqno <= seqno && seqno <= chunk.lastSeqno, `seqno ${seqno} is in a chunk`);
-    return chunk;
-  }
-
-  /** Writes the buffered entries, one write per chunk, rotating after signatures. */
+  /**
+   * Writes the buffered entries, one write per chunk, rotating after signatures. On a full disk
+   * the open chunk goes back to its last synced size, the entries not yet synced go back to the
+   * front of the buffer (a later flush retries them) and LedgerDiskFull is thrown.
+   */
   async #writeBuffered(): Promise<void> {
     const batch = this.#buffered;
     if (batch.length === 0) return;
@@ -257,9 +278,21 @@ export class Ledger {
     this.#signatures = [];
     let nextSignature = 0;
     let i = 0;
+    /** Entries batch[0..synced) are on disk and synced (in chunks closed by this flush). */
+    let synced = 0;
+    /** The open chunk being written and its state at its last sync, to undo a failed write. */
+    let open: Chunk | null = null;
+    let syncedSize = 0;
+    let syncedLast = 0;
     try {
+      await this.#files.trimUndone();
       while (i < batch.length) {
-        const chunk = this.#currentChunk() ?? (await this.#startChunk(first + i));
+        const chunk = this.#files.current() ?? (await this.#files.start(first + i));
+        if (chunk !== open) {
+          open = chunk;
+          syncedSize = chunk.size;
+          syncedLast = chunk.lastSeqno;
+        }
         // Take frames up to the first signature at which the chunk reaches its size limit.
         let bytes = 0;
         let end = i;
@@ -273,104 +306,59 @@ export class Ledger {
             break;
           }
         }
-        await this.#writeFrames(chunk, batch, first, i, end, bytes);
-        if (closeAfter) await this.#closeChunk(chunk);
+        await this.#files.writeFrames(chunk, batch, first, i, end, bytes);
         i = end;
+        if (closeAfter) {
+          await this.#files.sync(chunk);
+          synced = end;
+          syncedSize = chunk.size;
+          syncedLast = chunk.lastSeqno;
+          await this.#files.close(chunk);
+        }
       }
-      const current = this.#currentChunk();
-      if (current && this.#durability === "fsync") await current.handle!.datasync();
+      const current = this.#files.current();
+      if (current) await this.#files.sync(current);
+      synced = batch.length;
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      if (open && !open.closed) await this.#files.undoWrites(open, syncedSize, syncedLast);
+      this.#keepUnsynced(batch, first, synced, signatures);
+      const error = diskFullError(this.#dir, `writing entries ${first + synced}..${first + batch.length - 1}`, err);
+      throw this.#enterDiskFull(error);
     } finally {
       this.#inFlight = [];
+      if (synced > 0) {
+        this.#durableSeqno = Math.max(this.#durableSeqno, Math.min(first + synced - 1, this.#truncateTo));
+      }
     }
-    this.#durableSeqno = Math.min(first + batch.length - 1, this.#truncateTo);
   }
 
-  async #writeFrames(chunk: Chunk, batch: Buffer[], first: number, from: number, to: number, bytes: number) {
-    // One buffer for the whole segment: no per-entry allocation, one write syscall.
-    const out = Buffer.allocUnsafe(bytes);
-    let pos = 0;
-    for (let k = from; k < to; k++) {
-      const entry = batch[k]!;
-      out.writeUInt32BE(entry.length, pos);
-      out.writeUInt32BE(crc32(entry), pos + 4);
-      entry.copy(out, pos + FRAME_HEADER_BYTES);
-      this.#index.set(first + k, chunk.size + pos + FRAME_HEADER_BYTES, entry.length);
-      pos += FRAME_HEADER_BYTES + entry.length;
-    }
-    await writeAll(chunk.handle!, out, chunk.size);
-    chunk.size += bytes;
-    chunk.lastSeqno = first + to - 1;
+  /** Puts batch[synced..] back in front of what was appended since, minus what a truncate() dropped meanwhile. */
+  #keepUnsynced(batch: Buffer[], first: number, synced: number, signatures: number[]): void {
+    let keepEnd = batch.length;
+    if (this.#truncateTo !== Infinity) keepEnd = Math.min(keepEnd, this.#truncateTo - first + 1);
+    if (keepEnd <= synced) return;
+    assert(first + keepEnd === this.#bufferedFirst, `kept entries ${first + synced}..${first + keepEnd - 1} precede the buffer at ${this.#bufferedFirst}`);
+    const keptLast = first + keepEnd - 1;
+    this.#buffered = batch.slice(synced, keepEnd).concat(this.#buffered);
+    this.#signatures = signatures.filter((s) => s >= first + synced && s <= keptLast).concat(this.#signatures);
+    this.#bufferedFirst = first + synced;
   }
 
-  #currentChunk(): Chunk | null {
-    const last = this.#chunks[this.#chunks.length - 1];
-    return last && !last.closed ? last : null;
-  }
-
-  async #startChunk(firstSeqno: number): Promise<Chunk> {
-    const chunk: Chunk = { firstSeqno, lastSeqno: firstSeqno - 1, closed: false, committed: false, size: 0, handle: null };
-    chunk.handle = await open(this.#path(chunk), "wx+");
-    await writeAll(chunk.handle, CHUNK_MAGIC, 0);
-    chunk.size = CHUNK_MAGIC.length;
-    this.#chunks.push(chunk);
-    // The new name must survive a crash as surely as the data written into it.
-    await syncDirectory(this.#dir, this.#durability);
-    return chunk;
-  }
-
-  /** fsync, close, rename to ledger_<first>-<last>, fsync the directory: a closed chunk ends at a signature. */
-  async #closeChunk(chunk: Chunk): Promise<void> {
-    const handle = chunk.handle!;
-    if (this.#durability === "fsync") await handle.datasync();
-    chunk.handle = null; // before close: a concurrent read must never use a closing handle
-    await handle.close();
-    const openPath = this.#path(chunk);
-    chunk.closed = true;
-    await rename(openPath, this.#path(chunk));
-    await syncDirectory(this.#dir, this.#durability);
-    this.#logger.info({ file: this.#path(chunk), bytes: chunk.size }, "ledger: chunk closed");
-  }
-
-  /** Applies the pending truncation to disk: whole chunks from the end, then the tail of one. */
+  /**
+   * Applies the pending truncation to disk. It stays pending until every step is done, so a
+   * failure (a full disk) is retried by the next flush rather than forgotten.
+   */
   async #applyTruncation(): Promise<void> {
     const seqno = this.#truncateTo;
     if (seqno === Infinity) return;
-    this.#truncateTo = Infinity;
-    let renamed = false;
-    // Remove later chunks last-first so a crash midway still leaves a contiguous prefix.
-    while (this.#chunks.length > 0 && this.#chunks[this.#chunks.length - 1]!.firstSeqno > seqno) {
-      const chunk = this.#chunks.pop()!;
-      const handle = chunk.handle;
-      chunk.handle = null;
-      if (handle) await handle.close();
-      await unlink(this.#path(chunk));
-      renamed = true;
+    try {
+      await this.#files.truncate(seqno);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      throw this.#enterDiskFull(diskFullError(this.#dir, `rolling the ledger back to seqno ${seqno}`, err));
     }
-    const tail = this.#chunks[this.#chunks.length - 1];
-    if (tail && tail.lastSeqno > seqno) {
-      assert(!tail.committed, "a committed chunk is never truncated");
-      if (tail.closed) {
-        // Reopen under its open name first: "ledger_<first>" may hold any number of entries.
-        const closedPath = this.#path(tail);
-        tail.closed = false;
-        await rename(closedPath, this.#path(tail));
-        tail.handle = await open(this.#path(tail), "r+");
-        renamed = true;
-      }
-      tail.size = this.#index.offset(seqno) + this.#index.length(seqno);
-      tail.lastSeqno = seqno;
-      if (renamed) await syncDirectory(this.#dir, this.#durability);
-      renamed = false;
-      await tail.handle!.truncate(tail.size);
-      if (this.#durability === "fsync") await tail.handle!.datasync();
-    }
-    if (renamed) await syncDirectory(this.#dir, this.#durability);
-    this.#index.truncate(seqno);
+    // A lower truncate() may have arrived meanwhile: it stays pending for its own queued run.
+    if (this.#truncateTo === seqno) this.#truncateTo = Infinity;
   }
 }
-
-function isRetryable(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "EBADF";
-}
-

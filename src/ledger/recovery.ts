@@ -1,7 +1,19 @@
 // Recovery of a ledger directory at start-up: checks every chunk, trims a torn tail of the
-// last one, and rebuilds the seqno index. Also the small disk helpers the writer shares.
+// last one above the recorded commit point, and rebuilds the seqno index. Also the small disk
+// helpers the writer shares.
 import { mkdir, open, readFile, unlink, type FileHandle } from "node:fs/promises";
-import { FRAME_HEADER_BYTES, checkClosedChunkEnd, checkContiguity, listLedgerFiles, scanChunk } from "./files.js";
+import {
+  COMMIT_POINT_FILE,
+  CORRUPTION_FIX,
+  FRAME_HEADER_BYTES,
+  checkClosedChunkEnd,
+  checkContiguity,
+  corrupted,
+  corruptedAt,
+  listLedgerFiles,
+  scanChunk,
+  type LedgerFileInfo,
+} from "./files.js";
 import { SeqnoIndex } from "./seqno-index.js";
 
 /** "fsync": fdatasync at every flush (default, crash-safe). "none": write only; UNSAFE, a
@@ -25,10 +37,16 @@ export interface Chunk {
   handle: FileHandle | null;
 }
 
+/**
+ * Checks every chunk and rebuilds the index. `committedSeqno` is the recorded commit point: a torn
+ * tail strictly above it is what a crash during a write leaves and is cut (logged with file,
+ * offset and seqno); an entry at or below it that is missing, cut or damaged refuses the start.
+ */
 export async function recoverChunks(
   dir: string,
   durability: Durability,
   logger: LedgerLogger,
+  committedSeqno: number,
 ): Promise<{ chunks: Chunk[]; index: SeqnoIndex; entries: Buffer[] }> {
   await mkdir(dir, { recursive: true });
   const files = await listLedgerFiles(dir);
@@ -44,7 +62,7 @@ export async function recoverChunks(
       entries.push(entry.bytes);
       index.push(offset + FRAME_HEADER_BYTES, entry.bytes.length);
     });
-    checkClosedChunkEnd(file, result.lastSeqno);
+    checkClosedChunkEnd(file, result);
     const chunk: Chunk = {
       firstSeqno: file.firstSeqno,
       lastSeqno: result.lastSeqno,
@@ -55,9 +73,15 @@ export async function recoverChunks(
     };
     if (isLastOpen) {
       if (result.tornTail) {
+        const seqno = result.lastSeqno + 1;
+        if (seqno <= committedSeqno) {
+          throw corruptedAt(file.path, result.validLength, seqno,
+            `the entry is cut short or damaged, but this ledger recorded every entry up to ${committedSeqno} as ` +
+            `committed and on disk (file ${COMMIT_POINT_FILE}), so a committed entry is lost`);
+        }
         logger.warn(
-          { file: file.path, offset: result.validLength, bytesDropped: buf.length - result.validLength },
-          "ledger: trimming a torn final frame left by a crash",
+          { file: file.path, offset: result.validLength, seqno, bytesDropped: buf.length - result.validLength },
+          "ledger: cutting a torn final frame left by a crash (above the recorded commit point)",
         );
       }
       if (result.validLength === 0) {
@@ -74,7 +98,28 @@ export async function recoverChunks(
     }
     chunks.push(chunk);
   }
+  try {
+    checkCommittedEntriesPresent(dir, files, chunks, committedSeqno);
+  } catch (err) {
+    for (const chunk of chunks) await chunk.handle?.close();
+    throw err;
+  }
   return { chunks, index, entries };
+}
+
+/** The ledger must hold every entry up to the recorded commit point (e.g. not a chunk cut at a frame boundary). */
+function checkCommittedEntriesPresent(dir: string, files: LedgerFileInfo[], chunks: Chunk[], committedSeqno: number): void {
+  const last = chunks[chunks.length - 1];
+  const lastSeqno = last ? last.lastSeqno : 0;
+  if (committedSeqno <= lastSeqno) return;
+  const file = files[files.length - 1];
+  const where = file && last
+    ? `it ends at seqno ${lastSeqno} (file ${file.path}, byte offset ${last.size}, entry for seqno ${lastSeqno + 1} missing)`
+    : `it holds no entries (no ledger_* files in ${dir})`;
+  throw corrupted(
+    `Ledger directory ${dir} recorded every entry up to seqno ${committedSeqno} as committed and on disk ` +
+      `(file ${COMMIT_POINT_FILE}), but ${where}: committed entries are lost. ${CORRUPTION_FIX}`,
+  );
 }
 
 export async function writeAll(handle: FileHandle, buf: Buffer, position: number): Promise<void> {

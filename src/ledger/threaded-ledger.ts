@@ -2,8 +2,10 @@
 // worker thread. Appends are buffered here; a flush ships the whole buffered batch to the
 // worker in one message (one transferred buffer), which writes and fsyncs it. The main
 // thread never waits on the disk, and the disk never waits on the main thread.
+import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import { CocoError } from "../util/errors.js";
+import { isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 import type { Durability, LedgerLogger } from "./recovery.js";
 import { packEntries, unpackEntries, type SuccessReply, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
 
@@ -11,17 +13,36 @@ import { packEntries, unpackEntries, type SuccessReply, type WorkerReply, type W
 export interface LedgerStore {
   readonly lastSeqno: number;
   readonly durableSeqno: number;
+  /** True from a write that failed for lack of space (LedgerDiskFull) until a flush succeeds again. */
+  readonly diskFull: boolean;
   append(entry: Buffer, seqno: number, isSignature: boolean): void;
   flush(): Promise<number>;
   commit(seqno: number): Promise<void>;
   truncate(seqno: number): Promise<void>;
   read(seqno: number): Promise<Buffer>;
   close(): Promise<void>;
+  on<K extends keyof LedgerEvents>(event: K, listener: (...args: LedgerEvents[K]) => void): this;
+  off<K extends keyof LedgerEvents>(event: K, listener: (...args: LedgerEvents[K]) => void): this;
 }
 
+/** Clock and one-shot timers (default: node's); the node's shell simulator passes simulated ones. */
+export interface LedgerTimers {
+  now(): number;
+  after(delayMs: number, callback: () => void): { cancel(): void };
+}
+
+const realTimers: LedgerTimers = {
+  now: () => performance.now(),
+  after(delayMs, callback) {
+    const timer = setTimeout(callback, delayMs);
+    timer.unref();
+    return { cancel: () => clearTimeout(timer) };
+  },
+};
+
 /**
- * What ThreadedLedger needs of its worker: node's Worker in production; the deterministic
- * simulator (src/node/sim) passes an in-memory disk that answers the same protocol.
+ * What ThreadedLedger needs of its worker: node's Worker in production; the shell simulator
+ * (src/node/sim) passes an in-memory disk that answers the same protocol.
  */
 export interface LedgerWorkerPort {
   postMessage(request: WorkerRequest, transfer?: ArrayBuffer[]): void;
@@ -31,32 +52,66 @@ export interface LedgerWorkerPort {
   terminate(): Promise<number>;
 }
 
+export interface ThreadedLedgerOptions {
+  chunkSizeBytes?: number;
+  durability?: Durability;
+  logger?: LedgerLogger;
+  /** While the disk is full, a flush is retried this often, so writes resume by themselves once space is freed. */
+  diskFullRetryMs?: number;
+  /** The commit point on disk is written at most this often (each write is one small fdatasync on
+   * the worker, between group commits); it may lag the commit by that much, which is safe. */
+  commitPointIntervalMs?: number;
+}
+
+const DEFAULT_DISK_FULL_RETRY_MS = 1000;
+const DEFAULT_COMMIT_POINT_INTERVAL_MS = 100;
+
 type Pending = { resolve: (reply: SuccessReply) => void; reject: (error: Error) => void };
 type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, "id"> : never) : never;
+/** A flush posted and not yet answered; a truncation lowers `cap` so its reply never vouches past it. */
+type InFlightFlush = { cap: number };
 
-export class ThreadedLedger implements LedgerStore {
+export class ThreadedLedger extends EventEmitter<LedgerEvents> implements LedgerStore {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private buffered: Buffer[] = [];
+  /** Seqno of buffered[0]; everything below it has been posted to the worker. */
   private bufferedFirst: number;
   private signatures: number[] = [];
   private last: number;
   private durable: number;
-  private chain: Promise<number> = Promise.resolve(0);
+  /** Highest commit point asked for, never above `last` when asked; a truncate below it is refused. */
+  private commitWanted = 0;
+  /** Highest commit point posted to the worker: never above what had been posted before it. */
+  private commitPosted = 0;
+  private readonly inFlightFlushes = new Set<InFlightFlush>();
+  private commitRunning: Promise<void> | null = null;
+  private commitPostedAtMs = -Infinity;
+  private commitTimer: { cancel(): void } | undefined;
+  private closing = false;
   private failure: Error | undefined;
-  /** Bumped by every truncation: a flush shipped before one cannot vouch for what follows it. */
-  private truncations = 0;
+  private full = false;
+  private retryTimer: { cancel(): void } | undefined;
 
-  private constructor(private readonly worker: LedgerWorkerPort, lastSeqno: number, durableSeqno: number, private readonly logger: LedgerLogger) {
-    this.last = lastSeqno;
-    this.durable = durableSeqno;
-    this.bufferedFirst = lastSeqno + 1;
+  private constructor(
+    private readonly worker: LedgerWorkerPort,
+    private readonly dir: string,
+    private readonly logger: LedgerLogger,
+    private readonly diskFullRetryMs: number,
+    private readonly commitPointIntervalMs: number,
+    private readonly timers: LedgerTimers = realTimers,
+  ) {
+    super();
+    this.last = 0;
+    this.durable = 0;
+    this.bufferedFirst = 1;
   }
 
-  static async open(dir: string, options: { chunkSizeBytes?: number; durability?: Durability; logger?: LedgerLogger } = {}): Promise<{ ledger: ThreadedLedger; entries: Buffer[] }> {
+  static async open(dir: string, options: ThreadedLedgerOptions = {}): Promise<{ ledger: ThreadedLedger; entries: Buffer[] }> {
     const logger = options.logger ?? { info() {}, warn() {} };
     const worker = new Worker(new URL("./worker.js", import.meta.url));
-    const ledger = new ThreadedLedger(worker as LedgerWorkerPort, 0, 0, logger);
+    const ledger = new ThreadedLedger(worker as LedgerWorkerPort, dir, logger, options.diskFullRetryMs ?? DEFAULT_DISK_FULL_RETRY_MS,
+      options.commitPointIntervalMs ?? DEFAULT_COMMIT_POINT_INTERVAL_MS);
     worker.on("message", (reply: WorkerReply) => ledger.onReply(reply));
     worker.on("error", (error) => ledger.fail(error));
     worker.on("exit", (code) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
@@ -70,20 +125,31 @@ export class ThreadedLedger implements LedgerStore {
     ledger.last = reply.lastSeqno;
     ledger.durable = reply.durableSeqno;
     ledger.bufferedFirst = reply.lastSeqno + 1;
+    ledger.commitWanted = ledger.commitPosted = reply.committedSeqno ?? 0;
     return { ledger, entries: unpackEntries(reply.bytes!, reply.lengths!) };
   }
 
-  /** A ledger over an already opened worker-protocol port (the simulator's disk). */
-  static overPort(port: LedgerWorkerPort, lastSeqno: number, durableSeqno: number, logger: LedgerLogger): ThreadedLedger {
-    const ledger = new ThreadedLedger(port, lastSeqno, durableSeqno, logger);
+  /**
+   * A ledger over an already opened worker-protocol port: the shell simulator's disk, which
+   * answered "open" with these seqnos.
+   */
+  static overPort(port: LedgerWorkerPort, opened: { lastSeqno: number; durableSeqno: number; committedSeqno: number },
+    options: ThreadedLedgerOptions & { timers: LedgerTimers }): ThreadedLedger {
+    const ledger = new ThreadedLedger(port, "(simulated)", options.logger ?? { info() {}, warn() {} },
+      options.diskFullRetryMs ?? DEFAULT_DISK_FULL_RETRY_MS, options.commitPointIntervalMs ?? DEFAULT_COMMIT_POINT_INTERVAL_MS, options.timers);
     port.on("message", (reply: WorkerReply) => ledger.onReply(reply));
     port.on("error", (error: Error) => ledger.fail(error));
     port.on("exit", (code: number) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
+    ledger.last = opened.lastSeqno;
+    ledger.durable = opened.durableSeqno;
+    ledger.bufferedFirst = opened.lastSeqno + 1;
+    ledger.commitWanted = ledger.commitPosted = opened.committedSeqno;
     return ledger;
   }
 
   get lastSeqno(): number { return this.last; }
   get durableSeqno(): number { return this.durable; }
+  get diskFull(): boolean { return this.full; }
 
   append(entry: Buffer, seqno: number, isSignature: boolean): void {
     if (seqno !== this.last + 1) throw new Error(`assertion failed: appended seqno ${seqno} follows last seqno ${this.last}`);
@@ -93,72 +159,119 @@ export class ThreadedLedger implements LedgerStore {
   }
 
   /**
-   * Ships everything buffered to the worker and resolves once it is durable. The batch is taken
-   * now, not when the queue reaches it: a flush queued behind another must not pick up entries
-   * appended after a later truncate(), or they would reach the worker before that truncation.
+   * Posts everything buffered to the worker at once (flush, truncate and commit reach the worker
+   * in call order) and resolves once it is durable. Rejects with LedgerDiskFull when the disk is
+   * full: the entries then wait in the worker's memory and every later flush retries them.
    */
   flush(): Promise<number> {
-    const batch = this.takeBuffered();
-    const generation = this.truncations;
-    this.chain = this.chain.then(() => this.ship(batch, generation), () => this.ship(batch, generation));
-    return this.chain;
-  }
-
-  private takeBuffered(): { firstSeqno: number; entries: Buffer[]; signatures: number[] } | undefined {
-    if (this.buffered.length === 0) return undefined;
-    const batch = { firstSeqno: this.bufferedFirst, entries: this.buffered, signatures: this.signatures };
+    if (this.failure) return Promise.reject(this.failure);
+    // Nothing posted is still unsynced: no need to wait for the worker.
+    if (this.buffered.length === 0 && this.durable === this.last && !this.full) return Promise.resolve(this.durable);
+    const batch = this.buffered;
+    const firstSeqno = this.bufferedFirst;
+    const signatures = this.signatures;
     this.buffered = [];
     this.signatures = [];
-    this.bufferedFirst = batch.firstSeqno + batch.entries.length;
-    return batch;
-  }
-
-  private async ship(batch: { firstSeqno: number; entries: Buffer[]; signatures: number[] } | undefined, generation: number): Promise<number> {
-    if (this.failure) throw this.failure;
-    // Nothing new, but a truncation left entries the worker wrote uncounted: ask it where its
-    // durable point is (an empty append), or the caller's flush loop would spin on this.
-    if (batch === undefined && (this.durable >= this.last || generation !== this.truncations)) return this.durable;
-    const { bytes, lengths } = packEntries(batch?.entries ?? []);
-    const reply = await this.request({
-      op: "append", firstSeqno: batch?.firstSeqno ?? this.last + 1, bytes, lengths, signatures: batch?.signatures ?? [], flush: true,
-    }, [bytes]);
-    // A truncation requested since this flush was asked for already lowered `durable`; entries
-    // appended after it are only durable once a later flush says so.
-    if (generation === this.truncations) this.durable = Math.max(this.durable, Math.min(reply.durableSeqno, this.last));
-    return this.durable;
+    this.bufferedFirst = firstSeqno + batch.length;
+    const { bytes, lengths } = packEntries(batch);
+    const flush: InFlightFlush = { cap: Infinity };
+    this.inFlightFlushes.add(flush);
+    const reply = this.request({ op: "append", firstSeqno, bytes, lengths, signatures, flush: true }, [bytes]);
+    // A commit point waiting for these entries can follow them now.
+    if (this.commitWanted > this.commitPosted) this.postCommit().catch(() => undefined);
+    return reply.then(
+      (answer) => {
+        this.inFlightFlushes.delete(flush);
+        // Capped by any truncation since it was posted: entries appended after a truncation are
+        // only durable once a later flush says so.
+        this.durable = Math.max(this.durable, Math.min(answer.durableSeqno, flush.cap, this.last));
+        if (this.full) {
+          this.full = false;
+          this.emit("diskSpaceAvailable", this.durable);
+        }
+        return this.durable;
+      },
+      (error: Error) => {
+        this.inFlightFlushes.delete(flush);
+        throw this.noteFailure(error);
+      },
+    );
   }
 
   /**
-   * Ordered with flushes and truncations, like every mutation: a commit sent ahead of a
-   * truncation still waiting for an earlier flush would mark the old view's entries committed
-   * and make the worker refuse the truncation (a ledger fork on disk).
+   * Marks entries up to `seqno` committed. Never above what this ledger holds: the part above
+   * `lastSeqno` is ignored (the next commit() call covers it once the entries are appended), and
+   * the part not yet posted to the worker follows the flush that posts those entries.
    */
-  async commit(seqno: number): Promise<void> {
-    const committed = this.chain.then(
-      async () => { await this.request({ op: "commit", seqno }); return this.durable; },
-      async () => { await this.request({ op: "commit", seqno }); return this.durable; });
-    this.chain = committed;
-    await committed;
+  commit(seqno: number): Promise<void> {
+    const target = Math.min(seqno, this.last);
+    if (target > this.commitWanted) this.commitWanted = target;
+    return this.postCommit();
   }
 
-  async truncate(seqno: number): Promise<void> {
-    if (seqno >= this.last) return;
-    if (seqno >= this.bufferedFirst - 1) {
-      this.buffered.length = seqno - this.bufferedFirst + 1;
-    } else {
-      this.buffered = [];
-      this.bufferedFirst = seqno + 1;
+  /**
+   * One commit in flight at a time, and at most one per `commitPointIntervalMs`: each costs the
+   * worker a small write and fdatasync of the commit point, so commits made meanwhile are folded
+   * into the next one. The promise resolves once that one is posted (or at once if it waits).
+   */
+  private postCommit(): Promise<void> {
+    if (this.commitRunning) return this.commitRunning;
+    // The commit point may lag (recovery then protects a little less); close() posts the last one.
+    if (this.closing) return Promise.resolve();
+    const seqno = Math.min(this.commitWanted, this.bufferedFirst - 1);
+    if (seqno <= this.commitPosted) return Promise.resolve();
+    const waitMs = this.commitPostedAtMs + this.commitPointIntervalMs - this.timers.now();
+    if (waitMs > 0) {
+      this.commitTimer ??= this.timers.after(waitMs, () => {
+        this.commitTimer = undefined;
+        this.postCommit().catch(() => undefined);
+      });
+      return Promise.resolve();
+    }
+    const running = this.sendCommit(seqno).then(
+      () => {
+        this.commitRunning = null;
+        return this.postCommit();
+      },
+      (error: Error) => {
+        this.commitRunning = null;
+        throw error;
+      },
+    );
+    this.commitRunning = running;
+    return running;
+  }
+
+  private sendCommit(seqno: number): Promise<void> {
+    this.commitPosted = seqno;
+    this.commitPostedAtMs = this.timers.now();
+    return this.request({ op: "commit", seqno }).then(() => undefined, (error: Error) => { throw this.noteFailure(error); });
+  }
+
+  /** Drops every entry after `seqno` (a rollback); the worker applies it after every flush posted before. */
+  truncate(seqno: number): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (seqno >= this.last) return Promise.resolve();
+    if (seqno < this.commitWanted) {
+      return Promise.reject(new CocoError(
+        "LedgerTruncateBelowCommit",
+        `Cannot truncate the ledger to seqno ${seqno}: entries up to ${this.commitWanted} are committed ` +
+          `and committed entries are never rolled back. This is a consensus bug; report it.`,
+        500,
+      ));
     }
     this.signatures = this.signatures.filter((s) => s <= seqno);
     this.last = seqno;
     this.durable = Math.min(this.durable, seqno);
-    this.truncations++;
-    // Ordered with the flushes: after those already shipped, before any later one.
-    const truncated = this.chain.then(
-      async () => { await this.request({ op: "truncate", seqno }); return this.durable; },
-      async () => { await this.request({ op: "truncate", seqno }); return this.durable; });
-    this.chain = truncated;
-    await truncated;
+    for (const flush of this.inFlightFlushes) flush.cap = Math.min(flush.cap, seqno);
+    if (seqno >= this.bufferedFirst - 1) {
+      // Only entries still on this thread: the worker has nothing to drop.
+      this.buffered.length = seqno - this.bufferedFirst + 1;
+      return Promise.resolve();
+    }
+    this.buffered = [];
+    this.bufferedFirst = seqno + 1;
+    return this.request({ op: "truncate", seqno }).then(() => undefined, (error: Error) => { throw this.noteFailure(error); });
   }
 
   async read(seqno: number): Promise<Buffer> {
@@ -168,12 +281,45 @@ export class ThreadedLedger implements LedgerStore {
   }
 
   async close(): Promise<void> {
-    if (!this.failure) {
-      await this.flush();
-      await this.request({ op: "close" });
+    this.closing = true;
+    this.retryTimer?.cancel();
+    this.commitTimer?.cancel();
+    this.retryTimer = this.commitTimer = undefined;
+    try {
+      if (!this.failure) {
+        // A flush failing on a full disk still lets the worker close its files (see Ledger.close).
+        const keepGoing = (error: Error) => { if (!isLedgerDiskFull(error)) throw error; };
+        await this.flush().catch(keepGoing);
+        await this.commitRunning?.catch(keepGoing);
+        const seqno = Math.min(this.commitWanted, this.bufferedFirst - 1);
+        if (seqno > this.commitPosted) await this.sendCommit(seqno).catch(keepGoing);
+        await this.request({ op: "close" });
+      }
+    } finally {
+      this.failure ??= new CocoError("LedgerClosed", "The ledger is closed.", 503);
+      await this.worker.terminate();
     }
-    this.failure ??= new CocoError("LedgerClosed", "The ledger is closed.", 503);
-    await this.worker.terminate();
+  }
+
+  /** Tracks the disk-full state of a failed request and returns the error to rethrow. */
+  private noteFailure(error: Error): Error {
+    if (!isLedgerDiskFull(error)) return error;
+    if (!this.full) {
+      this.full = true;
+      this.logger.warn({ dir: this.dir, err: error.message }, "ledger: disk full, writes suspended until space is freed");
+      this.emit("diskFull", error);
+    }
+    this.scheduleRetry();
+    return error;
+  }
+
+  /** While full, retries a flush now and then so that writing resumes without new appends. */
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.failure) return;
+    this.retryTimer = this.timers.after(this.diskFullRetryMs, () => {
+      this.retryTimer = undefined;
+      if (this.full && !this.failure) this.flush().catch(() => undefined);
+    });
   }
 
   private request(body: RequestBody, transfer: ArrayBuffer[] = []): Promise<SuccessReply> {

@@ -1,5 +1,6 @@
 // Messages between the node's main thread and the ledger worker thread. Entries travel as one
-// concatenated buffer plus their lengths, transferred (not copied) to the other thread.
+// concatenated buffer plus their lengths, transferred (not copied) to the other thread. The worker
+// handles requests strictly in arrival order, so the main thread's call order is the disk's order.
 import type { Durability } from "./recovery.js";
 
 export type WorkerRequest =
@@ -10,7 +11,7 @@ export type WorkerRequest =
   | { id: number; op: "read"; seqno: number }
   | { id: number; op: "close" };
 
-export interface SuccessReply { id: number; ok: true; durableSeqno: number; lastSeqno: number; bytes?: ArrayBuffer; lengths?: Uint32Array }
+export interface SuccessReply { id: number; ok: true; durableSeqno: number; lastSeqno: number; committedSeqno?: number; bytes?: ArrayBuffer; lengths?: Uint32Array }
 export interface FailureReply { id: number; ok: false; code: string; message: string; status: number; isCocoError: boolean }
 export interface LogReply { id: -1; log: "info" | "warn"; obj: object; msg: string }
 export type WorkerReply = SuccessReply | FailureReply | LogReply;

@@ -27,7 +27,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       const result = await Ledger.open(request.dir, { chunkSizeBytes: request.chunkSizeBytes, durability: request.durability, logger });
       ledger = result.ledger;
       const { bytes, lengths } = packEntries(result.entries);
-      return { id: request.id, ok: true, durableSeqno: ledger.durableSeqno, lastSeqno: ledger.lastSeqno, bytes, lengths };
+      return { id: request.id, ok: true, durableSeqno: ledger.durableSeqno, lastSeqno: ledger.lastSeqno, committedSeqno: ledger.committedSeqno, bytes, lengths };
     }
     case "append": {
       const l = opened();

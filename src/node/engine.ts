@@ -11,7 +11,7 @@ import { EventEmitter } from "node:events";
 import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, signDigest, verifyDigest } from "../crypto/index.js";
 import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
-import { LedgerSecrets, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
+import { LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { transactionStatus } from "../consensus/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
@@ -141,6 +141,18 @@ export class TransactionEngine extends EventEmitter {
     this.secrets = new LedgerSecrets(options.ledgerSecrets);
     // Commit evidence stays derived from the service's first ledger secret across rekeys.
     this.commitEvidence = new CommitEvidence(this.secrets.first);
+    // A full disk is survivable: writes stop here (checkWritable), consensus steps down and
+    // stops campaigning (replication.ts), and all resumes once the ledger writes again.
+    ledger.on("diskFull", (error) => {
+      this.options.logger.error({ err: error }, "the ledger's disk is full: this node refuses writes and steps down until space is freed");
+      this.emit("diskFull", error);
+    });
+    ledger.on("diskSpaceAvailable", (durable) => {
+      this.options.logger.warn({ durable }, "the ledger's disk has space again: writes resume");
+      this.emit("durable", durable);
+      this.emit("diskSpaceAvailable", durable);
+      this.kickFlushLoop();
+    });
     if (options.entryWorker) {
       this.encoder = EntryEncoder.start(this.secrets.list(), this.secrets.first, options.nodePrivateKeyPem,
         (reply) => this.onDelivered(reply), (error) => this.fail(error));
@@ -254,7 +266,8 @@ export class TransactionEngine extends EventEmitter {
     this.signatures.truncate(seqno);
     this.views.truncate(seqno);
     this.truncateSecrets(seqno);
-    this.ledger.truncate(seqno).catch((error) => this.fail(error as Error));
+    // On a full disk the ledger keeps the truncation and applies it before anything it writes later.
+    this.ledger.truncate(seqno).catch((error) => { if (!isLedgerDiskFull(error)) this.fail(error as Error); });
     this.lastSeqno = seqno;
     this.proposedSeqno = Math.min(this.proposedSeqno, seqno);
     this.emit("rollback", seqno);
@@ -315,10 +328,14 @@ export class TransactionEngine extends EventEmitter {
   /** Writes an entry (own or replicated) to the ledger; durability is reported by the flush loop. */
   persist(entry: Buffer, seqno: number, isSignature: boolean): void {
     this.ledger.append(entry, seqno, isSignature);
-    if (!this.flushing) {
-      this.flushing = true;
-      void this.flushLoop();
-    }
+    this.kickFlushLoop();
+  }
+
+  private kickFlushLoop(): void {
+    // While the disk is full the ledger retries on its own and says when it wrote again.
+    if (this.flushing || this.ledger.diskFull || this.failure) return;
+    this.flushing = true;
+    void this.flushLoop();
   }
 
   /** Consensus committed everything up to `seqno` (always a signature). */
@@ -397,6 +414,9 @@ export class TransactionEngine extends EventEmitter {
 
   private checkWritable(): void {
     if (this.failure) throw new CocoError("ServiceUnavailable", "The node's ledger failed; it accepts no more writes.", 503);
+    if (this.ledger.diskFull) {
+      throw new CocoError("LedgerDiskFull", "This node's disk is full: it accepts no writes until space is freed (it is handing leadership to another node). Retry shortly.", 507);
+    }
     if (!this.primary) throw new CocoError("NotPrimary", "This node is not the primary; the request should have been forwarded to it.", 503);
     if (this.sink !== undefined && !this.sink.acceptsWrites()) {
       throw new CocoError("LeadershipTransferInProgress", "This primary is handing leadership to another node; retry shortly.", 503);
@@ -629,11 +649,11 @@ export class TransactionEngine extends EventEmitter {
         this.emit("durable", durable);
       }
     } catch (error) {
-      this.fail(error as Error);
+      if (!isLedgerDiskFull(error)) this.fail(error as Error);
     } finally {
       this.flushing = false;
     }
-    if (!this.failure && this.ledger.durableSeqno < this.ledger.lastSeqno) {
+    if (!this.failure && !this.ledger.diskFull && this.ledger.durableSeqno < this.ledger.lastSeqno) {
       this.flushing = true;
       this.scheduler.soon(() => void this.flushLoop());
     }

@@ -2,7 +2,8 @@
 // existing service), rebuilds its state from the ledger, takes part in consensus over the
 // node-to-node channels, writes the genesis transaction for a new service, and serves HTTPS.
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
+import { createNodeLogger } from "./logger.js";
 import {
   certificateFingerprint, endorseCertificateSigningRequestSync, randomBytes, unwrapWithKey, wrapForKey,
 } from "../crypto/index.js";
@@ -87,7 +88,7 @@ export class CocoNode {
   ) {}
 
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
-    const logger = options.logger ?? pino({ level: config.logLevel }, config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: false }) : undefined);
+    const logger = options.logger ?? createNodeLogger(config);
     mkdirSync(config.workspace, { recursive: true });
     const { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, {
       chunkSizeBytes: config.ledgerChunkBytes,

@@ -8,7 +8,7 @@
 // The ledger is written asynchronously (worker thread, group commit). A backup's success
 // response promises its entries are durable, so it is held until the flush covering its
 // matchIndex completes; the primary counts itself only for entries it has made durable.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { RaftNode, type AppendEntriesResponse, type HardState, type Message, type Ready, type Role } from "../consensus/index.js";
 import { CocoError } from "../util/index.js";
@@ -64,26 +64,37 @@ const HARD_STATE_FILE = "consensus_state.json";
 export function readHardState(workspace: string): HardState {
   const path = join(workspace, HARD_STATE_FILE);
   if (!existsSync(path)) return { term: 0, votedFor: undefined };
-  const saved = JSON.parse(readFileSync(path, "utf8")) as { term?: number; view?: number; voted_for?: string | null; catch_up_through_view?: number };
+  const saved = JSON.parse(readFileSync(path, "utf8").trim()) as { term?: number; view?: number; voted_for?: string | null; catch_up_through_view?: number };
   const state = { term: saved.term ?? saved.view ?? 0, votedFor: saved.voted_for ?? undefined };
   return saved.catch_up_through_view === undefined ? state : { ...state, catchUpThroughTerm: saved.catch_up_through_view };
 }
 
-/** Term and vote are fsync'd before any message that depends on them leaves (Raft's rule). */
+/** Size of the hard state file: one sector, so that overwriting it is a single atomic write. */
+const HARD_STATE_BYTES = 512;
+
+/**
+ * Term and vote are fsync'd before any message that depends on them leaves (Raft's rule). The
+ * file is overwritten in place, never replaced: a full disk cannot refuse a write into blocks the
+ * file already holds (a new file and a rename would need free space and fail exactly then), and
+ * a record within one 512-byte sector is written whole or not at all.
+ */
 function writeHardState(workspace: string, state: HardState): void {
   const path = join(workspace, HARD_STATE_FILE);
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, "w", 0o644);
+  const json = JSON.stringify({
+    term: state.term, voted_for: state.votedFor ?? null,
+    ...(state.catchUpThroughTerm !== undefined ? { catch_up_through_view: state.catchUpThroughTerm } : {}),
+  });
+  if (json.length >= HARD_STATE_BYTES) throw new Error(`hard state record of ${json.length} bytes exceeds ${HARD_STATE_BYTES}`);
+  const record = Buffer.alloc(HARD_STATE_BYTES, 0x20);
+  record.write(json, 0, "utf8");
+  record[HARD_STATE_BYTES - 1] = 0x0a;
+  const fd = openSync(path, existsSync(path) ? "r+" : "w", 0o644);
   try {
-    writeSync(fd, JSON.stringify({
-      term: state.term, voted_for: state.votedFor ?? null,
-      ...(state.catchUpThroughTerm !== undefined ? { catch_up_through_view: state.catchUpThroughTerm } : {}),
-    }));
+    writeSync(fd, record, 0, HARD_STATE_BYTES, 0);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  renameSync(tmp, path);
 }
 
 export class Replicator implements EntrySink {
@@ -118,6 +129,16 @@ export class Replicator implements EntrySink {
     // A node whose ledger failed takes no further part in consensus: no acknowledgement, vote or
     // campaign (it stayed a voter and won elections it could not serve, in the fault tests).
     engine.on("failure", (error: Error) => this.halt(error));
+    engine.on("diskFull", () => {
+      this.raft.setMayLead(false);
+      // A primary that cannot persist cannot commit: hand over to the most up-to-date backup.
+      if (this.raft.currentRole === "Primary" && !this.stopped && !this.inReady) {
+        const refused = this.raft.transferLeadership();
+        if (refused) this.options.logger.warn({ reason: refused.message }, "disk full: could not hand leadership over");
+        this.scheduleProcess();
+      }
+    });
+    engine.on("diskSpaceAvailable", () => this.raft.setMayLead(true));
   }
 
   get role(): Role { return this.raft.currentRole; }

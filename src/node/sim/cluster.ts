@@ -33,7 +33,7 @@ export interface ShellSimulationResult {
   readonly property?: string;
   readonly message?: string;
   readonly trace: string[];
-  readonly stats: { simulatedMs: number; events: number; committed: number; elections: number; crashes: number; pauses: number; damaged: number; writes: number; reconfigurations: number };
+  readonly stats: { simulatedMs: number; events: number; committed: number; elections: number; crashes: number; pauses: number; damaged: number; diskFull: number; writes: number; reconfigurations: number };
 }
 
 interface Live {
@@ -84,7 +84,7 @@ export class ShellSimulation {
   private chaos = true;
   private writes = 0;
   private events = 0;
-  private readonly stats = { simulatedMs: 0, events: 0, committed: 0, elections: 0, crashes: 0, pauses: 0, damaged: 0, writes: 0, reconfigurations: 0 };
+  private readonly stats = { simulatedMs: 0, events: 0, committed: 0, elections: 0, crashes: 0, pauses: 0, damaged: 0, diskFull: 0, writes: 0, reconfigurations: 0 };
 
   constructor(private readonly options: ShellSimulationOptions) {
     if (options.nodes > options.identities.nodes.length) throw new Error(`at most ${options.identities.nodes.length} nodes`);
@@ -177,7 +177,9 @@ export class ShellSimulation {
     const scheduler = new NodeScheduler(this.clock, life, this.random.int(this.tuning.tickMs));
     const ids = this.options.identities;
     const identity = ids.nodes[this.slots.indexOf(slot)]!;
-    const ledger = ThreadedLedger.overPort(slot.disk.port(this.clock, life), recovered.entries.length, recovered.entries.length, quietLogger);
+    const ledger = ThreadedLedger.overPort(slot.disk.port(this.clock, life),
+      { lastSeqno: recovered.entries.length, durableSeqno: recovered.entries.length, committedSeqno: slot.disk.committed },
+      { logger: quietLogger, timers: { now: () => scheduler.now(), after: (ms, callback) => scheduler.after(ms, callback) }, diskFullRetryMs: 50 });
     const engine = new TransactionEngine(ledger, {
       nodeId: slot.nodeId, serviceCertPem: ids.serviceCertPem, nodePrivateKeyPem: identity.privateKeyPem, nodeCertPem: identity.certPem,
       ledgerSecrets: [{ fromSeqno: 1, raw: ids.ledgerSecret }],
@@ -321,6 +323,19 @@ export class ShellSimulation {
         this.trace.record(this.clock.now, `${victim.name} is paused for ${pauseMs} ms`);
       }
     }
+    if (r.chance(0.003)) {
+      const victim = r.pick(this.slots);
+      if (!victim.disk.full) {
+        const fullMs = 50 + r.int(1_500);
+        victim.disk.full = true;
+        this.stats.diskFull++;
+        this.trace.record(this.clock.now, `${victim.name}'s disk is full for ${fullMs} ms`);
+        this.clock.schedule(this.clock.now + fullMs, () => {
+          victim.disk.full = false;
+          this.trace.record(this.clock.now, `${victim.name}'s disk has space again`);
+        });
+      }
+    }
     if (r.chance(0.005)) this.partition();
     if (r.chance(0.02) && this.group.size > 0) {
       this.group.clear();
@@ -407,6 +422,7 @@ export class ShellSimulation {
     this.chaos = false;
     this.group.clear();
     for (const slot of this.slots) {
+      slot.disk.full = false;
       if (slot.live) slot.live.life.pausedUntil = 0;
       if (slot.live?.failure) this.checker.fail("wedged node", `${slot.name}'s ledger failed: ${slot.live.failure.message}`);
       if (!slot.live && slot.started) this.start(slot);

@@ -23,6 +23,8 @@ export interface DiskRecovery {
 export class SimDisk {
   /** Written entries (page cache and platter alike), seqno i at index i - 1. */
   private entries: Buffer[] = [];
+  /** Entries the worker holds in memory because the disk was full: written by the next flush that can. */
+  private unwritten: Buffer[] = [];
   /** How many of them are fsync'd. */
   private durable = 0;
   /** Highest commit the ledger was told of (the real ledger renames committed chunks). */
@@ -48,6 +50,7 @@ export class SimDisk {
 
   /** A crash: everything not fsync'd may be lost, and a prefix of it may survive. */
   crash(): void {
+    this.unwritten = [];
     const volatile = this.entries.length - this.durable;
     const kept = volatile > 0 ? this.random.int(volatile + 1) : 0;
     this.entries.length = this.durable + kept;
@@ -80,6 +83,7 @@ export class SimDisk {
   /** The operator moves the ledger away so the node catches up from its peers. */
   wipe(): void {
     this.wiped = true;
+    this.unwritten = [];
     this.entries = [];
     this.durable = 0;
     this.committed = 0;
@@ -90,12 +94,15 @@ export class SimDisk {
   port(clock: SimClock, life: Lifetime): LedgerWorkerPort {
     const listeners: ((reply: LedgerWorkerReply) => void)[] = [];
     let busyUntil = clock.now;
+    const queue: LedgerWorkerRequest[] = [];
     const reply = (message: LedgerWorkerReply) => { for (const l of listeners) l(message); };
     return {
       postMessage: (request: LedgerWorkerRequest) => {
-        // The worker handles requests strictly in arrival order, each taking a while.
+        // The worker handles requests strictly in arrival order, each taking a while: every
+        // event takes the head of the queue, so a paused process cannot reorder them.
+        queue.push(request);
         busyUntil = Math.max(busyUntil, clock.now) + this.random.int(this.latencyMsMax + 1);
-        clock.schedule(busyUntil, () => reply(this.handle(request)), life);
+        clock.schedule(busyUntil, () => reply(this.handle(queue.shift()!)), life);
       },
       on: ((event: string, listener: (reply: LedgerWorkerReply) => void) => {
         if (event === "message") listeners.push(listener);
@@ -105,22 +112,29 @@ export class SimDisk {
   }
 
   private handle(request: LedgerWorkerRequest): LedgerWorkerReply {
-    const ok = (extra: object = {}): LedgerWorkerReply => ({ id: request.id, ok: true, durableSeqno: this.durable, lastSeqno: this.entries.length, ...extra });
+    const ok = (extra: object = {}): LedgerWorkerReply => ({
+      id: request.id, ok: true, durableSeqno: this.durable, lastSeqno: this.entries.length + this.unwritten.length, committedSeqno: this.committed, ...extra,
+    });
     const refuse = (error: CocoError): LedgerWorkerReply => ({ id: request.id, ok: false, code: error.code, message: error.message, status: error.status, isCocoError: true });
     switch (request.op) {
       case "append": {
-        if (request.lengths.length > 0 && request.firstSeqno !== this.entries.length + 1) {
-          const message = `ledger append at ${request.firstSeqno} after ${this.entries.length}`;
+        const last = this.entries.length + this.unwritten.length;
+        if (request.lengths.length > 0 && request.firstSeqno !== last + 1) {
+          const message = `ledger append at ${request.firstSeqno} after ${last}`;
           this.onViolation(message);
           return { id: request.id, ok: false, code: "LedgerFailure", message, status: 500, isCocoError: false };
         }
+        for (const entry of unpackEntries(request.bytes, request.lengths)) this.unwritten.push(Buffer.from(entry));
+        // Like the real worker: on a full disk the entries wait in its memory for a later flush.
         if (this.full) return refuse(new CocoError("LedgerDiskFull", "the simulated disk is full", 507));
-        for (const entry of unpackEntries(request.bytes, request.lengths)) this.entries.push(Buffer.from(entry));
+        for (const entry of this.unwritten) this.entries.push(entry);
+        this.unwritten = [];
         if (request.flush) this.durable = this.entries.length;
         return ok();
       }
       case "commit":
-        if (request.seqno > this.committed) this.committed = request.seqno;
+        if (this.full) return refuse(new CocoError("LedgerDiskFull", "the simulated disk is full", 507));
+        if (request.seqno > this.committed) this.committed = Math.min(request.seqno, this.durable);
         return ok();
       case "truncate":
         if (request.seqno < this.committed) {
@@ -128,7 +142,12 @@ export class SimDisk {
           this.onViolation(message);
           return refuse(new CocoError("LedgerTruncateBelowCommit", message, 500));
         }
-        if (request.seqno < this.entries.length) this.entries.length = request.seqno;
+        if (request.seqno < this.entries.length) {
+          this.entries.length = request.seqno;
+          this.unwritten = [];
+        } else {
+          this.unwritten.length = Math.min(this.unwritten.length, request.seqno - this.entries.length);
+        }
         this.durable = Math.min(this.durable, this.entries.length);
         return ok();
       case "read": {

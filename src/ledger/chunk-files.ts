@@ -1,0 +1,220 @@
+// The ledger's chunk files as the writer sees them: which chunk holds which seqno, and the disk
+// steps on them (frame writes, sync, close by rename, commit renames, rollback, reads). Each step
+// leaves the files and this bookkeeping in agreement even when it fails on a full disk, so the
+// writer (ledger.ts) can retry it; ledger.ts decides what to write and when.
+import { open, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { assert } from "../util/errors.js";
+import { CHUNK_MAGIC, FRAME_HEADER_BYTES, chunkName } from "./files.js";
+import { syncDirectory, writeAll, type Chunk, type Durability, type LedgerLogger } from "./recovery.js";
+import type { SeqnoIndex } from "./seqno-index.js";
+
+export class ChunkFiles {
+  /** The open chunk may hold bytes past `size` from a write undone after ENOSPC; cut before the next write. */
+  #untrimmed: Chunk | null = null;
+
+  constructor(
+    readonly dir: string,
+    private readonly durability: Durability,
+    private readonly logger: LedgerLogger,
+    private readonly chunks: Chunk[],
+    readonly index: SeqnoIndex,
+  ) {}
+
+  /** The chunk being written (always the last), or null if the next write starts one. */
+  current(): Chunk | null {
+    const last = this.chunks[this.chunks.length - 1];
+    return last && !last.closed ? last : null;
+  }
+
+  /** Seqno of the last entry of each committed chunk, i.e. how far the chunk names say it is committed. */
+  committedByName(): number {
+    let committed = 0;
+    for (const chunk of this.chunks) if (chunk.committed) committed = Math.max(committed, chunk.lastSeqno);
+    return committed;
+  }
+
+  /** Cuts an undone write off the open chunk, if an earlier cut failed. */
+  async trimUndone(): Promise<void> {
+    const chunk = this.#untrimmed;
+    if (chunk?.handle) await chunk.handle.truncate(chunk.size);
+    this.#untrimmed = null;
+  }
+
+  /** Creates ledger_<first>; on any failure removes it again, so a retry starts from scratch. */
+  async start(firstSeqno: number): Promise<Chunk> {
+    const chunk: Chunk = { firstSeqno, lastSeqno: firstSeqno - 1, closed: false, committed: false, size: 0, handle: null };
+    const path = this.path(chunk);
+    const handle = await open(path, "wx+");
+    try {
+      await writeAll(handle, CHUNK_MAGIC, 0);
+      // The new name must survive a crash as surely as the data written into it.
+      await syncDirectory(this.dir, this.durability);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw err;
+    }
+    chunk.handle = handle;
+    chunk.size = CHUNK_MAGIC.length;
+    this.chunks.push(chunk);
+    return chunk;
+  }
+
+  /** Writes batch[from..to) (seqnos first + k) as frames at the end of the chunk: one buffer, one write. */
+  async writeFrames(chunk: Chunk, batch: Buffer[], first: number, from: number, to: number, bytes: number): Promise<void> {
+    // One buffer for the whole segment: no per-entry allocation, one write syscall.
+    const out = Buffer.allocUnsafe(bytes);
+    let pos = 0;
+    for (let k = from; k < to; k++) {
+      const entry = batch[k]!;
+      out.writeUInt32BE(entry.length, pos);
+      out.writeUInt32BE(crc32(entry), pos + 4);
+      entry.copy(out, pos + FRAME_HEADER_BYTES);
+      this.index.set(first + k, chunk.size + pos + FRAME_HEADER_BYTES, entry.length);
+      pos += FRAME_HEADER_BYTES + entry.length;
+    }
+    await writeAll(chunk.handle!, out, chunk.size);
+    chunk.size += bytes;
+    chunk.lastSeqno = first + to - 1;
+  }
+
+  async sync(chunk: Chunk): Promise<void> {
+    if (this.durability === "fsync") await chunk.handle!.datasync();
+  }
+
+  /** Takes a chunk back to its last synced state after a failed write; the file is cut now or before the next write. */
+  async undoWrites(chunk: Chunk, size: number, lastSeqno: number): Promise<void> {
+    chunk.size = size;
+    chunk.lastSeqno = lastSeqno;
+    this.#untrimmed = chunk;
+    try {
+      await this.trimUndone();
+    } catch (err) {
+      this.logger.warn({ file: this.path(chunk), offset: size, err: String(err) }, "ledger: could not cut an unsynced write yet; retrying before the next write");
+    }
+  }
+
+  /**
+   * Renames a synced chunk to ledger_<first>-<last> and fsyncs the directory: a closed chunk ends
+   * at a signature. If the rename fails (a full directory) the chunk simply stays open, its entries
+   * synced, and closes at a later signature.
+   */
+  async close(chunk: Chunk): Promise<void> {
+    await rename(this.path(chunk), join(this.dir, chunkName(chunk.firstSeqno, chunk.lastSeqno, false)));
+    chunk.closed = true;
+    const handle = chunk.handle!;
+    chunk.handle = null; // before close: a concurrent read must never use a closing handle
+    await handle.close();
+    // If this fails the rename is made durable by the next directory fsync (the next chunk's start).
+    await syncDirectory(this.dir, this.durability);
+    this.logger.info({ file: this.path(chunk), bytes: chunk.size }, "ledger: chunk closed");
+  }
+
+  /** Renames closed chunks whose entries are all committed to *.committed. A failed rename is redone by the next call. */
+  async markCommitted(committedSeqno: number): Promise<void> {
+    let renamed = false;
+    for (const chunk of this.chunks) {
+      if (!chunk.closed || chunk.committed || chunk.lastSeqno > committedSeqno) continue;
+      await rename(this.path(chunk), join(this.dir, chunkName(chunk.firstSeqno, chunk.lastSeqno, true)));
+      chunk.committed = true;
+      renamed = true;
+    }
+    if (renamed) await syncDirectory(this.dir, this.durability);
+  }
+
+  /**
+   * Drops every entry after `seqno` from disk: whole chunks from the end, then the tail of one.
+   * Every step can be redone after a failure; the index forgets the seqnos only once all are done.
+   */
+  async truncate(seqno: number): Promise<void> {
+    let renamed = false;
+    // Remove later chunks last-first so a crash midway still leaves a contiguous prefix.
+    while (this.chunks.length > 0 && this.chunks[this.chunks.length - 1]!.firstSeqno > seqno) {
+      const chunk = this.chunks[this.chunks.length - 1]!;
+      const handle = chunk.handle;
+      chunk.handle = null;
+      if (handle) await handle.close();
+      await unlink(this.path(chunk)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+      });
+      this.chunks.pop();
+      if (this.#untrimmed === chunk) this.#untrimmed = null;
+      renamed = true;
+    }
+    const tail = this.chunks[this.chunks.length - 1];
+    if (tail && tail.lastSeqno > seqno) {
+      assert(!tail.committed, "a committed chunk is never truncated");
+      if (tail.closed) {
+        // Reopen under its open name first: "ledger_<first>" may hold any number of entries.
+        await rename(this.path(tail), join(this.dir, chunkName(tail.firstSeqno, null, false)));
+        tail.closed = false;
+        renamed = true;
+      }
+      tail.handle ??= await open(this.path(tail), "r+");
+      if (renamed) await syncDirectory(this.dir, this.durability);
+      renamed = false;
+      const size = this.index.offset(seqno) + this.index.length(seqno);
+      await tail.handle.truncate(size);
+      if (this.durability === "fsync") await tail.handle.datasync();
+      tail.size = size;
+      tail.lastSeqno = seqno;
+      if (this.#untrimmed === tail) this.#untrimmed = null;
+    }
+    if (renamed) await syncDirectory(this.dir, this.durability);
+    this.index.truncate(seqno);
+  }
+
+  /** Reads one entry from its chunk file. */
+  async read(seqno: number): Promise<Buffer> {
+    // A concurrent commit or truncate may rename the chunk between lookup and open: retry.
+    for (let attempt = 0; ; attempt++) {
+      const chunk = this.#chunkFor(seqno);
+      try {
+        const handle = chunk.handle ?? (await open(this.path(chunk), "r"));
+        try {
+          const out = Buffer.allocUnsafe(this.index.length(seqno));
+          const { bytesRead } = await handle.read(out, 0, out.length, this.index.offset(seqno));
+          assert(bytesRead === out.length, `read ${out.length} bytes of seqno ${seqno}`);
+          return out;
+        } finally {
+          if (handle !== chunk.handle) await handle.close();
+        }
+      } catch (err) {
+        if (attempt >= 3 || !isRetryable(err)) throw err;
+      }
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    for (const chunk of this.chunks) {
+      const handle = chunk.handle;
+      chunk.handle = null;
+      if (handle) await handle.close();
+    }
+  }
+
+  path(chunk: Chunk): string {
+    const last = chunk.closed ? chunk.lastSeqno : null;
+    return join(this.dir, chunkName(chunk.firstSeqno, last, chunk.committed));
+  }
+
+  #chunkFor(seqno: number): Chunk {
+    let lo = 0;
+    let hi = this.chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.chunks[mid]!.firstSeqno <= seqno) lo = mid;
+      else hi = mid - 1;
+    }
+    const chunk = this.chunks[lo];
+    assert(chunk && chunk.firstSeqno <= seqno && seqno <= chunk.lastSeqno, `seqno ${seqno} is in a chunk`);
+    return chunk;
+  }
+}
+
+function isRetryable(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "EBADF";
+}
