@@ -53,6 +53,8 @@ export class RaftNode<Payload = unknown> {
     this.term = persisted?.hardState.term ?? 0;
     this.votedFor = persisted?.hardState.votedFor;
     this.votingWithheldThroughTerm = persisted?.hardState.catchUpThroughTerm;
+    // Only a signature is a commit point; the record can never be above what the log holds.
+    this.commitIndex = this.log.signatureAtOrBefore(Math.min(persisted?.commitIndex ?? 0, this.log.lastIndex()));
     if (persisted?.lostEntries) {
       this.votingWithheldThroughTerm = Math.max(this.votingWithheldThroughTerm ?? 0, this.term);
       this.hardStateDirty = true;
@@ -507,6 +509,8 @@ export class RaftNode<Payload = unknown> {
     pr.recentActive = true;
     if (m.success) {
       if (pr.acknowledge(m.matchIndex)) this.maybeCommit();
+      pr.withholdingVote = m.withholdingVote === true;
+      this.maybeRestoreVote(m.from, pr);
       this.maybeSendTimeoutNow();
       return;
     }
@@ -542,6 +546,24 @@ export class RaftNode<Payload = unknown> {
     this.commitIndex = signature;
     // A retired primary hands over once its retirement is committed.
     if (!this.isVoter && this.configIndex <= this.commitIndex && !this.transfer) this.startTransfer(undefined);
+  }
+
+  /**
+   * A backup that lost entries votes again only once an entry of a newer view commits. Once it
+   * holds this primary's whole log, the primary hands leadership to another up-to-date voter:
+   * the new view's first signature restores the backup's vote, so the service tolerates another
+   * failure again without waiting for one (a wiped node and then a lost node would otherwise
+   * leave no majority able to elect).
+   */
+  private maybeRestoreVote(peer: NodeId, pr: Progress): void {
+    if (!pr.withholdingVote || this.transfer || pr.matchIndex < this.log.lastIndex()) return;
+    if (this.log.term(this.commitIndex) !== this.term) return; // let this view commit first
+    let target: NodeId | undefined;
+    let best = -1;
+    for (const [other, p] of this.progress) {
+      if (other !== peer && this.voters.includes(other) && !p.withholdingVote && p.matchIndex > best) { best = p.matchIndex; target = other; }
+    }
+    if (target !== undefined) this.startTransfer(target);
   }
 
   private startTransfer(target: NodeId | undefined): void {
@@ -605,7 +627,8 @@ export class RaftNode<Payload = unknown> {
   }
 
   private appendResponse(to: NodeId, success: boolean, matchIndex: number, rejectedIndex: number, hintIndex: number): AppendEntriesResponse {
-    return { type: "AppendEntriesResponse", from: this.id, to, term: this.term, success, matchIndex, rejectedIndex, hintIndex };
+    const response: AppendEntriesResponse = { type: "AppendEntriesResponse", from: this.id, to, term: this.term, success, matchIndex, rejectedIndex, hintIndex };
+    return this.votingWithheldThroughTerm === undefined ? response : { ...response, withholdingVote: true };
   }
 
   private send(message: Message<Payload>): void {

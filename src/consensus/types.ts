@@ -38,6 +38,12 @@ export interface PersistentState<Payload = unknown> {
    * (leader completeness), so its vote can no longer help elect a primary that lacks one.
    */
   readonly lostEntries?: boolean;
+  /**
+   * A commit index the node recorded durably before it stopped (its ledger's commit point).
+   * Committed entries are durable on a majority, so starting from it is safe; it spares a
+   * restarted node from reporting Pending what it had reported Committed.
+   */
+  readonly commitIndex?: number;
 }
 
 interface MessageBase {
@@ -67,6 +73,8 @@ export interface AppendEntriesResponse extends MessageBase {
   readonly rejectedIndex: number;
   /** On rejection: the primary may resume probing right after this index. */
   readonly hintIndex: number;
+  /** The backup lost entries and withholds its vote until a newer view commits (PersistentState.lostEntries). */
+  readonly withholdingVote?: boolean;
 }
 
 export interface RequestVote extends MessageBase {

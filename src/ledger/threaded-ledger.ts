@@ -149,6 +149,8 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
 
   get lastSeqno(): number { return this.last; }
   get durableSeqno(): number { return this.durable; }
+  /** Highest seqno known committed: at open, the commit point recorded on disk. */
+  get committedSeqno(): number { return this.commitWanted; }
   get diskFull(): boolean { return this.full; }
 
   append(entry: Buffer, seqno: number, isSignature: boolean): void {

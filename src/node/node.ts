@@ -136,6 +136,7 @@ export class CocoNode {
       // A new service starts with this node as its only voter; a joiner waits to be added.
       bootstrapVoters: config.command === "Start" && !lostLedger ? [identity.nodeId] : [],
       lostEntries: lostLedger,
+      commitIndex: ledger.committedSeqno,
       tickMs: config.consensus.tickMs,
       electionTicks: ticks(config.consensus.electionTimeoutMs),
       heartbeatTicks: ticks(config.consensus.heartbeatMs),

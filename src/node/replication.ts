@@ -47,6 +47,8 @@ export interface ReplicationOptions {
    * up before it votes again (see PersistentState.lostEntries).
    */
   lostEntries?: boolean;
+  /** The commit point the ledger recorded before the node stopped (0 if none). */
+  commitIndex?: number;
 }
 
 /** Term and vote: read at start, written (durably) before any message that depends on them. */
@@ -115,7 +117,7 @@ export class Replicator implements EntrySink {
   constructor(private readonly engine: TransactionEngine, replayed: readonly ReplayedEntry[], private readonly options: ReplicationOptions) {
     this.scheduler = options.scheduler ?? realScheduler;
     this.hardStateStore = options.hardStateStore ?? fileHardStateStore(options.workspace);
-    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, { hardState: this.hardStateStore.read(), entries: replayed, lostEntries: options.lostEntries === true }, {
+    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, { hardState: this.hardStateStore.read(), entries: replayed, lostEntries: options.lostEntries === true, commitIndex: options.lostEntries ? 0 : options.commitIndex ?? 0 }, {
       electionTicks: options.electionTicks,
       heartbeatTicks: options.heartbeatTicks,
       maxEntriesPerAppend: options.maxEntriesPerAppend,
@@ -124,6 +126,8 @@ export class Replicator implements EntrySink {
       random: options.random ?? Math.random,
     });
     this.durableSeqno = replayed.length;
+    // Restarted with a recorded commit point: what was Committed before the restart still is.
+    if (this.raft.committedIndex > 0) engine.advanceCommit(this.raft.committedIndex);
     engine.setSink(this);
     engine.on("durable", (seqno: number) => this.onDurable(seqno));
     // A node whose ledger failed takes no further part in consensus: no acknowledgement, vote or

@@ -293,6 +293,8 @@ test("a node whose ledger was wiped catches up from its peers, whether it was a 
     // Wipe a backup, then the first node (which started the service: it must not start a new one).
     const backup = net.nodes.find((n) => n !== primary)!;
     for (const victim of [backup, net.nodes[0]!]) {
+      const live = net.nodes.find((n) => n !== victim)!;
+      const viewBefore = (await live.process!.request("GET", "/node/consensus", { identity: "none" })).json().details.current_view as number;
       await net.kill(victim);
       rmSync(join(victim.dir, "ledger"), { recursive: true, force: true });
       const during = await write(net.nodes.find((n) => n.process !== undefined)!, 100 + victim.index, "while wiped");
@@ -302,6 +304,12 @@ test("a node whose ledger was wiped catches up from its peers, whether it was a 
       for (const txid of txids) {
         assert.equal((await victim.process!.request("GET", `/node/tx?transaction_id=${txid}`, { identity: "none" })).json().status, "Committed");
       }
+      // It votes again only once a newer view commits: the primary hands over leadership for that
+      // once the node has caught up, so the network can lose another node after this one.
+      await eventually(async () => {
+        const details = (await victim.process!.request("GET", "/node/consensus", { identity: "none" })).json().details;
+        return details.current_view > viewBefore && details.commit_seqno >= details.last_seqno - 5;
+      }, `node ${victim.index} to see a newer view committed`, 20_000);
     }
     const after = await write(net.nodes[1]!, 200, "after");
     for (const node of net.nodes) await waitCommitted(node, after);

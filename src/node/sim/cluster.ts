@@ -195,7 +195,7 @@ export class ShellSimulation {
       tickMs: this.tuning.tickMs, electionTicks: this.tuning.electionTicks, heartbeatTicks: this.tuning.heartbeatTicks,
       maxEntriesPerAppend: this.tuning.maxEntriesPerAppend, maxInflightAppends: this.tuning.maxInflightAppends,
       maxUncommittedEntries: 4_000, logger: quietLogger, scheduler, hardStateStore: slot.disk.hardStateStore,
-      random: () => random.next(), lostEntries: recovered.lostEntries,
+      random: () => random.next(), lostEntries: recovered.lostEntries, commitIndex: slot.disk.committed,
     });
     const live: Live = { life, engine, replicator };
     slot.live = live;
