@@ -98,7 +98,23 @@ export interface RootSignatures {
 
 const ecdsaRootSignatures: RootSignatures = { sign: signDigest, verify: verifyDigest };
 
-export class TransactionEngine extends EventEmitter {
+/** What the engine tells the consensus loop and the node, as typed events. */
+export interface EngineEvents {
+  /** The ledger holds everything up to this seqno durably. */
+  durable: [seqno: number];
+  /** Everything up to this seqno (a signature) is committed. */
+  commit: [seqno: number];
+  /** Everything after this seqno was rolled back. */
+  rollback: [seqno: number];
+  /** The ledger or the entry encoder failed for good: the node can no longer serve. */
+  failure: [error: Error];
+  /** The ledger's disk is full: writes wait in memory; the node refuses new ones. */
+  diskFull: [error: Error];
+  /** The ledger wrote again after `diskFull`, up to this durable seqno. */
+  diskSpaceAvailable: [durableSeqno: number];
+}
+
+export class TransactionEngine extends EventEmitter<EngineEvents> {
   readonly store = new Store();
   readonly tree = new MerkleTree();
   private readonly signatures = new SignatureIndex();

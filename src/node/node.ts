@@ -5,31 +5,31 @@ import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import type { Logger } from "pino";
 import { createNodeLogger } from "./logger.js";
 import {
-  certificateFingerprint, endorseCertificateSigningRequestSync, randomBytes, unwrapWithKey, wrapForKey,
+  certificateFingerprint, endorseCertificateSigningRequestSync,
 } from "../crypto/index.js";
 import { NodeChannels } from "../channels/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
 import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js";
 import type { Store } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
-import { CocoError, formatTxId } from "../util/index.js";
-import { parseAddress, type ResolvedConfig } from "./config.js";
+import { CocoError } from "../util/index.js";
+import type { ResolvedConfig } from "./config.js";
 import { RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
 import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE } from "./replication.js";
 import { Forwarder } from "./forwarding.js";
-import { readNodes, reconcileConfiguration } from "./reconfiguration.js";
-import { readPeersFile, writePeersFile, type KnownPeer } from "./peers-file.js";
+import { reconcileConfiguration } from "./reconfiguration.js";
+import { PeerSync, readPeersFile } from "./peers.js";
 import {
   ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
-  handleJoin, joinService, virtualEvidence, type NodeInfo as StoredNodeInfo,
+  handleJoin, joinService, virtualEvidence,
 } from "./join.js";
 import { HistoricalStates } from "./historical.js";
-import { Frontend, type AppRouter, type CommitActions } from "./frontend.js";
-import { createJoinerIdentity, hasIdentity, loadOrCreateIdentity, resealSecrets, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
+import { GovernanceEffects } from "./governance-effects.js";
+import { Frontend, type AppRouter } from "./frontend.js";
+import { createJoinerIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { SINGLETON_KEY } from "./signatures.js";
-import { ServiceStatus, SERVICE_INFO_MAP } from "./service-status.js";
-import { RECOVERY_SHARES_MAP, buildRecoveryShares, recoveryMembers, recoveryThreshold, type RecoverySharesInfo } from "./recovery-shares.js";
+import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
 import { CONSTITUTION_MAP, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
 
@@ -56,20 +56,6 @@ export interface AppConsensus {
   statusForTxId(view: number, seqno: number): string;
   /** Committed states for historical queries (`"mode": "historical"`, `ccf.historical.*`). */
   historical: HistoricalStates;
-}
-
-/** Marks the transactions that rotated the ledger secret (the new secret is used after them). */
-const LEDGER_REKEY_MAP = "public:ccf.internal.ledger_rekeys";
-/** Marks the transactions that asked for fresh recovery shares (set_recovery_threshold, ...). */
-const RECOVERY_SHARES_REFRESH_MAP = "public:ccf.internal.recovery_shares_refresh";
-
-/** Carries a new ledger secret to the other nodes, wrapped to each one's encryption key. */
-const LEDGER_SECRET_SHARES_MAP = "public:ccf.internal.ledger_secret_shares";
-
-interface LedgerSecretShares {
-  from_seqno: number;
-  /** Node id -> the secret wrapped to that node's encryption key. */
-  wrapped: Record<string, string>;
 }
 
 export class CocoNode {
@@ -164,54 +150,8 @@ export class CocoNode {
         commit: replicator.committedIndex, last: engine.lastSeqnoLocal,
       }),
     });
-    // Node actions the constitution asks for, carried out once the proposal's transaction
-    // commits. The hook writes a marker through apply's overlay, so a proposal whose apply
-    // fails (its writes discarded) never rotates the secret.
-    let rekeyRequested = false;
-    let sharesRefreshRequested = false;
-    // Only the primary acts: a backup applying the same transaction from the ledger does not.
-    engine.store.onWrite(LEDGER_REKEY_MAP, () => { if (engine.isPrimary) rekeyRequested = true; });
-    engine.store.onWrite(RECOVERY_SHARES_REFRESH_MAP, () => { if (engine.isPrimary) sharesRefreshRequested = true; });
-    // Opening the service issues the first recovery shares, as in CCF.
-    engine.store.onWrite(SERVICE_INFO_MAP, () => { if (engine.isPrimary) sharesRefreshRequested = true; });
-    const refreshRecoveryShares = async () => {
-      const secrets = engine.ledgerSecrets;
-      const latest = secrets[secrets.length - 1]!;
-      const info = await buildRecoveryShares(recoveryMembers(engine.store), recoveryThreshold(engine.store), latest.raw, latest.fromSeqno);
-      if (info === undefined) return;
-      const tx = engine.store.begin();
-      tx.set(RECOVERY_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(info)));
-      const id = engine.commit(tx);
-      logger.info({ seqno: id.seqno, members: Object.keys(info.encrypted_shares).length, threshold: info.recovery_threshold }, "recovery shares issued");
-    };
-    const actions: CommitActions = {
-      reset: () => { rekeyRequested = false; sharesRefreshRequested = false; },
-      committed: (seqno) => {
-        if (rekeyRequested) {
-          rekeyRequested = false;
-          sharesRefreshRequested = true; // the new secret must be recoverable too
-          const raw = randomBytes(32);
-          // The next transaction carries the secret to every other node, wrapped to its key;
-          // the secret encrypts everything after that transaction.
-          const shares: LedgerSecretShares = { from_seqno: seqno + 2, wrapped: {} };
-          for (const [nodeId, node] of readNodes(engine.store)) {
-            if (nodeId !== identity.nodeId && node.status !== "Pending" && node.encryption_pub_key) {
-              shares.wrapped[nodeId] = wrapForKey(node.encryption_pub_key, raw);
-            }
-          }
-          const shareTx = engine.store.begin();
-          shareTx.set(LEDGER_SECRET_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(shares)));
-          const shared = engine.commit(shareTx);
-          engine.rekey(shared.seqno, raw);
-          resealSecrets(config, identity, engine.ledgerSecrets);
-          logger.info({ from_seqno: shared.seqno + 1, secrets: engine.ledgerSecrets.length, nodes: Object.keys(shares.wrapped).length }, "ledger secret rotated");
-        }
-        if (sharesRefreshRequested) {
-          sharesRefreshRequested = false;
-          refreshRecoveryShares().catch((error) => logger.error({ err: error }, "could not issue recovery shares"));
-        }
-      },
-    };
+    // What governance asks of the node (rekey, recovery shares), carried out on commit.
+    const effects = new GovernanceEffects(engine, identity, config, logger);
     installGovernanceEndpoints(registry, {
       runtime,
       hooks: (kv) => ({
@@ -220,39 +160,15 @@ export class CocoNode {
           ...(validFrom !== undefined ? { validFrom } : {}), validityPeriodDays,
         }),
         getLatestLedgerSecretSeqno: () => engine.ledgerSecrets[engine.ledgerSecrets.length - 1]!.fromSeqno,
-        triggerLedgerRekey: () => kv.set(LEDGER_REKEY_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ requested: true }))),
-        triggerRecoverySharesRefresh: () => kv.set(RECOVERY_SHARES_REFRESH_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ requested: true }))),
+        triggerLedgerRekey: () => effects.requestLedgerRekey(kv),
+        triggerRecoverySharesRefresh: () => effects.requestRecoverySharesRefresh(kv),
       }),
       nowSeconds: () => Math.floor(Date.now() / 1000),
       serviceCertPem: identity.serviceCertPem,
       // What members acknowledge: the Merkle root signed by the last signature transaction.
       stateDigest: () => engine.lastSignatureRoot,
     });
-    registry.install({
-      method: "GET", path: "/gov/recovery/encrypted-shares/{memberId}", authPolicies: ["no_auth"], mode: "readonly",
-      summary: "A recovery member's encrypted recovery share",
-      handler: (ctx) => {
-        const raw = ctx.tx.get(RECOVERY_SHARES_MAP, SINGLETON_KEY);
-        const share = raw ? (JSON.parse(raw.toString("utf8")) as RecoverySharesInfo).encrypted_shares[ctx.params["memberId"]!] : undefined;
-        if (share === undefined) {
-          throw new CocoError("ResourceNotFound", `No recovery share for member ${ctx.params["memberId"]}: only Active members with an encryption key hold one.`, 404);
-        }
-        return { body: { memberId: ctx.params["memberId"], encryptedShare: share } };
-      },
-    });
-    // A backup learns a rotated ledger secret from the transaction that carries it.
-    engine.store.onWrite(LEDGER_SECRET_SHARES_MAP, (_seqno, writes) => {
-      if (engine.isPrimary) return;
-      for (const value of writes.values()) {
-        if (!value) continue;
-        const shares = JSON.parse(value.toString("utf8")) as LedgerSecretShares;
-        const wrapped = shares.wrapped[identity.nodeId];
-        if (wrapped === undefined) continue;
-        engine.addLedgerSecret(shares.from_seqno, unwrapWithKey(identity.encryptionKeys.privateKeyPem, wrapped));
-        resealSecrets(config, identity, engine.ledgerSecrets);
-        logger.info({ from_seqno: shares.from_seqno }, "ledger secret rotated by the primary");
-      }
-    });
+    effects.installEndpoints(registry);
     registry.install({
       method: "POST", path: "/node/join", authPolicies: ["any_cert"], mode: "readwrite",
       summary: "A new node asks to join the service (CCF's join protocol; answered once members trust it)",
@@ -274,7 +190,7 @@ export class CocoNode {
       statusForTxId: (view, seqno) => engine.status(view, seqno),
       historical: new HistoricalStates(engine),
     });
-    const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen, actions, appRouter);
+    const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen, effects, appRouter);
 
     // Node-to-node channels: consensus messages and forwarded requests.
     let channels: NodeChannels | undefined;
@@ -311,48 +227,7 @@ export class CocoNode {
       nodeToNodeAddress = `${bound.host}:${bound.port}`;
       replicator.setTransport(ch);
       frontend.forwarding = { isPrimary: () => engine.isPrimary, forward: (request) => fw.forward(request) };
-      // Peers are the other nodes of nodes.info (trusted, or retiring and maybe still voting).
-      let syncScheduled = false;
-      const syncPeers = () => {
-        syncScheduled = false;
-        const wanted = new Set<string>();
-        const known = readNodes(engine.store);
-        // Until the joiner's ledger holds them, the nodes named in the join response are its peers.
-        for (const peer of bootstrapPeers) {
-          if (known.has(peer.node_id) || peer.node_id === identity.nodeId) continue;
-          wanted.add(peer.node_id);
-          ch.setPeer(peer.node_id, parseAddress(peer.node_to_node_address));
-        }
-        for (const [nodeId, node] of known) {
-          if (nodeId === identity.nodeId || node.status === "Pending" || !node.node_to_node_interface) continue;
-          wanted.add(nodeId);
-          try {
-            ch.setPeer(nodeId, parseAddress(node.node_to_node_interface.published_address ?? node.node_to_node_interface.bind_address));
-          } catch (error) {
-            logger.error({ node_id: nodeId, err: (error as Error).message }, "node-to-node address in nodes.info is unusable");
-          }
-        }
-        for (const peer of Object.keys(ch.stats())) if (!wanted.has(peer)) ch.removePeer(peer);
-        const addresses: KnownPeer[] = [];
-        for (const [nodeId, node] of known) {
-          const address = node.node_to_node_interface?.published_address ?? node.node_to_node_interface?.bind_address;
-          if (nodeId !== identity.nodeId && wanted.has(nodeId) && address !== undefined) addresses.push({ node_id: nodeId, node_to_node_address: address });
-        }
-        if (addresses.length > 0) {
-          try {
-            peersFileText = writePeersFile(config.workspace, addresses, peersFileText);
-          } catch (error) {
-            logger.warn({ err: (error as Error).message }, "could not record the peers' addresses in the workspace");
-          }
-        }
-      };
-      let peersFileText: string | undefined;
-      const scheduleSync = () => {
-        if (!syncScheduled) { syncScheduled = true; setImmediate(syncPeers); }
-      };
-      engine.store.onWrite(NODES_INFO_MAP, scheduleSync);
-      engine.store.onRollback(scheduleSync);
-      syncPeers();
+      new PeerSync({ nodeId: identity.nodeId, workspace: config.workspace, store: engine.store, channels: ch, bootstrapPeers, logger }).sync();
     }
 
     // The primary moves the consensus configuration towards the trusted nodes, one node at a time.

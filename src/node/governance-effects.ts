@@ -1,0 +1,147 @@
+// What governance may ask of the node itself, in one place: rotate the ledger secret, issue
+// fresh recovery shares (on request, on opening the service, after a rekey), and learn a rotated
+// secret on a backup. A proposal's `apply` only *requests* an effect, by writing a marker through
+// apply's overlay of the transaction; the node carries it out once that transaction commits
+// locally, so a proposal whose apply fails (its writes discarded) never acts. Only the primary
+// acts; a backup applying the same transaction from the ledger does not.
+import type { Logger } from "pino";
+import { randomBytes, unwrapWithKey, wrapForKey } from "../crypto/index.js";
+import type { KvAccess } from "../js/index.js";
+import { CocoError } from "../util/index.js";
+import type { EndpointRegistry } from "../rpc/index.js";
+import type { ResolvedConfig } from "./config.js";
+import type { TransactionEngine } from "./engine.js";
+import type { CommitActions } from "./frontend.js";
+import { resealSecrets, type NodeIdentity } from "./identity.js";
+import { readNodes } from "./reconfiguration.js";
+import { RECOVERY_SHARES_MAP, buildRecoveryShares, recoveryMembers, recoveryThreshold, type RecoverySharesInfo } from "./recovery-shares.js";
+import { SERVICE_INFO_MAP } from "./service-status.js";
+import { SINGLETON_KEY } from "./signatures.js";
+
+/** Marks the transactions that asked to rotate the ledger secret (the new secret is used after them). */
+const LEDGER_REKEY_MAP = "public:ccf.internal.ledger_rekeys";
+/** Marks the transactions that asked for fresh recovery shares (set_recovery_threshold, ...). */
+const RECOVERY_SHARES_REFRESH_MAP = "public:ccf.internal.recovery_shares_refresh";
+/** Carries a new ledger secret to the other nodes, wrapped to each one's encryption key. */
+const LEDGER_SECRET_SHARES_MAP = "public:ccf.internal.ledger_secret_shares";
+
+interface LedgerSecretShares {
+  from_seqno: number;
+  /** Node id -> the secret wrapped to that node's encryption key. */
+  wrapped: Record<string, string>;
+}
+
+const REQUESTED = Buffer.from(JSON.stringify({ requested: true }));
+
+/** The effects a constitution's `apply` can request of the node (CCF's node hooks). */
+export interface NodeEffects {
+  requestLedgerRekey(kv: KvAccess): void;
+  requestRecoverySharesRefresh(kv: KvAccess): void;
+}
+
+export class GovernanceEffects implements NodeEffects, CommitActions {
+  private rekeyRequested = false;
+  private sharesRefreshRequested = false;
+
+  constructor(
+    private readonly engine: TransactionEngine,
+    private readonly identity: NodeIdentity,
+    private readonly config: ResolvedConfig,
+    private readonly logger: Logger,
+  ) {
+    const store = engine.store;
+    store.onWrite(LEDGER_REKEY_MAP, () => { if (engine.isPrimary) this.rekeyRequested = true; });
+    store.onWrite(RECOVERY_SHARES_REFRESH_MAP, () => { if (engine.isPrimary) this.sharesRefreshRequested = true; });
+    // Opening the service issues the first recovery shares, as in CCF.
+    store.onWrite(SERVICE_INFO_MAP, () => { if (engine.isPrimary) this.sharesRefreshRequested = true; });
+    // A backup learns a rotated ledger secret from the transaction that carries it.
+    store.onWrite(LEDGER_SECRET_SHARES_MAP, (_seqno, writes) => {
+      if (engine.isPrimary) return;
+      for (const value of writes.values()) if (value) this.learnSecret(JSON.parse(value.toString("utf8")) as LedgerSecretShares);
+    });
+  }
+
+  requestLedgerRekey(kv: KvAccess): void {
+    kv.set(LEDGER_REKEY_MAP, SINGLETON_KEY, REQUESTED);
+  }
+
+  requestRecoverySharesRefresh(kv: KvAccess): void {
+    kv.set(RECOVERY_SHARES_REFRESH_MAP, SINGLETON_KEY, REQUESTED);
+  }
+
+  /** CommitActions: requests left by a transaction that did not commit are forgotten. */
+  reset(): void {
+    this.rekeyRequested = false;
+    this.sharesRefreshRequested = false;
+  }
+
+  /** CommitActions: the requesting transaction committed locally at `seqno`. */
+  committed(seqno: number): void {
+    if (this.rekeyRequested) {
+      this.rekeyRequested = false;
+      this.sharesRefreshRequested = true; // the new secret must be recoverable too
+      this.rotateLedgerSecret(seqno);
+    }
+    if (this.sharesRefreshRequested) {
+      this.sharesRefreshRequested = false;
+      this.issueRecoveryShares().catch((error) => this.logger.error({ err: error }, "could not issue recovery shares"));
+    }
+  }
+
+  /** `GET /gov/recovery/encrypted-shares/{memberId}` (CCF's governance API). */
+  installEndpoints(registry: EndpointRegistry): void {
+    registry.install({
+      method: "GET", path: "/gov/recovery/encrypted-shares/{memberId}", authPolicies: ["no_auth"], mode: "readonly",
+      summary: "A recovery member's encrypted recovery share",
+      handler: (ctx) => {
+        const raw = ctx.tx.get(RECOVERY_SHARES_MAP, SINGLETON_KEY);
+        const share = raw ? (JSON.parse(raw.toString("utf8")) as RecoverySharesInfo).encrypted_shares[ctx.params["memberId"]!] : undefined;
+        if (share === undefined) {
+          throw new CocoError("ResourceNotFound", `No recovery share for member ${ctx.params["memberId"]}: only Active members with an encryption key hold one.`, 404);
+        }
+        return { body: { memberId: ctx.params["memberId"], encryptedShare: share } };
+      },
+    });
+  }
+
+  /**
+   * The next transaction carries a fresh secret to every other node, wrapped to its key; the
+   * secret encrypts everything after that transaction.
+   */
+  private rotateLedgerSecret(seqno: number): void {
+    const { engine, identity } = this;
+    const raw = randomBytes(32);
+    const shares: LedgerSecretShares = { from_seqno: seqno + 2, wrapped: {} };
+    for (const [nodeId, node] of readNodes(engine.store)) {
+      if (nodeId !== identity.nodeId && node.status !== "Pending" && node.encryption_pub_key) {
+        shares.wrapped[nodeId] = wrapForKey(node.encryption_pub_key, raw);
+      }
+    }
+    const shareTx = engine.store.begin();
+    shareTx.set(LEDGER_SECRET_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(shares)));
+    const shared = engine.commit(shareTx);
+    engine.rekey(shared.seqno, raw);
+    resealSecrets(this.config, identity, engine.ledgerSecrets);
+    this.logger.info({ from_seqno: shared.seqno + 1, secrets: engine.ledgerSecrets.length, nodes: Object.keys(shares.wrapped).length }, "ledger secret rotated");
+  }
+
+  private learnSecret(shares: LedgerSecretShares): void {
+    const wrapped = shares.wrapped[this.identity.nodeId];
+    if (wrapped === undefined) return;
+    this.engine.addLedgerSecret(shares.from_seqno, unwrapWithKey(this.identity.encryptionKeys.privateKeyPem, wrapped));
+    resealSecrets(this.config, this.identity, this.engine.ledgerSecrets);
+    this.logger.info({ from_seqno: shares.from_seqno }, "ledger secret rotated by the primary");
+  }
+
+  private async issueRecoveryShares(): Promise<void> {
+    const { engine } = this;
+    const secrets = engine.ledgerSecrets;
+    const latest = secrets[secrets.length - 1]!;
+    const info = await buildRecoveryShares(recoveryMembers(engine.store), recoveryThreshold(engine.store), latest.raw, latest.fromSeqno);
+    if (info === undefined) return;
+    const tx = engine.store.begin();
+    tx.set(RECOVERY_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(info)));
+    const id = engine.commit(tx);
+    this.logger.info({ seqno: id.seqno, members: Object.keys(info.encrypted_shares).length, threshold: info.recovery_threshold }, "recovery shares issued");
+  }
+}
