@@ -1,0 +1,119 @@
+// The checks after each fault round: the network takes writes again, every node reaches the same
+// commit (else it is wedged), every write ever seen Committed reads back with its exact value on
+// every node, and statuses are polled once more on every node to catch flips.
+import type { FaultCluster } from "./cluster.js";
+import { delay } from "./cluster.js";
+import type { Load } from "./load.js";
+import type { WriteBook, WriteRecord } from "./book.js";
+
+export interface CheckOptions {
+  recoverTimeoutMs: number;
+  /** Earlier rounds' committed writes re-read after each round (a random sample of them). */
+  earlierReadSampleMax: number;
+  /** Transaction ids re-polled on every node after a round. */
+  statusRecheckMax: number;
+  readTimeoutMs: number;
+}
+
+export interface RoundCheck {
+  availableAfterMs?: number;
+  commitSeqno?: number;
+  reads: number;
+  wedged: number[];
+}
+
+export async function checkRound(cluster: FaultCluster, load: Load, book: WriteBook, round: string, options: CheckOptions, random: () => number, expectedDown: number[] = []): Promise<RoundCheck> {
+  const result: RoundCheck = { reads: 0, wedged: [] };
+  const expectedUp = [...Array(cluster.size).keys()].filter((i) => !expectedDown.includes(i));
+  const wedged = (node: number, detail: string) => {
+    if (result.wedged.includes(node)) return;
+    result.wedged.push(node);
+    book.violation({ kind: "wedged", round, node, detail: `${detail}\n  log tail of node ${node}:\n${cluster.logTail(node)}` });
+  };
+  for (const i of expectedUp) if (!cluster.running(i)) wedged(i, "process is not running");
+
+  // 1. The network takes a write again: retried through every running node until the deadline.
+  const started = Date.now();
+  const deadline = started + options.recoverTimeoutMs;
+  let sentinel: WriteRecord | undefined;
+  for (let attempt = 0; Date.now() < deadline && !sentinel; attempt++) {
+    const live = expectedUp.filter((i) => cluster.answering(i));
+    if (live.length === 0) break;
+    const record = await load.writeOnce(live[attempt % live.length]!);
+    if (record.txid) sentinel = record;
+    else await delay(200);
+  }
+  if (!sentinel) {
+    book.violation({ kind: "unavailable", round, detail: `no write succeeded within ${options.recoverTimeoutMs} ms after the round` });
+    return result;
+  }
+  result.availableAfterMs = Date.now() - started;
+  const sentinelSeqno = Number(sentinel.txid!.split(".")[1]);
+
+  // 2. Every running node commits the sentinel, and all reach the same commit seqno.
+  const seqnos = new Map<number, number | undefined>();
+  while (Date.now() < deadline) {
+    for (const i of expectedUp) seqnos.set(i, cluster.running(i) ? await cluster.commitSeqno(i) : undefined);
+    const values = [...seqnos.values()];
+    if (values.every((s) => s !== undefined && s >= sentinelSeqno && s === values[0])) break;
+    await delay(100);
+  }
+  for (const i of expectedUp) {
+    const s = seqnos.get(i);
+    if (s === undefined || s < sentinelSeqno) wedged(i, `commit seqno ${s ?? "unreachable"} never reached the sentinel write ${sentinel.txid} within ${options.recoverTimeoutMs} ms (others: ${JSON.stringify(Object.fromEntries(seqnos))})`);
+  }
+  const agreed = expectedUp.filter((i) => !result.wedged.includes(i)).map((i) => seqnos.get(i)!);
+  if (agreed.length > 0 && agreed.some((s) => s !== agreed[0])) {
+    book.violation({ kind: "wedged", round, detail: `nodes disagree on the commit seqno after ${options.recoverTimeoutMs} ms: ${JSON.stringify(Object.fromEntries(seqnos))}` });
+  }
+  result.commitSeqno = agreed[0];
+  const healthy = expectedUp.filter((i) => !result.wedged.includes(i) && cluster.answering(i));
+
+  // 3. Statuses once more on every healthy node: resolves this round's ids and catches flips.
+  const roundIds = book.writes.filter((w) => w.round === round && w.txid).map((w) => w.txid!);
+  const recheck = [...new Set([...roundIds.slice(-options.statusRecheckMax), ...book.unresolved().slice(-options.statusRecheckMax)])];
+  for (const i of healthy) await load.pollNode(i, recheck);
+
+  // 4. Every write ever Committed (this round's, and a sample of earlier ones) reads back exactly on every healthy node.
+  const mine = book.committedWrites(round);
+  const earlier = book.committedWrites().filter((w) => w.round !== round);
+  const sample = pick(earlier, options.earlierReadSampleMax, random);
+  for (const i of healthy) result.reads += await readBack(cluster, book, i, [...mine, ...sample], round, options);
+  return result;
+}
+
+/** Reads each write on node `i` (locally, on the read pool); a miss is retried briefly in case the node lags. */
+export async function readBack(cluster: FaultCluster, book: WriteBook, i: number, writes: WriteRecord[], round: string, options: CheckOptions): Promise<number> {
+  let next = 0, reads = 0;
+  const worker = async () => {
+    while (next < writes.length) {
+      const w = writes[next++]!;
+      const deadline = Date.now() + 3_000;
+      for (;;) {
+        let got: string | undefined, status = 0;
+        try {
+          const r = await cluster.clients[i]!.read(`/app/log/${w.table}?id=${w.key}`, options.readTimeoutMs);
+          status = r.status;
+          if (r.status === 200) got = r.json().msg;
+        } catch (e) { status = -1; got = (e as Error).message; }
+        reads++;
+        if (status === 200 && got === w.value) break;
+        if (Date.now() > deadline) {
+          const kind = status === 200 ? "wrong-value" : "lost";
+          book.violation({ kind, round, node: i, txid: w.txid, detail: `key ${w.key} (${w.table}, written in ${w.round} via node ${w.viaNode}) was Committed; node ${i} answers ${status} ${status === 200 ? JSON.stringify(got) : ""} instead of ${JSON.stringify(w.value)}; statuses: ${book.history(w.txid!)}` });
+          break;
+        }
+        await delay(200);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return reads;
+}
+
+export function pick<T>(items: T[], countMax: number, random: () => number): T[] {
+  if (items.length <= countMax) return items;
+  const out: T[] = [];
+  for (let k = 0; k < countMax; k++) out.push(items[Math.floor(random() * items.length)]!);
+  return out;
+}
