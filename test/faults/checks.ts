@@ -31,6 +31,10 @@ export async function checkRound(cluster: FaultCluster, load: Load, book: WriteB
     book.violation({ kind: "wedged", round, node, detail: `${detail}\n  log tail of node ${node}:\n${cluster.logTail(node)}` });
   };
   for (const i of expectedUp) if (!cluster.running(i)) wedged(i, "process is not running");
+  const reportFatal = () => {
+    for (const { node, line } of cluster.takeFatalLines()) book.violation({ kind: "wedged", round, node, detail: `node ${node} logged a fatal error: ${line}` });
+  };
+  reportFatal();
 
   // 1. The network takes a write again: retried through every running node until the deadline.
   const started = Date.now();
@@ -44,7 +48,12 @@ export async function checkRound(cluster: FaultCluster, load: Load, book: WriteB
     else await delay(200);
   }
   if (!sentinel) {
-    book.violation({ kind: "unavailable", round, detail: `no write succeeded within ${options.recoverTimeoutMs} ms after the round` });
+    const lastErrors = expectedUp.map((i) => {
+      const w = book.writes.filter((r) => r.viaNode === i && r.error !== undefined).at(-1);
+      return `node ${i}: ${w ? `${w.httpStatus ?? "no answer"} ${w.error}` : "no failed write"}`;
+    });
+    book.violation({ kind: "unavailable", round, detail: `no write succeeded within ${options.recoverTimeoutMs} ms after the round; last errors: ${lastErrors.join(" | ")}` });
+    reportFatal();
     return result;
   }
   result.availableAfterMs = Date.now() - started;
@@ -79,35 +88,57 @@ export async function checkRound(cluster: FaultCluster, load: Load, book: WriteB
   const earlier = book.committedWrites().filter((w) => w.round !== round);
   const sample = pick(earlier, options.earlierReadSampleMax, random);
   for (const i of healthy) result.reads += await readBack(cluster, book, i, [...mine, ...sample], round, options);
+  const before = book.violations.length;
+  reportFatal();
+  for (const v of book.violations.slice(before)) if (v.node !== undefined && !result.wedged.includes(v.node)) result.wedged.push(v.node);
   return result;
 }
 
-/** Reads each write on node `i` (locally, on the read pool); a miss is retried briefly in case the node lags. */
+const LAG_RETRY_MS = 5_000;
+const MISSES_REPORTED_PER_NODE_MAX = 10;
+
+/**
+ * Reads each write on node `i` (locally, on the read pool). Misses are re-read for a few seconds
+ * in case the node lags; what is still missing or different then is a violation (the first few
+ * reported in full, the rest counted in one line). Returns the number of reads made.
+ */
 export async function readBack(cluster: FaultCluster, book: WriteBook, i: number, writes: WriteRecord[], round: string, options: CheckOptions): Promise<number> {
-  let next = 0, reads = 0;
-  const worker = async () => {
-    while (next < writes.length) {
-      const w = writes[next++]!;
-      const deadline = Date.now() + 3_000;
-      for (;;) {
-        let got: string | undefined, status = 0;
+  let reads = 0;
+  const answers = new Map<WriteRecord, { status: number; got?: string }>();
+  const readAll = async (batch: WriteRecord[]) => {
+    let next = 0;
+    const worker = async () => {
+      while (next < batch.length) {
+        const w = batch[next++]!;
+        reads++;
         try {
           const r = await cluster.clients[i]!.read(`/app/log/${w.table}?id=${w.key}`, options.readTimeoutMs);
-          status = r.status;
-          if (r.status === 200) got = r.json().msg;
-        } catch (e) { status = -1; got = (e as Error).message; }
-        reads++;
-        if (status === 200 && got === w.value) break;
-        if (Date.now() > deadline) {
-          const kind = status === 200 ? "wrong-value" : "lost";
-          book.violation({ kind, round, node: i, txid: w.txid, detail: `key ${w.key} (${w.table}, written in ${w.round} via node ${w.viaNode}) was Committed; node ${i} answers ${status} ${status === 200 ? JSON.stringify(got) : ""} instead of ${JSON.stringify(w.value)}; statuses: ${book.history(w.txid!)}` });
-          break;
+          answers.set(w, r.status === 200 ? { status: 200, got: r.json().msg } : { status: r.status, got: r.text.slice(0, 120) });
+        } catch (e) {
+          answers.set(w, { status: -1, got: (e as Error).message.slice(0, 120) });
         }
-        await delay(200);
       }
-    }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
   };
-  await Promise.all(Array.from({ length: 8 }, worker));
+  const misses = () => writes.filter((w) => { const a = answers.get(w); return !(a?.status === 200 && a.got === w.value); });
+  await readAll(writes);
+  const deadline = Date.now() + LAG_RETRY_MS;
+  for (let missing = misses(); missing.length > 0 && Date.now() < deadline; missing = misses()) {
+    await delay(500);
+    await readAll(missing.slice(0, 500));
+  }
+  const missing = misses();
+  for (const w of missing.slice(0, MISSES_REPORTED_PER_NODE_MAX)) {
+    const a = answers.get(w)!;
+    book.violation({
+      kind: a.status === 200 ? "wrong-value" : "lost", round, node: i, txid: w.txid,
+      detail: `key ${w.key} (${w.table}, written in ${w.round} via node ${w.viaNode}) was Committed; node ${i} answers ${a.status} ${JSON.stringify(a.got)} instead of ${JSON.stringify(w.value)}; statuses: ${book.history(w.txid!)}`,
+    });
+  }
+  if (missing.length > MISSES_REPORTED_PER_NODE_MAX) {
+    book.violation({ kind: "lost", round, node: i, detail: `${missing.length - MISSES_REPORTED_PER_NODE_MAX} more Committed writes missing or different on node ${i}; txids e.g. ${missing.slice(MISSES_REPORTED_PER_NODE_MAX, MISSES_REPORTED_PER_NODE_MAX + 10).map((w) => w.txid).join(", ")}` });
+  }
   return reads;
 }
 

@@ -1,6 +1,8 @@
 // The processes under test: a Coco network of real nodes on 127.0.0.1 (test/helpers/network.ts)
 // plus the faults the suite injects into them: SIGKILL, SIGSTOP/SIGCONT, whole-network kill and
 // restart. Every probe has a deadline, so a paused or wedged node never hangs the suite.
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
 import { Network, type NetworkNode } from "../helpers/network.js";
 import { NodeClient } from "./client.js";
 
@@ -14,11 +16,15 @@ export class FaultCluster {
   readonly paused = new Set<number>();
   /** Output of each node's earlier processes (a killed process's log is kept for reports). */
   private readonly pastOutput: string[];
+  /** How much of each node's current process output has been scanned for fatal lines. */
+  private readonly scannedChars: number[];
+  private fatal: { node: number; line: string }[] = [];
 
   private constructor(readonly net: Network, readonly dir: string) {
     this.clients = net.nodes.map((n) => new NodeClient(n.rpcPort, n.dir));
     this.incarnations = net.nodes.map(() => 1);
     this.pastOutput = net.nodes.map(() => "");
+    this.scannedChars = net.nodes.map(() => 0);
   }
 
   static async start(dir: string, count: number): Promise<FaultCluster> {
@@ -135,9 +141,34 @@ export class FaultCluster {
     return (this.pastOutput[i] + current).split("\n").filter((l) => pattern.test(l)).slice(-linesMax);
   }
 
+  /**
+   * Lines of a fatal kind printed since the last call, on every node: pino level 60, or an error
+   * the node itself calls a consensus bug. A node printing one is wedged, even if it still answers.
+   */
+  takeFatalLines(): { node: number; line: string }[] {
+    for (let i = 0; i < this.size; i++) this.scan(i);
+    return this.fatal.splice(0);
+  }
+
+  private scan(i: number): void {
+    const out = this.node(i).process?.output() ?? "";
+    const fresh = out.slice(this.scannedChars[i]!);
+    const end = fresh.lastIndexOf("\n") + 1; // only whole lines
+    for (const line of fresh.slice(0, end).split("\n")) {
+      if (/"level":60|consensus bug/.test(line)) this.fatal.push({ node: i, line: line.length > 700 ? line.slice(0, 700) + "…" : line });
+    }
+    this.scannedChars[i]! += end;
+  }
+
+  /** Keeps a process's output in memory (for reports) and in `<node dir>/process-output.log` (for people). */
   private keepOutput(i: number): void {
     const p = this.node(i).process;
-    if (p) this.pastOutput[i] = trimmed(this.pastOutput[i] + p.output() + `\n--- process ${this.incarnations[i]} ended\n`);
+    if (!p) return;
+    this.scan(i);
+    this.scannedChars[i] = 0;
+    const text = p.output() + `\n--- process ${this.incarnations[i]} ended ${new Date().toISOString()}\n`;
+    this.pastOutput[i] = trimmed(this.pastOutput[i] + text);
+    appendFileSync(join(this.node(i).dir, "process-output.log"), text);
   }
 
   async close(): Promise<void> {

@@ -45,6 +45,8 @@ export interface RoundContext {
   undo: (() => Promise<void>)[];
   /** Run when the network is torn down, whatever happened (e.g. unmount). */
   cleanup: (() => void)[];
+  /** Nodes the last round's checks found wedged. */
+  wedged: number[];
 }
 
 export interface NetworkReport {
@@ -114,6 +116,7 @@ async function runRound(ctx: RoundContext, kind: string, index: number, inject: 
   await delay(options.loadAfterFaultMs);
   await load.stop();
   const check = await checkRound(cluster, load, book, ctx.round, options.check, ctx.random, injected.expectedDown);
+  ctx.wedged = check.wedged;
   const after = book.counts();
   const fault = book.faults.filter((f) => f.round === ctx.round)[0];
   options.log({
@@ -126,15 +129,17 @@ async function runRound(ctx: RoundContext, kind: string, index: number, inject: 
   await repair(ctx);
 }
 
-/** Restarts nodes whose process died, so that the next round starts from a whole network. */
+/** Restarts nodes that died or were found wedged (already reported), so the next round starts from a whole network. */
 async function repair(ctx: RoundContext): Promise<void> {
   for (let i = 0; i < ctx.cluster.size; i++) {
     if (ctx.cluster.paused.has(i)) ctx.cluster.resume(i);
-    if (ctx.cluster.running(i)) continue;
+    const dead = !ctx.cluster.running(i);
+    if (!dead && !ctx.wedged.includes(i)) continue;
     await ctx.cluster.kill(i);
     await ctx.cluster.restart(i); // throws: runNetwork stops this network's rounds
-    ctx.options.log({ event: "repair", nodes: ctx.cluster.size, round: ctx.round, node: i, detail: "restarted a node whose process had died" });
+    ctx.options.log({ event: "repair", nodes: ctx.cluster.size, round: ctx.round, node: i, detail: dead ? "restarted a node whose process had died" : "restarted a wedged node" });
   }
+  ctx.wedged = [];
 }
 
 export async function runNetwork(dir: string, options: SuiteOptions): Promise<NetworkReport> {
@@ -153,7 +158,7 @@ export async function runNetwork(dir: string, options: SuiteOptions): Promise<Ne
   options.log({ event: "network-starting", nodes: options.nodes, dir });
   const cluster = await FaultCluster.start(join(dir), options.nodes);
   const load = new Load(cluster, book, { writersMax: options.writersMax, writeIntervalMs: 20, writeTimeoutMs: 5_000, pollBatchMax: 200 }, random);
-  const ctx: RoundContext = { cluster, book, load, random, options, dir, round: "setup", skipped: report.skipped, undo: [], cleanup: [] };
+  const ctx: RoundContext = { cluster, book, load, random, options, dir, round: "setup", skipped: report.skipped, undo: [], cleanup: [], wedged: [] };
   try {
     outer: for (const [kind, count, inject] of plan) {
       for (let k = 1; k <= count; k++) {
@@ -177,6 +182,7 @@ export async function runNetwork(dir: string, options: SuiteOptions): Promise<Ne
   } finally {
     await load.stop();
     await cluster.close();
+    options.log({ event: "network-stopped", nodes: options.nodes, dir, detail: "each node's output is in <dir>/node<i>/process-output.log" });
     for (const cleanup of ctx.cleanup) cleanup();
   }
   report.counts = book.counts();

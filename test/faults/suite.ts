@@ -13,7 +13,7 @@ export const PRESETS = {
   quick: {
     counts: { primaryKills: 3, primaryPauses: 1, backupPauses: 1, networkKills: 1, diskFull: true, damagedFile: true },
     timing: { pauseMs: 3_000, diskFullMs: 3_000, loadBeforeFaultMs: 1_000, loadAfterFaultMs: 1_000, electionTimeoutMs: 15_000 },
-    recoverTimeoutMs: 30_000, nodes: [3], runMinutesMax: 10,
+    recoverTimeoutMs: 20_000, nodes: [3], runMinutesMax: 10,
   },
   full: {
     counts: { primaryKills: 100, primaryPauses: 20, backupPauses: 10, networkKills: 10, diskFull: true, damagedFile: true },
