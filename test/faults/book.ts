@@ -41,7 +41,9 @@ interface TxState {
   invalidSeen: boolean;
   /** Last status per node, tagged with the node's process incarnation (a restart resets monotonicity of lag). */
   lastByNode: Map<number, { incarnation: number; status: TxStatus }>;
+  /** Status changes only (per node and process), so the evidence of a flip fits in a line. */
   history: string[];
+  flipped: boolean;
 }
 
 const HISTORY_PER_TX_MAX = 24;
@@ -69,7 +71,7 @@ export class WriteBook {
   /** A write answered 200 with a transaction id: tracked from now on, and closes open availability gaps. */
   acknowledged(record: WriteRecord, txid: string): void {
     record.txid = txid;
-    this.byTxid.set(txid, { write: record, committedSeen: false, invalidSeen: false, lastByNode: new Map(), history: [] });
+    this.byTxid.set(txid, { write: record, committedSeen: false, invalidSeen: false, lastByNode: new Map(), history: [], flipped: false });
     for (const fault of this.openFaults) {
       if (record.startedMs >= fault.atMs) fault.gapMs = record.endedMs! - fault.atMs;
     }
@@ -91,11 +93,15 @@ export class WriteBook {
   observe(txid: string, node: number, incarnation: number, status: TxStatus, round: string): void {
     const state = this.byTxid.get(txid);
     if (!state) return;
-    if (state.history.length < HISTORY_PER_TX_MAX) state.history.push(`n${node}#${incarnation}:${status}@${Date.now() % 100_000_000}`);
     const last = state.lastByNode.get(node);
+    const changed = !last || last.incarnation !== incarnation || last.status !== status;
+    if (changed && state.history.length < HISTORY_PER_TX_MAX) state.history.push(`node${node}#${incarnation}:${status}@${new Date().toISOString().slice(11, 23)}`);
+    // One violation per flipped transaction id (later contradictions on other nodes add nothing).
     const flip = (detail: string) => {
+      if (state.flipped) return;
+      state.flipped = true;
       this.flips++;
-      this.violation({ kind: "flip", round, node, txid, detail: `${detail}; history ${state.history.join(" ")}` });
+      this.violation({ kind: "flip", round, node, txid, detail: `${detail} (written via node ${state.write.viaNode} in ${state.write.round}); status changes node#process:status@time: ${state.history.join(" ")}` });
     };
     if (last && last.incarnation === incarnation && last.status === "Committed" && status !== "Committed") flip(`node ${node} said Committed, then ${status}`);
     else if (status === "Committed" && state.invalidSeen) flip(`Invalid (on some node) then Committed on node ${node}`);
@@ -135,7 +141,8 @@ export class WriteBook {
       else unresolved++;
     }
     const lost = this.violations.filter((v) => v.kind === "lost" || v.kind === "wrong-value").length;
-    const wedged = this.violations.filter((v) => v.kind === "wedged").length;
+    // A node wedged in a round counts once, however many symptoms it showed.
+    const wedged = new Set(this.violations.filter((v) => v.kind === "wedged").map((v) => `${v.round}/${v.node ?? "all"}`)).size;
     return { attempted: this.writes.length, acknowledged, committed, invalid, unresolved, failed: this.writes.length - acknowledged, lost, flips: this.flips, wedged, violations: this.violations.length };
   }
 }

@@ -32,7 +32,12 @@ export async function checkRound(cluster: FaultCluster, load: Load, book: WriteB
   };
   for (const i of expectedUp) if (!cluster.running(i)) wedged(i, "process is not running");
   const reportFatal = () => {
-    for (const { node, line } of cluster.takeFatalLines()) book.violation({ kind: "wedged", round, node, detail: `node ${node} logged a fatal error: ${line}` });
+    const byNode = new Map<number, string[]>();
+    for (const { node, line } of cluster.takeFatalLines()) byNode.set(node, [...(byNode.get(node) ?? []), line]);
+    for (const [node, lines] of byNode) {
+      book.violation({ kind: "wedged", round, node, detail: `node ${node} logged ${lines.length} fatal error(s):\n    ${lines.slice(0, 3).join("\n    ")}` });
+      if (!result.wedged.includes(node)) result.wedged.push(node);
+    }
   };
   reportFatal();
 
@@ -88,9 +93,7 @@ export async function checkRound(cluster: FaultCluster, load: Load, book: WriteB
   const earlier = book.committedWrites().filter((w) => w.round !== round);
   const sample = pick(earlier, options.earlierReadSampleMax, random);
   for (const i of healthy) result.reads += await readBack(cluster, book, i, [...mine, ...sample], round, options);
-  const before = book.violations.length;
   reportFatal();
-  for (const v of book.violations.slice(before)) if (v.node !== undefined && !result.wedged.includes(v.node)) result.wedged.push(v.node);
   return result;
 }
 
