@@ -151,3 +151,27 @@ export function pick<T>(items: T[], countMax: number, random: () => number): T[]
   for (let k = 0; k < countMax; k++) out.push(items[Math.floor(random() * items.length)]!);
   return out;
 }
+
+/**
+ * The end of a network's run: every answering node must reach the highest commit seqno any node
+ * reports (else it is wedged, not lossy), then every write ever Committed (a bounded sample) must
+ * read back exactly on each of them.
+ */
+export async function finalCheck(cluster: FaultCluster, book: WriteBook, options: CheckOptions, random: () => number, readsPerNodeMax: number): Promise<number> {
+  const nodes = [...Array(cluster.size).keys()].filter((i) => cluster.answering(i));
+  const deadline = Date.now() + options.recoverTimeoutMs;
+  const seqnos = new Map<number, number | undefined>();
+  for (;;) {
+    for (const i of nodes) seqnos.set(i, await cluster.commitSeqno(i));
+    const target = Math.max(...[...seqnos.values()].map((s) => s ?? 0));
+    const behind = nodes.filter((i) => (seqnos.get(i) ?? -1) < target);
+    if (behind.length === 0 || Date.now() > deadline) {
+      for (const i of behind) book.violation({ kind: "wedged", round: "final", node: i, detail: `commit seqno ${seqnos.get(i) ?? "unreachable"} never reached ${target} within ${options.recoverTimeoutMs} ms\n  log tail of node ${i}:\n${cluster.logTail(i)}` });
+      const committed = book.committedWrites();
+      let reads = 0;
+      for (const i of nodes.filter((n) => !behind.includes(n))) reads += await readBack(cluster, book, i, pick(committed, readsPerNodeMax, random), "final", options);
+      return reads;
+    }
+    await delay(200);
+  }
+}
