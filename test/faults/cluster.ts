@@ -86,12 +86,16 @@ export class FaultCluster {
     this.clients[i]!.reset();
   }
 
-  /** Clean stop (SIGINT), e.g. before damaging the node's files. */
-  async stop(i: number): Promise<void> {
+  /** Clean stop (SIGINT), e.g. before damaging the node's files; SIGKILL if it has not exited after stopTimeoutMs. */
+  async stop(i: number, stopTimeoutMs = 10_000): Promise<void> {
     const node = this.node(i);
     if (!node.process) return;
+    if (this.paused.has(i)) this.resume(i);
+    const stopping = node.process.stop();
+    const timer = setTimeout(() => node.process?.child.kill("SIGKILL"), stopTimeoutMs);
+    await stopping;
+    clearTimeout(timer);
     this.keepOutput(i);
-    await node.process.stop();
     node.process = undefined;
     this.clients[i]!.reset();
   }

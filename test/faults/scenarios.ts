@@ -122,7 +122,7 @@ async function runRound(ctx: RoundContext, kind: string, index: number, inject: 
   options.log({
     event: "round", nodes: cluster.size, round: ctx.round, node: injected.node, detail: injected.detail,
     gapMs: fault?.gapMs ?? null, availableAfterMs: check.availableAfterMs ?? null, commitSeqno: check.commitSeqno ?? null,
-    attempted: after.attempted! - before.attempted!, committed: after.committed! - before.committed!, reads: check.reads,
+    attempted: after.attempted! - before.attempted!, committed: after.committed! - before.committed!, timedOut: after.timedOut! - before.timedOut!, reads: check.reads,
     newViolations: after.violations! - before.violations!, wedged: check.wedged, elapsedMs: Date.now() - startedMs,
   });
   for (const undo of ctx.undo.splice(0)) await undo();

@@ -85,7 +85,7 @@ export function formatReport(report: FaultSuiteReport): string {
   for (const n of report.networks) {
     lines.push(`== ${n.nodes} nodes: ${n.rounds}/${n.roundsPlanned} rounds${n.incomplete ? ` (INCOMPLETE: ${n.incomplete})` : ""}`);
     const c = n.counts;
-    lines.push(`   writes attempted ${c.attempted ?? 0}, acknowledged ${c.acknowledged ?? 0}, committed ${c.committed ?? 0}, invalid ${c.invalid ?? 0}, unresolved ${c.unresolved ?? 0}, failed ${c.failed ?? 0}`);
+    lines.push(`   writes attempted ${c.attempted ?? 0}, acknowledged ${c.acknowledged ?? 0}, committed ${c.committed ?? 0}, invalid ${c.invalid ?? 0}, unresolved ${c.unresolved ?? 0}, failed ${c.failed ?? 0} (${c.timedOut ?? 0} timed out after 5 s)`);
     lines.push(`   lost ${c.lost ?? 0}, status flips ${c.flips ?? 0}, wedged ${c.wedged ?? 0}, violations ${n.violations.length}`);
     for (const [kind, g] of Object.entries(n.gaps)) {
       lines.push(`   availability gap ${kind}: n=${g.count} min ${g.minMs ?? "-"} ms, median ${g.medianMs ?? "-"} ms, max ${g.maxMs ?? "-"} ms${g.open ? `, ${g.open} never closed` : ""}`);
