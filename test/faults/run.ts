@@ -3,6 +3,7 @@
 // violation, 2 if the run stopped before its planned rounds.
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { NodeProcess } from "../helpers/node-process.js";
 import { formatReport, runFaultSuite, type Counts, type FaultSuiteOptions } from "./suite.js";
 
 const HELP = `Usage: npm run faults -- [options]
@@ -81,6 +82,15 @@ async function main(): Promise<number> {
   if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
   if (!report.ok && report.totals.violations === 0) return 2;
   return report.ok ? 0 : 1;
+}
+
+// Interrupted (Ctrl-C, a CI timeout): take the node processes down too, paused ones included.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const child of NodeProcess.children) child.kill("SIGKILL");
+    console.error(`faults: interrupted by ${signal}; node processes killed (a tmpfs may stay mounted under /tmp/coco-faults-*)`);
+    process.exit(130);
+  });
 }
 
 main().then((code) => process.exit(code), (e: Error) => {
