@@ -136,7 +136,7 @@ export class FaultCluster {
   logTail(i: number, lines = 25): string {
     const current = this.node(i).process?.output() ?? "";
     const all = (this.pastOutput[i] + current).split("\n").filter((l) => l.trim() !== "");
-    return all.slice(-lines).map((l) => `    ${l.length > 400 ? l.slice(0, 400) + "…" : l}`).join("\n");
+    return all.slice(-lines).map((l) => `    ${l.length > 300 ? l.slice(0, 300) + "…" : l}`).join("\n");
   }
 
   /** Lines of every process of a node matching a pattern (e.g. errors), newest last. */
