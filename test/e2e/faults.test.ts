@@ -1,11 +1,11 @@
 // The fault suite's quick preset as an end-to-end test (test/faults/, docs/faults.md): real nodes on
-// loopback, primary kills, pauses, a whole-network kill, a damaged ledger chunk and (where tmpfs
+// loopback, primary kills, pauses, a whole-network kill, a damaged ledger chunk, a wiped ledger and (where tmpfs
 // mounts) a full disk, under write load. Nothing committed may be lost, no status may flip, no node may wedge.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formatReport, runFaultSuite } from "../faults/suite.js";
 
-test("quick fault suite: no committed write lost, no status flip, no wedged node", { timeout: 420_000 }, async () => {
+test("quick fault suite: no committed write lost, no status flip, no wedged node", { timeout: 600_000 }, async () => {
   const report = await runFaultSuite({ preset: "quick", log: (e) => console.log(JSON.stringify(e)) });
   const summary = formatReport(report);
   console.log(summary);

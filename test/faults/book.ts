@@ -143,7 +143,9 @@ export class WriteBook {
     const lost = this.violations.filter((v) => v.kind === "lost" || v.kind === "wrong-value").length;
     // A node wedged in a round counts once, however many symptoms it showed.
     const wedged = new Set(this.violations.filter((v) => v.kind === "wedged").map((v) => `${v.round}/${v.node ?? "all"}`)).size;
-    return { attempted: this.writes.length, acknowledged, committed, invalid, unresolved, failed: this.writes.length - acknowledged, lost, flips: this.flips, wedged, violations: this.violations.length };
+    // Writes with no answer within the client's timeout (e.g. forwarded to a primary that is gone).
+    const timedOut = this.writes.filter((w) => w.error?.startsWith("timeout")).length;
+    return { attempted: this.writes.length, acknowledged, committed, invalid, unresolved, failed: this.writes.length - acknowledged, timedOut, lost, flips: this.flips, wedged, violations: this.violations.length };
   }
 }
 

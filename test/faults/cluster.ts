@@ -86,12 +86,16 @@ export class FaultCluster {
     this.clients[i]!.reset();
   }
 
-  /** Clean stop (SIGINT), e.g. before damaging the node's files. */
-  async stop(i: number): Promise<void> {
+  /** Clean stop (SIGINT), e.g. before damaging the node's files; SIGKILL if it has not exited after stopTimeoutMs. */
+  async stop(i: number, stopTimeoutMs = 10_000): Promise<void> {
     const node = this.node(i);
     if (!node.process) return;
+    if (this.paused.has(i)) this.resume(i);
+    const stopping = node.process.stop();
+    const timer = setTimeout(() => node.process?.child.kill("SIGKILL"), stopTimeoutMs);
+    await stopping;
+    clearTimeout(timer);
     this.keepOutput(i);
-    await node.process.stop();
     node.process = undefined;
     this.clients[i]!.reset();
   }
@@ -132,7 +136,7 @@ export class FaultCluster {
   logTail(i: number, lines = 25): string {
     const current = this.node(i).process?.output() ?? "";
     const all = (this.pastOutput[i] + current).split("\n").filter((l) => l.trim() !== "");
-    return all.slice(-lines).map((l) => `    ${l.length > 400 ? l.slice(0, 400) + "…" : l}`).join("\n");
+    return all.slice(-lines).map((l) => `    ${l.length > 300 ? l.slice(0, 300) + "…" : l}`).join("\n");
   }
 
   /** Lines of every process of a node matching a pattern (e.g. errors), newest last. */

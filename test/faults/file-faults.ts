@@ -1,6 +1,7 @@
-// The two rounds that fault a node's files: a full disk under its ledger (tmpfs), and a damaged
-// last ledger chunk. Each says what it did and whether the node kept its promises; a machine that
+// The rounds that fault a node's files: a full disk under its ledger (tmpfs), a damaged last
+// ledger chunk, a wiped ledger. Each says what it did and whether the node kept its promises; a machine that
 // cannot mount tmpfs gets a SKIPPED line, never a pass.
+import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { delay, PROBE_TIMEOUT_MS } from "./cluster.js";
 import { damageLastChunk, fillDisk, freeDisk, ledgerOffTmpfs, ledgerOntoTmpfs, probeTmpfs, restoreChunk, unmountQuietly, type Damage } from "./disk.js";
@@ -81,5 +82,29 @@ export async function damagedFileRound(ctx: RoundContext): Promise<Injected> {
     restoreChunk(ledgerDir, backupDir, done.file);
     await cluster.restart(target);
     return { node: target, detail: `${done.file}: ${done.detail}; node REFUSED to start (${clear ? "clear" : "UNCLEAR"}: ${reasons.at(-1) ?? "no message"}); restored the chunk and restarted` };
+  }
+}
+
+/** A backup loses its whole ledger (disk replaced): restarted with an empty ledger directory, it must catch up from the others. */
+export async function wipedNodeRound(ctx: RoundContext): Promise<Injected> {
+  const { cluster, book, options } = ctx;
+  const p = await cluster.findPrimary(options.electionTimeoutMs);
+  if (p === undefined) throw new Error("no primary before the fault");
+  const target = pickBackup(ctx, p);
+  const ledgerDir = join(cluster.node(target).dir, "ledger");
+  const keptDir = join(ctx.dir, `wiped-${ctx.round}-node${target}-ledger`);
+  await cluster.stop(target);
+  renameSync(ledgerDir, keptDir); // kept for the post-mortem, and to put back if the node refuses
+  mkdirSync(ledgerDir);
+  book.faultInjected("wiped-node", ctx.round, target);
+  try {
+    await cluster.restart(target);
+    return { node: target, detail: `ledger wiped (kept in ${keptDir}); node restarted (it must catch up)` };
+  } catch (e) {
+    const reason = cluster.logGrep(target, /error|refus|ledger/i, 1)[0]?.slice(0, 300) ?? "no message";
+    rmSync(ledgerDir, { recursive: true, force: true });
+    renameSync(keptDir, ledgerDir);
+    await cluster.restart(target);
+    return { node: target, detail: `ledger wiped; node REFUSED to start (${reason}); ledger put back and node restarted` };
   }
 }

@@ -3,6 +3,7 @@
 // violation, 2 if the run stopped before its planned rounds.
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { NodeProcess } from "../helpers/node-process.js";
 import { formatReport, runFaultSuite, type Counts, type FaultSuiteOptions } from "./suite.js";
 
 const HELP = `Usage: npm run faults -- [options]
@@ -14,9 +15,10 @@ again and every node reaches the same commit; reports availability gaps per faul
 
 Presets (counts below override them):
   --quick                 CI-sized (default): 3 nodes; 3 primary kills, 1 primary pause, 1 backup
-                          pause, 1 network kill, disk-full, damaged-file; 3 s pauses
+                          pause, 1 network kill, disk-full, damaged-file, wiped-node; 3 s pauses
   --full                  the issue's run: 3 and 5 nodes; 100 primary kills, 20 primary pauses,
-                          10 backup pauses, 10 network kills, disk-full, damaged-file; 10 s pauses
+                          10 backup pauses, 10 network kills, disk-full, damaged-file,
+                          wiped-node; 10 s pauses
 Options:
   --nodes N[,M]           network sizes, e.g. 3 or 3,5
   --primary-kills N       SIGKILL the primary, wait for a new one, restart the killed node
@@ -25,6 +27,7 @@ Options:
   --network-kills N       SIGKILL every node, restart all from their workspaces
   --disk-full / --no-disk-full        a backup's ledger on a small tmpfs, filled, then freed
   --damaged-file / --no-damaged-file  cut, then flip, bytes of a backup's last ledger chunk
+  --wiped-node / --no-wiped-node      restart a backup with an empty ledger: it must catch up
   --pause-ms MS           length of a SIGSTOP pause
   --writers N             concurrent writer loops (default 4)
   --seed N                seed of every random choice (printed; reuse it to replay choices)
@@ -49,6 +52,7 @@ async function main(): Promise<number> {
       "backup-pauses": { type: "string" }, "network-kills": { type: "string" },
       "disk-full": { type: "boolean" }, "no-disk-full": { type: "boolean" },
       "damaged-file": { type: "boolean" }, "no-damaged-file": { type: "boolean" },
+      "wiped-node": { type: "boolean" }, "no-wiped-node": { type: "boolean" },
       "pause-ms": { type: "string" }, writers: { type: "string" }, seed: { type: "string" },
       minutes: { type: "string" }, json: { type: "string" }, keep: { type: "boolean" },
     },
@@ -66,6 +70,7 @@ async function main(): Promise<number> {
   set("networkKills", int("network-kills", values["network-kills"]));
   set("diskFull", values["disk-full"] ? true : values["no-disk-full"] ? false : undefined);
   set("damagedFile", values["damaged-file"] ? true : values["no-damaged-file"] ? false : undefined);
+  set("wipedNode", values["wiped-node"] ? true : values["no-wiped-node"] ? false : undefined);
   const pauseMs = int("pause-ms", values["pause-ms"]);
   const options: FaultSuiteOptions = {
     preset: values.full ? "full" : "quick", counts,
@@ -81,6 +86,15 @@ async function main(): Promise<number> {
   if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
   if (!report.ok && report.totals.violations === 0) return 2;
   return report.ok ? 0 : 1;
+}
+
+// Interrupted (Ctrl-C, a CI timeout): take the node processes down too, paused ones included.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const child of NodeProcess.children) child.kill("SIGKILL");
+    console.error(`faults: interrupted by ${signal}; node processes killed (a tmpfs may stay mounted under /tmp/coco-faults-*)`);
+    process.exit(130);
+  });
 }
 
 main().then((code) => process.exit(code), (e: Error) => {

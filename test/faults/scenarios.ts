@@ -6,7 +6,7 @@ import { FaultCluster, delay } from "./cluster.js";
 import { Load } from "./load.js";
 import { WriteBook, seededRandom, summary, type FaultRecord } from "./book.js";
 import { checkRound, finalCheck, type CheckOptions } from "./checks.js";
-import { damagedFileRound, diskFullRound } from "./file-faults.js";
+import { damagedFileRound, diskFullRound, wipedNodeRound } from "./file-faults.js";
 
 export interface SuiteOptions {
   nodes: number;
@@ -16,6 +16,7 @@ export interface SuiteOptions {
   networkKills: number;
   diskFull: boolean;
   damagedFile: boolean;
+  wipedNode: boolean;
   pauseMs: number;
   diskFullMs: number;
   loadBeforeFaultMs: number;
@@ -122,7 +123,7 @@ async function runRound(ctx: RoundContext, kind: string, index: number, inject: 
   options.log({
     event: "round", nodes: cluster.size, round: ctx.round, node: injected.node, detail: injected.detail,
     gapMs: fault?.gapMs ?? null, availableAfterMs: check.availableAfterMs ?? null, commitSeqno: check.commitSeqno ?? null,
-    attempted: after.attempted! - before.attempted!, committed: after.committed! - before.committed!, reads: check.reads,
+    attempted: after.attempted! - before.attempted!, committed: after.committed! - before.committed!, timedOut: after.timedOut! - before.timedOut!, reads: check.reads,
     newViolations: after.violations! - before.violations!, wedged: check.wedged, elapsedMs: Date.now() - startedMs,
   });
   for (const undo of ctx.undo.splice(0)) await undo();
@@ -151,6 +152,7 @@ export async function runNetwork(dir: string, options: SuiteOptions): Promise<Ne
     ["backup-pause", options.backupPauses, (c) => pauseRound(c, "backup")],
     ["disk-full", options.diskFull ? 1 : 0, diskFullRound],
     ["damaged-file", options.damagedFile ? 2 : 0, damagedFileRound],
+    ["wiped-node", options.wipedNode ? 1 : 0, wipedNodeRound],
     ["network-kill", options.networkKills, networkKill],
   ];
   const roundsPlanned = plan.reduce((n, [, count]) => n + count, 0);

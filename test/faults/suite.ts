@@ -6,17 +6,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runNetwork, type NetworkReport, type SuiteOptions } from "./scenarios.js";
 
-export type Counts = Pick<SuiteOptions, "primaryKills" | "primaryPauses" | "backupPauses" | "networkKills" | "diskFull" | "damagedFile">;
+export type Counts = Pick<SuiteOptions, "primaryKills" | "primaryPauses" | "backupPauses" | "networkKills" | "diskFull" | "damagedFile" | "wipedNode">;
 export type Timing = Pick<SuiteOptions, "pauseMs" | "diskFullMs" | "loadBeforeFaultMs" | "loadAfterFaultMs" | "electionTimeoutMs">;
 
 export const PRESETS = {
   quick: {
-    counts: { primaryKills: 3, primaryPauses: 1, backupPauses: 1, networkKills: 1, diskFull: true, damagedFile: true },
+    counts: { primaryKills: 3, primaryPauses: 1, backupPauses: 1, networkKills: 1, diskFull: true, damagedFile: true, wipedNode: true },
     timing: { pauseMs: 3_000, diskFullMs: 3_000, loadBeforeFaultMs: 1_000, loadAfterFaultMs: 1_000, electionTimeoutMs: 15_000 },
     recoverTimeoutMs: 20_000, nodes: [3], runMinutesMax: 10,
   },
   full: {
-    counts: { primaryKills: 100, primaryPauses: 20, backupPauses: 10, networkKills: 10, diskFull: true, damagedFile: true },
+    counts: { primaryKills: 100, primaryPauses: 20, backupPauses: 10, networkKills: 10, diskFull: true, damagedFile: true, wipedNode: true },
     timing: { pauseMs: 10_000, diskFullMs: 10_000, loadBeforeFaultMs: 2_000, loadAfterFaultMs: 2_000, electionTimeoutMs: 20_000 },
     recoverTimeoutMs: 60_000, nodes: [3, 5], runMinutesMax: 240,
   },
@@ -85,7 +85,7 @@ export function formatReport(report: FaultSuiteReport): string {
   for (const n of report.networks) {
     lines.push(`== ${n.nodes} nodes: ${n.rounds}/${n.roundsPlanned} rounds${n.incomplete ? ` (INCOMPLETE: ${n.incomplete})` : ""}`);
     const c = n.counts;
-    lines.push(`   writes attempted ${c.attempted ?? 0}, acknowledged ${c.acknowledged ?? 0}, committed ${c.committed ?? 0}, invalid ${c.invalid ?? 0}, unresolved ${c.unresolved ?? 0}, failed ${c.failed ?? 0}`);
+    lines.push(`   writes attempted ${c.attempted ?? 0}, acknowledged ${c.acknowledged ?? 0}, committed ${c.committed ?? 0}, invalid ${c.invalid ?? 0}, unresolved ${c.unresolved ?? 0}, failed ${c.failed ?? 0} (${c.timedOut ?? 0} timed out after 5 s)`);
     lines.push(`   lost ${c.lost ?? 0}, status flips ${c.flips ?? 0}, wedged ${c.wedged ?? 0}, violations ${n.violations.length}`);
     for (const [kind, g] of Object.entries(n.gaps)) {
       lines.push(`   availability gap ${kind}: n=${g.count} min ${g.minMs ?? "-"} ms, median ${g.medianMs ?? "-"} ms, max ${g.maxMs ?? "-"} ms${g.open ? `, ${g.open} never closed` : ""}`);
