@@ -20,14 +20,11 @@ async function assertSeeds(seeds: number[], nodes: number): Promise<void> {
   assert.ok(committed > seeds.length * 50, "the schedules make real progress");
 }
 
-test("seeds that made a former primary refuse a rollback (commit sent ahead of truncation) keep every property", async () => {
-  // Each of these failed on the code before this change: "truncate to N below the committed seqno".
-  await assertSeeds([8, 10, 12, 13, 20, 22, 28, 30, 37, 40], 3);
-});
-
-test("a seed where a queued flush took entries appended after a rollback keeps every property", async () => {
-  // Failed with "ledger append at 152 after 171" before flushes took their batch when asked.
-  await assertSeeds([32, 33], 3);
+test("seeds that made a former primary refuse a rollback on the old ledger front end keep every property", async () => {
+  // Each of these fails on the ThreadedLedger before this change ("truncate to N below the
+  // committed seqno M": a commit sent to the worker ahead of an earlier truncation); most other
+  // seeds hang there instead (a flush loop spinning once a truncation left nothing to flush).
+  await assertSeeds([1, 8, 13, 16, 25, 27, 28, 29, 30, 36], 3);
 });
 
 test("40 seeded schedules of three real node shells keep every property", async () => {
