@@ -12,8 +12,8 @@ export class Progress {
   readonly inflight: number[] = [];
   /** Heard from since the last check-quorum round. */
   recentActive = false;
-  /** The backup said it withholds its vote (it lost entries) and has not caught up yet. */
-  withholdingVote = false;
+  /** The backup said it withholds its vote until a view above this one commits (it lost entries). */
+  withholdingVoteThroughTerm: number | undefined;
   /** Primary ticks with batches in flight but no acknowledged progress: past a limit they are presumed lost. */
   stalledTicks = 0;
 

@@ -509,7 +509,7 @@ export class RaftNode<Payload = unknown> {
     pr.recentActive = true;
     if (m.success) {
       if (pr.acknowledge(m.matchIndex)) this.maybeCommit();
-      pr.withholdingVote = m.withholdingVote === true;
+      pr.withholdingVoteThroughTerm = m.withholdingVoteThroughTerm;
       this.maybeRestoreVote(m.from, pr);
       this.maybeSendTimeoutNow();
       return;
@@ -556,12 +556,14 @@ export class RaftNode<Payload = unknown> {
    * leave no majority able to elect).
    */
   private maybeRestoreVote(peer: NodeId, pr: Progress): void {
-    if (!pr.withholdingVote || this.transfer || pr.matchIndex < this.log.lastIndex()) return;
+    // A primary of a newer view than the backup waits for: its own commit restores the vote.
+    const through = pr.withholdingVoteThroughTerm;
+    if (through === undefined || through < this.term || this.transfer || pr.matchIndex < this.log.lastIndex()) return;
     if (this.log.term(this.commitIndex) !== this.term) return; // let this view commit first
     let target: NodeId | undefined;
     let best = -1;
     for (const [other, p] of this.progress) {
-      if (other !== peer && this.voters.includes(other) && !p.withholdingVote && p.matchIndex > best) { best = p.matchIndex; target = other; }
+      if (other !== peer && this.voters.includes(other) && p.withholdingVoteThroughTerm === undefined && p.matchIndex > best) { best = p.matchIndex; target = other; }
     }
     if (target !== undefined) this.startTransfer(target);
   }
@@ -628,7 +630,8 @@ export class RaftNode<Payload = unknown> {
 
   private appendResponse(to: NodeId, success: boolean, matchIndex: number, rejectedIndex: number, hintIndex: number): AppendEntriesResponse {
     const response: AppendEntriesResponse = { type: "AppendEntriesResponse", from: this.id, to, term: this.term, success, matchIndex, rejectedIndex, hintIndex };
-    return this.votingWithheldThroughTerm === undefined ? response : { ...response, withholdingVote: true };
+    const through = this.votingWithheldThroughTerm;
+    return through === undefined ? response : { ...response, withholdingVoteThroughTerm: through };
   }
 
   private send(message: Message<Payload>): void {

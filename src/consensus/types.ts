@@ -73,8 +73,11 @@ export interface AppendEntriesResponse extends MessageBase {
   readonly rejectedIndex: number;
   /** On rejection: the primary may resume probing right after this index. */
   readonly hintIndex: number;
-  /** The backup lost entries and withholds its vote until a newer view commits (PersistentState.lostEntries). */
-  readonly withholdingVote?: boolean;
+  /**
+   * The backup lost entries and withholds its vote until an entry of a view above this one
+   * commits (PersistentState.lostEntries).
+   */
+  readonly withholdingVoteThroughTerm?: number;
 }
 
 export interface RequestVote extends MessageBase {

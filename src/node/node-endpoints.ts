@@ -14,7 +14,7 @@ export interface NodeInfo {
   rpcAddress: () => string;
   startupSeqno: number;
   serviceStatus: () => string;
-  consensus: () => { role: string; primaryId: string | undefined; term: number; voters: readonly string[]; commit: number; last: number };
+  consensus: () => { role: string; primaryId: string | undefined; term: number; voters: readonly string[]; commit: number; last: number; mayVote: boolean };
 }
 
 const NODES_INFO = "public:ccf.gov.nodes.info";
@@ -148,7 +148,8 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
   });
   get("/node/consensus", "This node's view of consensus: role, view, configuration, commit", () => {
     const c = info.consensus();
-    return { details: { primary_id: c.primaryId ?? null, current_view: c.term, role: c.role, configuration: [...c.voters], commit_seqno: c.commit, last_seqno: c.last } };
+    // `votes` (Coco's addition) is false while a node that lost ledger entries catches up.
+    return { details: { primary_id: c.primaryId ?? null, current_view: c.term, role: c.role, configuration: [...c.voters], commit_seqno: c.commit, last_seqno: c.last, votes: c.mayVote } };
   });
 
   get("/app/commit", "The latest committed transaction id", commit, "no_auth");

@@ -89,6 +89,13 @@ export class CocoNode {
     const lostLedger = entries.length === 0 && hasIdentity(config);
     if (lostLedger) {
       bootstrapPeers = readPeersFile(config.workspace);
+      if (bootstrapPeers.length === 0) {
+        await ledger.close();
+        throw new CocoError("LedgerMissing",
+          `The ledger directory '${config.ledgerDirectory}' is empty, but this workspace holds a node identity (node.key, sealed secrets) and no ` +
+          `peers.json naming the service's other nodes. Restore the ledger directory; or restore peers.json (any node's copy, minus this node) so ` +
+          `that it catches up from them; or, to start a new service, remove node.key and the sealed secrets from the workspace.`, 400);
+      }
       logger.warn({ ledger: config.ledgerDirectory, peers: bootstrapPeers.map((p) => p.node_id) },
         "the ledger directory is empty but this node has an identity: catching up from its peers; it votes again once caught up");
     }
@@ -147,7 +154,7 @@ export class CocoNode {
       serviceStatus: () => serviceStatus.status,
       consensus: () => ({
         role: replicator.role, primaryId: replicator.primaryId, term: replicator.term, voters: replicator.configuration,
-        commit: replicator.committedIndex, last: engine.lastSeqnoLocal,
+        commit: replicator.committedIndex, last: engine.lastSeqnoLocal, mayVote: replicator.raft.mayVote,
       }),
     });
     // What governance asks of the node (rekey, recovery shares), carried out on commit.

@@ -80,7 +80,8 @@ export function encodeRaftMessage(m: Message<Buffer>): Buffer {
       w.raw(encodeEntries(m.entries));
       break;
     case "AppendEntriesResponse":
-      w.u8((m.success ? 1 : 0) | (m.withholdingVote ? 2 : 0)); w.num(m.matchIndex); w.num(m.rejectedIndex); w.num(m.hintIndex);
+      w.u8((m.success ? 1 : 0) | (m.withholdingVoteThroughTerm !== undefined ? 2 : 0)); w.num(m.matchIndex); w.num(m.rejectedIndex); w.num(m.hintIndex);
+      if (m.withholdingVoteThroughTerm !== undefined) w.num(m.withholdingVoteThroughTerm);
       break;
     case "RequestVote":
       w.u8((m.preVote ? 1 : 0) | (m.leadershipTransfer ? 2 : 0)); w.num(m.lastSignatureIndex); w.num(m.lastSignatureTerm);
@@ -127,7 +128,7 @@ export function decodeRaftMessage(buf: Buffer, authenticatedFrom: string): Messa
     case "AppendEntriesResponse": {
       const flags = r.u8();
       m = { type, ...base, success: (flags & 1) !== 0, matchIndex: r.num(), rejectedIndex: r.num(), hintIndex: r.num() };
-      if ((flags & 2) !== 0) (m as { withholdingVote?: boolean }).withholdingVote = true;
+      if ((flags & 2) !== 0) (m as { withholdingVoteThroughTerm?: number }).withholdingVoteThroughTerm = r.num();
       break;
     }
     case "RequestVote": {

@@ -3,7 +3,7 @@
 // keep private messages out of every file in the workspace.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { NodeProcess, tempWorkspace, CLI } from "../helpers/node-process.js";
@@ -238,6 +238,25 @@ test("a ledger corrupted in the middle stops the node at start with a message na
   });
   bytes[at] ^= 0xff;
   writeFileSync(path, bytes);
+  node = await NodeProcess.sandbox(ws.dir);
+  assert.deepEqual((await node.request("GET", "/app/log/public?id=2010")).json(), { msg: "filler-10" });
+});
+
+test("a lone node whose ledger was removed refuses to start rather than found a second service under the same identity", async () => {
+  await node.stop("SIGINT");
+  const ledgerDir = join(ws.dir, "ledger");
+  const moved = `${ledgerDir}.moved`;
+  renameSync(ledgerDir, moved);
+  try {
+    await assert.rejects(NodeProcess.sandbox(ws.dir), (error: Error) => {
+      assert.match(error.message, /LedgerMissing/);
+      assert.match(error.message, /peers\.json/);
+      return true;
+    });
+  } finally {
+    rmSync(ledgerDir, { recursive: true, force: true });
+    renameSync(moved, ledgerDir);
+  }
   node = await NodeProcess.sandbox(ws.dir);
   assert.deepEqual((await node.request("GET", "/app/log/public?id=2010")).json(), { msg: "filler-10" });
 });

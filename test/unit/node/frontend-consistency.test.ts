@@ -106,7 +106,7 @@ test("on a backup, /node/* reads on a session that forwarded a write describe th
     installNodeEndpoints(registry, engine, {
       nodeId: "this-backup", serviceCertPem: "", nodeCertPem: "", rpcInterfaceName: "primary_rpc_interface",
       rpcAddress: () => "127.0.0.1:0", startupSeqno: 0, serviceStatus: () => "Open",
-      consensus: () => ({ role: "Backup", primaryId: "the-primary", term: 2, voters: ["the-primary", "this-backup"], commit: 0, last: 0 }),
+      consensus: () => ({ role: "Backup", primaryId: "the-primary", term: 2, voters: ["the-primary", "this-backup"], commit: 0, last: 0, mayVote: true }),
     });
     registry.install({ method: "GET", path: "/app/read", authPolicies: ["no_auth"], mode: "readonly", handler: () => ({ body: "local" }) });
     registry.install({ method: "POST", path: "/app/write", authPolicies: ["no_auth"], mode: "readwrite", handler: () => ({ body: "local" }) });
@@ -140,7 +140,7 @@ test("every GET /node/* endpoint is marked forwarding: never", async () => {
     const registry = new EndpointRegistry();
     installNodeEndpoints(registry, engine, {
       nodeId: "n", serviceCertPem: "", nodeCertPem: "", rpcInterfaceName: "i", rpcAddress: () => "", startupSeqno: 0, serviceStatus: () => "Open",
-      consensus: () => ({ role: "Backup", primaryId: undefined, term: 0, voters: [], commit: 0, last: 0 }),
+      consensus: () => ({ role: "Backup", primaryId: undefined, term: 0, voters: [], commit: 0, last: 0, mayVote: true }),
     });
     const nodeReads = registry.list().filter((e) => e.path.startsWith("/node/") && (e.method === "GET" || e.method === "HEAD"));
     assert.ok(nodeReads.length >= 9, `${nodeReads.length} /node/ reads`);
