@@ -9,7 +9,7 @@ import { request as httpsRequest } from "node:https";
 import { freeTcpPort } from "../util/index.js";
 import { fileURLToPath } from "node:url";
 import { join, relative, resolve } from "node:path";
-import { pino } from "pino";
+import { createNodeLogger } from "../node/logger.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
 import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
@@ -102,7 +102,8 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   const file = sandboxConfig(options, nodeCount > 1 ? await n2nPort(0) : undefined);
   writeFileSync(configFile, JSON.stringify(file, null, 2) + "\n");
   const config = resolveConfig(file, workspace);
-  const logger = pino({ level: "info" }, pino.destination({ dest: join(workspace, "node.log"), mkdir: true, sync: false }));
+  // The node's own logger: a full disk drops and counts lines, never crashes the sandbox.
+  const logger = createNodeLogger(config);
   const node = await CocoNode.start(config, { ...appOptions(config), logger });
   const url = `https://${options.host}:${node.address.port}`;
   // Open a new service the governed way, as CCF's sandbox does: member0 acknowledges the

@@ -15,6 +15,7 @@ import {
 import { CocoError } from "../util/index.js";
 import type { Transaction } from "../kv/index.js";
 import type { LedgerSecretVersion } from "../ledger/index.js";
+import type { EndpointRegistry } from "../rpc/index.js";
 import { parseAddress } from "./config.js";
 
 export const NODES_INFO_MAP = "public:ccf.gov.nodes.info";
@@ -337,4 +338,22 @@ function acceptNetworkInfo(answer: JoinResponseBody, identity: JoinerIdentity, s
     ledgerSecrets,
     peers: Array.isArray(info.nodes) ? info.nodes : [],
   };
+}
+
+/** `POST /node/join`: a new node asks to join (CCF's join protocol; answered once members trust it). */
+export function installJoinEndpoint(registry: EndpointRegistry, service: Parameters<typeof handleJoin>[3]): void {
+  registry.install({
+    method: "POST", path: "/node/join", authPolicies: ["any_cert"], mode: "readwrite",
+    summary: "A new node asks to join the service (CCF's join protocol; answered once members trust it)",
+    handler: (ctx) => {
+      let body: unknown;
+      try {
+        body = ctx.request.body.length > 0 ? JSON.parse(ctx.request.body.toString("utf8")) : undefined;
+      } catch {
+        throw new CocoError("InvalidInput", "The join request body is not valid JSON.", 400);
+      }
+      const cert = ctx.caller.policy === "any_cert" ? ctx.caller.cert : undefined;
+      return { body: handleJoin(ctx.tx, cert, body, service) };
+    },
+  });
 }

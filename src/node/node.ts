@@ -18,10 +18,10 @@ import { RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
 import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE } from "./replication.js";
 import { Forwarder } from "./forwarding.js";
 import { reconcileConfiguration } from "./reconfiguration.js";
-import { PeerSync, readPeersFile } from "./peers.js";
+import { PeerSync, readPeersFile, type KnownPeer } from "./peers.js";
 import {
   ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
-  handleJoin, joinService, virtualEvidence,
+  installJoinEndpoint, joinService, virtualEvidence,
 } from "./join.js";
 import { HistoricalStates } from "./historical.js";
 import { GovernanceEffects } from "./governance-effects.js";
@@ -76,34 +76,7 @@ export class CocoNode {
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
     const logger = options.logger ?? createNodeLogger(config);
     mkdirSync(config.workspace, { recursive: true });
-    const { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, {
-      chunkSizeBytes: config.ledgerChunkBytes,
-      durability: config.durability,
-      logger,
-    });
-    let identity: NodeIdentity;
-    let bootstrapPeers: { node_id: string; node_to_node_address: string }[] = [];
-    // Keys and sealed secrets but no ledger: the ledger was wiped or moved away. The node is
-    // still a member of its service: it finds its peers from the workspace, catches up from
-    // them, and votes again only once it holds everything committed before the loss.
-    const lostLedger = entries.length === 0 && hasIdentity(config);
-    if (lostLedger) {
-      bootstrapPeers = readPeersFile(config.workspace);
-      if (bootstrapPeers.length === 0) {
-        await ledger.close();
-        throw new CocoError("LedgerMissing",
-          `The ledger directory '${config.ledgerDirectory}' is empty, but this workspace holds a node identity (node.key, sealed secrets) and no ` +
-          `peers.json naming the service's other nodes. Restore the ledger directory; or restore peers.json (any node's copy, minus this node) so ` +
-          `that it catches up from them; or, to start a new service, remove node.key and the sealed secrets from the workspace.`, 400);
-      }
-      logger.warn({ ledger: config.ledgerDirectory, peers: bootstrapPeers.map((p) => p.node_id) },
-        "the ledger directory is empty but this node has an identity: catching up from its peers; it votes again once caught up");
-    }
-    if (config.command === "Join" && !hasIdentity(config)) {
-      ({ identity, peers: bootstrapPeers } = await joinAsNewNode(config, logger, entries.length > 0));
-    } else {
-      identity = await loadOrCreateIdentity(config, entries.length > 0);
-    }
+    const { ledger, entries, identity, bootstrapPeers, lostLedger } = await openLedgerAndIdentity(config, logger);
     const engine = new TransactionEngine(ledger, {
       nodeId: identity.nodeId,
       serviceCertPem: identity.serviceCertPem,
@@ -176,20 +149,7 @@ export class CocoNode {
       stateDigest: () => engine.lastSignatureRoot,
     });
     effects.installEndpoints(registry);
-    registry.install({
-      method: "POST", path: "/node/join", authPolicies: ["any_cert"], mode: "readwrite",
-      summary: "A new node asks to join the service (CCF's join protocol; answered once members trust it)",
-      handler: (ctx) => {
-        let body: unknown;
-        try {
-          body = ctx.request.body.length > 0 ? JSON.parse(ctx.request.body.toString("utf8")) : undefined;
-        } catch {
-          throw new CocoError("InvalidInput", "The join request body is not valid JSON.", 400);
-        }
-        const cert = ctx.caller.policy === "any_cert" ? ctx.caller.cert : undefined;
-        return { body: handleJoin(ctx.tx, cert, body, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets }) };
-      },
-    });
+    installJoinEndpoint(registry, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets });
     options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
@@ -291,6 +251,48 @@ export class CocoNode {
     await this.ledger.close();
     this.logger.info("node stopped");
     this.logger.flush?.();
+  }
+}
+
+/**
+ * Opens the ledger and finds who this node is: its sealed identity; or, on the first start of a
+ * joiner, the identity the service gives it; or, for a new service, a fresh one. Keys and sealed
+ * secrets without a ledger mean the ledger was wiped or moved away: the node is still a member
+ * of its service, finds its peers in peers.json, catches up from them, and votes again only once
+ * it holds everything committed before the loss.
+ */
+async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Promise<{
+  ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean;
+}> {
+  const { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, {
+    chunkSizeBytes: config.ledgerChunkBytes,
+    durability: config.durability,
+    logger,
+  });
+  try {
+    let bootstrapPeers: KnownPeer[] = [];
+    const lostLedger = entries.length === 0 && hasIdentity(config);
+    if (lostLedger) {
+      bootstrapPeers = readPeersFile(config.workspace);
+      if (bootstrapPeers.length === 0) {
+        throw new CocoError("LedgerMissing",
+          `The ledger directory '${config.ledgerDirectory}' is empty, but this workspace holds a node identity (node.key, sealed secrets) and no ` +
+          `peers.json naming the service's other nodes. Restore the ledger directory; or restore peers.json (any node's copy, minus this node) so ` +
+          `that it catches up from them; or, to start a new service, remove node.key and the sealed secrets from the workspace.`, 400);
+      }
+      logger.warn({ ledger: config.ledgerDirectory, peers: bootstrapPeers.map((p) => p.node_id) },
+        "the ledger directory is empty but this node has an identity: catching up from its peers; it votes again once caught up");
+    }
+    let identity: NodeIdentity;
+    if (config.command === "Join" && !hasIdentity(config)) {
+      ({ identity, peers: bootstrapPeers } = await joinAsNewNode(config, logger, entries.length > 0));
+    } else {
+      identity = await loadOrCreateIdentity(config, entries.length > 0);
+    }
+    return { ledger, entries, identity, bootstrapPeers, lostLedger };
+  } catch (error) {
+    await ledger.close().catch(() => undefined);
+    throw error;
   }
 }
 
