@@ -72,6 +72,13 @@ if (args.jobs > 1 && args.seeds > 1) {
 }
 
 const identities = await makeSimIdentities(args.nodes);
+let seedsDone = 0;
+// Ctrl-C: say how far the run got (every seed before it passed, or the run would have stopped).
+process.on("SIGINT", () => {
+  console.log(`shell simulator: interrupted after ${seedsDone} of ${args.seeds} seeds (from ${args.start}), ${failures.length} violations`);
+  console.log(JSON.stringify({ interrupted: true, seedsDone, start: args.start, nodes: args.nodes, chaosMs: args.chaosMs, violations: failures.length, ...totals }));
+  process.exit(130);
+});
 const began = performance.now();
 let lastReport = began;
 const failures = [];
@@ -83,6 +90,7 @@ for (let i = 0; i < args.seeds; i++) {
     ...(args.verbose ? { echo: (line) => console.log(line) } : {}),
   });
   for (const k of Object.keys(totals)) totals[k] += result.stats[k];
+  seedsDone = i + 1;
   if (!result.ok && args.keepGoing) {
     failures.push({ seed, message: result.message });
     console.error(`seed ${seed} FAILED: ${result.message.split("\n")[0]}`);
