@@ -442,6 +442,9 @@ export class ShellSimulation {
     let done = false;
     while (!done && this.clock.now < end) {
       await this.runUntil(Math.min(end, this.clock.now + STEP_MS), () => false);
+      // A node the service trusts but that never got to start (its genesis was lost, or chaos
+      // ended first) joins now: the liveness check is about the whole configuration.
+      for (const slot of this.slots) if (!slot.live && !slot.started && this.isTrusted(slot)) this.start(slot);
       const primary = this.primary();
       if (!primary) continue;
       if (!probe || probe.live !== primary || primary.engine.status(probe.view, probe.seqno) === "Invalid") {
