@@ -4,7 +4,6 @@
 export type ConsensusErrorCode =
   | "NotPrimary"
   | "TooManyUncommitted"
-  | "LeadershipTransferInProgress"
   | "ReconfigurationPending"
   | "ReconfigurationNotReady"
   | "InvalidConfiguration";
