@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `coco` command: run a sandbox or a node, make identities, verify receipts.
+// The `coco` command: run a sandbox or a node, make identities, verify receipts, audit ledgers.
 import { readFileSync, writeFileSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -13,6 +13,7 @@ import { appOptions } from "./apps.js";
 import { runSandbox } from "./sandbox.js";
 import { registerGovCommands } from "./gov.js";
 import { registerAppCommands } from "./app.js";
+import { registerLedgerCommands } from "./ledger.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -131,5 +132,6 @@ receipt.command("verify")
 
 registerGovCommands(program);
 registerAppCommands(program);
+registerLedgerCommands(program);
 
 program.parseAsync(process.argv).catch(fail);
