@@ -63,10 +63,14 @@ export async function verifyLedger(dirs: readonly string[], options: VerifyOptio
     const sizes = await Promise.all(files.map(async (f) => (await stat(f.path)).size));
     bytesTotal = sizes.reduce((a, b) => a + b, 0);
     const progressEntries = options.progressEntries ?? PROGRESS_ENTRIES_DEFAULT;
+    // Read one chunk ahead, so the disk works while the CPU hashes (at most two chunks in memory).
+    let next: Promise<Buffer> | undefined = files.length > 0 ? readFile(files[0]!.path) : undefined;
     for (let i = 0; i < files.length; i++) {
       const file = files[i]!;
+      const buf = await next!;
+      next = i + 1 < files.length ? readFile(files[i + 1]!.path) : undefined;
+      next?.catch(() => undefined); // awaited (and so reported) on the next turn, unless a problem stops the walk first
       checkChunkStart(file, files[i - 1], verifier.lastSeqno + 1);
-      const buf = await readFile(file.path);
       walkChunk(file, buf, (offset, entry) => {
         verifier.entry(file.path, offset, entry);
         if (options.onProgress && verifier.entries % progressEntries === 0) {

@@ -83,6 +83,13 @@ test("coco ledger verify proves the node's ledger against the service certificat
   assert.match(text.stdout, /Verified: seqnos 1\.\.\d+/);
 });
 
+test("coco ledger verify exits 2, not 1, for a directory it cannot read or a missing argument", async () => {
+  const missing = await runCli(["ledger", "verify", join(ws.dir, "no-such-ledger")]);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(missing.stderr, /no-such-ledger/);
+  assert.equal((await runCli(["ledger", "verify"])).code, 2);
+});
+
 test("coco ledger verify rejects the ledger against another service's certificate", async () => {
   const otherCert = join(ws.dir, "other_service_cert.pem");
   writeFileSync(otherCert, await createServiceCertificate(generateEcP384KeyPair()));

@@ -50,6 +50,8 @@ export interface SignedLedgerOptions {
   recoveryThreshold?: number;
   /** Rekey after these app transaction numbers (1-based). */
   rekeyAfter?: number[];
+  /** False: no fresh recovery shares after a rekey (the new secret is then unrecoverable from the ledger). */
+  sharesAfterRekey?: boolean;
   /** Start as a recovered service: service.info holds `service`, and it endorses this previous identity. */
   previousServiceCertPem?: string;
   /** After this many app transactions the service takes a new identity (as after a disaster
@@ -140,7 +142,7 @@ export async function writeSignedLedger(options: SignedLedgerOptions): Promise<S
       await append([{ name: LEDGER_SECRET_SHARES_MAP, isPublic: true, writes: [[SINGLETON_KEY, Buffer.from(JSON.stringify({ from_seqno: seqno + 2, wrapped: {} }))]] }]);
       secrets.push({ fromSeqno: seqno + 1, raw });
       secret = new LedgerSecret(raw);
-      await issueShares();
+      if (options.sharesAfterRekey !== false) await issueShares();
     }
     if (i % options.signatureEvery === 0) await sign();
     if (options.newIdentity?.afterTransactions === i) {
