@@ -9,6 +9,7 @@ import { verifyDigest } from "../crypto/index.js";
 import { deserialiseDomain, type MapWrites } from "../kv/index.js";
 import { entryLeafInto, type DecodedEntry, type LedgerFileInfo } from "../ledger/index.js";
 import { MerkleTree } from "../merkle/index.js";
+import { assert } from "../util/errors.js";
 import { checkChunkStart, listChunks, walkChunk } from "./chunks.js";
 import { ServiceIdentityChain, type TrustAnchor } from "./identities.js";
 import { AuditProblem, type AuditLocation, type AuditProblemInfo } from "./problem.js";
@@ -104,6 +105,9 @@ class LedgerVerifier {
   }
 
   entry(file: string, offset: number, entry: DecodedEntry): void {
+    // The chunk walker hands over consecutive seqnos from 1; leaf i of the tree is seqno i + 1.
+    assert(entry.seqno === this.lastSeqno + 1, `entries reach the verifier in order (${entry.seqno} after ${this.lastSeqno})`);
+    assert(this.#tree.size === this.lastSeqno, "one Merkle leaf per entry read");
     const at = { file, offset, seqno: entry.seqno };
     if (entry.view < this.#lastView) {
       throw new AuditProblem("ViewDecreased", `${file} at byte offset ${offset}: entry ${entry.view}.${entry.seqno} has a lower view than the entry before it (view ${this.#lastView}).`, at);
