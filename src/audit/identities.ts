@@ -79,6 +79,23 @@ export class ServiceIdentityChain {
   }
 
   /**
+   * A certificate-form endorsement at `seqno`: `endorsementPem` must carry the previous identity's
+   * key and be issued by the current identity's key; then it counts as that identity's endorsement.
+   */
+  noteEndorsementCertificate(previousCertPem: string, endorsementPem: string, seqno: number, at: AuditLocation): void {
+    const current = this.current;
+    const previousKey = this.#keyOf(previousCertPem, "InvalidServiceEndorsement", `the previous service identity in the endorsement at seqno ${seqno}`, at);
+    const endorsedKey = this.#keyOf(endorsementPem, "InvalidServiceEndorsement", `the endorsement certificate at seqno ${seqno}`, at);
+    if (current === undefined || !endorsedKey.equals(previousKey) || !isCertificateIssuedBy(endorsementPem, current.certPem)) {
+      throw new AuditProblem("InvalidServiceEndorsement",
+        `the endorsement of the previous service identity at seqno ${seqno} is not a certificate for that identity's key issued by the ` +
+          `service identity in force${current ? ` (${current.fingerprint})` : ""}.`, at);
+    }
+    current.endorsedPreviousKey = previousKey;
+    current.endorsedPreviousAt = seqno;
+  }
+
+  /**
    * Checks that a signing node's certificate is issued by the identity in force and carries the
    * node id the signature names; returns the node's public key PEM.
    */

@@ -22,3 +22,16 @@ export interface LedgerSecretSharesRecord {
   from_seqno: number;
   wrapped: Record<string, string>;
 }
+
+/**
+ * Written by a recovering node (keyed by recovery count): the previous service certificate and
+ * `endorsement`, a certificate for the previous service's public key issued by the new service
+ * key. CCF keeps COSE endorsements under this name; entries not in this shape are ignored.
+ */
+export const PREVIOUS_IDENTITY_ENDORSEMENTS_MAP = "public:ccf.internal.previous_service_identity_endorsement";
+
+export interface PreviousIdentityEndorsementRecord {
+  previous_service_identity: string;
+  endorsement: string;
+  previous_last_seqno?: number;
+}

@@ -13,7 +13,14 @@ import { assert } from "../util/errors.js";
 import { checkChunkStart, listChunks, walkChunk } from "./chunks.js";
 import { ServiceIdentityChain, type TrustAnchor } from "./identities.js";
 import { AuditProblem, type AuditLocation, type AuditProblemInfo } from "./problem.js";
-import { PREVIOUS_SERVICE_IDENTITY_MAP, SERVICE_INFO_MAP, SIGNATURES_MAP, type SignatureRecord } from "./tables.js";
+import {
+  PREVIOUS_IDENTITY_ENDORSEMENTS_MAP,
+  PREVIOUS_SERVICE_IDENTITY_MAP,
+  SERVICE_INFO_MAP,
+  SIGNATURES_MAP,
+  type PreviousIdentityEndorsementRecord,
+  type SignatureRecord,
+} from "./tables.js";
 
 export interface VerifyProgress {
   bytesDone: number;
@@ -119,11 +126,15 @@ class LedgerVerifier {
       throw new AuditProblem("InvalidEntry", `${file} at byte offset ${offset} (seqno ${entry.seqno}): public domain: ${(error as Error).message}`, at);
     }
     let signature: SignatureRecord | undefined;
+    let endorsements: MapWrites[] | undefined;
     for (const map of maps) {
       if (map.name === SIGNATURES_MAP) signature = this.#signatureRecord(map, entry, at);
       else if (map.name === SERVICE_INFO_MAP) this.#serviceInfo(map, entry.seqno, at);
-      else if (map.name === PREVIOUS_SERVICE_IDENTITY_MAP) this.#previousIdentity(map, entry.seqno, at);
+      else if (map.name === PREVIOUS_SERVICE_IDENTITY_MAP || map.name === PREVIOUS_IDENTITY_ENDORSEMENTS_MAP) (endorsements ??= []).push(map);
     }
+    // After service.info, whatever the map order: a recovery writes both in one transaction, and
+    // the endorsement is the new identity's.
+    for (const map of endorsements ?? []) this.#previousIdentity(map, entry.seqno, at);
     if (entry.isSignature !== (signature !== undefined)) {
       throw new AuditProblem("SignatureFlagMismatch", entry.isSignature
         ? `${file} at byte offset ${offset}: entry ${entry.seqno} is flagged as a signature transaction but writes no ${SIGNATURES_MAP}.`
@@ -197,6 +208,16 @@ class LedgerVerifier {
     for (const [, value] of map.writes) {
       if (value === null) continue;
       const text = value.toString("utf8");
+      if (map.name === PREVIOUS_IDENTITY_ENDORSEMENTS_MAP) {
+        let record: Partial<PreviousIdentityEndorsementRecord> | undefined;
+        try {
+          record = JSON.parse(text) as Partial<PreviousIdentityEndorsementRecord>;
+        } catch { /* another shape (CCF's COSE endorsements): not ours to check */ }
+        if (typeof record?.previous_service_identity === "string" && typeof record.endorsement === "string") {
+          this.#identities.noteEndorsementCertificate(record.previous_service_identity, record.endorsement, seqno, at);
+        }
+        continue;
+      }
       let pem = text;
       try {
         if (text.startsWith('"')) pem = JSON.parse(text) as string;

@@ -11,7 +11,7 @@ import { Ledger, LedgerSecret, encodeEntry, entryLeaf, type LedgerSecretVersion 
 import { MerkleTree } from "../../src/merkle/index.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, encodeSignature } from "../../src/node/signatures.js";
 import { RECOVERY_SHARES_MAP, buildRecoveryShares } from "../../src/node/recovery-shares.js";
-import { LEDGER_SECRET_SHARES_MAP, PREVIOUS_SERVICE_IDENTITY_MAP, SERVICE_INFO_MAP } from "../../src/audit/tables.js";
+import { LEDGER_SECRET_SHARES_MAP, PREVIOUS_IDENTITY_ENDORSEMENTS_MAP, PREVIOUS_SERVICE_IDENTITY_MAP, SERVICE_INFO_MAP } from "../../src/audit/tables.js";
 
 export interface ServiceFixture {
   serviceKeys: KeyPairPem;
@@ -57,7 +57,13 @@ export interface SignedLedgerOptions {
   /** After this many app transactions the service takes a new identity (as after a disaster
    * recovery): service.info gets the new certificate, which records the previous one unless
    * `endorsePrevious` is false, and the new service's node signs from then on. */
-  newIdentity?: { afterTransactions: number; service: ServiceFixture; endorsePrevious?: boolean };
+  newIdentity?: {
+    afterTransactions: number;
+    service: ServiceFixture;
+    endorsePrevious?: boolean;
+    /** Also write the endorsement record a recovering node writes: this certificate of the previous service key. */
+    endorsementCertPem?: string;
+  };
 }
 
 export interface SignedLedger {
@@ -150,6 +156,10 @@ export async function writeSignedLedger(options: SignedLedgerOptions): Promise<S
       const maps: MapWrites[] = [{ name: SERVICE_INFO_MAP, isPublic: true, writes: [[SINGLETON_KEY, Buffer.from(JSON.stringify({ cert: next.serviceCertPem, status: "Open", recovery_count: 1 }))]] }];
       if (options.newIdentity.endorsePrevious !== false) {
         maps.push({ name: PREVIOUS_SERVICE_IDENTITY_MAP, isPublic: true, writes: [[SINGLETON_KEY, Buffer.from(JSON.stringify(signer.serviceCertPem))]] });
+      }
+      if (options.newIdentity.endorsementCertPem !== undefined) {
+        const record = { previous_service_identity: signer.serviceCertPem, endorsement: options.newIdentity.endorsementCertPem, previous_last_seqno: seqno };
+        maps.push({ name: PREVIOUS_IDENTITY_ENDORSEMENTS_MAP, isPublic: true, writes: [[Buffer.from("1"), Buffer.from(JSON.stringify(record))]] });
       }
       await append(maps);
       signer = next;

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { verifyLedger } from "../../../src/audit/index.js";
+import { createNodeCertificate } from "../../../src/crypto/index.js";
 import { makeServiceFixture, publicValue, writeSignedLedger, type ServiceFixture, type SignedLedger } from "../../helpers/signed-ledger.js";
 
 const root = mkdtempSync(join(tmpdir(), "coco-audit-verify-"));
@@ -249,4 +250,22 @@ test("across a change of service identity, trust follows the new identity's endo
   const report = await verifyLedger([unendorsed]);
   assert.equal(report.problem!.code, "UntrustedServiceIdentity", report.problem?.message);
   assert.equal(report.problem!.seqno, 2, "the first signature, made under the identity nobody endorsed");
+});
+
+test("a recovery's endorsement certificate must be the previous service key issued by the new service key", async () => {
+  const next = await makeServiceFixture();
+  const previousKey = service.serviceKeys.publicKeyPem;
+  const endorsement = await createNodeCertificate({ nodePublicKeyPem: previousKey, serviceKeys: next.serviceKeys, serviceCertPem: next.serviceCertPem });
+  const good = join(root, "endorsed-by-certificate");
+  // Only the certificate form: no previous_service_identity write, so trust rests on the certificate.
+  await writeSignedLedger({ dir: good, service, transactions: 6, signatureEvery: 3, newIdentity: { afterTransactions: 3, service: next, endorsePrevious: false, endorsementCertPem: endorsement } });
+  const report = await verifyLedger([good], { serviceCertPem: next.serviceCertPem });
+  assert.equal(report.problem, null, report.problem?.message);
+  assert.deepEqual(report.serviceIdentities.map((i) => i.trusted), [true, true]);
+
+  const forged = await createNodeCertificate({ nodePublicKeyPem: previousKey, serviceKeys: other.serviceKeys, serviceCertPem: other.serviceCertPem });
+  const bad = join(root, "endorsed-by-forgery");
+  await writeSignedLedger({ dir: bad, service, transactions: 6, signatureEvery: 3, newIdentity: { afterTransactions: 3, service: next, endorsementCertPem: forged } });
+  const rejected = await verifyLedger([bad]);
+  assert.equal(rejected.problem!.code, "InvalidServiceEndorsement", rejected.problem?.message);
 });
