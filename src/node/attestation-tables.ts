@@ -1,7 +1,7 @@
 // Governance's SEV-SNP allow lists as the attestation layer reads them (CCF's tables; the
 // constitution's add_snp_measurement, add_snp_host_data and set_snp_minimum_tcb_version*
 // actions write them). Keys are lowercase hex, as CCF writes them.
-import type { SnpAllowLists, SnpTcbPolicy } from "../attestation/index.js";
+import { cpuidHex, type SnpAllowLists, type SnpTcbPolicy, type SnpVerified } from "../attestation/index.js";
 import type { Transaction } from "../kv/index.js";
 
 export const SNP_MEASUREMENTS_MAP = "public:ccf.gov.nodes.snp.measurements";
@@ -31,4 +31,17 @@ export function snpAllowListsOf(tx: Transaction): SnpAllowLists {
       return raw === undefined ? undefined : parseTcbPolicy(raw, cpuid);
     },
   };
+}
+
+/**
+ * As CCF does for the first node of a service: its own SEV-SNP measurement, host data and TCB
+ * are trusted from the start (members add others). The virtual platform is not trusted then:
+ * a service started on SEV-SNP accepts virtual nodes only if members add_virtual_measurement.
+ */
+export function trustGenesisSnpPlatform(tx: Transaction, verified: SnpVerified): void {
+  const r = verified.report;
+  tx.set(SNP_MEASUREMENTS_MAP, Buffer.from(verified.measurementHex), Buffer.from(JSON.stringify("AllowedToJoin")));
+  tx.set(SNP_HOST_DATA_MAP, Buffer.from(verified.hostDataHex), Buffer.from(JSON.stringify("")));
+  const { hexstring: _hex, ...components } = verified.reportedTcb;
+  tx.set(SNP_TCB_VERSIONS_MAP, Buffer.from(cpuidHex(r.cpuid_fam_id, r.cpuid_mod_id, r.cpuid_step)), Buffer.from(JSON.stringify(components)));
 }
