@@ -13,6 +13,7 @@ import { appOptions } from "./apps.js";
 import { runSandbox } from "./sandbox.js";
 import { registerGovCommands } from "./gov.js";
 import { registerAppCommands } from "./app.js";
+import { registerAttestationCommands } from "./attestation.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -131,5 +132,6 @@ receipt.command("verify")
 
 registerGovCommands(program);
 registerAppCommands(program);
+registerAttestationCommands(program);
 
 program.parseAsync(process.argv).catch(fail);
