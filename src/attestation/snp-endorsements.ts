@@ -3,7 +3,7 @@
 // Checks the chain up to AMD's pinned root for the report's family, and reads what the
 // VCEK certifies: the TCB it was derived for and the chip it belongs to.
 import "reflect-metadata"; // @peculiar/x509 depends on tsyringe, which needs the Reflect polyfill
-import { createHash, X509Certificate } from "node:crypto";
+import { createHash, X509Certificate, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { splitPemBundle } from "../crypto/index.js";
 import { refuse } from "./errors.js";
@@ -23,6 +23,8 @@ export interface SnpChain {
   product: SnpProduct;
   leafKind: SnpSigningKeyKind;
   leaf: X509Certificate;
+  /** The VCEK/VLEK public key, extracted once (each X509Certificate.publicKey read builds a new KeyObject). */
+  leafKey: KeyObject;
   /** The TCB the VCEK/VLEK was issued for, from its extensions (absent: the certificate does not say). */
   endorsedTcb: Buffer | undefined;
   /** The chip the VCEK belongs to (VLEKs are not chip-specific and carry none). */
@@ -100,7 +102,7 @@ export function verifySnpChain(endorsementsPem: string, product: SnpProduct, roo
   const { endorsedTcb, endorsedChipId } = leafExtensions(leaf, product);
   const notBeforeMs = Math.max(...certificates.map((c) => Date.parse(c.validFrom)));
   const notAfterMs = Math.min(...certificates.map((c) => Date.parse(c.validTo)));
-  return { product, leafKind: kind, leaf, endorsedTcb, endorsedChipId, notBeforeMs, notAfterMs };
+  return { product, leafKind: kind, leaf, leafKey: leaf.publicKey, endorsedTcb, endorsedChipId, notBeforeMs, notAfterMs };
 }
 
 /** Certificates are checked against the verification time (CCF also checks them at the current time). */

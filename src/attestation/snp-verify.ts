@@ -64,7 +64,7 @@ function checkSignature(report: SnpReport, chain: SnpChain): void {
   const kind = SIGNING_KEY_KINDS[report.flags.signing_key];
   if (kind === undefined) throw refuse("signing_key", `the report is signed by key kind ${report.flags.signing_key}; only VCEK (0) and VLEK (1) can be verified.`);
   if (kind !== chain.leafKind) throw refuse("signing_key", `the report says it is signed by the ${kind} but the endorsements certify a ${chain.leafKind}.`);
-  if (!verifySignature("sha384", snpSignedBytes(report), { key: chain.leaf.publicKey, dsaEncoding: "ieee-p1363" }, snpSignatureP1363(report))) {
+  if (!verifySignature("sha384", snpSignedBytes(report), { key: chain.leafKey, dsaEncoding: "ieee-p1363" }, snpSignatureP1363(report))) {
     throw refuse("signature", `the report is not signed by the ${chain.leafKind} of the endorsements.`);
   }
 }
