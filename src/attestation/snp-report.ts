@@ -2,6 +2,7 @@
 // Paging Firmware ABI Specification, publication 56860, table "ATTESTATION_REPORT Structure";
 // CCF: include/ccf/pal/attestation_sev_snp.h). Parsing only: nothing here is trusted until
 // snp-verify.ts has checked the signature over bytes [0, SIGNATURE_OFFSET).
+import { assert } from "../util/errors.js";
 import { refuse } from "./errors.js";
 
 export const SNP_REPORT_BYTES = 1184;
@@ -79,6 +80,7 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   }
   const raw = Buffer.from(bytes);
   const o = SNP_FIELD_OFFSETS;
+  assert(o.signature + 2 * SIGNATURE_COMPONENT_BYTES <= SNP_REPORT_BYTES, "the signature's r and s lie inside the report");
   const slice = (offset: number, length: number): Buffer => Buffer.from(raw.subarray(offset, offset + length));
   const version = raw.readUInt32LE(o.version);
   if (version < SNP_REPORT_VERSION_MIN) {
@@ -134,7 +136,9 @@ export function snpSignatureP1363(report: SnpReport): Buffer {
     if (padding.some((b) => b !== 0)) throw refuse("signature", "the signature's r or s does not fit a P-384 scalar.");
     return Buffer.from(littleEndian.subarray(0, P384_SCALAR_BYTES)).reverse();
   };
-  return Buffer.concat([bigEndian(report.signature.r), bigEndian(report.signature.s)]);
+  const p1363 = Buffer.concat([bigEndian(report.signature.r), bigEndian(report.signature.s)]);
+  assert(p1363.length === 2 * P384_SCALAR_BYTES, "a P-384 signature is 96 bytes in IEEE P1363 form");
+  return p1363;
 }
 
 /** The bytes the signature covers. */

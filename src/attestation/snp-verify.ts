@@ -38,7 +38,7 @@ export interface SnpVerified {
   measurementHex: string;
   reportDataHex: string;
   hostDataHex: string;
-  /** CPUID hex of the report's processor (key of public:ccf.gov.nodes.snp.tcb_versions). */
+  /** The reported TCB as CCF's TcbVersionPolicy (components and hexstring). */
   reportedTcb: SnpTcbPolicy;
   chipIdHex: string;
 }

@@ -5,9 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Store } from "../../../src/kv/index.js";
 import { createCertificateSigningRequest, createIdentityCertificate, generateEcP384KeyPair, generateRsaEncryptionKeyPair } from "../../../src/crypto/index.js";
-import { handleJoin, VIRTUAL_FORMAT } from "../../../src/node/join.js";
-import { SNP_HOST_DATA_MAP, SNP_MEASUREMENTS_MAP, SNP_TCB_VERSIONS_MAP } from "../../../src/node/attestation-tables.js";
-import { AttestationError, SNP_FORMAT, type AttestationCheck } from "../../../src/attestation/index.js";
+import { handleJoin, VIRTUAL_FORMAT, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP } from "../../../src/node/join.js";
+import { SNP_HOST_DATA_MAP, SNP_MEASUREMENTS_MAP, SNP_TCB_VERSIONS_MAP, snpAllowListsOf, trustGenesisSnpPlatform } from "../../../src/node/attestation-tables.js";
+import { AttestationError, SNP_FORMAT, admitSnpEvidence, verifySnpReport, type AttestationCheck } from "../../../src/attestation/index.js";
 import { MILAN_ENDORSEMENTS, MILAN_REPORT } from "../../helpers/snp-fixtures.js";
 
 const MEASUREMENT = "5feee30d6d7e1a29f403d70a4198237ddfb13051a2d6976439487c609388ed7f98189887920ab2fa0096903a0c23fca1";
@@ -47,4 +47,21 @@ test("a join with real SEV-SNP evidence is refused for the measurement, then hos
   refusedFor("report_data", /not the key of the TLS certificate the node presented/);
   // The virtual format is judged by its own tables, untouched by the SNP allow lists.
   assert.throws(() => handleJoin(store.begin(), cert, { ...body, quote_info: { format: VIRTUAL_FORMAT, quote: "" } }, ctx), /not valid virtual-platform evidence|does not bind|not trusted/);
+});
+
+test("a service started on SEV-SNP trusts its own measurement, host data and TCB, and not the virtual platform", async () => {
+  const store = new Store();
+  const tx = store.begin();
+  const verified = verifySnpReport(MILAN_REPORT, MILAN_ENDORSEMENTS);
+  trustGenesisSnpPlatform(tx, verified);
+  store.commit(tx, 1);
+  const read = store.begin();
+  const allow = snpAllowListsOf(read);
+  assert.equal(allow.hasMeasurement(MEASUREMENT), true);
+  assert.equal(allow.hasHostData(HOST_DATA), true);
+  assert.deepEqual(allow.minimumTcb("00a00f11"), { boot_loader: 4, tee: 0, snp: 0x18, microcode: 0xdb });
+  assert.equal(read.get(VIRTUAL_MEASUREMENTS_MAP, Buffer.from(VIRTUAL_MEASUREMENT)), undefined);
+  // The same hardware's evidence for another key is refused only for the binding.
+  assert.throws(() => admitSnpEvidence({ format: SNP_FORMAT, quote: MILAN_REPORT.toString("base64"), endorsements: Buffer.from(MILAN_ENDORSEMENTS).toString("base64") },
+    allow, "ab".repeat(32)), /\(report_data\)/);
 });
