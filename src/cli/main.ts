@@ -14,6 +14,7 @@ import { runSandbox } from "./sandbox.js";
 import { registerGovCommands } from "./gov.js";
 import { registerAppCommands } from "./app.js";
 import { registerLedgerCommands } from "./ledger.js";
+import { registerAttestationCommands } from "./attestation.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -133,5 +134,6 @@ receipt.command("verify")
 registerGovCommands(program);
 registerAppCommands(program);
 registerLedgerCommands(program);
+registerAttestationCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

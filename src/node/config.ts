@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { CocoError } from "../util/index.js";
+import { TSM_REPORT_DIRECTORY_DEFAULT, type PlatformConfig } from "./platform.js";
 
 export type Durability = "fsync" | "none";
 
@@ -16,7 +17,15 @@ export interface RpcInterfaceConfig {
 }
 
 export interface NodeConfigFile {
+  /** CCF's platform selection: "Virtual" (default) or "SNP" (an AMD SEV-SNP guest). */
   enclave?: { platform?: string; type?: string };
+  /** CCF's attestation section. Coco reads the endorsements from a file or directory only. */
+  attestation?: {
+    snp_endorsements_file?: string;
+    snp_endorsements_servers?: unknown[];
+    snp_security_policy_file?: string;
+    snp_uvm_endorsements_file?: string;
+  };
   network: {
     rpc_interfaces: Record<string, RpcInterfaceConfig>;
     node_to_node_interface?: { bind_address: string; published_address?: string };
@@ -56,6 +65,8 @@ export interface NodeConfigFile {
     virtual_host_data?: string;
     /** Attestation format this node claims; anything but "Insecure_Virtual" cannot be produced here (tests use it). */
     attestation_format?: string;
+    /** SNP only: where configfs-tsm is mounted (default /sys/kernel/config/tsm/report). */
+    snp_tsm_report_directory?: string;
   };
 }
 
@@ -74,6 +85,7 @@ export interface ResolvedConfig {
   forwarding: { responseTimeoutMs?: number; pendingRequestsMax?: number };
   virtualHostData: string;
   attestationFormat: string;
+  platform: PlatformConfig;
   genesis: {
     members: { certificateFile: string; encryptionPublicKeyFile?: string; dataJsonFile?: string }[];
     constitutionFiles: string[];
@@ -91,6 +103,25 @@ export interface ResolvedConfig {
   pendingTransactionsMax: number;
   logLevel: string;
   logFile: string | undefined;
+}
+
+function resolvePlatform(file: NodeConfigFile, at: (p: string) => string): PlatformConfig {
+  const platform = file.enclave?.platform ?? "Virtual";
+  const attestation = file.attestation ?? {};
+  if (platform === "Virtual") return { kind: "virtual" };
+  if (platform !== "SNP") throw invalid("enclave.platform", `expected "Virtual" or "SNP", got ${JSON.stringify(platform)}`);
+  if (attestation.snp_uvm_endorsements_file !== undefined || attestation.snp_security_policy_file !== undefined) {
+    throw invalid("attestation", "snp_uvm_endorsements_file and snp_security_policy_file (confidential containers) are not supported by Coco; remove them");
+  }
+  if (attestation.snp_endorsements_file === undefined) {
+    throw invalid("attestation.snp_endorsements_file", "an SNP node needs its VCEK/VLEK chain (a PEM bundle or a directory with vcek.pem, ask.pem, ark.pem): "
+      + "Coco does not fetch endorsements from snp_endorsements_servers; fetch them with snpguest or from AMD's KDS beforehand");
+  }
+  return {
+    kind: "snp",
+    endorsementsPath: at(attestation.snp_endorsements_file),
+    tsmReportDirectory: file.coco?.snp_tsm_report_directory ?? TSM_REPORT_DIRECTORY_DEFAULT,
+  };
 }
 
 function invalid(field: string, message: string): CocoError {
@@ -232,6 +263,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     forwarding,
     virtualHostData,
     attestationFormat: file.coco?.attestation_format ?? "Insecure_Virtual",
+    platform: resolvePlatform(file, at),
     genesis: {
       members: members.map((m, i) => {
         if (typeof m.certificate_file !== "string") throw invalid(`command.start.members[${i}].certificate_file`, "missing");

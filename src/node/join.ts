@@ -13,6 +13,8 @@ import {
   type KeyPairPem,
 } from "../crypto/index.js";
 import { CocoError } from "../util/index.js";
+import { SNP_FORMAT, admitSnpEvidence, type SnpQuoteInfo } from "../attestation/index.js";
+import { snpAllowListsOf } from "./attestation-tables.js";
 import type { Transaction } from "../kv/index.js";
 import type { LedgerSecretVersion } from "../ledger/index.js";
 import type { EndpointRegistry } from "../rpc/index.js";
@@ -88,8 +90,13 @@ export function verifyAttestation(tx: Transaction, quoteInfo: unknown, nodePubli
     throw refuse("quote_info.format is missing: the join request carries no attestation evidence.", 400, "InvalidInput");
   }
   const format = quoteInfo["format"];
+  if (format === SNP_FORMAT) {
+    // One verifier for every use (src/attestation); its refusals name the failed check.
+    admitSnpEvidence(quoteInfo as unknown as SnpQuoteInfo, snpAllowListsOf(tx), nodeIdFromPublicKey(nodePublicKeyPem));
+    return;
+  }
   if (format !== VIRTUAL_FORMAT) {
-    throw refuse(`Attestation format '${format}' cannot be verified by this service (it accepts: ${VIRTUAL_FORMAT}); the joining node's platform is not trusted.`);
+    throw refuse(`Attestation format '${format}' cannot be verified by this service (it accepts: ${VIRTUAL_FORMAT}, ${SNP_FORMAT}); the joining node's platform is not trusted.`);
   }
   let report: { measurement?: unknown; host_data?: unknown; report_data?: unknown };
   try {

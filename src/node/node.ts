@@ -28,6 +28,9 @@ import { GovernanceEffects } from "./governance-effects.js";
 import { Frontend, type AppRouter } from "./frontend.js";
 import { createJoinerIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
+import { installAttestationEndpoints } from "./attestation-endpoints.js";
+import { trustGenesisSnpPlatform } from "./attestation-tables.js";
+import { snpNodeEvidence } from "./platform.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
@@ -130,6 +133,7 @@ export class CocoNode {
         commit: replicator.committedIndex, last: engine.lastSeqnoLocal, mayVote: replicator.raft.mayVote,
       }),
     });
+    installAttestationEndpoints(registry, identity.nodeId);
     // What governance asks of the node (rekey, recovery shares), carried out on commit.
     const effects = new GovernanceEffects(engine, identity, config, logger);
     installGovernanceEndpoints(registry, {
@@ -331,11 +335,13 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
     maximum_service_certificate_validity_days: 365,
     recent_cose_proposals_window_size: 100,
   }));
-  const evidence = virtualEvidence(identity.nodeKeys.publicKeyPem, config.virtualHostData);
+  const evidence = config.platform.kind === "snp"
+    ? snpNodeEvidence(config.platform, identity.nodeKeys.publicKeyPem)
+    : { kind: "virtual" as const, quoteInfo: virtualEvidence(identity.nodeKeys.publicKeyPem, config.virtualHostData) };
   tx.set(NODES_INFO_MAP, Buffer.from(identity.nodeId), json({
     cert: identity.nodeCertPem,
     status: "Trusted",
-    quote_info: evidence,
+    quote_info: evidence.quoteInfo,
     encryption_pub_key: identity.encryptionKeys.publicKeyPem,
     node_data: null,
     rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
@@ -343,8 +349,12 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
   }));
   tx.set(ENDORSED_CERTS_MAP, Buffer.from(identity.nodeId), Buffer.from(identity.nodeCertPem));
   // As CCF does for the first node: its own platform is trusted from the start.
-  tx.set(VIRTUAL_MEASUREMENTS_MAP, Buffer.from(VIRTUAL_MEASUREMENT), json("AllowedToJoin"));
-  tx.set(VIRTUAL_HOST_DATA_MAP, Buffer.from(config.virtualHostData), SINGLETON_KEY);
+  if (evidence.kind === "snp") {
+    trustGenesisSnpPlatform(tx, evidence.verified);
+  } else {
+    tx.set(VIRTUAL_MEASUREMENTS_MAP, Buffer.from(VIRTUAL_MEASUREMENT), json("AllowedToJoin"));
+    tx.set(VIRTUAL_HOST_DATA_MAP, Buffer.from(config.virtualHostData), SINGLETON_KEY);
+  }
   tx.set(RAFT_CONFIGURATION_MAP, SINGLETON_KEY, json([identity.nodeId]));
   tx.set("public:ccf.gov.service.info", SINGLETON_KEY, json({
     cert: identity.serviceCertPem,
@@ -366,9 +376,11 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
   const serviceCertPem = readFileSync(config.serviceCertificateFile, "utf8");
   const joiner = await createJoinerIdentity(config);
   const n2n = config.nodeToNode!;
-  const quoteInfo = config.attestationFormat === VIRTUAL_FORMAT
-    ? virtualEvidence(joiner.nodeKeys.publicKeyPem, config.virtualHostData)
-    : { format: config.attestationFormat, quote: "" };
+  const quoteInfo = config.platform.kind === "snp"
+    ? snpNodeEvidence(config.platform, joiner.nodeKeys.publicKeyPem).quoteInfo
+    : config.attestationFormat === VIRTUAL_FORMAT
+      ? virtualEvidence(joiner.nodeKeys.publicKeyPem, config.virtualHostData)
+      : { format: config.attestationFormat, quote: "" };
   logger.info({ target: `${config.join!.targetHost}:${config.join!.targetPort}` }, "joining the service");
   const result = await joinService({
     target: { host: config.join!.targetHost, port: config.join!.targetPort },
