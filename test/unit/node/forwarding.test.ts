@@ -53,7 +53,7 @@ function backup(options: Partial<Limits> & { primary?: string | undefined; conne
   const state = { primary: "primary" in options ? primary : "primary-1" };
   const local: RpcRequest[] = [];
   const forwarder = new Forwarder({
-    transport, nodeId: "backup-1", primary: () => state.primary, logger: quiet,
+    transport, nodeId: "backup-1", primary: () => state.primary, logger: quiet, isTrustedForwarder: () => true,
     dispatchLocal: (r) => { local.push(r); return { status: 200, body: "ran here" }; },
     ...limits,
   });
@@ -64,7 +64,7 @@ function backup(options: Partial<Limits> & { primary?: string | undefined; conne
 function primaryAnswering(nodeId: string, answer: (r: RpcRequest) => RpcResponse | Promise<RpcResponse>, reply: (from: string, frame: Frame) => void): Forwarder {
   return new Forwarder({
     transport: { send: (to, type, payload) => { reply(nodeId, { to, type, payload }); return true; }, isConnected: () => true },
-    nodeId, primary: () => nodeId, dispatchLocal: answer, logger: quiet,
+    nodeId, primary: () => nodeId, dispatchLocal: answer, logger: quiet, isTrustedForwarder: (peer) => peer === "backup-1",
   });
 }
 
