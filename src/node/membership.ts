@@ -3,6 +3,7 @@
 // the service endorsed is not enough: a retired node keeps its key and certificate, and must not
 // be able to vote, lead, replicate or forward once its retirement has taken effect.
 import type { Store } from "../kv/index.js";
+import { assert } from "../util/index.js";
 import { NODES_INFO_MAP, type NodeInfo } from "./join.js";
 import { RAFT_CONFIGURATION_MAP } from "./engine.js";
 import { readNodes } from "./reconfiguration.js";
@@ -46,7 +47,7 @@ export interface AdmissionDecision {
  */
 export function admitPeer(input: AdmissionInput): AdmissionDecision {
   const { self, peerId, peerStatus, selfStatus, peerIsVoter, bootstrapPeers } = input;
-  if (self === "" || peerId === "") throw new Error("admitPeer: a node id is empty");
+  assert(self !== "" && peerId !== "", "admitPeer: node ids are never empty");
   if (peerId === self) return { accepted: false, reason: "this node itself" };
   if (peerStatus === "Retired" && !peerIsVoter) return { accepted: false, reason: "retired from the service and out of the configuration" };
   const unknown = peerStatus === undefined || peerStatus === "Pending";

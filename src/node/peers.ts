@@ -2,9 +2,10 @@
 // membership rule admits (trusted, or retiring and still voting; never a retired node out of the
 // configuration), plus, until its ledger names them, the peers a join response or the
 // workspace's peers.json gave it. Whenever the rule's answer may change, refused peers lose their
-// outbound channel and their inbound connections are closed (both directions). Their addresses are also kept in peers.json: a
-// node whose ledger was wiped (or moved away after damage) has lost nodes.info with it, and
-// from this file it still finds its peers and catches up from them rather than stay alone.
+// outbound channel and their inbound connections are closed (both directions). Their addresses
+// are also kept in peers.json: a node whose ledger was wiped (or moved away after damage) has
+// lost nodes.info with it, and from this file it still finds its peers and catches up from them
+// rather than stay alone.
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
