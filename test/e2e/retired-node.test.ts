@@ -98,9 +98,9 @@ async function withRetiredBackup(body: (r: Retired) => Promise<void>): Promise<v
   }
 }
 
-/** Stops the retired node and dials the others with its key and endorsed certificate, as an attacker would. */
+/** Dials the others with the (stopped) retired node's key and endorsed certificate, as an attacker would. */
 async function impersonate(r: Retired): Promise<NodeChannels> {
-  await r.net.kill(r.retired);
+  assert.equal(r.retired.process, undefined, "the retired node is stopped: only the attacker uses its identity");
   assert.ok(existsSync(join(r.retired.dir, "node.key")) && existsSync(join(r.retired.dir, "node.pem")), "the retired node's workspace holds its key and certificate");
   const attacker = new NodeChannels({
     identity: {
@@ -159,6 +159,8 @@ test("a retired node's key and certificate cannot bump the view or take the prim
   await withRetiredBackup(async (r) => {
     const { primary, backup, retiredId } = r;
     const viewBefore = (await consensus(primary)).current_view;
+    // Stop the retired node first, so that every refusal counted from here on is the attacker's.
+    await r.net.kill(r.retired);
     const before = refusals(r);
     const attacker = await impersonate(r);
     try {
@@ -192,6 +194,8 @@ test("a retired node's key and certificate cannot bump the view or take the prim
 test("a request forwarded with a retired node's key as user0 is not run", { timeout: 150_000 }, async () => {
   await withRetiredBackup(async (r) => {
     const { primary, retiredId } = r;
+    // Stop the retired node first, so that every refusal counted from here on is the attacker's.
+    await r.net.kill(r.retired);
     const before = refusals(r);
     const attacker = await impersonate(r);
     try {
