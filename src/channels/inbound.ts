@@ -5,14 +5,14 @@ import * as tls from "node:tls";
 import type { Socket } from "node:net";
 import { FrameParser } from "./frame.js";
 import { nodeIdFromCertificateDer, serverTlsOptions, type ChannelIdentity } from "./identity.js";
-import { CHANNEL_GREETING, KEEPALIVE_INITIAL_DELAY_MS, type ChannelLogger, type PeerAddress } from "./types.js";
+import { CHANNEL_GREETING, KEEPALIVE_INITIAL_DELAY_MS, type ChannelLogger, type PeerAcceptance, type PeerAddress } from "./types.js";
 
 export interface InboundServerOptions {
   identity: ChannelIdentity;
   frameBytesMax: number;
   handshakeTimeoutMs: number;
   inboundConnectionsMax: number;
-  acceptPeer: (nodeId: string) => boolean;
+  acceptPeer: (nodeId: string) => PeerAcceptance;
   onMessage: (from: string, type: number, payload: Buffer) => void;
   logger: ChannelLogger;
 }
@@ -72,8 +72,9 @@ export class InboundServer {
   /** Re-asks acceptPeer about every connected node and closes the connections it now refuses. */
   recheckPeers(): void {
     for (const [nodeId, socket] of this.byPeer) {
-      if (this.accepts(nodeId)) continue;
-      this.options.logger.warn({ peer: nodeId }, "closing the inbound channel of a node that is no longer accepted (retired or unknown)");
+      const refused = this.refusal(nodeId);
+      if (refused === undefined) continue;
+      this.options.logger.warn({ peer: nodeId, reason: refused }, "closing the inbound channel of a node that is no longer accepted");
       this.byPeer.delete(nodeId);
       socket.destroy();
     }
@@ -93,8 +94,9 @@ export class InboundServer {
       socket.destroy();
       return;
     }
-    if (this.closed || !this.accepts(from)) {
-      this.options.logger.warn({ peer: from, remoteAddress: socket.remoteAddress }, "refused an inbound channel from a node that is not accepted (unknown or retired)");
+    const refused = this.closed ? "this node is closing its channels" : this.refusal(from);
+    if (refused !== undefined) {
+      this.options.logger.warn({ peer: from, remoteAddress: socket.remoteAddress, reason: refused }, "refused an inbound channel from a node that is not accepted");
       socket.destroy();
       return;
     }
@@ -107,12 +109,14 @@ export class InboundServer {
     this.receive(from, socket);
   }
 
-  private accepts(nodeId: string): boolean {
+  /** Why the node may not deliver messages now, or undefined if it may. */
+  private refusal(nodeId: string): string | undefined {
     try {
-      return this.options.acceptPeer(nodeId);
+      const answer = this.options.acceptPeer(nodeId);
+      if (answer === true) return undefined;
+      return answer === false ? "acceptPeer refused it" : answer.refused;
     } catch (error) {
-      this.options.logger.warn({ peer: nodeId, err: (error as Error).message }, "acceptPeer threw; refusing the node");
-      return false;
+      return `acceptPeer threw (${(error as Error).message})`;
     }
   }
 

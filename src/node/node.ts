@@ -19,6 +19,7 @@ import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE }
 import { Forwarder } from "./forwarding.js";
 import { reconcileConfiguration } from "./reconfiguration.js";
 import { PeerSync, readPeersFile, type KnownPeer } from "./peers.js";
+import { PeerAdmission } from "./membership.js";
 import {
   ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
   installJoinEndpoint, joinService, virtualEvidence,
@@ -113,6 +114,20 @@ export class CocoNode {
       maxInflightAppends: 8,
       maxUncommittedEntries: config.pendingTransactionsMax * 2,
       logger,
+      // Raft hears only nodes of the current configuration (membership.ts): not a retired node.
+      acceptSender: (nodeId: string): boolean => admission.accepts(nodeId),
+    });
+    // Who may speak to this node over node-to-node channels, re-judged whenever nodes.info, the
+    // configuration or the commit point's configuration changes.
+    const admission: PeerAdmission = new PeerAdmission({
+      self: identity.nodeId, store: engine.store, consensus: (): Replicator => replicator, bootstrapPeers: bootstrapPeers.map((peer) => peer.node_id),
+    });
+    let committedVoters = replicator.committedConfiguration.join(",");
+    replicator.onCommit(() => {
+      const voters = replicator.committedConfiguration.join(",");
+      if (voters === committedVoters) return;
+      committedVoters = voters;
+      admission.configurationMayHaveChanged();
     });
     const serviceStatus = new ServiceStatus(engine.store);
     // The constitution and ballots run here, isolated from the node (see docs/js-runtime.md).
@@ -135,7 +150,13 @@ export class CocoNode {
     });
     installAttestationEndpoints(registry, identity.nodeId);
     // What governance asks of the node (rekey, recovery shares), carried out on commit.
-    const effects = new GovernanceEffects(engine, identity, config, logger);
+    const effects = new GovernanceEffects(engine, identity, config, logger, () => replicator);
+    // Retiring a node rotates the ledger secret once the node has left the configuration (the
+    // primary checks after every change of nodes.info or the configurations, and on taking over).
+    const rekeyAfterRetirement = () => effects.rekeyIfRetiredNodesKnowSecret();
+    admission.onChange(rekeyAfterRetirement);
+    replicator.onCommit(() => { if (effects.rekeyAfterRetirementPending) setImmediate(rekeyAfterRetirement); });
+    replicator.onRoleChange((change) => { if (change.role === "Primary") setImmediate(rekeyAfterRetirement); });
     installGovernanceEndpoints(registry, {
       runtime,
       hooks: (kv) => ({
@@ -172,6 +193,12 @@ export class CocoNode {
         identity: { nodeId: identity.nodeId, privateKeyPem: identity.nodeKeys.privateKeyPem, certPem: identity.nodeCertPem, serviceCertPem: identity.serviceCertPem },
         listen: { host: config.nodeToNode.host, port: config.nodeToNode.port },
         logger,
+        // Only current members of the service may deliver frames; a retired node is refused at
+        // authentication, and its open connections close when it stops being accepted.
+        acceptPeer: (peer) => {
+          const decision = admission.decide(peer);
+          return decision.accepted ? true : { refused: decision.reason };
+        },
         // A closed connection to the primary fails what was forwarded to it at once (forwarding.ts).
         onPeerConnected: (peer) => fw.peerConnected(peer),
         onPeerDisconnected: (peer) => fw.peerDisconnected(peer),
@@ -187,6 +214,8 @@ export class CocoNode {
         nodeId: identity.nodeId,
         primary: () => replicator.primaryId,
         dispatchLocal: frontend.dispatchLocal,
+        // The caller identity in a forwarded request is believed only from a Trusted node.
+        isTrustedForwarder: (peer) => admission.isTrusted(peer),
         ...config.forwarding,
         logger,
       });
@@ -198,7 +227,7 @@ export class CocoNode {
       nodeToNodeAddress = `${bound.host}:${bound.port}`;
       replicator.setTransport(ch);
       frontend.forwarding = { isPrimary: () => engine.isPrimary, forward: (request) => fw.forward(request) };
-      new PeerSync({ nodeId: identity.nodeId, workspace: config.workspace, store: engine.store, channels: ch, bootstrapPeers, logger }).sync();
+      new PeerSync({ nodeId: identity.nodeId, workspace: config.workspace, store: engine.store, channels: ch, bootstrapPeers, admission, logger }).sync();
     }
 
     // The primary moves the consensus configuration towards the trusted nodes, one node at a time.

@@ -7,6 +7,7 @@
 import { NODES_INFO_MAP } from "../join.js";
 import { TransactionEngine } from "../engine.js";
 import { Replicator, FRAME_RAFT } from "../replication.js";
+import { PeerAdmission } from "../membership.js";
 import { reconcileConfiguration } from "../reconfiguration.js";
 import { SINGLETON_KEY } from "../signatures.js";
 import { ThreadedLedger, decodeEntry } from "../../ledger/index.js";
@@ -196,6 +197,11 @@ export class ShellSimulation {
       maxEntriesPerAppend: this.tuning.maxEntriesPerAppend, maxInflightAppends: this.tuning.maxInflightAppends,
       maxUncommittedEntries: 4_000, logger: quietLogger, scheduler, hardStateStore: slot.disk.hardStateStore,
       random: () => random.next(), lostEntries: recovered.lostEntries, commitIndex: slot.disk.committed,
+      // The node's real membership rule: Raft hears no retired node that has left the configuration.
+      acceptSender: (nodeId: string): boolean => admission.accepts(nodeId),
+    });
+    const admission: PeerAdmission = new PeerAdmission({
+      self: slot.nodeId, store: engine.store, consensus: (): Replicator => replicator, bootstrapPeers: [], soon: (callback) => scheduler.soon(callback),
     });
     const live: Live = { life, engine, replicator };
     slot.live = live;
