@@ -33,11 +33,23 @@ function startEngine(engine: TransactionEngine, entries: Buffer[], dir: string, 
   return replicator;
 }
 
-async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, threaded = false, entryWorker = false) {
+/** Key nonces 1, 2, 3, ... (16 bytes each): two engines given one each draw the same nonces at the same points. */
+function countingNonces(): (size: number) => Buffer {
+  let drawn = 0;
+  return (size) => {
+    const nonce = Buffer.alloc(size);
+    nonce.writeUInt32BE(++drawn, size - 4);
+    return nonce;
+  };
+}
+
+async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, threaded = false, entryWorker = false,
+  randomBytes?: (size: number) => Buffer) {
   const { ledger, entries } = threaded ? await ThreadedLedger.open(join(dir, "ledger"), { durability: "none" }) : await Ledger.open(join(dir, "ledger"), { durability: "none" });
   const engine = new TransactionEngine(ledger, {
     nodeId: id.nodeId, serviceCertPem: id.serviceCertPem, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem, ledgerSecrets: [{ fromSeqno: 1, raw: secret }],
     signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, entryWorker, logger: quiet,
+    ...(randomBytes ? { randomBytes } : {}),
   });
   let replicator: Replicator;
   try {
@@ -224,8 +236,8 @@ test("the entry encoder worker writes byte-for-byte the entries and leaves the m
     const id = await identity();
     const secret = randomBytes(32);
     const rekeyed = randomBytes(32);
-    const a = await openEngine(dirA, id, secret, false, false);
-    const b = await openEngine(dirB, id, secret, false, true);
+    const a = await openEngine(dirA, id, secret, false, false, countingNonces());
+    const b = await openEngine(dirB, id, secret, false, true, countingNonces());
     const ordinary: number[] = [];
     for (let i = 0; i < 300; i++) {
       for (const { engine } of [a, b]) {
