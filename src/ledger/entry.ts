@@ -136,8 +136,9 @@ function readU64(buf: Buffer, offset: number, field: string): number {
 const ivScratch = Buffer.alloc(12);
 
 /** IV = seqno (u64 BE) || view (u32 BE): unique per entry under one entry key, because one key
- * nonce serves one primary term of one process, in which seqnos only increase. The view alone
- * would not do: it comes from consensus state that the host can restore to an older copy. */
+ * nonce serves at most one primary term of one process, in which each seqno is encrypted once
+ * (the engine asserts it). The view alone would not do: it comes from consensus state that the
+ * host can restore to an older copy. */
 function entryIv(view: number, seqno: number): Buffer {
   // One scratch buffer: createCipheriv / createDecipheriv copy the IV before returning.
   writeU64(ivScratch, seqno, 0);
