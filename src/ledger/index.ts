@@ -3,6 +3,7 @@
 export {
   ENTRY_FORMAT_VERSION,
   ENTRY_HEADER_BYTES,
+  ENTRY_KEY_NONCE_BYTES,
   LedgerSecret,
   decodeEntry,
   decryptPrivate,

@@ -73,6 +73,11 @@ const quietLogger = { info() {}, warn() {}, error() {}, fatal() {} };
 
 export class ShellSimulation {
   private readonly random: Prng;
+  /**
+   * The engines' entry key nonces: seeded like everything else, but a stream of its own so that
+   * drawing nonces (which decides nothing) does not shift the schedule a seed stands for.
+   */
+  private readonly keyNonceRandom: Prng;
   private readonly clock = new SimClock();
   private readonly trace: TraceRecorder;
   private readonly checker: ShellChecker;
@@ -90,6 +95,7 @@ export class ShellSimulation {
   constructor(private readonly options: ShellSimulationOptions) {
     if (options.nodes > options.identities.nodes.length) throw new Error(`at most ${options.identities.nodes.length} nodes`);
     this.random = new Prng(options.seed);
+    this.keyNonceRandom = new Prng(options.seed ^ 0x6b6e_6f6e);
     this.rootSignatures = simRootSignatures(options.identities);
     const r = this.random;
     this.tuning = {
@@ -186,6 +192,7 @@ export class ShellSimulation {
       ledgerSecrets: [{ fromSeqno: 1, raw: ids.ledgerSecret }],
       signatureTxCount: this.tuning.signatureTxCount, signatureDelayMs: this.tuning.signatureDelayMs,
       pendingTransactionsMax: 2_000, entryWorker: false, scheduler, rootSignatures: this.rootSignatures, logger: quietLogger,
+      randomBytes: (size) => prngBytes(this.keyNonceRandom, size),
     });
     const replayed = engine.replay(recovered.entries);
     // A new service: the first node, before anything of it reached another node.
@@ -482,4 +489,13 @@ export async function runShellSeed(options: ShellSimulationOptions): Promise<She
 
 function isSignatureEntry(bytes: Buffer): boolean {
   return decodeEntry(bytes).isSignature;
+}
+
+function prngBytes(random: Prng, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 4) {
+    const word = random.nextUint32();
+    for (let j = 0; j < 4 && i + j < size; j++) out[i + j] = (word >>> (8 * j)) & 0xff;
+  }
+  return out;
 }
