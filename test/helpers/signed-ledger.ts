@@ -90,6 +90,8 @@ export async function writeSignedLedger(options: SignedLedgerOptions): Promise<S
   const tree = new MerkleTree();
   const secrets: LedgerSecretVersion[] = [{ fromSeqno: 1, raw: randomBytes(32) }];
   let secret = new LedgerSecret(secrets[0]!.raw);
+  // One primary term: one random key nonce for every entry (ledger-format.md).
+  const keyNonce = randomBytes(16);
   const signatureSeqnos: number[] = [];
   const appSeqnos: number[] = [];
   let seqno = 0;
@@ -101,6 +103,7 @@ export async function writeSignedLedger(options: SignedLedgerOptions): Promise<S
       view, seqno, isSignature,
       claimsDigest: Buffer.alloc(32),
       commitEvidenceDigest: createHash("sha256").update(`ce:${view}.${seqno}`).digest(),
+      keyNonce,
       publicDomain, privatePlaintext: privateDomain,
     }, secret);
     ledger.append(entry, seqno, isSignature);
