@@ -22,6 +22,8 @@ interface ForwardedRequestHeader {
   query: string;
   headers: Record<string, string | string[] | undefined>;
   callerCertDer: string | null;
+  /** The client's address as the backup saw it (absent from older nodes). */
+  remoteAddress?: string;
 }
 
 interface ForwardedResponseHeader {
@@ -225,6 +227,7 @@ export class Forwarder {
     const header: ForwardedRequestHeader = {
       id, method: request.method, path: request.path, query: request.query, headers: request.headers,
       callerCertDer: request.callerCert ? request.callerCert.der.toString("base64") : null,
+      ...(request.remoteAddress !== undefined ? { remoteAddress: request.remoteAddress } : {}),
     };
     if (!this.options.transport.send(primary, FRAME_FORWARD_REQUEST, frame(header, request.body))) {
       return Promise.reject(serviceUnavailable(ErrorCodes.ServiceUnavailable,
@@ -267,6 +270,7 @@ export class Forwarder {
       const request: RpcRequest = {
         method: header.method, path: header.path, query: header.query, headers: header.headers, body,
         callerCert: header.callerCertDer === null ? undefined : callerCertificateFromDer(Buffer.from(header.callerCertDer, "base64")),
+        ...(typeof header.remoteAddress === "string" ? { remoteAddress: header.remoteAddress } : {}),
       };
       response = await this.options.dispatchLocal(request);
     } catch (error) {
