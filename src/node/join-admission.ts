@@ -71,7 +71,7 @@ export class JoinAdmission {
     const decision = this.limiter.take(address, this.nowMs());
     if (decision.allowed) return;
     const who = decision.scope === "address" ? `from ${address}` : "from all addresses together";
-    throw new CocoError("TooManyRequests",
+    throw new CocoError(ErrorCodes.TooManyRequests,
       `Too many join requests ${who}; retry after ${decision.retryAfterSeconds} s (coco.admission.join).`, 429,
       { headers: { "retry-after": String(decision.retryAfterSeconds) } });
   }
