@@ -92,7 +92,9 @@ export const ADMISSION_DEFAULTS: HttpAdmissionOptions = {
 };
 
 const CALLER_CERT = Symbol("coco.callerCert");
-type SocketWithCert = TLSSocket & { [CALLER_CERT]?: CallerCertificate | null };
+/** Requests of a connection that have arrived and not been answered yet. */
+const IN_FLIGHT = Symbol("coco.inFlight");
+type SocketWithCert = TLSSocket & { [CALLER_CERT]?: CallerCertificate | null; [IN_FLIGHT]?: number };
 
 /** A client certificate as requests carry it: its DER and CCF's id (SHA-256 of the DER, hex). */
 export function callerCertificateFromDer(der: Buffer): CallerCertificate {
@@ -198,8 +200,13 @@ export class HttpServer {
     );
     // Node closes connections above maxConnections at once, before any TLS work.
     this.server.maxConnections = options.connectionsMax;
-    // Idle sockets (before the first request too) are destroyed after this (http's socket timeout).
+    // http's socket timeout: after idleTimeoutMs without traffic, before the first request too.
+    // With a listener here http leaves the decision to us: close the connection only if it has
+    // no request in flight (a request waiting for its commit or the primary is not idle).
     this.server.timeout = this.admission.idleTimeoutMs;
+    this.server.on("timeout", (socket: SocketWithCert) => {
+      if ((socket[IN_FLIGHT] ?? 0) === 0) socket.destroy();
+    });
     this.connectionAdmission = new ConnectionAdmission({
       perAddressMax: this.admission.connectionsPerAddressMax,
       handshakeTimeoutMs: this.admission.handshakeTimeoutMs,
@@ -274,6 +281,11 @@ export class HttpServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket as SocketWithCert;
+    socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 0) + 1;
+    res.once("close", () => {
+      socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 1) - 1;
+    });
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > this.options.bodyBytesMax) {
       res.setHeader("connection", "close");
