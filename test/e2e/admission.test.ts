@@ -207,12 +207,19 @@ class TlsHolders {
       if (this.stopped) return resolve();
       const socket = tlsFrom(localAddress, this.port, this.ca);
       this.sockets.add(socket);
+      let secured = false;
       socket.on("error", () => undefined);
-      socket.once("secureConnect", () => resolve());
+      socket.once("secureConnect", () => {
+        secured = true;
+        resolve();
+      });
       socket.once("close", () => {
         this.sockets.delete(socket);
         resolve();
-        if (!this.stopped) setTimeout(() => void this.openOne(localAddress), 200).unref();
+        // Refused before the handshake (the node is full): try again at once, so that a slot
+        // that frees up is taken before a member can have it. Closed after it: slowly (each
+        // retry costs the node a handshake).
+        if (!this.stopped) setTimeout(() => void this.openOne(localAddress), secured ? 1_000 : 10).unref();
       });
     });
   }
@@ -230,10 +237,12 @@ test("clients that fill every connection slot from several addresses still leave
     coco: { durability: "none", admission: { ...ADMISSION, member_connections_reserved: RESERVED_FOR_MEMBERS } },
   });
   const smallNode = small.nodes[0]!.process!;
+  smallNode.closeAgents(); // no connection of ours holds a slot the holders should take
   const holders = new TlsHolders(smallNode.port, readFileSync(join(small.dir, "service_cert.pem")));
   try {
-    // 4 addresses × 10 completed TLS connections = every slot (CONNECTIONS_MAX), none over the per-address cap.
-    await holders.open(["127.0.0.20", "127.0.0.21", "127.0.0.22", "127.0.0.23"], CONNECTIONS_MAX / 4);
+    // 4 addresses × 11 completed TLS connections: more than every slot (CONNECTIONS_MAX), none
+    // over the per-address cap; those refused keep trying, so no slot stays free for long.
+    await holders.open(["127.0.0.20", "127.0.0.21", "127.0.0.22", "127.0.0.23"], CONNECTIONS_MAX / 4 + 1);
     const r = await until("a member's proposal succeeds on a reserved slot", async () => {
       smallNode.closeAgents();
       const response: Response = await smallNode.postCose(CREATE, memberProposal("reserved-slots", small), { identity: "member0" });
