@@ -6,12 +6,15 @@ import type { Socket } from "node:net";
 import { FrameParser } from "./frame.js";
 import { nodeIdFromCertificateDer, serverTlsOptions, type ChannelIdentity } from "./identity.js";
 import { CHANNEL_GREETING, KEEPALIVE_INITIAL_DELAY_MS, type ChannelLogger, type PeerAcceptance, type PeerAddress } from "./types.js";
+import { ADMISSION_LOG_INTERVAL_MS, ConnectionAdmission, RateLimitedLog } from "../util/index.js";
 
 export interface InboundServerOptions {
   identity: ChannelIdentity;
   frameBytesMax: number;
   handshakeTimeoutMs: number;
   inboundConnectionsMax: number;
+  /** Connections from one IP address (in the handshake or established) beyond this are closed on arrival. */
+  connectionsPerAddressMax: number;
   acceptPeer: (nodeId: string) => PeerAcceptance;
   onMessage: (from: string, type: number, payload: Buffer) => void;
   logger: ChannelLogger;
@@ -22,12 +25,22 @@ export class InboundServer {
   /** Raw TCP connections, including those still in the handshake, so close() can end them all. */
   private readonly connections = new Set<Socket>();
   private readonly byPeer = new Map<string, tls.TLSSocket>();
+  private readonly admission: ConnectionAdmission;
   private listening = false;
   private closed = false;
 
   constructor(private readonly options: InboundServerOptions) {
     this.server = tls.createServer(serverTlsOptions(options.identity, options.handshakeTimeoutMs));
     this.server.maxConnections = options.inboundConnectionsMax;
+    // Before the TLS handshake anyone can connect: without a cap per address and a handshake
+    // deadline one host could hold every inbound slot and cut this node off from its peers.
+    this.admission = new ConnectionAdmission({
+      perAddressMax: options.connectionsPerAddressMax,
+      handshakeTimeoutMs: options.handshakeTimeoutMs,
+      name: "node-to-node",
+      log: new RateLimitedLog(options.logger, ADMISSION_LOG_INTERVAL_MS),
+    });
+    this.admission.attach(this.server);
     this.server.on("connection", (socket: Socket) => {
       this.connections.add(socket);
       socket.once("close", () => this.connections.delete(socket));
@@ -81,6 +94,7 @@ export class InboundServer {
   }
 
   private onSecureConnection(socket: tls.TLSSocket): void {
+    this.admission.handshakeDone(socket);
     let from: string | undefined;
     socket.on("error", (error: Error) => {
       this.options.logger.debug?.({ peer: from, err: error.message }, "inbound channel error");

@@ -47,6 +47,10 @@ export interface ChannelOptions {
   connectTimeoutMs?: number;
   /** Inbound connections (authenticated or not) beyond this are closed on arrival. */
   inboundConnectionsMax?: number;
+  /** Inbound connections from one IP address beyond this are closed on arrival (several nodes may share a host). */
+  inboundConnectionsPerAddressMax?: number;
+  /** An inbound connection whose TLS handshake has not finished this long after it arrived is closed (default: connectTimeoutMs). */
+  inboundHandshakeTimeoutMs?: number;
   /** The outbound connection to `nodeId` is up and the peer accepted this node (after each (re)connect). */
   onPeerConnected?: (nodeId: string) => void;
   /**
@@ -76,6 +80,7 @@ export const CHANNEL_DEFAULTS = {
   backoff: { initialMs: 50, maxMs: 3_000 },
   connectTimeoutMs: 5_000,
   inboundConnectionsMax: 256,
+  inboundConnectionsPerAddressMax: 16,
 } as const;
 
 /** One socket write gathers queued frames up to about this many bytes (one TLS encrypt pass). */

@@ -26,6 +26,8 @@ interface ForwardedRequestHeader {
   callerCertDer: string | null;
   /** The node that forwarded it; must be the authenticated sender of the frame. */
   forwarderNodeId: string;
+  /** The client's address as the backup saw it (absent from older nodes). */
+  remoteAddress?: string;
 }
 
 interface ForwardedResponseHeader {
@@ -238,6 +240,7 @@ export class Forwarder {
       id, method: request.method, path: request.path, query: request.query, headers: request.headers,
       callerCertDer: request.callerCert ? request.callerCert.der.toString("base64") : null,
       forwarderNodeId: this.options.nodeId,
+      ...(request.remoteAddress !== undefined ? { remoteAddress: request.remoteAddress } : {}),
     };
     if (!this.options.transport.send(primary, FRAME_FORWARD_REQUEST, frame(header, request.body))) {
       return Promise.reject(serviceUnavailable(ErrorCodes.ServiceUnavailable,
@@ -289,6 +292,7 @@ export class Forwarder {
       const request: RpcRequest = {
         method: header.method, path: header.path, query: header.query, headers: header.headers, body,
         callerCert: header.callerCertDer === null ? undefined : callerCertificateFromDer(Buffer.from(header.callerCertDer, "base64")),
+        ...(typeof header.remoteAddress === "string" ? { remoteAddress: header.remoteAddress } : {}),
       };
       response = await this.options.dispatchLocal(request);
     } catch (error) {

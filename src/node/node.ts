@@ -25,6 +25,7 @@ import {
   installJoinEndpoint, joinService, virtualEvidence,
 } from "./join.js";
 import { HistoricalStates } from "./historical.js";
+import { JoinAdmission } from "./join-admission.js";
 import { GovernanceEffects } from "./governance-effects.js";
 import { Frontend, type AppRouter } from "./frontend.js";
 import { createJoinerIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
@@ -169,12 +170,14 @@ export class CocoNode {
         triggerRecoverySharesRefresh: () => effects.requestRecoverySharesRefresh(kv),
       }),
       nowSeconds: () => Math.floor(Date.now() / 1000),
+      createdAtWindow: { maxAgeSeconds: config.governance.createdAtMaxAgeSeconds, maxFutureSeconds: config.governance.createdAtMaxFutureSeconds },
       serviceCertPem: identity.serviceCertPem,
       // What members acknowledge: the Merkle root signed by the last signature transaction.
       stateDigest: () => engine.lastSignatureRoot,
     });
     effects.installEndpoints(registry);
-    installJoinEndpoint(registry, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets });
+    installJoinEndpoint(registry, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets },
+      new JoinAdmission(config.admission.join));
     options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
@@ -192,6 +195,9 @@ export class CocoNode {
       const ch = new NodeChannels({
         identity: { nodeId: identity.nodeId, privateKeyPem: identity.nodeKeys.privateKeyPem, certPem: identity.nodeCertPem, serviceCertPem: identity.serviceCertPem },
         listen: { host: config.nodeToNode.host, port: config.nodeToNode.port },
+        inboundHandshakeTimeoutMs: config.admission.nodeToNode.handshakeTimeoutMs,
+        inboundConnectionsPerAddressMax: config.admission.nodeToNode.connectionsPerAddressMax,
+        inboundConnectionsMax: config.admission.nodeToNode.connectionsMax,
         logger,
         // Only current members of the service may deliver frames; a retired node is refused at
         // authentication, and its open connections close when it stops being accepted.
@@ -242,6 +248,10 @@ export class CocoNode {
       bodyBytesMax: config.rpc.bodyBytesMax,
       connectionsMax: config.rpc.connectionsMax,
       keepAliveTimeoutMs: 30_000,
+      admission: config.admission.rpc,
+      // Members' certificates may use the connections kept back from anonymous clients.
+      isPrivilegedCaller: (cert) => engine.store.get(MEMBERS_CERTS_MAP, cert.idKey) !== undefined,
+      logger,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
     }, frontend.dispatch);
     replicator.start();
