@@ -14,7 +14,7 @@ import type { Transaction } from "../../kv/index.js";
 import { RerunRequest } from "../../rpc/index.js";
 import type { CallRequest, EvmChain } from "./chain.js";
 import { callGasLimit, CALL_TIMEOUT_MS_DEFAULT } from "./call-execution.js";
-import type { CallJobMessage, CallOutcome, CallWorkerData, ReadMessage, ReadReply } from "./call-worker.js";
+import type { CallJobMessage, CallOutcome, CallWorkerData, ReadMessage, ReadReply, StartedMessage } from "./call-worker.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 import { ACCOUNTS, BLOCKS, CODE, STORAGE } from "./maps.js";
 
@@ -25,6 +25,12 @@ export const CALL_WORKERS_MAX = 64;
 export const CALLS_PER_USER_MAX = 16;
 /** Calls queued for a worker, all users together; more answer -32005. */
 export const CALLS_QUEUED_MAX = 1_024;
+/**
+ * How long a worker may take to start a job (load ethereumjs, build its VM) before the call's own
+ * limit starts: generous, since a new worker on a loaded machine takes seconds; bounded, so a
+ * worker that never starts still frees its slot.
+ */
+export const WORKER_START_TIMEOUT_MS = 60_000;
 /** The maps a call may read: the Ethereum state and block hashes, nothing else of the KV. */
 const READABLE_MAPS: ReadonlySet<string> = new Set([ACCOUNTS, CODE, STORAGE, BLOCKS]);
 
@@ -61,6 +67,7 @@ export class CallPool {
   private readonly perUser = new Map<string, number>();
   private readonly running = new Set<string>();
   private nextJob = 1;
+  private closing = false;
 
   constructor(options: CallPoolOptions = {}) {
     this.workers = options.workers ?? CALL_WORKERS_DEFAULT;
@@ -91,6 +98,7 @@ export class CallPool {
 
   /** Terminates every worker; calls in progress fail. */
   async close(): Promise<void> {
+    this.closing = true;
     for (const job of this.queue.splice(0)) job.reject(new RpcError(RpcErrorCodes.ServerError, "the node is stopping"));
     await Promise.all(this.slots.map((slot) => this.retire(slot, new RpcError(RpcErrorCodes.ServerError, "the node is stopping"))));
   }
@@ -139,10 +147,19 @@ export class CallPool {
     this.running.add(job.user);
     worker.ref();
     slot.timer = setTimeout(() => {
+      void this.retire(slot, new RpcError(RpcErrorCodes.InternalError, `internal error: the call worker did not start within ${WORKER_START_TIMEOUT_MS} ms`));
+    }, WORKER_START_TIMEOUT_MS);
+    worker.postMessage(job.message);
+  }
+
+  /** The worker has its VM and runs the job: the call's wall-clock limit starts now. */
+  private started(slot: Slot, message: StartedMessage): void {
+    if (slot.job?.id !== message.job) return;
+    clearTimeout(slot.timer);
+    slot.timer = setTimeout(() => {
       // The worker may be deep in a loop of opcodes: only terminating it stops it.
       void this.retire(slot, new RpcError(RpcErrorCodes.ServerError, `execution aborted (timeout = ${this.timeoutMs}ms)`));
     }, this.timeoutMs);
-    worker.postMessage(job.message);
   }
 
   private ensureWorker(slot: Slot): Worker {
@@ -152,9 +169,10 @@ export class CallPool {
     const worker = new Worker(new URL("./call-worker.js", import.meta.url), { workerData: data, transferList: [port2] });
     worker.unref();
     port1.unref();
-    worker.on("message", (message: ReadMessage | CallOutcome) => {
+    worker.on("message", (message: ReadMessage | StartedMessage | CallOutcome) => {
       if (slot.worker !== worker) return;
       if (message.type === "read") this.answerRead(slot, message);
+      else if (message.type === "started") this.started(slot, message);
       else this.finish(slot, message);
     });
     const lost = (reason: string) => {
@@ -214,5 +232,7 @@ export class CallPool {
     job?.reject(error);
     this.pump();
     if (worker !== undefined) await worker.terminate();
+    // Start the replacement now (unless closing), so the next call does not wait for ethereumjs to load.
+    if (!this.closing && slot.worker === undefined) this.ensureWorker(slot);
   }
 }

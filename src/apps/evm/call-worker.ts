@@ -33,6 +33,7 @@ export interface CallJobMessage {
 
 export interface ReadMessage { type: "read"; job: number; map: string; key: Uint8Array }
 export interface ReadReply { value: Uint8Array | null }
+export interface StartedMessage { type: "started"; job: number }
 export type CallOutcome =
   | { type: "done"; job: number; ok: true; value: Uint8Array | bigint }
   | { type: "done"; job: number; ok: false; code: number; message: string; data?: string };
@@ -89,6 +90,9 @@ function vmFor(chainId: number): Promise<ChainVm> {
 
 async function run(message: CallJobMessage): Promise<Uint8Array | bigint> {
   const { vm, state, blocks, shared } = await vmFor(message.chainId);
+  // The wall-clock limit counts from here: loading ethereumjs and building the VM is the pool's cost, not the call's.
+  const started: StartedMessage = { type: "started", job: message.job };
+  parentPort!.postMessage(started);
   const reads = new RemoteReads(message.job) as unknown as Transaction;
   const { block: b, request } = message;
   const block = createBlock({
