@@ -11,7 +11,8 @@ import { CallPool } from "./call-pool.js";
 import { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
 import { authenticateEvmCaller, corsHeaders, preflight, type AccessOptions } from "./access.js";
 import { installApiKeyEndpoints } from "./api-keys.js";
-import type { HandlerResult, RpcRequest } from "../../rpc/index.js";
+import { RerunRequest, type HandlerResult, type RpcRequest } from "../../rpc/index.js";
+import { RpcErrorCodes } from "./errors.js";
 
 export { EvmChain, type EvmChainOptions, type GenesisAllocation } from "./chain.js";
 export { KvStateManager } from "./state-manager.js";
@@ -30,6 +31,11 @@ export {
 } from "./genesis.js";
 
 export const EVM_PATH = "/app/evm";
+/**
+ * Runs of one request whose call read state that changed meanwhile, before it is answered with
+ * an error; below the frontend's own limit of re-executions (30), so the answer is JSON-RPC.
+ */
+export const STALE_CALL_RERUNS_MAX = 10;
 const CLIENT_VERSION = "Coco/v0.1.0/evm/ethereumjs-vm-10";
 
 /**
@@ -100,6 +106,8 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
   };
   /** Requests already charged to their user's rate limit: a request run again (a conflict) is not charged twice. */
   const charged = new WeakMap<RpcRequest, string>();
+  /** Runs of a request dropped because a call's reads went stale (see call-pool.ts). */
+  const staleReruns = new WeakMap<RpcRequest, number>();
   const serve = async (request: RpcRequest, tx: Transaction, pathKey: string | undefined): Promise<HandlerResult> => {
     const cors = corsHeaders(access, request) ?? {};
     let user = charged.get(request);
@@ -114,7 +122,21 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
       ...(calls === undefined ? {} : { calls }),
       ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
     };
-    const body = await handleJsonRpc(rpc, request.body);
+    let body: unknown;
+    try {
+      body = await handleJsonRpc(rpc, request.body);
+    } catch (error) {
+      if (!(error instanceof RerunRequest)) throw error;
+      // A call's reads kept changing while it ran (a hot contract under constant writes):
+      // answer rather than let the frontend give up with a body that is not JSON-RPC.
+      const reruns = (staleReruns.get(request) ?? 0) + 1;
+      staleReruns.set(request, reruns);
+      if (reruns < STALE_CALL_RERUNS_MAX) throw error;
+      return {
+        headers: cors,
+        body: { jsonrpc: "2.0", id: null, error: { code: RpcErrorCodes.ServerError, message: `the state this call read changed while it ran, ${reruns} times in a row: retry the request` } },
+      };
+    }
     return body === undefined ? { status: 204, headers: cors } : { body, headers: cors };
   };
   // Authentication is the handler's (access.ts), so that every refusal is a JSON-RPC error.

@@ -78,17 +78,32 @@ test("a call on a worker gets at most the gas cap, and a call past the time limi
   assert.ok(again < 50_000n && again > 40_000n, String(again));
 });
 
-test("a user may have at most CALLS_PER_USER_MAX calls in progress; another user is not held back", async () => {
+test("a user may have at most CALLS_PER_USER_MAX calls in progress; more are refused with -32005", async () => {
   const { store, chain } = chainWithStore();
-  const pool = new CallPool({ workers: 2, timeoutMs: 200 });
+  const pool = new CallPool({ workers: 1, timeoutMs: 10_000 });
+  pools.push(pool);
+  // Counted when asked, before any runs: the 17th is refused while 16 are in progress.
+  const calls = Array.from({ length: CALLS_PER_USER_MAX }, () => pool.call(store.begin(), "mallory", chain, { data: GAS_REPORTER, gas: 50_000n }));
+  await assert.rejects(pool.call(store.begin(), "mallory", chain, { data: GAS_REPORTER }), (e: unknown) => e instanceof RpcError && e.code === -32005);
+  for (const outcome of await Promise.all(calls)) assert.equal(outcome.length, 32);
+  // Once they ended, mallory may call again.
+  assert.equal((await pool.call(store.begin(), "mallory", chain, { data: GAS_REPORTER, gas: 50_000n })).length, 32);
+});
+
+test("a user runs one call at a time: while its endless calls run, another user's call is answered on the other worker", async () => {
+  const { store, chain } = chainWithStore();
+  const pool = new CallPool({ workers: 2, timeoutMs: 5_000 });
   pools.push(pool);
   const unbounded = new EvmChain({ chainId: 4248, callGasCap: 10n ** 12n, nowSeconds: () => 1_700_000_000n });
-  const flood = Array.from({ length: CALLS_PER_USER_MAX }, () => pool.call(store.begin(), "mallory", unbounded, { data: ENDLESS_LOOP, gas: 10n ** 12n }).catch((e: unknown) => e));
-  await assert.rejects(pool.call(store.begin(), "mallory", unbounded, { data: ENDLESS_LOOP }), (e: unknown) => e instanceof RpcError && e.code === -32005);
-  // mallory runs one call at a time: the second worker serves bob at once.
+  let firstFloodCallEnded = false;
+  const flood = [0, 1].map(() => pool.call(store.begin(), "mallory", unbounded, { data: ENDLESS_LOOP, gas: 10n ** 12n }).catch((e: unknown) => {
+    firstFloodCallEnded = true;
+    return e;
+  }));
   const bob = Buffer.from(await pool.call(store.begin(), "bob", chain, { data: GAS_REPORTER, gas: 50_000n })).readBigUInt64BE(24);
   assert.ok(bob > 0n);
-  for (const outcome of await Promise.all(flood)) assert.ok(outcome instanceof RpcError && /timeout/.test(outcome.message), String(outcome));
+  assert.equal(firstFloodCallEnded, false, "bob's call waited for mallory's: mallory held both workers");
+  for (const outcome of await Promise.all(flood)) assert.ok(outcome instanceof RpcError && /timeout = 5000ms/.test(outcome.message), String(outcome));
 });
 
 test("a call whose reads changed while it ran is not answered: the request runs again (RerunRequest)", async () => {
