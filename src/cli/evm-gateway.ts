@@ -156,10 +156,13 @@ export async function startSandboxEvmGateway(input: {
 }): Promise<{ gateway: EvmGateway | undefined; banner: string }> {
   const { readFileSync } = await import("node:fs");
   const { join } = await import("node:path");
+  // A node listening on every address is reached, and its certificate checked, as 127.0.0.1.
+  const nodeUrl = new URL(input.nodeUrl);
+  if (nodeUrl.hostname === "0.0.0.0" || nodeUrl.hostname === "[::]") nodeUrl.hostname = "127.0.0.1";
   let gateway: EvmGateway;
   try {
     gateway = await startEvmGateway({
-      host: "127.0.0.1", port: input.port, nodeUrl: input.nodeUrl,
+      host: "127.0.0.1", port: input.port, nodeUrl: nodeUrl.href,
       caPem: readFileSync(join(input.workspace, "service_cert.pem")),
       userCertPem: readFileSync(join(input.workspace, "user0_cert.pem")),
       userKeyPem: readFileSync(join(input.workspace, "user0_privk.pem")),
