@@ -56,7 +56,9 @@ function assertJsonRpcError(response: Response, status: number, code: number, me
 }
 
 test("without a client certificate or an API key, /app/evm answers a JSON-RPC error (401)", async () => {
-  assertJsonRpcError(await postWithoutCert("/app/evm", BLOCK_NUMBER), 401, -32001, /present a registered user certificate .* or an API key/);
+  const refused = await postWithoutCert("/app/evm", BLOCK_NUMBER);
+  assertJsonRpcError(refused, 401, -32001, /present a registered user certificate .* or an API key/);
+  assert.equal(refused.json().id, 7, "the refusal answers the request's id");
   const made = `coco_${"A".repeat(43)}`;
   assertJsonRpcError(await postWithoutCert("/app/evm", BLOCK_NUMBER, { authorization: `Bearer ${made}` }), 401, -32001, /unknown or revoked API key/);
   assertJsonRpcError(await postWithoutCert(`/app/evm/${made}`, BLOCK_NUMBER), 401, -32001, /unknown or revoked API key/);

@@ -74,6 +74,18 @@ export interface EvmAppOptions extends Omit<EvmChainOptions, "chainId" | "genesi
   readonly viewForSeqno?: (seqno: number) => number | null;
 }
 
+/** A refusal answers with the request's id when the body is a single call (clients match answers by id). */
+function withRequestId(refusal: unknown, body: Buffer): unknown {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as unknown;
+    const id = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as { id?: unknown }).id : undefined;
+    if (typeof id === "string" || typeof id === "number") return { ...(refusal as object), id };
+  } catch {
+    // Not JSON: the refusal keeps id null.
+  }
+  return refusal;
+}
+
 /** Installs `POST /app/evm`. Returns the governed chain (the chain a transaction sees). */
 export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions): GovernedChain {
   const chains = new GovernedChain(options);
@@ -113,7 +125,7 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     let user = charged.get(request);
     if (user === undefined) {
       const verdict = authenticateEvmCaller(access, request, tx, pathKey);
-      if ("refusal" in verdict) return { ...verdict.refusal, headers: { ...verdict.refusal.headers, ...cors } };
+      if ("refusal" in verdict) return { ...verdict.refusal, body: withRequestId(verdict.refusal.body, request.body), headers: { ...verdict.refusal.headers, ...cors } };
       user = verdict.user;
       charged.set(request, user);
     }
