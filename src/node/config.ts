@@ -9,6 +9,7 @@ import { TSM_REPORT_DIRECTORY_DEFAULT, type PlatformConfig } from "./platform.js
 import { ADMISSION_DEFAULTS, type HttpAdmissionOptions } from "../rpc/index.js";
 import { CHANNEL_DEFAULTS } from "../channels/index.js";
 import { JOIN_LIMITS_DEFAULTS, type JoinLimits } from "./join-admission.js";
+import { resolveEvm, type EvmConfigFile, type EvmSettings } from "./evm-config.js";
 
 export type Durability = "fsync" | "none";
 
@@ -56,7 +57,7 @@ export interface NodeConfigFile {
      * The built-in EVM app (Ethereum JSON-RPC at /app/evm): `{}` installs it, absent = not
      * installed. Its chain id and genesis allocation are set by governance (set_evm_genesis).
      */
-    evm?: Record<string, never>;
+    evm?: EvmConfigFile;
     /** Per-call limits of the sandboxed JavaScript runtime (constitution, ballots). */
     js_time_limit_ms?: number;
     js_memory_limit_mib?: number;
@@ -126,7 +127,7 @@ export interface ResolvedConfig {
   jsTimeLimitMs: number;
   jsMemoryLimitMiB: number;
   /** Whether the EVM app is installed (`coco.evm` present). */
-  evm: Record<string, never> | undefined;
+  evm: EvmSettings | undefined;
   ledgerDirectory: string;
   ledgerChunkBytes: number;
   signatureTxCount: number;
@@ -402,19 +403,6 @@ function resolveAdmission(admission: AdmissionConfigFile | undefined, connection
       addressesMax: d.addressesMax,
     },
   };
-}
-
-function resolveEvm(evm: unknown): ResolvedConfig["evm"] {
-  if (evm === undefined) return undefined;
-  if (typeof evm !== "object" || evm === null || Array.isArray(evm)) throw invalid("coco.evm", "expected an object ({} installs the EVM app)");
-  for (const field of Object.keys(evm)) {
-    if (field === "chain_id" || field === "genesis") {
-      throw invalid(`coco.evm.${field}`, "the chain id and genesis allocation are set by governance now: remove them here and have "
-        + "the consortium accept a set_evm_genesis proposal (docs/evm.md)");
-    }
-    throw invalid(`coco.evm.${field}`, "unknown setting ({} installs the EVM app)");
-  }
-  return {};
 }
 
 export function loadConfigFile(path: string): ResolvedConfig {
