@@ -64,8 +64,14 @@ async function newJoiner(): Promise<Joiner> {
   };
 }
 
-function postJoin(joiner: Joiner, quoteInfo: unknown): Promise<Response> {
-  return node.request("POST", "/node/join", { body: joiner.body(quoteInfo), identity: { cert: joiner.cert, key: joiner.keys.privateKeyPem } });
+/** Posts a join as a real joining node does: waiting out 429s (the node rate-limits joins per address). */
+async function postJoin(joiner: Joiner, quoteInfo: unknown): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    const response = await node.request("POST", "/node/join", { body: joiner.body(quoteInfo), identity: { cert: joiner.cert, key: joiner.keys.privateKeyPem } });
+    if (response.status !== 429 || attempt === 20) return response;
+    const retryAfterSeconds = Number(response.headers["retry-after"] ?? 1);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(1, retryAfterSeconds) * 1000));
+  }
 }
 
 function assertRefused(r: Response, check: string, message: RegExp): void {
