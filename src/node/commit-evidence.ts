@@ -10,6 +10,7 @@
 // cipher call per batch instead of one HMAC per transaction.
 import { createCipheriv, createSecretKey, type KeyObject } from "node:crypto";
 import { hkdfSha256, sha256Into } from "../crypto/index.js";
+import type { LedgerSecrets } from "../ledger/index.js";
 
 export const COMMIT_NONCE_BYTES = 16;
 const digestScratch = Buffer.alloc(32);
@@ -47,6 +48,45 @@ export class CommitEvidence {
   static digestShared(view: number, seqno: number, nonce: Buffer): Buffer {
     sha256Into(CommitEvidence.format(view, seqno, nonce), digestScratch, 0);
     return digestScratch;
+  }
+
+  evidence(view: number, seqno: number): string {
+    return CommitEvidence.format(view, seqno, this.nonces(view, seqno, 1));
+  }
+}
+
+/**
+ * Commit evidence keyed, as in CCF, by the ledger secret that encrypts each transaction: a
+ * recovered service writes with a fresh secret while it cannot know the previous services'
+ * secrets yet, and later serves receipts for both.
+ */
+export class CommitEvidenceKeys {
+  private readonly byRaw = new Map<Buffer, CommitEvidence>();
+
+  constructor(private secrets: LedgerSecrets) {}
+
+  /** The secrets changed (rekey, rollback of one, recovery): keys are derived again as needed. */
+  setSecrets(secrets: LedgerSecrets): void {
+    this.secrets = secrets;
+    this.byRaw.clear();
+  }
+
+  private forRaw(raw: Buffer): CommitEvidence {
+    let evidence = this.byRaw.get(raw);
+    if (evidence === undefined) {
+      evidence = new CommitEvidence(raw);
+      this.byRaw.set(raw, evidence);
+    }
+    return evidence;
+  }
+
+  /** Nonces of `count` consecutive transactions, split where the ledger secret changes. */
+  nonces(view: number, firstSeqno: number, count: number): Buffer {
+    const range = this.secrets.rangeFor(firstSeqno);
+    const lastSeqno = firstSeqno + count - 1;
+    if (lastSeqno <= range.lastSeqno) return this.forRaw(range.raw).nonces(view, firstSeqno, count);
+    const head = range.lastSeqno - firstSeqno + 1;
+    return Buffer.concat([this.forRaw(range.raw).nonces(view, firstSeqno, head), this.nonces(view, range.lastSeqno + 1, count - head)]);
   }
 
   evidence(view: number, seqno: number): string {

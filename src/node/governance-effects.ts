@@ -14,7 +14,9 @@ import type { TransactionEngine } from "./engine.js";
 import type { CommitActions } from "./frontend.js";
 import { resealSecrets, type NodeIdentity } from "./identity.js";
 import { readNodes } from "./reconfiguration.js";
-import { RECOVERY_SHARES_MAP, buildRecoveryShares, recoveryMembers, recoveryThreshold, type RecoverySharesInfo } from "./recovery-shares.js";
+import {
+  HISTORICAL_SECRETS_MAP, RECOVERY_SHARES_MAP, buildRecoveryShares, encryptPreviousSecret, recoveryMembers, recoveryThreshold, type RecoverySharesInfo,
+} from "./recovery-shares.js";
 import { SERVICE_INFO_MAP } from "./service-status.js";
 import { SINGLETON_KEY } from "./signatures.js";
 
@@ -119,6 +121,9 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
     }
     const shareTx = engine.store.begin();
     shareTx.set(LEDGER_SECRET_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(shares)));
+    // The previous secret stays recoverable from the new one (and so from the recovery shares).
+    const previous = engine.ledgerSecrets[engine.ledgerSecrets.length - 1]!;
+    shareTx.set(HISTORICAL_SECRETS_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(encryptPreviousSecret(previous, { fromSeqno: shares.from_seqno, raw }))));
     const shared = engine.commit(shareTx);
     engine.rekey(shared.seqno, raw);
     resealSecrets(this.config, identity, engine.ledgerSecrets);
@@ -135,6 +140,10 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
 
   private async issueRecoveryShares(): Promise<void> {
     const { engine } = this;
+    // While a recovered service waits, members still need the previous service's shares.
+    const status = engine.store.get(SERVICE_INFO_MAP, SINGLETON_KEY);
+    const current = status ? (JSON.parse(status.toString("utf8")) as { status?: string }).status : undefined;
+    if (current === "Recovering" || current === "WaitingForRecoveryShares") return;
     const secrets = engine.ledgerSecrets;
     const latest = secrets[secrets.length - 1]!;
     const info = await buildRecoveryShares(recoveryMembers(engine.store), recoveryThreshold(engine.store), latest.raw, latest.fromSeqno);

@@ -26,7 +26,9 @@ import {
 import { HistoricalStates } from "./historical.js";
 import { GovernanceEffects } from "./governance-effects.js";
 import { Frontend, type AppRouter } from "./frontend.js";
-import { createJoinerIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
+import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
+import { Recovery, openLedgerForRecovery, serviceEndorsementsFor } from "./recovery.js";
+import { installPreviousIdentityEndpoint, installRecoveryShareEndpoint } from "./recovery-endpoints.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { ServiceStatus } from "./service-status.js";
@@ -76,7 +78,9 @@ export class CocoNode {
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
     const logger = options.logger ?? createNodeLogger(config);
     mkdirSync(config.workspace, { recursive: true });
-    const { ledger, entries, identity, bootstrapPeers, lostLedger } = await openLedgerAndIdentity(config, logger);
+    const { ledger, entries, identity, bootstrapPeers, lostLedger } = config.command === "Recover"
+      ? await openForRecovery(config, logger)
+      : await openLedgerAndIdentity(config, logger);
     const engine = new TransactionEngine(ledger, {
       nodeId: identity.nodeId,
       serviceCertPem: identity.serviceCertPem,
@@ -90,8 +94,10 @@ export class CocoNode {
       logger,
     });
     const started = Date.now();
-    const replayed = engine.replay(entries);
-    if (entries.length > 0) {
+    // A recovering node applies the previous service's public state only (see recovery.ts).
+    const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
+    const replayed = recovery !== undefined ? await recovery.readPublicLedger(entries) : engine.replay(entries);
+    if (entries.length > 0 && recovery === undefined) {
       logger.info({ entries: entries.length, last: replayed.length, ms: Date.now() - started }, "state rebuilt from the ledger");
     }
     const startupSeqno = engine.lastTxId.seqno;
@@ -100,7 +106,7 @@ export class CocoNode {
       nodeId: identity.nodeId,
       workspace: config.workspace,
       // A new service starts with this node as its only voter; a joiner waits to be added.
-      bootstrapVoters: config.command === "Start" && !lostLedger ? [identity.nodeId] : [],
+      bootstrapVoters: config.command !== "Join" && !lostLedger ? [identity.nodeId] : [],
       lostEntries: lostLedger,
       commitIndex: ledger.committedSeqno,
       tickMs: config.consensus.tickMs,
@@ -125,6 +131,9 @@ export class CocoNode {
       rpcAddress: () => rpcAddress,
       startupSeqno,
       serviceStatus: () => serviceStatus.status,
+      serviceInfo: () => serviceStatus.current,
+      nodeState: () => recovery?.state ?? "PartOfNetwork",
+      serviceEndorsements: (nodeCertPem) => serviceEndorsementsFor(engine.store, nodeCertPem, identity.serviceCertPem),
       consensus: () => ({
         role: replicator.role, primaryId: replicator.primaryId, term: replicator.term, voters: replicator.configuration,
         commit: replicator.committedIndex, last: engine.lastSeqnoLocal, mayVote: replicator.raft.mayVote,
@@ -149,6 +158,8 @@ export class CocoNode {
       stateDigest: () => engine.lastSignatureRoot,
     });
     effects.installEndpoints(registry);
+    installPreviousIdentityEndpoint(registry);
+    if (recovery !== undefined) installRecoveryShareEndpoint(registry, recovery);
     installJoinEndpoint(registry, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets });
     options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
@@ -217,6 +228,10 @@ export class CocoNode {
       if (!engine.isPrimary) throw new CocoError("InternalError", "a new service's first node did not become primary", 500);
       writeGenesis(engine, identity, config, nodeToNodeAddress);
       engine.emitSignature();
+    }
+    if (recovery !== undefined) {
+      if (!engine.isPrimary) throw new CocoError("InternalError", "a recovering node did not become the recovered service's primary", 500);
+      recovery.writeRecoveryTransaction(nodeToNodeAddress);
     }
     const address = await server.listen();
     rpcAddress = `${address.address}:${address.port}`;
@@ -290,6 +305,19 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
       identity = await loadOrCreateIdentity(config, entries.length > 0);
     }
     return { ledger, entries, identity, bootstrapPeers, lostLedger };
+  } catch (error) {
+    await ledger.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A recovering node: the previous service's ledger, and a new identity whose secret starts after it. */
+async function openForRecovery(config: ResolvedConfig, logger: Logger): Promise<{
+  ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean;
+}> {
+  const { ledger, entries } = await openLedgerForRecovery(config, logger);
+  try {
+    return { ledger, entries, identity: await createServiceIdentity(config, entries.length + 1), bootstrapPeers: [], lostLedger: false };
   } catch (error) {
     await ledger.close().catch(() => undefined);
     throw error;
