@@ -116,6 +116,7 @@ export class CocoNode {
       maxInflightAppends: 8,
       maxUncommittedEntries: config.pendingTransactionsMax * 2,
       logger,
+      ...(recovery !== undefined ? { onBecomePrimary: () => recovery.onBecomePrimary() } : {}),
     });
     const serviceStatus = new ServiceStatus(engine.store);
     // The constitution and ballots run here, isolated from the node (see docs/js-runtime.md).
@@ -159,7 +160,10 @@ export class CocoNode {
     });
     effects.installEndpoints(registry);
     installPreviousIdentityEndpoint(registry);
-    if (recovery !== undefined) installRecoveryShareEndpoint(registry, recovery);
+    if (recovery !== undefined) {
+      installRecoveryShareEndpoint(registry, recovery);
+      recovery.setCommitActions(effects);
+    }
     installJoinEndpoint(registry, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets });
     options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
@@ -222,6 +226,7 @@ export class CocoNode {
       keepAliveTimeoutMs: 30_000,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
     }, frontend.dispatch);
+    recovery?.setNodeToNodeAddress(nodeToNodeAddress);
     replicator.start();
     if (startupSeqno === 0 && config.command === "Start" && !lostLedger) {
       // A new service: this node is its only voter and leads at once.
@@ -229,9 +234,8 @@ export class CocoNode {
       writeGenesis(engine, identity, config, nodeToNodeAddress);
       engine.emitSignature();
     }
-    if (recovery !== undefined) {
-      if (!engine.isPrimary) throw new CocoError("InternalError", "a recovering node did not become the recovered service's primary", 500);
-      recovery.writeRecoveryTransaction(nodeToNodeAddress);
+    if (recovery !== undefined && !recovery.started) {
+      throw new CocoError("InternalError", "a recovering node did not become the recovered service's primary", 500);
     }
     const address = await server.listen();
     rpcAddress = `${address.address}:${address.port}`;

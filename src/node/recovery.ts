@@ -14,6 +14,7 @@ import { TABLES } from "../governance/index.js";
 import { CocoError, assert } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
 import { RAFT_CONFIGURATION_MAP, type ReplayedEntry, type TransactionEngine } from "./engine.js";
+import type { CommitActions } from "./frontend.js";
 import { hasIdentity, resealSecrets, type NodeIdentity } from "./identity.js";
 import { ENDORSED_CERTS_MAP, NODES_INFO_MAP, virtualEvidence } from "./join.js";
 import {
@@ -98,6 +99,9 @@ export class Recovery {
   private nodeState: NodeState = "ReadingPublicLedger";
   private readonly submitted = new Map<string, Buffer>();
   private previous: PreviousService | undefined;
+  private nodeToNodeAddress: string | undefined;
+  private written = false;
+  private commitActions: CommitActions | undefined;
 
   constructor(
     private readonly engine: TransactionEngine,
@@ -109,6 +113,27 @@ export class Recovery {
   }
 
   get state(): NodeState { return this.nodeState; }
+  /** Whether the recovered service's first transaction is written. */
+  get started(): boolean { return this.written; }
+
+  setNodeToNodeAddress(address: string | undefined): void {
+    this.nodeToNodeAddress = address;
+  }
+
+  /**
+   * Governance's commit actions (GovernanceEffects): the transaction that opens the recovered
+   * service asks for fresh recovery shares of the new ledger secret, as opening any service does.
+   */
+  setCommitActions(actions: CommitActions): void {
+    this.commitActions = actions;
+  }
+
+  /** This node leads the recovered service: its first transaction comes before its first signature. */
+  onBecomePrimary(): void {
+    if (this.written) return;
+    this.writeRecoveryTransaction(this.nodeToNodeAddress);
+    this.written = true;
+  }
   get isReadingPrivateLedger(): boolean { return this.nodeState === "ReadingPrivateLedger"; }
   get recoveryThreshold(): number { return this.previous?.shares.recovery_threshold ?? 0; }
 
@@ -189,7 +214,7 @@ export class Recovery {
    * nodes retire, this node is trusted and the only voter, and the service is Recovering under
    * its new identity, which endorses the previous one.
    */
-  writeRecoveryTransaction(nodeToNodeAddress: string | undefined): void {
+  private writeRecoveryTransaction(nodeToNodeAddress: string | undefined): void {
     const { engine, identity, config } = this;
     const previous = this.previous!;
     assert(engine.isPrimary, "the recovering node leads the recovered service");
@@ -226,7 +251,6 @@ export class Recovery {
     } satisfies PreviousIdentityEndorsement));
     const id = engine.commit(tx);
     assert(id.seqno === createSeqno, "the recovery transaction is the recovered service's first");
-    engine.emitSignature();
     this.logger.info({ txid: `${id.view}.${id.seqno}`, recovery_count: recoveryCount, previous_last_seqno: previous.lastSeqno },
       "recovery: public-only service started (Recovering); members now accept transition_service_to_open and submit their recovery shares");
   }
@@ -344,7 +368,9 @@ export class Recovery {
     const infoRaw = engine.store.get(SERVICE_INFO_MAP, SINGLETON_KEY)!;
     tx.set(SERVICE_INFO_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ ...(JSON.parse(infoRaw.toString("utf8")) as ServiceInfo), status: "Open" })));
     resealSecrets(this.config, this.identity, engine.ledgerSecrets);
+    this.commitActions?.reset();
     const id = engine.commit(tx);
+    this.commitActions?.committed(id.seqno);
     engine.emitSignature();
     previous.entries = [];
     this.nodeState = "PartOfNetwork";
