@@ -107,10 +107,13 @@ async function cliShare(node: NetworkNode, index: number): Promise<{ code: numbe
 
 let recovered: NetworkNode;
 
-test("a 3-node service with 3 recovery members (threshold 2) commits private and public writes, then every node is SIGKILLed", async () => {
+test("a 3-node service with 3 recovery members (threshold 2) commits private and public writes around a rekey, then every node is SIGKILLed", async () => {
   network = await Network.start(workspace.dir, 3, { recoveryMembers: 3, recoveryThreshold: 2 });
   const primary = await network.primary();
-  const last = await writeAndCommit(primary, 0, "service0");
+  await writeAndCommit(primary, 0, "service0");
+  // A rekey: the secrets before it must come back through the historical chain.
+  await network.propose([{ name: "trigger_ledger_rekey", args: {} }]);
+  const last = await writeAndCommit(primary, 50, "service0");
   receipts.push({ txid: last, receipt: await receiptOf(primary, last), serviceCertPem: readFileSync(join(workspace.dir, "service_cert.pem"), "utf8") });
   for (const node of network.nodes) await network.kill(node);
 });
