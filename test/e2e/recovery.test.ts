@@ -199,6 +199,8 @@ test("at the threshold the private state comes back: all committed data, recover
   const info = await waitForServiceStatus(recovered, "Open");
   assert.equal(info["recovery_count"], 1);
   assert.equal((await recovered.process!.request("GET", "/node/state", { identity: "none" })).json().state, "PartOfNetwork");
+  // Two secrets came back (the one before the rekey through the historical chain).
+  assert.match(recovered.process!.output(), /"secrets":2,"msg":"recovery: reading the private ledger"/);
   await checkAllData(recovered);
   const gov = memberClient(recovered, 0);
   try {
