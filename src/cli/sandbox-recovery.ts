@@ -91,11 +91,19 @@ export async function completeRecoveryAsMember0(workspace: string, url: string, 
       }],
     });
     if (proposal.proposalState === "Open") proposal = await client.accept(proposal.proposalId);
-    if (proposal.proposalState !== "Accepted") {
+    if (proposal.proposalState === "Open") {
+      // More members than member0 govern this service: they vote too (docs/recovery.md).
+      console.log(`transition_service_to_open (proposal ${proposal.proposalId}) needs other members' votes: ` +
+        `coco gov vote ${proposal.proposalId} --accept --url ${url} ...; waiting up to ${RECOVERY_STEP_TIMEOUT_MS / 1000} s`);
+    } else if (proposal.proposalState !== "Accepted") {
       throw new Error(`the transition_service_to_open proposal is ${proposal.proposalState}: ${proposal.failure?.reason ?? JSON.stringify(proposal)}`);
     }
     await waitForStatus(node, "WaitingForRecoveryShares");
-    await submitMemberRecoveryShare(client, readFileSync(join(workspace, MEMBER0_ENC_PRIVATE_KEY), "utf8"));
+    const submitted = await submitMemberRecoveryShare(client, readFileSync(join(workspace, MEMBER0_ENC_PRIVATE_KEY), "utf8"));
+    if (submitted.submittedCount < submitted.recoveryThreshold) {
+      console.log(`member0 submitted its recovery share (${submitted.submittedCount}/${submitted.recoveryThreshold}): the other recovery members ` +
+        `submit theirs (coco gov recovery share --member-enc-key ...); waiting up to ${RECOVERY_STEP_TIMEOUT_MS / 1000} s`);
+    }
     await waitForStatus(node, "Open");
   } finally {
     await client.close();

@@ -24,6 +24,7 @@ import { SINGLETON_KEY } from "./signatures.js";
 const LEDGER_REKEY_MAP = "public:ccf.internal.ledger_rekeys";
 /** Marks the transactions that asked for fresh recovery shares (set_recovery_threshold, ...). */
 const RECOVERY_SHARES_REFRESH_MAP = "public:ccf.internal.recovery_shares_refresh";
+const MEMBERS_INFO_MAP = "public:ccf.gov.members.info";
 /** Carries a new ledger secret to the other nodes, wrapped to each one's encryption key. */
 const LEDGER_SECRET_SHARES_MAP = "public:ccf.internal.ledger_secret_shares";
 
@@ -56,6 +57,8 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
     store.onWrite(RECOVERY_SHARES_REFRESH_MAP, () => { if (engine.isPrimary) this.sharesRefreshRequested = true; });
     // Opening the service issues the first recovery shares, as in CCF.
     store.onWrite(SERVICE_INFO_MAP, () => { if (engine.isPrimary) this.sharesRefreshRequested = true; });
+    // As CCF, a member that becomes Active (acks) or whose record changes gets fresh shares.
+    store.onWrite(MEMBERS_INFO_MAP, () => { if (engine.isPrimary) this.sharesRefreshRequested = true; });
     // A backup learns a rotated ledger secret from the transaction that carries it.
     store.onWrite(LEDGER_SECRET_SHARES_MAP, (_seqno, writes) => {
       if (engine.isPrimary) return;
@@ -140,10 +143,11 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
 
   private async issueRecoveryShares(): Promise<void> {
     const { engine } = this;
-    // While a recovered service waits, members still need the previous service's shares.
+    // As CCF, shares are issued once the service is open; while a recovered service waits,
+    // members still need the previous service's shares, which must stay in place.
     const status = engine.store.get(SERVICE_INFO_MAP, SINGLETON_KEY);
     const current = status ? (JSON.parse(status.toString("utf8")) as { status?: string }).status : undefined;
-    if (current === "Recovering" || current === "WaitingForRecoveryShares") return;
+    if (current !== "Open") return;
     const secrets = engine.ledgerSecrets;
     const latest = secrets[secrets.length - 1]!;
     const info = await buildRecoveryShares(recoveryMembers(engine.store), recoveryThreshold(engine.store), latest.raw, latest.fromSeqno);
