@@ -68,3 +68,32 @@ test("a SIGKILLed one-node sandbox comes back through recovery with all its data
   const w = await sandbox.request("POST", "/app/log/private", { body: JSON.stringify({ id: 99, msg: "after recovery" }) });
   await sandbox.waitForStatus(String(w.headers["x-ms-ccf-transaction-id"]));
 });
+
+test("a SIGKILLed three-node sandbox (whole process group) comes back through recovery, with fresh nodes joining", { timeout: 300_000 }, async () => {
+  const ws3 = tempWorkspace("coco-sandbox-recovery3-");
+  let group: NodeProcess | undefined;
+  const killGroup = async (p: NodeProcess) => {
+    const exited = new Promise<void>((res) => { if (p.child.exitCode !== null) res(); else p.child.once("exit", () => res()); });
+    p.closeAgents();
+    try { process.kill(-p.child.pid!, "SIGKILL"); } catch { /* already gone */ }
+    await exited;
+  };
+  try {
+    group = await NodeProcess.sandbox(ws3.dir, ["--nodes", "3"], { detached: true });
+    const w = await group.request("POST", "/app/log/private", { body: JSON.stringify({ id: 1, msg: "three nodes" }) });
+    assert.equal(w.status, 200, w.text);
+    await group.waitForStatus(String(w.headers["x-ms-ccf-transaction-id"]));
+    await killGroup(group);
+    group = await NodeProcess.sandbox(ws3.dir, ["--nodes", "3"], { detached: true });
+    assert.match(group.output(), /recovered from its ledger: disaster recovery 1.*2 node\(s\) joined afresh/);
+    assert.deepEqual((await group.request("GET", "/app/log/private?id=1")).json(), { msg: "three nodes" });
+    const consensus = (await group.request("GET", "/node/consensus", { identity: "none" })).json();
+    assert.equal(consensus.details.configuration.length, 3);
+    const network = (await group.request("GET", "/node/network", { identity: "none" })).json();
+    assert.equal(network.recovery_count, 1);
+    assert.equal(network.service_certificate.trim(), readFileSync(join(ws3.dir, "service_cert.pem"), "utf8").trim());
+  } finally {
+    if (group !== undefined) await killGroup(group);
+    ws3.cleanup();
+  }
+});
