@@ -164,7 +164,16 @@ export class CocoNode {
       installRecoveryShareEndpoint(registry, recovery);
       recovery.setCommitActions(effects);
     }
-    installJoinEndpoint(registry, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets });
+    installJoinEndpoint(registry, {
+      serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys,
+      ledgerSecrets: () => {
+        // A recovering service does not hold its previous services' secrets yet: a joiner could not read the ledger.
+        if (recovery !== undefined && recovery.state !== "PartOfNetwork") {
+          throw new CocoError("ServiceRecovering", "The service is recovering: nodes join once it is Open (its private state restored).", 503);
+        }
+        return engine.ledgerSecrets;
+      },
+    });
     options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
