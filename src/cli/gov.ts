@@ -1,6 +1,7 @@
-// `coco gov`: a member's governance commands (propose, vote, withdraw, list, show, members, ack)
-// over CCF's governance REST API. Exit codes: 0 done, 1 the service refused or could not be
-// reached (printed as `coco: <code>: <message>`), 2 the command line itself was wrong.
+// `coco gov`: a member's governance commands (propose, vote, withdraw, list, show, members, ack,
+// and the disaster-recovery steps under `coco gov recovery`) over CCF's governance REST API.
+// Exit codes: 0 done, 1 the service refused or could not be reached (printed as
+// `coco: <code>: <message>`), 2 the command line itself was wrong.
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import {
