@@ -43,6 +43,8 @@ class Harness {
     const registry = new EndpointRegistry();
     installEvmApp(registry, {
       committedSeqno: () => Number.MAX_SAFE_INTEGER,
+      authPolicies: ["no_auth"],
+      rateLimit: { requestsPerSecond: 0, burst: 1 },
     });
     this.endpoint = registry.route("POST", "/app/evm").endpoint;
   }

@@ -10,9 +10,10 @@ const totalEntries = Number(process.argv[2] ?? 200_000);
 const batchEntries = Number(process.argv[3] ?? 300);
 const secret = new LedgerSecret(Buffer.alloc(32, 1));
 const digest = Buffer.alloc(32);
+const keyNonce = Buffer.alloc(16, 3);
 
 function makeEntry(seqno: number): Buffer {
-  // Header is 90 bytes; split the rest between public and private (+16 tag) domains.
+  // Header is 106 bytes; split the rest between public and private (+16 tag) domains.
   return encodeEntry(
     {
       view: 1,
@@ -20,8 +21,9 @@ function makeEntry(seqno: number): Buffer {
       isSignature: seqno % 1000 === 0,
       claimsDigest: digest,
       commitEvidenceDigest: digest,
+      keyNonce,
       publicDomain: Buffer.alloc(100, 2),
-      privatePlaintext: Buffer.alloc(ENTRY_BYTES - 90 - 100 - 16, 3),
+      privatePlaintext: Buffer.alloc(ENTRY_BYTES - 106 - 100 - 16, 3),
     },
     secret,
   );

@@ -399,6 +399,30 @@ function applyEvmGenesis(args) {
 
 const UVM_ENDORSEMENTS = "public:ccf.gov.nodes.snp.uvm_endorsements";
 
+// The minimum TCB (firmware versions) a node's processor must report, per CPUID, as CCF keeps
+// it: key = CPUID as 8 lowercase hex characters ("00a00f11": Milan), value = a TcbVersionPolicy
+// {boot_loader, tee, snp, microcode[, fmc on Turin][, hexstring]}. A node whose CPUID has no
+// entry cannot join on SEV-SNP.
+const SNP_TCB_VERSIONS = "public:ccf.gov.nodes.snp.tcb_versions";
+
+function requireLowercaseHexOfBytes(value, field, bytes) {
+  requireNonEmptyString(value, field);
+  if (value !== value.toLowerCase() || !/^[0-9a-f]*$/.test(value) || value.length !== 2 * bytes) {
+    throw new Error(`${field} must be ${bytes} bytes as ${2 * bytes} lowercase hex characters, got ${JSON.stringify(value)}`);
+  }
+}
+
+function validateSnpTcbVersion(args) {
+  requireArgsObject(args);
+  requireLowercaseHexOfBytes(args.cpuid, "args.cpuid", 4);
+  requireObject(args.tcb_version, "args.tcb_version");
+  for (const component of ["boot_loader", "tee", "snp", "microcode"]) {
+    requireInteger(args.tcb_version[component], `args.tcb_version.${component}`, 0, 255);
+  }
+  optional(requireInteger, args.tcb_version.fmc, "args.tcb_version.fmc", 0, 255);
+}
+
+
 const actions = new Map([
   [
     "set_constitution",
@@ -892,4 +916,41 @@ const actions = new Map([
     ),
   ],
   ["set_evm_genesis", action(validateEvmGenesis, applyEvmGenesis)],
+  [
+    "set_snp_minimum_tcb_version",
+    action(validateSnpTcbVersion, (args, proposalId) => {
+      const { boot_loader, tee, snp, microcode, fmc } = args.tcb_version;
+      setJson(SNP_TCB_VERSIONS, ccf.strToBuf(args.cpuid), { boot_loader, tee, snp, microcode, ...(fmc === undefined ? {} : { fmc }) });
+      dropOtherOpenProposals(proposalId);
+    }),
+  ],
+  [
+    "set_snp_minimum_tcb_version_hex",
+    action(
+      (args) => {
+        requireArgsObject(args);
+        requireLowercaseHexOfBytes(args.cpuid, "args.cpuid", 4);
+        requireLowercaseHexOfBytes(args.tcb_version, "args.tcb_version", 8);
+        ccf.tcbHexToPolicy(args.cpuid, args.tcb_version); // throws on a CPUID of no SEV-SNP family
+      },
+      (args, proposalId) => {
+        setJson(SNP_TCB_VERSIONS, ccf.strToBuf(args.cpuid), ccf.tcbHexToPolicy(args.cpuid, args.tcb_version));
+        dropOtherOpenProposals(proposalId);
+      },
+    ),
+  ],
+  [
+    "remove_snp_minimum_tcb_version",
+    action(
+      (args) => {
+        requireArgsObject(args);
+        requireLowercaseHexOfBytes(args.cpuid, "args.cpuid", 4);
+      },
+      (args) => {
+        const cpuid = ccf.strToBuf(args.cpuid);
+        if (!ccf.kv[SNP_TCB_VERSIONS].has(cpuid)) throw new Error(`CPUID ${args.cpuid} has no minimum TCB version`);
+        ccf.kv[SNP_TCB_VERSIONS].delete(cpuid);
+      },
+    ),
+  ],
 ]);

@@ -40,8 +40,10 @@ export class NodeChannels {
     this.inbound = new InboundServer({
       identity: options.identity,
       frameBytesMax: this.frameBytesMax,
-      handshakeTimeoutMs: this.connectTimeoutMs,
+      handshakeTimeoutMs: positiveLimit("inboundHandshakeTimeoutMs", options.inboundHandshakeTimeoutMs ?? this.connectTimeoutMs),
       inboundConnectionsMax: positiveLimit("inboundConnectionsMax", options.inboundConnectionsMax ?? CHANNEL_DEFAULTS.inboundConnectionsMax),
+      connectionsPerAddressMax: positiveLimit("inboundConnectionsPerAddressMax",
+        options.inboundConnectionsPerAddressMax ?? CHANNEL_DEFAULTS.inboundConnectionsPerAddressMax),
       acceptPeer: options.acceptPeer ?? (() => true),
       onMessage: options.onMessage,
       logger: this.logger,

@@ -5,14 +5,17 @@ import * as tls from "node:tls";
 import type { Socket } from "node:net";
 import { FrameParser } from "./frame.js";
 import { nodeIdFromCertificateDer, serverTlsOptions, type ChannelIdentity } from "./identity.js";
-import { CHANNEL_GREETING, KEEPALIVE_INITIAL_DELAY_MS, type ChannelLogger, type PeerAddress } from "./types.js";
+import { CHANNEL_GREETING, KEEPALIVE_INITIAL_DELAY_MS, type ChannelLogger, type PeerAcceptance, type PeerAddress } from "./types.js";
+import { ADMISSION_LOG_INTERVAL_MS, ConnectionAdmission, RateLimitedLog } from "../util/index.js";
 
 export interface InboundServerOptions {
   identity: ChannelIdentity;
   frameBytesMax: number;
   handshakeTimeoutMs: number;
   inboundConnectionsMax: number;
-  acceptPeer: (nodeId: string) => boolean;
+  /** Connections from one IP address (in the handshake or established) beyond this are closed on arrival. */
+  connectionsPerAddressMax: number;
+  acceptPeer: (nodeId: string) => PeerAcceptance;
   onMessage: (from: string, type: number, payload: Buffer) => void;
   logger: ChannelLogger;
 }
@@ -22,12 +25,22 @@ export class InboundServer {
   /** Raw TCP connections, including those still in the handshake, so close() can end them all. */
   private readonly connections = new Set<Socket>();
   private readonly byPeer = new Map<string, tls.TLSSocket>();
+  private readonly admission: ConnectionAdmission;
   private listening = false;
   private closed = false;
 
   constructor(private readonly options: InboundServerOptions) {
     this.server = tls.createServer(serverTlsOptions(options.identity, options.handshakeTimeoutMs));
     this.server.maxConnections = options.inboundConnectionsMax;
+    // Before the TLS handshake anyone can connect: without a cap per address and a handshake
+    // deadline one host could hold every inbound slot and cut this node off from its peers.
+    this.admission = new ConnectionAdmission({
+      perAddressMax: options.connectionsPerAddressMax,
+      handshakeTimeoutMs: options.handshakeTimeoutMs,
+      name: "node-to-node",
+      log: new RateLimitedLog(options.logger, ADMISSION_LOG_INTERVAL_MS),
+    });
+    this.admission.attach(this.server);
     this.server.on("connection", (socket: Socket) => {
       this.connections.add(socket);
       socket.once("close", () => this.connections.delete(socket));
@@ -72,14 +85,16 @@ export class InboundServer {
   /** Re-asks acceptPeer about every connected node and closes the connections it now refuses. */
   recheckPeers(): void {
     for (const [nodeId, socket] of this.byPeer) {
-      if (this.accepts(nodeId)) continue;
-      this.options.logger.warn({ peer: nodeId }, "closing the inbound channel of a node that is no longer accepted (retired or unknown)");
+      const refused = this.refusal(nodeId);
+      if (refused === undefined) continue;
+      this.options.logger.warn({ peer: nodeId, reason: refused }, "closing the inbound channel of a node that is no longer accepted");
       this.byPeer.delete(nodeId);
       socket.destroy();
     }
   }
 
   private onSecureConnection(socket: tls.TLSSocket): void {
+    this.admission.handshakeDone(socket);
     let from: string | undefined;
     socket.on("error", (error: Error) => {
       this.options.logger.debug?.({ peer: from, err: error.message }, "inbound channel error");
@@ -93,8 +108,9 @@ export class InboundServer {
       socket.destroy();
       return;
     }
-    if (this.closed || !this.accepts(from)) {
-      this.options.logger.warn({ peer: from, remoteAddress: socket.remoteAddress }, "refused an inbound channel from a node that is not accepted (unknown or retired)");
+    const refused = this.closed ? "this node is closing its channels" : this.refusal(from);
+    if (refused !== undefined) {
+      this.options.logger.warn({ peer: from, remoteAddress: socket.remoteAddress, reason: refused }, "refused an inbound channel from a node that is not accepted");
       socket.destroy();
       return;
     }
@@ -107,12 +123,14 @@ export class InboundServer {
     this.receive(from, socket);
   }
 
-  private accepts(nodeId: string): boolean {
+  /** Why the node may not deliver messages now, or undefined if it may. */
+  private refusal(nodeId: string): string | undefined {
     try {
-      return this.options.acceptPeer(nodeId);
+      const answer = this.options.acceptPeer(nodeId);
+      if (answer === true) return undefined;
+      return answer === false ? "acceptPeer refused it" : answer.refused;
     } catch (error) {
-      this.options.logger.warn({ peer: nodeId, err: (error as Error).message }, "acceptPeer threw; refusing the node");
-      return false;
+      return `acceptPeer threw (${(error as Error).message})`;
     }
   }
 

@@ -4,6 +4,6 @@
 export { NodeChannels } from "./channels.js";
 export type { ChannelIdentity } from "./identity.js";
 export { nodeIdFromCertificateDer } from "./identity.js";
-export type { ChannelOptions, ChannelLogger, BackoffOptions, PeerAddress, PeerStats } from "./types.js";
+export type { ChannelOptions, ChannelLogger, BackoffOptions, PeerAcceptance, PeerAddress, PeerStats } from "./types.js";
 export { CHANNEL_DEFAULTS } from "./types.js";
 export { FrameParser, FrameProtocolError, encodeFrame, encodeFrameHeader, FRAME_HEADER_BYTES, FRAME_TYPE_MAX } from "./frame.js";

@@ -14,6 +14,9 @@ export interface ChannelLogger {
   debug?(fields: object, message: string): void;
 }
 
+/** acceptPeer's answer: true, or a refusal (false, or with the reason to log). */
+export type PeerAcceptance = boolean | { refused: string };
+
 export interface BackoffOptions {
   /** Delay before the first reconnect attempt after a failure. */
   initialMs: number;
@@ -26,8 +29,13 @@ export interface ChannelOptions {
   listen: PeerAddress;
   /** Called once per received frame, in order per sender. `payload` may share memory with the receive buffer. */
   onMessage: (from: string, type: number, payload: Buffer) => void;
-  /** Decides whether an authenticated node may deliver messages (default: any node the service endorsed). */
-  acceptPeer?: (nodeId: string) => boolean;
+  /**
+   * Decides whether an authenticated node may deliver messages: true, or false / { refused: reason }
+   * (the reason is logged). Asked at the handshake and again by recheckInboundPeers(). Default:
+   * any node the service endorsed, which includes retired nodes: a node of a service passes its
+   * membership rule here (src/node/membership.ts).
+   */
+  acceptPeer?: (nodeId: string) => PeerAcceptance;
   logger?: ChannelLogger;
   /** Per-peer bound on frames waiting to be handed to the socket; beyond it send() drops and returns false. */
   queueBytesMax?: number;
@@ -39,6 +47,10 @@ export interface ChannelOptions {
   connectTimeoutMs?: number;
   /** Inbound connections (authenticated or not) beyond this are closed on arrival. */
   inboundConnectionsMax?: number;
+  /** Inbound connections from one IP address beyond this are closed on arrival (several nodes may share a host). */
+  inboundConnectionsPerAddressMax?: number;
+  /** An inbound connection whose TLS handshake has not finished this long after it arrived is closed (default: connectTimeoutMs). */
+  inboundHandshakeTimeoutMs?: number;
   /** The outbound connection to `nodeId` is up and the peer accepted this node (after each (re)connect). */
   onPeerConnected?: (nodeId: string) => void;
   /**
@@ -68,6 +80,7 @@ export const CHANNEL_DEFAULTS = {
   backoff: { initialMs: 50, maxMs: 3_000 },
   connectTimeoutMs: 5_000,
   inboundConnectionsMax: 256,
+  inboundConnectionsPerAddressMax: 16,
 } as const;
 
 /** One socket write gathers queued frames up to about this many bytes (one TLS encrypt pass). */

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `coco` command: run a sandbox or a node, make identities, verify receipts.
+// The `coco` command: run a sandbox or a node, make identities, verify receipts, audit ledgers.
 import { readFileSync, writeFileSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -13,6 +13,9 @@ import { appOptions } from "./apps.js";
 import { runSandbox } from "./sandbox.js";
 import { registerGovCommands } from "./gov.js";
 import { registerAppCommands } from "./app.js";
+import { registerLedgerCommands } from "./ledger.js";
+import { registerAttestationCommands } from "./attestation.js";
+import { registerEvmCommands } from "./evm.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -48,11 +51,14 @@ program.command("sandbox")
   .option("--quiet", "print nothing but errors", false)
   .option("--evm-chain-id <id>", "chain id of the built-in EVM app (Hardhat's and Anvil's default)", positiveInt, 31337)
   .option("--nodes <n>", "nodes in the network: node i serves on port + i and talks to the others on port + 100 + i; nodes 1.. join through governance", positiveInt, 1)
+  .option("--evm-gateway-port <port>", "port of the plain-HTTP Ethereum JSON-RPC gateway on 127.0.0.1, acting as user0 (default 8545; 0 with --port 0)", port)
+  .option("--no-evm-gateway", "do not start the EVM gateway")
   .action(async (opts) => {
     await runSandbox({
       evmChainId: opts.evmChainId,
       workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
       signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet, nodes: opts.nodes,
+      evmGatewayPort: opts.evmGateway === false ? false : opts.evmGatewayPort,
     }).catch(fail);
   });
 
@@ -129,7 +135,10 @@ receipt.command("verify")
     }
   });
 
+registerEvmCommands(program);
 registerGovCommands(program);
 registerAppCommands(program);
+registerLedgerCommands(program);
+registerAttestationCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

@@ -20,6 +20,7 @@ import { GovernanceClient, openServiceAsMember } from "../client/index.js";
 import {
   MEMBER0_ENC_PUBLIC_KEY, canRecover, completeRecoveryAsMember0, ensureMember0EncryptionKey, finishRecovery, prepareRecovery,
 } from "./sandbox-recovery.js";
+import { startSandboxEvmGateway } from "./evm-gateway.js";
 
 /** 10,000 ether, as Hardhat and Anvil fund their development accounts. */
 const DEV_BALANCE_WEI = (10_000n * 10n ** 18n).toString();
@@ -34,6 +35,8 @@ export interface SandboxOptions {
   quiet: boolean;
   /** Nodes in the network (default 1). Node i listens on port + i; the others join through governance. */
   nodes?: number;
+  /** Port of the plain-HTTP EVM gateway acting as user0 (default 8545, or 0 with port 0); false: none. */
+  evmGatewayPort?: number | false;
 }
 
 async function ensureIdentity(workspace: string, name: string): Promise<void> {
@@ -147,6 +150,8 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   const chainId = existingEvmConfig === undefined ? options.evmChainId : Number(parseEvmConfig(existingEvmConfig).chainId);
   const joiners = await startJoiningNodes(workspace, options, nodeCount, n2nPort, node, member);
 
+  const evmGateway = options.evmGatewayPort === false ? undefined
+    : await startSandboxEvmGateway({ workspace, nodeUrl: url, port: options.evmGatewayPort ?? (options.port === 0 ? 0 : 8545), chainId, accounts });
   const ws = relative(process.cwd(), workspace) || ".";
   const user = `--cacert ${ws}/service_cert.pem --cert ${ws}/user0_cert.pem --key ${ws}/user0_privk.pem`;
   if (!options.quiet) {
@@ -159,7 +164,7 @@ Coco sandbox is running at ${url} (${recovering ? `recovered from its ledger: di
 
 Ethereum JSON-RPC (chain id ${chainId}) at ${url}/app/evm for user0 (mutual TLS); funded development
 accounts of "${DEV_MNEMONIC}" (10,000 ETH each):
-${accounts.map((a, i) => `  (${i}) ${a.address}  ${a.privateKey}`).join("\n")}
+${accounts.map((a, i) => `  (${i}) ${a.address}  ${a.privateKey}`).join("\n")}${evmGateway?.banner ?? ""}
 
 Try it (from this directory):
   curl ${url}/node/network --cacert ${ws}/service_cert.pem

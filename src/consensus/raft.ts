@@ -73,6 +73,11 @@ export class RaftNode<Payload = unknown> {
   get committedIndex(): number { return this.commitIndex; }
   get lastIndex(): number { return this.log.lastIndex(); }
   get configuration(): readonly NodeId[] { return this.voters; }
+  /**
+   * The voters as of the commit point: a node removed by a reconfiguration that has not
+   * committed yet is still one of them (the shell keeps talking to it until the removal commits).
+   */
+  get committedConfiguration(): readonly NodeId[] { return this.log.configAt(this.commitIndex)?.voters ?? this.bootstrapVoters; }
   get isVoter(): boolean { return this.voters.includes(this.id); }
 
   /**

@@ -3,6 +3,7 @@
 // node:crypto with raw r||s signatures ("ieee-p1363"), the encoding COSE requires.
 import { sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:crypto";
 import { Decoder, Encoder, Tag } from "cbor-x";
+import { p256, p384, p521 } from "@noble/curves/nist.js";
 import { CocoError } from "../util/errors.js";
 import { privateKeyObject, publicKeyObject } from "./keys.js";
 
@@ -23,14 +24,16 @@ interface EcdsaAlgorithm {
   readonly hash: string;
   readonly curve: string; // node:crypto's namedCurve
   readonly signatureBytes: number; // raw r||s
+  /** Order n of the curve's base point: (r, s) and (r, n - s) are both valid signatures. */
+  readonly order: bigint;
 }
 
 // RFC 9053 table 1. Each algorithm is bound to one curve: a signature is accepted only from a
 // key on the curve its algorithm names, so an attacker cannot pick a weaker pairing.
 const ECDSA_ALGORITHMS: ReadonlyMap<number, EcdsaAlgorithm> = new Map([
-  [-7, { name: "ES256", hash: "sha256", curve: "prime256v1", signatureBytes: 64 }],
-  [-35, { name: "ES384", hash: "sha384", curve: "secp384r1", signatureBytes: 96 }],
-  [-36, { name: "ES512", hash: "sha512", curve: "secp521r1", signatureBytes: 132 }],
+  [-7, { name: "ES256", hash: "sha256", curve: "prime256v1", signatureBytes: 64, order: p256.Point.CURVE().n }],
+  [-35, { name: "ES384", hash: "sha384", curve: "secp384r1", signatureBytes: 96, order: p384.Point.CURVE().n }],
+  [-36, { name: "ES512", hash: "sha512", curve: "secp521r1", signatureBytes: 132, order: p521.Point.CURVE().n }],
 ]);
 
 export const COSE_ALG_ES256 = -7;
@@ -195,6 +198,40 @@ export function verifyCoseSign1(
   }
 }
 
+function scalarOf(bytes: Uint8Array): bigint {
+  return bytes.length === 0 ? 0n : BigInt(`0x${Buffer.from(bytes).toString("hex")}`);
+}
+
+function scalarBytes(value: bigint, width: number): Buffer {
+  return Buffer.from(value.toString(16).padStart(width * 2, "0"), "hex");
+}
+
+/**
+ * True when the raw r||s signature of `parsed` has s <= n/2 ("low-S", as Bitcoin's BIP 62 and
+ * Ethereum's EIP-2 require). ECDSA accepts (r, s) and (r, n - s) alike, so without this rule
+ * anyone can turn one valid signature into a second, different valid one. A signature of the
+ * wrong length for its alg is not low-S.
+ */
+export function isLowSCoseSignature(parsed: CoseSign1): boolean {
+  const algorithm = algorithmOf(parsed);
+  if (parsed.signature.length !== algorithm.signatureBytes) return false;
+  const s = scalarOf(parsed.signature.subarray(algorithm.signatureBytes / 2));
+  return s <= algorithm.order >> 1n;
+}
+
+/** The raw r||s signature with s replaced by n - s when s > n/2: same validity, low-S form. */
+export function lowSSignature(signature: Uint8Array, algId: number): Buffer {
+  const algorithm = ECDSA_ALGORITHMS.get(algId);
+  if (algorithm === undefined) throw invalid(`unsupported alg ${algId} (expected ES256 -7, ES384 -35 or ES512 -36)`);
+  if (signature.length !== algorithm.signatureBytes) {
+    throw invalid(`an ${algorithm.name} signature is ${algorithm.signatureBytes} bytes (raw r||s), got ${signature.length}`);
+  }
+  const half = algorithm.signatureBytes / 2;
+  const s = scalarOf(signature.subarray(half));
+  if (s <= algorithm.order >> 1n) return Buffer.from(signature);
+  return Buffer.concat([Buffer.from(signature.subarray(0, half)), scalarBytes(algorithm.order - s, half)]);
+}
+
 export interface SignCoseSign1Args {
   privateKeyPem: string;
   /** Extra protected headers. alg (label 1) is set from the key's curve when absent. */
@@ -231,6 +268,7 @@ export function signCoseSign1(args: SignCoseSign1Args): Buffer {
   const protectedRaw = encodeCbor(deterministicMap(headers));
   const payload = Buffer.from(args.payload);
   const algorithm = ECDSA_ALGORITHMS.get(algId)!;
-  const signature = nodeSign(algorithm.hash, coseSign1ToBeSigned(protectedRaw, payload), { key, dsaEncoding: "ieee-p1363" });
+  // OpenSSL returns high-S half the time; governance refuses those (see isLowSCoseSignature).
+  const signature = lowSSignature(nodeSign(algorithm.hash, coseSign1ToBeSigned(protectedRaw, payload), { key, dsaEncoding: "ieee-p1363" }), algId);
   return encodeCbor(new Tag([protectedRaw, deterministicMap(unprotected), payload, signature], COSE_SIGN1_TAG));
 }

@@ -28,15 +28,15 @@ function getStateDigest(ctx: EndpointContext, memberId: string): HandlerResult {
 }
 
 function updateStateDigest(deps: GovernanceDeps, ctx: EndpointContext, rawMemberId: string): HandlerResult {
-  const identity = authenticateMember(ctx, { msgType: "state_digest", requireActive: false });
+  const identity = authenticateMember(deps, ctx, { msgType: "state_digest", requireActive: false });
   const memberId = signedMemberId(identity.memberId, rawMemberId);
   const ack: MemberAck = { ...(readAck(ctx, memberId) ?? { state_digest: "" }), state_digest: deps.stateDigest() };
   writeJson(ctx.tx, TABLES.membersAcks, memberId, ack);
   return { body: { memberId, stateDigest: ack.state_digest } };
 }
 
-function ackStateDigest(ctx: EndpointContext, rawMemberId: string): HandlerResult {
-  const identity = authenticateMember(ctx, { msgType: "ack", requireActive: false });
+function ackStateDigest(deps: GovernanceDeps, ctx: EndpointContext, rawMemberId: string): HandlerResult {
+  const identity = authenticateMember(deps, ctx, { msgType: "ack", requireActive: false });
   const memberId = signedMemberId(identity.memberId, rawMemberId);
   const ack = readAck(ctx, memberId);
   if (ack === undefined) throw new CocoError("AuthorizationFailed", `No ACK record exists for member ${memberId}.`, 403);
@@ -73,7 +73,7 @@ export function installAckEndpoints(registry: EndpointRegistry, deps: Governance
     handler: govHandler((ctx) => {
       const { id, action } = splitAction(ctx.params.memberId!);
       if (action === "update") return updateStateDigest(deps, ctx, id);
-      if (action === "ack") return ackStateDigest(ctx, id);
+      if (action === "ack") return ackStateDigest(deps, ctx, id);
       throw unknownPath(ctx.request.path);
     }),
   });

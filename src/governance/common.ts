@@ -32,6 +32,16 @@ export interface GovernanceDeps {
    * Failed. Default (false): Coco records the Failed state (apply's writes discarded) and answers 200.
    */
   discardFailedProposals?: boolean;
+  /**
+   * How far a request's signed ccf.gov.msg.created_at may lie from nowSeconds() (Coco; CCF has
+   * no such window). Absent: no window, as in CCF. The node always sets it (coco.governance).
+   */
+  createdAtWindow?: CreatedAtWindow;
+}
+
+export interface CreatedAtWindow {
+  maxAgeSeconds: number;
+  maxFutureSeconds: number;
 }
 
 /** CCF's accepted api-version values for the gov API; absent means latest. */
@@ -79,9 +89,11 @@ export interface AuthenticateArgs {
 }
 
 /** Authenticates a member-signed COSE body against the member tables of `tx`. */
-export function authenticateMember(ctx: EndpointContext, args: AuthenticateArgs): MemberCoseIdentity {
+export function authenticateMember(deps: GovernanceDeps, ctx: EndpointContext, args: AuthenticateArgs): MemberCoseIdentity {
   const contentType = ctx.request.headers["content-type"];
+  const window = deps.createdAtWindow;
   const identity = authenticateMemberCose(ctx.request.body, {
+    ...(window === undefined ? {} : { nowSeconds: deps.nowSeconds(), ...window }),
     // As CCF: a request that is not application/cose is refused before any CBOR parsing.
     contentType: typeof contentType === "string" ? contentType : "",
     lookupMemberCert: (memberId) => readPem(ctx.tx, TABLES.membersCerts, memberId),

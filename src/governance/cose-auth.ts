@@ -4,9 +4,11 @@
 import { createHash } from "node:crypto";
 import {
   certificateFingerprint,
+  coseSign1ToBeSigned,
   COSE_HEADER_ALG,
   COSE_HEADER_KID,
   isCoseEcdsaAlgorithm,
+  isLowSCoseSignature,
   parseCoseSign1,
   signCoseSign1,
   verifyCoseSign1,
@@ -53,7 +55,8 @@ export interface MemberCoseAuthOptions {
   /**
    * Coco extension, off unless `nowSeconds` is given: CCF itself applies no clock window to
    * created_at (only the proposal replay window). With it, created_at must lie within
-   * [now - maxAgeSeconds, now + maxFutureSeconds].
+   * [now - maxAgeSeconds, now + maxFutureSeconds], both ends included. The node passes its
+   * clock and the configured window (coco.governance, docs/configuration.md).
    */
   nowSeconds?: number;
   maxAgeSeconds?: number;
@@ -77,7 +80,11 @@ export interface MemberCoseIdentity {
   /** The whole COSE_Sign1, as CCF records it in public:ccf.gov.cose_history. */
   envelope: Buffer;
   signature: Buffer;
-  /** SHA-256 of the COSE signature: CCF's request digest, an input of the proposal id. */
+  /**
+   * SHA-256 of the Sig_structure the member signed (protected header + payload), an input of the
+   * proposal id and of the replay key. CCF hashes the signature bytes instead, which an attacker
+   * can change without the key (s -> n - s); what was signed, the attacker cannot change.
+   */
   requestDigest: Buffer;
   /** "<created_at zero-padded to 10>:<hex requestDigest>", the key of public:ccf.gov.cose_recent_proposals. */
   replayKey: string;
@@ -173,6 +180,10 @@ export function authenticateMemberCose(body: Uint8Array, opts: MemberCoseAuthOpt
   const memberCertPem = opts.lookupMemberCert(memberId);
   if (memberCertPem === undefined) throw unauthenticated("Signer is not a known member");
   if (!verifyCoseSign1(parsed, memberCertPem)) throw unauthenticated("Failed to validate COSE Sign1");
+  if (!isLowSCoseSignature(parsed)) {
+    throw unauthenticated("COSE Sign1 signature is not in low-S form (s > n/2, a malleable ECDSA encoding): " +
+      "sign again with a signer that normalises s, or replace s by n - s before sending");
+  }
   const checkedMsgType = checkMsgType(msgType, opts.expectedMsgType);
 
   if (opts.expectedProposalId !== undefined && proposalId !== opts.expectedProposalId) {
@@ -180,7 +191,7 @@ export function authenticateMemberCose(body: Uint8Array, opts: MemberCoseAuthOpt
   }
   checkClockWindow(createdAt, opts);
 
-  const requestDigest = createHash("sha256").update(parsed.signature).digest();
+  const requestDigest = createHash("sha256").update(coseSign1ToBeSigned(parsed.protectedRaw, parsed.payload)).digest();
   const replayKey = coseRecentProposalKey(createdAt, requestDigest);
   if (opts.isReplay?.(replayKey)) {
     throw new CocoError("ProposalReplay", `Request submission replay: ${replayKey} was already submitted`, 400);

@@ -11,7 +11,7 @@ import {
 import { failureOf, loadConstitution, removeOtherFinishedProposals, resolveProposal } from "./resolve.js";
 import type { MemberCoseIdentity } from "./cose-auth.js";
 import {
-  type ProposalInfo, readJson, RECENT_COSE_PROPOSALS_WINDOW_SIZE_DEFAULT, SINGLETON_KEY, TABLES, utf8, writeJson,
+  type ProposalInfo, readJson, RECENT_COSE_PROPOSALS_WINDOW_SIZE_DEFAULT, RECENT_COSE_PROPOSALS_WINDOW_SIZE_MAX, SINGLETON_KEY, TABLES, utf8, writeJson,
 } from "./tables.js";
 import { readOnlyKv } from "./overlay-kv.js";
 
@@ -58,7 +58,8 @@ function checkSubmissionTime(tx: Transaction, identity: MemberCoseIdentity, prop
     }
   }
   const config = readJson<{ recent_cose_proposals_window_size?: number }>(tx, TABLES.serviceConfig, SINGLETON_KEY);
-  const windowSize = Math.max(1, config?.recent_cose_proposals_window_size ?? RECENT_COSE_PROPOSALS_WINDOW_SIZE_DEFAULT);
+  const configured = config?.recent_cose_proposals_window_size ?? RECENT_COSE_PROPOSALS_WINDOW_SIZE_DEFAULT;
+  const windowSize = Math.min(RECENT_COSE_PROPOSALS_WINDOW_SIZE_MAX, Math.max(1, configured));
   writeJson(tx, TABLES.coseRecentProposals, key, proposalId);
   // Keep only the most recent windowSize entries (one was just added).
   const excess = keys.length - (windowSize - 1);
@@ -66,7 +67,8 @@ function checkSubmissionTime(tx: Transaction, identity: MemberCoseIdentity, prop
 }
 
 /**
- * Coco's proposal id: hex SHA-256 of (request digest ‖ state digest ‖ proposal bytes). CCF hashes
+ * Coco's proposal id: hex SHA-256 of (request digest ‖ state digest ‖ proposal bytes), where the
+ * request digest hashes what the member signed, not the signature (see MemberCoseIdentity). CCF hashes
  * (Merkle root at the read version ‖ request digest); the request digest alone already makes ids
  * unique, the state digest binds the id to the state it was proposed against.
  */
@@ -86,7 +88,7 @@ function resolveContext(deps: GovernanceDeps) {
 }
 
 function createProposal(deps: GovernanceDeps, ctx: EndpointContext): HandlerResult {
-  const identity = authenticateMember(ctx, { msgType: "proposal", requireActive: true });
+  const identity = authenticateMember(deps, ctx, { msgType: "proposal", requireActive: true });
   const proposal = identity.payload.toString("utf8");
   const proposalId = proposalIdFor(identity.requestDigest, deps.stateDigest(), identity.payload);
 
@@ -120,8 +122,8 @@ function createProposal(deps: GovernanceDeps, ctx: EndpointContext): HandlerResu
   return answer(deps, proposalId, resolved);
 }
 
-function withdrawProposal(ctx: EndpointContext, rawProposalId: string): HandlerResult {
-  const identity = authenticateMember(ctx, { msgType: "withdrawal", requireActive: true, proposalId: rawProposalId });
+function withdrawProposal(deps: GovernanceDeps, ctx: EndpointContext, rawProposalId: string): HandlerResult {
+  const identity = authenticateMember(deps, ctx, { msgType: "withdrawal", requireActive: true, proposalId: rawProposalId });
   const proposalId = parseHexId(rawProposalId, "proposal");
   const info = readJson<ProposalInfo>(ctx.tx, TABLES.proposalsInfo, proposalId);
   // Idempotent, as CCF: an unknown (perhaps long finished) proposal answers 204.
@@ -147,7 +149,7 @@ function readJsonValue(value: Buffer): ProposalInfo | undefined {
 }
 
 function submitBallot(deps: GovernanceDeps, ctx: EndpointContext, rawProposalId: string, rawMemberId: string): HandlerResult {
-  const identity = authenticateMember(ctx, { msgType: "ballot", requireActive: true, proposalId: rawProposalId });
+  const identity = authenticateMember(deps, ctx, { msgType: "ballot", requireActive: true, proposalId: rawProposalId });
   const proposalId = parseHexId(rawProposalId, "proposal");
   const memberId = parseHexId(rawMemberId, "member");
   if (memberId !== identity.memberId) {
@@ -248,7 +250,7 @@ export function installProposalEndpoints(registry: EndpointRegistry, deps: Gover
     handler: govHandler((ctx) => {
       const { id, action } = splitAction(ctx.params.proposalId!);
       if (action !== "withdraw") throw unknownPath(ctx.request.path);
-      return withdrawProposal(ctx, id);
+      return withdrawProposal(deps, ctx, id);
     }),
   });
   registry.install({

@@ -30,6 +30,12 @@ export const SINGLETON_KEY: Buffer = Buffer.alloc(8);
 
 /** CCF's default `recent_cose_proposals_window_size`. */
 export const RECENT_COSE_PROPOSALS_WINDOW_SIZE_DEFAULT = 100;
+/**
+ * Coco's ceiling on that window, whatever the service configuration says: every proposal reads
+ * the whole table, so it must stay small. Replays of entries that fall out of it are still
+ * refused, by the median rule (ProposalCreatedTooLongAgo) and by the created_at clock window.
+ */
+export const RECENT_COSE_PROPOSALS_WINDOW_SIZE_MAX = 10_000;
 
 export type ProposalState = "Open" | "Accepted" | "Withdrawn" | "Rejected" | "Failed" | "Dropped";
 

@@ -3,6 +3,7 @@
 import { certificateFingerprint, isValidCertificatePem, splitPemBundle } from "../crypto/index.js";
 import { CocoError } from "../util/errors.js";
 import * as ccfCrypto from "./ccf-crypto.js";
+import * as ccfSnp from "./ccf-snp.js";
 import type { HostFunctionName } from "./prelude.js";
 import type { HistoricalState, JsCallContext, KvAccess, NodeHooks } from "./types.js";
 
@@ -189,6 +190,9 @@ export function makeHostFunctions(current: () => ActiveCall | undefined): Record
     isValidX509CertChain: (chain, trusted) => ccfCrypto.isValidX509CertChain(chain, trusted, Date.now()),
     pemToJwk: (kind, pem, kid) => ccfCrypto.pemToJwk(kind, pem, kid),
     jwkToPem: (kind, jwk) => ccfCrypto.jwkToPem(kind, jwk),
+    // Certificates of the endorsements are checked at the host's time, as CCF checks them at the node's.
+    snpVerifyAttestation: (evidence, endorsements, uvm, tcb) => ccfSnp.verifySnpAttestation(evidence, endorsements, uvm, tcb, Date.now()),
+    tcbHexToPolicy: (cpuid, hex) => ccfSnp.tcbHexToPolicy(cpuid, hex),
     isValidX509CertBundle: (pem) => isValidX509CertBundle(pem),
     pemToId: (pem) => {
       if (typeof pem !== "string" || !isValidX509CertBundle(pem)) throw new TypeError("pemToId: expected a PEM certificate");

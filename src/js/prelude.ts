@@ -32,6 +32,8 @@ export const HOST_FUNCTION_NAMES = [
   "historicalRange",
   "kvSetMany",
   "select",
+  "snpVerifyAttestation",
+  "tcbHexToPolicy",
 ] as const;
 
 export type HostFunctionName = (typeof HOST_FUNCTION_NAMES)[number];
@@ -396,6 +398,8 @@ export const PRELUDE_SOURCE = String.raw`
     bufToJsonCompatible,
     pemToId,
     isValidX509CertBundle,
+    // CCF's TCB version (16 hex characters) as a TcbVersionPolicy for the CPUID's SEV-SNP family.
+    tcbHexToPolicy: (cpuid, tcbHex) => H.tcbHexToPolicy(cpuid, tcbHex),
     crypto,
     // Deprecated top-level aliases of ccf.crypto, kept by @microsoft/ccf-app's CCF interface.
     generateAesKey: crypto.generateAesKey,
@@ -446,9 +450,23 @@ export const PRELUDE_SOURCE = String.raw`
     }),
   });
   Object.defineProperty(g, "ccf", { value: ccf, writable: false, configurable: false });
-  // @microsoft/ccf-app declares this global too; Coco has no SEV-SNP verifier to offer apps yet.
+  // @microsoft/ccf-app's snp_attestation global: the node's own SEV-SNP verifier (src/attestation).
+  // A refusal is a RangeError carrying the failed check, as CCF throws it.
   const snp_attestation = Object.freeze({
-    verifySnpAttestation: notSupported("snp_attestation.verifySnpAttestation", "SEV-SNP attestation verification is not available to apps yet"),
+    verifySnpAttestation(evidence, endorsements, uvm_endorsements, endorsed_tcb) {
+      if (arguments.length < 2 || arguments.length > 4) throw new TypeError("Passed " + arguments.length + " arguments, but expected between 2 and 4");
+      const args = [
+        toArrayBuffer(evidence, "snp_attestation.verifySnpAttestation evidence"),
+        toArrayBuffer(endorsements, "snp_attestation.verifySnpAttestation endorsements"),
+        uvm_endorsements === undefined ? undefined : toArrayBuffer(uvm_endorsements, "snp_attestation.verifySnpAttestation uvm_endorsements"),
+        endorsed_tcb === undefined ? undefined : String(endorsed_tcb),
+      ];
+      try {
+        return H.snpVerifyAttestation(...args);
+      } catch (error) {
+        throw new RangeError(error instanceof Error ? error.message : String(error));
+      }
+    },
   });
   Object.defineProperty(g, "snp_attestation", { value: snp_attestation, writable: false, configurable: false });
   // For the JS app dispatch glue (src/apps/js/guest-dispatch.ts): the running request's headers

@@ -160,6 +160,25 @@ export class Transaction {
     return false;
   }
 
+  /**
+   * Whether a read of this transaction no longer matches the committed state (commit would
+   * throw a conflict), without closing it. A read-only handler that awaited between reads (the
+   * EVM app's eth_call on a worker thread) asks this to know its reads formed one snapshot.
+   */
+  hasStaleReads(): boolean {
+    this.assertOpen();
+    const state = this.state;
+    if (state.rollbackEpoch !== this.beginRollbackEpoch) return true;
+    if (state.currentVersion === this.beginVersion && state.reservedWriteCount === this.beginReservedWrites) return false;
+    for (const txMap of this.txMaps.values()) {
+      const mapState = state.maps.get(txMap.name);
+      if (txMap.mapReadVersion >= 0 && (mapState?.lastWriteVersion ?? 0) !== txMap.mapReadVersion) return true;
+      if (txMap.reads === undefined) continue;
+      for (const [k, observed] of txMap.reads) if ((mapState?.entries.get(k)?.version ?? 0) !== observed) return true;
+    }
+    return false;
+  }
+
   /** @internal Store.commit: throws ConflictError if any read is stale. */
   checkConflicts(state: CommittedState): void {
     assert(state === this.state, "transaction committed to a store other than the one that began it");

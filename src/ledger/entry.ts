@@ -1,15 +1,21 @@
 // Ledger entry codec: one transaction as it sits in a ledger file. The public domain is
-// plaintext so auditors can read it; the private domain is AES-256-GCM under the ledger
-// secret, with the header and public domain as AAD so neither can be altered unnoticed.
-import { createCipheriv, createDecipheriv, createSecretKey, hash, type KeyObject } from "node:crypto";
+// plaintext so auditors can read it; the private domain is AES-256-GCM under a key derived from
+// the ledger secret and the entry's key nonce, with the header and public domain as AAD so
+// neither can be altered unnoticed. The key nonce is drawn at random by the primary for each
+// term it leads, so no (key, IV) pair repeats even if the host restores old files (see
+// docs/ledger-format.md).
+import { createCipheriv, createDecipheriv, createSecretKey, hash, hkdfSync, type KeyObject } from "node:crypto";
 import { inspect } from "node:util";
 import { CocoError, assert } from "../util/errors.js";
 import { sha256Into } from "../crypto/hash.js";
 
 /** Version byte written in every entry header; bump when the layout changes. */
-export const ENTRY_FORMAT_VERSION = 1;
-/** version u8, flags u8, view u64, seqno u64, claims 32, commit evidence 32, public len u32, private len u32. */
-export const ENTRY_HEADER_BYTES = 1 + 1 + 8 + 8 + 32 + 32 + 4 + 4;
+export const ENTRY_FORMAT_VERSION = 2;
+/** Random bytes a primary draws per term to derive its entry key (128 bits: no collision in practice). */
+export const ENTRY_KEY_NONCE_BYTES = 16;
+/** version u8, flags u8, view u64, seqno u64, claims 32, commit evidence 32, public len u32, private len u32, key nonce 16. */
+export const ENTRY_HEADER_BYTES = 1 + 1 + 8 + 8 + 32 + 32 + 4 + 4 + ENTRY_KEY_NONCE_BYTES;
+const KEY_NONCE_OFFSET = 90;
 export const GCM_TAG_BYTES = 16;
 const DIGEST_BYTES = 32;
 const FLAG_SIGNATURE = 0x01;
@@ -24,6 +30,11 @@ interface EntryCommon {
   isSignature: boolean;
   claimsDigest: Buffer;
   commitEvidenceDigest: Buffer;
+  /**
+   * Salt of the key that encrypts the private domain (and of the commit-evidence key): drawn at
+   * random by the primary for each term it leads, written in every entry of that term.
+   */
+  keyNonce: Buffer;
   publicDomain: Buffer;
 }
 
@@ -38,17 +49,33 @@ export interface DecodedEntry extends EntryCommon {
   bytes: Buffer;
 }
 
-/** The AES-256-GCM key that encrypts private domains. Kept as a KeyObject so the raw bytes
- * are not a plain property that a logger or JSON.stringify could leak into the ledger. */
+/** HKDF info of entry keys: binds derived keys to this use, so no other Coco key can equal one. */
+const ENTRY_KEY_LABEL = Buffer.from("coco ledger entry key v2");
+/**
+ * Derived entry keys kept per ledger secret. A primary uses one key nonce per term and a backup
+ * applies one primary's entries at a time, so the first slot almost always hits; a few more
+ * cover historical reads that go back over several terms.
+ */
+const ENTRY_KEYS_PER_SECRET_MAX = 8;
+
+interface SecretKeys {
+  /** The ledger secret itself: only ever HKDF input, never an AES key. */
+  readonly root: KeyObject;
+  /** Most recently used first. */
+  readonly derived: { readonly nonce: Buffer; readonly key: KeyObject }[];
+}
+
+/** A ledger secret, kept as a KeyObject so the raw bytes are not a plain property that a
+ * logger or JSON.stringify could leak into the ledger. */
 // Module-private: only this codec can reach the key, so no caller can serialise it by mistake.
-const secretKeys = new WeakMap<LedgerSecret, KeyObject>();
+const secretKeys = new WeakMap<LedgerSecret, SecretKeys>();
 
 export class LedgerSecret {
   constructor(raw: Buffer) {
     if (!Buffer.isBuffer(raw) || raw.length !== 32) {
       throw new CocoError("InvalidInput", `A ledger secret is 32 bytes (AES-256); got ${raw?.length} bytes.`, 500);
     }
-    secretKeys.set(this, createSecretKey(Buffer.from(raw)));
+    secretKeys.set(this, { root: createSecretKey(Buffer.from(raw)), derived: [] });
   }
 
   toJSON(): string {
@@ -60,10 +87,33 @@ export class LedgerSecret {
   }
 }
 
-function keyOf(secret: LedgerSecret): KeyObject {
-  const key = secretKeys.get(secret);
-  assert(key !== undefined, "ledger secret was constructed by LedgerSecret");
+/**
+ * The AES-256-GCM key of the entries written under `keyNonce`:
+ * HKDF-SHA256(ikm = ledger secret, salt = key nonce, info = ENTRY_KEY_LABEL). Derived once per
+ * nonce (a term), not per entry: the hot path finds it in the first cache slot.
+ */
+function entryKey(secret: LedgerSecret, keyNonce: Buffer): KeyObject {
+  const keys = secretKeys.get(secret);
+  assert(keys !== undefined, "ledger secret was constructed by LedgerSecret");
+  const derived = keys.derived;
+  for (let i = 0; i < derived.length; i++) {
+    const slot = derived[i]!;
+    if (!slot.nonce.equals(keyNonce)) continue;
+    if (i > 0) derived.unshift(...derived.splice(i, 1));
+    return slot.key;
+  }
+  const bytes = new Uint8Array(hkdfSync("sha256", keys.root, keyNonce, ENTRY_KEY_LABEL, 32));
+  const key = createSecretKey(bytes);
+  bytes.fill(0); // createSecretKey copied it; leave no stray copy of a key on the heap
+  derived.unshift({ nonce: Buffer.from(keyNonce), key });
+  if (derived.length > ENTRY_KEYS_PER_SECRET_MAX) derived.pop();
+  assert(derived.length <= ENTRY_KEYS_PER_SECRET_MAX, "entry key cache stays bounded");
   return key;
+}
+
+function isAllZero(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
 }
 
 function invalid(message: string): CocoError {
@@ -85,8 +135,10 @@ function readU64(buf: Buffer, offset: number, field: string): number {
 
 const ivScratch = Buffer.alloc(12);
 
-/** IV = seqno (u64 BE) || view (u32 BE): unique per entry under one secret, because a
- * (view, seqno) pair is written at most once (the view changes at every election/restart). */
+/** IV = seqno (u64 BE) || view (u32 BE): unique per entry under one entry key, because one key
+ * nonce serves at most one primary term of one process, in which each seqno is encrypted once
+ * (the engine asserts it). The view alone would not do: it comes from consensus state that the
+ * host can restore to an older copy. */
 function entryIv(view: number, seqno: number): Buffer {
   // One scratch buffer: createCipheriv / createDecipheriv copy the IV before returning.
   writeU64(ivScratch, seqno, 0);
@@ -103,6 +155,7 @@ function writeHeader(out: Buffer, f: EntryFields, privateLength: number): void {
   f.commitEvidenceDigest.copy(out, 50);
   out.writeUInt32BE(f.publicDomain.length, 82);
   out.writeUInt32BE(privateLength, 86);
+  f.keyNonce.copy(out, KEY_NONCE_OFFSET);
 }
 
 /** Encodes one transaction. Hot path: one allocation for the whole entry and one cipher pass. */
@@ -111,6 +164,7 @@ export function encodeEntry(f: EntryFields, secret: LedgerSecret): Buffer {
   assert(Number.isInteger(f.view) && f.view >= 0 && f.view <= U32_MAX, `view ${f.view} fits in u32 (IV layout)`);
   assert(f.claimsDigest.length === DIGEST_BYTES, "claims digest is 32 bytes");
   assert(f.commitEvidenceDigest.length === DIGEST_BYTES, "commit evidence digest is 32 bytes");
+  assert(f.keyNonce.length === ENTRY_KEY_NONCE_BYTES && !isAllZero(f.keyNonce), "the key nonce is 16 random bytes, not left zero");
   const plain = f.privatePlaintext;
   const privateLength = plain.length === 0 ? 0 : plain.length + GCM_TAG_BYTES;
   assert(f.publicDomain.length <= U32_MAX && privateLength <= U32_MAX, "domains fit in u32 lengths");
@@ -120,7 +174,7 @@ export function encodeEntry(f: EntryFields, secret: LedgerSecret): Buffer {
   f.publicDomain.copy(out, ENTRY_HEADER_BYTES);
   if (privateLength === 0) return out;
 
-  const cipher = createCipheriv("aes-256-gcm", keyOf(secret), entryIv(f.view, f.seqno), { authTagLength: GCM_TAG_BYTES });
+  const cipher = createCipheriv("aes-256-gcm", entryKey(secret, f.keyNonce), entryIv(f.view, f.seqno), { authTagLength: GCM_TAG_BYTES });
   cipher.setAAD(out.subarray(0, aadLength));
   // node has no update-into-buffer API, so the ciphertext is copied into place once.
   let offset = aadLength + cipher.update(plain).copy(out, aadLength);
@@ -151,12 +205,17 @@ export function decodeEntry(bytes: Buffer): DecodedEntry {
     throw invalid(`header announces ${expected} bytes but the entry has ${bytes.length}`);
   }
   const privateStart = ENTRY_HEADER_BYTES + publicLength;
+  const keyNonce = bytes.subarray(KEY_NONCE_OFFSET, KEY_NONCE_OFFSET + ENTRY_KEY_NONCE_BYTES);
+  // Every entry carries its term's nonce (the commit evidence derives from it too); zero is
+  // what a writer that forgot to draw one would leave, and encodeEntry refuses it.
+  if (isAllZero(keyNonce)) throw invalid("the key nonce is all zero");
   return {
     view,
     seqno,
     isSignature: (flags & FLAG_SIGNATURE) !== 0,
     claimsDigest: bytes.subarray(18, 50),
     commitEvidenceDigest: bytes.subarray(50, 82),
+    keyNonce,
     publicDomain: bytes.subarray(ENTRY_HEADER_BYTES, privateStart),
     privateCiphertext: bytes.subarray(privateStart),
     bytes,
@@ -170,7 +229,7 @@ export function decryptPrivate(entry: DecodedEntry, secret: LedgerSecret): Buffe
   const aad = entry.bytes.subarray(0, entry.bytes.length - sealed.length);
   const ciphertextLength = sealed.length - GCM_TAG_BYTES;
   try {
-    const decipher = createDecipheriv("aes-256-gcm", keyOf(secret), entryIv(entry.view, entry.seqno), {
+    const decipher = createDecipheriv("aes-256-gcm", entryKey(secret, entry.keyNonce), entryIv(entry.view, entry.seqno), {
       authTagLength: GCM_TAG_BYTES,
     });
     decipher.setAAD(aad);

@@ -3,6 +3,7 @@
 export {
   ENTRY_FORMAT_VERSION,
   ENTRY_HEADER_BYTES,
+  ENTRY_KEY_NONCE_BYTES,
   LedgerSecret,
   decodeEntry,
   decryptPrivate,
@@ -13,7 +14,15 @@ export {
   type DecodedEntry,
   type EntryFields,
 } from "./entry.js";
-export { COMMIT_POINT_FILE, listLedgerFiles, readLedgerDirectory, type LedgerFileInfo } from "./files.js";
+export {
+  CHUNK_MAGIC,
+  COMMIT_POINT_FILE,
+  FRAME_HEADER_BYTES,
+  listLedgerFiles,
+  parseChunkName,
+  readLedgerDirectory,
+  type LedgerFileInfo,
+} from "./files.js";
 export { LEDGER_DISK_FULL, isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 export { Ledger, type Durability, type LedgerLogger, type LedgerOptions } from "./ledger.js";
 export { ThreadedLedger, type LedgerStore, type LedgerTimers, type LedgerWorkerPort, type ThreadedLedgerOptions } from "./threaded-ledger.js";

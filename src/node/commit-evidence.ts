@@ -8,12 +8,23 @@
 // seqnos are consecutive blocks, so the nonces of a whole batch of transactions come from one
 // AES-CTR call over zeros (the CTR keystream *is* AES of the successive counter blocks): one
 // cipher call per batch instead of one HMAC per transaction.
-import { createCipheriv, createSecretKey, type KeyObject } from "node:crypto";
-import { hkdfSha256, sha256Into } from "../crypto/index.js";
+//
+// The PRF key is derived per primary term from the entry's key nonce (ledger/entry.ts), not
+// from the ledger secret alone: a host that restores a node's old files can make it write a
+// different transaction at a (view, seqno) an earlier run already used, perhaps one whose
+// evidence was revealed at commit; with a fresh key nonce that evidence says nothing about the
+// new transaction's.
+import { createCipheriv, createSecretKey, hkdfSync, type KeyObject } from "node:crypto";
+import { sha256Into } from "../crypto/index.js";
+import { assert } from "../util/errors.js";
 import type { LedgerSecrets } from "../ledger/index.js";
 
 export const COMMIT_NONCE_BYTES = 16;
 const digestScratch = Buffer.alloc(32);
+/** HKDF info of commit-evidence keys (v1 used the ledger secret with no salt). */
+const COMMIT_EVIDENCE_LABEL = Buffer.from("coco commit evidence v2");
+/** Derived keys kept: the current term's, plus a few for receipts of older terms. */
+const KEYS_MAX = 8;
 
 function counterBlock(view: number, seqno: number): Buffer {
   const block = Buffer.alloc(16);
@@ -23,17 +34,37 @@ function counterBlock(view: number, seqno: number): Buffer {
 }
 
 export class CommitEvidence {
-  private readonly key: KeyObject;
+  /** The service's first ledger secret: only ever HKDF input. */
+  private readonly root: KeyObject;
+  /** Keys by key nonce, most recently used first. */
+  private readonly keys: { readonly keyNonce: Buffer; readonly key: KeyObject }[] = [];
   private zeros = Buffer.alloc(16 * 256);
 
   constructor(ledgerSecret: Buffer) {
-    this.key = createSecretKey(hkdfSha256(ledgerSecret, Buffer.alloc(0), Buffer.from("coco commit evidence v1"), 32));
+    this.root = createSecretKey(Buffer.from(ledgerSecret));
   }
 
-  /** Nonces of `count` consecutive transactions (view, firstSeqno + i), 16 bytes each. */
-  nonces(view: number, firstSeqno: number, count: number): Buffer {
+  /** HKDF-SHA256(ikm = first ledger secret, salt = key nonce, info = COMMIT_EVIDENCE_LABEL). */
+  private keyFor(keyNonce: Buffer): KeyObject {
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) {
+      if (!keys[i]!.keyNonce.equals(keyNonce)) continue;
+      if (i > 0) keys.unshift(...keys.splice(i, 1));
+      return keys[0]!.key;
+    }
+    assert(keyNonce.length === 16, "a key nonce is 16 bytes");
+    const raw = new Uint8Array(hkdfSync("sha256", this.root, keyNonce, COMMIT_EVIDENCE_LABEL, 32));
+    const key = createSecretKey(raw);
+    raw.fill(0);
+    keys.unshift({ keyNonce: Buffer.from(keyNonce), key });
+    if (keys.length > KEYS_MAX) keys.pop();
+    return key;
+  }
+
+  /** Nonces of `count` consecutive transactions (view, firstSeqno + i) of the term of `keyNonce`, 16 bytes each. */
+  nonces(keyNonce: Buffer, view: number, firstSeqno: number, count: number): Buffer {
     if (this.zeros.length < count * COMMIT_NONCE_BYTES) this.zeros = Buffer.alloc(count * COMMIT_NONCE_BYTES * 2);
-    const cipher = createCipheriv("aes-256-ctr", this.key, counterBlock(view, firstSeqno));
+    const cipher = createCipheriv("aes-256-ctr", this.keyFor(keyNonce), counterBlock(view, firstSeqno));
     return cipher.update(this.zeros.subarray(0, count * COMMIT_NONCE_BYTES));
   }
 
@@ -50,15 +81,16 @@ export class CommitEvidence {
     return digestScratch;
   }
 
-  evidence(view: number, seqno: number): string {
-    return CommitEvidence.format(view, seqno, this.nonces(view, seqno, 1));
+  /** The evidence of the transaction (view, seqno) written under `keyNonce` (from its ledger entry). */
+  evidence(keyNonce: Buffer, view: number, seqno: number): string {
+    return CommitEvidence.format(view, seqno, this.nonces(keyNonce, view, seqno, 1));
   }
 }
 
 /**
- * Commit evidence keyed, as in CCF, by the ledger secret that encrypts each transaction: a
- * recovered service writes with a fresh secret while it cannot know the previous services'
- * secrets yet, and later serves receipts for both.
+ * Commit evidence keyed, as in CCF, by the ledger secret that encrypts each transaction (and,
+ * within it, by the entry's key nonce): a recovered service writes with a fresh secret while it
+ * cannot know the previous services' secrets yet, and later serves receipts for both.
  */
 export class CommitEvidenceKeys {
   private readonly byRaw = new Map<Buffer, CommitEvidence>();
@@ -81,15 +113,17 @@ export class CommitEvidenceKeys {
   }
 
   /** Nonces of `count` consecutive transactions, split where the ledger secret changes. */
-  nonces(view: number, firstSeqno: number, count: number): Buffer {
+  nonces(keyNonce: Buffer, view: number, firstSeqno: number, count: number): Buffer {
     const range = this.secrets.rangeFor(firstSeqno);
     const lastSeqno = firstSeqno + count - 1;
-    if (lastSeqno <= range.lastSeqno) return this.forRaw(range.raw).nonces(view, firstSeqno, count);
+    if (lastSeqno <= range.lastSeqno) return this.forRaw(range.raw).nonces(keyNonce, view, firstSeqno, count);
     const head = range.lastSeqno - firstSeqno + 1;
-    return Buffer.concat([this.forRaw(range.raw).nonces(view, firstSeqno, head), this.nonces(view, range.lastSeqno + 1, count - head)]);
+    return Buffer.concat([
+      this.forRaw(range.raw).nonces(keyNonce, view, firstSeqno, head), this.nonces(keyNonce, view, range.lastSeqno + 1, count - head),
+    ]);
   }
 
-  evidence(view: number, seqno: number): string {
-    return CommitEvidence.format(view, seqno, this.nonces(view, seqno, 1));
+  evidence(keyNonce: Buffer, view: number, seqno: number): string {
+    return CommitEvidence.format(view, seqno, this.nonces(keyNonce, view, seqno, 1));
   }
 }

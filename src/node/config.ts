@@ -5,6 +5,11 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { CocoError } from "../util/index.js";
+import { TSM_REPORT_DIRECTORY_DEFAULT, type PlatformConfig } from "./platform.js";
+import { ADMISSION_DEFAULTS, type HttpAdmissionOptions } from "../rpc/index.js";
+import { CHANNEL_DEFAULTS } from "../channels/index.js";
+import { JOIN_LIMITS_DEFAULTS, type JoinLimits } from "./join-admission.js";
+import { resolveEvm, type EvmConfigFile, type EvmSettings } from "./evm-config.js";
 
 export type Durability = "fsync" | "none";
 
@@ -16,7 +21,15 @@ export interface RpcInterfaceConfig {
 }
 
 export interface NodeConfigFile {
+  /** CCF's platform selection: "Virtual" (default) or "SNP" (an AMD SEV-SNP guest). */
   enclave?: { platform?: string; type?: string };
+  /** CCF's attestation section. Coco reads the endorsements from a file or directory only. */
+  attestation?: {
+    snp_endorsements_file?: string;
+    snp_endorsements_servers?: unknown[];
+    snp_security_policy_file?: string;
+    snp_uvm_endorsements_file?: string;
+  };
   network: {
     rpc_interfaces: Record<string, RpcInterfaceConfig>;
     node_to_node_interface?: { bind_address: string; published_address?: string };
@@ -46,7 +59,7 @@ export interface NodeConfigFile {
      * The built-in EVM app (Ethereum JSON-RPC at /app/evm): `{}` installs it, absent = not
      * installed. Its chain id and genesis allocation are set by governance (set_evm_genesis).
      */
-    evm?: Record<string, never>;
+    evm?: EvmConfigFile;
     /** Per-call limits of the sandboxed JavaScript runtime (constitution, ballots). */
     js_time_limit_ms?: number;
     js_memory_limit_mib?: number;
@@ -58,7 +71,38 @@ export interface NodeConfigFile {
     virtual_host_data?: string;
     /** Attestation format this node claims; anything but "Insecure_Virtual" cannot be produced here (tests use it). */
     attestation_format?: string;
+    /** SNP only: where configfs-tsm is mounted (default /sys/kernel/config/tsm/report). */
+    snp_tsm_report_directory?: string;
+    /** Governance requests: how far ccf.gov.msg.created_at may lie from this node's clock. */
+    governance?: { created_at_max_age?: string | number; created_at_max_future?: string | number };
+    /** Admission control on both ports and on /node/join (docs/configuration.md, "Admission control"). */
+    admission?: AdmissionConfigFile;
   };
+}
+
+export interface AdmissionConfigFile {
+  tls_handshake_timeout?: string | number;
+  idle_timeout?: string | number;
+  connections_per_address_max?: number;
+  member_connections_reserved?: number;
+  node_to_node?: { tls_handshake_timeout?: string | number; connections_per_address_max?: number; connections_max?: number };
+  join?: {
+    body_size_max?: string | number;
+    node_data_size_max?: string | number;
+    certificate_size_max?: string | number;
+    quote_size_max?: string | number;
+    per_address_rate?: number;
+    per_address_burst?: number;
+    global_rate?: number;
+    global_burst?: number;
+  };
+}
+
+export interface ResolvedAdmission {
+  /** Client port (HttpServer). */
+  rpc: HttpAdmissionOptions;
+  nodeToNode: { handshakeTimeoutMs: number; connectionsPerAddressMax: number; connectionsMax: number };
+  join: JoinLimits;
 }
 
 export interface ResolvedConfig {
@@ -78,6 +122,7 @@ export interface ResolvedConfig {
   forwarding: { responseTimeoutMs?: number; pendingRequestsMax?: number };
   virtualHostData: string;
   attestationFormat: string;
+  platform: PlatformConfig;
   genesis: {
     members: { certificateFile: string; encryptionPublicKeyFile?: string; dataJsonFile?: string }[];
     constitutionFiles: string[];
@@ -86,7 +131,7 @@ export interface ResolvedConfig {
   jsTimeLimitMs: number;
   jsMemoryLimitMiB: number;
   /** Whether the EVM app is installed (`coco.evm` present). */
-  evm: Record<string, never> | undefined;
+  evm: EvmSettings | undefined;
   ledgerDirectory: string;
   ledgerChunkBytes: number;
   signatureTxCount: number;
@@ -95,6 +140,28 @@ export interface ResolvedConfig {
   pendingTransactionsMax: number;
   logLevel: string;
   logFile: string | undefined;
+  /** Seconds ccf.gov.msg.created_at may lie before / after the node's clock. */
+  governance: { createdAtMaxAgeSeconds: number; createdAtMaxFutureSeconds: number };
+  admission: ResolvedAdmission;
+}
+
+function resolvePlatform(file: NodeConfigFile, at: (p: string) => string): PlatformConfig {
+  const platform = file.enclave?.platform ?? "Virtual";
+  const attestation = file.attestation ?? {};
+  if (platform === "Virtual") return { kind: "virtual" };
+  if (platform !== "SNP") throw invalid("enclave.platform", `expected "Virtual" or "SNP", got ${JSON.stringify(platform)}`);
+  if (attestation.snp_uvm_endorsements_file !== undefined || attestation.snp_security_policy_file !== undefined) {
+    throw invalid("attestation", "snp_uvm_endorsements_file and snp_security_policy_file (confidential containers) are not supported by Coco; remove them");
+  }
+  if (attestation.snp_endorsements_file === undefined) {
+    throw invalid("attestation.snp_endorsements_file", "an SNP node needs its VCEK/VLEK chain (a PEM bundle or a directory with vcek.pem, ask.pem, ark.pem): "
+      + "Coco does not fetch endorsements from snp_endorsements_servers; fetch them with snpguest or from AMD's KDS beforehand");
+  }
+  return {
+    kind: "snp",
+    endorsementsPath: at(attestation.snp_endorsements_file),
+    tsmReportDirectory: file.coco?.snp_tsm_report_directory ?? TSM_REPORT_DIRECTORY_DEFAULT,
+  };
 }
 
 function invalid(field: string, message: string): CocoError {
@@ -140,6 +207,11 @@ export const DEFAULTS = {
   pendingTransactionsMax: 200_000,
   jsTimeLimitMs: 1000,
   jsMemoryLimitMiB: 100,
+  // created_at is stamped when a member signs; CCF's tools sign and send at once. 5 minutes
+  // covers a slow HSM approval and transit; 1 minute ahead covers clock skew between the
+  // signer's machine and the node. See docs/governance.md ("Replay protection").
+  createdAtMaxAgeSeconds: 300,
+  createdAtMaxFutureSeconds: 60,
 } as const;
 
 export function resolveConfig(file: NodeConfigFile, configDirectory: string): ResolvedConfig {
@@ -242,6 +314,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     forwarding,
     virtualHostData,
     attestationFormat: file.coco?.attestation_format ?? "Insecure_Virtual",
+    platform: resolvePlatform(file, at),
     genesis: {
       members: members.map((m, i) => {
         if (typeof m.certificate_file !== "string") throw invalid(`command.start.members[${i}].certificate_file`, "missing");
@@ -268,20 +341,78 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     pendingTransactionsMax: file.coco?.pending_transactions_max ?? DEFAULTS.pendingTransactionsMax,
     logLevel,
     logFile: file.logging?.file !== undefined ? at(file.logging.file) : undefined,
+    governance: resolveGovernance(file.coco?.governance),
+    admission: resolveAdmission(file.coco?.admission, rpc.max_open_sessions_hard ?? DEFAULTS.connectionsMax),
   };
 }
 
-function resolveEvm(evm: unknown): ResolvedConfig["evm"] {
-  if (evm === undefined) return undefined;
-  if (typeof evm !== "object" || evm === null || Array.isArray(evm)) throw invalid("coco.evm", "expected an object ({} installs the EVM app)");
-  for (const field of Object.keys(evm)) {
-    if (field === "chain_id" || field === "genesis") {
-      throw invalid(`coco.evm.${field}`, "the chain id and genesis allocation are set by governance now: remove them here and have "
-        + "the consortium accept a set_evm_genesis proposal (docs/evm.md)");
-    }
-    throw invalid(`coco.evm.${field}`, "unknown setting ({} installs the EVM app)");
+function durationSeconds(value: string | number | undefined, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const seconds = Math.floor(parseDuration(value, field) / 1000);
+  if (seconds < 1) throw invalid(field, "expected at least 1s");
+  return seconds;
+}
+
+function resolveGovernance(governance: NonNullable<NodeConfigFile["coco"]>["governance"]): ResolvedConfig["governance"] {
+  return {
+    createdAtMaxAgeSeconds: durationSeconds(governance?.created_at_max_age, "coco.governance.created_at_max_age", DEFAULTS.createdAtMaxAgeSeconds),
+    createdAtMaxFutureSeconds: durationSeconds(governance?.created_at_max_future, "coco.governance.created_at_max_future", DEFAULTS.createdAtMaxFutureSeconds),
+  };
+}
+
+function count(value: number | undefined, field: string, fallback: number, minimum = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < minimum) throw invalid(field, `expected an integer of at least ${minimum}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function rate(value: number | undefined, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) throw invalid(field, `expected a positive number (per second), got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function resolveAdmission(admission: AdmissionConfigFile | undefined, connectionsMax: number): ResolvedAdmission {
+  const a = admission ?? {};
+  const duration = (value: string | number | undefined, field: string, fallback: number) =>
+    value === undefined ? fallback : Math.ceil(parseDuration(value, field));
+  const size = (value: string | number | undefined, field: string, fallback: number) => value === undefined ? fallback : parseSize(value, field);
+  const rpc: HttpAdmissionOptions = {
+    handshakeTimeoutMs: duration(a.tls_handshake_timeout, "coco.admission.tls_handshake_timeout", ADMISSION_DEFAULTS.handshakeTimeoutMs),
+    idleTimeoutMs: duration(a.idle_timeout, "coco.admission.idle_timeout", ADMISSION_DEFAULTS.idleTimeoutMs),
+    connectionsPerAddressMax: count(a.connections_per_address_max, "coco.admission.connections_per_address_max", ADMISSION_DEFAULTS.connectionsPerAddressMax),
+    privilegedConnectionsReserved: count(a.member_connections_reserved, "coco.admission.member_connections_reserved",
+      Math.min(ADMISSION_DEFAULTS.privilegedConnectionsReserved, connectionsMax - 1), 0),
+  };
+  if (rpc.privilegedConnectionsReserved >= connectionsMax) {
+    throw invalid("coco.admission.member_connections_reserved", `must be below max_open_sessions_hard (${connectionsMax})`);
   }
-  return {};
+  const n = a.node_to_node ?? {};
+  const j = a.join ?? {};
+  const d = JOIN_LIMITS_DEFAULTS;
+  return {
+    rpc,
+    nodeToNode: {
+      handshakeTimeoutMs: duration(n.tls_handshake_timeout, "coco.admission.node_to_node.tls_handshake_timeout", CHANNEL_DEFAULTS.connectTimeoutMs),
+      connectionsPerAddressMax: count(n.connections_per_address_max, "coco.admission.node_to_node.connections_per_address_max", CHANNEL_DEFAULTS.inboundConnectionsPerAddressMax),
+      connectionsMax: count(n.connections_max, "coco.admission.node_to_node.connections_max", CHANNEL_DEFAULTS.inboundConnectionsMax),
+    },
+    join: {
+      bodyBytesMax: size(j.body_size_max, "coco.admission.join.body_size_max", d.bodyBytesMax),
+      nodeDataBytesMax: size(j.node_data_size_max, "coco.admission.join.node_data_size_max", d.nodeDataBytesMax),
+      certificateBytesMax: size(j.certificate_size_max, "coco.admission.join.certificate_size_max", d.certificateBytesMax),
+      quoteBytesMax: size(j.quote_size_max, "coco.admission.join.quote_size_max", d.quoteBytesMax),
+      perAddress: {
+        refillPerSecond: rate(j.per_address_rate, "coco.admission.join.per_address_rate", d.perAddress.refillPerSecond),
+        capacity: count(j.per_address_burst, "coco.admission.join.per_address_burst", d.perAddress.capacity),
+      },
+      global: {
+        refillPerSecond: rate(j.global_rate, "coco.admission.join.global_rate", d.global.refillPerSecond),
+        capacity: count(j.global_burst, "coco.admission.join.global_burst", d.global.capacity),
+      },
+      addressesMax: d.addressesMax,
+    },
+  };
 }
 
 export function loadConfigFile(path: string): ResolvedConfig {

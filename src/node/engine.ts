@@ -8,10 +8,11 @@
 // On a backup, entries arrive from the primary and are applied through `applyReplicated`
 // (decrypt, KV apply, Merkle leaf; signatures are checked against the local Merkle root).
 import { EventEmitter } from "node:events";
+import { randomBytes as cryptoRandomBytes } from "node:crypto";
 import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, signDigest, verifyDigest } from "../crypto/index.js";
 import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
-import { LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
+import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { transactionStatus } from "../consensus/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
@@ -95,6 +96,11 @@ export interface EngineOptions {
   /** Clock and timers (default: node's); the simulator passes its own. */
   scheduler?: Scheduler;
   /**
+   * Source of the entry key nonces (default: node:crypto's randomBytes). Only the simulator
+   * passes another, seeded, so its runs stay reproducible; nodes never do.
+   */
+  randomBytes?: (size: number) => Buffer;
+  /**
    * How Merkle roots are signed and checked (default: ECDSA P-384 over the root as a prehash,
    * CCF's format). Only the shell simulator passes another, to spend its time on consensus
    * rather than on elliptic-curve arithmetic; nodes never do.
@@ -138,6 +144,17 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    * the ledger names (a recovered service's ledger starts with its previous services' entries).
    */
   private readonly serviceCerts = new Set<string>();
+  private readonly randomBytes: (size: number) => Buffer;
+  /**
+   * Salt of the keys this node encrypts entries and derives commit evidence with (ledger/entry.ts),
+   * fresh at start, at every term it leads and after every rollback: the view and seqno come
+   * from files the host can restore to an older copy, so only this makes (key, IV) unique.
+   */
+  private keyNonce: Buffer = Buffer.alloc(0);
+  /** Highest seqno encoded (or sent to the encoder) under `keyNonce`. */
+  private keyNonceLastSeqno = 0;
+  /** A reserved signature's seqno that later batches went past at the encoder; it is encoded once they are in. */
+  private keyNonceGap: number | undefined;
   private view = 0;
   private lastSeqno = 0;
   private commitSeqno = 0;
@@ -170,6 +187,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     super();
     this.scheduler = options.scheduler ?? realScheduler;
     this.rootSignatures = options.rootSignatures ?? ecdsaRootSignatures;
+    this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
+    this.refreshKeyNonce();
     assert(options.rootSignatures === undefined || !options.entryWorker, "the entry worker signs with ECDSA only");
     this.secrets = new LedgerSecrets(options.ledgerSecrets);
     // Commit evidence is derived from the ledger secret of each transaction, as in CCF.
@@ -311,6 +330,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.ledger.truncate(seqno).catch((error) => { if (!isLedgerDiskFull(error)) this.fail(error as Error); });
     this.lastSeqno = seqno;
     this.proposedSeqno = Math.min(this.proposedSeqno, seqno);
+    this.refreshKeyNonce();
     this.emit("rollback", seqno);
   }
 
@@ -340,12 +360,49 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.views.truncate(seqno);
     this.truncateSecrets(seqno);
     this.lastSeqno = seqno;
+    this.refreshKeyNonce();
     this.emit("rollback", seqno);
+  }
+
+  /**
+   * Draws the key nonce for what this node encrypts from now on. Called at start, when it
+   * becomes primary and after a rollback: each is a point from which an earlier run (restored
+   * files) or an earlier term of this run may have used the same (view, seqno).
+   */
+  private refreshKeyNonce(): void {
+    const nonce = this.randomBytes(ENTRY_KEY_NONCE_BYTES);
+    assert(nonce.length === ENTRY_KEY_NONCE_BYTES, `a key nonce is ${ENTRY_KEY_NONCE_BYTES} bytes`);
+    assert(!nonce.equals(this.keyNonce), "a fresh key nonce differs from the last one");
+    this.keyNonce = Buffer.from(nonce);
+    // Whatever was proposed before was encrypted under an earlier nonce, or by another primary.
+    this.keyNonceLastSeqno = this.proposedSeqno;
+    this.keyNonceGap = undefined;
+  }
+
+  /**
+   * Claims seqnos first..last for encryption under the current key nonce: the invariant that
+   * makes (key, IV) unique, checked. Seqnos are claimed in increasing order, except that the
+   * one reserved signature may be claimed after later batches went to the encoder worker.
+   */
+  private claimKeyNonceSeqnos(first: number, last: number): void {
+    assert(last >= first, "a claim covers at least one seqno");
+    if (first === last && first === this.keyNonceGap) {
+      this.keyNonceGap = undefined;
+      return;
+    }
+    assert(first > this.keyNonceLastSeqno, `seqnos ${first}..${last} were not yet encrypted under this key nonce (last ${this.keyNonceLastSeqno})`);
+    if (first > this.keyNonceLastSeqno + 1) {
+      assert(first === this.keyNonceLastSeqno + 2 && this.keyNonceGap === undefined,
+        `only a reserved signature is skipped under a key nonce (claiming ${first} after ${this.keyNonceLastSeqno})`);
+      this.keyNonceGap = first - 1;
+    }
+    this.keyNonceLastSeqno = last;
   }
 
   /** This node leads `view` from now on: it executes transactions and signs. */
   becomePrimary(view: number): void {
     assert(view >= this.view, "views only grow");
+    this.refreshKeyNonce();
     this.view = view;
     this.primary = true;
     this.txSinceSignature = 0;
@@ -501,7 +558,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     let runFirst = 0;
     const submitRun = () => {
       if (run.length === 0) return;
-      this.inFlight.push({ id: encoder.submit(this.view, runFirst, run), firstSeqno: runFirst, count: run.length });
+      this.claimKeyNonceSeqnos(runFirst, runFirst + run.length - 1);
+      this.inFlight.push({ id: encoder.submit(this.keyNonce, this.view, runFirst, run), firstSeqno: runFirst, count: run.length });
       run = [];
     };
     for (const item of batch) {
@@ -580,7 +638,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     if (batch.length === 0) return;
     assert(this.inFlight.length === 0, "batches at the encoder are delivered before encoding here");
     this.batch = [];
-    const nonces = this.commitEvidence.nonces(this.view, batch[0]!.seqno, batch.length);
+    const nonces = this.commitEvidence.nonces(this.keyNonce, this.view, batch[0]!.seqno, batch.length);
     for (let i = 0; i < batch.length; i++) {
       const { seqno, writeSet, isSignature, claimsDigest, config } = batch[i]!;
       if (writeSet === undefined) {
@@ -598,10 +656,11 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const sink = this.sink;
     assert(sink !== undefined, "an entry sink is set before the first transaction");
     assert(seqno === this.proposedSeqno + 1, `proposing seqno ${seqno} after ${this.proposedSeqno}`);
+    this.claimKeyNonceSeqnos(seqno, seqno);
     const { publicDomain, privateDomain } = serialiseWriteSet(writeSet);
     const commitEvidenceDigest = CommitEvidence.digestShared(view, seqno, nonce);
     const entry = encodeEntry({
-      view, seqno, isSignature, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext: privateDomain,
+      view, seqno, isSignature, claimsDigest, commitEvidenceDigest, keyNonce: this.keyNonce, publicDomain, privatePlaintext: privateDomain,
     }, this.secrets.forSeqno(seqno));
     this.tree.append(entryLeaf(entry));
     this.proposedSeqno = seqno;
@@ -655,7 +714,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const writeSet: WriteSet = { seqno, maps: [{ name: SIGNATURES_MAP, isPublic: true, writes: [[SINGLETON_KEY, value]] }] };
     this.signatures.add(record);
     this.signaturePending = false;
-    this.proposeEncoded(writeSet, true, ZERO_DIGEST, this.commitEvidence.nonces(this.view, seqno, 1), undefined);
+    this.proposeEncoded(writeSet, true, ZERO_DIGEST, this.commitEvidence.nonces(this.keyNonce, this.view, seqno, 1), undefined);
     if (this.signatureAgain) {
       // Asked for while this one was pending: sign what came after it (not from inside the
       // encoding loop that may be calling us, which still holds later transactions).
@@ -744,7 +803,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.checkSecretKnown(seqno);
     const treeSize = signature.seqno - 1;
     const entry = decodeEntry(await this.ledger.read(seqno));
-    const commitEvidence = this.commitEvidence.evidence(entry.view, seqno);
+    const commitEvidence = this.commitEvidence.evidence(entry.keyNonce, entry.view, seqno);
     if (!sha256(Buffer.from(commitEvidence)).equals(entry.commitEvidenceDigest)) {
       // The ledger entry was written under another commit-evidence derivation (or secret):
       // answer plainly rather than serve a receipt that cannot verify.

@@ -41,7 +41,7 @@ export interface SignedRoot {
 export type EncoderRequest =
   | { op: "secrets"; secrets: LedgerSecretVersion[] }
   | { op: "key"; privateKeyPem: string }
-  | { op: "encode"; id: number; view: number; firstSeqno: number; count: number; input: ArrayBuffer }
+  | { op: "encode"; id: number; keyNonce: Uint8Array; view: number; firstSeqno: number; count: number; input: ArrayBuffer }
   | { op: "sign"; id: number; root: Uint8Array };
 
 /** @internal Replies from the worker. */
@@ -101,8 +101,8 @@ export class EntryEncoder {
     this.post({ op: "secrets", secrets: secrets.map((s) => ({ fromSeqno: s.fromSeqno, raw: s.raw })) });
   }
 
-  /** Queues the entries of seqnos firstSeqno.. (all in `view`); returns the batch id. */
-  submit(view: number, firstSeqno: number, items: readonly EncodeItem[]): number {
+  /** Queues the entries of seqnos firstSeqno.. (all in `view`, under the term's `keyNonce`); returns the batch id. */
+  submit(keyNonce: Buffer, view: number, firstSeqno: number, items: readonly EncodeItem[]): number {
     let size = 0;
     for (const item of items) size += ITEM_HEADER_BYTES + item.publicDomain.length + item.privateDomain.length;
     const input = new ArrayBuffer(size);
@@ -117,7 +117,7 @@ export class EntryEncoder {
       at += item.privateDomain.copy(out, at);
     }
     const id = this.nextId++;
-    this.post({ op: "encode", id, view, firstSeqno, count: items.length, input }, [input]);
+    this.post({ op: "encode", id, keyNonce: new Uint8Array(keyNonce), view, firstSeqno, count: items.length, input }, [input]);
     return id;
   }
 

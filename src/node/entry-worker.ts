@@ -1,5 +1,6 @@
 // The entry encoder's worker thread (see entry-encoder.ts): commit-evidence nonces and digests,
-// AES-256-GCM encryption of private domains and Merkle leaves for batches of the primary's
+// AES-256-GCM encryption of private domains (under the key nonce the main thread drew for the
+// term and sends with each batch) and Merkle leaves for batches of the primary's
 // transactions, and ECDSA signatures of Merkle roots with the node key. Stateless apart from
 // the ledger secrets and the key; answers strictly in request order.
 import { workerData, type MessagePort } from "node:worker_threads";
@@ -13,10 +14,10 @@ let secrets: LedgerSecrets | undefined;
 let commitEvidence: CommitEvidenceKeys | undefined;
 let nodePrivateKeyPem: string | undefined;
 
-function encode(view: number, firstSeqno: number, count: number, input: ArrayBuffer): { id: number; ok: true; entries: ArrayBuffer; lengths: Uint32Array; leaves: ArrayBuffer } {
+function encode(keyNonce: Buffer, view: number, firstSeqno: number, count: number, input: ArrayBuffer): { id: number; ok: true; entries: ArrayBuffer; lengths: Uint32Array; leaves: ArrayBuffer } {
   if (!secrets || !commitEvidence) throw new Error("no ledger secrets yet");
   const bytes = Buffer.from(input);
-  const nonces = commitEvidence.nonces(view, firstSeqno, count);
+  const nonces = commitEvidence.nonces(keyNonce, view, firstSeqno, count);
   const entries: Buffer[] = new Array(count);
   const leaves = new ArrayBuffer(32 * count);
   const leafBytes = Buffer.from(leaves);
@@ -33,7 +34,7 @@ function encode(view: number, firstSeqno: number, count: number, input: ArrayBuf
     const privatePlaintext = bytes.subarray(at, at + privateLength);
     at += privateLength;
     const commitEvidenceDigest = CommitEvidence.digestShared(view, seqno, nonces.subarray(i * COMMIT_NONCE_BYTES, (i + 1) * COMMIT_NONCE_BYTES));
-    const entry = encodeEntry({ view, seqno, isSignature: false, claimsDigest, commitEvidenceDigest, publicDomain, privatePlaintext }, secrets.forSeqno(seqno));
+    const entry = encodeEntry({ view, seqno, isSignature: false, claimsDigest, commitEvidenceDigest, keyNonce, publicDomain, privatePlaintext }, secrets.forSeqno(seqno));
     entryLeafInto(entry, leafBytes, 32 * i);
     entries[i] = entry;
     total += entry.length;
@@ -68,7 +69,7 @@ port.on("message", (request: EncoderRequest) => {
       if (nodePrivateKeyPem === undefined) throw new Error("no node key");
       reply = { id: request.id, ok: true, signature: new Uint8Array(signDigest(nodePrivateKeyPem, request.root)) };
     } else {
-      const encoded = encode(request.view, request.firstSeqno, request.count, request.input);
+      const encoded = encode(Buffer.from(request.keyNonce), request.view, request.firstSeqno, request.count, request.input);
       reply = { ...encoded, id: request.id };
       transfer = [encoded.entries, encoded.leaves];
     }

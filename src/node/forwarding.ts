@@ -2,8 +2,10 @@
 // node-to-node channel; the primary runs it as if the client had called it directly (the
 // client's TLS certificate, checked by the backup's TLS stack, travels with it) and the
 // backup answers the client with the primary's response, transaction id included.
-// The channel is mutually authenticated with service-endorsed node certificates, so the
-// primary trusts the backup's account of who the caller is, as CCF does.
+// The primary trusts the backup's account of who the caller is only because the backup is
+// trusted: the request must arrive on the forwarding node's own authenticated channel (its
+// certificate's node id equals the node id in the request) and that node must be Trusted in the
+// primary's nodes.info. A retired node's key and certificate forward nothing.
 //
 // A request is either *waiting* (no reachable primary yet: nothing was sent, so it may go to
 // whichever node becomes primary) or *sent* (its outcome is the primary's). A sent request whose
@@ -22,6 +24,10 @@ interface ForwardedRequestHeader {
   query: string;
   headers: Record<string, string | string[] | undefined>;
   callerCertDer: string | null;
+  /** The node that forwarded it; must be the authenticated sender of the frame. */
+  forwarderNodeId: string;
+  /** The client's address as the backup saw it (absent from older nodes). */
+  remoteAddress?: string;
 }
 
 interface ForwardedResponseHeader {
@@ -85,7 +91,15 @@ export interface ForwarderOptions {
   /** Default FORWARDING_DEFAULTS.pendingRequestsMax. */
   pendingRequestsMax?: number;
   logger: { warn(o: object, msg: string): void; info?(o: object, msg: string): void };
+  /**
+   * Primary side: whether `nodeId` is Trusted now, so that the caller identity it forwards may
+   * be believed. A request from any other node is refused (403 ForwardingNodeNotTrusted) unrun.
+   */
+  isTrustedForwarder: (nodeId: string) => boolean;
 }
+
+/** The error code of a forwarded request refused because its sender is not a trusted node. */
+export const FORWARDING_NODE_NOT_TRUSTED = "ForwardingNodeNotTrusted";
 
 interface SentRequest {
   /** The node it was sent to. */
@@ -225,6 +239,8 @@ export class Forwarder {
     const header: ForwardedRequestHeader = {
       id, method: request.method, path: request.path, query: request.query, headers: request.headers,
       callerCertDer: request.callerCert ? request.callerCert.der.toString("base64") : null,
+      forwarderNodeId: this.options.nodeId,
+      ...(request.remoteAddress !== undefined ? { remoteAddress: request.remoteAddress } : {}),
     };
     if (!this.options.transport.send(primary, FRAME_FORWARD_REQUEST, frame(header, request.body))) {
       return Promise.reject(serviceUnavailable(ErrorCodes.ServiceUnavailable,
@@ -262,11 +278,21 @@ export class Forwarder {
     const framed = this.unframeFrom<ForwardedRequestHeader>(from, payload, "request");
     if (framed === undefined) return;
     const { header, body } = framed;
+    const refusal = this.refusalOf(from, header);
+    if (refusal !== undefined) {
+      this.options.logger.warn({ from, forwarderNodeId: header.forwarderNodeId, method: header.method, path: header.path, reason: refusal },
+        "refused a forwarded request: the caller identity it carries is believed only from a trusted node's own channel");
+      const refused: ForwardedResponseHeader = { id: header.id, status: 403, headers: { "content-type": "application/json" } };
+      this.options.transport.send(from, FRAME_FORWARD_RESPONSE, frame(refused, errorBody(FORWARDING_NODE_NOT_TRUSTED,
+        `This node does not run requests forwarded by ${from}: ${refusal}. Send the request to a node of the service directly.`)));
+      return;
+    }
     let response: RpcResponse;
     try {
       const request: RpcRequest = {
         method: header.method, path: header.path, query: header.query, headers: header.headers, body,
         callerCert: header.callerCertDer === null ? undefined : callerCertificateFromDer(Buffer.from(header.callerCertDer, "base64")),
+        ...(typeof header.remoteAddress === "string" ? { remoteAddress: header.remoteAddress } : {}),
       };
       response = await this.options.dispatchLocal(request);
     } catch (error) {
@@ -275,6 +301,20 @@ export class Forwarder {
     }
     const out: ForwardedResponseHeader = { id: header.id, status: response.status, headers: response.headers ?? {} };
     this.options.transport.send(from, FRAME_FORWARD_RESPONSE, frame(out, response.body));
+  }
+
+  /** Why a forwarded request from `from` must not run, or undefined if it may. */
+  private refusalOf(from: string, header: ForwardedRequestHeader): string | undefined {
+    if (header.forwarderNodeId !== from) {
+      return `it names node ${String(header.forwarderNodeId)} as its forwarder but arrived on the authenticated channel of node ${from}`;
+    }
+    let trusted = false;
+    try {
+      trusted = this.options.isTrustedForwarder(from);
+    } catch (error) {
+      return `the trust check failed (${(error as Error).message})`;
+    }
+    return trusted ? undefined : `node ${from} is not a Trusted node of the service (retired, pending or unknown)`;
   }
 
   /** A frame from a peer, or undefined (logged) if it is malformed: a peer's bad frame harms nothing else. */

@@ -4,6 +4,8 @@
 // apply's overlay of the transaction; the node carries it out once that transaction commits
 // locally, so a proposal whose apply fails (its writes discarded) never acts. Only the primary
 // acts; a backup applying the same transaction from the ledger does not.
+// Retiring a node rotates the ledger secret too (rekeyIfRetiredNodesKnowSecret): the retired node
+// knew the old secret, and must not be able to read private data written after it left.
 import type { Logger } from "pino";
 import { randomBytes, unwrapWithKey, wrapForKey } from "../crypto/index.js";
 import type { KvAccess } from "../js/index.js";
@@ -32,6 +34,14 @@ interface LedgerSecretShares {
   from_seqno: number;
   /** Node id -> the secret wrapped to that node's encryption key. */
   wrapped: Record<string, string>;
+  /** Nodes already retired (and out of the configuration) when this secret was made: they never had it. */
+  retired_nodes?: string[];
+}
+
+/** The consensus configurations, to tell a retired node that is still a voter from one that left. */
+export interface VoterView {
+  readonly configuration: readonly string[];
+  readonly committedConfiguration: readonly string[];
 }
 
 const REQUESTED = Buffer.from(JSON.stringify({ requested: true }));
@@ -44,6 +54,8 @@ export interface NodeEffects {
 
 export class GovernanceEffects implements NodeEffects, CommitActions {
   private rekeyRequested = false;
+  /** A rotation owed to a retirement could not be written; the next commit tries again. */
+  rekeyAfterRetirementPending = false;
   private sharesRefreshRequested = false;
 
   constructor(
@@ -51,6 +63,8 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
     private readonly identity: NodeIdentity,
     private readonly config: ResolvedConfig,
     private readonly logger: Logger,
+    /** The consensus configurations (a retiring node stays a recipient of new secrets while it votes). */
+    private readonly voters: () => VoterView = () => ({ configuration: [], committedConfiguration: [] }),
   ) {
     const store = engine.store;
     store.onWrite(LEDGER_REKEY_MAP, () => { if (engine.isPrimary) this.rekeyRequested = true; });
@@ -93,6 +107,40 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
     }
   }
 
+  /**
+   * On the primary: rotates the ledger secret if a retired node that has left the configuration
+   * (latest and committed) may know the current one. Called whenever nodes.info, the
+   * configuration or the role changes. A retired primary does not rotate (it would know the new
+   * secret): it hands over once its removal commits, and the next primary rotates.
+   */
+  rekeyIfRetiredNodesKnowSecret(): void {
+    const { engine, identity } = this;
+    const voters = this.voters();
+    this.rekeyAfterRetirementPending = false;
+    if (!engine.isPrimary) return;
+    const nodes = readNodes(engine.store);
+    if (nodes.get(identity.nodeId)?.status !== "Trusted") return;
+    const isVoter = (id: string) => voters.configuration.includes(id) || voters.committedConfiguration.includes(id);
+    const departed = [...nodes].filter(([id, node]) => node.status === "Retired" && !isVoter(id)).map(([id]) => id);
+    if (departed.length === 0) return;
+    const latest = engine.ledgerSecrets[engine.ledgerSecrets.length - 1]!;
+    const raw = engine.store.begin().get(LEDGER_SECRET_SHARES_MAP, SINGLETON_KEY);
+    const record = raw === undefined ? undefined : JSON.parse(raw.toString("utf8")) as LedgerSecretShares;
+    // Only the record of the current secret says who never had it; otherwise assume every node did.
+    const neverHadIt = record !== undefined && record.from_seqno === latest.fromSeqno ? record.retired_nodes ?? [] : [];
+    const mayKnow = departed.filter((id) => !neverHadIt.includes(id));
+    if (mayKnow.length === 0) return;
+    try {
+      this.rotateLedgerSecret(engine.lastSeqnoLocal);
+      this.logger.info({ retired: mayKnow }, "ledger secret rotated because retired nodes knew the previous one");
+      this.issueRecoveryShares().catch((error) => this.logger.error({ err: error }, "could not issue recovery shares"));
+    } catch (error) {
+      // Not writable now (a leadership transfer, back-pressure): the next commit retries.
+      this.rekeyAfterRetirementPending = true;
+      this.logger.warn({ err: (error as Error).message, retired: mayKnow }, "could not rotate the ledger secret after a retirement yet");
+    }
+  }
+
   /** `GET /gov/recovery/encrypted-shares/{memberId}` (CCF's governance API). */
   installEndpoints(registry: EndpointRegistry): void {
     registry.install({
@@ -110,17 +158,22 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
   }
 
   /**
-   * The next transaction carries a fresh secret to every other node, wrapped to its key; the
-   * secret encrypts everything after that transaction.
+   * The next transaction carries a fresh secret to every other current node (Trusted, or retiring
+   * and still a voter, which must apply entries until its removal commits), wrapped to its key;
+   * the secret encrypts everything after that transaction. A retired node out of the
+   * configuration, or a pending one, is not given it.
    */
   private rotateLedgerSecret(seqno: number): void {
     const { engine, identity } = this;
+    const voters = this.voters();
     const raw = randomBytes(32);
-    const shares: LedgerSecretShares = { from_seqno: seqno + 2, wrapped: {} };
+    const shares: LedgerSecretShares = { from_seqno: seqno + 2, wrapped: {}, retired_nodes: [] };
+    const isVoter = (id: string) => voters.configuration.includes(id) || voters.committedConfiguration.includes(id);
     for (const [nodeId, node] of readNodes(engine.store)) {
-      if (nodeId !== identity.nodeId && node.status !== "Pending" && node.encryption_pub_key) {
-        shares.wrapped[nodeId] = wrapForKey(node.encryption_pub_key, raw);
-      }
+      if (nodeId === identity.nodeId) continue;
+      const current = node.status === "Trusted" || (node.status === "Retired" && isVoter(nodeId));
+      if (current && node.encryption_pub_key) shares.wrapped[nodeId] = wrapForKey(node.encryption_pub_key, raw);
+      else if (node.status === "Retired") shares.retired_nodes!.push(nodeId);
     }
     const shareTx = engine.store.begin();
     shareTx.set(LEDGER_SECRET_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(shares)));

@@ -13,10 +13,13 @@ import {
   type KeyPairPem,
 } from "../crypto/index.js";
 import { CocoError } from "../util/index.js";
+import { SNP_FORMAT, admitSnpEvidence, type SnpQuoteInfo } from "../attestation/index.js";
+import { snpAllowListsOf } from "./attestation-tables.js";
 import type { Transaction } from "../kv/index.js";
 import type { LedgerSecretVersion } from "../ledger/index.js";
 import type { EndpointRegistry } from "../rpc/index.js";
 import { parseAddress } from "./config.js";
+import { checkNodeCertificateShape, type JoinAdmission } from "./join-admission.js";
 
 export const NODES_INFO_MAP = "public:ccf.gov.nodes.info";
 export const ENDORSED_CERTS_MAP = "public:ccf.gov.nodes.endorsed_certificates";
@@ -88,8 +91,13 @@ export function verifyAttestation(tx: Transaction, quoteInfo: unknown, nodePubli
     throw refuse("quote_info.format is missing: the join request carries no attestation evidence.", 400, "InvalidInput");
   }
   const format = quoteInfo["format"];
+  if (format === SNP_FORMAT) {
+    // One verifier for every use (src/attestation); its refusals name the failed check.
+    admitSnpEvidence(quoteInfo as unknown as SnpQuoteInfo, snpAllowListsOf(tx), nodeIdFromPublicKey(nodePublicKeyPem));
+    return;
+  }
   if (format !== VIRTUAL_FORMAT) {
-    throw refuse(`Attestation format '${format}' cannot be verified by this service (it accepts: ${VIRTUAL_FORMAT}); the joining node's platform is not trusted.`);
+    throw refuse(`Attestation format '${format}' cannot be verified by this service (it accepts: ${VIRTUAL_FORMAT}, ${SNP_FORMAT}); the joining node's platform is not trusted.`);
   }
   let report: { measurement?: unknown; host_data?: unknown; report_data?: unknown };
   try {
@@ -119,22 +127,39 @@ export interface JoinServiceContext {
   ledgerSecrets: () => readonly LedgerSecretVersion[];
 }
 
-/** Service side of POST /node/join (runs on the primary: the endpoint is forwarded). */
-export function handleJoin(tx: Transaction, callerCertPem: string | undefined, body: unknown, ctx: JoinServiceContext): JoinResponseBody {
+/** Where admission control (join-admission.ts) sits in handleJoin, for one request. */
+export interface JoinGate {
+  admission: JoinAdmission;
+  /** The client's address, the key of its token bucket. */
+  remoteAddress: string;
+}
+
+/**
+ * Service side of POST /node/join (runs on the primary: the endpoint is forwarded). Known nodes
+ * polling for their status pass freely; a new node is charged to the gate's token buckets and
+ * its sizes checked before its self-signature, CSR and attestation are verified and it is written.
+ */
+export function handleJoin(tx: Transaction, callerCertPem: string | undefined, body: unknown, ctx: JoinServiceContext, gate?: JoinGate): JoinResponseBody {
   if (callerCertPem === undefined) throw refuse("A joining node must present its node certificate as TLS client certificate.", 401, "InvalidAuthenticationInfo");
-  let callerKeyPem: string;
+  let cert: X509Certificate;
   try {
-    const cert = new X509Certificate(callerCertPem);
-    if (!cert.verify(cert.publicKey)) throw new Error("it is not self-signed by its own key");
-    callerKeyPem = publicKeyPemFromCertificate(callerCertPem);
+    cert = new X509Certificate(callerCertPem);
   } catch (error) {
     throw refuse(`The joining node's certificate is not acceptable: ${(error as Error).message}.`, 400, "InvalidInput");
   }
+  if (gate !== undefined) gate.admission.checkCertificate(cert.raw);
+  else checkNodeCertificateShape(cert.raw);
+  const callerKeyPem = publicKeyPemFromCertificate(callerCertPem);
   const nodeId = nodeIdFromPublicKey(callerKeyPem);
   const existing = readNodeInfo(tx, nodeId);
   if (existing !== undefined) return joinStatus(tx, nodeId, existing, ctx);
+  gate?.admission.admitNewNode(gate.remoteAddress);
   if (!isStringRecord(body)) throw refuse("The join request body must be a JSON object.", 400, "InvalidInput");
   const request = body as unknown as JoinRequestBody;
+  gate?.admission.checkBodyFields(request.node_data, request.quote_info);
+  if (!cert.verify(cert.publicKey)) {
+    throw refuse("The joining node's certificate is not acceptable: it is not self-signed by its own key.", 400, "InvalidInput");
+  }
   const network = request.node_info_network;
   if (!isStringRecord(network) || !isStringRecord(network.node_to_node_interface) || typeof network.node_to_node_interface.bind_address !== "string"
     || !isStringRecord(network.rpc_interfaces)) {
@@ -300,7 +325,7 @@ export async function joinService(args: {
     }
     if (response.status !== 200) {
       const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      if (response.status >= 500 || response.status === 404 && error?.code === "FrontendNotOpen") {
+      if (response.status >= 500 || response.status === 429 || response.status === 404 && error?.code === "FrontendNotOpen") {
         args.logger.warn({ target, status: response.status, error }, "join: the service cannot take the request now; retrying");
         await new Promise((r) => setTimeout(r, args.retryMs));
         continue;
@@ -341,11 +366,12 @@ function acceptNetworkInfo(answer: JoinResponseBody, identity: JoinerIdentity, s
 }
 
 /** `POST /node/join`: a new node asks to join (CCF's join protocol; answered once members trust it). */
-export function installJoinEndpoint(registry: EndpointRegistry, service: Parameters<typeof handleJoin>[3]): void {
+export function installJoinEndpoint(registry: EndpointRegistry, service: JoinServiceContext, admission?: JoinAdmission): void {
   registry.install({
     method: "POST", path: "/node/join", authPolicies: ["any_cert"], mode: "readwrite",
     summary: "A new node asks to join the service (CCF's join protocol; answered once members trust it)",
     handler: (ctx) => {
+      admission?.checkBodySize(ctx.request.body.length);
       let body: unknown;
       try {
         body = ctx.request.body.length > 0 ? JSON.parse(ctx.request.body.toString("utf8")) : undefined;
@@ -353,7 +379,8 @@ export function installJoinEndpoint(registry: EndpointRegistry, service: Paramet
         throw new CocoError("InvalidInput", "The join request body is not valid JSON.", 400);
       }
       const cert = ctx.caller.policy === "any_cert" ? ctx.caller.cert : undefined;
-      return { body: handleJoin(ctx.tx, cert, body, service) };
+      const gate = admission === undefined ? undefined : { admission, remoteAddress: ctx.request.remoteAddress ?? "unknown" };
+      return { body: handleJoin(ctx.tx, cert, body, service, gate) };
     },
   });
 }

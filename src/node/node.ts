@@ -19,21 +19,26 @@ import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE }
 import { Forwarder } from "./forwarding.js";
 import { reconcileConfiguration } from "./reconfiguration.js";
 import { PeerSync, readPeersFile, type KnownPeer } from "./peers.js";
+import { PeerAdmission } from "./membership.js";
 import {
   ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
   installJoinEndpoint, joinService, virtualEvidence,
 } from "./join.js";
 import { HistoricalStates } from "./historical.js";
+import { JoinAdmission } from "./join-admission.js";
 import { GovernanceEffects } from "./governance-effects.js";
 import { Frontend, type AppRouter } from "./frontend.js";
 import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { Recovery, openLedgerForRecovery, serviceEndorsementsFor } from "./recovery.js";
 import { installPreviousIdentityEndpoint, installRecoveryShareEndpoint } from "./recovery-endpoints.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
+import { installAttestationEndpoints } from "./attestation-endpoints.js";
+import { trustGenesisSnpPlatform } from "./attestation-tables.js";
+import { snpNodeEvidence } from "./platform.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
-import { CONSTITUTION_MAP, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
+import { CONSTITUTION_MAP, type GovernanceDeps, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
 
 export interface StartOptions {
   /** Installs the app's endpoints (built-in apps are composed by the CLI, above this layer). */
@@ -117,6 +122,20 @@ export class CocoNode {
       maxUncommittedEntries: config.pendingTransactionsMax * 2,
       logger,
       ...(recovery !== undefined ? { onBecomePrimary: () => recovery.onBecomePrimary() } : {}),
+      // Raft hears only nodes of the current configuration (membership.ts): not a retired node.
+      acceptSender: (nodeId: string): boolean => admission.accepts(nodeId),
+    });
+    // Who may speak to this node over node-to-node channels, re-judged whenever nodes.info, the
+    // configuration or the commit point's configuration changes.
+    const admission: PeerAdmission = new PeerAdmission({
+      self: identity.nodeId, store: engine.store, consensus: (): Replicator => replicator, bootstrapPeers: bootstrapPeers.map((peer) => peer.node_id),
+    });
+    let committedVoters = replicator.committedConfiguration.join(",");
+    replicator.onCommit(() => {
+      const voters = replicator.committedConfiguration.join(",");
+      if (voters === committedVoters) return;
+      committedVoters = voters;
+      admission.configurationMayHaveChanged();
     });
     const serviceStatus = new ServiceStatus(engine.store);
     // The constitution and ballots run here, isolated from the node (see docs/js-runtime.md).
@@ -140,9 +159,16 @@ export class CocoNode {
         commit: replicator.committedIndex, last: engine.lastSeqnoLocal, mayVote: replicator.raft.mayVote,
       }),
     });
+    installAttestationEndpoints(registry, identity.nodeId);
     // What governance asks of the node (rekey, recovery shares), carried out on commit.
-    const effects = new GovernanceEffects(engine, identity, config, logger);
-    installGovernanceEndpoints(registry, {
+    const effects = new GovernanceEffects(engine, identity, config, logger, () => replicator);
+    // Retiring a node rotates the ledger secret once the node has left the configuration (the
+    // primary checks after every change of nodes.info or the configurations, and on taking over).
+    const rekeyAfterRetirement = () => effects.rekeyIfRetiredNodesKnowSecret();
+    admission.onChange(rekeyAfterRetirement);
+    replicator.onCommit(() => { if (effects.rekeyAfterRetirementPending) setImmediate(rekeyAfterRetirement); });
+    replicator.onRoleChange((change) => { if (change.role === "Primary") setImmediate(rekeyAfterRetirement); });
+    const governanceDeps: GovernanceDeps = {
       runtime,
       hooks: (kv) => ({
         generateEndorsedCertificate: (csrPem: string, validFrom: string, validityPeriodDays: number) => endorseCertificateSigningRequestSync({
@@ -154,14 +180,16 @@ export class CocoNode {
         triggerRecoverySharesRefresh: () => effects.requestRecoverySharesRefresh(kv),
       }),
       nowSeconds: () => Math.floor(Date.now() / 1000),
+      createdAtWindow: { maxAgeSeconds: config.governance.createdAtMaxAgeSeconds, maxFutureSeconds: config.governance.createdAtMaxFutureSeconds },
       serviceCertPem: identity.serviceCertPem,
       // What members acknowledge: the Merkle root signed by the last signature transaction.
       stateDigest: () => engine.lastSignatureRoot,
-    });
+    };
+    installGovernanceEndpoints(registry, governanceDeps);
     effects.installEndpoints(registry);
     installPreviousIdentityEndpoint(registry);
     if (recovery !== undefined) {
-      installRecoveryShareEndpoint(registry, recovery);
+      installRecoveryShareEndpoint(registry, recovery, governanceDeps);
       recovery.setCommitActions(effects);
     }
     installJoinEndpoint(registry, {
@@ -173,7 +201,7 @@ export class CocoNode {
         }
         return engine.ledgerSecrets;
       },
-    });
+    }, new JoinAdmission(config.admission.join));
     options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
@@ -191,7 +219,16 @@ export class CocoNode {
       const ch = new NodeChannels({
         identity: { nodeId: identity.nodeId, privateKeyPem: identity.nodeKeys.privateKeyPem, certPem: identity.nodeCertPem, serviceCertPem: identity.serviceCertPem },
         listen: { host: config.nodeToNode.host, port: config.nodeToNode.port },
+        inboundHandshakeTimeoutMs: config.admission.nodeToNode.handshakeTimeoutMs,
+        inboundConnectionsPerAddressMax: config.admission.nodeToNode.connectionsPerAddressMax,
+        inboundConnectionsMax: config.admission.nodeToNode.connectionsMax,
         logger,
+        // Only current members of the service may deliver frames; a retired node is refused at
+        // authentication, and its open connections close when it stops being accepted.
+        acceptPeer: (peer) => {
+          const decision = admission.decide(peer);
+          return decision.accepted ? true : { refused: decision.reason };
+        },
         // A closed connection to the primary fails what was forwarded to it at once (forwarding.ts).
         onPeerConnected: (peer) => fw.peerConnected(peer),
         onPeerDisconnected: (peer) => fw.peerDisconnected(peer),
@@ -207,6 +244,8 @@ export class CocoNode {
         nodeId: identity.nodeId,
         primary: () => replicator.primaryId,
         dispatchLocal: frontend.dispatchLocal,
+        // The caller identity in a forwarded request is believed only from a Trusted node.
+        isTrustedForwarder: (peer) => admission.isTrusted(peer),
         ...config.forwarding,
         logger,
       });
@@ -218,7 +257,7 @@ export class CocoNode {
       nodeToNodeAddress = `${bound.host}:${bound.port}`;
       replicator.setTransport(ch);
       frontend.forwarding = { isPrimary: () => engine.isPrimary, forward: (request) => fw.forward(request) };
-      new PeerSync({ nodeId: identity.nodeId, workspace: config.workspace, store: engine.store, channels: ch, bootstrapPeers, logger }).sync();
+      new PeerSync({ nodeId: identity.nodeId, workspace: config.workspace, store: engine.store, channels: ch, bootstrapPeers, admission, logger }).sync();
     }
 
     // The primary moves the consensus configuration towards the trusted nodes, one node at a time.
@@ -233,6 +272,10 @@ export class CocoNode {
       bodyBytesMax: config.rpc.bodyBytesMax,
       connectionsMax: config.rpc.connectionsMax,
       keepAliveTimeoutMs: 30_000,
+      admission: config.admission.rpc,
+      // Members' certificates may use the connections kept back from anonymous clients.
+      isPrivilegedCaller: (cert) => engine.store.get(MEMBERS_CERTS_MAP, cert.idKey) !== undefined,
+      logger,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
     }, frontend.dispatch);
     recovery?.setNodeToNodeAddress(nodeToNodeAddress);
@@ -372,11 +415,13 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
     maximum_service_certificate_validity_days: 365,
     recent_cose_proposals_window_size: 100,
   }));
-  const evidence = virtualEvidence(identity.nodeKeys.publicKeyPem, config.virtualHostData);
+  const evidence = config.platform.kind === "snp"
+    ? snpNodeEvidence(config.platform, identity.nodeKeys.publicKeyPem)
+    : { kind: "virtual" as const, quoteInfo: virtualEvidence(identity.nodeKeys.publicKeyPem, config.virtualHostData) };
   tx.set(NODES_INFO_MAP, Buffer.from(identity.nodeId), json({
     cert: identity.nodeCertPem,
     status: "Trusted",
-    quote_info: evidence,
+    quote_info: evidence.quoteInfo,
     encryption_pub_key: identity.encryptionKeys.publicKeyPem,
     node_data: null,
     rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
@@ -384,8 +429,12 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
   }));
   tx.set(ENDORSED_CERTS_MAP, Buffer.from(identity.nodeId), Buffer.from(identity.nodeCertPem));
   // As CCF does for the first node: its own platform is trusted from the start.
-  tx.set(VIRTUAL_MEASUREMENTS_MAP, Buffer.from(VIRTUAL_MEASUREMENT), json("AllowedToJoin"));
-  tx.set(VIRTUAL_HOST_DATA_MAP, Buffer.from(config.virtualHostData), SINGLETON_KEY);
+  if (evidence.kind === "snp") {
+    trustGenesisSnpPlatform(tx, evidence.verified);
+  } else {
+    tx.set(VIRTUAL_MEASUREMENTS_MAP, Buffer.from(VIRTUAL_MEASUREMENT), json("AllowedToJoin"));
+    tx.set(VIRTUAL_HOST_DATA_MAP, Buffer.from(config.virtualHostData), SINGLETON_KEY);
+  }
   tx.set(RAFT_CONFIGURATION_MAP, SINGLETON_KEY, json([identity.nodeId]));
   tx.set("public:ccf.gov.service.info", SINGLETON_KEY, json({
     cert: identity.serviceCertPem,
@@ -407,9 +456,11 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
   const serviceCertPem = readFileSync(config.serviceCertificateFile, "utf8");
   const joiner = await createJoinerIdentity(config);
   const n2n = config.nodeToNode!;
-  const quoteInfo = config.attestationFormat === VIRTUAL_FORMAT
-    ? virtualEvidence(joiner.nodeKeys.publicKeyPem, config.virtualHostData)
-    : { format: config.attestationFormat, quote: "" };
+  const quoteInfo = config.platform.kind === "snp"
+    ? snpNodeEvidence(config.platform, joiner.nodeKeys.publicKeyPem).quoteInfo
+    : config.attestationFormat === VIRTUAL_FORMAT
+      ? virtualEvidence(joiner.nodeKeys.publicKeyPem, config.virtualHostData)
+      : { format: config.attestationFormat, quote: "" };
   logger.info({ target: `${config.join!.targetHost}:${config.join!.targetPort}` }, "joining the service");
   const result = await joinService({
     target: { host: config.join!.targetHost, port: config.join!.targetPort },

@@ -1,8 +1,11 @@
-// Which nodes this node keeps node-to-node channels to: the other nodes of nodes.info (trusted,
-// or retiring and maybe still voting), plus, until its ledger names them, the peers a join
-// response or the workspace's peers.json gave it. Their addresses are also kept in peers.json: a
-// node whose ledger was wiped (or moved away after damage) has lost nodes.info with it, and
-// from this file it still finds its peers and catches up from them rather than stay alone.
+// Which nodes this node keeps node-to-node channels to: the other nodes of nodes.info that the
+// membership rule admits (trusted, or retiring and still voting; never a retired node out of the
+// configuration), plus, until its ledger names them, the peers a join response or the
+// workspace's peers.json gave it. Whenever the rule's answer may change, refused peers lose their
+// outbound channel and their inbound connections are closed (both directions). Their addresses
+// are also kept in peers.json: a node whose ledger was wiped (or moved away after damage) has
+// lost nodes.info with it, and from this file it still finds its peers and catches up from them
+// rather than stay alone.
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -10,6 +13,7 @@ import type { NodeChannels } from "../channels/index.js";
 import type { Store } from "../kv/index.js";
 import { parseAddress } from "./config.js";
 import { NODES_INFO_MAP } from "./join.js";
+import type { PeerAdmission } from "./membership.js";
 import { readNodes } from "./reconfiguration.js";
 
 export interface KnownPeer {
@@ -53,6 +57,7 @@ export class PeerSync {
       store: Store;
       channels: NodeChannels;
       bootstrapPeers: readonly KnownPeer[];
+      admission: PeerAdmission;
       logger: Logger;
     },
   ) {
@@ -63,21 +68,26 @@ export class PeerSync {
     };
     options.store.onWrite(NODES_INFO_MAP, schedule);
     options.store.onRollback(schedule);
+    options.admission.onChange(schedule);
   }
 
   sync(): void {
     this.scheduled = false;
-    const { nodeId: self, channels, logger } = this.options;
+    const { nodeId: self, channels, logger, admission } = this.options;
+    // Inbound first: a node refused now must not keep a connection it opened while accepted.
+    channels.recheckInboundPeers();
     const wanted = new Set<string>();
     const known = readNodes(this.options.store);
     for (const peer of this.options.bootstrapPeers) {
-      if (known.has(peer.node_id) || peer.node_id === self) continue;
+      if (known.has(peer.node_id) || peer.node_id === self || !admission.accepts(peer.node_id)) continue;
       wanted.add(peer.node_id);
       channels.setPeer(peer.node_id, parseAddress(peer.node_to_node_address));
     }
     const addresses: KnownPeer[] = [];
     for (const [nodeId, node] of known) {
+      // A Pending node has no channels yet (it starts them once trusted).
       if (nodeId === self || node.status === "Pending" || !node.node_to_node_interface) continue;
+      if (!admission.accepts(nodeId)) continue;
       const address = node.node_to_node_interface.published_address ?? node.node_to_node_interface.bind_address;
       wanted.add(nodeId);
       try {

@@ -3,7 +3,7 @@
 // (COSE Sign1, ccf.gov.msg.type "recovery_share", payload {"share": base64}), and
 // `GET /node/service/previous_identity` names the service this one recovered.
 import {
-  COSE_SIGN1_WWW_AUTHENTICATE, TABLES, authenticateMember, checkApiVersion, splitAction, unknownPath, type ServiceInfo,
+  COSE_SIGN1_WWW_AUTHENTICATE, TABLES, authenticateMember, checkApiVersion, splitAction, unknownPath, type GovernanceDeps, type ServiceInfo,
 } from "../governance/index.js";
 import type { EndpointContext, EndpointRegistry, HandlerResult } from "../rpc/index.js";
 import { CocoError } from "../util/index.js";
@@ -28,7 +28,7 @@ export function installPreviousIdentityEndpoint(registry: EndpointRegistry): voi
  * Share submission. Only the node that recovers the service (its primary while it is
  * public-only) installs it; any other node answers 404 for the path, as for unknown paths.
  */
-export function installRecoveryShareEndpoint(registry: EndpointRegistry, recovery: Recovery): void {
+export function installRecoveryShareEndpoint(registry: EndpointRegistry, recovery: Recovery, deps: GovernanceDeps): void {
   registry.install({
     method: "POST", path: "/gov/recovery/members/{memberId}", authPolicies: ["no_auth"], mode: "readwrite",
     summary: "POST .../{memberId}:recover (ccf.gov.msg.type=recovery_share): a member's decrypted recovery share",
@@ -41,7 +41,7 @@ export function installRecoveryShareEndpoint(registry: EndpointRegistry, recover
           `Service is not waiting for recovery shares (status: ${status ?? "unknown"}); members first accept transition_service_to_open.`, 403);
       }
       if (recovery.isReadingPrivateLedger) throw new CocoError("NodeAlreadyRecovering", "Node is already recovering private ledger.", 403);
-      const identity = authenticateMember(ctx, { msgType: "recovery_share", requireActive: true });
+      const identity = authenticateMember(deps, ctx, { msgType: "recovery_share", requireActive: true });
       if (identity.memberId !== id) {
         throw new CocoError("InvalidAuthenticationInfo",
           `Member ID from path parameter (${id}) does not match member ID from body signature (${identity.memberId}).`, 400);

@@ -35,7 +35,14 @@ export interface ReplicationOptions {
   maxEntriesPerAppend: number;
   maxInflightAppends: number;
   maxUncommittedEntries: number;
-  logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void; fatal?(o: object, msg: string): void };
+  logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void; fatal?(o: object, msg: string): void; debug?(o: object, msg: string): void };
+  /**
+   * Whether Raft may hear from this (authenticated) sender now: the node passes its membership
+   * rule (membership.ts), so a retired node cannot bump the view with a huge-term RequestVote or
+   * AppendEntries. The check sits here, in the shell, because the pure Raft core knows ids but not
+   * who governance trusts. Default: every sender (unit tests of the core's behaviour).
+   */
+  acceptSender?: (nodeId: string) => boolean;
   /** Clock and timers (default: node's); the simulator passes its own. */
   scheduler?: Scheduler;
   /** Where term and vote live (default: `consensus_state.json` in the workspace, fsync'd). */
@@ -105,6 +112,32 @@ function writeHardState(workspace: string, state: HardState): void {
   }
 }
 
+/** One debug line per sender per this many ms about its dropped messages: a retired node may keep trying. */
+export const DROPPED_SENDER_LOG_INTERVAL_MS = 10_000;
+/** Senders remembered for rate limiting; beyond it the oldest is forgotten (and may log again). */
+const DROPPED_SENDERS_MAX = 64;
+
+/** Rate-limited log of Raft messages dropped because their sender is outside the configuration. */
+class DroppedMessageLog {
+  private readonly bySender = new Map<string, { loggedAtMs: number; dropped: number }>();
+  /** Messages dropped since the process started (all senders). */
+  total = 0;
+
+  note(from: string, type: string, term: number, logger: ReplicationOptions["logger"], nowMs: number): void {
+    this.total += 1;
+    const entry = this.bySender.get(from);
+    if (entry !== undefined && nowMs - entry.loggedAtMs < DROPPED_SENDER_LOG_INTERVAL_MS) {
+      entry.dropped += 1;
+      return;
+    }
+    const droppedSinceLastLine = entry?.dropped ?? 0;
+    this.bySender.delete(from);
+    if (this.bySender.size >= DROPPED_SENDERS_MAX) this.bySender.delete(this.bySender.keys().next().value!);
+    this.bySender.set(from, { loggedAtMs: nowMs, dropped: 0 });
+    logger.debug?.({ from, type, term, droppedSinceLastLine }, "dropped a Raft message from a node outside the configuration (not trusted, or retired)");
+  }
+}
+
 export class Replicator implements EntrySink {
   readonly raft: RaftNode<Buffer>;
   private transport: Transport | undefined;
@@ -119,6 +152,7 @@ export class Replicator implements EntrySink {
   private stopped = false;
   private readonly commitListeners: ((seqno: number) => void)[] = [];
   private readonly roleListeners: ((change: { role: Role; term: number; primaryId: string | undefined }) => void)[] = [];
+  private readonly droppedFromOutsiders = new DroppedMessageLog();
 
   constructor(private readonly engine: TransactionEngine, replayed: readonly ReplayedEntry[], private readonly options: ReplicationOptions) {
     this.scheduler = options.scheduler ?? realScheduler;
@@ -155,6 +189,9 @@ export class Replicator implements EntrySink {
   get term(): number { return this.raft.currentTerm; }
   get primaryId(): string | undefined { return this.raft.leader; }
   get configuration(): readonly string[] { return this.raft.configuration; }
+  get committedConfiguration(): readonly string[] { return this.raft.committedConfiguration; }
+  /** Raft messages dropped because their sender was outside the configuration (acceptSender). */
+  get droppedOutsiderMessages(): number { return this.droppedFromOutsiders.total; }
   get committedIndex(): number { return this.raft.committedIndex; }
 
   onCommit(listener: (seqno: number) => void): void { this.commitListeners.push(listener); }
@@ -194,6 +231,10 @@ export class Replicator implements EntrySink {
       return;
     }
     if (message.to !== this.options.nodeId) return;
+    if (this.options.acceptSender !== undefined && !this.options.acceptSender(from)) {
+      this.droppedFromOutsiders.note(from, message.type, message.term, this.options.logger, this.scheduler.now());
+      return;
+    }
     this.raft.step(message);
     this.process();
   }

@@ -22,6 +22,8 @@ export const ErrorCodes = {
   ForwardedPrimaryLost: "ForwardedPrimaryLost",
   /** The primary did not answer a forwarded request in time: outcome unknown. */
   RequestForwardingTimedOut: "RequestForwardingTimedOut",
+  /** A client is over a rate limit (e.g. new nodes asking to join from one address); 429 with Retry-After. */
+  TooManyRequests: "TooManyRequests",
   /** The backup holds as many forwarded requests as it may (never sent: safe to retry). */
   TooManyForwardedRequests: "TooManyForwardedRequests",
 } as const;

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { CocoError } from "../util/index.js";
+import { ADMISSION_LOG_INTERVAL_MS, CocoError, ConnectionAdmission, RateLimitedLog, type AdmissionLogger } from "../util/index.js";
 import { ErrorCodes, errorBody, withRetryAfter } from "./errors.js";
 
 export interface RpcRequest {
@@ -25,6 +25,8 @@ export interface RpcRequest {
    * forwarded a request of a session, it forwards that session's later requests too.
    */
   readonly session?: object;
+  /** The client's IP address as this node saw it (forwarded requests carry the backup's view). */
+  readonly remoteAddress?: string;
 }
 
 export interface CallerCertificate {
@@ -54,11 +56,45 @@ export interface HttpServerOptions {
   connectionsMax: number;
   /** Idle keep-alive connections are closed after this long. */
   keepAliveTimeoutMs: number;
+  /** Admission control; absent fields take ADMISSION_DEFAULTS. */
+  admission?: Partial<HttpAdmissionOptions>;
+  /**
+   * Whether a TLS client certificate entitles its connection to the reserved slots (the node
+   * answers: a member's certificate). Without it no connection is privileged.
+   */
+  isPrivilegedCaller?: (cert: CallerCertificate) => boolean;
+  /** Where refused connections are reported (rate limited). */
+  logger?: AdmissionLogger;
   onError?: (error: unknown, request: RpcRequest | undefined) => void;
 }
 
+export interface HttpAdmissionOptions {
+  /** The TLS handshake must finish within this long of the TCP connection (node's default is 120 s). */
+  handshakeTimeoutMs: number;
+  /** A connection with no traffic for this long is closed (between and before requests). */
+  idleTimeoutMs: number;
+  /** Open connections from one IP address beyond this are closed on arrival. */
+  connectionsPerAddressMax: number;
+  /**
+   * Of connectionsMax, this many are kept for connections whose client certificate is
+   * privileged (a member's): others are closed once the rest are taken, so that members can
+   * still govern a node that anonymous clients have filled.
+   */
+  privilegedConnectionsReserved: number;
+}
+
+/** Defaults: see docs/configuration.md ("Admission control") for the reasoning. */
+export const ADMISSION_DEFAULTS: HttpAdmissionOptions = {
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 30_000,
+  connectionsPerAddressMax: 128,
+  privilegedConnectionsReserved: 16,
+};
+
 const CALLER_CERT = Symbol("coco.callerCert");
-type SocketWithCert = TLSSocket & { [CALLER_CERT]?: CallerCertificate | null };
+/** Requests of a connection that have arrived and not been answered yet. */
+const IN_FLIGHT = Symbol("coco.inFlight");
+type SocketWithCert = TLSSocket & { [CALLER_CERT]?: CallerCertificate | null; [IN_FLIGHT]?: number };
 
 /** A client certificate as requests carry it: its DER and CCF's id (SHA-256 of the DER, hex). */
 export function callerCertificateFromDer(der: Buffer): CallerCertificate {
@@ -130,11 +166,19 @@ export function sendError(res: ServerResponse, status: number, code: string, mes
 
 export class HttpServer {
   private readonly server: https.Server;
+  private readonly admission: HttpAdmissionOptions;
+  private readonly connectionAdmission: ConnectionAdmission;
+  private readonly refusals: RateLimitedLog;
+  /** Established (post-handshake) connections without a privileged certificate. */
+  private unprivilegedOpen = 0;
 
   constructor(
     private readonly options: HttpServerOptions,
     private readonly dispatch: Dispatcher,
   ) {
+    this.admission = { ...ADMISSION_DEFAULTS, ...options.admission };
+    checkAdmission(this.admission, options.connectionsMax);
+    this.refusals = new RateLimitedLog(options.logger ?? { warn() {} }, ADMISSION_LOG_INTERVAL_MS);
     this.server = https.createServer(
       {
         cert: options.certificatePem,
@@ -150,11 +194,29 @@ export class HttpServer {
         // Timeouts so that a slow or stalled client cannot hold a connection forever.
         requestTimeout: 30_000,
         headersTimeout: 10_000,
+        handshakeTimeout: this.admission.handshakeTimeoutMs,
       },
       (req, res) => this.onRequest(req, res),
     );
+    // Node closes connections above maxConnections at once, before any TLS work.
     this.server.maxConnections = options.connectionsMax;
-    this.server.on("secureConnection", (socket: TLSSocket) => coalesceWrites(socket));
+    // http's socket timeout: after idleTimeoutMs without traffic, before the first request too.
+    // With a listener here http leaves the decision to us: close the connection only if it has
+    // no request in flight (a request waiting for its commit or the primary is not idle).
+    this.server.timeout = this.admission.idleTimeoutMs;
+    this.server.on("timeout", (socket: SocketWithCert) => {
+      if ((socket[IN_FLIGHT] ?? 0) === 0) socket.destroy();
+    });
+    this.connectionAdmission = new ConnectionAdmission({
+      perAddressMax: this.admission.connectionsPerAddressMax,
+      handshakeTimeoutMs: this.admission.handshakeTimeoutMs,
+      name: "client",
+      log: this.refusals,
+    });
+    this.connectionAdmission.attach(this.server);
+    // Runs after http's own secureConnection listener, in the same tick: a socket destroyed
+    // here has not been read yet, so it never delivers a request.
+    this.server.on("secureConnection", (socket: TLSSocket) => this.onSecureConnection(socket));
     this.server.on("clientError", (_error, socket) => {
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
       else socket.destroy();
@@ -162,6 +224,37 @@ export class HttpServer {
     this.server.on("tlsClientError", () => {
       /* a failed handshake concerns that client only */
     });
+  }
+
+  /** Established connections that hold no privileged certificate (for tests and metrics). */
+  get unprivilegedConnections(): number {
+    return this.unprivilegedOpen;
+  }
+
+  private onSecureConnection(socket: TLSSocket): void {
+    this.connectionAdmission.handshakeDone(socket);
+    const cert = callerCertificate(socket as SocketWithCert);
+    const privileged = cert !== undefined && this.isPrivileged(cert);
+    if (!privileged) {
+      const unprivilegedMax = this.options.connectionsMax - this.admission.privilegedConnectionsReserved;
+      if (this.unprivilegedOpen >= unprivilegedMax) {
+        this.refusals.warn({ listener: "client", remoteAddress: socket.remoteAddress, unprivilegedMax },
+          "closed a connection: the remaining slots are reserved for members' certificates");
+        socket.destroy();
+        return;
+      }
+      this.unprivilegedOpen++;
+      socket.once("close", () => this.unprivilegedOpen--);
+    }
+    coalesceWrites(socket);
+  }
+
+  private isPrivileged(cert: CallerCertificate): boolean {
+    try {
+      return this.options.isPrivilegedCaller?.(cert) ?? false;
+    } catch {
+      return false;
+    }
   }
 
   listen(): Promise<AddressInfo> {
@@ -188,6 +281,11 @@ export class HttpServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket as SocketWithCert;
+    socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 0) + 1;
+    res.once("close", () => {
+      socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 1) - 1;
+    });
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > this.options.bodyBytesMax) {
       res.setHeader("connection", "close");
@@ -232,6 +330,7 @@ export class HttpServer {
         body,
         callerCert: callerCertificate(req.socket as SocketWithCert),
         session: req.socket,
+        ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
       };
       const result = this.dispatch(request);
       if (result instanceof Promise) {
@@ -262,5 +361,17 @@ export class HttpServer {
     this.options.onError?.(error, request);
     if (error instanceof CocoError) sendError(res, error.status, error.code, error.message, error.headers);
     else sendError(res, 500, ErrorCodes.InternalError, "The node failed to process the request; the failure has been logged.");
+  }
+}
+
+function checkAdmission(admission: HttpAdmissionOptions, connectionsMax: number): void {
+  for (const [name, value] of Object.entries(admission)) {
+    if (!Number.isSafeInteger(value) || value < (name === "privilegedConnectionsReserved" ? 0 : 1)) {
+      throw new CocoError("InvalidInput", `admission.${name} must be a ${name === "privilegedConnectionsReserved" ? "non-negative" : "positive"} integer, got ${String(value)}.`, 400);
+    }
+  }
+  if (admission.privilegedConnectionsReserved >= connectionsMax) {
+    throw new CocoError("InvalidInput",
+      `admission.privilegedConnectionsReserved (${admission.privilegedConnectionsReserved}) must be below connectionsMax (${connectionsMax}), or no one else could connect.`, 400);
   }
 }

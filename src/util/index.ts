@@ -1,3 +1,4 @@
 export * from "./errors.js";
 export * from "./txid.js";
 export * from "./net.js";
+export * from "./admission.js";

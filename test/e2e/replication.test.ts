@@ -175,11 +175,11 @@ test("joining nodes are refused for a wrong service certificate, an untrusted pl
     const wrongCert = await net.addNodeFiles("Join", { serviceCertFile: otherService });
     await assert.rejects(NodeProcess.nodeStart(wrongCert.dir, wrongCert.configFile), /not present a certificate endorsed by the service certificate/);
 
-    // 2. Untrusted platform: host data the service never allowed, then an attestation format it cannot verify.
+    // 2. Untrusted platform: host data the service never allowed, then a claim of SEV-SNP without evidence.
     const badHost = await net.addNodeFiles("Join", { coco: { virtual_host_data: "ab".repeat(32) } });
     await assert.rejects(NodeProcess.nodeStart(badHost.dir, badHost.configFile), /Host data 'abab[0-9a-f]*' is not trusted by this service/);
     const snp = await net.addNodeFiles("Join", { coco: { attestation_format: "AMD_SEV_SNP_v1" } });
-    await assert.rejects(NodeProcess.nodeStart(snp.dir, snp.configFile), /Attestation format 'AMD_SEV_SNP_v1' cannot be verified/);
+    await assert.rejects(NodeProcess.nodeStart(snp.dir, snp.configFile), /InvalidAttestation: .*Attestation refused \(format\): quote_info.quote must be base64/);
     // Once members allow that host data, the same kind of node is accepted (Pending).
     await net.propose([{ name: "add_virtual_host_data", args: { host_data: "ab".repeat(32) } }]);
     const allowed = await net.addNodeFiles("Join", { coco: { virtual_host_data: "ab".repeat(32) } });

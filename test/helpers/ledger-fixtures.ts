@@ -8,6 +8,7 @@ import { LedgerSecret, encodeEntry } from "../../src/ledger/index.js";
 
 const secret = new LedgerSecret(Buffer.alloc(32, 7));
 const digest = Buffer.alloc(32, 1);
+const keyNonce = Buffer.alloc(16, 3);
 
 /** The entry for `seqno` written in `view`; every 10th seqno is a signature transaction. */
 export function testEntry(seqno: number, view = 2): Buffer {
@@ -18,6 +19,7 @@ export function testEntry(seqno: number, view = 2): Buffer {
       isSignature: seqno % 10 === 0,
       claimsDigest: digest,
       commitEvidenceDigest: digest,
+      keyNonce,
       publicDomain: Buffer.from(`public ${seqno}`),
       privatePlaintext: Buffer.from(`private ${seqno}`.padEnd(100, ".")),
     },

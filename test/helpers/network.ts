@@ -36,6 +36,8 @@ export interface NetworkOptions {
    */
   recoveryMembers?: number;
   recoveryThreshold?: number;
+  /** Extra settings of every node's RPC interface (e.g. max_open_sessions_hard). */
+  rpcInterface?: Record<string, unknown>;
 }
 
 const CONSENSUS = { tick: "10ms", heartbeat: "50ms", election_timeout: "500ms" };
@@ -101,7 +103,7 @@ export class Network {
     }
     const config = {
       network: {
-        rpc_interfaces: { primary_rpc_interface: { bind_address: `127.0.0.1:${rpcPort}` } },
+        rpc_interfaces: { primary_rpc_interface: { bind_address: `127.0.0.1:${rpcPort}`, ...this.options.rpcInterface } },
         node_to_node_interface: { bind_address: `${n2nHost}:${n2nPort}`, ...(proxy ? { published_address: `127.0.0.1:${proxy.port}` } : {}) },
       },
       command: type === "Start"

@@ -16,7 +16,8 @@ import { newChainCommon, sharedChainCommon } from "./common.js";
 import { senderRecovery, type RecoveredSender } from "./sender-recovery.js";
 import { ACCOUNTS, BLOCKS, BLOCK_HASHES, HEAD_KEY, META, RECEIPTS, TRANSACTIONS, blockNumberKey } from "./maps.js";
 import { data, quantity, ZERO_HASH } from "./hex.js";
-import { revertError, RpcError, RpcErrorCodes } from "./errors.js";
+import { RpcError, RpcErrorCodes } from "./errors.js";
+import { CALL_GAS_CAP_DEFAULT, callGasLimit, callResult, estimateGas } from "./call-execution.js";
 
 /** geth's txMaxSize: larger signed transactions are refused before decoding ("oversized data"). */
 export const TRANSACTION_BYTES_MAX = 128 * 1024;
@@ -39,6 +40,8 @@ export interface EvmChainOptions {
   readonly coinbase?: string;
   /** Accept legacy transactions without EIP-155 replay protection. Default false, as geth. */
   readonly allowUnprotectedTransactions?: boolean;
+  /** Most gas an eth_call or eth_estimateGas may use (geth's RPCGasCap). Default 50,000,000. */
+  readonly callGasCap?: bigint;
   /** Seconds since the epoch for new blocks; the node's clock by default. */
   readonly nowSeconds?: () => bigint;
 }
@@ -58,12 +61,17 @@ export interface StoredReceipt {
   effectiveGasPrice: string; status: string; logsBloom: string; type: string; logs: StoredLog[];
 }
 
+/** The block a call runs in (the one after the head), as plain values a worker can receive. */
+export interface CallBlock {
+  number: bigint; timestamp: bigint; parentHash: string; gasLimit: bigint; baseFee: bigint; coinbase: string;
+}
+
 export interface CallRequest {
   from?: Buffer; to?: Buffer; gas?: bigint; gasPrice?: bigint; value?: bigint; data?: Buffer;
 }
 
 /** BLOCKHASH for the VM: the hashes of this chain's blocks, read from the request's transaction. */
-class KvBlockHashes implements EVMMockBlockchainInterface {
+export class KvBlockHashes implements EVMMockBlockchainInterface {
   constructor(public tx: Transaction) {}
 
   async getBlock(number: number): Promise<{ hash(): Uint8Array }> {
@@ -77,6 +85,21 @@ class KvBlockHashes implements EVMMockBlockchainInterface {
   shallowCopy(): EVMMockBlockchainInterface {
     return new KvBlockHashes(this.tx);
   }
+}
+
+/** A VM over `state` with Coco's exact fast paths (fast-paths.ts); the main thread's and the call workers'. */
+export async function createChainVm(common: Common, state: KvStateManager, blocks: KvBlockHashes): Promise<VM> {
+  const vm = await createVM({ common, stateManager: state, blockchain: blocks });
+  fastMstore(vm);
+  const interpreter = await loadInterpreterPrototype();
+  if (interpreter !== undefined) cacheJumpAnalysis(interpreter);
+  return vm;
+}
+
+/** Starts a reused VM clean: runCall leaves warm addresses and transient storage behind (runTx clears them only at its end). */
+export function resetVm(vm: VM): void {
+  vm.evm.journal.cleanJournal();
+  (vm.evm as unknown as { transientStorage: { clear(): void } }).transientStorage.clear();
 }
 
 const DEFAULT_BASE_FEE = 1_000_000_000n;
@@ -95,6 +118,7 @@ export class EvmChain {
   private readonly sharedCommon: Common;
   readonly baseFee: bigint;
   readonly blockGasLimit: bigint;
+  readonly callGasCap: bigint;
   private readonly coinbase: Address;
   private vm: Promise<{ vm: VM; state: KvStateManager; blocks: KvBlockHashes }> | undefined;
   /** Executions are serialised: one VM and one state overlay serve every request in turn. */
@@ -109,6 +133,8 @@ export class EvmChain {
     this.sharedCommon = sharedChainCommon(Number(this.chainId));
     this.baseFee = options.baseFeePerGasWei ?? DEFAULT_BASE_FEE;
     this.blockGasLimit = options.blockGasLimit ?? DEFAULT_BLOCK_GAS_LIMIT;
+    this.callGasCap = options.callGasCap ?? CALL_GAS_CAP_DEFAULT;
+    if (this.callGasCap <= 0n) throw new Error(`EVM call gas cap must be positive, got ${this.callGasCap}`);
     this.coinbase = createAddressFromString(options.coinbase ?? `0x${"00".repeat(20)}`);
   }
 
@@ -117,20 +143,13 @@ export class EvmChain {
     this.vm ??= (async () => {
       const state = new KvStateManager(tx);
       const blocks = new KvBlockHashes(tx);
-      const vm = await createVM({ common: this.common, stateManager: state, blockchain: blocks });
-      fastMstore(vm);
-      const interpreter = await loadInterpreterPrototype();
-      if (interpreter !== undefined) cacheJumpAnalysis(interpreter);
-      return { vm, state, blocks };
+      return { vm: await createChainVm(this.common, state, blocks), state, blocks };
     })();
     const run = this.queue.then(async () => {
       const { vm, state, blocks } = await this.vm!;
       state.begin(tx);
       blocks.tx = tx;
-      // eth_call and eth_estimateGas use runCall, which leaves warm addresses and transient
-      // storage behind (runTx clears them only at its end): start every run clean.
-      vm.evm.journal.cleanJournal();
-      (vm.evm as unknown as { transientStorage: { clear(): void } }).transientStorage.clear();
+      resetVm(vm);
       return fn(vm, state);
     });
     this.queue = run.catch(() => undefined);
@@ -388,41 +407,30 @@ export class EvmChain {
     return out;
   }
 
-  /** eth_call: runs a message against the latest state; nothing is written. */
+  /** eth_call: runs a message against the latest state on this thread; nothing is written. */
   async call(tx: Transaction, request: CallRequest): Promise<Uint8Array> {
-    const result = await this.simulate(tx, request, request.gas ?? this.blockGasLimit);
-    const error = result.execResult.exceptionError;
-    if (error !== undefined) {
-      if (error.error === "revert") throw revertError(result.execResult.returnValue);
-      throw new RpcError(RpcErrorCodes.ServerError, error.error);
-    }
-    return result.execResult.returnValue;
+    return callResult((gas) => this.simulate(tx, request, gas), callGasLimit(request.gas, this.blockGasLimit, this.callGasCap));
   }
 
-  /** eth_estimateGas: the execution's gas plus intrinsic gas, raised by binary search if a call's 63/64 rule needs more. */
+  /** eth_estimateGas on this thread (see call-execution.ts). */
   async estimateGas(tx: Transaction, request: CallRequest): Promise<bigint> {
-    const cap = request.gas ?? this.blockGasLimit;
     const { intrinsic, minimum } = this.intrinsicGas(request);
-    if (cap < minimum) throw new RpcError(RpcErrorCodes.ServerError, `intrinsic gas too low: gas ${cap}, want ${minimum}`);
-    const first = await this.simulate(tx, request, cap - intrinsic);
-    const error = first.execResult.exceptionError;
-    if (error !== undefined) {
-      if (error.error === "revert") throw revertError(first.execResult.returnValue);
-      throw new RpcError(RpcErrorCodes.ServerError, `gas required exceeds allowance (${cap}) or always failing transaction: ${error.error}`);
-    }
-    let low = intrinsic + first.execResult.executionGasUsed;
-    if ((await this.simulate(tx, request, low - intrinsic)).execResult.exceptionError === undefined) return low > minimum ? low : minimum;
-    let high = cap;
-    while (high - low > 1n) {
-      const mid = (low + high) / 2n;
-      if ((await this.simulate(tx, request, mid - intrinsic)).execResult.exceptionError === undefined) high = mid;
-      else low = mid;
-    }
-    return high > minimum ? high : minimum;
+    return estimateGas((gas) => this.simulate(tx, request, gas), callGasLimit(request.gas, this.blockGasLimit, this.callGasCap), intrinsic, minimum);
+  }
+
+  /** What a call worker needs to build the block a call runs in: the block after the head. */
+  callBlock(tx: Transaction): CallBlock {
+    const head = this.head(tx);
+    const number = BigInt(head.number) + 1n;
+    const now = this.options.nowSeconds?.() ?? BigInt(Math.floor(Date.now() / 1000));
+    return {
+      number, timestamp: now > BigInt(head.timestamp) ? now : BigInt(head.timestamp), parentHash: head.hash,
+      gasLimit: this.blockGasLimit, baseFee: this.baseFee, coinbase: this.coinbase.toString(),
+    };
   }
 
   /** Intrinsic gas (charged before execution) and the minimum gas limit (with EIP-7623's calldata floor). */
-  private intrinsicGas(request: CallRequest): { intrinsic: bigint; minimum: bigint } {
+  intrinsicGas(request: CallRequest): { intrinsic: bigint; minimum: bigint } {
     const unsigned = createLegacyTx({ to: request.to, data: request.data, value: request.value, gasLimit: this.blockGasLimit }, { common: this.sharedCommon });
     return { intrinsic: unsigned.getIntrinsicGas(), minimum: unsigned.getMinimumGasLimit() };
   }

@@ -7,6 +7,12 @@ import type { EvmChainOptions } from "./chain.js";
 import { FilterRegistry, handleJsonRpc, type RpcContext } from "./rpc.js";
 import { RECEIPTS } from "./maps.js";
 import { GovernedChain } from "./genesis.js";
+import { CallPool } from "./call-pool.js";
+import { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
+import { authenticateEvmCaller, corsHeaders, preflight, type AccessOptions } from "./access.js";
+import { installApiKeyEndpoints } from "./api-keys.js";
+import { RerunRequest, type HandlerResult, type RpcRequest } from "../../rpc/index.js";
+import { RpcErrorCodes } from "./errors.js";
 
 export { EvmChain, type EvmChainOptions, type GenesisAllocation } from "./chain.js";
 export { KvStateManager } from "./state-manager.js";
@@ -14,12 +20,22 @@ export { RpcError, RpcErrorCodes } from "./errors.js";
 export { secp256k1Backend } from "./crypto.js";
 export { handleJsonRpc, METHODS, FilterRegistry, FILTERS_MAX, FILTER_IDLE_MS } from "./rpc.js";
 export * as evmMaps from "./maps.js";
+export { CallPool, CALL_WORKERS_DEFAULT, CALL_WORKERS_MAX, CALLS_PER_USER_MAX, CALLS_QUEUED_MAX } from "./call-pool.js";
+export { CALL_GAS_CAP_DEFAULT, CALL_TIMEOUT_MS_DEFAULT } from "./call-execution.js";
+export { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
+export { AccessErrorCodes } from "./access.js";
+export { API_KEYS, API_KEYS_PATH, API_KEY_COSE_MSG_TYPE, API_KEYS_PER_USER_MAX, type ApiKeyRecord } from "./api-keys.js";
 export {
   EVM_CONFIG_MAP, EVM_CONFIG_KEY, CHAIN_NOT_CONFIGURED_MESSAGE, GovernedChain, evmConfigBytes, parseEvmConfig,
   type EvmConfigValue, type EvmGenesisConfig,
 } from "./genesis.js";
 
 export const EVM_PATH = "/app/evm";
+/**
+ * Runs of one request whose call read state that changed meanwhile, before it is answered with
+ * an error; below the frontend's own limit of re-executions (30), so the answer is JSON-RPC.
+ */
+export const STALE_CALL_RERUNS_MAX = 10;
 const CLIENT_VERSION = "Coco/v0.1.0/evm/ethereumjs-vm-10";
 
 /**
@@ -28,8 +44,22 @@ const CLIENT_VERSION = "Coco/v0.1.0/evm/ethereumjs-vm-10";
  * JSON-RPC method but web3_clientVersion answers an error.
  */
 export interface EvmAppOptions extends Omit<EvmChainOptions, "chainId" | "genesis"> {
-  /** Who may call the JSON-RPC endpoint. Default: Coco users (`user_cert`). */
+  /**
+   * How callers without an API key are authenticated. Default: Coco users (`user_cert`). API
+   * keys (docs/evm.md) are accepted whatever this says.
+   */
   readonly authPolicies?: readonly AuthPolicyName[];
+  /**
+   * Worker threads that run eth_call and eth_estimateGas off the main thread (default
+   * CALL_WORKERS_DEFAULT); 0 runs them on the main thread, without a wall-clock limit (in-process use).
+   */
+  readonly callWorkers?: number;
+  /** Wall-clock limit of one eth_call or eth_estimateGas on a worker, in ms (default 5,000, geth's). */
+  readonly callTimeoutMs?: number;
+  /** Browser origins allowed to call /app/evm (CORS): exact origins or "*". Default none. */
+  readonly corsAllowedOrigins?: readonly string[];
+  /** Per-user request rate limit (default RATE_LIMIT_DEFAULT; requestsPerSecond 0 disables it). */
+  readonly rateLimit?: RateLimitOptions;
   /**
    * The node's committed seqno. When given, eth_getTransactionReceipt answers a receipt only
    * once the Coco transaction that wrote it is committed (`receiptFinality: "committed"`, the
@@ -42,6 +72,18 @@ export interface EvmAppOptions extends Omit<EvmChainOptions, "chainId" | "genesi
    * transaction ids (`view.seqno`) for `GET /app/receipt`; without it, only the seqno.
    */
   readonly viewForSeqno?: (seqno: number) => number | null;
+}
+
+/** A refusal answers with the request's id when the body is a single call (clients match answers by id). */
+function withRequestId(refusal: unknown, body: Buffer): unknown {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as unknown;
+    const id = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as { id?: unknown }).id : undefined;
+    if (typeof id === "string" || typeof id === "number") return { ...(refusal as object), id };
+  } catch {
+    // Not JSON: the refusal keeps id null.
+  }
+  return refusal;
 }
 
 /** Installs `POST /app/evm`. Returns the governed chain (the chain a transaction sees). */
@@ -65,18 +107,69 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     if (seqno === undefined || !isReceiptFinal(tx, hash)) return undefined;
     return { seqno, view: options.viewForSeqno?.(seqno) ?? null };
   };
-  registry.install({
-    method: "POST", path: EVM_PATH, mode: "readwrite", authPolicies: options.authPolicies ?? ["user_cert"],
-    summary: "Ethereum JSON-RPC 2.0 (single calls and batches); see docs/evm.md",
-    handler: async (ctx) => {
-      const rpc: RpcContext = {
-        tx: ctx.tx, chain: chains.forTransaction(ctx.tx), isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION, filters,
-        ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
-      };
-      const body = await handleJsonRpc(rpc, ctx.request.body);
-      return body === undefined ? { status: 204 } : { body };
-    },
+  const calls = options.callWorkers === 0 ? undefined : new CallPool({
+    ...(options.callWorkers === undefined ? {} : { workers: options.callWorkers }),
+    ...(options.callTimeoutMs === undefined ? {} : { timeoutMs: options.callTimeoutMs }),
   });
+  const access: AccessOptions = {
+    authPolicies: options.authPolicies ?? ["user_cert"],
+    corsAllowedOrigins: options.corsAllowedOrigins ?? [],
+    rateLimiter: new RateLimiter(options.rateLimit ?? RATE_LIMIT_DEFAULT),
+  };
+  /** Requests already charged to their user's rate limit: a request run again (a conflict) is not charged twice. */
+  const charged = new WeakMap<RpcRequest, string>();
+  /** Runs of a request dropped because a call's reads went stale (see call-pool.ts). */
+  const staleReruns = new WeakMap<RpcRequest, number>();
+  const serve = async (request: RpcRequest, tx: Transaction, pathKey: string | undefined): Promise<HandlerResult> => {
+    const cors = corsHeaders(access, request) ?? {};
+    let user = charged.get(request);
+    if (user === undefined) {
+      const verdict = authenticateEvmCaller(access, request, tx, pathKey);
+      if ("refusal" in verdict) return { ...verdict.refusal, body: withRequestId(verdict.refusal.body, request.body), headers: { ...verdict.refusal.headers, ...cors } };
+      user = verdict.user;
+      charged.set(request, user);
+    }
+    const rpc: RpcContext = {
+      tx, chain: chains.forTransaction(tx), isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION, filters, callerId: user,
+      ...(calls === undefined ? {} : { calls }),
+      ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
+    };
+    let body: unknown;
+    try {
+      body = await handleJsonRpc(rpc, request.body);
+    } catch (error) {
+      if (!(error instanceof RerunRequest)) throw error;
+      // A call's reads kept changing while it ran (a hot contract under constant writes):
+      // answer rather than let the frontend give up with a body that is not JSON-RPC.
+      const reruns = (staleReruns.get(request) ?? 0) + 1;
+      staleReruns.set(request, reruns);
+      if (reruns < STALE_CALL_RERUNS_MAX) throw error;
+      return {
+        headers: cors,
+        body: { jsonrpc: "2.0", id: null, error: { code: RpcErrorCodes.ServerError, message: `the state this call read changed while it ran, ${reruns} times in a row: retry the request` } },
+      };
+    }
+    return body === undefined ? { status: 204, headers: cors } : { body, headers: cors };
+  };
+  // Authentication is the handler's (access.ts), so that every refusal is a JSON-RPC error.
+  registry.install({
+    method: "POST", path: EVM_PATH, mode: "readwrite", authPolicies: ["no_auth"],
+    summary: "Ethereum JSON-RPC 2.0 (single calls and batches) as a user (client certificate or Authorization: Bearer <API key>); see docs/evm.md",
+    handler: (ctx) => serve(ctx.request, ctx.tx, undefined),
+  });
+  registry.install({
+    method: "POST", path: `${EVM_PATH}/{key}`, mode: "readwrite", authPolicies: ["no_auth"],
+    summary: "Ethereum JSON-RPC 2.0 as the user of the API key in the path (for wallets that take only a URL)",
+    handler: (ctx) => serve(ctx.request, ctx.tx, ctx.params["key"]),
+  });
+  for (const path of [EVM_PATH, `${EVM_PATH}/{key}`]) {
+    registry.install({
+      method: "OPTIONS", path, mode: "readonly", authPolicies: ["no_auth"], forwarding: "never",
+      summary: "CORS preflight for browser dapps (allowed origins: coco.evm.cors_allowed_origins)",
+      handler: (ctx) => preflight(access, ctx.request),
+    });
+  }
+  installApiKeyEndpoints(registry);
   return chains;
 }
 export { DEV_MNEMONIC, devAccounts, addressOfPrivateKey, type DevAccount } from "./dev-accounts.js";

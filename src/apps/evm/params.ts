@@ -3,6 +3,7 @@ import type { Transaction } from "../../kv/index.js";
 import type { EvmChain } from "./chain.js";
 import type { FilterRegistry } from "./filters.js";
 import type { RecoveredSender } from "./sender-recovery.js";
+import type { CallPool } from "./call-pool.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 import { parseHash, parseQuantity } from "./hex.js";
 
@@ -19,6 +20,10 @@ export interface RpcContext {
   readonly clientVersion: string;
   /** This node's polling filters (eth_newFilter & co.). */
   readonly filters: FilterRegistry;
+  /** The caller's user id: whose limits eth_call and eth_estimateGas count against. */
+  readonly callerId?: string;
+  /** Where eth_call and eth_estimateGas run: the worker pool, or (absent) this thread. */
+  readonly calls?: CallPool;
   /** This request's signed transactions, by their hex parameter: decoded bytes and the sender recovered on the worker. */
   readonly preparedTransactions?: ReadonlyMap<string, PreparedTransaction>;
 }

@@ -2,6 +2,7 @@
 // method against the request's KV transaction, and shapes results and errors as geth does.
 import { TRANSACTION_BYTES_MAX, type CallRequest, type StoredBlock } from "./chain.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
+import { RerunRequest } from "../../rpc/index.js";
 import { CHAIN_NOT_CONFIGURED_MESSAGE } from "./genesis.js";
 import { data, parseAddress, parseBoolean, parseData, parseHash, parseQuantity, quantity } from "./hex.js";
 import { getLogs } from "./logs.js";
@@ -159,13 +160,13 @@ export const METHODS: Readonly<Record<string, Method>> = {
     arity(p, 3);
     const call = parseCall(param(p, 0, "call"));
     requireLatestState(ctx, p[1], "block");
-    return data(await ctx.chain.call(ctx.tx, call));
+    return data(ctx.calls === undefined ? await ctx.chain.call(ctx.tx, call) : await ctx.calls.call(ctx.tx, ctx.callerId ?? "anonymous", ctx.chain, call));
   },
   eth_estimateGas: async (ctx, p) => {
     arity(p, 3);
     const call = parseCall(param(p, 0, "call"));
     requireLatestState(ctx, p[1], "block");
-    return quantity(await ctx.chain.estimateGas(ctx.tx, call));
+    return quantity(ctx.calls === undefined ? await ctx.chain.estimateGas(ctx.tx, call) : await ctx.calls.estimateGas(ctx.tx, ctx.callerId ?? "anonymous", ctx.chain, call));
   },
   eth_sendRawTransaction: async (ctx, p) => {
     arity(p, 1);
@@ -232,6 +233,8 @@ async function handleOne(ctx: RpcContext, request: unknown): Promise<JsonRpcResp
     const result = await method(ctx as MethodContext, params);
     return isNotification ? undefined : { jsonrpc: "2.0", id, result };
   } catch (error) {
+    // The request must run again from the start (a call's reads went stale): not an answer.
+    if (error instanceof RerunRequest) throw error;
     if (isNotification) return undefined;
     if (error instanceof RpcError) return errorResponse(id, error);
     return errorResponse(id, new RpcError(RpcErrorCodes.InternalError, `internal error: ${(error as Error).message}`));

@@ -7,6 +7,7 @@
 import { NODES_INFO_MAP } from "../join.js";
 import { TransactionEngine } from "../engine.js";
 import { Replicator, FRAME_RAFT } from "../replication.js";
+import { PeerAdmission } from "../membership.js";
 import { reconcileConfiguration } from "../reconfiguration.js";
 import { SINGLETON_KEY } from "../signatures.js";
 import { ThreadedLedger, decodeEntry } from "../../ledger/index.js";
@@ -72,6 +73,11 @@ const quietLogger = { info() {}, warn() {}, error() {}, fatal() {} };
 
 export class ShellSimulation {
   private readonly random: Prng;
+  /**
+   * The engines' entry key nonces: seeded like everything else, but a stream of its own so that
+   * drawing nonces (which decides nothing) does not shift the schedule a seed stands for.
+   */
+  private readonly keyNonceRandom: Prng;
   private readonly clock = new SimClock();
   private readonly trace: TraceRecorder;
   private readonly checker: ShellChecker;
@@ -89,6 +95,7 @@ export class ShellSimulation {
   constructor(private readonly options: ShellSimulationOptions) {
     if (options.nodes > options.identities.nodes.length) throw new Error(`at most ${options.identities.nodes.length} nodes`);
     this.random = new Prng(options.seed);
+    this.keyNonceRandom = new Prng(options.seed ^ 0x6b6e_6f6e);
     this.rootSignatures = simRootSignatures(options.identities);
     const r = this.random;
     this.tuning = {
@@ -185,6 +192,7 @@ export class ShellSimulation {
       ledgerSecrets: [{ fromSeqno: 1, raw: ids.ledgerSecret }],
       signatureTxCount: this.tuning.signatureTxCount, signatureDelayMs: this.tuning.signatureDelayMs,
       pendingTransactionsMax: 2_000, entryWorker: false, scheduler, rootSignatures: this.rootSignatures, logger: quietLogger,
+      randomBytes: (size) => prngBytes(this.keyNonceRandom, size),
     });
     const replayed = engine.replay(recovered.entries);
     // A new service: the first node, before anything of it reached another node.
@@ -196,6 +204,11 @@ export class ShellSimulation {
       maxEntriesPerAppend: this.tuning.maxEntriesPerAppend, maxInflightAppends: this.tuning.maxInflightAppends,
       maxUncommittedEntries: 4_000, logger: quietLogger, scheduler, hardStateStore: slot.disk.hardStateStore,
       random: () => random.next(), lostEntries: recovered.lostEntries, commitIndex: slot.disk.committed,
+      // The node's real membership rule: Raft hears no retired node that has left the configuration.
+      acceptSender: (nodeId: string): boolean => admission.accepts(nodeId),
+    });
+    const admission: PeerAdmission = new PeerAdmission({
+      self: slot.nodeId, store: engine.store, consensus: (): Replicator => replicator, bootstrapPeers: [], soon: (callback) => scheduler.soon(callback),
     });
     const live: Live = { life, engine, replicator };
     slot.live = live;
@@ -476,4 +489,13 @@ export async function runShellSeed(options: ShellSimulationOptions): Promise<She
 
 function isSignatureEntry(bytes: Buffer): boolean {
   return decodeEntry(bytes).isSignature;
+}
+
+function prngBytes(random: Prng, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 4) {
+    const word = random.nextUint32();
+    for (let j = 0; j < 4 && i + j < size; j++) out[i + j] = (word >>> (8 * j)) & 0xff;
+  }
+  return out;
 }

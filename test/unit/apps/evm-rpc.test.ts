@@ -84,6 +84,8 @@ class Harness {
     installEvmApp(registry, {
       committedSeqno: () => this.committed,
       nowSeconds: () => 1_700_000_000n,
+      // The handler is called directly, without a TLS connection: no caller to authenticate.
+      authPolicies: ["no_auth"],
       ...options,
     });
     this.endpoint = registry.route("POST", "/app/evm").endpoint;

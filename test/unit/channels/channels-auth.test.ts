@@ -95,3 +95,19 @@ test("recheckInboundPeers closes the connection of a node acceptPeer no longer a
   await sleep(50);
   assert.equal(b.received.length, 1);
 });
+
+test("acceptPeer's refusal reason is logged at the handshake and when an open connection is closed", async () => {
+  let answer: true | { refused: string } = true;
+  const b = await start(identityB, { acceptPeer: () => answer });
+  const a = await start(identityA);
+  a.channels.setPeer(identityB.nodeId, b.address);
+  a.channels.send(identityB.nodeId, 1, Buffer.from("while accepted"));
+  await waitUntil(() => b.received.length === 1, "the first message arrived");
+  answer = { refused: "retired from the service and out of the configuration" };
+  b.channels.recheckInboundPeers();
+  const closed = b.logs.find((line) => line.message.includes("no longer accepted"));
+  assert.equal(closed?.fields["reason"], "retired from the service and out of the configuration");
+  await waitUntil(() => b.logs.some((line) => line.message.includes("refused an inbound channel") && line.fields["reason"] === "retired from the service and out of the configuration"),
+    "A's redial was refused with the reason");
+  assert.equal(b.received.length, 1);
+});

@@ -9,6 +9,7 @@ import {
   certificateFingerprint,
   createIdentityCertificate,
   generateEcP384KeyPair,
+  coseSign1ToBeSigned,
   parseCoseSign1,
   signCoseSign1,
 } from "../../../src/crypto/index.js";
@@ -69,7 +70,9 @@ test("a signed proposal authenticates as its member with the signed headers and 
   assert.equal(identity.proposalId, undefined);
   assert.equal(identity.payload.toString(), proposal);
   assert.deepEqual(identity.envelope, body);
-  const digest = createHash("sha256").update(identity.signature).digest();
+  // What was signed (Sig_structure), not the signature: see cose-malleability.test.ts.
+  const parsed = parseCoseSign1(body);
+  const digest = createHash("sha256").update(coseSign1ToBeSigned(parsed.protectedRaw, parsed.payload!)).digest();
   assert.deepEqual(identity.requestDigest, digest);
   assert.equal(identity.replayKey, `${NOW}:${digest.toString("hex")}`);
 });
@@ -193,8 +196,10 @@ test("the replay hook sees CCF's recent-proposals key and can reject a resubmiss
   const first = authenticateMemberCose(body, opts);
   seen.add(first.replayKey);
   rejects(body, opts, "ProposalReplay", 400, /replay/);
-  // ECDSA signatures are randomised, so signing the same proposal again is a new request.
-  assert.notEqual(authenticateMemberCose(request(), opts).replayKey, first.replayKey);
+  // Signing the same request again (same created_at) gives another signature but the same key:
+  // the key hashes what was signed. A later created_at makes it a new request.
+  rejects(request(), opts, "ProposalReplay", 400, new RegExp(first.replayKey));
+  assert.notEqual(authenticateMemberCose(request({ createdAt: NOW + 1 }), opts).replayKey, first.replayKey);
 });
 
 test("recent-proposals keys pad created_at to 10 digits so they sort as text", () => {

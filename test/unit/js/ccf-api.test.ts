@@ -250,8 +250,12 @@ describe("ccf runtime switches and unsupported functions", () => {
     assert.equal(run(`return ccf.historicalState === undefined && "historicalState" in ccf;`), true);
   });
 
-  it("ccf.host.triggerSubprocess and snp_attestation.verifySnpAttestation say they are not supported", () => {
+  it("ccf.host.triggerSubprocess says it is not supported", () => {
     assert.throws(() => run(`return ccf.host.triggerSubprocess(["ls"]);`), jsError(/triggerSubprocess is not supported by Coco/));
-    assert.throws(() => run(`return snp_attestation.verifySnpAttestation(new ArrayBuffer(1), new ArrayBuffer(1));`), jsError(/not supported by Coco/));
+  });
+
+  it("snp_attestation.verifySnpAttestation throws a RangeError naming the check on evidence that is not a report", () => {
+    assert.equal(run(`try { snp_attestation.verifySnpAttestation(new ArrayBuffer(1), new ArrayBuffer(1)); } catch (e) { return e.constructor.name + ": " + e.message; }`),
+      "RangeError: Attestation refused (format): an SEV-SNP attestation report is 1184 bytes, got 1.");
   });
 });

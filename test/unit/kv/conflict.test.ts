@@ -149,3 +149,18 @@ test("a key read twice around a concurrent commit conflicts on its first observa
   tx.set("m", b("x"), b("1"));
   assert.throws(() => store.commit(tx, 3), conflict);
 });
+
+test("hasStaleReads tells, without closing the transaction, whether commit would conflict", () => {
+  const store = new Store();
+  put(store, "m", "k", "v1");
+  const tx = store.begin();
+  assert.equal(tx.get("m", b("k"))!.toString(), "v1");
+  assert.equal(tx.hasStaleReads(), false);
+  put(store, "m", "other", "x"); // a key it did not read
+  assert.equal(tx.hasStaleReads(), false);
+  put(store, "m", "k", "v2");
+  assert.equal(tx.hasStaleReads(), true);
+  // Still open: it can be written, and its commit conflicts as hasStaleReads said.
+  tx.set("m", b("w"), b("1"));
+  assert.throws(() => store.commit(tx, store.currentVersion + 1), ConflictError);
+});

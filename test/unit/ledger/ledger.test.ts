@@ -18,6 +18,7 @@ import { CocoError } from "../../../src/util/errors.js";
 
 const secret = new LedgerSecret(Buffer.alloc(32, 7));
 const digest = Buffer.alloc(32, 1);
+const keyNonce = Buffer.alloc(16, 3);
 
 function entry(seqno: number, isSignature = false, view = 2): Buffer {
   return encodeEntry(
@@ -27,6 +28,7 @@ function entry(seqno: number, isSignature = false, view = 2): Buffer {
       isSignature,
       claimsDigest: digest,
       commitEvidenceDigest: digest,
+      keyNonce,
       publicDomain: Buffer.from(`public ${seqno}`),
       privatePlaintext: Buffer.from(`private ${seqno}`.padEnd(100, ".")),
     },

@@ -68,3 +68,50 @@ test("coco.forwarding sets the forwarding timeout and pending bound; absent, the
   badTimeout.coco = { forwarding: { timeout: "soon" } };
   assert.throws(() => resolveConfig(badTimeout, "/x"), /coco\.forwarding\.timeout/);
 });
+
+test("the created_at window and admission limits have documented defaults", () => {
+  const c = resolveConfig(base(), "/x");
+  assert.deepEqual(c.governance, { createdAtMaxAgeSeconds: 300, createdAtMaxFutureSeconds: 60 });
+  assert.deepEqual(c.admission.rpc, { handshakeTimeoutMs: 10_000, idleTimeoutMs: 30_000, connectionsPerAddressMax: 128, privilegedConnectionsReserved: 16 });
+  assert.deepEqual(c.admission.nodeToNode, { handshakeTimeoutMs: 5_000, connectionsPerAddressMax: 16, connectionsMax: 256 });
+  assert.equal(c.admission.join.bodyBytesMax, 64 * 1024);
+  assert.equal(c.admission.join.nodeDataBytesMax, 4 * 1024);
+  assert.deepEqual(c.admission.join.perAddress, { refillPerSecond: 0.5, capacity: 5 });
+});
+
+test("the created_at window and admission limits are read from coco.governance and coco.admission", () => {
+  const file = base();
+  file.network.rpc_interfaces.primary!.max_open_sessions_hard = 50;
+  file.coco = {
+    governance: { created_at_max_age: "1min", created_at_max_future: "5s" },
+    admission: {
+      tls_handshake_timeout: "2s", idle_timeout: "1min", connections_per_address_max: 8, member_connections_reserved: 0,
+      node_to_node: { tls_handshake_timeout: 750, connections_per_address_max: 3, connections_max: 20 },
+      join: { body_size_max: "8KiB", node_data_size_max: 100, certificate_size_max: "2KiB", quote_size_max: "1KiB", per_address_rate: 2, per_address_burst: 1, global_rate: 0.5, global_burst: 7 },
+    },
+  };
+  const c = resolveConfig(file, "/x");
+  assert.deepEqual(c.governance, { createdAtMaxAgeSeconds: 60, createdAtMaxFutureSeconds: 5 });
+  assert.deepEqual(c.admission.rpc, { handshakeTimeoutMs: 2_000, idleTimeoutMs: 60_000, connectionsPerAddressMax: 8, privilegedConnectionsReserved: 0 });
+  assert.deepEqual(c.admission.nodeToNode, { handshakeTimeoutMs: 750, connectionsPerAddressMax: 3, connectionsMax: 20 });
+  assert.deepEqual(c.admission.join, {
+    bodyBytesMax: 8192, nodeDataBytesMax: 100, certificateBytesMax: 2048, quoteBytesMax: 1024,
+    perAddress: { refillPerSecond: 2, capacity: 1 }, global: { refillPerSecond: 0.5, capacity: 7 }, addressesMax: 4096,
+  });
+});
+
+test("admission settings that cannot work are refused, naming the field", () => {
+  const reserveAll = base();
+  reserveAll.network.rpc_interfaces.primary!.max_open_sessions_hard = 10;
+  reserveAll.coco = { admission: { member_connections_reserved: 10 } };
+  assert.throws(() => resolveConfig(reserveAll, "/x"), /coco\.admission\.member_connections_reserved/);
+  const zeroCap = base();
+  zeroCap.coco = { admission: { connections_per_address_max: 0 } };
+  assert.throws(() => resolveConfig(zeroCap, "/x"), /coco\.admission\.connections_per_address_max/);
+  const badRate = base();
+  badRate.coco = { admission: { join: { global_rate: -1 } } };
+  assert.throws(() => resolveConfig(badRate, "/x"), /coco\.admission\.join\.global_rate/);
+  const subSecond = base();
+  subSecond.coco = { governance: { created_at_max_age: "500ms" } };
+  assert.throws(() => resolveConfig(subSecond, "/x"), /coco\.governance\.created_at_max_age/);
+});

@@ -2,13 +2,13 @@
 // transaction status, receipts that verify, and recovery that drops the uncommitted tail.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { TransactionEngine } from "../../../src/node/engine.js";
 import { Replicator } from "../../../src/node/replication.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, decodeSignature } from "../../../src/node/signatures.js";
-import { Ledger, ThreadedLedger } from "../../../src/ledger/index.js";
+import { Ledger, LedgerSecrets, ThreadedLedger, decryptPrivate, readLedgerDirectory, type DecodedEntry } from "../../../src/ledger/index.js";
 import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../../src/crypto/index.js";
 import { verifyReceipt } from "../../../src/client/index.js";
 
@@ -33,11 +33,23 @@ function startEngine(engine: TransactionEngine, entries: Buffer[], dir: string, 
   return replicator;
 }
 
-async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, threaded = false, entryWorker = false) {
+/** Key nonces 1, 2, 3, ... (16 bytes each): two engines given one each draw the same nonces at the same points. */
+function countingNonces(): (size: number) => Buffer {
+  let drawn = 0;
+  return (size) => {
+    const nonce = Buffer.alloc(size);
+    nonce.writeUInt32BE(++drawn, size - 4);
+    return nonce;
+  };
+}
+
+async function openEngine(dir: string, id: Awaited<ReturnType<typeof identity>>, secret: Buffer, threaded = false, entryWorker = false,
+  randomBytes?: (size: number) => Buffer) {
   const { ledger, entries } = threaded ? await ThreadedLedger.open(join(dir, "ledger"), { durability: "none" }) : await Ledger.open(join(dir, "ledger"), { durability: "none" });
   const engine = new TransactionEngine(ledger, {
     nodeId: id.nodeId, serviceCertPem: id.serviceCertPem, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem, ledgerSecrets: [{ fromSeqno: 1, raw: secret }],
     signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, entryWorker, logger: quiet,
+    ...(randomBytes ? { randomBytes } : {}),
   });
   let replicator: Replicator;
   try {
@@ -150,6 +162,55 @@ test(`recovery replays the ledger, drops the tail after the last signature and s
 
 }
 
+test("restarted over a restored copy of its files, an engine rewrites the same transaction ids under a new key nonce", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
+  const kept = mkdtempSync(join(tmpdir(), "coco-engine-kept-"));
+  try {
+    const id = await identity();
+    const secret = randomBytes(32);
+    /** Opens the engine on `dir`, writes `values` to key "k", commits them and returns the ledger's entries by tx id. */
+    const run = async (values: string[]) => {
+      const { engine, ledger } = await openEngine(dir, id, secret);
+      for (const value of values) write(engine, "k", value);
+      engine.emitSignature();
+      await waitCommit(engine, engine.lastSeqnoLocal);
+      await engine.close();
+      await ledger.close();
+      const entries = new Map<string, DecodedEntry>();
+      for await (const { entry } of readLedgerDirectory(join(dir, "ledger"))) entries.set(`${entry.view}.${entry.seqno}`, entry);
+      return entries;
+    };
+    await run(["first"]);
+    cpSync(dir, kept, { recursive: true });
+    const discarded = await run(["B".repeat(64), "B".repeat(64)]);
+    rmSync(dir, { recursive: true, force: true });
+    cpSync(kept, dir, { recursive: true }); // consensus_state.json included: the same view again
+    const restored = await run(["C".repeat(64), "C".repeat(64)]);
+    const secrets = new LedgerSecrets([{ fromSeqno: 1, raw: secret }]);
+    let rewritten = 0;
+    for (const [txId, b] of discarded) {
+      const c = restored.get(txId);
+      if (c === undefined || c.bytes.equals(b.bytes)) continue;
+      rewritten++;
+      if (b.privateCiphertext.length > 0) {
+        const plainB = decryptPrivate(b, secrets.forSeqno(b.seqno));
+        const plainC = decryptPrivate(c, secrets.forSeqno(c.seqno));
+        const xorCipher = b.privateCiphertext.subarray(0, plainB.length).map((x, i) => x ^ c.privateCiphertext[i]!);
+        const xorPlain = plainB.map((x, i) => x ^ plainC[i]!);
+        assert.notDeepEqual(Buffer.from(xorCipher), Buffer.from(xorPlain), `${txId} reuses the discarded run's keystream`);
+      }
+      assert.notDeepEqual(c.keyNonce, b.keyNonce, `${txId} is encrypted under the discarded run's key nonce`);
+    }
+    assert.ok(rewritten >= 3, `the restored run rewrote ${rewritten} transaction ids of the discarded run (want its two writes and a signature)`);
+    // Within a term, one nonce: every entry the restored run wrote carries the same one.
+    const newer = [...restored.values()].filter((e) => !discarded.get(`${e.view}.${e.seqno}`)?.bytes.equals(e.bytes));
+    assert.ok(newer.every((e) => e.keyNonce.equals(newer[0]!.keyNonce)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(kept, { recursive: true, force: true });
+  }
+});
+
 test("a wrong ledger secret refuses to start rather than serve garbage", async () => {
   const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
   try {
@@ -224,8 +285,8 @@ test("the entry encoder worker writes byte-for-byte the entries and leaves the m
     const id = await identity();
     const secret = randomBytes(32);
     const rekeyed = randomBytes(32);
-    const a = await openEngine(dirA, id, secret, false, false);
-    const b = await openEngine(dirB, id, secret, false, true);
+    const a = await openEngine(dirA, id, secret, false, false, countingNonces());
+    const b = await openEngine(dirB, id, secret, false, true, countingNonces());
     const ordinary: number[] = [];
     for (let i = 0; i < 300; i++) {
       for (const { engine } of [a, b]) {

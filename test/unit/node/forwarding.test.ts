@@ -53,7 +53,7 @@ function backup(options: Partial<Limits> & { primary?: string | undefined; conne
   const state = { primary: "primary" in options ? primary : "primary-1" };
   const local: RpcRequest[] = [];
   const forwarder = new Forwarder({
-    transport, nodeId: "backup-1", primary: () => state.primary, logger: quiet,
+    transport, nodeId: "backup-1", primary: () => state.primary, logger: quiet, isTrustedForwarder: () => true,
     dispatchLocal: (r) => { local.push(r); return { status: 200, body: "ran here" }; },
     ...limits,
   });
@@ -64,7 +64,7 @@ function backup(options: Partial<Limits> & { primary?: string | undefined; conne
 function primaryAnswering(nodeId: string, answer: (r: RpcRequest) => RpcResponse | Promise<RpcResponse>, reply: (from: string, frame: Frame) => void): Forwarder {
   return new Forwarder({
     transport: { send: (to, type, payload) => { reply(nodeId, { to, type, payload }); return true; }, isConnected: () => true },
-    nodeId, primary: () => nodeId, dispatchLocal: answer, logger: quiet,
+    nodeId, primary: () => nodeId, dispatchLocal: answer, logger: quiet, isTrustedForwarder: (peer) => peer === "backup-1",
   });
 }
 
@@ -266,4 +266,57 @@ test("close() fails what is pending and refuses new requests", async () => {
   forwarder.close();
   assert.ok(await rejection(pending));
   assert.equal((await rejection(forwarder.forward(request()))).code, "ServiceUnavailable");
+});
+
+/** A backup whose forwarder is `nodeId`; the frame it sends to the primary for one request. */
+async function forwardedFrame(nodeId: string): Promise<{ forwarder: Forwarder; answered: Promise<RpcResponse>; payload: Buffer }> {
+  const transport = new FakeTransport();
+  transport.connected.add("primary-1");
+  const forwarder = new Forwarder({
+    transport, nodeId, primary: () => "primary-1", logger: quiet, isTrustedForwarder: () => true,
+    dispatchLocal: () => ({ status: 200, body: "ran here" }),
+  });
+  const answered = forwarder.forward(request());
+  const [sent] = await transport.sent(1);
+  return { forwarder, answered, payload: sent!.payload };
+}
+
+test("the primary refuses (403, unrun) a request forwarded by a node that is not Trusted", async () => {
+  const { forwarder, answered, payload } = await forwardedFrame("retired-1");
+  const ran: RpcRequest[] = [];
+  const warnings: object[] = [];
+  const primary = new Forwarder({
+    transport: { send: (_to, _type, response) => { forwarder.onResponse("primary-1", response); return true; }, isConnected: () => true },
+    nodeId: "primary-1", primary: () => "primary-1", logger: { warn: (fields) => warnings.push(fields) },
+    isTrustedForwarder: (peer) => peer === "backup-1",
+    dispatchLocal: (r) => { ran.push(r); return { status: 200, body: "ran" }; },
+  });
+  await primary.onRequest("retired-1", payload);
+  assert.equal(ran.length, 0, "the request did not run");
+  const response = await answered;
+  assert.equal(response.status, 403);
+  assert.equal(JSON.parse(String(response.body)).error.code, "ForwardingNodeNotTrusted");
+  assert.match(JSON.parse(String(response.body)).error.message, /not a Trusted node/);
+  assert.equal(warnings.length, 1, "the refusal is logged");
+});
+
+test("the primary refuses a forwarded request that names another node than the channel it came on", async () => {
+  const { forwarder, answered, payload } = await forwardedFrame("backup-1");
+  answered.catch(() => undefined); // answered by nobody here: close() fails it at the end
+  const ran: RpcRequest[] = [];
+  const answers: Buffer[] = [];
+  const primary = new Forwarder({
+    transport: { send: (_to, _type, response) => { answers.push(response); return true; }, isConnected: () => true },
+    nodeId: "primary-1", primary: () => "primary-1", logger: quiet, isTrustedForwarder: () => true,
+    dispatchLocal: (r) => { ran.push(r); return { status: 200, body: "ran" }; },
+  });
+  // backup-1's frame replayed on node-3's (authenticated, trusted) channel.
+  await primary.onRequest("node-3", payload);
+  assert.equal(ran.length, 0);
+  assert.equal(answers.length, 1);
+  assert.match(answers[0]!.toString("utf8"), /ForwardingNodeNotTrusted.*arrived on the authenticated channel of node node-3/);
+  // On its own channel, from a trusted node, the same frame runs.
+  await primary.onRequest("backup-1", payload);
+  assert.equal(ran.length, 1);
+  forwarder.close();
 });

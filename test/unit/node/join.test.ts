@@ -65,7 +65,8 @@ test("refusals: untrusted host data or measurement, foreign attestation format, 
   const other = generateEcP384KeyPair();
   const attempt = (overrides: Record<string, unknown>) => () => handleJoin(s.store.begin(), s.cert, s.body({ certificate_signing_request: s.csr, ...overrides }), s.ctx);
   assert.throws(attempt({ quote_info: virtualEvidence(s.keys.publicKeyPem, "ab".repeat(32)) }), /Host data 'abab.*' is not trusted/);
-  assert.throws(attempt({ quote_info: { format: "AMD_SEV_SNP_v1", quote: "" } }), /cannot be verified/);
+  assert.throws(attempt({ quote_info: { format: "OE_SGX_v1", quote: "" } }), /cannot be verified/);
+  assert.throws(attempt({ quote_info: { format: "AMD_SEV_SNP_v1", quote: "" } }), /Attestation refused \(format\)/);
   assert.throws(attempt({ quote_info: virtualEvidence(other.publicKeyPem, HOST_DATA) }), /does not bind the key/);
   assert.throws(attempt({ certificate_signing_request: await createCertificateSigningRequest(other, {}) }), /for another key/);
   assert.throws(attempt({ certificate_signing_request: "not a csr" }), /certificate_signing_request/);

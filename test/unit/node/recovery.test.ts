@@ -44,11 +44,12 @@ test("commit evidence is derived from the secret of each transaction, also acros
   const a = randomBytes(32);
   const b = randomBytes(32);
   const keys = new CommitEvidenceKeys(new LedgerSecrets([{ fromSeqno: 1, raw: a }, { fromSeqno: 5, raw: b }]));
-  const batch = keys.nonces(3, 2, 6); // seqnos 2..7: 2-4 under a, 5-7 under b
-  const expected = Buffer.concat([new CommitEvidence(a).nonces(3, 2, 3), new CommitEvidence(b).nonces(3, 5, 3)]);
+  const keyNonce = randomBytes(16);
+  const batch = keys.nonces(keyNonce, 3, 2, 6); // seqnos 2..7: 2-4 under a, 5-7 under b
+  const expected = Buffer.concat([new CommitEvidence(a).nonces(keyNonce, 3, 2, 3), new CommitEvidence(b).nonces(keyNonce, 3, 5, 3)]);
   assert.deepEqual(batch, expected);
-  assert.equal(keys.evidence(3, 6), CommitEvidence.format(3, 6, new CommitEvidence(b).nonces(3, 6, 1)));
-  assert.notEqual(keys.evidence(3, 6), CommitEvidence.format(3, 6, new CommitEvidence(a).nonces(3, 6, 1)));
+  assert.equal(keys.evidence(keyNonce, 3, 6), CommitEvidence.format(3, 6, new CommitEvidence(b).nonces(keyNonce, 3, 6, 1)));
+  assert.notEqual(keys.evidence(keyNonce, 3, 6), CommitEvidence.format(3, 6, new CommitEvidence(a).nonces(keyNonce, 3, 6, 1)));
 });
 
 function memoryKv(): KvAccess & { json(map: string): unknown } {
