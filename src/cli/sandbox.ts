@@ -33,6 +33,11 @@ export interface SandboxOptions {
   durability: Durability;
   signatureDelayMs?: number;
   quiet: boolean;
+  /**
+   * Restart node 0 from its own keys and ledger instead of recovering a stopped service (a single
+   * node's restart; tests of restart-from-disk use it).
+   */
+  restartFromDisk?: boolean;
   /** Nodes in the network (default 1). Node i listens on port + i; the others join through governance. */
   nodes?: number;
   /** Port of the plain-HTTP EVM gateway acting as user0 (default 8545, or 0 with port 0); false: none. */
@@ -102,7 +107,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   mkdirSync(workspace, { recursive: true });
   const restarting = existsSync(join(workspace, "ledger"));
   // A stopped service comes back only through recovery, as in CCF (member0 does its steps).
-  const recovering = restarting && canRecover(workspace);
+  const recovering = restarting && options.restartFromDisk !== true && canRecover(workspace);
   await ensureIdentity(workspace, "member0");
   await ensureIdentity(workspace, "user0");
   if (!restarting) ensureMember0EncryptionKey(workspace);
