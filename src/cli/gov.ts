@@ -1,12 +1,14 @@
-// `coco gov`: a member's governance commands (propose, vote, withdraw, list, show, members, ack)
-// over CCF's governance REST API. Exit codes: 0 done, 1 the service refused or could not be
-// reached (printed as `coco: <code>: <message>`), 2 the command line itself was wrong.
+// `coco gov`: a member's governance commands (propose, vote, withdraw, list, show, members, ack,
+// and the disaster-recovery steps under `coco gov recovery`) over CCF's governance REST API.
+// Exit codes: 0 done, 1 the service refused or could not be reached (printed as
+// `coco: <code>: <message>`), 2 the command line itself was wrong.
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import {
   ACCEPT_BALLOT,
   GovernanceClient,
   REJECT_BALLOT,
+  submitMemberRecoveryShare,
   type MemberInfo,
   type Proposal,
   type ProposalInfo,
@@ -276,6 +278,57 @@ export function registerGovCommands(program: Command): void {
       await client.ack(digest.stateDigest);
       if (opts.json) console.log(JSON.stringify({ memberId: digest.memberId, stateDigest: digest.stateDigest, acked: true }, null, 2));
       else console.log(`Member ${digest.memberId} acknowledged state digest ${digest.stateDigest}; it is now Active.`);
+    });
+  });
+
+  registerRecoveryCommands(gov);
+}
+
+/** `coco gov recovery ...`: a member's steps in a disaster recovery (docs/recovery.md). */
+function registerRecoveryCommands(gov: Command): void {
+  const recovery = gov.command("recovery")
+    .description("Disaster recovery: open a recovered service (transition_service_to_open) and submit this member's recovery share");
+
+  addCommonOptions(
+    recovery.command("open")
+      .description("Propose and vote for transition_service_to_open on a recovered service: --previous-service-cert names the service it "
+        + "recovered, --service-cert (the new service's certificate) the next identity; the service then waits for recovery shares")
+      .requiredOption("--previous-service-cert <file>", "certificate of the service whose ledger was recovered"),
+    { wait: true },
+  ).action(async (opts: CommonOptions & { previousServiceCert: string }) => {
+    await run(opts, true, async (client) => {
+      const previous = readText(opts.previousServiceCert, "previous service certificate", "use --previous-service-cert");
+      const next = readText(opts.serviceCert, "service certificate", "use --service-cert");
+      let info = await client.propose({
+        actions: [{ name: "transition_service_to_open", args: { previous_service_identity: previous, next_service_identity: next } }],
+      });
+      if (info.proposalState === "Open") info = await client.accept(info.proposalId);
+      await printWrite(client, info, opts);
+    });
+  });
+
+  addCommonOptions(
+    recovery.command("share")
+      .description("Fetch this member's encrypted recovery share from the recovering service, decrypt it with --member-enc-key "
+        + "and submit it (COSE-signed with --member-key); at the threshold the service restores its private state and opens")
+      .requiredOption("--member-enc-key <file>", "this member's encryption private key (PEM, e.g. member0_enc_privk.pem)"),
+  ).action(async (opts: CommonOptions & { memberEncKey: string }) => {
+    await run(opts, true, async (client) => {
+      const encryptionKeyPem = readText(opts.memberEncKey, "member encryption private key", "use --member-enc-key");
+      const result = await submitMemberRecoveryShare(client, encryptionKeyPem);
+      if (opts.json) console.log(JSON.stringify(result, null, 2));
+      else console.log(result.message);
+    });
+  });
+
+  addCommonOptions(
+    recovery.command("status")
+      .description("Show the service's status (Recovering, WaitingForRecoveryShares, Open) and recovery count"),
+  ).action(async (opts: CommonOptions) => {
+    await run(opts, false, async (client) => {
+      const info = await client.serviceInfo();
+      if (opts.json) return console.log(JSON.stringify(info, null, 2));
+      console.log(`Service is ${info.status} (recovery count ${info.recoveryCount ?? 0}).`);
     });
   });
 }

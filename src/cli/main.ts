@@ -43,7 +43,7 @@ const program = new Command()
 
 program.command("sandbox")
   .description("Run a local service for development: one node, or --nodes N joined through governance (creates member0/user0 identities and ledgers in the workspace)")
-  .option("--workspace <dir>", "workspace directory (created if missing; reused to restart from its ledger)", "workspace")
+  .option("--workspace <dir>", "workspace directory (created if missing; a stopped service in it is recovered from its ledger)", "workspace")
   .option("--port <port>", "HTTPS port", port, 8000)
   .option("--host <address>", "address to listen on", "127.0.0.1")
   .addOption(new Option("--durability <mode>", "fsync: fdatasync the ledger before commit (safe); none: skip fsync (benchmarks only)").choices(["fsync", "none"]).default("fsync"))
@@ -53,18 +53,20 @@ program.command("sandbox")
   .option("--nodes <n>", "nodes in the network: node i serves on port + i and talks to the others on port + 100 + i; nodes 1.. join through governance", positiveInt, 1)
   .option("--evm-gateway-port <port>", "port of the plain-HTTP Ethereum JSON-RPC gateway on 127.0.0.1, acting as user0 (default 8545; 0 with --port 0)", port)
   .option("--no-evm-gateway", "do not start the EVM gateway")
+  .option("--restart-from-disk", "restart node 0 from its own keys and ledger (a single node's restart) instead of recovering the stopped service with member0's share", false)
   .action(async (opts) => {
     await runSandbox({
       evmChainId: opts.evmChainId,
       workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
       signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet, nodes: opts.nodes,
       evmGatewayPort: opts.evmGateway === false ? false : opts.evmGatewayPort,
+      restartFromDisk: opts.restartFromDisk,
     }).catch(fail);
   });
 
 const node = program.command("node").description("Run a Coco node");
 node.command("start")
-  .description("Start a node from a CCF-style JSON configuration file (command.type: Start a new service, or Join an existing one)")
+  .description("Start a node from a CCF-style JSON configuration file (command.type: Start a new service, Join an existing one, or Recover a stopped one from its ledger)")
   .requiredOption("--config <file>", "node configuration file (see docs/configuration.md)")
   .action(async (opts) => {
     try {

@@ -1,7 +1,8 @@
 // `coco sandbox`: a local service for development, in the shape of CCF's sandbox.sh. It makes
 // a workspace with member0/user0 identities (CCF's file names), a CCF-style node config, starts
 // the node, and prints commands that work as printed. Running it again on the same workspace
-// restarts the node from its ledger with all its data. As on a real service, governance sets the
+// brings the stopped service back through disaster recovery with all its data (member0 holds
+// the recovery share; sandbox-recovery.ts). As on a real service, governance sets the
 // EVM chain: member0 proposes set_evm_genesis (chain id, funded development accounts) and votes.
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -16,6 +17,9 @@ import { CocoNode } from "../node/node.js";
 import { appOptions } from "./apps.js";
 import { DEV_MNEMONIC, devAccounts, EVM_CONFIG_KEY, EVM_CONFIG_MAP, parseEvmConfig, type DevAccount } from "../apps/evm/index.js";
 import { GovernanceClient, openServiceAsMember } from "../client/index.js";
+import {
+  MEMBER0_ENC_PUBLIC_KEY, canRecover, completeRecoveryAsMember0, ensureMember0EncryptionKey, finishRecovery, prepareRecovery,
+} from "./sandbox-recovery.js";
 import { startSandboxEvmGateway } from "./evm-gateway.js";
 
 /** 10,000 ether, as Hardhat and Anvil fund their development accounts. */
@@ -29,6 +33,11 @@ export interface SandboxOptions {
   durability: Durability;
   signatureDelayMs?: number;
   quiet: boolean;
+  /**
+   * Restart node 0 from its own keys and ledger instead of recovering a stopped service (a single
+   * node's restart; tests of restart-from-disk use it).
+   */
+  restartFromDisk?: boolean;
   /** Nodes in the network (default 1). Node i listens on port + i; the others join through governance. */
   nodes?: number;
   /** Port of the plain-HTTP EVM gateway acting as user0 (default 8545, or 0 with port 0); false: none. */
@@ -56,7 +65,8 @@ export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number):
       type: "Start",
       service_certificate_file: "service_cert.pem",
       start: {
-        members: [{ certificate_file: "member0_cert.pem" }],
+        // member0 holds a recovery share (threshold 1): a stopped sandbox comes back through recovery.
+        members: [{ certificate_file: "member0_cert.pem", encryption_public_key_file: MEMBER0_ENC_PUBLIC_KEY }],
       },
     },
     ledger: { directory: "ledger" },
@@ -96,19 +106,31 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   const workspace = resolve(options.workspace);
   mkdirSync(workspace, { recursive: true });
   const restarting = existsSync(join(workspace, "ledger"));
+  // A stopped service comes back only through recovery, as in CCF (member0 does its steps).
+  const recovering = restarting && options.restartFromDisk !== true && canRecover(workspace);
   await ensureIdentity(workspace, "member0");
   await ensureIdentity(workspace, "user0");
+  if (!restarting) ensureMember0EncryptionKey(workspace);
   const configFile = join(workspace, "config.json");
   const nodeCount = options.nodes ?? 1;
   // Node-to-node ports: rpc port + 100 + i (or free ports when the rpc port is chosen by the OS).
   const n2nPort = async (i: number) => (options.port === 0 ? freeTcpPort(options.host) : options.port + 100 + i);
   const file = sandboxConfig(options, nodeCount > 1 ? await n2nPort(0) : undefined);
+  const startCommand = file.command;
+  if (recovering) {
+    prepareRecovery(workspace, file, nodeCount);
+    if (!options.quiet) console.log("The service in this workspace stopped: recovering it from its ledger (disaster recovery, member0 submits its recovery share)...");
+  }
   writeFileSync(configFile, JSON.stringify(file, null, 2) + "\n");
   const config = resolveConfig(file, workspace);
   // The node's own logger: a full disk drops and counts lines, never crashes the sandbox.
   const logger = createNodeLogger(config);
   const node = await CocoNode.start(config, { ...appOptions(config), logger });
   const url = `https://${options.host}:${node.address.port}`;
+  if (recovering) {
+    await completeRecoveryAsMember0(workspace, url, node);
+    finishRecovery(workspace, file, startCommand);
+  }
   // Open a new service the governed way, as CCF's sandbox does: member0 acknowledges the
   // service state, then proposes user0 and transition_service_to_open, accepted at once.
   const member: MemberFiles = {
@@ -140,7 +162,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   if (!options.quiet) {
     const commit = node.engine.commitTxId;
     console.log(`
-Coco sandbox is running at ${url} (${restarting ? `restarted from its ledger${commit.seqno > 0 ? `, committed up to ${commit.view}.${commit.seqno}` : ""}` : "new service"})${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evmConfigured ? `\n  governance    member0 proposed set_evm_genesis (chain id ${chainId}, 10 funded accounts): accepted` : ""}
+Coco sandbox is running at ${url} (${recovering ? `recovered from its ledger: disaster recovery ${recoveryCount(node)}, new service identity in service_cert.pem${joiners.length > 0 ? `, ${joiners.length} node(s) joined afresh` : ""}` : restarting ? `restarted from its ledger${commit.seqno > 0 ? `, committed up to ${commit.view}.${commit.seqno}` : ""}` : "new service"})${recovering ? "\n  recovery      member0 proposed transition_service_to_open, submitted its recovery share: private state restored, service Open" : ""}${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evmConfigured ? `\n  governance    member0 proposed set_evm_genesis (chain id ${chainId}, 10 funded accounts): accepted` : ""}
   node id       ${node.identity.nodeId}${joiners.length > 0 ? `\n  nodes         ${[`${url} (node 0)`, ...joiners.map((j, i) => `https://${options.host}:${j.port} (node ${i + 1}, ${j.dir}/)`)].join("\n                ")}` : ""}
   workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)
   durability    ${options.durability}
@@ -157,7 +179,7 @@ Try it (from this directory):
   curl "${url}/app/receipt?transaction_id=<view.seqno>" ${user} > receipt.json
   npx coco receipt verify receipt.json --service-cert ${ws}/service_cert.pem
 
-Press Ctrl-C to stop; run the same command again to restart from the ledger.`);
+Press Ctrl-C to stop; run the same command again to recover the service from its ledger (docs/recovery.md).`);
   }
   let stopping = false;
   const stop = async (signal: string) => {
@@ -178,6 +200,11 @@ Press Ctrl-C to stop; run the same command again to restart from the ledger.`);
 }
 
 interface Joiner { child: ChildProcess; port: number; dir: string; nodeId?: string }
+
+function recoveryCount(node: CocoNode): number {
+  const raw = node.engine.store.get("public:ccf.gov.service.info", Buffer.alloc(8));
+  return raw === undefined ? 0 : (JSON.parse(raw.toString("utf8")) as { recovery_count?: number }).recovery_count ?? 0;
+}
 
 /**
  * Nodes 1..n-1 of a multi-node sandbox: each is a separate `coco node start` process with its own

@@ -71,6 +71,14 @@ export interface ServiceInfo {
   configuration?: Record<string, unknown>;
 }
 
+/** CCF's answer to a submitted recovery share. */
+export interface RecoveryShareResult {
+  message: string;
+  submittedCount: number;
+  recoveryThreshold: number;
+  fullKeySubmitted: boolean;
+}
+
 export interface StateDigest {
   memberId: string;
   stateDigest: string;
@@ -217,6 +225,25 @@ export class GovernanceClient {
     const digest = stateDigest ?? (await this.updateStateDigest()).stateDigest;
     const path = `/gov/members/state-digests/${segment(this.requireMemberId())}:ack`;
     await this.signed("POST", path, "ack", JSON.stringify({ stateDigest: digest }));
+  }
+
+  // ---- Recovery ----------------------------------------------------------------------------
+
+  /** GET /gov/recovery/encrypted-shares/{memberId}: a recovery member's share, encrypted to its encryption key (base64). */
+  async encryptedRecoveryShare(memberId?: string): Promise<string> {
+    const id = memberId ?? this.requireMemberId();
+    const response = await this.getPath(`/gov/recovery/encrypted-shares/${segment(id)}`);
+    return parseJson<{ encryptedShare: string }>(response).encryptedShare;
+  }
+
+  /**
+   * POST /gov/recovery/members/{memberId}:recover with this member's decrypted share, while a
+   * recovered service waits for recovery shares (CCF's body: {"share": base64}).
+   */
+  async submitRecoveryShare(share: Uint8Array): Promise<RecoveryShareResult> {
+    const path = `/gov/recovery/members/${segment(this.requireMemberId())}:recover`;
+    const response = await this.signed("POST", path, "recovery_share", JSON.stringify({ share: Buffer.from(share).toString("base64") }));
+    return parseJson<RecoveryShareResult>(response);
   }
 
   // ---- Transactions ----------------------------------------------------------------------

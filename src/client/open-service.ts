@@ -11,6 +11,8 @@ export interface OpenServiceOptions {
   memberKeyPem: string;
   userCertPems: string[];
   timeoutMs?: number;
+  /** Other Active members who vote for the proposal too (a consortium whose majority is more than one). */
+  coVoters?: { memberCertPem: string; memberKeyPem: string }[];
 }
 
 export async function openServiceAsMember(options: OpenServiceOptions): Promise<ProposalInfo | undefined> {
@@ -33,6 +35,15 @@ export async function openServiceAsMember(options: OpenServiceOptions): Promise<
     });
     // As in CCF, the proposer votes like any member; with one member its ballot decides.
     if (proposal.proposalState === "Open") proposal = await client.accept(proposal.proposalId);
+    for (const voter of options.coVoters ?? []) {
+      if (proposal.proposalState !== "Open") break;
+      const other = new GovernanceClient({ url: options.url, serviceCertPem: options.serviceCertPem, ...voter });
+      try {
+        proposal = await other.accept(proposal.proposalId);
+      } finally {
+        await other.close();
+      }
+    }
     if (proposal.proposalState !== "Accepted") {
       throw new Error(`the proposal to open the service is ${proposal.proposalState}, not Accepted: ${JSON.stringify(proposal)}`);
     }

@@ -41,3 +41,16 @@ export function unwrapWithKey(privateKeyPem: string, wrappedBase64: string): Buf
     throw new CocoError("UnwrapFailed", `Cannot unwrap a secret sent to this node: ${(error as Error).message}`, 400);
   }
 }
+
+/**
+ * RSA-OAEP-SHA256 decryption of one small secret (a member's recovery share, encrypted to its
+ * encryption key as CCF does). A wrong key or altered ciphertext throws CocoError.
+ */
+export function rsaOaepDecrypt(privateKeyPem: string, ciphertext: Uint8Array): Buffer {
+  try {
+    return privateDecrypt({ key: privateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, ciphertext);
+  } catch (error) {
+    throw new CocoError("DecryptionFailed",
+      "Cannot decrypt with this RSA key (RSA-OAEP-SHA256): it is not the private key the data was encrypted to, or the data was altered.", 400, { cause: error });
+  }
+}

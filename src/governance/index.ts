@@ -2,7 +2,7 @@
 // proposal resolution against the constitution, member COSE authentication, and the
 // constitution's source.
 export { installGovernanceEndpoints } from "./endpoints.js";
-export { checkApiVersion, GOV_API_VERSIONS, type CreatedAtWindow, type GovernanceDeps } from "./common.js";
+export { authenticateMember, checkApiVersion, GOV_API_VERSIONS, splitAction, unknownPath, type CreatedAtWindow, type GovernanceDeps } from "./common.js";
 export { proposalIdFor, proposalToApi } from "./proposals.js";
 export { failureOf, kvOnlyHooks, loadConstitution, resolveProposal, type GovernanceHooks, type ResolveContext } from "./resolve.js";
 export { OverlayKv, readOnlyKv } from "./overlay-kv.js";

@@ -73,7 +73,7 @@ function loadBallot(runtime: JsRuntime, source: string): string {
 /** The KV-only node hooks, writing through `kv`: CCF's gov effects that touch nothing but tables. */
 export function kvOnlyHooks(kv: KvAccess): Partial<NodeHooks> {
   return {
-    transitionServiceToOpen(_previousServiceIdentity, nextServiceIdentity) {
+    transitionServiceToOpen(previousServiceIdentity, nextServiceIdentity) {
       const info = parseJson<ServiceInfo>(kv.get(TABLES.serviceInfo, SINGLETON_KEY));
       if (info === undefined) throw new Error("transitionServiceToOpen: no service info in public:ccf.gov.service.info");
       const next = Buffer.from(nextServiceIdentity).toString("utf8").trim();
@@ -81,6 +81,20 @@ export function kvOnlyHooks(kv: KvAccess): Partial<NodeHooks> {
         throw new Error("transitionServiceToOpen: the next service identity is not the current service certificate");
       }
       if (info.status === "Open") return;
+      if (info.status === "WaitingForRecoveryShares") {
+        throw new Error("transitionServiceToOpen: the service already waits for recovery shares; members submit them to open it");
+      }
+      if (info.status === "Recovering") {
+        // As CCF: a recovered service opens only once members name the service it recovered;
+        // it then waits for a threshold of recovery shares to restore the private state.
+        const recorded = parseJson<string>(kv.get(TABLES.previousServiceIdentity, SINGLETON_KEY));
+        const previous = previousServiceIdentity === undefined ? "" : Buffer.from(previousServiceIdentity).toString("utf8").trim();
+        if (recorded === undefined || previous !== recorded.trim()) {
+          throw new Error("transitionServiceToOpen: the previous service identity is not the certificate of the service this one recovered");
+        }
+        kv.set(TABLES.serviceInfo, SINGLETON_KEY, jsonBytes({ ...info, status: "WaitingForRecoveryShares" }));
+        return;
+      }
       kv.set(TABLES.serviceInfo, SINGLETON_KEY, jsonBytes({ ...info, status: "Open" }));
     },
     // Coco's runtime compiles modules from source (no QuickJS bytecode), so there is no cache to refresh.

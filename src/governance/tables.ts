@@ -19,6 +19,8 @@ export const TABLES = {
   nodesEndorsedCertificates: "public:ccf.gov.nodes.endorsed_certificates",
   serviceInfo: "public:ccf.gov.service.info",
   serviceConfig: "public:ccf.gov.service.config",
+  /** The certificate of the service this one recovered (a JSON string), as CCF. */
+  previousServiceIdentity: "public:ccf.gov.service.previous_service_identity",
   jsEndpoints: "public:ccf.gov.endpoints",
   jsModules: "public:ccf.gov.modules",
 } as const;

@@ -42,6 +42,38 @@ export class LedgerSecrets {
     return this.versions[0]!.raw;
   }
 
+  /**
+   * The raw secret for `seqno` and the last seqno it covers (Infinity for the latest): callers
+   * that derive per-secret material for a run of seqnos split the run there.
+   */
+  rangeFor(seqno: number): { raw: Buffer; lastSeqno: number } {
+    for (let i = this.versions.length - 1; i > 0; i--) {
+      if (this.versions[i]!.fromSeqno <= seqno) {
+        const next = this.versions[i + 1];
+        return { raw: this.versions[i]!.raw, lastSeqno: next === undefined ? Infinity : next.fromSeqno - 1 };
+      }
+    }
+    const next = this.versions[1];
+    return { raw: this.versions[0]!.raw, lastSeqno: next === undefined ? Infinity : next.fromSeqno - 1 };
+  }
+
+  /**
+   * Adds secrets that start before every secret held (a recovered service learns its previous
+   * services' secrets only once members have submitted their shares).
+   */
+  addEarlier(versions: readonly LedgerSecretVersion[]): void {
+    const first = this.versions[0]!.fromSeqno;
+    const sorted = [...versions].sort((a, b) => a.fromSeqno - b.fromSeqno);
+    for (const v of sorted) assert(v.fromSeqno < first, "earlier secrets start before every secret held");
+    for (let i = 1; i < sorted.length; i++) assert(sorted[i]!.fromSeqno > sorted[i - 1]!.fromSeqno, "earlier secrets start at distinct seqnos");
+    this.versions.unshift(...sorted.map((v) => ({ fromSeqno: v.fromSeqno, raw: v.raw, secret: new LedgerSecret(v.raw) })));
+  }
+
+  /** First seqno any secret held encrypts (after seqno 1 on a recovered service still waiting for its shares). */
+  get firstSeqno(): number {
+    return this.versions[0]!.fromSeqno;
+  }
+
   get count(): number {
     return this.versions.length;
   }

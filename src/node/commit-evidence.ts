@@ -17,6 +17,7 @@
 import { createCipheriv, createSecretKey, hkdfSync, type KeyObject } from "node:crypto";
 import { sha256Into } from "../crypto/index.js";
 import { assert } from "../util/errors.js";
+import type { LedgerSecrets } from "../ledger/index.js";
 
 export const COMMIT_NONCE_BYTES = 16;
 const digestScratch = Buffer.alloc(32);
@@ -81,6 +82,47 @@ export class CommitEvidence {
   }
 
   /** The evidence of the transaction (view, seqno) written under `keyNonce` (from its ledger entry). */
+  evidence(keyNonce: Buffer, view: number, seqno: number): string {
+    return CommitEvidence.format(view, seqno, this.nonces(keyNonce, view, seqno, 1));
+  }
+}
+
+/**
+ * Commit evidence keyed, as in CCF, by the ledger secret that encrypts each transaction (and,
+ * within it, by the entry's key nonce): a recovered service writes with a fresh secret while it
+ * cannot know the previous services' secrets yet, and later serves receipts for both.
+ */
+export class CommitEvidenceKeys {
+  private readonly byRaw = new Map<Buffer, CommitEvidence>();
+
+  constructor(private secrets: LedgerSecrets) {}
+
+  /** The secrets changed (rekey, rollback of one, recovery): keys are derived again as needed. */
+  setSecrets(secrets: LedgerSecrets): void {
+    this.secrets = secrets;
+    this.byRaw.clear();
+  }
+
+  private forRaw(raw: Buffer): CommitEvidence {
+    let evidence = this.byRaw.get(raw);
+    if (evidence === undefined) {
+      evidence = new CommitEvidence(raw);
+      this.byRaw.set(raw, evidence);
+    }
+    return evidence;
+  }
+
+  /** Nonces of `count` consecutive transactions, split where the ledger secret changes. */
+  nonces(keyNonce: Buffer, view: number, firstSeqno: number, count: number): Buffer {
+    const range = this.secrets.rangeFor(firstSeqno);
+    const lastSeqno = firstSeqno + count - 1;
+    if (lastSeqno <= range.lastSeqno) return this.forRaw(range.raw).nonces(keyNonce, view, firstSeqno, count);
+    const head = range.lastSeqno - firstSeqno + 1;
+    return Buffer.concat([
+      this.forRaw(range.raw).nonces(keyNonce, view, firstSeqno, head), this.nonces(keyNonce, view, range.lastSeqno + 1, count - head),
+    ]);
+  }
+
   evidence(keyNonce: Buffer, view: number, seqno: number): string {
     return CommitEvidence.format(view, seqno, this.nonces(keyNonce, view, seqno, 1));
   }

@@ -39,6 +39,8 @@ export interface NodeConfigFile {
     type: "Start" | "Join" | "Recover";
     service_certificate_file?: string;
     join?: { target_rpc_address: string; retry_timeout?: string | number };
+    /** Disaster recovery (CCF's command.recover): the service whose ledger is in ledger.directory. */
+    recover?: { previous_service_identity_file?: string };
     start?: {
       members: { certificate_file: string; encryption_public_key_file?: string; data_json_file?: string }[];
       constitution_files?: string[];
@@ -113,6 +115,8 @@ export interface ResolvedConfig {
   /** Node-to-node channel address (needed by every node of a multi-node service). */
   nodeToNode: { host: string; port: number; publishedAddress?: string } | undefined;
   join: { targetHost: string; targetPort: number; retryMs: number } | undefined;
+  /** Recover only: the certificate of the service whose ledger this node recovers. */
+  recover: { previousServiceIdentityFile: string } | undefined;
   consensus: { tickMs: number; electionTimeoutMs: number; heartbeatMs: number };
   /** Absent fields take the forwarder's defaults (FORWARDING_DEFAULTS in forwarding.ts). */
   forwarding: { responseTimeoutMs?: number; pendingRequestsMax?: number };
@@ -224,8 +228,13 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
   if (type !== "Start" && type !== "Join" && type !== "Recover") {
     throw invalid("command.type", `expected "Start", "Join" or "Recover", got ${JSON.stringify(type)}`);
   }
+  let recover: ResolvedConfig["recover"];
   if (type === "Recover") {
-    throw invalid("command.type", `"Recover" (disaster recovery from a ledger) is not built yet; use "Start" or "Join"`);
+    const previous = file.command.recover?.previous_service_identity_file;
+    if (typeof previous !== "string") {
+      throw invalid("command.recover.previous_service_identity_file", "a recovering node needs the certificate of the service whose ledger it recovers");
+    }
+    recover = { previousServiceIdentityFile: at(previous) };
   }
   const members = file.command.start?.members ?? [];
   if (type === "Start" && members.length === 0) throw invalid("command.start.members", "a new service needs at least one member certificate");
@@ -300,6 +309,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     serviceCertificateFile: at(file.command.service_certificate_file ?? "service_cert.pem"),
     nodeToNode,
     join,
+    recover,
     consensus,
     forwarding,
     virtualHostData,

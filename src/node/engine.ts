@@ -15,7 +15,8 @@ import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type Wri
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { transactionStatus } from "../consensus/index.js";
-import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
+import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
+import { SERVICE_INFO_MAP } from "./service-status.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
 import { EntryEncoder, type EncodedBatch, type EncodeItem, type SignedRoot } from "./entry-encoder.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
@@ -62,6 +63,17 @@ export interface ReplayedEntry {
   readonly config?: readonly string[];
   readonly payload: Buffer;
 }
+
+/** How a ledger read at start-up is applied. */
+export interface ReplayOptions {
+  /** Apply only public domains (a recovering node does not know the previous ledger secrets yet). */
+  publicOnly?: boolean;
+  /** Check every signature transaction: its root and the signing node's endorsement. */
+  verifySignatures?: boolean;
+}
+
+/** Service identities a ledger may name (one per recovery): more means a corrupt ledger. */
+const SERVICE_CERTS_MAX = 1000;
 
 /** The map whose write marks a reconfiguration transaction (value: the JSON voter list). */
 export const RAFT_CONFIGURATION_MAP = "public:ccf.internal.consensus_configuration";
@@ -126,7 +138,12 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   private readonly signatures = new SignatureIndex();
   private readonly views = new ViewHistory();
   private readonly secrets: LedgerSecrets;
-  private readonly commitEvidence: CommitEvidence;
+  private readonly commitEvidence: CommitEvidenceKeys;
+  /**
+   * Service certificates whose nodes may sign: this service's, and those of earlier services
+   * the ledger names (a recovered service's ledger starts with its previous services' entries).
+   */
+  private readonly serviceCerts = new Set<string>();
   private readonly randomBytes: (size: number) => Buffer;
   /**
    * Salt of the keys this node encrypts entries and derives commit evidence with (ledger/entry.ts),
@@ -174,8 +191,15 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.refreshKeyNonce();
     assert(options.rootSignatures === undefined || !options.entryWorker, "the entry worker signs with ECDSA only");
     this.secrets = new LedgerSecrets(options.ledgerSecrets);
-    // Commit evidence stays derived from the service's first ledger secret across rekeys.
-    this.commitEvidence = new CommitEvidence(this.secrets.first);
+    // Commit evidence is derived from the ledger secret of each transaction, as in CCF.
+    this.commitEvidence = new CommitEvidenceKeys(this.secrets);
+    this.serviceCerts.add(options.serviceCertPem);
+    this.store.onWrite(SERVICE_INFO_MAP, (_seqno, writes) => {
+      for (const value of writes.values()) {
+        const cert = value ? (JSON.parse(value.toString("utf8")) as { cert?: string }).cert : undefined;
+        if (typeof cert === "string" && this.serviceCerts.size < SERVICE_CERTS_MAX) this.serviceCerts.add(cert);
+      }
+    });
     // A full disk is survivable: writes stop here (checkWritable), consensus steps down and
     // stops campaigning (replication.ts), and all resumes once the ledger writes again.
     ledger.on("diskFull", (error) => {
@@ -189,7 +213,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       this.kickFlushLoop();
     });
     if (options.entryWorker) {
-      this.encoder = EntryEncoder.start(this.secrets.list(), this.secrets.first, options.nodePrivateKeyPem,
+      this.encoder = EntryEncoder.start(this.secrets.list(), options.nodePrivateKeyPem,
         (reply) => this.onDelivered(reply), (error) => this.fail(error));
     }
   }
@@ -214,23 +238,24 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    * consensus entries. Nothing is assumed committed: consensus decides (a single node commits
    * them again with its first signature of the new view; a backup learns it from the primary).
    */
-  replay(entries: readonly Buffer[]): ReplayedEntry[] {
+  replay(entries: readonly Buffer[], options: ReplayOptions = {}): ReplayedEntry[] {
     const replayed: ReplayedEntry[] = [];
     const progressEvery = 100_000;
     for (const bytes of entries) {
       if (this.lastSeqno > 0 && this.lastSeqno % progressEvery === 0) {
-        this.options.logger.info({ replayed: this.lastSeqno, total: entries.length }, "replaying the ledger");
+        this.options.logger.info({ replayed: this.lastSeqno, total: entries.length, percent: Math.floor((100 * this.lastSeqno) / entries.length) },
+          options.publicOnly ? "reading the public ledger" : "replaying the ledger");
       }
-      replayed.push(this.applyEntry(bytes, false));
+      replayed.push(this.applyEntry(bytes, options.verifySignatures === true, options.publicOnly === true));
     }
     return replayed;
   }
 
   /** Applies one entry to the KV store, Merkle tree and indexes; returns it as consensus sees it. */
-  private applyEntry(bytes: Buffer, verify: boolean): ReplayedEntry {
+  private applyEntry(bytes: Buffer, verify: boolean, publicOnly = false): ReplayedEntry {
     const entry = decodeEntry(bytes);
     assert(entry.seqno === this.lastSeqno + 1, `ledger entries are contiguous (expected ${this.lastSeqno + 1}, found ${entry.seqno})`);
-    const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : EMPTY;
+    const privatePlain = entry.privateCiphertext.length > 0 && !publicOnly ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : EMPTY;
     let config: readonly string[] | undefined;
     let signature: SignatureRecord | undefined;
     // Only signature and reconfiguration entries need their public domain read here (the store
@@ -264,7 +289,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     }
     let publicKey = this.endorsedCerts.get(record.cert);
     if (publicKey === undefined) {
-      if (!isCertificateIssuedBy(record.cert, this.options.serviceCertPem)) {
+      if (![...this.serviceCerts].some((serviceCert) => isCertificateIssuedBy(record.cert, serviceCert))) {
         throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} carries a node certificate not endorsed by the service.`, 500);
       }
       publicKey = publicKeyPemFromCertificate(record.cert);
@@ -312,7 +337,10 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   private truncateSecrets(seqno: number): void {
     const before = this.secrets.count;
     this.secrets.truncate(seqno);
-    if (this.secrets.count !== before) this.encoder?.setSecrets(this.secrets.list(), this.secrets.first);
+    if (this.secrets.count !== before) {
+      this.encoder?.setSecrets(this.secrets.list());
+      this.commitEvidence.setSecrets(this.secrets);
+    }
   }
 
   /**
@@ -702,14 +730,29 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   rekey(afterSeqno: number, raw: Buffer): void {
     assert(afterSeqno === this.lastSeqno, "rekey takes effect right after the transaction that asked for it");
     this.secrets.add(afterSeqno + 1, raw);
-    this.encoder?.setSecrets(this.secrets.list(), this.secrets.first);
+    this.encoder?.setSecrets(this.secrets.list());
   }
 
   /** A ledger secret learnt from the ledger or the join response, used from `fromSeqno` on. */
   addLedgerSecret(fromSeqno: number, raw: Buffer): void {
     if (this.secrets.list().some((v) => v.fromSeqno === fromSeqno)) return;
     this.secrets.add(fromSeqno, raw);
-    this.encoder?.setSecrets(this.secrets.list(), this.secrets.first);
+    this.encoder?.setSecrets(this.secrets.list());
+  }
+
+  /**
+   * The previous services' ledger secrets, recovered from members' shares: they decrypt (and
+   * give the commit evidence of) every transaction before this service's first secret.
+   */
+  restoreEarlierLedgerSecrets(versions: readonly LedgerSecretVersion[]): void {
+    this.secrets.addEarlier(versions);
+    this.commitEvidence.setSecrets(this.secrets);
+    this.encoder?.setSecrets(this.secrets.list());
+  }
+
+  /** Raw ledger entry at `seqno` (any, committed or not, that the ledger holds). */
+  readLedgerEntry(seqno: number): Promise<Buffer> {
+    return this.ledger.read(seqno);
   }
 
   get ledgerSecrets(): LedgerSecretVersion[] {
@@ -757,6 +800,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       throw new CocoError("TransactionPendingOrUnknown",
         `Transaction ${formatTxId(view, seqno)} is a signature transaction; its receipt is available once a later signature is committed.`, 404);
     }
+    this.checkSecretKnown(seqno);
     const treeSize = signature.seqno - 1;
     const entry = decodeEntry(await this.ledger.read(seqno));
     const commitEvidence = this.commitEvidence.evidence(entry.keyNonce, entry.view, seqno);
@@ -790,10 +834,19 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     if (!Number.isSafeInteger(seqno) || seqno < 1 || seqno > this.commitSeqno) {
       throw new CocoError("TransactionPendingOrUnknown", `Seqno ${seqno} is not committed on this node (commit seqno ${this.commitSeqno}).`, 404);
     }
+    this.checkSecretKnown(seqno);
     const entry = decodeEntry(await this.ledger.read(seqno));
     assert(entry.seqno === seqno, `ledger read of seqno ${seqno} returned seqno ${entry.seqno}`);
     const privatePlain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, this.secrets.forSeqno(seqno)) : Buffer.alloc(0);
     return { view: entry.view, seqno, isSignature: entry.isSignature, publicDomain: entry.publicDomain, privatePlain, claimsDigest: entry.claimsDigest };
+  }
+
+  /** A recovered service learns its previous services' secrets only from members' recovery shares. */
+  private checkSecretKnown(seqno: number): void {
+    if (seqno < this.secrets.firstSeqno) {
+      throw new CocoError("LedgerSecretsNotRecovered",
+        `Transaction seqno ${seqno} was written by a previous service whose ledger secrets are not recovered yet: members submit their recovery shares first.`, 503);
+    }
   }
 
   /** Stops signing, writes a final signature (primary) and flushes the ledger. */

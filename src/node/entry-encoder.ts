@@ -39,7 +39,7 @@ export interface SignedRoot {
 
 /** @internal Messages to the worker. */
 export type EncoderRequest =
-  | { op: "secrets"; secrets: LedgerSecretVersion[]; firstSecret: Buffer }
+  | { op: "secrets"; secrets: LedgerSecretVersion[] }
   | { op: "key"; privateKeyPem: string }
   | { op: "encode"; id: number; keyNonce: Uint8Array; view: number; firstSeqno: number; count: number; input: ArrayBuffer }
   | { op: "sign"; id: number; root: Uint8Array };
@@ -74,7 +74,7 @@ export class EntryEncoder {
    * Starts the worker. `deliver` receives every answer in request order, from the event loop
    * or from inside `waitFor`; `onFailure` is called once if the worker fails.
    */
-  static start(secrets: readonly LedgerSecretVersion[], firstSecret: Buffer, nodePrivateKeyPem: string,
+  static start(secrets: readonly LedgerSecretVersion[], nodePrivateKeyPem: string,
     deliver: (reply: EncodedBatch | SignedRoot) => void, onFailure: (error: Error) => void): EntryEncoder {
     const posted = new Int32Array(new SharedArrayBuffer(4));
     const { port1, port2 } = new MessageChannel();
@@ -89,7 +89,7 @@ export class EntryEncoder {
     // Neither keeps the process alive: the engine closes the encoder when the node stops.
     worker.unref();
     port1.unref();
-    encoder.setSecrets(secrets, firstSecret);
+    encoder.setSecrets(secrets);
     encoder.post({ op: "key", privateKeyPem: nodePrivateKeyPem });
     return encoder;
   }
@@ -97,8 +97,8 @@ export class EntryEncoder {
   get failed(): Error | undefined { return this.failure; }
 
   /** Ledger secrets by first seqno (after a rekey, a join or a rollback of a rekey). */
-  setSecrets(secrets: readonly LedgerSecretVersion[], firstSecret: Buffer): void {
-    this.post({ op: "secrets", secrets: secrets.map((s) => ({ fromSeqno: s.fromSeqno, raw: s.raw })), firstSecret });
+  setSecrets(secrets: readonly LedgerSecretVersion[]): void {
+    this.post({ op: "secrets", secrets: secrets.map((s) => ({ fromSeqno: s.fromSeqno, raw: s.raw })) });
   }
 
   /** Queues the entries of seqnos firstSeqno.. (all in `view`, under the term's `keyNonce`); returns the batch id. */

@@ -6,13 +6,12 @@
 import { workerData, type MessagePort } from "node:worker_threads";
 import { LedgerSecrets, encodeEntry, entryLeafInto } from "../ledger/index.js";
 import { signDigest } from "../crypto/index.js";
-import { COMMIT_NONCE_BYTES, CommitEvidence } from "./commit-evidence.js";
+import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
 import { ITEM_HEADER_BYTES, type EncoderReply, type EncoderRequest } from "./entry-encoder.js";
 
 const { port, posted } = workerData as { port: MessagePort; posted: Int32Array };
 let secrets: LedgerSecrets | undefined;
-let commitEvidence: CommitEvidence | undefined;
-let commitEvidenceFirst: Buffer | undefined;
+let commitEvidence: CommitEvidenceKeys | undefined;
 let nodePrivateKeyPem: string | undefined;
 
 function encode(keyNonce: Buffer, view: number, firstSeqno: number, count: number, input: ArrayBuffer): { id: number; ok: true; entries: ArrayBuffer; lengths: Uint32Array; leaves: ArrayBuffer } {
@@ -55,11 +54,8 @@ function encode(keyNonce: Buffer, view: number, firstSeqno: number, count: numbe
 port.on("message", (request: EncoderRequest) => {
   if (request.op === "secrets") {
     secrets = new LedgerSecrets(request.secrets.map((s) => ({ fromSeqno: s.fromSeqno, raw: Buffer.from(s.raw) })));
-    const first = Buffer.from(request.firstSecret);
-    if (!commitEvidenceFirst?.equals(first)) {
-      commitEvidence = new CommitEvidence(first);
-      commitEvidenceFirst = first;
-    }
+    if (commitEvidence === undefined) commitEvidence = new CommitEvidenceKeys(secrets);
+    else commitEvidence.setSecrets(secrets);
     return;
   }
   if (request.op === "key") {

@@ -16,7 +16,9 @@ import type { TransactionEngine } from "./engine.js";
 import type { CommitActions } from "./frontend.js";
 import { resealSecrets, type NodeIdentity } from "./identity.js";
 import { readNodes } from "./reconfiguration.js";
-import { RECOVERY_SHARES_MAP, buildRecoveryShares, recoveryMembers, recoveryThreshold, type RecoverySharesInfo } from "./recovery-shares.js";
+import {
+  HISTORICAL_SECRETS_MAP, RECOVERY_SHARES_MAP, buildRecoveryShares, encryptPreviousSecret, recoveryMembers, recoveryThreshold, type RecoverySharesInfo,
+} from "./recovery-shares.js";
 import { SERVICE_INFO_MAP } from "./service-status.js";
 import { SINGLETON_KEY } from "./signatures.js";
 
@@ -24,6 +26,7 @@ import { SINGLETON_KEY } from "./signatures.js";
 const LEDGER_REKEY_MAP = "public:ccf.internal.ledger_rekeys";
 /** Marks the transactions that asked for fresh recovery shares (set_recovery_threshold, ...). */
 const RECOVERY_SHARES_REFRESH_MAP = "public:ccf.internal.recovery_shares_refresh";
+const MEMBERS_INFO_MAP = "public:ccf.gov.members.info";
 /** Carries a new ledger secret to the other nodes, wrapped to each one's encryption key. */
 const LEDGER_SECRET_SHARES_MAP = "public:ccf.internal.ledger_secret_shares";
 
@@ -68,6 +71,8 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
     store.onWrite(RECOVERY_SHARES_REFRESH_MAP, () => { if (engine.isPrimary) this.sharesRefreshRequested = true; });
     // Opening the service issues the first recovery shares, as in CCF.
     store.onWrite(SERVICE_INFO_MAP, () => { if (engine.isPrimary) this.sharesRefreshRequested = true; });
+    // As CCF, a member that becomes Active (acks) or whose record changes gets fresh shares.
+    store.onWrite(MEMBERS_INFO_MAP, () => { if (engine.isPrimary) this.sharesRefreshRequested = true; });
     // A backup learns a rotated ledger secret from the transaction that carries it.
     store.onWrite(LEDGER_SECRET_SHARES_MAP, (_seqno, writes) => {
       if (engine.isPrimary) return;
@@ -172,6 +177,9 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
     }
     const shareTx = engine.store.begin();
     shareTx.set(LEDGER_SECRET_SHARES_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(shares)));
+    // The previous secret stays recoverable from the new one (and so from the recovery shares).
+    const previous = engine.ledgerSecrets[engine.ledgerSecrets.length - 1]!;
+    shareTx.set(HISTORICAL_SECRETS_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify(encryptPreviousSecret(previous, { fromSeqno: shares.from_seqno, raw }))));
     const shared = engine.commit(shareTx);
     engine.rekey(shared.seqno, raw);
     resealSecrets(this.config, identity, engine.ledgerSecrets);
@@ -188,6 +196,11 @@ export class GovernanceEffects implements NodeEffects, CommitActions {
 
   private async issueRecoveryShares(): Promise<void> {
     const { engine } = this;
+    // As CCF, shares are issued once the service is open; while a recovered service waits,
+    // members still need the previous service's shares, which must stay in place.
+    const status = engine.store.get(SERVICE_INFO_MAP, SINGLETON_KEY);
+    const current = status ? (JSON.parse(status.toString("utf8")) as { status?: string }).status : undefined;
+    if (current !== "Open") return;
     const secrets = engine.ledgerSecrets;
     const latest = secrets[secrets.length - 1]!;
     const info = await buildRecoveryShares(recoveryMembers(engine.store), recoveryThreshold(engine.store), latest.raw, latest.fromSeqno);

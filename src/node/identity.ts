@@ -160,6 +160,18 @@ export async function loadOrCreateIdentity(config: ResolvedConfig, ledgerHasEntr
     throw new CocoError("LedgerWithoutSecrets",
       `The ledger directory '${config.ledgerDirectory}' holds entries but this workspace has no node key and sealed secrets to read them. Restore node.key and ${SEALED_FILE}, or start from an empty ledger directory.`, 400);
   }
+  return createServiceIdentity(config, 1);
+}
+
+/**
+ * A new service identity (service key and certificate, node key and certificate, ledger secret
+ * used from `ledgerSecretFromSeqno`), sealed to the workspace: a new service's (from seqno 1),
+ * or a recovered service's, whose secret starts after the previous services' ledger.
+ */
+export async function createServiceIdentity(config: ResolvedConfig, ledgerSecretFromSeqno: number): Promise<NodeIdentity> {
+  const keyFile = join(config.workspace, "node.key");
+  const certFile = join(config.workspace, "node.pem");
+  const sealedFile = join(config.workspace, SEALED_FILE);
   const serviceKeys = generateEcP384KeyPair();
   const serviceCertPem = await createServiceCertificate(serviceKeys, {});
   const nodeKeys = generateEcP384KeyPair();
@@ -178,11 +190,12 @@ export async function loadOrCreateIdentity(config: ResolvedConfig, ledgerHasEntr
     service_private_key_pem: serviceKeys.privateKeyPem,
     service_public_key_pem: serviceKeys.publicKeyPem,
     ledger_secret: ledgerSecret.toString("base64"),
+    ledger_secrets: [{ from_seqno: ledgerSecretFromSeqno, secret: ledgerSecret.toString("base64") }],
   });
   writeFileAtomic(config.serviceCertificateFile, serviceCertPem, 0o644);
   return {
     nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem), nodeKeys, nodeCertPem, encryptionKeys: loadOrCreateEncryptionKeys(config.workspace), serviceKeys, serviceCertPem,
-    ledgerSecrets: [{ fromSeqno: 1, raw: ledgerSecret }], isNewService: true,
+    ledgerSecrets: [{ fromSeqno: ledgerSecretFromSeqno, raw: ledgerSecret }], isNewService: true,
   };
 }
 

@@ -14,6 +14,12 @@ export interface NodeInfo {
   rpcAddress: () => string;
   startupSeqno: number;
   serviceStatus: () => string;
+  /** The service's record in public:ccf.gov.service.info (recovery count, creation txid). */
+  serviceInfo?: () => { recovery_count?: number; service_data?: unknown; current_service_create_txid?: string } | undefined;
+  /** CCF's node state (ReadingPublicLedger, PartOfPublicNetwork, ... during a recovery). */
+  nodeState?: () => string;
+  /** Endorsements a receipt signed by this node certificate needs (a previous service's node), if any. */
+  serviceEndorsements?: (nodeCertPem: string) => string[] | undefined;
   consensus: () => { role: string; primaryId: string | undefined; term: number; voters: readonly string[]; commit: number; last: number; mayVote: boolean };
 }
 
@@ -68,7 +74,7 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
 
   get("/node/state", "This node's id, state and last signed seqno", () => ({
     node_id: info.nodeId,
-    state: "PartOfNetwork",
+    state: info.nodeState?.() ?? "PartOfNetwork",
     last_signed_seqno: engine.lastSignedSeqno,
     startup_seqno: info.startupSeqno,
   }));
@@ -85,9 +91,9 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
     service_status: info.serviceStatus(),
     current_view: engine.currentView,
     primary_id: info.consensus().primaryId ?? null,
-    recovery_count: 0,
-    service_data: null,
-    current_service_create_txid: "1.1",
+    recovery_count: info.serviceInfo?.()?.recovery_count ?? 0,
+    service_data: info.serviceInfo?.()?.service_data ?? null,
+    current_service_create_txid: info.serviceInfo?.()?.current_service_create_txid ?? "1.1",
   }));
   // Every node CCF knows (nodes.info), with whether it is the primary and in the configuration.
   const nodes = (ctx: EndpointContext) => {
@@ -156,6 +162,10 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
   get("/app/tx", "Status of a transaction id", txStatus, "no_auth");
   get("/app/receipt", "CCF receipt (Merkle proof and signature) for a committed transaction", (ctx) => {
     const { view, seqno } = txIdFromQuery(ctx);
-    return engine.receipt(view, seqno);
+    return engine.receipt(view, seqno).then((receipt) => {
+      // Signed by a previous service's node (before a recovery): add the endorsement chain.
+      const endorsements = info.serviceEndorsements?.(receipt.cert);
+      return endorsements === undefined ? receipt : { ...receipt, service_endorsements: endorsements };
+    });
   }, "user");
 }

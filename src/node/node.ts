@@ -28,7 +28,9 @@ import { HistoricalStates } from "./historical.js";
 import { JoinAdmission } from "./join-admission.js";
 import { GovernanceEffects } from "./governance-effects.js";
 import { Frontend, type AppRouter } from "./frontend.js";
-import { createJoinerIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
+import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
+import { Recovery, openLedgerForRecovery, serviceEndorsementsFor } from "./recovery.js";
+import { installPreviousIdentityEndpoint, installRecoveryShareEndpoint } from "./recovery-endpoints.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { installAttestationEndpoints } from "./attestation-endpoints.js";
 import { trustGenesisSnpPlatform } from "./attestation-tables.js";
@@ -36,7 +38,7 @@ import { snpNodeEvidence } from "./platform.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
-import { CONSTITUTION_MAP, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
+import { CONSTITUTION_MAP, type GovernanceDeps, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
 
 export interface StartOptions {
   /** Installs the app's endpoints (built-in apps are composed by the CLI, above this layer). */
@@ -81,7 +83,9 @@ export class CocoNode {
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
     const logger = options.logger ?? createNodeLogger(config);
     mkdirSync(config.workspace, { recursive: true });
-    const { ledger, entries, identity, bootstrapPeers, lostLedger } = await openLedgerAndIdentity(config, logger);
+    const { ledger, entries, identity, bootstrapPeers, lostLedger } = config.command === "Recover"
+      ? await openForRecovery(config, logger)
+      : await openLedgerAndIdentity(config, logger);
     const engine = new TransactionEngine(ledger, {
       nodeId: identity.nodeId,
       serviceCertPem: identity.serviceCertPem,
@@ -95,8 +99,10 @@ export class CocoNode {
       logger,
     });
     const started = Date.now();
-    const replayed = engine.replay(entries);
-    if (entries.length > 0) {
+    // A recovering node applies the previous service's public state only (see recovery.ts).
+    const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
+    const replayed = recovery !== undefined ? await recovery.readPublicLedger(entries) : engine.replay(entries);
+    if (entries.length > 0 && recovery === undefined) {
       logger.info({ entries: entries.length, last: replayed.length, ms: Date.now() - started }, "state rebuilt from the ledger");
     }
     const startupSeqno = engine.lastTxId.seqno;
@@ -105,7 +111,7 @@ export class CocoNode {
       nodeId: identity.nodeId,
       workspace: config.workspace,
       // A new service starts with this node as its only voter; a joiner waits to be added.
-      bootstrapVoters: config.command === "Start" && !lostLedger ? [identity.nodeId] : [],
+      bootstrapVoters: config.command !== "Join" && !lostLedger ? [identity.nodeId] : [],
       lostEntries: lostLedger,
       commitIndex: ledger.committedSeqno,
       tickMs: config.consensus.tickMs,
@@ -115,6 +121,7 @@ export class CocoNode {
       maxInflightAppends: 8,
       maxUncommittedEntries: config.pendingTransactionsMax * 2,
       logger,
+      ...(recovery !== undefined ? { onBecomePrimary: () => recovery.onBecomePrimary() } : {}),
       // Raft hears only nodes of the current configuration (membership.ts): not a retired node.
       acceptSender: (nodeId: string): boolean => admission.accepts(nodeId),
     });
@@ -144,6 +151,9 @@ export class CocoNode {
       rpcAddress: () => rpcAddress,
       startupSeqno,
       serviceStatus: () => serviceStatus.status,
+      serviceInfo: () => serviceStatus.current,
+      nodeState: () => recovery?.state ?? "PartOfNetwork",
+      serviceEndorsements: (nodeCertPem) => serviceEndorsementsFor(engine.store, nodeCertPem, identity.serviceCertPem),
       consensus: () => ({
         role: replicator.role, primaryId: replicator.primaryId, term: replicator.term, voters: replicator.configuration,
         commit: replicator.committedIndex, last: engine.lastSeqnoLocal, mayVote: replicator.raft.mayVote,
@@ -158,7 +168,7 @@ export class CocoNode {
     admission.onChange(rekeyAfterRetirement);
     replicator.onCommit(() => { if (effects.rekeyAfterRetirementPending) setImmediate(rekeyAfterRetirement); });
     replicator.onRoleChange((change) => { if (change.role === "Primary") setImmediate(rekeyAfterRetirement); });
-    installGovernanceEndpoints(registry, {
+    const governanceDeps: GovernanceDeps = {
       runtime,
       hooks: (kv) => ({
         generateEndorsedCertificate: (csrPem: string, validFrom: string, validityPeriodDays: number) => endorseCertificateSigningRequestSync({
@@ -174,10 +184,24 @@ export class CocoNode {
       serviceCertPem: identity.serviceCertPem,
       // What members acknowledge: the Merkle root signed by the last signature transaction.
       stateDigest: () => engine.lastSignatureRoot,
-    });
+    };
+    installGovernanceEndpoints(registry, governanceDeps);
     effects.installEndpoints(registry);
-    installJoinEndpoint(registry, { serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys, ledgerSecrets: () => engine.ledgerSecrets },
-      new JoinAdmission(config.admission.join));
+    installPreviousIdentityEndpoint(registry);
+    if (recovery !== undefined) {
+      installRecoveryShareEndpoint(registry, recovery, governanceDeps);
+      recovery.setCommitActions(effects);
+    }
+    installJoinEndpoint(registry, {
+      serviceCertPem: identity.serviceCertPem, serviceKeys: identity.serviceKeys,
+      ledgerSecrets: () => {
+        // A recovering service does not hold its previous services' secrets yet: a joiner could not read the ledger.
+        if (recovery !== undefined && recovery.state !== "PartOfNetwork") {
+          throw new CocoError("ServiceRecovering", "The service is recovering: nodes join once it is Open (its private state restored).", 503);
+        }
+        return engine.ledgerSecrets;
+      },
+    }, new JoinAdmission(config.admission.join));
     options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
@@ -254,12 +278,16 @@ export class CocoNode {
       logger,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
     }, frontend.dispatch);
+    recovery?.setNodeToNodeAddress(nodeToNodeAddress);
     replicator.start();
     if (startupSeqno === 0 && config.command === "Start" && !lostLedger) {
       // A new service: this node is its only voter and leads at once.
       if (!engine.isPrimary) throw new CocoError("InternalError", "a new service's first node did not become primary", 500);
       writeGenesis(engine, identity, config, nodeToNodeAddress);
       engine.emitSignature();
+    }
+    if (recovery !== undefined && !recovery.started) {
+      throw new CocoError("InternalError", "a recovering node did not become the recovered service's primary", 500);
     }
     const address = await server.listen();
     rpcAddress = `${address.address}:${address.port}`;
@@ -333,6 +361,19 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
       identity = await loadOrCreateIdentity(config, entries.length > 0);
     }
     return { ledger, entries, identity, bootstrapPeers, lostLedger };
+  } catch (error) {
+    await ledger.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A recovering node: the previous service's ledger, and a new identity whose secret starts after it. */
+async function openForRecovery(config: ResolvedConfig, logger: Logger): Promise<{
+  ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean;
+}> {
+  const { ledger, entries } = await openLedgerForRecovery(config, logger);
+  try {
+    return { ledger, entries, identity: await createServiceIdentity(config, entries.length + 1), bootstrapPeers: [], lostLedger: false };
   } catch (error) {
     await ledger.close().catch(() => undefined);
     throw error;

@@ -10,6 +10,40 @@ import { CocoError } from "../util/index.js";
 import { SINGLETON_KEY } from "./signatures.js";
 
 export const RECOVERY_SHARES_MAP = "public:ccf.internal.recovery_shares";
+/**
+ * Written at each rotation of the ledger secret (and when a recovered service opens): the
+ * previous secret encrypted under the next one, so that from the latest secret alone (which the
+ * recovery shares wrap) every earlier secret can be decrypted in turn, as CCF's table of the
+ * same name.
+ */
+export const HISTORICAL_SECRETS_MAP = "public:ccf.internal.historical_encrypted_ledger_secret";
+
+export interface HistoricalEncryptedSecret {
+  /** First seqno the previous secret encrypts. */
+  previous_from_seqno: number;
+  /** The previous secret, AES-256-GCM under the next secret: iv (12) || ciphertext || tag, base64. */
+  encrypted_previous_secret: string;
+  /** First seqno the next secret (the key of this record) encrypts. */
+  next_from_seqno: number;
+}
+
+/** The record that chains `previous` to `next` (see HISTORICAL_SECRETS_MAP). */
+export function encryptPreviousSecret(previous: { fromSeqno: number; raw: Buffer }, next: { fromSeqno: number; raw: Buffer }): HistoricalEncryptedSecret {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", next.raw, iv);
+  cipher.setAAD(Buffer.from(`coco previous ledger secret ${previous.fromSeqno} ${next.fromSeqno}`));
+  const sealed = Buffer.concat([iv, cipher.update(previous.raw), cipher.final(), cipher.getAuthTag()]);
+  return { previous_from_seqno: previous.fromSeqno, encrypted_previous_secret: sealed.toString("base64"), next_from_seqno: next.fromSeqno };
+}
+
+/** Decrypts the previous secret of a record with the next one; throws if it is not that secret. */
+export function decryptPreviousSecret(record: HistoricalEncryptedSecret, nextRaw: Buffer): Buffer {
+  const sealed = Buffer.from(record.encrypted_previous_secret, "base64");
+  const decipher = createDecipheriv("aes-256-gcm", nextRaw, sealed.subarray(0, 12));
+  decipher.setAAD(Buffer.from(`coco previous ledger secret ${record.previous_from_seqno} ${record.next_from_seqno}`));
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  return Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]);
+}
 const MEMBERS_INFO = "public:ccf.gov.members.info";
 const MEMBERS_ENCRYPTION_KEYS = "public:ccf.gov.members.encryption_public_keys";
 const SERVICE_CONFIG = "public:ccf.gov.service.config";

@@ -56,6 +56,12 @@ export interface ReplicationOptions {
   lostEntries?: boolean;
   /** The commit point the ledger recorded before the node stopped (0 if none). */
   commitIndex?: number;
+  /**
+   * Runs when this node becomes primary, before its first signature of the view: a recovering
+   * node writes the recovered service's first transaction there, so that every signature of the
+   * new service follows the record of its identity.
+   */
+  onBecomePrimary?: () => void;
 }
 
 /** Term and vote: read at start, written (durably) before any message that depends on them. */
@@ -342,6 +348,7 @@ export class Replicator implements EntrySink {
     this.options.logger.info({ role, term, primary: leader }, "consensus role");
     if (role === "Primary") {
       this.engine.becomePrimary(term);
+      this.options.onBecomePrimary?.();
       // CCF's rule: a new primary signs at once, so its view has a commit point.
       if (this.engine.lastSeqnoLocal > 0) this.engine.emitSignature();
     } else {

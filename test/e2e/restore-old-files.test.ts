@@ -59,8 +59,8 @@ test("a node restarted from restored old files never reuses a key and IV for dif
   const kept = join(copies, "kept");
   cpSync(ws.dir, kept, { recursive: true });
 
-  // Run 2: the node goes on and writes private data B.
-  node = await NodeProcess.sandbox(ws.dir);
+  // Run 2: the node goes on and writes private data B (restarted from its disk, not recovered).
+  node = await NodeProcess.sandbox(ws.dir, ["--restart-from-disk"]);
   await writePrivate(node, "B", 6);
   assert.equal(await node.stop(), 0);
   node = undefined;
@@ -71,7 +71,7 @@ test("a node restarted from restored old files never reuses a key and IV for dif
   // at the same view and seqnos as run 2 wrote B.
   rmSync(ws.dir, { recursive: true, force: true });
   cpSync(kept, ws.dir, { recursive: true });
-  node = await NodeProcess.sandbox(ws.dir);
+  node = await NodeProcess.sandbox(ws.dir, ["--restart-from-disk"]);
   await writePrivate(node, "C", 6);
   assert.equal(await node.stop(), 0);
   node = undefined;

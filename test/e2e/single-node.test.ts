@@ -193,6 +193,12 @@ test("a recovery member gets an encrypted share that opens with its key, after s
     assert.equal(raw, 200);
     const decrypted = decryptShare(share!.encryptedShare, encPriv);
     assert.equal(decrypted.length, 32);
+    // member1 leaves again, so that member0 alone can recover the sandbox (later tests restart it).
+    p = await member0.propose({ actions: [{ name: "remove_member", args: { member_id: member1.memberId } }] });
+    if (p.proposalState === "Open") p = await member0.accept(p.proposalId);
+    if (p.proposalState === "Open") p = await member1.accept(p.proposalId);
+    assert.equal(p.proposalState, "Accepted", JSON.stringify(p));
+    if (p.transactionId) await member0.waitForCommit(p.transactionId);
   } finally {
     await member0.close();
     await member1.close();

@@ -1,10 +1,10 @@
 // Test helper: a multi-node Coco network of real `coco node start` processes on loopback.
 // Node 0 starts the service; the others join through governance (member0 trusts them).
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { freeTcpPort } from "../../src/util/index.js";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
+import { createIdentityCertificate, generateEcP384KeyPair, generateRsaEncryptionKeyPair } from "../../src/crypto/index.js";
 import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js";
 import { CLI, NodeProcess } from "./node-process.js";
 import { FaultProxy } from "./fault-proxy.js";
@@ -30,6 +30,12 @@ export interface NetworkOptions {
   signatureDelay?: string;
   /** Put a fault-injecting proxy in front of every node's node-to-node port (see fault-proxy.ts). */
   proxied?: boolean;
+  /**
+   * Members 0..n-1, each with an RSA encryption key (member<i>_enc_privk.pem / _enc_pubk.pem):
+   * recovery members, all Active before the service opens, so each holds a recovery share.
+   */
+  recoveryMembers?: number;
+  recoveryThreshold?: number;
   /** Extra settings of every node's RPC interface (e.g. max_open_sessions_hard). */
   rpcInterface?: Record<string, unknown>;
 }
@@ -47,26 +53,41 @@ export class Network {
       writeFileSync(join(dir, `${name}_privk.pem`), keys.privateKeyPem);
       writeFileSync(join(dir, `${name}_cert.pem`), await createIdentityCertificate(keys, name));
     }
+    for (let i = 0; i < (options.recoveryMembers ?? 0); i++) {
+      if (i > 0) {
+        const keys = generateEcP384KeyPair();
+        writeFileSync(join(dir, `member${i}_privk.pem`), keys.privateKeyPem);
+        writeFileSync(join(dir, `member${i}_cert.pem`), await createIdentityCertificate(keys, `member${i}`));
+      }
+      const encryption = generateRsaEncryptionKeyPair();
+      writeFileSync(join(dir, `member${i}_enc_privk.pem`), encryption.privateKeyPem);
+      writeFileSync(join(dir, `member${i}_enc_pubk.pem`), encryption.publicKeyPem);
+    }
     const first = await network.addNodeFiles("Start");
     first.process = await NodeProcess.nodeStart(first.dir, first.configFile);
     copyFileSync(join(first.dir, "service_cert.pem"), join(dir, "service_cert.pem"));
     first.nodeId = (await first.process.request("GET", "/node/state", { identity: "none" })).json().node_id;
-    await openServiceAsMember({ ...network.member(first), userCertPems: [readFileSync(join(dir, "user0_cert.pem"), "utf8")] });
+    for (let i = 1; i < (options.recoveryMembers ?? 0); i++) {
+      const client = new GovernanceClient(network.member(first, i));
+      try { await client.ack(); } finally { await client.close(); }
+    }
+    const coVoters = Array.from({ length: Math.max(0, (options.recoveryMembers ?? 0) - 1) }, (_, i) => network.member(first, i + 1));
+    await openServiceAsMember({ ...network.member(first), userCertPems: [readFileSync(join(dir, "user0_cert.pem"), "utf8")], coVoters });
     for (let i = 1; i < count; i++) await network.join();
     return network;
   }
 
-  member(via: NetworkNode): { url: string; serviceCertPem: string; memberCertPem: string; memberKeyPem: string } {
+  member(via: NetworkNode, index = 0): { url: string; serviceCertPem: string; memberCertPem: string; memberKeyPem: string } {
     return {
       url: `https://127.0.0.1:${via.rpcPort}`,
       serviceCertPem: readFileSync(join(this.dir, "service_cert.pem"), "utf8"),
-      memberCertPem: readFileSync(join(this.dir, "member0_cert.pem"), "utf8"),
-      memberKeyPem: readFileSync(join(this.dir, "member0_privk.pem"), "utf8"),
+      memberCertPem: readFileSync(join(this.dir, `member${index}_cert.pem`), "utf8"),
+      memberKeyPem: readFileSync(join(this.dir, `member${index}_privk.pem`), "utf8"),
     };
   }
 
   /** Writes a node's directory and config (identities copied so NodeProcess can talk as them). */
-  async addNodeFiles(type: "Start" | "Join", extra: { targetPort?: number; coco?: Record<string, unknown>; serviceCertFile?: string } = {}): Promise<NetworkNode> {
+  async addNodeFiles(type: "Start" | "Join" | "Recover", extra: { targetPort?: number; coco?: Record<string, unknown>; serviceCertFile?: string } = {}): Promise<NetworkNode> {
     const index = this.nodes.length;
     const dir = join(this.dir, `node${index}`);
     mkdirSync(dir, { recursive: true });
@@ -86,7 +107,9 @@ export class Network {
         node_to_node_interface: { bind_address: `${n2nHost}:${n2nPort}`, ...(proxy ? { published_address: `127.0.0.1:${proxy.port}` } : {}) },
       },
       command: type === "Start"
-        ? { type, service_certificate_file: "service_cert.pem", start: { members: [{ certificate_file: "member0_cert.pem" }] } }
+        ? { type, service_certificate_file: "service_cert.pem", start: this.startMembers() }
+        : type === "Recover"
+        ? { type, service_certificate_file: "service_cert.pem", recover: { previous_service_identity_file: "previous_service_cert.pem" } }
         : { type, service_certificate_file: "service_cert.pem", join: { target_rpc_address: `127.0.0.1:${extra.targetPort ?? this.nodes[0]!.rpcPort}`, retry_timeout: "100ms" } },
       ledger: { directory: "ledger" },
       ledger_signatures: { tx_count: 5000, delay: this.options.signatureDelay ?? "25ms" },
@@ -98,6 +121,16 @@ export class Network {
     const node: NetworkNode = { index, dir, configFile, rpcPort, n2nPort, n2nHost, process: undefined, ...(proxy ? { proxy } : {}) };
     this.nodes.push(node);
     return node;
+  }
+
+  /** The start configuration's members (and recovery threshold). */
+  private startMembers(): Record<string, unknown> {
+    const count = this.options.recoveryMembers ?? 0;
+    if (count === 0) return { members: [{ certificate_file: "member0_cert.pem" }] };
+    const members = Array.from({ length: count }, (_, i) => ({
+      certificate_file: join(this.dir, `member${i}_cert.pem`), encryption_public_key_file: join(this.dir, `member${i}_enc_pubk.pem`),
+    }));
+    return { members, service_configuration: { recovery_threshold: this.options.recoveryThreshold ?? 1 } };
   }
 
   /** Starts a joining node and trusts it through governance once it is Pending. */
@@ -124,6 +157,10 @@ export class Network {
     try {
       let proposal = await client.propose({ actions });
       if (proposal.proposalState === "Open") proposal = await client.accept(proposal.proposalId);
+      for (let i = 1; i < (this.options.recoveryMembers ?? 0) && proposal.proposalState === "Open"; i++) {
+        const other = new GovernanceClient(this.member(primary, i));
+        try { proposal = await other.accept(proposal.proposalId); } finally { await other.close(); }
+      }
       if (proposal.proposalState !== "Accepted") throw new Error(`proposal ${proposal.proposalState}: ${JSON.stringify(proposal.failure ?? proposal)}`);
       if (proposal.transactionId) await client.waitForCommit(proposal.transactionId, { timeoutMs: 30_000 });
     } finally {
@@ -176,6 +213,22 @@ export class Network {
       if (Date.now() > deadline) throw new Error(`configuration never reached ${count} nodes`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /**
+   * Disaster recovery: a new node, in a fresh workspace holding a copy of `from`'s ledger, started
+   * with command Recover (previous identity: the network's service_cert.pem). The network's
+   * service_cert.pem becomes the recovered service's; the previous one is returned.
+   */
+  async recover(from: NetworkNode): Promise<{ node: NetworkNode; previousServiceCertPem: string }> {
+    const previousServiceCertPem = readFileSync(join(this.dir, "service_cert.pem"), "utf8");
+    const node = await this.addNodeFiles("Recover");
+    writeFileSync(join(node.dir, "previous_service_cert.pem"), previousServiceCertPem);
+    cpSync(join(from.dir, "ledger"), join(node.dir, "ledger"), { recursive: true });
+    node.process = await NodeProcess.nodeStart(node.dir, node.configFile);
+    copyFileSync(join(node.dir, "service_cert.pem"), join(this.dir, "service_cert.pem"));
+    node.nodeId = (await node.process.request("GET", "/node/state", { identity: "none" })).json().node_id;
+    return { node, previousServiceCertPem };
   }
 
   async restart(node: NetworkNode): Promise<void> {

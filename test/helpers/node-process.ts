@@ -28,16 +28,17 @@ export class NodeProcess {
     readonly output: () => string,
   ) {}
 
-  static async sandbox(workspace: string, extraArgs: string[] = []): Promise<NodeProcess> {
-    return NodeProcess.spawn(workspace, [CLI, "sandbox", "--workspace", workspace, "--port", "0", ...extraArgs]);
+  static async sandbox(workspace: string, extraArgs: string[] = [], options: { detached?: boolean } = {}): Promise<NodeProcess> {
+    return NodeProcess.spawn(workspace, [CLI, "sandbox", "--workspace", workspace, "--port", "0", ...extraArgs], options.detached === true);
   }
 
   static async nodeStart(workspace: string, configFile: string): Promise<NodeProcess> {
     return NodeProcess.spawn(workspace, [CLI, "node", "start", "--config", configFile]);
   }
 
-  private static spawn(workspace: string, args: string[]): Promise<NodeProcess> {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  private static spawn(workspace: string, args: string[], detached = false): Promise<NodeProcess> {
+    // Detached: the process leads its own process group, which a test can SIGKILL whole.
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached });
     NodeProcess.children.add(child);
     child.once("exit", () => NodeProcess.children.delete(child));
     let out = "";

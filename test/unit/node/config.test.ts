@@ -49,7 +49,9 @@ test("errors name the field at fault", () => {
   assert.deepEqual(resolved.nodeToNode, { host: "127.0.0.1", port: 8001 });
   const recover = base();
   recover.command.type = "Recover";
-  assert.throws(() => resolveConfig(recover, "/x"), /command\.type.*Recover/);
+  assert.throws(() => resolveConfig(recover, "/x"), /command\.recover\.previous_service_identity_file/);
+  (recover.command as any).recover = { previous_service_identity_file: "previous_service_cert.pem" };
+  assert.deepEqual(resolveConfig(recover, "/x").recover, { previousServiceIdentityFile: "/x/previous_service_cert.pem" });
   assert.throws(() => parseSize("lots", "f"), /f: expected a size/);
   assert.throws(() => parseDuration("soon", "g"), /g: expected a duration/);
 });
