@@ -1,7 +1,9 @@
 // eth_call and eth_estimateGas over a `simulate(gasLimit)` function, shared by the main thread
 // (EvmChain, for in-process use) and the call worker (call-worker.ts), so both answer the same:
 // geth's gas cap, geth's error messages, and geth's binary search for the gas estimate.
+import { Address } from "@ethereumjs/util";
 import { revertError, RpcError, RpcErrorCodes } from "./errors.js";
+import type { CallRequest } from "./chain.js";
 
 /** geth's default RPCGasCap: the most gas an eth_call or eth_estimateGas may use. */
 export const CALL_GAS_CAP_DEFAULT = 50_000_000n;
@@ -62,4 +64,18 @@ export async function estimateGas(simulate: Simulate, cap: bigint, intrinsic: bi
     else low = mid;
   }
   return high > minimum ? high : minimum;
+}
+
+/** The VM's runCall options for a call or estimate, the same on the main thread and the worker. */
+export function runCallOptions<Block>(request: CallRequest, block: Block, gasLimit: bigint) {
+  return {
+    block,
+    caller: new Address(request.from ?? new Uint8Array(20)),
+    to: request.to === undefined ? undefined : new Address(request.to),
+    value: request.value ?? 0n,
+    data: request.data ?? new Uint8Array(0),
+    gasLimit,
+    gasPrice: request.gasPrice ?? 0n,
+    skipBalance: true,
+  };
 }

@@ -8,13 +8,13 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "
 import { createBlock } from "@ethereumjs/block";
 import type { Common } from "@ethereumjs/common";
 import type { VM } from "@ethereumjs/vm";
-import { Address, createAddressFromString } from "@ethereumjs/util";
+import { createAddressFromString } from "@ethereumjs/util";
 import type { Transaction } from "../../kv/index.js";
 import type { CallBlock, CallRequest } from "./chain.js";
 import { createChainVm, KvBlockHashes, resetVm } from "./chain.js";
 import { newChainCommon, sharedChainCommon } from "./common.js";
 import { KvStateManager } from "./state-manager.js";
-import { callResult, estimateGas, type SimulationResult } from "./call-execution.js";
+import { callResult, estimateGas, runCallOptions, type SimulationResult } from "./call-execution.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 
 export interface CallJobMessage {
@@ -106,16 +106,7 @@ async function run(message: CallJobMessage): Promise<Uint8Array | bigint> {
     state.begin(reads);
     blocks.tx = reads;
     resetVm(vm);
-    return vm.evm.runCall({
-      block,
-      caller: new Address(request.from ?? new Uint8Array(20)),
-      to: request.to === undefined ? undefined : new Address(request.to),
-      value: request.value ?? 0n,
-      data: request.data ?? new Uint8Array(0),
-      gasLimit,
-      gasPrice: request.gasPrice ?? 0n,
-      skipBalance: true,
-    });
+    return vm.evm.runCall(runCallOptions(request, block, gasLimit));
   };
   if (message.kind === "call") return callResult(simulate, message.gasLimit);
   return estimateGas(simulate, message.gasLimit, message.intrinsic, message.minimum);

@@ -17,7 +17,7 @@ import { senderRecovery, type RecoveredSender } from "./sender-recovery.js";
 import { ACCOUNTS, BLOCKS, BLOCK_HASHES, HEAD_KEY, META, RECEIPTS, TRANSACTIONS, blockNumberKey } from "./maps.js";
 import { data, quantity, ZERO_HASH } from "./hex.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
-import { CALL_GAS_CAP_DEFAULT, callGasLimit, callResult, estimateGas } from "./call-execution.js";
+import { CALL_GAS_CAP_DEFAULT, callGasLimit, callResult, estimateGas, runCallOptions } from "./call-execution.js";
 
 /** geth's txMaxSize: larger signed transactions are refused before decoding ("oversized data"). */
 export const TRANSACTION_BYTES_MAX = 128 * 1024;
@@ -438,16 +438,7 @@ export class EvmChain {
   private simulate(tx: Transaction, request: CallRequest, gasLimit: bigint) {
     const head = this.head(tx);
     const { header: block } = this.nextBlock(head);
-    return this.exclusive(tx, (vm) => vm.evm.runCall({
-      block,
-      caller: new Address(request.from ?? Buffer.alloc(20)),
-      to: request.to === undefined ? undefined : new Address(request.to),
-      value: request.value ?? 0n,
-      data: request.data ?? new Uint8Array(0),
-      gasLimit,
-      gasPrice: request.gasPrice ?? 0n,
-      skipBalance: true,
-    }));
+    return this.exclusive(tx, (vm) => vm.evm.runCall(runCallOptions(request, block, gasLimit)));
   }
 }
 
