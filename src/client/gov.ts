@@ -153,7 +153,21 @@ export class GovernanceClient {
 
   /** POST /gov/members/proposals:create — submits a proposal; it may be Accepted at once. */
   async propose(proposal: Proposal): Promise<ProposalInfo> {
-    const response = await this.signed("POST", "/gov/members/proposals:create", "proposal", JSON.stringify(proposal));
+    const payload = JSON.stringify(proposal);
+    const createdAt = Math.floor(this.now() / 1000);
+    let response: Response;
+    try {
+      response = await this.signed("POST", "/gov/members/proposals:create", "proposal", payload, undefined, createdAt);
+    } catch (error) {
+      // created_at has a resolution of one second, and the service refuses a second proposal with the
+      // same content and created_at as a replay. A caller that asks to propose is asking for a new
+      // proposal (say, deploying the same bundle twice within a second), so sign it again with a later
+      // created_at. Only the holder of the member key can do this; a replayed envelope is still refused.
+      if (!(error instanceof CocoError) || error.code !== "ProposalReplay") throw error;
+      const wait = (createdAt + 1) * 1000 - this.now();
+      if (wait > 0) await sleep(wait);
+      response = await this.signed("POST", "/gov/members/proposals:create", "proposal", payload, undefined, Math.max(createdAt + 1, Math.floor(this.now() / 1000)));
+    }
     return withTransactionId(parseJson<ProposalInfo>(response), response);
   }
 
@@ -281,7 +295,7 @@ export class GovernanceClient {
     return this.memberId;
   }
 
-  private async signed(method: "POST", path: string, msgType: GovMsgType, payload: string, proposalId?: string): Promise<Response> {
+  private async signed(method: "POST", path: string, msgType: GovMsgType, payload: string, proposalId?: string, createdAt = Math.floor(this.now() / 1000)): Promise<Response> {
     this.requireMemberId();
     if (this.memberKeyPem === undefined) {
       throw new CocoError("InvalidInput", "This request is signed by the member: give the client memberKeyPem.", 400);
@@ -290,7 +304,7 @@ export class GovernanceClient {
       memberCertPem: this.memberCertPem!,
       memberKeyPem: this.memberKeyPem,
       msgType,
-      createdAt: Math.floor(this.now() / 1000),
+      createdAt,
       ...(proposalId === undefined ? {} : { proposalId }),
       payload,
     });

@@ -147,6 +147,27 @@ test("propose signs the proposal as msg type 'proposal' and returns the proposal
   assert.deepEqual(JSON.parse(req.cose!.payload.toString("utf8")), proposal);
 });
 
+test("propose signs again with the next second's created_at when the same proposal was already made this second (once)", async () => {
+  const createdAts: number[] = [];
+  let calls = 0;
+  replies.set("POST /gov/members/proposals:create", () => {
+    calls += 1;
+    return calls === 1 ? ccfError(400, "ProposalReplay", `Proposal submission replay, already exists as proposal ${PROPOSAL_ID}`) : { status: 200, body: openProposal() };
+  });
+  const before = seen.length;
+  const info = await client.propose({ actions: [{ name: "trigger_snapshot" }] });
+  assert.equal(info.proposalId, PROPOSAL_ID);
+  for (const req of seen.slice(before)) createdAts.push(req.cose!.createdAt);
+  assert.deepEqual(createdAts, [Math.floor(NOW_MS / 1000), Math.floor(NOW_MS / 1000) + 1]);
+  // A second refusal is the service's answer, not something to retry forever.
+  replies.set("POST /gov/members/proposals:create", ccfError(400, "ProposalReplay", "Proposal submission replay"));
+  await assert.rejects(client.propose({ actions: [{ name: "trigger_snapshot" }] }), (e: CocoError) => e.code === "ProposalReplay");
+  replies.set("POST /gov/members/proposals:create", ccfError(400, "ProposalCreatedTooLongAgo", "too old"));
+  const count = seen.length;
+  await assert.rejects(client.propose({ actions: [{ name: "trigger_snapshot" }] }), (e: CocoError) => e.code === "ProposalCreatedTooLongAgo");
+  assert.equal(seen.length, count + 1, "other errors are not retried");
+});
+
 test("accept submits CCF's always-true ballot to this member's ballot path, bound to the proposal id", async () => {
   replies.set(`POST /gov/members/proposals/${PROPOSAL_ID}/ballots/${memberId}:submit`, {
     status: 200,
