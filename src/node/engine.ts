@@ -157,7 +157,14 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   private keyNonceGap: number | undefined;
   private view = 0;
   private lastSeqno = 0;
+  /** Consensus's commit point, as far as this node holds the entries. */
   private commitSeqno = 0;
+  /**
+   * What the ledger's commit point file records. Every answer about commitment (status, receipts,
+   * /node/commit, historical reads, commit waiters) uses min(commitSeqno, recordedSeqno): after a
+   * restart this node knows exactly that much, so nothing it said was Committed becomes Pending.
+   */
+  private recordedSeqno: number;
   private txSinceSignature = 0;
   private signatureTimer: TimerHandle | undefined;
   private readonly scheduler: Scheduler;
@@ -186,6 +193,12 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
     this.scheduler = options.scheduler ?? realScheduler;
+    this.recordedSeqno = ledger.recordedCommitSeqno;
+    ledger.on("commitRecorded", (seqno) => {
+      const before = this.reportedCommitSeqno;
+      this.recordedSeqno = Math.max(this.recordedSeqno, seqno);
+      if (this.reportedCommitSeqno > before) this.emit("commit", this.reportedCommitSeqno);
+    });
     this.rootSignatures = options.rootSignatures ?? ecdsaRootSignatures;
     this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
     this.refreshKeyNonce();
@@ -223,7 +236,14 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   get lastSeqnoLocal(): number { return this.lastSeqno; }
   setSink(sink: EntrySink): void { this.sink = sink; }
   get lastTxId(): TxId { return { view: this.views.viewAt(this.lastSeqno) ?? this.view, seqno: this.lastSeqno }; }
-  get commitTxId(): TxId { return { view: this.views.viewAt(this.commitSeqno) ?? 0, seqno: this.commitSeqno }; }
+  /** The last transaction this node reports Committed (see recordedSeqno). */
+  get commitTxId(): TxId {
+    const seqno = this.reportedCommitSeqno;
+    return { view: this.views.viewAt(seqno) ?? 0, seqno };
+  }
+  /** Consensus's commit point on this node, ahead of commitTxId while the ledger records it. */
+  get consensusCommitSeqno(): number { return this.commitSeqno; }
+  private get reportedCommitSeqno(): number { return Math.min(this.commitSeqno, this.recordedSeqno); }
   get lastSignedSeqno(): number { return this.signatures.last?.seqno ?? 0; }
   /** The view that wrote `seqno`, if this node holds it. */
   viewAt(seqno: number): number | null {
@@ -443,10 +463,12 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   advanceCommit(seqno: number): void {
     if (seqno <= this.commitSeqno) return;
     assert(seqno <= this.lastSeqno, "commit never passes the local log");
+    const reported = this.reportedCommitSeqno;
     this.commitSeqno = seqno;
     this.store.compact(seqno);
     this.ledger.commit(seqno).catch((error) => this.options.logger.warn({ err: error }, "could not mark ledger chunks committed"));
-    this.emit("commit", seqno);
+    // At start the commit point on disk is usually ahead of consensus: report what it covers now.
+    if (this.reportedCommitSeqno > reported) this.emit("commit", this.reportedCommitSeqno);
   }
 
   /**
@@ -779,7 +801,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   /** CCF's transaction status, by the one rule every status answer uses (consensus/status.ts). */
   status(view: number, seqno: number): TxStatus {
-    return transactionStatus(view, seqno, { lastIndex: this.lastSeqno, commitIndex: this.commitSeqno, termAt: this.localViewAt });
+    return transactionStatus(view, seqno, { lastIndex: this.lastSeqno, commitIndex: this.reportedCommitSeqno, termAt: this.localViewAt });
   }
 
   private readonly localViewAt = (seqno: number): number | undefined =>
@@ -796,7 +818,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
         `Transaction ${formatTxId(view, seqno)} is ${status.toLowerCase()}: a receipt is available once it is committed.`, 404);
     }
     const signature = this.signatures.firstAbove(seqno);
-    if (!signature || signature.seqno > this.commitSeqno) {
+    if (!signature || signature.seqno > this.reportedCommitSeqno) {
       throw new CocoError("TransactionPendingOrUnknown",
         `Transaction ${formatTxId(view, seqno)} is a signature transaction; its receipt is available once a later signature is committed.`, 404);
     }
@@ -831,8 +853,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   async readEntry(seqno: number): Promise<{
     view: number; seqno: number; isSignature: boolean; publicDomain: Buffer; privatePlain: Buffer; claimsDigest: Buffer;
   }> {
-    if (!Number.isSafeInteger(seqno) || seqno < 1 || seqno > this.commitSeqno) {
-      throw new CocoError("TransactionPendingOrUnknown", `Seqno ${seqno} is not committed on this node (commit seqno ${this.commitSeqno}).`, 404);
+    if (!Number.isSafeInteger(seqno) || seqno < 1 || seqno > this.reportedCommitSeqno) {
+      throw new CocoError("TransactionPendingOrUnknown", `Seqno ${seqno} is not committed on this node (commit seqno ${this.reportedCommitSeqno}).`, 404);
     }
     this.checkSecretKnown(seqno);
     const entry = decodeEntry(await this.ledger.read(seqno));
