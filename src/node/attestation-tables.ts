@@ -1,7 +1,7 @@
 // Governance's SEV-SNP allow lists as the attestation layer reads them (CCF's tables; the
 // constitution's add_snp_measurement, add_snp_host_data and set_snp_minimum_tcb_version*
 // actions write them). Keys are lowercase hex, as CCF writes them.
-import { cpuidHex, type SnpAllowLists, type SnpTcbPolicy, type SnpVerified } from "../attestation/index.js";
+import { cpuidHex, type SnpAllowLists, type SnpTcbPolicy, type SnpVerified, type UvmRootOfTrust } from "../attestation/index.js";
 import type { Transaction } from "../kv/index.js";
 
 export const SNP_MEASUREMENTS_MAP = "public:ccf.gov.nodes.snp.measurements";
@@ -22,6 +22,20 @@ function parseTcbPolicy(raw: Buffer, cpuid: string): SnpTcbPolicy {
   return out;
 }
 
+/** CCF's SNPUVMEndorsements: DID -> { feed: { svn } }, flattened into roots of trust. */
+function uvmRootsOfTrustOf(tx: Transaction): UvmRootOfTrust[] {
+  const roots: UvmRootOfTrust[] = [];
+  tx.forEach(SNP_UVM_ENDORSEMENTS_MAP, (value, key) => {
+    const did = key.toString("utf8");
+    const feeds = JSON.parse(value.toString("utf8")) as unknown;
+    if (typeof feeds !== "object" || feeds === null || Array.isArray(feeds)) throw new Error(`${SNP_UVM_ENDORSEMENTS_MAP}[${did}] is not a feed map`);
+    for (const [feed, data] of Object.entries(feeds as Record<string, { svn?: unknown }>)) {
+      if (typeof data?.svn === "string") roots.push({ did, feed, svn: data.svn });
+    }
+  });
+  return roots;
+}
+
 export function snpAllowListsOf(tx: Transaction): SnpAllowLists {
   return {
     hasMeasurement: (hex) => tx.get(SNP_MEASUREMENTS_MAP, Buffer.from(hex)) !== undefined,
@@ -30,6 +44,7 @@ export function snpAllowListsOf(tx: Transaction): SnpAllowLists {
       const raw = tx.get(SNP_TCB_VERSIONS_MAP, Buffer.from(cpuid));
       return raw === undefined ? undefined : parseTcbPolicy(raw, cpuid);
     },
+    uvmRootsOfTrust: () => uvmRootsOfTrustOf(tx),
   };
 }
 

@@ -69,7 +69,7 @@ test("evidence from a firmware that binds the requested data is admitted for thi
   const { quoteInfo, verified } = snpEvidence(keys.publicKeyPem, configfsTsmReportSource("/tsm", fakeTsm(firmware)), chain.endorsementsPem, options);
   assert.equal(verified.reportDataHex, snpReportDataFor(keys.publicKeyPem).toString("hex"));
   assert.equal(verified.reportDataHex, nodeIdFromPublicKey(keys.publicKeyPem) + "00".repeat(32));
-  const allow = { hasMeasurement: () => true, hasHostData: () => true, minimumTcb: () => ({ boot_loader: 0, tee: 0, snp: 0, microcode: 0 }) };
+  const allow = { hasMeasurement: () => true, hasHostData: () => true, minimumTcb: () => ({ boot_loader: 0, tee: 0, snp: 0, microcode: 0 }), uvmRootsOfTrust: () => [] };
   assert.equal(admitSnpEvidence(quoteInfo, allow, nodeIdFromPublicKey(keys.publicKeyPem), options).measurementHex, verified.measurementHex);
   assert.throws(() => admitSnpEvidence(quoteInfo, allow, nodeIdFromPublicKey(generateEcP384KeyPair().publicKeyPem), options), /\(report_data\)/);
 });
