@@ -12,3 +12,4 @@ export * from "./ccf-result.js";
 export * from "./dcap.js";
 export * from "./did-x509.js";
 export * from "./uvm-endorsements.js";
+export * from "./tdx-admission.js";
