@@ -3,6 +3,7 @@
 // configuration (host data), the firmware (minimum TCB for the CPU), and last that the report
 // binds the key the node presents. (CCF checks host data before the measurement; Coco checks
 // the code first, so a refused operator learns first that the code itself is not approved.)
+// UVM endorsements, when present, stand in for the measurement allow list, as in CCF.
 import { refuse } from "./errors.js";
 import { verifySnpReport, type SnpVerified, type SnpVerifyOptions } from "./snp-verify.js";
 import { cpuidHex, tcbComponentsBelow, type SnpTcbPolicy } from "./snp-tcb.js";
