@@ -20,10 +20,7 @@ import { Forwarder } from "./forwarding.js";
 import { reconcileConfiguration } from "./reconfiguration.js";
 import { PeerSync, readPeersFile, type KnownPeer } from "./peers.js";
 import { PeerAdmission } from "./membership.js";
-import {
-  ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
-  installJoinEndpoint, joinService, virtualEvidence,
-} from "./join.js";
+import { ENDORSED_CERTS_MAP, NODES_INFO_MAP, installJoinEndpoint, joinService } from "./join.js";
 import { HistoricalStates } from "./historical.js";
 import { JoinAdmission } from "./join-admission.js";
 import { GovernanceEffects } from "./governance-effects.js";
@@ -33,8 +30,7 @@ import { Recovery, openLedgerForRecovery, serviceEndorsementsFor } from "./recov
 import { installPreviousIdentityEndpoint, installRecoveryShareEndpoint } from "./recovery-endpoints.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { installAttestationEndpoints } from "./attestation-endpoints.js";
-import { trustGenesisSnpPlatform } from "./attestation-tables.js";
-import { snpNodeEvidence } from "./platform.js";
+import { nodeEvidence, trustGenesisPlatform } from "./node-evidence.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
@@ -415,9 +411,7 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
     maximum_service_certificate_validity_days: 365,
     recent_cose_proposals_window_size: 100,
   }));
-  const evidence = config.platform.kind === "snp"
-    ? snpNodeEvidence(config.platform, identity.nodeKeys.publicKeyPem)
-    : { kind: "virtual" as const, quoteInfo: virtualEvidence(identity.nodeKeys.publicKeyPem, config.virtualHostData) };
+  const evidence = nodeEvidence(config, identity.nodeKeys.publicKeyPem, "start");
   tx.set(NODES_INFO_MAP, Buffer.from(identity.nodeId), json({
     cert: identity.nodeCertPem,
     status: "Trusted",
@@ -429,12 +423,7 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
   }));
   tx.set(ENDORSED_CERTS_MAP, Buffer.from(identity.nodeId), Buffer.from(identity.nodeCertPem));
   // As CCF does for the first node: its own platform is trusted from the start.
-  if (evidence.kind === "snp") {
-    trustGenesisSnpPlatform(tx, evidence.verified);
-  } else {
-    tx.set(VIRTUAL_MEASUREMENTS_MAP, Buffer.from(VIRTUAL_MEASUREMENT), json("AllowedToJoin"));
-    tx.set(VIRTUAL_HOST_DATA_MAP, Buffer.from(config.virtualHostData), SINGLETON_KEY);
-  }
+  trustGenesisPlatform(tx, evidence, config.virtualHostData);
   tx.set(RAFT_CONFIGURATION_MAP, SINGLETON_KEY, json([identity.nodeId]));
   tx.set("public:ccf.gov.service.info", SINGLETON_KEY, json({
     cert: identity.serviceCertPem,
@@ -456,11 +445,7 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
   const serviceCertPem = readFileSync(config.serviceCertificateFile, "utf8");
   const joiner = await createJoinerIdentity(config);
   const n2n = config.nodeToNode!;
-  const quoteInfo = config.platform.kind === "snp"
-    ? snpNodeEvidence(config.platform, joiner.nodeKeys.publicKeyPem).quoteInfo
-    : config.attestationFormat === VIRTUAL_FORMAT
-      ? virtualEvidence(joiner.nodeKeys.publicKeyPem, config.virtualHostData)
-      : { format: config.attestationFormat, quote: "" };
+  const quoteInfo = nodeEvidence(config, joiner.nodeKeys.publicKeyPem, "join").quoteInfo;
   logger.info({ target: `${config.join!.targetHost}:${config.join!.targetPort}` }, "joining the service");
   const result = await joinService({
     target: { host: config.join!.targetHost, port: config.join!.targetPort },
