@@ -54,6 +54,8 @@ export interface AppContext {
   committedSeqno(): number;
   /** The view that wrote a seqno, if this node holds it (to name a transaction `view.seqno`). */
   viewForSeqno(seqno: number): number | null;
+  /** CCF 6's COSE receipt of a committed transaction (the logging app serves it). */
+  coseReceipt(view: number, seqno: number): Promise<Buffer>;
 }
 
 /** What a JS app may ask of consensus (`ccf.consensus`). */
@@ -96,6 +98,8 @@ export class CocoNode {
       signatureDelayMs: config.signatureDelayMs,
       pendingTransactionsMax: config.pendingTransactionsMax,
       entryWorker: true,
+      // CCF 6: every signature transaction also carries the service's COSE signature of the root.
+      coseSignatures: { servicePrivateKeyPem: identity.serviceKeys.privateKeyPem, servicePublicKeyPem: identity.serviceKeys.publicKeyPem },
       logger,
     });
     const started = Date.now();
@@ -212,7 +216,11 @@ export class CocoNode {
         return engine.ledgerSecrets;
       },
     }, new JoinAdmission(config.admission.join));
-    options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
+    options.installApps?.(registry, {
+      committedSeqno: () => engine.commitTxId.seqno,
+      viewForSeqno: (seqno) => engine.viewAt(seqno),
+      coseReceipt: (view, seqno) => engine.coseReceipt(view, seqno),
+    });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
       viewForSeqno: (seqno) => engine.viewAt(seqno),
