@@ -340,7 +340,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       const first = block.firstLeaf + leaves.length + 1;
       const entries = await this.ledger.readRange(first, block.firstLeaf + block.count, LEAF_READ_BYTES);
       assert(entries.length > 0, `the ledger reads seqno ${first}`);
-      for (const bytes of entries) leaves.push(entryLeaf(bytes));
+      // entryLeaf answers in a shared buffer: keep a copy.
+      for (const bytes of entries) leaves.push(Buffer.from(entryLeaf(bytes)));
     }
     this.leafBlocks.set(key, leaves, 32 * leaves.length + 64);
     return leaves;
