@@ -1,7 +1,7 @@
 // `npm run bench -- --long`: a node (or a sandbox network) under sustained writes until its
 // ledger holds --long-tx transactions, sampling every interval its memory (RSS per node process,
 // V8 heap and Coco's bounded windows from GET /node/memory), ledger bytes, snapshot files and
-// commit latency; then the timings of a restart from that ledger and of a new node joining it.
+// commit latency; then the timings of a restart from that ledger.
 // The write load cycles over --long-keys keys, so the application's KV state stays the same size
 // and whatever grows is the node's own bookkeeping. Prints progress and writes JSON.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -21,7 +21,7 @@ import type { TlsTarget } from "./pipelined-client.js";
 export const LONG_HELP = `Usage: npm run bench -- --long [options]
 
 Sustained writes until the ledger holds --long-tx transactions, sampling memory, ledger bytes,
-snapshot files and commit latency every interval; then restart and join timings on that ledger.
+snapshot files and commit latency every interval; then a restart timing on that ledger.
   --long-tx <n>         transactions to write (default 1000000)
   --nodes <n>           nodes in the network (default 1)
   --long-interval <s>   sampling interval, seconds (default 10)
@@ -30,7 +30,7 @@ snapshot files and commit latency every interval; then restart and join timings 
   --long-seconds-max <s> stop the write phase after this long whatever the count (default 1200)
   --connections <n>     TLS connections (default 20)   --depth <n>  pipelined per connection (default 16)
   --durability <mode>   none (default, as the issue asks) | fsync
-  --no-restart          skip the restart and join timings
+  --no-restart          skip the restart timing
   --out <file>          JSON output (default bench/results/long-<timestamp>.json)`;
 
 interface LongOptions {
@@ -154,13 +154,19 @@ async function waitFor<T>(what: string, deadlineMs: number, check: () => Promise
   }
 }
 
-/** Restart node 0 from its ledger (and add one node that joins and catches up): timings from the spawn. */
-async function restartAndJoin(workspace: string, options: LongOptions, committedBefore: number) {
+/**
+ * Restarts the network from its ledgers (the sandbox's --restart-from-disk): timings from the
+ * spawn to node 0 serving and to a first write committed. (A new node joining the restarted
+ * service is not timed here: the sandbox cannot add a node to a workspace that started with
+ * fewer; test/e2e/memory.test.ts joins a node to a service far past its consensus window.)
+ */
+async function restartFromLedger(workspace: string, options: LongOptions) {
   const spawnedAt = Date.now();
   const deadline = spawnedAt + 600_000;
-  const node = await startNode({ workspace, durability: options.durability, nodes: options.nodes + 1, extraArgs: ["--restart-from-disk"], noWait: true });
+  const node = await startNode({ workspace, durability: options.durability, nodes: options.nodes, extraArgs: ["--restart-from-disk"], noWait: true });
   try {
-    const port = await waitFor("node 0 wrote its config", deadline, async () => rpcPort(workspace));
+    // The sandbox listens on the port startNode chose (config.json still names the last run's until it is rewritten).
+    const port = node.target.port;
     const target = await waitFor("node 0's certificates", deadline, async () => readTarget(workspace, port) ?? undefined);
     await waitFor("node 0 serving", deadline, async () => ((await getJson(target, "/node/state"))?.["state"] === "PartOfNetwork" ? true : undefined));
     const servingMs = Date.now() - spawnedAt;
@@ -171,15 +177,8 @@ async function restartAndJoin(workspace: string, options: LongOptions, committed
     await waitFor("the write committed", deadline, async () => ((await getJson(target, `/node/tx?transaction_id=${txId}`))?.["status"] === "Committed" ? true : undefined));
     const firstWriteCommittedMs = Date.now() - spawnedAt;
     progress(`restart: serving after ${fmt(servingMs / 1000, " s", 2)}, first write committed after ${fmt(firstWriteCommittedMs / 1000, " s", 2)}`);
-    const joinerDir = join(workspace, `node${options.nodes}`);
-    const joinerPort = await waitFor("the new node's config", deadline, async () => rpcPort(joinerDir));
-    const joinStartedMs = Date.now() - spawnedAt;
-    await waitFor("the new node caught up", deadline, async () =>
-      (commitSeqno(await getJson({ ...target, port: joinerPort }, "/node/commit")) >= committedBefore ? true : undefined));
-    const joinerCaughtUpMs = Date.now() - spawnedAt;
-    progress(`join: the new node holds the ${committedBefore.toLocaleString("en-US")} committed transactions ${fmt((joinerCaughtUpMs - joinStartedMs) / 1000, " s", 2)} after it started`);
     const after = await sampleNodes({ ...node, target }, workspace);
-    return { servingMs, firstWriteCommittedMs, joinStartedMs, joinerCaughtUpMs, joinCatchUpMs: joinerCaughtUpMs - joinStartedMs, after };
+    return { servingMs, firstWriteCommittedMs, after };
   } finally {
     await stopChild(node.child, 30_000);
   }
@@ -206,7 +205,7 @@ export async function runLongBench(argv: readonly string[]): Promise<number> {
   const workspace = join(tempDir, "node-workspace");
   mkdirSync(workspace);
   const intervals: IntervalSample[] = [];
-  let restart: Awaited<ReturnType<typeof restartAndJoin>> | { error: string } | undefined;
+  let restart: Awaited<ReturnType<typeof restartFromLedger>> | { error: string } | undefined;
   let committed = 0;
   const startedAt = Date.now();
   progress(`long run: ${options.transactions.toLocaleString("en-US")} transactions on ${options.nodes} node(s), durability ${options.durability}, ${options.keys.toLocaleString("en-US")} keys`);
@@ -243,9 +242,9 @@ export async function runLongBench(argv: readonly string[]): Promise<number> {
     await stopChild(node.child, 30_000);
   }
   if (options.restart) {
-    progress("restarting node 0 from its ledger and adding a node that joins it");
+    progress("restarting the network from its ledger");
     try {
-      restart = await restartAndJoin(workspace, options, committed);
+      restart = await restartFromLedger(workspace, options);
     } catch (error) {
       restart = { error: (error as Error).message };
       progress(`restart/join failed: ${(error as Error).message}`);
