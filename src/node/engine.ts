@@ -310,7 +310,12 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
         nextProgress += progressEvery;
         this.options.logger.info({ replayed: this.lastSeqno, total: last, percent: Math.floor((100 * this.lastSeqno) / last) }, "replaying the ledger");
       }
-      this.flushHistory(Math.min(keepAbove, this.lastSeqno));
+      // Below the recorded commit point nothing is ever rolled back: the KV store's undo records
+      // and the Merkle tree's old hashes go as the replay passes (a restarted node used more
+      // memory than before it stopped, holding undo records of its whole ledger).
+      const committed = Math.min(keepAbove, this.lastSeqno);
+      this.store.compact(committed);
+      this.flushHistory(committed);
     }
     const { prefix, entries } = builder.result();
     return { prefix, entries: entries as ReplayedEntry[], count: last };
