@@ -135,6 +135,7 @@ async function sampleNodes(node: RunningServer, workspace: string) {
     nodes.push({
       node: i,
       heapUsedMiB: memory ? round(Number(memory["current_allocated_heap_size"]) / 2 ** 20, 1) : null,
+      heapTotalMiB: memory ? round(Number(memory["peak_allocated_heap_size"]) / 2 ** 20, 1) : null,
       rssMiB: memory ? round(Number(memory["rss"]) / 2 ** 20, 1) : null,
       arrayBuffersMiB: memory ? round(Number(memory["array_buffers"]) / 2 ** 20, 1) : null,
       consensusWindow: memory?.["consensus_window"] ?? null,
