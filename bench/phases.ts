@@ -120,7 +120,7 @@ function perUnitMicroseconds(cpuSeconds: number, units: number): number | null {
 }
 
 /** Drives the node's private writes, tracks /node/commit, and measures send → Committed. */
-export async function measureNodeWrites(server: RunningServer, shape: LoadShape, pollIntervalMs: number, rateTarget?: number) {
+export async function measureNodeWrites(server: RunningServer, shape: LoadShape, pollIntervalMs: number, rateTarget?: number, keySpace?: number) {
   const tracker = await CommitTracker.start(server.target, pollIntervalMs);
   let before: ProcessSample | null = null;
   let after: ProcessSample | null = null;
@@ -139,6 +139,7 @@ export async function measureNodeWrites(server: RunningServer, shape: LoadShape,
       ...(rateTarget === undefined ? {} : { rateTarget }),
       drainMsMax: DRAIN_MS_MAX,
       firstId: Math.floor(Math.random() * 1e9),
+      ...(keySpace === undefined ? {} : { keySpace }),
       onWindowStart: () => {
         before = sampleProcessTree(server.child.pid);
         commitAtWindowStart = tracker.committedSeqno;

@@ -31,6 +31,8 @@ export interface LoadOptions {
   readonly drainMsMax?: number;
   /** First id put in request bodies; ids increase by one per request. */
   readonly firstId?: number;
+  /** Ids wrap around below this (the long-run benchmark: a bounded key space, so state stays flat). */
+  readonly keySpace?: number;
   /** Called (synchronously) as the measured window opens and closes, e.g. to sample /proc. */
   readonly onWindowStart?: () => void;
   readonly onWindowEnd?: () => void;
@@ -97,7 +99,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const totalInFlight = (): number => connections.reduce((n, c) => n + inFlightCount(c), 0);
 
   function requestText(): string {
-    const id = nextId++;
+    const id = options.keySpace === undefined ? nextId++ : nextId++ % options.keySpace;
     const body = `{"id":${id},"msg":"coco bench message ${id}"}`;
     return (
       `POST ${options.path} HTTP/1.1\r\nHost: ${hostHeader}\r\nContent-Type: application/json\r\n` +

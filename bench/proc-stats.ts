@@ -27,6 +27,8 @@ export interface ProcessSample {
   readonly pids: readonly number[];
   /** user+system CPU seconds of each process in the tree (a multi-node sandbox: one per node). */
   readonly cpuSecondsByPid: ReadonlyMap<number, number>;
+  /** Current RSS (VmRSS) of each process of the tree, MiB. */
+  readonly rssMiBByPid: ReadonlyMap<number, number>;
 }
 
 function parseStat(pid: number): { ppid: number; cpuTicks: number } | null {
@@ -76,12 +78,15 @@ export function sampleProcessTree(rootPid: number): ProcessSample {
   let hwmKiB = 0;
   let rssKiB = 0;
   const cpuSecondsByPid = new Map<number, number>();
+  const rssMiBByPid = new Map<number, number>();
   for (const pid of pids) {
     const pidTicks = parseStat(pid)?.cpuTicks ?? 0;
     ticks += pidTicks;
     cpuSecondsByPid.set(pid, pidTicks / ticksPerSecond());
     hwmKiB += statusKiB(pid, "VmHWM");
-    rssKiB += statusKiB(pid, "VmRSS");
+    const pidRssKiB = statusKiB(pid, "VmRSS");
+    rssKiB += pidRssKiB;
+    rssMiBByPid.set(pid, pidRssKiB / 1024);
   }
-  return { cpuSeconds: ticks / ticksPerSecond(), peakRssMiB: hwmKiB / 1024, rssMiB: rssKiB / 1024, pids, cpuSecondsByPid };
+  return { cpuSeconds: ticks / ticksPerSecond(), peakRssMiB: hwmKiB / 1024, rssMiB: rssKiB / 1024, pids, cpuSecondsByPid, rssMiBByPid };
 }

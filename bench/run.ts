@@ -301,7 +301,7 @@ function printReport(
   }
 }
 
-main()
+(process.argv.includes("--long") ? import("./long-run.js").then((m) => m.runLongBench(process.argv.slice(2))) : main())
   .then((code) => {
     process.exitCode = code;
   })

@@ -54,6 +54,10 @@ export interface NodeStartOptions {
   readonly profileDir?: string;
   /** Nodes in the network (the sandbox's --nodes); the load goes to node 0. */
   readonly nodes?: number;
+  /** More arguments for `coco sandbox` (the long-run benchmark's restart: --restart-from-disk). */
+  readonly extraArgs?: readonly string[];
+  /** Return as soon as the child is spawned (the caller times readiness itself). */
+  readonly noWait?: boolean;
 }
 
 export async function startNode(options: NodeStartOptions): Promise<RunningServer> {
@@ -78,7 +82,9 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     "--port", String(port),
     "--durability", options.durability,
     ...(options.nodes !== undefined && options.nodes > 1 ? ["--nodes", String(options.nodes)] : []),
+    ...(options.extraArgs ?? []),
   ], { env });
+  if (options.noWait === true) return { child, target: { host: "127.0.0.1", port, ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) } };
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let lastProblem = "no answer yet";
   let exitCode: string | null = null;
@@ -113,7 +119,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
   }
 }
 
-function readTarget(workspace: string, port: number): TlsTarget | null {
+export function readTarget(workspace: string, port: number): TlsTarget | null {
   const files = ["service_cert.pem", "user0_cert.pem", "user0_privk.pem"].map((f) => join(workspace, f));
   if (!files.every((f) => existsSync(f))) return null;
   const [ca, cert, key] = files.map((f) => readFileSync(f));

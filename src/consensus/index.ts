@@ -2,5 +2,5 @@
 export { RaftNode, type Proposed } from "./raft.js";
 export { transactionStatus, type StatusLog } from "./status.js";
 export { ConsensusError, ConsensusInvariantError } from "./errors.js";
-export type { TxId } from "./log.js";
+export { LogPrefixBuilder, type TxId, type LogPrefix, type LogWindow } from "./log.js";
 export type * from "./types.js";

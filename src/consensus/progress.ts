@@ -14,6 +14,8 @@ export class Progress {
   recentActive = false;
   /** The backup said it withholds its vote until a view above this one commits (it lost entries). */
   withholdingVoteThroughTerm: number | undefined;
+  /** First index of an outstanding fetch from the shell's storage (entries below the log's window). */
+  fetching: number | undefined;
   /** Primary ticks with batches in flight but no acknowledged progress: past a limit they are presumed lost. */
   stalledTicks = 0;
 

@@ -7,7 +7,7 @@ import { RaftLog, type TxId } from "./log.js";
 import { Progress } from "./progress.js";
 import { transactionStatus } from "./status.js";
 import type {
-  AppendEntries, AppendEntriesResponse, Entry, HardState, Message, NodeId, PersistentState,
+  AppendEntries, AppendEntriesResponse, Entry, EntryFetch, HardState, Message, NodeId, PersistentState,
   RaftOptions, Ready, RequestVote, RequestVoteResponse, Role, RoleChange, TransactionStatus,
 } from "./types.js";
 
@@ -34,6 +34,7 @@ export class RaftNode<Payload = unknown> {
   private readonly votes = new Map<NodeId, boolean>();
   private transfer: { target: NodeId; elapsed: number; sent: boolean } | undefined;
   private outbox: Message<Payload>[] = [];
+  private fetches: EntryFetch[] = [];
   private hardStateDirty = false;
   private reportedRole: RoleChange;
   private readyOutstanding = false;
@@ -49,7 +50,7 @@ export class RaftNode<Payload = unknown> {
     invariant(options.heartbeatTicks > 0 && options.heartbeatTicks < options.electionTicks, "heartbeatTicks must be in (0, electionTicks)");
     invariant(options.maxEntriesPerAppend > 0 && options.maxInflightAppends > 0, "append limits must be positive");
     this.options = options;
-    this.log = new RaftLog(persisted?.entries ?? []);
+    this.log = new RaftLog(persisted?.entries ?? [], persisted?.prefix, options.logWindow);
     this.term = persisted?.hardState.term ?? 0;
     this.votedFor = persisted?.hardState.votedFor;
     this.votingWithheldThroughTerm = persisted?.hardState.catchUpThroughTerm;
@@ -183,6 +184,7 @@ export class RaftNode<Payload = unknown> {
     const roleChange = this.takeRoleChange();
     const ready: Ready<Payload> = {
       messages: this.outbox,
+      ...(this.fetches.length > 0 ? { fetches: this.fetches } : {}),
       entriesToPersist: entries,
       committedIndex: this.commitIndex,
       ...(truncateAfter !== undefined ? { truncateAfter } : {}),
@@ -190,6 +192,7 @@ export class RaftNode<Payload = unknown> {
       ...(roleChange ? { roleChange } : {}),
     };
     this.outbox = [];
+    this.fetches = [];
     this.readyOutstanding = true;
     return ready;
   }
@@ -214,6 +217,45 @@ export class RaftNode<Payload = unknown> {
   persisted(term: number, index: number): void {
     this.assertNoReadyOutstanding();
     if (this.log.markDurable(term, index) && this.role === "Primary") this.maybeCommit();
+  }
+
+  /**
+   * Drops the payloads of committed, persisted entries beyond the log window (options.logWindow).
+   * The shell calls it once it has acted on a commit (its commit listeners may still read entries).
+   */
+  compactLog(): void {
+    this.assertNoReadyOutstanding();
+    this.log.compact(Math.min(this.commitIndex, this.log.persistedIndex()));
+  }
+
+  /** The log's in-memory window: first index held with its payload minus one, entries and payload bytes held. */
+  get logWindowState(): { compactedIndex: number; entries: number; payloadBytes: number } {
+    return { compactedIndex: this.log.compactedIndex, entries: this.log.entriesInMemory, payloadBytes: this.log.payloadBytesInMemory };
+  }
+
+  /**
+   * The shell read the entries a fetch asked for (Ready.fetches): they go to the backup if its
+   * progress still waits for them; otherwise they are dropped and the next send decides anew.
+   */
+  appendFetched(peer: NodeId, fromIndex: number, entries: readonly Entry<Payload>[]): void {
+    this.assertNoReadyOutstanding();
+    const pr = this.role === "Primary" ? this.progress.get(peer) : undefined;
+    if (pr === undefined || pr.fetching !== fromIndex) return;
+    pr.fetching = undefined;
+    if (pr.nextIndex !== fromIndex || !pr.canSend(this.options.maxInflightAppends) || entries.length === 0) return;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      // Storage rolled back and rewrote meanwhile: only entries of this log may be sent.
+      if (entry.index !== fromIndex + i || this.log.term(entry.index) !== entry.term) return;
+    }
+    this.sendEntries(peer, pr, [...entries.slice(0, this.options.maxEntriesPerAppend)]);
+  }
+
+  /** The shell could not read a fetch's entries: a later heartbeat asks again. */
+  fetchFailed(peer: NodeId, fromIndex: number): void {
+    this.assertNoReadyOutstanding();
+    const pr = this.progress.get(peer);
+    if (pr !== undefined && pr.fetching === fromIndex) pr.fetching = undefined;
   }
 
   /** Starts an election at once (a single-voter service need not wait for a timeout). */
@@ -489,7 +531,21 @@ export class RaftNode<Payload = unknown> {
   private sendAppend(peer: NodeId, pr: Progress): boolean {
     if (!pr.canSend(this.options.maxInflightAppends)) return false;
     if (pr.mode === "Replicate" && pr.nextIndex > this.log.lastIndex()) return false;
-    const entries = this.log.slice(pr.nextIndex, this.options.maxEntriesPerAppend);
+    if (pr.nextIndex <= this.log.compactedIndex) {
+      // Below the in-memory window: the shell reads them from its storage (appendFetched).
+      if (pr.fetching !== undefined) return false;
+      pr.fetching = pr.nextIndex;
+      const toIndex = Math.min(this.log.compactedIndex, pr.nextIndex + this.options.maxEntriesPerAppend - 1);
+      this.fetches.push({ peer, fromIndex: pr.nextIndex, toIndex });
+      return false;
+    }
+    this.sendEntries(peer, pr, this.log.slice(pr.nextIndex, this.options.maxEntriesPerAppend));
+    return true;
+  }
+
+  /** Sends entries from pr.nextIndex on and records them in the backup's flow control. */
+  private sendEntries(peer: NodeId, pr: Progress, entries: Entry<Payload>[]): void {
+    invariant(entries.length === 0 || entries[0]!.index === pr.nextIndex, () => `entries for ${peer} start at its next index ${pr.nextIndex}`);
     this.send(this.appendEntries(peer, pr.nextIndex - 1, entries));
     if (pr.mode === "Probe") {
       pr.probeSent = true;
@@ -498,7 +554,6 @@ export class RaftNode<Payload = unknown> {
       pr.inflight.push(last);
       pr.nextIndex = last + 1;
     }
-    return true;
   }
 
   private appendEntries(to: NodeId, prevIndex: number, entries: Entry<Payload>[]): AppendEntries<Payload> {

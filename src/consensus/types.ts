@@ -2,6 +2,8 @@
 // between nodes, the state a node must persist, and the Ready batch its shell acts on.
 // Everything here is plain data so the shell can frame it however it likes.
 
+import type { LogPrefix, LogWindow } from "./log.js";
+
 export type NodeId = string;
 
 /** One ledger transaction as consensus sees it. `term` is CCF's view, `index` its seqno. */
@@ -30,7 +32,13 @@ export interface HardState {
 /** What a node restarts from: its persisted log and hard state (nothing else survives). */
 export interface PersistentState<Payload = unknown> {
   readonly hardState: HardState;
+  /** The log's entries with payloads: the whole log, or those after `prefix`. */
   readonly entries: readonly Entry<Payload>[];
+  /**
+   * The part of the log before `entries` that the shell's storage holds and memory need not:
+   * terms, signatures and reconfigurations only (a ledger replayed chunk by chunk).
+   */
+  readonly prefix?: LogPrefix;
   /**
    * The node lost log entries it may have acknowledged (its ledger was wiped or cut below what
    * it held): it neither votes nor campaigns until it has seen an entry of a newer term than
@@ -128,6 +136,11 @@ export interface RoleChange {
  */
 export interface Ready<Payload = unknown> {
   readonly messages: Message<Payload>[];
+  /**
+   * Entries a backup needs that the log no longer holds in memory (below its window): the shell
+   * reads them from its storage and hands them back with `appendFetched` (or `fetchFailed`).
+   */
+  readonly fetches?: readonly EntryFetch[];
   readonly entriesToPersist: readonly Entry<Payload>[];
   readonly truncateAfter?: number;
   readonly hardState?: HardState;
@@ -135,7 +148,19 @@ export interface Ready<Payload = unknown> {
   readonly roleChange?: RoleChange;
 }
 
+/** A request to the shell: read entries fromIndex..toIndex from storage for `peer`. */
+export interface EntryFetch {
+  readonly peer: NodeId;
+  readonly fromIndex: number;
+  readonly toIndex: number;
+}
+
 export interface RaftOptions {
+  /**
+   * Committed entries beyond this window lose their payload in memory (the shell's storage
+   * keeps them and `fetches` asks for them). Default: no limit (the whole log stays).
+   */
+  readonly logWindow?: LogWindow;
   /** Ticks without hearing from a primary before a backup campaigns (randomised in [n, 2n)). */
   readonly electionTicks: number;
   /** Ticks between a primary's heartbeats; must be well below electionTicks. */

@@ -187,6 +187,45 @@ export class ChunkFiles {
     }
   }
 
+  /**
+   * Reads entries first..last (one chunk at most: stops at the chunk's end) with one read of
+   * their frames, at most `bytesMax` bytes of them (at least one entry).
+   */
+  async readRange(first: number, last: number, bytesMax: number): Promise<Buffer[]> {
+    for (let attempt = 0; ; attempt++) {
+      const chunk = this.#chunkFor(first);
+      const end = Math.min(last, chunk.lastSeqno);
+      const start = this.index.offset(first) - FRAME_HEADER_BYTES;
+      let stop = first;
+      // The budget counts entry bytes (what callers hold); the read also spans the frame headers.
+      let entryBytes = this.index.length(first);
+      let bytes = FRAME_HEADER_BYTES + entryBytes;
+      while (stop < end && entryBytes + this.index.length(stop + 1) <= bytesMax) {
+        stop++;
+        entryBytes += this.index.length(stop);
+        bytes += FRAME_HEADER_BYTES + this.index.length(stop);
+      }
+      try {
+        const handle = chunk.handle ?? (await open(this.path(chunk), "r"));
+        try {
+          const frames = Buffer.allocUnsafe(bytes);
+          const { bytesRead } = await handle.read(frames, 0, bytes, start);
+          assert(bytesRead === bytes, `read ${bytes} bytes of seqnos ${first}..${stop}`);
+          const out: Buffer[] = [];
+          for (let seqno = first; seqno <= stop; seqno++) {
+            const at = this.index.offset(seqno) - start;
+            out.push(frames.subarray(at, at + this.index.length(seqno)));
+          }
+          return out;
+        } finally {
+          if (handle !== chunk.handle) await handle.close();
+        }
+      } catch (err) {
+        if (attempt >= 3 || !isRetryable(err)) throw err;
+      }
+    }
+  }
+
   async closeAll(): Promise<void> {
     for (const chunk of this.chunks) {
       const handle = chunk.handle;

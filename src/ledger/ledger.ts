@@ -19,6 +19,11 @@ export interface LedgerOptions {
   chunkSizeBytes?: number;
   durability?: Durability;
   logger?: LedgerLogger;
+  /**
+   * Whether open() returns every entry (default true: audits and tests). A node passes false and
+   * reads its ledger back in bounded ranges (readRange), so the ledger never sits whole in memory.
+   */
+  returnEntries?: boolean;
 }
 
 const DEFAULT_CHUNK_SIZE_BYTES = 5 * 1024 * 1024;
@@ -71,13 +76,14 @@ export class Ledger extends EventEmitter<LedgerEvents> {
       chunkSizeBytes: options.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES,
       durability: options.durability ?? "fsync",
       logger: options.logger ?? silentLogger,
+      returnEntries: options.returnEntries ?? true,
     };
     assert(opts.chunkSizeBytes > 0, "chunkSizeBytes is positive");
     await mkdir(dir, { recursive: true });
     const commitPoint = await CommitPoint.open(dir, opts.durability);
     let recovered;
     try {
-      recovered = await recoverChunks(dir, opts.durability, opts.logger, commitPoint.seqno);
+      recovered = await recoverChunks(dir, opts.durability, opts.logger, commitPoint.seqno, opts.returnEntries);
     } catch (err) {
       await commitPoint.close();
       throw err;
@@ -214,6 +220,38 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     const inMemory = this.#fromMemory(seqno);
     if (inMemory) return inMemory;
     return this.#files.read(seqno);
+  }
+
+  /**
+   * Entries first..at most last, in order: at least one, then as many as fit in `bytesMax`
+   * (frames read from one chunk file at a time). What a node replays its ledger with and what a
+   * primary serves a backup behind its in-memory window from.
+   */
+  async readRange(first: number, last: number, bytesMax: number): Promise<Buffer[]> {
+    assert(last >= first && bytesMax > 0, `a read range ${first}..${last} within ${bytesMax} bytes`);
+    const out: Buffer[] = [];
+    let bytes = 0;
+    let seqno = first;
+    while (seqno <= last) {
+      const inMemory = this.#fromMemory(seqno);
+      if (inMemory !== null) {
+        if (out.length > 0 && bytes + inMemory.length > bytesMax) break;
+        out.push(inMemory);
+        bytes += inMemory.length;
+        seqno++;
+        continue;
+      }
+      // Only the first entry of a call may exceed the budget (a call always makes progress).
+      if (out.length > 0 && bytes + this.#files.index.length(seqno) > bytesMax) break;
+      const read = await this.#files.readRange(seqno, last, Math.max(1, bytesMax - bytes));
+      for (const entry of read) {
+        out.push(entry);
+        bytes += entry.length;
+      }
+      seqno += read.length;
+      if (bytes >= bytesMax) break;
+    }
+    return out;
   }
 
   /** Still-buffered or in-flight entries; throws for seqnos outside the ledger; null if on disk. */

@@ -47,6 +47,7 @@ export async function recoverChunks(
   durability: Durability,
   logger: LedgerLogger,
   committedSeqno: number,
+  returnEntries = true,
 ): Promise<{ chunks: Chunk[]; index: SeqnoIndex; entries: Buffer[] }> {
   await mkdir(dir, { recursive: true });
   const files = await listLedgerFiles(dir);
@@ -59,7 +60,7 @@ export async function recoverChunks(
     const isLastOpen = i === files.length - 1 && file.lastSeqno === null;
     const buf = await readFile(file.path);
     const result = scanChunk(file, buf, isLastOpen, (offset, entry) => {
-      entries.push(entry.bytes);
+      if (returnEntries) entries.push(entry.bytes);
       index.push(offset + FRAME_HEADER_BYTES, entry.bytes.length);
     });
     checkClosedChunkEnd(file, result);

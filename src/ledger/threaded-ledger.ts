@@ -25,6 +25,8 @@ export interface LedgerStore {
   commit(seqno: number): Promise<void>;
   truncate(seqno: number): Promise<void>;
   read(seqno: number): Promise<Buffer>;
+  /** Entries first..at most last: at least one, then as many as fit in `bytesMax` bytes. */
+  readRange(first: number, last: number, bytesMax: number): Promise<Buffer[]>;
   close(): Promise<void>;
   on<K extends keyof LedgerEvents>(event: K, listener: (...args: LedgerEvents[K]) => void): this;
   off<K extends keyof LedgerEvents>(event: K, listener: (...args: LedgerEvents[K]) => void): this;
@@ -63,6 +65,8 @@ export interface ThreadedLedgerOptions {
   logger?: LedgerLogger;
   /** While the disk is full, a flush is retried this often, so writes resume by themselves once space is freed. */
   diskFullRetryMs?: number;
+  /** Whether open() returns every entry (default true); a node reads them back with readRange instead. */
+  returnEntries?: boolean;
   /** The commit point on disk is written at most this often (each write is one small fdatasync on
    * the worker, between group commits). The node reports Committed only up to the recorded commit
    * point, so this interval adds to commit latency; 0 (the default) writes it as soon as the
@@ -126,7 +130,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     worker.on("exit", (code) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
     let reply: SuccessReply;
     try {
-      reply = await ledger.request({ op: "open", dir, chunkSizeBytes: options.chunkSizeBytes, durability: options.durability });
+      reply = await ledger.request({ op: "open", dir, chunkSizeBytes: options.chunkSizeBytes, durability: options.durability, returnEntries: options.returnEntries ?? true });
     } catch (error) {
       await worker.terminate();
       throw error;
@@ -296,6 +300,23 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     if (seqno >= this.bufferedFirst && seqno <= this.last) return this.buffered[seqno - this.bufferedFirst]!;
     const reply = await this.request({ op: "read", seqno });
     return unpackEntries(reply.bytes!, reply.lengths!)[0]!;
+  }
+
+  async readRange(first: number, last: number, bytesMax: number): Promise<Buffer[]> {
+    if (first >= this.bufferedFirst && first <= this.last) {
+      const out: Buffer[] = [];
+      let bytes = 0;
+      for (let seqno = first; seqno <= Math.min(last, this.last); seqno++) {
+        const entry = this.buffered[seqno - this.bufferedFirst]!;
+        if (out.length > 0 && bytes + entry.length > bytesMax) break;
+        out.push(entry);
+        bytes += entry.length;
+      }
+      return out;
+    }
+    // Entries at the worker first; the caller asks again for what follows (maybe buffered here).
+    const reply = await this.request({ op: "readRange", first, last: Math.min(last, this.bufferedFirst - 1), bytesMax });
+    return unpackEntries(reply.bytes!, reply.lengths!);
   }
 
   async close(): Promise<void> {

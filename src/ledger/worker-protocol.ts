@@ -4,11 +4,12 @@
 import type { Durability } from "./recovery.js";
 
 export type WorkerRequest =
-  | { id: number; op: "open"; dir: string; chunkSizeBytes?: number; durability?: Durability }
+  | { id: number; op: "open"; dir: string; chunkSizeBytes?: number; durability?: Durability; returnEntries?: boolean }
   | { id: number; op: "append"; firstSeqno: number; bytes: ArrayBuffer; lengths: Uint32Array; signatures: number[]; flush: boolean }
   | { id: number; op: "commit"; seqno: number }
   | { id: number; op: "truncate"; seqno: number }
   | { id: number; op: "read"; seqno: number }
+  | { id: number; op: "readRange"; first: number; last: number; bytesMax: number }
   | { id: number; op: "close" };
 
 export interface SuccessReply { id: number; ok: true; durableSeqno: number; lastSeqno: number; committedSeqno?: number; bytes?: ArrayBuffer; lengths?: Uint32Array }

@@ -24,7 +24,7 @@ function opened(): Ledger {
 async function handle(request: WorkerRequest): Promise<WorkerReply> {
   switch (request.op) {
     case "open": {
-      const result = await Ledger.open(request.dir, { chunkSizeBytes: request.chunkSizeBytes, durability: request.durability, logger });
+      const result = await Ledger.open(request.dir, { chunkSizeBytes: request.chunkSizeBytes, durability: request.durability, logger, returnEntries: request.returnEntries ?? true });
       ledger = result.ledger;
       const { bytes, lengths } = packEntries(result.entries);
       return { id: request.id, ok: true, durableSeqno: ledger.durableSeqno, lastSeqno: ledger.lastSeqno, committedSeqno: ledger.committedSeqno, bytes, lengths };
@@ -52,6 +52,11 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     case "read": {
       const entry = await opened().read(request.seqno);
       const { bytes, lengths } = packEntries([entry]);
+      return { id: request.id, ok: true, durableSeqno: opened().durableSeqno, lastSeqno: opened().lastSeqno, bytes, lengths };
+    }
+    case "readRange": {
+      const entries = await opened().readRange(request.first, request.last, request.bytesMax);
+      const { bytes, lengths } = packEntries(entries);
       return { id: request.id, ok: true, durableSeqno: opened().durableSeqno, lastSeqno: opened().lastSeqno, bytes, lengths };
     }
     case "close":

@@ -74,8 +74,34 @@ class HashLevel {
   }
 }
 
+/**
+ * Leaves of aligned blocks at the tree's retained height, read back from the ledger: what
+ * `pathFromLeaves` rebuilds a flushed path from. Keyed by block index (leaf index / 2^height).
+ */
+export type RetainedBlockLeaves = ReadonlyMap<number, readonly Buffer[]>;
+
 export class MerkleTree {
   readonly #levels: HashLevel[] = [new HashLevel()];
+  /** Levels at or above this height are never flushed (a compact summary of the whole history). */
+  readonly #retainHeight: number;
+  /** Set during pathFromLeaves: leaves standing in for flushed blocks below the retained height. */
+  #external: RetainedBlockLeaves | undefined;
+
+  /**
+   * `retainHeight`: flush() keeps every hash at this height and above (2 hashes per 2^height
+   * leaves), so that a flushed leaf's path needs only its own block's leaves and those of the
+   * tree's last block, read back from the ledger (pathFromLeaves). Default: flush drops all.
+   */
+  constructor(retainHeight = Infinity) {
+    if (retainHeight !== Infinity && (!Number.isInteger(retainHeight) || retainHeight < 1 || retainHeight > 30)) {
+      throw new CocoError("InvalidInput", `Merkle retained height must be an integer in 1..30, got ${retainHeight}.`, 500);
+    }
+    this.#retainHeight = retainHeight;
+  }
+
+  get retainHeight(): number {
+    return this.#retainHeight;
+  }
   readonly #bases: number[] = [0];
   #size = 0;
   #flushedIndex = 0;
@@ -171,7 +197,7 @@ export class MerkleTree {
   flush(index: number): void {
     this.#checkSize(index, "flush");
     if (index <= this.#flushedIndex) return;
-    for (let height = 0; height < this.#levels.length; height++) {
+    for (let height = 0; height < Math.min(this.#levels.length, this.#retainHeight); height++) {
       const keepFrom = Math.max(0, Math.floor(index / 2 ** height) - 1);
       const drop = keepFrom - this.#bases[height]!;
       if (drop > 0) {
@@ -180,6 +206,46 @@ export class MerkleTree {
       }
     }
     this.#flushedIndex = index;
+  }
+
+  /**
+   * Inclusion proof of a leaf below flushedIndex, rebuilt from `blocks`: the leaves of the
+   * retained-height blocks that hold leaf `index` and leaf `size - 1` (clipped to `size`), as
+   * `blocksForPath` names them. Equal to what path() gave before the flush.
+   */
+  pathFromLeaves(index: number, size: number, blocks: RetainedBlockLeaves): ProofStep[] {
+    this.#checkSize(size, "pathFromLeaves");
+    if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
+      throw new CocoError("InvalidInput", `pathFromLeaves: leaf index ${index} is outside 0..${size - 1}.`, 500);
+    }
+    if (index >= this.#flushedIndex) return this.path(index, size);
+    for (const block of this.blocksForPath(index, size)) {
+      const leaves = blocks.get(block.blockIndex);
+      if (leaves === undefined || leaves.length !== block.count) {
+        throw new CocoError("InvalidInput", `pathFromLeaves: block ${block.blockIndex} needs ${block.count} leaves, got ${leaves?.length ?? 0}.`, 500);
+      }
+    }
+    this.#external = blocks;
+    try {
+      const steps: ProofStep[] = [];
+      this.#collectPath(index, 0, size, steps);
+      return steps.reverse();
+    } finally {
+      this.#external = undefined;
+    }
+  }
+
+  /** Retained-height blocks whose leaves pathFromLeaves(index, size) needs: first leaf and count. */
+  blocksForPath(index: number, size: number): { blockIndex: number; firstLeaf: number; count: number }[] {
+    if (this.#retainHeight === Infinity) throw new CocoError("InvalidInput", "This Merkle tree retains no height: flushed paths cannot be rebuilt.", 500);
+    const width = 2 ** this.#retainHeight;
+    const blocks = new Map<number, { blockIndex: number; firstLeaf: number; count: number }>();
+    for (const leaf of [index, size - 1]) {
+      const blockIndex = Math.floor(leaf / width);
+      const firstLeaf = blockIndex * width;
+      blocks.set(blockIndex, { blockIndex, firstLeaf, count: Math.min(width, size - firstLeaf) });
+    }
+    return [...blocks.values()];
   }
 
   /** Number of stored hashes; for tests and metrics (memory stays bounded by the unflushed window). */
@@ -214,11 +280,29 @@ export class MerkleTree {
   #block(height: number, blockIndex: number): Buffer {
     const level = this.#levels[height];
     const i = blockIndex - (this.#bases[height] ?? 0);
+    if ((level === undefined || i < 0 || i >= level.length) && this.#external !== undefined && height < this.#retainHeight) {
+      return this.#externalBlock(height, blockIndex);
+    }
     if (level === undefined || i < 0 || i >= level.length) {
       // Only reachable through a bug: every public entry point checks its bounds first.
       throw new Error(`assertion failed: Merkle block ${blockIndex} at height ${height} is not stored`);
     }
     return Buffer.from(level.view(i));
+  }
+
+  /** A flushed block's hash from the retained block's leaves that pathFromLeaves was given. */
+  #externalBlock(height: number, blockIndex: number): Buffer {
+    const width = 2 ** this.#retainHeight;
+    const firstLeaf = blockIndex * 2 ** height;
+    const holder = Math.floor(firstLeaf / width);
+    const leaves = this.#external!.get(holder);
+    const from = firstLeaf - holder * width;
+    if (leaves === undefined || from + 2 ** height > leaves.length) {
+      throw new Error(`assertion failed: Merkle block ${blockIndex} at height ${height} is neither stored nor given`);
+    }
+    const hashRun = (start: number, length: number): Buffer =>
+      length === 1 ? Buffer.from(leaves[start]!) : hashChildren(hashRun(start, length / 2), hashRun(start + length / 2, length / 2));
+    return hashRun(from, 2 ** height);
   }
 
   #checkSize(size: number, operation: string): void {

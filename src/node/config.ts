@@ -2,6 +2,7 @@
 // an equivalent (network.rpc_interfaces, node_certificate, command.type/start, ledger,
 // ledger_signatures), with Coco's own settings under `coco`. Validation names the field at
 // fault so that an operator can fix the file at once.
+import { resolveMemory, type MemoryConfigFile, type MemorySettings } from "./memory-config.js";
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { CocoError } from "../util/index.js";
@@ -83,6 +84,8 @@ export interface NodeConfigFile {
     governance?: { created_at_max_age?: string | number; created_at_max_future?: string | number };
     /** Admission control on both ports and on /node/join (docs/configuration.md, "Admission control"). */
     admission?: AdmissionConfigFile;
+    /** What of a long ledger stays in memory (memory-config.ts; docs/configuration.md, "Memory"). */
+    memory?: MemoryConfigFile;
   };
 }
 
@@ -149,6 +152,7 @@ export interface ResolvedConfig {
   /** Seconds ccf.gov.msg.created_at may lie before / after the node's clock. */
   governance: { createdAtMaxAgeSeconds: number; createdAtMaxFutureSeconds: number };
   admission: ResolvedAdmission;
+  memory: MemorySettings;
 }
 
 function resolvePlatform(file: NodeConfigFile, at: (p: string) => string): PlatformConfig {
@@ -361,6 +365,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     logFile: file.logging?.file !== undefined ? at(file.logging.file) : undefined,
     governance: resolveGovernance(file.coco?.governance),
     admission: resolveAdmission(file.coco?.admission, rpc.max_open_sessions_hard ?? DEFAULTS.connectionsMax),
+    memory: resolveMemory(file.coco?.memory, parseSize),
   };
 }
 

@@ -16,12 +16,13 @@ import {
 import { Store, serialiseWriteSet, deserialiseDomain, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
-import { transactionStatus } from "../consensus/index.js";
+import { LogPrefixBuilder, transactionStatus, type LogPrefix } from "../consensus/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
 import { SERVICE_INFO_MAP } from "./service-status.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
 import { EntryEncoder, type CoseSigning, type EncodedBatch, type EncodeItem, type SignedRoot } from "./entry-encoder.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
+import { ByteLru } from "./byte-lru.js";
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
 
@@ -81,6 +82,27 @@ const SERVICE_CERTS_MAX = 1000;
 export const RAFT_CONFIGURATION_MAP = "public:ccf.internal.consensus_configuration";
 const RAFT_CONFIGURATION_MAP_BYTES = Buffer.from(RAFT_CONFIGURATION_MAP);
 
+/** A start-up replay reads the ledger back this many bytes at a time (one worker round trip each). */
+export const REPLAY_READ_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A ledger entry as consensus sees it (term, index, signature, configuration): what a primary
+ * sends a backup when it reads entries below its in-memory window back from the ledger.
+ */
+export function consensusEntryOf(bytes: Buffer): ReplayedEntry {
+  const entry = decodeEntry(bytes);
+  let config: readonly string[] | undefined;
+  if (entry.publicDomain.includes(RAFT_CONFIGURATION_MAP_BYTES)) {
+    for (const map of deserialiseDomain(entry.publicDomain).maps) {
+      if (map.name !== RAFT_CONFIGURATION_MAP) continue;
+      for (const [, value] of map.writes) if (value) config = JSON.parse(value.toString("utf8")) as string[];
+    }
+  }
+  return config === undefined
+    ? { term: entry.view, index: entry.seqno, isSignature: entry.isSignature, payload: bytes }
+    : { term: entry.view, index: entry.seqno, isSignature: entry.isSignature, config, payload: bytes };
+}
+
 export interface EngineOptions {
   nodeId: string;
   serviceCertPem: string;
@@ -116,7 +138,23 @@ export interface EngineOptions {
    */
   rootSignatures?: RootSignatures;
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void };
+  /**
+   * Merkle leaves kept below the commit point (default: all). Older receipts rebuild their
+   * path from leaves read back from the ledger, through the historical cache.
+   */
+  merkleWindowLeaves?: number;
+  /** Bytes of ledger reads cached for receipts of old transactions (default 16 MiB). */
+  historicalCacheBytes?: number;
 }
+
+/**
+ * The Merkle tree keeps every hash at this height and above (2 per 256 leaves, ~0.25 byte per
+ * transaction): a receipt for a flushed transaction reads at most two blocks of 256 entries.
+ */
+export const MERKLE_RETAINED_HEIGHT = 8;
+const HISTORICAL_CACHE_BYTES_DEFAULT = 16 * 1024 * 1024;
+/** A ledger read for Merkle leaves takes at most this many bytes per worker round trip. */
+const LEAF_READ_BYTES = 1024 * 1024;
 
 export interface RootSignatures {
   sign(privateKeyPem: string, root: Buffer): Buffer;
@@ -143,7 +181,9 @@ export interface EngineEvents {
 
 export class TransactionEngine extends EventEmitter<EngineEvents> {
   readonly store = new Store();
-  readonly tree = new MerkleTree();
+  readonly tree = new MerkleTree(MERKLE_RETAINED_HEIGHT);
+  /** Leaves of retained-height Merkle blocks read back from the ledger, by "block:count". */
+  private readonly leafBlocks: ByteLru<string, Buffer[]>;
   private readonly signatures = new SignatureIndex();
   private readonly views = new ViewHistory();
   private readonly secrets: LedgerSecrets;
@@ -210,6 +250,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     });
     this.rootSignatures = options.rootSignatures ?? ecdsaRootSignatures;
     this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
+    this.leafBlocks = new ByteLru(options.historicalCacheBytes ?? HISTORICAL_CACHE_BYTES_DEFAULT);
     this.refreshKeyNonce();
     assert(options.rootSignatures === undefined || !options.entryWorker, "the entry worker signs with ECDSA only");
     this.secrets = new LedgerSecrets(options.ledgerSecrets);
@@ -278,6 +319,66 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       replayed.push(this.applyEntry(bytes, options.verifySignatures === true, options.publicOnly === true));
     }
     return replayed;
+  }
+
+  /**
+   * Rebuilds state from the whole ledger, read back in ranges of at most `REPLAY_READ_BYTES`:
+   * the ledger never sits whole in memory. Returns what consensus keeps: the compact prefix and
+   * the payloads of the newest `keepEntries` entries (and of every entry above `keepAbove`).
+   */
+  async replayLedger(keepEntries: number, keepAbove: number, options: ReplayOptions = {}): Promise<{ prefix: LogPrefix; entries: ReplayedEntry[]; count: number }> {
+    const builder = new LogPrefixBuilder<Buffer>(keepEntries, keepAbove);
+    const last = this.ledger.lastSeqno;
+    const progressEvery = 100_000;
+    let nextProgress = progressEvery;
+    while (this.lastSeqno < last) {
+      const entries = await this.ledger.readRange(this.lastSeqno + 1, last, REPLAY_READ_BYTES);
+      assert(entries.length > 0, `the ledger reads at least one entry from seqno ${this.lastSeqno + 1}`);
+      for (const bytes of entries) builder.add(this.applyEntry(bytes, options.verifySignatures === true, options.publicOnly === true));
+      if (this.lastSeqno >= nextProgress) {
+        nextProgress += progressEvery;
+        this.options.logger.info({ replayed: this.lastSeqno, total: last, percent: Math.floor((100 * this.lastSeqno) / last) }, "replaying the ledger");
+      }
+      // Below the recorded commit point nothing is ever rolled back: the KV store's undo records
+      // and the Merkle tree's old hashes go as the replay passes (a restarted node used more
+      // memory than before it stopped, holding undo records of its whole ledger).
+      const committed = Math.min(keepAbove, this.lastSeqno);
+      this.store.compact(committed);
+      this.flushHistory(committed);
+    }
+    const { prefix, entries } = builder.result();
+    return { prefix, entries: entries as ReplayedEntry[], count: last };
+  }
+
+  /**
+   * Forgets Merkle hashes only receipts of transactions well below `committedSeqno` need (they
+   * are rebuilt from the ledger then). Trims once the flushable part reaches the window again,
+   * so the copy a trim makes is paid once per window of commits.
+   */
+  private flushHistory(committedSeqno: number): void {
+    const window = this.options.merkleWindowLeaves;
+    if (window === undefined) return;
+    const target = Math.min(committedSeqno - window, this.tree.size);
+    if (target - this.tree.flushedIndex < window) return;
+    this.tree.flush(target);
+    assert(this.tree.flushedIndex === target && this.tree.size >= target, "the Merkle tree flushed below its size");
+  }
+
+  /** Merkle leaves firstLeaf..firstLeaf + count - 1, from the cache or the ledger (leaf i is seqno i + 1). */
+  private async leavesOf(block: { blockIndex: number; firstLeaf: number; count: number }): Promise<Buffer[]> {
+    const key = `${block.blockIndex}:${block.count}`;
+    const cached = this.leafBlocks.get(key);
+    if (cached !== undefined) return cached;
+    const leaves: Buffer[] = [];
+    while (leaves.length < block.count) {
+      const first = block.firstLeaf + leaves.length + 1;
+      const entries = await this.ledger.readRange(first, block.firstLeaf + block.count, LEAF_READ_BYTES);
+      assert(entries.length > 0, `the ledger reads seqno ${first}`);
+      // entryLeaf answers in a shared buffer: keep a copy.
+      for (const bytes of entries) leaves.push(Buffer.from(entryLeaf(bytes)));
+    }
+    this.leafBlocks.set(key, leaves, 32 * leaves.length + 64);
+    return leaves;
   }
 
   /** Applies one entry to the KV store, Merkle tree and indexes; returns it as consensus sees it. */
@@ -475,6 +576,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const reported = this.reportedCommitSeqno;
     this.commitSeqno = seqno;
     this.store.compact(seqno);
+    this.flushHistory(seqno);
     this.ledger.commit(seqno).catch((error) => this.options.logger.warn({ err: error }, "could not mark ledger chunks committed"));
     // At start the commit point on disk is usually ahead of consensus: report what it covers now.
     if (this.reportedCommitSeqno > reported) this.emit("commit", this.reportedCommitSeqno);
@@ -804,6 +906,11 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     return this.ledger.read(seqno);
   }
 
+  /** Raw ledger entries first..at most last (at least one; as many as fit in `bytesMax`). */
+  readLedgerRange(first: number, last: number, bytesMax: number): Promise<Buffer[]> {
+    return this.ledger.readRange(first, last, bytesMax);
+  }
+
   get ledgerSecrets(): LedgerSecretVersion[] {
     return this.secrets.list();
   }
@@ -851,6 +958,23 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     };
   }
 
+  /** An older signature transaction's record, read back from its ledger entry. */
+  private async readSignatureRecord(seqno: number): Promise<SignatureRecord> {
+    const entry = decodeEntry(await this.ledger.read(seqno));
+    for (const map of deserialiseDomain(entry.publicDomain).maps) {
+      if (map.name !== SIGNATURES_MAP) continue;
+      for (const [, value] of map.writes) if (value) return decodeSignature(value);
+    }
+    throw new CocoError("InternalError", `Ledger entry ${seqno} is indexed as a signature transaction but holds no signature record.`, 500);
+  }
+
+  /** The path of a leaf the tree flushed: its blocks' leaves come back from the ledger (and the cache). */
+  private async flushedPath(index: number, size: number): Promise<ReturnType<MerkleTree["path"]>> {
+    const blocks = new Map<number, Buffer[]>();
+    for (const block of this.tree.blocksForPath(index, size)) blocks.set(block.blockIndex, await this.leavesOf(block));
+    return this.tree.pathFromLeaves(index, size, blocks);
+  }
+
   /**
    * CCF 6's COSE receipt for a committed transaction: the COSE signature of the signature
    * transaction that covers it (read back from that transaction's ledger entry, so nothing
@@ -882,12 +1006,13 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       throw new CocoError("TransactionPendingOrUnknown",
         `Transaction ${formatTxId(view, seqno)} is ${status.toLowerCase()}: a receipt is available once it is committed.`, 404);
     }
-    const signature = this.signatures.firstAbove(seqno);
-    if (!signature || signature.seqno > this.reportedCommitSeqno) {
+    const signatureSeqno = this.signatures.seqnoAbove(seqno);
+    if (signatureSeqno === undefined || signatureSeqno > this.reportedCommitSeqno) {
       throw new CocoError("TransactionPendingOrUnknown",
         `Transaction ${formatTxId(view, seqno)} is a signature transaction; its receipt is available once a later signature is committed.`, 404);
     }
     this.checkSecretKnown(seqno);
+    const signature = this.signatures.record(signatureSeqno) ?? await this.readSignatureRecord(signatureSeqno);
     const treeSize = signature.seqno - 1;
     const entry = decodeEntry(await this.ledger.read(seqno));
     const commitEvidence = this.commitEvidence.evidence(entry.keyNonce, entry.view, seqno);
@@ -896,7 +1021,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       // answer plainly rather than serve a receipt that cannot verify.
       throw new CocoError("InternalError", `Cannot rebuild the commit evidence of ${formatTxId(view, seqno)}: it does not match the digest in its ledger entry.`, 500);
     }
-    return { signature, entry, commitEvidence, path: this.tree.path(seqno - 1, treeSize) };
+    const path = seqno - 1 >= this.tree.flushedIndex ? this.tree.path(seqno - 1, treeSize) : await this.flushedPath(seqno - 1, treeSize);
+    return { signature, entry, commitEvidence, path };
   }
 
   /**

@@ -29,6 +29,7 @@ import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateI
 import { Recovery, openLedgerForRecovery, serviceEndorsementsFor } from "./recovery.js";
 import { installPreviousIdentityEndpoint, installRecoveryShareEndpoint } from "./recovery-endpoints.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
+import { installMemoryEndpoint } from "./memory-endpoint.js";
 import { installAttestationEndpoints } from "./attestation-endpoints.js";
 import { nodeEvidence, trustGenesisPlatform } from "./node-evidence.js";
 import { SINGLETON_KEY } from "./signatures.js";
@@ -97,13 +98,17 @@ export class CocoNode {
       // CCF 6: every signature transaction also carries the service's COSE signature of the root.
       coseSignatures: { servicePrivateKeyPem: identity.serviceKeys.privateKeyPem, servicePublicKeyPem: identity.serviceKeys.publicKeyPem },
       logger,
+      merkleWindowLeaves: config.memory.merkleWindowLeaves,
+      historicalCacheBytes: config.memory.historicalCacheBytes,
     });
     const started = Date.now();
     // A recovering node applies the previous service's public state only (see recovery.ts).
     const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
-    const replayed = recovery !== undefined ? await recovery.readPublicLedger(entries) : engine.replay(entries);
-    if (entries.length > 0 && recovery === undefined) {
-      logger.info({ entries: entries.length, last: replayed.length, ms: Date.now() - started }, "state rebuilt from the ledger");
+    // Otherwise the ledger is read back in bounded ranges; consensus keeps only its window of it.
+    const replayed = recovery !== undefined ? await recovery.readPublicLedger(entries)
+      : await engine.replayLedger(config.memory.consensusWindowEntries, ledger.committedSeqno);
+    if (ledger.lastSeqno > 0 && recovery === undefined) {
+      logger.info({ entries: ledger.lastSeqno, ms: Date.now() - started }, "state rebuilt from the ledger");
     }
     const startupSeqno = engine.lastTxId.seqno;
     const ticks = (ms: number) => Math.max(1, Math.round(ms / config.consensus.tickMs));
@@ -120,6 +125,7 @@ export class CocoNode {
       maxEntriesPerAppend: 4000,
       maxInflightAppends: 8,
       maxUncommittedEntries: config.pendingTransactionsMax * 2,
+      logWindow: { entriesMax: config.memory.consensusWindowEntries, bytesMax: config.memory.consensusWindowBytes },
       logger,
       ...(recovery !== undefined ? { onBecomePrimary: () => recovery.onBecomePrimary() } : {}),
       // Raft hears only nodes of the current configuration (membership.ts): not a retired node.
@@ -143,6 +149,7 @@ export class CocoNode {
 
     const registry = new EndpointRegistry();
     let rpcAddress = `${config.rpc.host}:${config.rpc.port}`;
+    installMemoryEndpoint(registry, engine, () => replicator);
     installNodeEndpoints(registry, engine, {
       nodeId: identity.nodeId,
       serviceCertPem: identity.serviceCertPem,
@@ -361,10 +368,11 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
     chunkSizeBytes: config.ledgerChunkBytes,
     durability: config.durability,
     logger,
+    returnEntries: false,
   });
   try {
     let bootstrapPeers: KnownPeer[] = [];
-    const lostLedger = entries.length === 0 && hasIdentity(config);
+    const lostLedger = ledger.lastSeqno === 0 && hasIdentity(config);
     if (lostLedger) {
       bootstrapPeers = readPeersFile(config.workspace);
       if (bootstrapPeers.length === 0) {
@@ -378,9 +386,9 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
     }
     let identity: NodeIdentity;
     if (config.command === "Join" && !hasIdentity(config)) {
-      ({ identity, peers: bootstrapPeers } = await joinAsNewNode(config, logger, entries.length > 0));
+      ({ identity, peers: bootstrapPeers } = await joinAsNewNode(config, logger, ledger.lastSeqno > 0));
     } else {
-      identity = await loadOrCreateIdentity(config, entries.length > 0);
+      identity = await loadOrCreateIdentity(config, ledger.lastSeqno > 0);
     }
     return { ledger, entries, identity, bootstrapPeers, lostLedger };
   } catch (error) {

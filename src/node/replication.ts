@@ -10,9 +10,9 @@
 // matchIndex completes; the primary counts itself only for entries it has made durable.
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { RaftNode, type AppendEntriesResponse, type HardState, type Message, type Ready, type Role } from "../consensus/index.js";
+import { RaftNode, type AppendEntriesResponse, type EntryFetch, type HardState, type LogPrefix, type Message, type Ready, type Role } from "../consensus/index.js";
 import { CocoError } from "../util/index.js";
-import type { TransactionEngine, EntrySink, ReplayedEntry } from "./engine.js";
+import { consensusEntryOf, type TransactionEngine, type EntrySink, type ReplayedEntry } from "./engine.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { decodeRaftMessage, encodeRaftMessage } from "./raft-codec.js";
 
@@ -62,7 +62,18 @@ export interface ReplicationOptions {
    * new service follows the record of its identity.
    */
   onBecomePrimary?: () => void;
+  /**
+   * Committed entries kept in memory beyond the newest ones (default: all). Backups behind the
+   * window are served from the ledger (ledger reads of at most `bytesMax` each).
+   */
+  logWindow?: { entriesMax: number; bytesMax: number };
 }
+
+/** What the node replayed from its ledger: every entry, or the compact prefix plus the newest ones. */
+export type ReplayedLog = readonly ReplayedEntry[] | { readonly prefix: LogPrefix; readonly entries: readonly ReplayedEntry[]; readonly count: number };
+
+/** A fetch for a backup behind the window reads at most this many bytes from the ledger. */
+const FETCH_BYTES_MAX = 4 * 1024 * 1024;
 
 /** Term and vote: read at start, written (durably) before any message that depends on them. */
 export interface HardStateStore {
@@ -154,10 +165,16 @@ export class Replicator implements EntrySink {
   private readonly roleListeners: ((change: { role: Role; term: number; primaryId: string | undefined }) => void)[] = [];
   private readonly droppedFromOutsiders = new DroppedMessageLog();
 
-  constructor(private readonly engine: TransactionEngine, replayed: readonly ReplayedEntry[], private readonly options: ReplicationOptions) {
+  constructor(private readonly engine: TransactionEngine, replayed: ReplayedLog, private readonly options: ReplicationOptions) {
     this.scheduler = options.scheduler ?? realScheduler;
     this.hardStateStore = options.hardStateStore ?? fileHardStateStore(options.workspace);
-    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, { hardState: this.hardStateStore.read(), entries: replayed, lostEntries: options.lostEntries === true, commitIndex: options.lostEntries ? 0 : options.commitIndex ?? 0 }, {
+    const log = "prefix" in replayed ? replayed : { entries: replayed as readonly ReplayedEntry[], count: (replayed as readonly ReplayedEntry[]).length };
+    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, {
+      hardState: this.hardStateStore.read(), entries: log.entries, ...("prefix" in log ? { prefix: log.prefix } : {}),
+      lostEntries: options.lostEntries === true, commitIndex: options.lostEntries ? 0 : options.commitIndex ?? 0,
+    }, {
+      ...(options.logWindow !== undefined
+        ? { logWindow: { ...options.logWindow, payloadBytes: (payload: unknown) => (payload as Buffer).length } } : {}),
       electionTicks: options.electionTicks,
       heartbeatTicks: options.heartbeatTicks,
       maxEntriesPerAppend: options.maxEntriesPerAppend,
@@ -165,7 +182,7 @@ export class Replicator implements EntrySink {
       maxUncommittedEntries: options.maxUncommittedEntries,
       random: options.random ?? Math.random,
     });
-    this.durableSeqno = replayed.length;
+    this.durableSeqno = log.count;
     // Restarted with a recorded commit point: what was Committed before the restart still is.
     if (this.raft.committedIndex > 0) engine.advanceCommit(this.raft.committedIndex);
     engine.setSink(this);
@@ -318,7 +335,30 @@ export class Replicator implements EntrySink {
     if (committed > this.engine.consensusCommitSeqno) {
       this.engine.advanceCommit(committed);
       for (const listener of this.commitListeners) listener(committed);
+      // Committed entries beyond the window leave memory now that every listener has seen them.
+      this.raft.compactLog();
     }
+  }
+
+  /**
+   * A backup needs entries below the in-memory window: read them from the ledger (on the
+   * ledger's worker thread, off this loop) and hand them to consensus, which sends them if the
+   * backup still waits for them.
+   */
+  private fetch(request: EntryFetch): void {
+    this.engine.readLedgerRange(request.fromIndex, request.toIndex, FETCH_BYTES_MAX).then(
+      (entries) => {
+        if (this.stopped) return;
+        this.raft.appendFetched(request.peer, request.fromIndex, entries.map(consensusEntryOf));
+        this.process();
+      },
+      (error: unknown) => {
+        if (this.stopped) return;
+        this.options.logger.warn({ peer: request.peer, from: request.fromIndex, to: request.toIndex, err: (error as Error).message },
+          "could not read ledger entries for a backup behind the in-memory window; retrying at the next heartbeat");
+        this.raft.fetchFailed(request.peer, request.fromIndex);
+      },
+    );
   }
 
   private handle(ready: Ready<Buffer>): void {
@@ -330,6 +370,7 @@ export class Replicator implements EntrySink {
     // Rolled-back entries are no longer durable (the ledger lowers its own durable seqno too).
     if (ready.truncateAfter !== undefined) this.durableSeqno = Math.min(this.durableSeqno, ready.truncateAfter);
     if (ready.hardState) this.hardStateStore.write(ready.hardState);
+    for (const request of ready.fetches ?? []) this.fetch(request);
     for (const message of ready.messages) {
       if (message.type === "AppendEntriesResponse" && message.success && message.matchIndex > this.durableSeqno) {
         this.held.push(message);

@@ -29,26 +29,47 @@ export function decodeSignature(value: Buffer): SignatureRecord {
   return JSON.parse(value.toString("utf8")) as SignatureRecord;
 }
 
+/** Signature records kept in memory (the newest); older ones are read back from the ledger. */
+export const SIGNATURE_RECORDS_MAX = 1024;
+
+/**
+ * Every signature seqno of the local ledger, packed (8 bytes each), and the records of the
+ * newest SIGNATURE_RECORDS_MAX: a receipt for an older transaction reads its signature
+ * transaction back from the ledger. A primary signs every 25 ms, so one record per signature
+ * (~1 KB with its certificate) would grow by ~140 MB a day.
+ */
 export class SignatureIndex {
-  private readonly seqnos: number[] = [];
+  private seqnos = new Float64Array(1024);
+  private count = 0;
   private readonly records = new Map<number, SignatureRecord>();
 
   add(record: SignatureRecord): void {
-    const last = this.seqnos[this.seqnos.length - 1];
+    const last = this.count === 0 ? undefined : this.seqnos[this.count - 1]!;
     assert(last === undefined || record.seqno > last, "signatures are added in seqno order");
-    this.seqnos.push(record.seqno);
+    if (this.count === this.seqnos.length) {
+      const grown = new Float64Array(this.seqnos.length * 2);
+      grown.set(this.seqnos);
+      this.seqnos = grown;
+    }
+    this.seqnos[this.count++] = record.seqno;
     this.records.set(record.seqno, record);
+    if (this.records.size > SIGNATURE_RECORDS_MAX) this.records.delete(this.records.keys().next().value!);
+    assert(this.records.size <= SIGNATURE_RECORDS_MAX, "signature records stay bounded");
   }
 
   get last(): SignatureRecord | undefined {
-    const s = this.seqnos[this.seqnos.length - 1];
-    return s === undefined ? undefined : this.records.get(s);
+    return this.count === 0 ? undefined : this.records.get(this.seqnos[this.count - 1]!);
+  }
+
+  /** The record of signature transaction `seqno` if still in memory (the newest are). */
+  record(seqno: number): SignatureRecord | undefined {
+    return this.records.get(seqno);
   }
 
   /** Index of the last signature seqno <= `seqno`, or -1. */
   private lastIndexAtOrBelow(seqno: number): number {
     let lo = 0;
-    let hi = this.seqnos.length - 1;
+    let hi = this.count - 1;
     let found = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
@@ -60,23 +81,21 @@ export class SignatureIndex {
     return found;
   }
 
-  /** The last signature at or below `seqno`. */
-  atOrBelow(seqno: number): SignatureRecord | undefined {
+  /** Seqno of the last signature at or below `seqno`, if any. */
+  seqnoAtOrBelow(seqno: number): number | undefined {
     const i = this.lastIndexAtOrBelow(seqno);
-    return i === -1 ? undefined : this.records.get(this.seqnos[i]!);
+    return i === -1 ? undefined : this.seqnos[i]!;
   }
 
-  /** The first signature strictly above `seqno`: the one whose root covers it. */
-  firstAbove(seqno: number): SignatureRecord | undefined {
-    const s = this.seqnos[this.lastIndexAtOrBelow(seqno) + 1];
-    return s === undefined ? undefined : this.records.get(s);
+  /** Seqno of the first signature strictly above `seqno`: the one whose root covers it. */
+  seqnoAbove(seqno: number): number | undefined {
+    const i = this.lastIndexAtOrBelow(seqno) + 1;
+    return i < this.count ? this.seqnos[i]! : undefined;
   }
 
   /** Forgets signatures above `seqno` (rollback). */
   truncate(seqno: number): void {
-    while (this.seqnos.length > 0 && this.seqnos[this.seqnos.length - 1]! > seqno) {
-      this.records.delete(this.seqnos.pop()!);
-    }
+    while (this.count > 0 && this.seqnos[this.count - 1]! > seqno) this.records.delete(this.seqnos[--this.count]!);
   }
 }
 

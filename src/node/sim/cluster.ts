@@ -64,6 +64,8 @@ interface Tuning {
   readonly linkDelayMsMax: number;
   readonly lossProbability: number;
   readonly duplicateProbability: number;
+  /** Consensus's in-memory window (undefined: the whole log): small ones make primaries serve backups from the ledger. */
+  readonly logWindow: { entriesMax: number; bytesMax: number } | undefined;
 }
 
 const STEP_MS = 10;
@@ -109,6 +111,8 @@ export class ShellSimulation {
       linkDelayMsMax: r.pick([2, 5, 20, 60]),
       lossProbability: r.pick([0, 0.01, 0.05]),
       duplicateProbability: r.pick([0, 0.02]),
+      // A stream of its own, so that seeds keep the schedules they stood for before windows existed.
+      logWindow: new Prng(options.seed ^ 0x77_696e).pick([undefined, { entriesMax: 4, bytesMax: 1 << 20 }, { entriesMax: 32, bytesMax: 4096 }, { entriesMax: 1000, bytesMax: 1 << 20 }]),
     };
     this.trace = new TraceRecorder(options.traceCapacity ?? 300, options.echo);
     this.checker = new ShellChecker((line) => this.trace.record(this.clock.now, line));
@@ -203,6 +207,7 @@ export class ShellSimulation {
       tickMs: this.tuning.tickMs, electionTicks: this.tuning.electionTicks, heartbeatTicks: this.tuning.heartbeatTicks,
       maxEntriesPerAppend: this.tuning.maxEntriesPerAppend, maxInflightAppends: this.tuning.maxInflightAppends,
       maxUncommittedEntries: 4_000, logger: quietLogger, scheduler, hardStateStore: slot.disk.hardStateStore,
+      ...(this.tuning.logWindow !== undefined ? { logWindow: this.tuning.logWindow } : {}),
       random: () => random.next(), lostEntries: recovered.lostEntries, commitIndex: slot.disk.committed,
       // The node's real membership rule: Raft hears no retired node that has left the configuration.
       acceptSender: (nodeId: string): boolean => admission.accepts(nodeId),
@@ -217,7 +222,8 @@ export class ShellSimulation {
       live.failure = error;
       this.trace.record(this.clock.now, `${slot.name} ledger failure: ${error.message}`);
     });
-    engine.on("commit", (seqno: number) => this.checker.onCommit(slot.name, seqno, (i) => replicator.raft.entryAt(i)?.payload));
+    // Entries below consensus's in-memory window are checked against what the node's disk holds.
+    engine.on("commit", (seqno: number) => this.checker.onCommit(slot.name, seqno, (i) => replicator.raft.entryAt(i)?.payload ?? slot.disk.entry(i)));
     engine.on("rollback", (seqno: number) => this.trace.record(this.clock.now, `${slot.name} rolls back to ${seqno}`));
     const reconcile = () => { if (life.alive) reconcileConfiguration(engine, replicator, quietLogger); };
     replicator.onCommit(reconcile);

@@ -156,6 +156,22 @@ export class SimDisk {
         const { bytes, lengths } = packEntries([entry]);
         return ok({ bytes, lengths });
       }
+      case "readRange": {
+        const out: Buffer[] = [];
+        let bytes = 0;
+        for (let seqno = request.first; seqno <= request.last; seqno++) {
+          const entry = this.entries[seqno - 1] ?? this.unwritten[seqno - 1 - this.entries.length];
+          if (!entry) {
+            if (out.length > 0) break;
+            return refuse(new CocoError("LedgerEntryNotFound", `no entry ${seqno}`, 404));
+          }
+          if (out.length > 0 && bytes + entry.length > request.bytesMax) break;
+          out.push(entry);
+          bytes += entry.length;
+        }
+        const { bytes: packed, lengths } = packEntries(out);
+        return ok({ bytes: packed, lengths });
+      }
       case "open":
       case "close":
         return ok();

@@ -17,6 +17,8 @@ export class Cluster {
   readonly isolated = new Set<string>();
   /** Every message ever sent, for assertions about traffic. */
   readonly sent: Message<string>[] = [];
+  /** Entries served from a node's store because they were below its in-memory window. */
+  fetchedEntries = 0;
 
   constructor(readonly bootstrap: string[], private readonly tuning: Partial<RaftOptions> = {}) {
     for (const id of bootstrap) this.start(id);
@@ -62,8 +64,15 @@ export class Cluster {
         this.queue.push(message);
       }
       node.advance(ready);
+      // Entries below the in-memory window come back from the store (a node's ledger), after advance.
+      for (const fetch of ready.fetches ?? []) {
+        const entries = store.entries.slice(fetch.fromIndex - 1, fetch.toIndex);
+        this.fetchedEntries += entries.length;
+        node.appendFetched(fetch.peer, fetch.fromIndex, entries);
+      }
+      node.compactLog();
       if (ready.roleChange?.role === "Primary") node.propose("signature", true);
-      else if (ready.messages.length === 0 && ready.entriesToPersist.length === 0) return;
+      else if (ready.messages.length === 0 && ready.entriesToPersist.length === 0 && (ready.fetches ?? []).length === 0) return;
     }
   }
 
