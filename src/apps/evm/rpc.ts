@@ -60,15 +60,21 @@ function parseCall(value: unknown): CallRequest {
   return call;
 }
 
-function fullBlock(ctx: MethodContext, block: StoredBlock | undefined, full: boolean): unknown {
-  if (block === undefined) return null;
-  const transactions = full ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))) : block.transactions;
+/** A block's header as eth_subscribe("newHeads") delivers it (the fields geth sends; no transactions). */
+export function blockHeader(block: StoredBlock): Record<string, unknown> {
+  const { transactions: _transactions, ...fields } = block;
   return {
-    ...block, transactions, nonce: "0x0000000000000000", difficulty: "0x0", totalDifficulty: "0x0", extraData: "0x",
-    size: "0x0", uncles: [], sha3Uncles: "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
+    ...fields, nonce: "0x0000000000000000", difficulty: "0x0", extraData: "0x",
+    sha3Uncles: "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
     mixHash: `0x${"00".repeat(32)}`, stateRoot: `0x${"00".repeat(32)}`,
     transactionsRoot: `0x${"00".repeat(32)}`, receiptsRoot: `0x${"00".repeat(32)}`,
   };
+}
+
+function fullBlock(ctx: MethodContext, block: StoredBlock | undefined, full: boolean): unknown {
+  if (block === undefined) return null;
+  const transactions = full ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))) : block.transactions;
+  return { ...blockHeader(block), transactions, totalDifficulty: "0x0", size: "0x0", uncles: [] };
 }
 
 function receiptFor(ctx: MethodContext, hashValue: unknown): unknown {
@@ -108,6 +114,10 @@ function feeHistory(ctx: MethodContext, params: Params): unknown {
   }
   baseFeePerGas.push(quantity(ctx.chain.baseFee));
   return { oldestBlock: quantity(oldest), baseFeePerGas, gasUsedRatio, ...(params[2] === undefined ? {} : { reward }) };
+}
+
+function notificationsUnsupported(): never {
+  throw new RpcError(RpcErrorCodes.MethodNotFound, "notifications not supported: eth_subscribe needs a WebSocket connection to the same URL (wss://…/app/evm, or ws:// through the gateway)");
 }
 
 export const METHODS: Readonly<Record<string, Method>> = {
@@ -192,6 +202,9 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   eth_getLogs: getLogs,
   ...FILTER_METHODS,
+  // Served on WebSocket connections (websocket.ts); over HTTP there is no connection to notify.
+  eth_subscribe: notificationsUnsupported,
+  eth_unsubscribe: notificationsUnsupported,
   // Coco extension: which Coco transaction (view.seqno) executed an Ethereum transaction, so a
   // client can fetch its Coco receipt (Merkle proof + signature) from GET /app/receipt.
   coco_getTransactionId: (ctx, p) => {
