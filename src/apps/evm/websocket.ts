@@ -78,9 +78,11 @@ export class EvmWebSockets {
     this.sendBufferBytesMax = options.sendBufferBytesMax ?? WEBSOCKET_SEND_BUFFER_BYTES_MAX;
   }
 
-  /** Open connections (for tests and metrics). */
+  /** Open connections, not counting those closing (for tests and metrics). */
   get size(): number {
-    return this.connections.size;
+    let open = 0;
+    for (const connection of this.connections) if (!connection.closed) open++;
+    return open;
   }
 
   readonly handleUpgrade = (upgrade: UpgradeRequest): void => {
