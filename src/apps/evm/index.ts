@@ -11,6 +11,7 @@ import { CallPool } from "./call-pool.js";
 import { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
 import { authenticateEvmCaller, corsHeaders, preflight, type AccessOptions } from "./access.js";
 import { installApiKeyEndpoints } from "./api-keys.js";
+import { installAddressEndpoints, type AddressPolicy } from "./addresses.js";
 import { RerunRequest, type HandlerResult, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../../rpc/index.js";
 import { SubscriptionHub } from "./subscriptions.js";
 import { EvmWebSockets } from "./websocket.js";
@@ -26,6 +27,9 @@ export { CallPool, CALL_WORKERS_DEFAULT, CALL_WORKERS_MAX, CALLS_PER_USER_MAX, C
 export { CALL_GAS_CAP_DEFAULT, CALL_TIMEOUT_MS_DEFAULT } from "./call-execution.js";
 export { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
 export { AccessErrorCodes } from "./access.js";
+export {
+  ADDRESS_OWNERS, USER_ADDRESSES, ADDRESSES_PATH, ADDRESSES_PER_USER_MAX, bindingMessage, addressesOf, ownerOf, type AddressPolicy,
+} from "./addresses.js";
 export { SubscriptionHub, SUBSCRIPTIONS_PER_CONNECTION_MAX, BLOCKS_PER_DELIVERY_MAX, type Subscriber } from "./subscriptions.js";
 export {
   EvmWebSockets, WEBSOCKETS_PER_USER_MAX, WEBSOCKET_SEND_BUFFER_BYTES_MAX, WEBSOCKET_MESSAGE_BYTES_MAX,
@@ -79,6 +83,11 @@ export interface EvmAppOptions extends Omit<EvmChainOptions, "chainId" | "genesi
    * transaction ids (`view.seqno`) for `GET /app/receipt`; without it, only the seqno.
    */
   readonly viewForSeqno?: (seqno: number) => number | null;
+  /**
+   * "bound": a user sends transactions and runs calls only from addresses bound to it (POST
+   * /app/evm/addresses), and eth_getStorageAt is refused. Default "open" (docs/evm.md, "Users and addresses").
+   */
+  readonly addressPolicy?: AddressPolicy;
   /** WebSockets and subscriptions (docs/evm.md, "Subscriptions"); they need `committedSeqno` too. */
   readonly node?: EvmNodeHooks;
   /** Open WebSocket connections per user on this node (default WEBSOCKETS_PER_USER_MAX). */
@@ -155,6 +164,7 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     }
     const rpc: RpcContext = {
       tx, chain: chains.forTransaction(tx), isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION, filters, callerId: user,
+      addressPolicy: options.addressPolicy ?? "open",
       ...(calls === undefined ? {} : { calls }),
       ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
     };
@@ -200,6 +210,7 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     });
   }
   installApiKeyEndpoints(registry);
+  installAddressEndpoints(registry, chains);
   if (options.node !== undefined) {
     if (committed === undefined) throw new Error("WebSocket subscriptions need options.committedSeqno: notifications follow the commit point");
     const node = options.node;

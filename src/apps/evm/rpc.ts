@@ -6,6 +6,7 @@ import { RerunRequest } from "../../rpc/index.js";
 import { CHAIN_NOT_CONFIGURED_MESSAGE } from "./genesis.js";
 import { data, parseAddress, parseBoolean, parseData, parseHash, parseQuantity, quantity } from "./hex.js";
 import { getLogs } from "./logs.js";
+import { addressesOf, requireCallerAddress } from "./addresses.js";
 import { FILTER_METHODS } from "./filters.js";
 import { arity, param, parseTag, visibleHeadNumber, type Method, type MethodContext, type Params, type PreparedTransaction, type RpcContext, type Tag } from "./params.js";
 
@@ -116,6 +117,20 @@ function feeHistory(ctx: MethodContext, params: Params): unknown {
   return { oldestBlock: quantity(oldest), baseFeePerGas, gasUsedRatio, ...(params[2] === undefined ? {} : { reward }) };
 }
 
+/**
+ * Under the "bound" policy a call runs as the caller: a `from` must be one of its addresses, and
+ * an absent one is its first (none bound: the zero address, which holds nothing of anyone's).
+ */
+function callAsCaller(ctx: MethodContext, call: CallRequest): CallRequest {
+  if (ctx.addressPolicy !== "bound") return call;
+  if (call.from !== undefined) {
+    requireCallerAddress(ctx.tx, ctx.callerId, call.from, "from");
+    return call;
+  }
+  const first = ctx.callerId === undefined ? undefined : addressesOf(ctx.tx, ctx.callerId)[0];
+  return first === undefined ? call : { ...call, from: Buffer.from(first.slice(2), "hex") };
+}
+
 function notificationsUnsupported(): never {
   throw new RpcError(RpcErrorCodes.MethodNotFound, "notifications not supported: eth_subscribe needs a WebSocket connection to the same URL (wss://…/app/evm, or ws:// through the gateway)");
 }
@@ -151,6 +166,9 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   eth_getStorageAt: (ctx, p) => {
     arity(p, 3);
+    if (ctx.addressPolicy === "bound") {
+      throw new RpcError(RpcErrorCodes.ServerError, "eth_getStorageAt is not available: contract storage is private to the contract; read it through the contract's functions (eth_call)");
+    }
     const address = parseAddress(param(p, 0, "address"), "address");
     const slotValue = param(p, 1, "slot");
     const slot = Buffer.alloc(32);
@@ -168,13 +186,13 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   eth_call: async (ctx, p) => {
     arity(p, 3);
-    const call = parseCall(param(p, 0, "call"));
+    const call = callAsCaller(ctx, parseCall(param(p, 0, "call")));
     requireLatestState(ctx, p[1], "block");
     return data(ctx.calls === undefined ? await ctx.chain.call(ctx.tx, call) : await ctx.calls.call(ctx.tx, ctx.callerId ?? "anonymous", ctx.chain, call));
   },
   eth_estimateGas: async (ctx, p) => {
     arity(p, 3);
-    const call = parseCall(param(p, 0, "call"));
+    const call = callAsCaller(ctx, parseCall(param(p, 0, "call")));
     requireLatestState(ctx, p[1], "block");
     return quantity(ctx.calls === undefined ? await ctx.chain.estimateGas(ctx.tx, call) : await ctx.calls.estimateGas(ctx.tx, ctx.callerId ?? "anonymous", ctx.chain, call));
   },
@@ -182,8 +200,9 @@ export const METHODS: Readonly<Record<string, Method>> = {
     arity(p, 1);
     const value = param(p, 0, "rawTransaction");
     const prepared = typeof value === "string" ? ctx.preparedTransactions?.get(value) : undefined;
-    if (prepared !== undefined) return ctx.chain.sendRawTransaction(ctx.tx, prepared.raw, prepared.sender);
-    return ctx.chain.sendRawTransaction(ctx.tx, parseData(value, "rawTransaction"));
+    const authorize = ctx.addressPolicy === "bound" ? (sender: Uint8Array) => requireCallerAddress(ctx.tx, ctx.callerId, sender, "sender") : undefined;
+    if (prepared !== undefined) return ctx.chain.sendRawTransaction(ctx.tx, prepared.raw, prepared.sender, authorize);
+    return ctx.chain.sendRawTransaction(ctx.tx, parseData(value, "rawTransaction"), undefined, authorize);
   },
   eth_getTransactionByHash: (ctx, p) => {
     arity(p, 1);
