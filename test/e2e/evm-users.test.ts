@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Wallet, parseEther, Transaction as EthTransaction, zeroPadValue } from "ethers";
+import { ContractFactory, Interface, Wallet, getCreateAddress, parseEther, Transaction as EthTransaction, zeroPadValue } from "ethers";
 import { NodeProcess, tempWorkspace, type Identity } from "../helpers/node-process.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
 import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js";
 import { bindingMessage, devAccounts } from "../../src/apps/evm/index.js";
+import { compileErc20 } from "../helpers/erc20.js";
 
 const CHAIN_ID = 4248;
 const GWEI = 1_000_000_000n;
@@ -81,11 +82,30 @@ async function bind(who: Identity, address: string, signature: string): Promise<
   return { status: response.status, json: response.text === "" ? undefined : response.json() };
 }
 
+async function nonceOf(address: string): Promise<number> {
+  return Number(BigInt((await rpc(users.alice.identity, "eth_getTransactionCount", address, "latest")).result));
+}
+
 async function signedTransfer(wallet: Wallet, to: string): Promise<string> {
-  const nonce = Number(BigInt((await rpc(users.alice.identity, "eth_getTransactionCount", wallet.address, "latest")).result));
   return wallet.signTransaction(EthTransaction.from({
-    type: 2, chainId: CHAIN_ID, nonce, to, value: 1n, gasLimit: 21_000n, maxFeePerGas: 2n * GWEI, maxPriorityFeePerGas: 0n,
+    type: 2, chainId: CHAIN_ID, nonce: await nonceOf(wallet.address), to, value: 1n, gasLimit: 21_000n, maxFeePerGas: 2n * GWEI, maxPriorityFeePerGas: 0n,
   }));
+}
+
+/** Sends a signed transaction as `who` and waits for its receipt (as `who`, who may see it). */
+async function send(who: Identity, wallet: Wallet, request: { to?: string; data?: string; gasLimit: bigint }): Promise<any> {
+  const raw = await wallet.signTransaction(EthTransaction.from({
+    type: 2, chainId: CHAIN_ID, nonce: await nonceOf(wallet.address), maxFeePerGas: 2n * GWEI, maxPriorityFeePerGas: 0n, value: 0n, ...request,
+  }));
+  const sent = await rpc(who, "eth_sendRawTransaction", raw);
+  assert.match(sent.result ?? "", /^0x[0-9a-f]{64}$/, JSON.stringify(sent));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const receipt = (await rpc(who, "eth_getTransactionReceipt", sent.result)).result;
+    if (receipt !== null) return receipt;
+    if (Date.now() > deadline) throw new Error(`no receipt for ${sent.result}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 test("a user binds an address with its personal_sign; a signature for another user or an address bound to another user is refused", async () => {
@@ -135,6 +155,34 @@ test("eth_getStorageAt is refused under the bound policy, for everyone", async (
     assert.equal(answer.error?.code, -32000, JSON.stringify(answer));
     assert.match(answer.error.message, /eth_getStorageAt is not available/);
   }
+});
+
+test("a transaction, its receipt, its logs and its full block body are visible to its sender only", async () => {
+  const { alice, bob } = users;
+  const token = compileErc20({ constructor: "deployer" });
+  const deployData = (await new ContractFactory(token.abi as never, token.bytecode).getDeployTransaction(1_000_000n)).data;
+  const tokenAddress = getCreateAddress({ from: alice.wallet.address, nonce: await nonceOf(alice.wallet.address) });
+  assert.equal((await send(alice.identity, alice.wallet, { data: deployData, gasLimit: 1_000_000n })).status, "0x1");
+  const erc20 = new Interface(token.abi as never);
+  // Alice pays Bob: Bob is the recipient, not a participant under this policy (readers are not declared yet).
+  const receipt = await send(alice.identity, alice.wallet, { to: tokenAddress, data: erc20.encodeFunctionData("transfer", [bob.wallet.address, 5n]), gasLimit: 100_000n });
+  const hash = receipt.transactionHash;
+  const logsQuery = { address: tokenAddress, fromBlock: "0x0", toBlock: "latest" };
+  // Alice sees everything of her own transaction.
+  assert.equal((await rpc(alice.identity, "eth_getTransactionByHash", hash)).result.hash, hash);
+  assert.equal((await rpc(alice.identity, "eth_getTransactionReceipt", hash)).result.logs.length, 1);
+  assert.equal((await rpc(alice.identity, "eth_getLogs", logsQuery)).result.length, 2, "the mint at deployment and the transfer");
+  assert.equal((await rpc(alice.identity, "eth_getBlockByNumber", receipt.blockNumber, true)).result.transactions.length, 1);
+  // Bob sees none of it: not the input data, not the receipt, not the logs, not the full body.
+  assert.equal((await rpc(bob.identity, "eth_getTransactionByHash", hash)).result, null);
+  assert.equal((await rpc(bob.identity, "eth_getTransactionReceipt", hash)).result, null);
+  assert.equal((await rpc(bob.identity, "coco_getTransactionId", hash)).result, null);
+  assert.deepEqual((await rpc(bob.identity, "eth_getLogs", logsQuery)).result, []);
+  const block = (await rpc(bob.identity, "eth_getBlockByNumber", receipt.blockNumber, true)).result;
+  assert.deepEqual(block.transactions, []);
+  // The contract itself decides what Bob may read through its functions: here, any balance.
+  const balance = await rpc(bob.identity, "eth_call", { to: tokenAddress, data: erc20.encodeFunctionData("balanceOf", [bob.wallet.address]) }, "latest");
+  assert.equal(BigInt(balance.result), 5n);
 });
 
 test("an unbound address can no longer send", async () => {

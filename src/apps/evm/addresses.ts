@@ -38,6 +38,15 @@ export function ownerOf(tx: Transaction, address: Uint8Array): string | undefine
   return tx.get(ADDRESS_OWNERS, Buffer.from(address))?.toString("utf8");
 }
 
+/**
+ * Under the "bound" policy, whether the caller may see a transaction sent from `from` (its body,
+ * receipt and logs): only its own. The caller's addresses are read once, on first use.
+ */
+export function senderVisibility(tx: Transaction, userId: string): (from: string) => boolean {
+  let mine: ReadonlySet<string> | undefined;
+  return (from) => (mine ??= new Set(addressesOf(tx, userId))).has(from.toLowerCase());
+}
+
 /** Refuses (JSON-RPC) an address that is not one of the caller's. */
 export function requireCallerAddress(tx: Transaction, callerId: string | undefined, address: Uint8Array, role: string): void {
   if (callerId !== undefined && ownerOf(tx, address) === callerId) return;

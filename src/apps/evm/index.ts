@@ -11,7 +11,7 @@ import { CallPool } from "./call-pool.js";
 import { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
 import { authenticateEvmCaller, corsHeaders, preflight, type AccessOptions } from "./access.js";
 import { installApiKeyEndpoints } from "./api-keys.js";
-import { installAddressEndpoints, type AddressPolicy } from "./addresses.js";
+import { installAddressEndpoints, senderVisibility, type AddressPolicy } from "./addresses.js";
 import { RerunRequest, type HandlerResult, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../../rpc/index.js";
 import { SubscriptionHub } from "./subscriptions.js";
 import { EvmWebSockets } from "./websocket.js";
@@ -165,6 +165,7 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     const rpc: RpcContext = {
       tx, chain: chains.forTransaction(tx), isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION, filters, callerId: user,
       addressPolicy: options.addressPolicy ?? "open",
+      ...(options.addressPolicy === "bound" ? { canSee: senderVisibility(tx, user) } : {}),
       ...(calls === undefined ? {} : { calls }),
       ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
     };
@@ -223,6 +224,7 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     node.onCommit(hub.committed);
     const sockets = new EvmWebSockets(EVM_PATH, {
       access, hub, beginReadTransaction: () => node.beginReadTransaction(), dispatch: (request) => node.dispatch(request),
+      ...(options.addressPolicy === "bound" ? { visibility: senderVisibility } : {}),
       ...(options.webSocketsPerUserMax === undefined ? {} : { perUserMax: options.webSocketsPerUserMax }),
     });
     node.handleUpgrades(EVM_PATH, sockets.handleUpgrade);

@@ -89,15 +89,15 @@ export function matches(log: StoredLog, criteria: LogCriteria): boolean {
 /** The matching logs of one block, as JSON-RPC answers them. */
 export function blockLogs(ctx: MethodContext, number: bigint, criteria: LogCriteria): unknown[] | undefined {
   const block = ctx.chain.block(ctx.tx, number);
-  return block === undefined ? undefined : logsOfBlock(ctx.chain, ctx.tx, block, criteria);
+  return block === undefined ? undefined : logsOfBlock(ctx.chain, ctx.tx, block, criteria, ctx.canSee);
 }
 
 /** The matching logs of a block read from `tx` (polling filters, eth_getLogs, log subscriptions). */
-export function logsOfBlock(chain: EvmChain, tx: Transaction, block: StoredBlock, criteria: LogCriteria): unknown[] {
+export function logsOfBlock(chain: EvmChain, tx: Transaction, block: StoredBlock, criteria: LogCriteria, canSee?: (from: string) => boolean): unknown[] {
   const out: unknown[] = [];
   for (const hash of block.transactions) {
     const receipt = chain.receipt(tx, parseHash(hash, "hash"));
-    if (receipt === undefined) continue;
+    if (receipt === undefined || (canSee !== undefined && !canSee(receipt.from))) continue;
     for (const log of receipt.logs) {
       if (!matches(log, criteria)) continue;
       out.push({ ...log, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, transactionHash: receipt.transactionHash, transactionIndex: receipt.transactionIndex, removed: false });

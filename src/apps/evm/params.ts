@@ -23,6 +23,11 @@ export interface RpcContext {
   readonly filters: FilterRegistry;
   /** The caller's user id: whose limits eth_call and eth_estimateGas count against. */
   readonly callerId?: string;
+  /**
+   * Whether the caller may see a transaction sent from `from`: its body, receipt and logs (the
+   * "bound" policy: its own only). Absent: everything is visible.
+   */
+  readonly canSee?: (from: string) => boolean;
   /** "bound": transactions and calls only from the caller's bound addresses (addresses.ts). Default "open". */
   readonly addressPolicy?: AddressPolicy;
   /** Where eth_call and eth_estimateGas run: the worker pool, or (absent) this thread. */

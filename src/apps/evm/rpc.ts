@@ -74,7 +74,10 @@ export function blockHeader(block: StoredBlock): Record<string, unknown> {
 
 function fullBlock(ctx: MethodContext, block: StoredBlock | undefined, full: boolean): unknown {
   if (block === undefined) return null;
-  const transactions = full ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))) : block.transactions;
+  // Full bodies carry input data: only the transactions the caller may see.
+  const transactions = full
+    ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))).filter((t) => t !== undefined && (ctx.canSee?.((t as { from: string }).from) ?? true))
+    : block.transactions;
   return { ...blockHeader(block), transactions, totalDifficulty: "0x0", size: "0x0", uncles: [] };
 }
 
@@ -82,6 +85,7 @@ function receiptFor(ctx: MethodContext, hashValue: unknown): unknown {
   const hash = parseHash(hashValue, "hash");
   const receipt = ctx.chain.receipt(ctx.tx, hash);
   if (receipt === undefined || !ctx.isReceiptFinal(ctx.tx, hash)) return null;
+  if (ctx.canSee !== undefined && !ctx.canSee(receipt.from)) return null;
   return {
     ...receipt,
     logs: receipt.logs.map((log) => ({ ...log, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, transactionHash: receipt.transactionHash, transactionIndex: receipt.transactionIndex, removed: false })),
@@ -206,7 +210,9 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   eth_getTransactionByHash: (ctx, p) => {
     arity(p, 1);
-    return ctx.chain.transaction(ctx.tx, parseHash(param(p, 0, "hash"), "hash")) ?? null;
+    const transaction = ctx.chain.transaction(ctx.tx, parseHash(param(p, 0, "hash"), "hash"));
+    if (transaction === undefined || (ctx.canSee !== undefined && !ctx.canSee((transaction as { from: string }).from))) return null;
+    return transaction;
   },
   eth_getTransactionReceipt: (ctx, p) => (arity(p, 1), receiptFor(ctx, param(p, 0, "hash"))),
   eth_getBlockByNumber: (ctx, p) => {
@@ -228,8 +234,11 @@ export const METHODS: Readonly<Record<string, Method>> = {
   // client can fetch its Coco receipt (Merkle proof + signature) from GET /app/receipt.
   coco_getTransactionId: (ctx, p) => {
     arity(p, 1);
-    const ref = ctx.cocoTransactionOf(ctx.tx, parseHash(param(p, 0, "hash"), "hash"));
+    const hash = parseHash(param(p, 0, "hash"), "hash");
+    const ref = ctx.cocoTransactionOf(ctx.tx, hash);
     if (ref === undefined) return null;
+    const receipt = ctx.chain.receipt(ctx.tx, hash);
+    if (ctx.canSee !== undefined && (receipt === undefined || !ctx.canSee(receipt.from))) return null;
     return { seqno: ref.seqno, view: ref.view, transactionId: ref.view === null ? null : `${ref.view}.${ref.seqno}` };
   },
 };

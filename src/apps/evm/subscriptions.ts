@@ -32,6 +32,8 @@ interface Subscription {
 export interface Subscriber {
   /** Whether the connection's credential still names a user (a revoked key, a removed user: no). */
   stillAuthorized(tx: Transaction): boolean;
+  /** Which transactions' logs and hashes it may be told of, by sender (undefined: all). */
+  visibility(tx: Transaction): ((from: string) => boolean) | undefined;
   /** Queues one notification (JSON text); the connection closes itself when its queue is full. */
   notify(text: string): void;
   readonly closed: boolean;
@@ -160,12 +162,18 @@ export class SubscriptionHub {
   private deliverBlock(chain: EvmChain, tx: Transaction, block: StoredBlock, number: bigint): void {
     let header: unknown;
     for (const [subscriber, subscriptions] of this.bySubscriber) {
+      const canSee = subscriber.visibility(tx);
       for (const subscription of subscriptions.values()) {
         if (subscription.fromBlock > number || subscriber.closed) continue;
         let results: unknown[];
         if (subscription.kind === "newHeads") results = [(header ??= blockHeader(block))];
-        else if (subscription.kind === "newPendingTransactions") results = block.transactions;
-        else results = logsOfBlock(chain, tx, block, subscription.criteria!);
+        else if (subscription.kind === "newPendingTransactions") {
+          results = canSee === undefined ? block.transactions
+            : block.transactions.filter((hash) => {
+              const receipt = chain.receipt(tx, Buffer.from(hash.slice(2), "hex"));
+              return receipt !== undefined && canSee(receipt.from);
+            });
+        } else results = logsOfBlock(chain, tx, block, subscription.criteria!, canSee);
         for (const result of results) {
           subscriber.notify(JSON.stringify({ jsonrpc: "2.0", method: "eth_subscription", params: { subscription: subscription.id, result } }));
         }

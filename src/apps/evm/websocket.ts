@@ -37,6 +37,8 @@ export interface EvmWebSocketOptions {
   readonly dispatch: (request: RpcRequest) => Promise<RpcResponse>;
   readonly perUserMax?: number;
   readonly sendBufferBytesMax?: number;
+  /** Which transactions a user may be told of, by sender (the "bound" address policy); absent: all. */
+  readonly visibility?: (tx: Transaction, user: string) => (from: string) => boolean;
 }
 
 type JsonRpcId = string | number | null;
@@ -179,6 +181,10 @@ class EvmConnection implements Subscriber {
       return false;
     }
     return true;
+  }
+
+  visibility(tx: Transaction): ((from: string) => boolean) | undefined {
+    return this.owner.options.visibility?.(tx, this.user);
   }
 
   notify(text: string): void {

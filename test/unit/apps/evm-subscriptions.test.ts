@@ -21,7 +21,7 @@ const TOPIC = `0x${"aa".repeat(32)}`;
 /** A chain of `count` blocks, block n holding one transaction whose receipt logs one event of `logAddress(n)`. */
 class FakeChain {
   committedHead = 0n;
-  constructor(private readonly count: number, private readonly logAddress: (n: number) => string) {}
+  constructor(private readonly count: number, private readonly logAddress: (n: number) => string, private readonly senderOf: (n: number) => string = () => OTHER) {}
   committedHeadNumber(): bigint {
     return this.committedHead;
   }
@@ -38,7 +38,7 @@ class FakeChain {
     const number = Number(BigInt(`0x${hash.toString("hex")}`) - 1000n);
     return {
       transactionHash: `0x${hash.toString("hex")}`, transactionIndex: "0x0", blockHash: `0x${number.toString(16).padStart(64, "0")}`,
-      blockNumber: `0x${number.toString(16)}`, from: OTHER, to: TOKEN, contractAddress: null, cumulativeGasUsed: "0x0", gasUsed: "0x0",
+      blockNumber: `0x${number.toString(16)}`, from: this.senderOf(number), to: TOKEN, contractAddress: null, cumulativeGasUsed: "0x0", gasUsed: "0x0",
       effectiveGasPrice: "0x0", status: "0x1", logsBloom: "0x", type: "0x2",
       logs: [{ address: this.logAddress(number), topics: [TOPIC], data: `0x${number.toString(16).padStart(64, "0")}`, logIndex: "0x0" }],
     };
@@ -48,9 +48,13 @@ class FakeChain {
 class RecordingSubscriber implements Subscriber {
   closed = false;
   authorized = true;
+  canSee: ((from: string) => boolean) | undefined;
   readonly received: { subscription: string; result: any }[] = [];
   stillAuthorized(): boolean {
     return this.authorized;
+  }
+  visibility(): ((from: string) => boolean) | undefined {
+    return this.canSee;
   }
   notify(text: string): void {
     this.received.push(JSON.parse(text).params);
@@ -86,6 +90,23 @@ test("a subscription is told about committed blocks after it was made, in order,
   // Nothing is told twice.
   hub.deliver();
   assert.equal(of(heads).length, 4);
+});
+
+test("under the bound policy a subscriber is told only of logs and transactions its own addresses sent", () => {
+  const MINE = `0x${"33".repeat(20)}`;
+  const chain = new FakeChain(6, () => TOKEN, (n) => (n % 3 === 0 ? MINE : OTHER));
+  const hub = hubOver(chain);
+  const subscriber = new RecordingSubscriber();
+  subscriber.canSee = (from) => from === MINE;
+  const logs = hub.subscribe(subscriber, ["logs", { address: TOKEN }]);
+  const pending = hub.subscribe(subscriber, ["newPendingTransactions"]);
+  const heads = hub.subscribe(subscriber, ["newHeads"]);
+  chain.committedHead = 6n;
+  hub.deliver();
+  const of = (id: string) => subscriber.received.filter((r) => r.subscription === id).map((r) => r.result);
+  assert.deepEqual(of(logs).map((l) => l.blockNumber), ["0x3", "0x6"]);
+  assert.equal(of(pending).length, 2);
+  assert.equal(of(heads).length, 6, "block headers are for everyone");
 });
 
 test("a revoked subscriber is dropped during a delivery; the hub stays usable (dropping the last one once crashed it)", () => {
