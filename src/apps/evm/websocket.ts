@@ -235,6 +235,9 @@ class EvmConnection implements Subscriber {
     if (this.inFlight >= WEBSOCKET_REQUESTS_IN_FLIGHT_MAX) this.ws.pause();
     void this.answer(parsed, body).then((answers) => {
       for (const answer of answers) this.send(answer);
+    }, () => {
+      // An error that is not a JSON-RPC answer (a bug): the client still gets one, and the node goes on.
+      this.send(jsonRpcError(idOf(parsed), RpcErrorCodes.InternalError, "internal error: the node failed to process the message"));
     }).finally(() => {
       this.inFlight--;
       if (this.ws.isPaused && this.inFlight < WEBSOCKET_REQUESTS_IN_FLIGHT_MAX) this.ws.resume();
