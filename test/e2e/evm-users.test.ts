@@ -1,7 +1,8 @@
 // Users and Ethereum addresses, two users against a real node with `coco.evm.address_policy:
 // "bound"`: each user binds its address with a personal_sign of the binding message; then each
 // sends transactions only from its own address, runs eth_call only as itself (an absent `from`
-// is its own address, another user's is refused), and nobody reads raw contract storage.
+// is its own address, another user's is refused), nobody reads raw contract storage, and a
+// transaction, its receipt and its logs (queried or subscribed to) are its sender's only.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, X509Certificate } from "node:crypto";
@@ -13,6 +14,7 @@ import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/cryp
 import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js";
 import { bindingMessage, devAccounts } from "../../src/apps/evm/index.js";
 import { compileErc20 } from "../helpers/erc20.js";
+import WebSocket from "ws";
 
 const CHAIN_ID = 4248;
 const GWEI = 1_000_000_000n;
@@ -183,6 +185,58 @@ test("a transaction, its receipt, its logs and its full block body are visible t
   // The contract itself decides what Bob may read through its functions: here, any balance.
   const balance = await rpc(bob.identity, "eth_call", { to: tokenAddress, data: erc20.encodeFunctionData("balanceOf", [bob.wallet.address]) }, "latest");
   assert.equal(BigInt(balance.result), 5n);
+});
+
+/** A WebSocket as `who` with a logs subscription (first) and a newHeads one (second) on `address`. */
+async function subscribe(who: { cert: string; key: string }, address: string): Promise<{ logs: any[]; heads: string[]; close: () => void }> {
+  const socket = new WebSocket(`wss://127.0.0.1:${node.port}/app/evm`, { ca: readFileSync(join(ws.dir, "service_cert.pem")), cert: who.cert, key: who.key });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("open", () => resolve());
+    socket.once("error", reject);
+  });
+  const ids: string[] = [];
+  const logs: any[] = [];
+  const heads: string[] = [];
+  const answered: (() => void)[] = [];
+  socket.on("message", (data) => {
+    const message = JSON.parse(data.toString());
+    if (message.method !== "eth_subscription") {
+      ids[message.id] = message.result;
+      answered.shift()?.();
+    } else if (message.params.subscription === ids[1]) logs.push(message.params.result);
+    else if (message.params.subscription === ids[2]) heads.push(message.params.result.number);
+  });
+  // In this order: a block's logs are sent before its header, so a header is the sentinel that its logs would have come.
+  for (const [id, params] of [[1, ["logs", { address }]], [2, ["newHeads"]]] as const) {
+    const done = new Promise<void>((resolve) => answered.push(resolve));
+    socket.send(JSON.stringify({ jsonrpc: "2.0", id, method: "eth_subscribe", params }));
+    await done;
+  }
+  return { logs, heads, close: () => socket.close() };
+}
+
+test("logs subscriptions deliver a transaction's logs to its sender only", async () => {
+  const { alice, bob } = users;
+  const token = compileErc20({ constructor: "deployer" });
+  const deployData = (await new ContractFactory(token.abi as never, token.bytecode).getDeployTransaction(1_000_000n)).data;
+  const tokenAddress = getCreateAddress({ from: alice.wallet.address, nonce: await nonceOf(alice.wallet.address) });
+  assert.equal((await send(alice.identity, alice.wallet, { data: deployData, gasLimit: 1_000_000n })).status, "0x1");
+  const asAlice = await subscribe(alice.identity, tokenAddress);
+  const asBob = await subscribe(bob.identity, tokenAddress);
+  try {
+    const erc20 = new Interface(token.abi as never);
+    const receipt = await send(alice.identity, alice.wallet, { to: tokenAddress, data: erc20.encodeFunctionData("transfer", [bob.wallet.address, 3n]), gasLimit: 100_000n });
+    const deadline = Date.now() + 20_000;
+    while (!(asAlice.heads.includes(receipt.blockNumber) && asBob.heads.includes(receipt.blockNumber))) {
+      if (Date.now() > deadline) throw new Error(`the block's header did not arrive: alice ${asAlice.heads}, bob ${asBob.heads}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(asAlice.logs.map((l) => l.transactionHash), [receipt.transactionHash]);
+    assert.deepEqual(asBob.logs, [], "Bob got the header, after which the log would have come, and no log");
+  } finally {
+    asAlice.close();
+    asBob.close();
+  }
 });
 
 test("an unbound address can no longer send", async () => {
