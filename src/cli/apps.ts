@@ -15,6 +15,7 @@ export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installA
         installEvmApp(registry, {
           committedSeqno: () => context.committedSeqno(),
           viewForSeqno: (seqno) => context.viewForSeqno(seqno),
+          node: context,
           ...config.evm,
         });
       }

@@ -8,6 +8,8 @@ import http from "node:http";
 import https from "node:https";
 import { createHash, X509Certificate } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { rejectUpgrade } from "../rpc/index.js";
 
 /** The node's own default (CCF's max_body_size). */
 export const GATEWAY_BODY_BYTES_MAX = 1024 * 1024;
@@ -15,6 +17,8 @@ export const GATEWAY_BODY_BYTES_MAX = 1024 * 1024;
 export const GATEWAY_NODE_SOCKETS_MAX = 16;
 /** How long the gateway waits for the node's answer (a call may take its 5 s limit, a queue more). */
 export const GATEWAY_NODE_TIMEOUT_MS = 60_000;
+/** WebSocket connections relayed at once (the node also caps each user's). */
+export const GATEWAY_WEBSOCKETS_MAX = 64;
 const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["127.0.0.1", "localhost", "::1"]);
 
 export interface EvmGatewayOptions {
@@ -125,6 +129,66 @@ export async function startEvmGateway(options: EvmGatewayOptions): Promise<EvmGa
       forward.end(body);
     });
   });
+  // JSON-RPC over WebSocket (eth_subscribe): the handshake is replayed to the node's /app/evm
+  // over mutual TLS as the gateway's user, then bytes are relayed both ways unchanged.
+  const relayed = new Set<Duplex>();
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse = (status: number, code: number, message: string): void =>
+      rejectUpgrade(socket, status, JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } }));
+    const name = hostName(req.headers.host);
+    if (name === undefined || !LOOPBACK_HOSTS.has(name)) {
+      refuse(403, -32003, `forbidden: the gateway answers only requests addressed to a loopback name (Host: ${req.headers.host ?? "none"})`);
+      return;
+    }
+    // Any web page may open a WebSocket to 127.0.0.1 (no CORS preflight): only allowed origins get through.
+    if (req.headers.origin !== undefined && cors(req.headers.origin)["access-control-allow-origin"] === undefined) {
+      refuse(403, -32003, `forbidden: origin ${req.headers.origin} is not allowed (coco evm gateway --allow-origin)`);
+      return;
+    }
+    if (relayed.size >= GATEWAY_WEBSOCKETS_MAX) {
+      refuse(429, -32005, `too many WebSocket connections through the gateway (${GATEWAY_WEBSOCKETS_MAX})`);
+      return;
+    }
+    relayWebSocket(req, socket, head, relayed);
+  });
+  const relayWebSocket = (req: http.IncomingMessage, socket: Duplex, head: Buffer, open: Set<Duplex>): void => {
+    const headers: Record<string, string> = { connection: "Upgrade", upgrade: "websocket" };
+    for (const name of ["sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"]) {
+      const value = req.headers[name];
+      if (typeof value === "string") headers[name] = value;
+    }
+    const upstream = https.request(target, {
+      method: "GET", agent: false, ca: options.caPem, cert: options.userCertPem, key: options.userKeyPem, headers, timeout: GATEWAY_NODE_TIMEOUT_MS,
+    });
+    upstream.on("timeout", () => upstream.destroy(new Error(`no answer within ${GATEWAY_NODE_TIMEOUT_MS} ms`)));
+    upstream.on("error", (error) => rejectUpgrade(socket, 502, JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32603, message: `the gateway could not reach the node at ${target.href}: ${error.message}` } })));
+    // The node refused the handshake (401, 429, ...): relay its answer.
+    upstream.on("response", (answer) => {
+      const chunks: Buffer[] = [];
+      answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+      answer.on("end", () => rejectUpgrade(socket, answer.statusCode ?? 502, Buffer.concat(chunks).toString("utf8")));
+    });
+    upstream.on("upgrade", (answer, nodeSocket, nodeHead) => {
+      const lines = ["HTTP/1.1 101 Switching Protocols"];
+      for (let i = 0; i + 1 < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+      socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+      if (nodeHead.length > 0) socket.write(nodeHead);
+      if (head.length > 0) nodeSocket.write(head);
+      open.add(socket);
+      const end = (): void => {
+        open.delete(socket);
+        socket.destroy();
+        nodeSocket.destroy();
+      };
+      for (const side of [socket, nodeSocket]) {
+        side.on("error", end);
+        side.on("close", end);
+      }
+      nodeSocket.pipe(socket);
+      socket.pipe(nodeSocket);
+    });
+    upstream.end();
+  };
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
@@ -140,6 +204,7 @@ export async function startEvmGateway(options: EvmGatewayOptions): Promise<EvmGa
     userId,
     close: () => new Promise<void>((resolve) => {
       agent.destroy();
+      for (const socket of relayed) socket.destroy();
       server.close(() => resolve());
       server.closeAllConnections();
     }),

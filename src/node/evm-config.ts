@@ -15,6 +15,8 @@ export interface EvmConfigFile {
   cors_allowed_origins?: string[];
   /** Per-user request rate limit of /app/evm. */
   rate_limit?: { requests_per_second?: number; burst?: number };
+  /** "bound": users send and call only from Ethereum addresses bound to them; "open" (default): from any. */
+  address_policy?: "open" | "bound";
 }
 
 /** Resolved: only what the file set (the app's defaults apply to the rest). */
@@ -24,6 +26,7 @@ export interface EvmSettings {
   callWorkers?: number;
   corsAllowedOrigins?: string[];
   rateLimit?: { requestsPerSecond: number; burst: number };
+  addressPolicy?: "open" | "bound";
 }
 
 /** Largest settable gas cap: 2^53 - 1 (a JSON number), far above any block. */
@@ -74,8 +77,12 @@ export function resolveEvm(evm: unknown): EvmSettings | undefined {
         settings.rateLimit = { requestsPerSecond, burst: burst === undefined ? Math.max(1, 2 * requestsPerSecond) : integer(burst, `${field}.burst`, 1, 2_000_000) };
         break;
       }
+      case "address_policy":
+        if (value !== "open" && value !== "bound") throw invalid(field, `expected "open" or "bound"`);
+        settings.addressPolicy = value;
+        break;
       default:
-        throw invalid(field, "unknown setting (call_gas_cap, call_timeout_ms, call_workers, cors_allowed_origins, rate_limit)");
+        throw invalid(field, "unknown setting (call_gas_cap, call_timeout_ms, call_workers, cors_allowed_origins, rate_limit, address_policy)");
     }
   }
   return settings;

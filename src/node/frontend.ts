@@ -170,7 +170,7 @@ export class Frontend {
     headers[TXID_HEADER] = txid;
     const response = this.respond(status, headers, result.body);
     // An endpoint that demands committed state answers only once what it wrote (or read) is committed.
-    if (endpoint.consistency === "committed" && status >= 200 && status < 300) {
+    if ((endpoint.consistency === "committed" || result.consistency === "committed") && status >= 200 && status < 300) {
       return this.afterCommit(txid).then(() => response);
     }
     return response;

@@ -9,8 +9,8 @@ import {
 } from "../crypto/index.js";
 import { NodeChannels } from "../channels/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
-import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js";
-import type { Store } from "../kv/index.js";
+import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../rpc/index.js";
+import type { Store, Transaction } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
@@ -25,6 +25,7 @@ import { HistoricalStates } from "./historical.js";
 import { JoinAdmission } from "./join-admission.js";
 import { GovernanceEffects } from "./governance-effects.js";
 import { Frontend, type AppRouter } from "./frontend.js";
+import { UpgradeRouter } from "./upgrades.js";
 import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { Recovery, openLedgerForRecovery, serviceEndorsementsFor } from "./recovery.js";
 import { installPreviousIdentityEndpoint, installRecoveryShareEndpoint } from "./recovery-endpoints.js";
@@ -51,6 +52,17 @@ export interface AppContext {
   committedSeqno(): number;
   /** The view that wrote a seqno, if this node holds it (to name a transaction `view.seqno`). */
   viewForSeqno(seqno: number): number | null;
+  /** Serves WebSocket handshakes to `prefix` and the paths below it, on the node's HTTPS port. */
+  handleUpgrades(prefix: string, handler: UpgradeHandler): void;
+  /**
+   * Runs a request as one that arrived over HTTP would run (routing, forwarding to the primary,
+   * authentication, commit): e.g. a JSON-RPC message received on a WebSocket.
+   */
+  dispatch(request: RpcRequest): Promise<RpcResponse>;
+  /** A transaction on this node's latest state, to read (it is never committed). */
+  beginReadTransaction(): Transaction;
+  /** Called each time the commit point advances (with the new commit seqno). */
+  onCommit(listener: (seqno: number) => void): void;
   /** CCF 6's COSE receipt of a committed transaction (the logging app serves it). */
   coseReceipt(view: number, seqno: number): Promise<Buffer>;
 }
@@ -219,9 +231,15 @@ export class CocoNode {
         return engine.ledgerSecrets;
       },
     }, new JoinAdmission(config.admission.join));
+    const upgrades = new UpgradeRouter(() => serviceStatus.isOpen);
     options.installApps?.(registry, {
       committedSeqno: () => engine.commitTxId.seqno,
       viewForSeqno: (seqno) => engine.viewAt(seqno),
+      handleUpgrades: (prefix, handler) => upgrades.register(prefix, handler),
+      // The frontend exists once the apps are installed; messages arrive only after that.
+      dispatch: async (request) => frontend.dispatch(request),
+      beginReadTransaction: () => engine.store.begin(),
+      onCommit: (listener) => void engine.on("commit", listener),
       coseReceipt: (view, seqno) => engine.coseReceipt(view, seqno),
     });
     const appRouter = options.appRouter?.(engine.store, logger, {
@@ -298,6 +316,7 @@ export class CocoNode {
       isPrivilegedCaller: (cert) => engine.store.get(MEMBERS_CERTS_MAP, cert.idKey) !== undefined,
       logger,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
+      onUpgrade: upgrades.handle,
     }, frontend.dispatch);
     const isGenesis = startupSeqno === 0 && config.command === "Start" && !lostLedger;
     // As CCF's first node, genesis records the node's CSR, from which governance renews its

@@ -26,6 +26,11 @@ export interface HandlerResult {
   claimsDigest?: Buffer;
   /** CCF's `set_apply_writes`: apply (or drop) the writes whatever the status; default: apply on 2xx. */
   applyWrites?: boolean;
+  /**
+   * "committed": this answer waits until the transaction is committed, as for an endpoint whose
+   * `consistency` is "committed", but decided per request (e.g. only requests that wrote).
+   */
+  consistency?: "committed";
 }
 
 export type Handler = (ctx: EndpointContext) => HandlerResult | Promise<HandlerResult>;

@@ -3,7 +3,8 @@
 // each request into an RpcRequest and hands it to a dispatcher, and turns whatever comes back
 // (or whatever is thrown) into an HTTP answer with a CCF-style error body.
 import https from "node:https";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -45,6 +46,33 @@ export interface RpcResponse {
 
 export type Dispatcher = (request: RpcRequest) => RpcResponse | Promise<RpcResponse>;
 
+/**
+ * A request to switch protocols (a WebSocket handshake), with its connection: the handler
+ * either completes the upgrade on `socket` or answers with rejectUpgrade.
+ */
+export interface UpgradeRequest {
+  /** The handshake as an RpcRequest (path, headers, client certificate), for authentication. */
+  readonly request: RpcRequest;
+  /** The raw request, for a WebSocket library to complete the handshake. */
+  readonly message: IncomingMessage;
+  readonly socket: Duplex;
+  /** Bytes the client sent after the handshake's headers. */
+  readonly head: Buffer;
+}
+
+export type UpgradeHandler = (upgrade: UpgradeRequest) => void;
+
+/** Answers a handshake that is not upgraded with a plain HTTP response, and closes the connection. */
+export function rejectUpgrade(socket: Duplex, status: number, body: string, headers: Readonly<Record<string, string>> = {}): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}`, "connection: close", "content-type: application/json", `content-length: ${Buffer.byteLength(body)}`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  socket.end(`${lines.join("\r\n")}\r\n\r\n${body}`);
+}
+
 export interface HttpServerOptions {
   host: string;
   port: number;
@@ -66,6 +94,11 @@ export interface HttpServerOptions {
   /** Where refused connections are reported (rate limited). */
   logger?: AdmissionLogger;
   onError?: (error: unknown, request: RpcRequest | undefined) => void;
+  /**
+   * Handshakes that ask to switch protocols (WebSocket), on the same port and paths as HTTP.
+   * Without it they are refused (node's default closes the connection).
+   */
+  onUpgrade?: UpgradeHandler;
 }
 
 export interface HttpAdmissionOptions {
@@ -171,6 +204,8 @@ export class HttpServer {
   private readonly refusals: RateLimitedLog;
   /** Established (post-handshake) connections without a privileged certificate. */
   private unprivilegedOpen = 0;
+  /** Connections handed to onUpgrade: http no longer tracks them, close() ends them here. */
+  private readonly upgraded = new Set<Duplex>();
 
   constructor(
     private readonly options: HttpServerOptions,
@@ -221,6 +256,10 @@ export class HttpServer {
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
       else socket.destroy();
     });
+    const onUpgrade = options.onUpgrade;
+    if (onUpgrade !== undefined) {
+      this.server.on("upgrade", (message: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(onUpgrade, message, socket, head));
+    }
     this.server.on("tlsClientError", () => {
       /* a failed handshake concerns that client only */
     });
@@ -277,6 +316,7 @@ export class HttpServer {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
+      for (const socket of this.upgraded) socket.destroy();
     });
   }
 
@@ -341,6 +381,30 @@ export class HttpServer {
       }
     } catch (error) {
       this.fail(res, error, request);
+    }
+  }
+
+  private upgrade(onUpgrade: UpgradeHandler, message: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = message.url ?? "/";
+    const q = url.indexOf("?");
+    const tls = socket as SocketWithCert;
+    const request: RpcRequest = {
+      method: message.method ?? "GET",
+      path: q === -1 ? url : url.slice(0, q),
+      query: q === -1 ? "" : url.slice(q + 1),
+      headers: message.headers,
+      body: Buffer.alloc(0),
+      callerCert: callerCertificate(tls),
+      session: socket,
+      ...(tls.remoteAddress !== undefined ? { remoteAddress: tls.remoteAddress } : {}),
+    };
+    this.upgraded.add(socket);
+    socket.once("close", () => this.upgraded.delete(socket));
+    try {
+      onUpgrade({ request, message, socket, head });
+    } catch (error) {
+      this.options.onError?.(error, request);
+      rejectUpgrade(socket, 500, errorBody(ErrorCodes.InternalError, "The node failed to process the request; the failure has been logged."));
     }
   }
 

@@ -35,8 +35,18 @@ function refusal(status: number, code: number, message: string, headers: Record<
   return { refusal: { status, headers, body: { jsonrpc: "2.0", id: null, error: { code, message } } } };
 }
 
-/** The caller's user id (certificate or API key), or the JSON-RPC refusal to answer. */
+/** The caller's user id (certificate or API key) charged to its rate limit, or the JSON-RPC refusal to answer. */
 export function authenticateEvmCaller(options: AccessOptions, request: RpcRequest, tx: Transaction, pathKey: string | undefined): Access {
+  const identified = identifyEvmCaller(options, request, tx, pathKey);
+  return "refusal" in identified ? identified : chargeRequest(options, identified.user);
+}
+
+/**
+ * The caller's user id, or the refusal: its credential as the KV holds it now (not charged to
+ * its rate limit). A WebSocket's handshake credential is checked again with this, so that a
+ * revoked key or a removed user stops receiving notifications.
+ */
+export function identifyEvmCaller(options: AccessOptions, request: RpcRequest, tx: Transaction, pathKey: string | undefined): Access {
   let user: string;
   const authorization = request.headers.authorization;
   const bearer = typeof authorization === "string" && /^bearer /i.test(authorization) ? authorization.slice(7).trim() : undefined;
@@ -58,6 +68,11 @@ export function authenticateEvmCaller(options: AccessOptions, request: RpcReques
         `unauthorized: present a registered user certificate (mutual TLS) or an API key (Authorization: Bearer <key>, or the URL ${"/app/evm/<key>"}); create keys with POST /app/evm/keys. ${error.message}`);
     }
   }
+  return { user };
+}
+
+/** Counts one request against the user's rate limit: the user, or the 429 refusal. */
+export function chargeRequest(options: AccessOptions, user: string): Access {
   const waitSeconds = options.rateLimiter.take(user);
   if (waitSeconds > 0) {
     const retryAfter = Math.max(1, Math.ceil(waitSeconds));

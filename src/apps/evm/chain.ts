@@ -280,7 +280,8 @@ export class EvmChain {
   }
 
   /** Decodes, checks and runs a signed transaction; records its block, receipt and logs. */
-  async sendRawTransaction(tx: Transaction, raw: Buffer, recovered?: RecoveredSender | null): Promise<string> {
+  /** `authorizeSender` may refuse the recovered sender (by throwing) before anything runs. */
+  async sendRawTransaction(tx: Transaction, raw: Buffer, recovered?: RecoveredSender | null, authorizeSender?: (sender: Uint8Array) => void): Promise<string> {
     if (raw.length > TRANSACTION_BYTES_MAX) {
       throw new RpcError(RpcErrorCodes.ServerError, `oversized data: transaction size ${raw.length}, limit ${TRANSACTION_BYTES_MAX}`);
     }
@@ -298,6 +299,7 @@ export class EvmChain {
     } catch (error) {
       throw new RpcError(RpcErrorCodes.ServerError, `invalid sender: ${(error as Error).message}`);
     }
+    authorizeSender?.(sender.bytes);
     const hash = Buffer.from(ethTx.hash());
     if (tx.has(TRANSACTIONS, hash)) throw new RpcError(RpcErrorCodes.ServerError, "already known");
     const head = this.head(tx);

@@ -11,7 +11,10 @@ import { CallPool } from "./call-pool.js";
 import { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
 import { authenticateEvmCaller, corsHeaders, preflight, type AccessOptions } from "./access.js";
 import { installApiKeyEndpoints } from "./api-keys.js";
-import { RerunRequest, type HandlerResult, type RpcRequest } from "../../rpc/index.js";
+import { installAddressEndpoints, senderVisibility, type AddressPolicy } from "./addresses.js";
+import { RerunRequest, type HandlerResult, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../../rpc/index.js";
+import { SubscriptionHub } from "./subscriptions.js";
+import { EvmWebSockets } from "./websocket.js";
 import { RpcErrorCodes } from "./errors.js";
 
 export { EvmChain, type EvmChainOptions, type GenesisAllocation } from "./chain.js";
@@ -24,6 +27,14 @@ export { CallPool, CALL_WORKERS_DEFAULT, CALL_WORKERS_MAX, CALLS_PER_USER_MAX, C
 export { CALL_GAS_CAP_DEFAULT, CALL_TIMEOUT_MS_DEFAULT } from "./call-execution.js";
 export { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
 export { AccessErrorCodes } from "./access.js";
+export {
+  ADDRESS_OWNERS, USER_ADDRESSES, ADDRESSES_PATH, ADDRESSES_PER_USER_MAX, bindingMessage, addressesOf, ownerOf, type AddressPolicy,
+} from "./addresses.js";
+export { SubscriptionHub, SUBSCRIPTIONS_PER_CONNECTION_MAX, BLOCKS_PER_DELIVERY_MAX, type Subscriber } from "./subscriptions.js";
+export {
+  EvmWebSockets, WEBSOCKETS_PER_USER_MAX, WEBSOCKET_SEND_BUFFER_BYTES_MAX, WEBSOCKET_MESSAGE_BYTES_MAX,
+  WEBSOCKET_REQUESTS_IN_FLIGHT_MAX, WEBSOCKET_PING_INTERVAL_MS, WebSocketCloseCodes,
+} from "./websocket.js";
 export { API_KEYS, API_KEYS_PATH, API_KEY_COSE_MSG_TYPE, API_KEYS_PER_USER_MAX, type ApiKeyRecord } from "./api-keys.js";
 export {
   EVM_CONFIG_MAP, EVM_CONFIG_KEY, CHAIN_NOT_CONFIGURED_MESSAGE, GovernedChain, evmConfigBytes, parseEvmConfig,
@@ -72,6 +83,28 @@ export interface EvmAppOptions extends Omit<EvmChainOptions, "chainId" | "genesi
    * transaction ids (`view.seqno`) for `GET /app/receipt`; without it, only the seqno.
    */
   readonly viewForSeqno?: (seqno: number) => number | null;
+  /**
+   * "bound": a user sends transactions and runs calls only from addresses bound to it (POST
+   * /app/evm/addresses), and eth_getStorageAt is refused. Default "open" (docs/evm.md, "Users and addresses").
+   */
+  readonly addressPolicy?: AddressPolicy;
+  /** WebSockets and subscriptions (docs/evm.md, "Subscriptions"); they need `committedSeqno` too. */
+  readonly node?: EvmNodeHooks;
+  /** Open WebSocket connections per user on this node (default WEBSOCKETS_PER_USER_MAX). */
+  readonly webSocketsPerUserMax?: number;
+  /** Subscriptions per WebSocket connection (default SUBSCRIPTIONS_PER_CONNECTION_MAX). */
+  readonly subscriptionsPerConnectionMax?: number;
+}
+
+/**
+ * What the node offers the app for JSON-RPC over WebSocket (eth_subscribe): the node's AppContext
+ * has this shape. Without it /app/evm serves HTTP only.
+ */
+export interface EvmNodeHooks {
+  handleUpgrades(prefix: string, handler: UpgradeHandler): void;
+  dispatch(request: RpcRequest): Promise<RpcResponse>;
+  beginReadTransaction(): Transaction;
+  onCommit(listener: (seqno: number) => void): void;
 }
 
 /** A refusal answers with the request's id when the body is a single call (clients match answers by id). */
@@ -131,6 +164,8 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     }
     const rpc: RpcContext = {
       tx, chain: chains.forTransaction(tx), isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION, filters, callerId: user,
+      addressPolicy: options.addressPolicy ?? "open",
+      ...(options.addressPolicy === "bound" ? { canSee: senderVisibility(tx, user) } : {}),
       ...(calls === undefined ? {} : { calls }),
       ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
     };
@@ -149,7 +184,13 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
         body: { jsonrpc: "2.0", id: null, error: { code: RpcErrorCodes.ServerError, message: `the state this call read changed while it ran, ${reruns} times in a row: retry the request` } },
       };
     }
-    return body === undefined ? { status: 204, headers: cors } : { body, headers: cors };
+    // Coco has no block production of its own: a block exists only for a transaction. A client
+    // that finds no receipt and then watches the block number (ethers' tx.wait()) could see the
+    // block commit in between and wait forever. So, as Hardhat's automine answers once a
+    // transaction is mined, a request that executed transactions answers once they are committed
+    // (when receipts wait for commit): its receipts are then there at the first ask.
+    const waits = finality === "committed" && tx.hasWrites ? { consistency: "committed" as const } : {};
+    return body === undefined ? { status: 204, headers: cors, ...waits } : { body, headers: cors, ...waits };
   };
   // Authentication is the handler's (access.ts), so that every refusal is a JSON-RPC error.
   registry.install({
@@ -170,6 +211,24 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     });
   }
   installApiKeyEndpoints(registry);
+  installAddressEndpoints(registry, chains);
+  if (options.node !== undefined) {
+    if (committed === undefined) throw new Error("WebSocket subscriptions need options.committedSeqno: notifications follow the commit point");
+    const node = options.node;
+    const hub = new SubscriptionHub({
+      beginReadTransaction: () => node.beginReadTransaction(),
+      chainOf: (tx) => chains.forTransaction(tx),
+      committedSeqno: committed,
+      ...(options.subscriptionsPerConnectionMax === undefined ? {} : { subscriptionsPerConnectionMax: options.subscriptionsPerConnectionMax }),
+    });
+    node.onCommit(hub.committed);
+    const sockets = new EvmWebSockets(EVM_PATH, {
+      access, hub, beginReadTransaction: () => node.beginReadTransaction(), dispatch: (request) => node.dispatch(request),
+      ...(options.addressPolicy === "bound" ? { visibility: senderVisibility } : {}),
+      ...(options.webSocketsPerUserMax === undefined ? {} : { perUserMax: options.webSocketsPerUserMax }),
+    });
+    node.handleUpgrades(EVM_PATH, sockets.handleUpgrade);
+  }
   return chains;
 }
 export { DEV_MNEMONIC, devAccounts, addressOfPrivateKey, type DevAccount } from "./dev-accounts.js";

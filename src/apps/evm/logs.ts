@@ -1,6 +1,7 @@
 // Log queries: the criteria of eth_getLogs and of log filters (addresses, topics, block range),
 // their matching, and the scan of blocks' receipts that both share.
-import type { StoredLog } from "./chain.js";
+import type { EvmChain, StoredBlock, StoredLog } from "./chain.js";
+import type { Transaction } from "../../kv/index.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 import { data, parseAddress, parseHash } from "./hex.js";
 import { arity, param, parseTag, type MethodContext, type Params } from "./params.js";
@@ -88,11 +89,15 @@ export function matches(log: StoredLog, criteria: LogCriteria): boolean {
 /** The matching logs of one block, as JSON-RPC answers them. */
 export function blockLogs(ctx: MethodContext, number: bigint, criteria: LogCriteria): unknown[] | undefined {
   const block = ctx.chain.block(ctx.tx, number);
-  if (block === undefined) return undefined;
+  return block === undefined ? undefined : logsOfBlock(ctx.chain, ctx.tx, block, criteria, ctx.canSee);
+}
+
+/** The matching logs of a block read from `tx` (polling filters, eth_getLogs, log subscriptions). */
+export function logsOfBlock(chain: EvmChain, tx: Transaction, block: StoredBlock, criteria: LogCriteria, canSee?: (from: string) => boolean): unknown[] {
   const out: unknown[] = [];
   for (const hash of block.transactions) {
-    const receipt = ctx.chain.receipt(ctx.tx, parseHash(hash, "hash"));
-    if (receipt === undefined) continue;
+    const receipt = chain.receipt(tx, parseHash(hash, "hash"));
+    if (receipt === undefined || (canSee !== undefined && !canSee(receipt.from))) continue;
     for (const log of receipt.logs) {
       if (!matches(log, criteria)) continue;
       out.push({ ...log, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, transactionHash: receipt.transactionHash, transactionIndex: receipt.transactionIndex, removed: false });

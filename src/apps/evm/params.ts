@@ -4,6 +4,7 @@ import type { EvmChain } from "./chain.js";
 import type { FilterRegistry } from "./filters.js";
 import type { RecoveredSender } from "./sender-recovery.js";
 import type { CallPool } from "./call-pool.js";
+import type { AddressPolicy } from "./addresses.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 import { parseHash, parseQuantity } from "./hex.js";
 
@@ -22,6 +23,13 @@ export interface RpcContext {
   readonly filters: FilterRegistry;
   /** The caller's user id: whose limits eth_call and eth_estimateGas count against. */
   readonly callerId?: string;
+  /**
+   * Whether the caller may see a transaction sent from `from`: its body, receipt and logs (the
+   * "bound" policy: its own only). Absent: everything is visible.
+   */
+  readonly canSee?: (from: string) => boolean;
+  /** "bound": transactions and calls only from the caller's bound addresses (addresses.ts). Default "open". */
+  readonly addressPolicy?: AddressPolicy;
   /** Where eth_call and eth_estimateGas run: the worker pool, or (absent) this thread. */
   readonly calls?: CallPool;
   /** This request's signed transactions, by their hex parameter: decoded bytes and the sender recovered on the worker. */

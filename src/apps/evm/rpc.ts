@@ -6,6 +6,7 @@ import { RerunRequest } from "../../rpc/index.js";
 import { CHAIN_NOT_CONFIGURED_MESSAGE } from "./genesis.js";
 import { data, parseAddress, parseBoolean, parseData, parseHash, parseQuantity, quantity } from "./hex.js";
 import { getLogs } from "./logs.js";
+import { addressesOf, requireCallerAddress } from "./addresses.js";
 import { FILTER_METHODS } from "./filters.js";
 import { arity, param, parseTag, visibleHeadNumber, type Method, type MethodContext, type Params, type PreparedTransaction, type RpcContext, type Tag } from "./params.js";
 
@@ -60,21 +61,31 @@ function parseCall(value: unknown): CallRequest {
   return call;
 }
 
-function fullBlock(ctx: MethodContext, block: StoredBlock | undefined, full: boolean): unknown {
-  if (block === undefined) return null;
-  const transactions = full ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))) : block.transactions;
+/** A block's header as eth_subscribe("newHeads") delivers it (the fields geth sends; no transactions). */
+export function blockHeader(block: StoredBlock): Record<string, unknown> {
+  const { transactions: _transactions, ...fields } = block;
   return {
-    ...block, transactions, nonce: "0x0000000000000000", difficulty: "0x0", totalDifficulty: "0x0", extraData: "0x",
-    size: "0x0", uncles: [], sha3Uncles: "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
+    ...fields, nonce: "0x0000000000000000", difficulty: "0x0", extraData: "0x",
+    sha3Uncles: "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
     mixHash: `0x${"00".repeat(32)}`, stateRoot: `0x${"00".repeat(32)}`,
     transactionsRoot: `0x${"00".repeat(32)}`, receiptsRoot: `0x${"00".repeat(32)}`,
   };
+}
+
+function fullBlock(ctx: MethodContext, block: StoredBlock | undefined, full: boolean): unknown {
+  if (block === undefined) return null;
+  // Full bodies carry input data: only the transactions the caller may see.
+  const transactions = full
+    ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))).filter((t) => t !== undefined && (ctx.canSee?.((t as { from: string }).from) ?? true))
+    : block.transactions;
+  return { ...blockHeader(block), transactions, totalDifficulty: "0x0", size: "0x0", uncles: [] };
 }
 
 function receiptFor(ctx: MethodContext, hashValue: unknown): unknown {
   const hash = parseHash(hashValue, "hash");
   const receipt = ctx.chain.receipt(ctx.tx, hash);
   if (receipt === undefined || !ctx.isReceiptFinal(ctx.tx, hash)) return null;
+  if (ctx.canSee !== undefined && !ctx.canSee(receipt.from)) return null;
   return {
     ...receipt,
     logs: receipt.logs.map((log) => ({ ...log, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, transactionHash: receipt.transactionHash, transactionIndex: receipt.transactionIndex, removed: false })),
@@ -110,6 +121,24 @@ function feeHistory(ctx: MethodContext, params: Params): unknown {
   return { oldestBlock: quantity(oldest), baseFeePerGas, gasUsedRatio, ...(params[2] === undefined ? {} : { reward }) };
 }
 
+/**
+ * Under the "bound" policy a call runs as the caller: a `from` must be one of its addresses, and
+ * an absent one is its first (none bound: the zero address, which holds nothing of anyone's).
+ */
+function callAsCaller(ctx: MethodContext, call: CallRequest): CallRequest {
+  if (ctx.addressPolicy !== "bound") return call;
+  if (call.from !== undefined) {
+    requireCallerAddress(ctx.tx, ctx.callerId, call.from, "from");
+    return call;
+  }
+  const first = ctx.callerId === undefined ? undefined : addressesOf(ctx.tx, ctx.callerId)[0];
+  return first === undefined ? call : { ...call, from: Buffer.from(first.slice(2), "hex") };
+}
+
+function notificationsUnsupported(): never {
+  throw new RpcError(RpcErrorCodes.MethodNotFound, "notifications not supported: eth_subscribe needs a WebSocket connection to the same URL (wss://…/app/evm, or ws:// through the gateway)");
+}
+
 export const METHODS: Readonly<Record<string, Method>> = {
   web3_clientVersion: (ctx, p) => (arity(p, 0), ctx.clientVersion),
   net_version: (ctx, p) => (arity(p, 0), ctx.chain.chainId.toString()),
@@ -141,6 +170,9 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   eth_getStorageAt: (ctx, p) => {
     arity(p, 3);
+    if (ctx.addressPolicy === "bound") {
+      throw new RpcError(RpcErrorCodes.ServerError, "eth_getStorageAt is not available: contract storage is private to the contract; read it through the contract's functions (eth_call)");
+    }
     const address = parseAddress(param(p, 0, "address"), "address");
     const slotValue = param(p, 1, "slot");
     const slot = Buffer.alloc(32);
@@ -158,13 +190,13 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   eth_call: async (ctx, p) => {
     arity(p, 3);
-    const call = parseCall(param(p, 0, "call"));
+    const call = callAsCaller(ctx, parseCall(param(p, 0, "call")));
     requireLatestState(ctx, p[1], "block");
     return data(ctx.calls === undefined ? await ctx.chain.call(ctx.tx, call) : await ctx.calls.call(ctx.tx, ctx.callerId ?? "anonymous", ctx.chain, call));
   },
   eth_estimateGas: async (ctx, p) => {
     arity(p, 3);
-    const call = parseCall(param(p, 0, "call"));
+    const call = callAsCaller(ctx, parseCall(param(p, 0, "call")));
     requireLatestState(ctx, p[1], "block");
     return quantity(ctx.calls === undefined ? await ctx.chain.estimateGas(ctx.tx, call) : await ctx.calls.estimateGas(ctx.tx, ctx.callerId ?? "anonymous", ctx.chain, call));
   },
@@ -172,12 +204,15 @@ export const METHODS: Readonly<Record<string, Method>> = {
     arity(p, 1);
     const value = param(p, 0, "rawTransaction");
     const prepared = typeof value === "string" ? ctx.preparedTransactions?.get(value) : undefined;
-    if (prepared !== undefined) return ctx.chain.sendRawTransaction(ctx.tx, prepared.raw, prepared.sender);
-    return ctx.chain.sendRawTransaction(ctx.tx, parseData(value, "rawTransaction"));
+    const authorize = ctx.addressPolicy === "bound" ? (sender: Uint8Array) => requireCallerAddress(ctx.tx, ctx.callerId, sender, "sender") : undefined;
+    if (prepared !== undefined) return ctx.chain.sendRawTransaction(ctx.tx, prepared.raw, prepared.sender, authorize);
+    return ctx.chain.sendRawTransaction(ctx.tx, parseData(value, "rawTransaction"), undefined, authorize);
   },
   eth_getTransactionByHash: (ctx, p) => {
     arity(p, 1);
-    return ctx.chain.transaction(ctx.tx, parseHash(param(p, 0, "hash"), "hash")) ?? null;
+    const transaction = ctx.chain.transaction(ctx.tx, parseHash(param(p, 0, "hash"), "hash"));
+    if (transaction === undefined || (ctx.canSee !== undefined && !ctx.canSee((transaction as { from: string }).from))) return null;
+    return transaction;
   },
   eth_getTransactionReceipt: (ctx, p) => (arity(p, 1), receiptFor(ctx, param(p, 0, "hash"))),
   eth_getBlockByNumber: (ctx, p) => {
@@ -192,12 +227,18 @@ export const METHODS: Readonly<Record<string, Method>> = {
   },
   eth_getLogs: getLogs,
   ...FILTER_METHODS,
+  // Served on WebSocket connections (websocket.ts); over HTTP there is no connection to notify.
+  eth_subscribe: notificationsUnsupported,
+  eth_unsubscribe: notificationsUnsupported,
   // Coco extension: which Coco transaction (view.seqno) executed an Ethereum transaction, so a
   // client can fetch its Coco receipt (Merkle proof + signature) from GET /app/receipt.
   coco_getTransactionId: (ctx, p) => {
     arity(p, 1);
-    const ref = ctx.cocoTransactionOf(ctx.tx, parseHash(param(p, 0, "hash"), "hash"));
+    const hash = parseHash(param(p, 0, "hash"), "hash");
+    const ref = ctx.cocoTransactionOf(ctx.tx, hash);
     if (ref === undefined) return null;
+    const receipt = ctx.chain.receipt(ctx.tx, hash);
+    if (ctx.canSee !== undefined && (receipt === undefined || !ctx.canSee(receipt.from))) return null;
     return { seqno: ref.seqno, view: ref.view, transactionId: ref.view === null ? null : `${ref.view}.${ref.seqno}` };
   },
 };

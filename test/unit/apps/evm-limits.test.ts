@@ -56,6 +56,8 @@ test("coco.evm settings are parsed, bounded and named when wrong", () => {
   assert.throws(() => resolveConfig(file({ call_workers: 0 }), "/tmp"), /coco\.evm\.call_workers/);
   assert.throws(() => resolveConfig(file({ cors_allowed_origins: ["http://x/path"] }), "/tmp"), /coco\.evm\.cors_allowed_origins/);
   assert.throws(() => resolveConfig(file({ rate_limit: { rps: 1 } }), "/tmp"), /coco\.evm\.rate_limit\.rps: unknown setting/);
+  assert.deepEqual(resolveConfig(file({ address_policy: "bound" }), "/tmp").evm, { addressPolicy: "bound" });
+  assert.throws(() => resolveConfig(file({ address_policy: "strict" }), "/tmp"), /coco\.evm\.address_policy: expected "open" or "bound"/);
 });
 
 test("the gas of a call is what it asks (the block gas limit when it does not say), at most the cap", () => {

@@ -99,7 +99,7 @@ class Harness {
     this.store.commit(tx, this.store.currentVersion + 1);
   }
 
-  async post(body: unknown): Promise<{ status: number; body: any; tx: Transaction }> {
+  async post(body: unknown): Promise<{ status: number; body: any; tx: Transaction; consistency?: string }> {
     const tx = this.store.begin();
     const result = await this.endpoint.handler({
       request: { method: "POST", path: "/app/evm", query: "", headers: {}, body: Buffer.from(typeof body === "string" ? body : JSON.stringify(body)), callerCert: undefined },
@@ -115,7 +115,7 @@ class Harness {
         throw error;
       }
     }
-    return { status, body: result.body, tx };
+    return { status, body: result.body, tx, ...(result.consistency === undefined ? {} : { consistency: result.consistency }) };
   }
 
   async call(method: string, ...params: unknown[]): Promise<any> {
@@ -560,4 +560,24 @@ test("throughput: sequential ERC-20 transfers in-process", async () => {
   console.log(`# evm in-process: ${count} ERC-20 transfers in ${seconds.toFixed(2)} s = ${(count / seconds).toFixed(0)} tx/s`);
   const balance = BigInt(await h.call("eth_call", { to: address, data: erc20.encodeFunctionData("balanceOf", [bob.address]) }));
   assert.equal(balance, BigInt(count));
+});
+
+test("a request that executed a transaction answers once it is committed (receipts wait for commit); reads answer at once", async () => {
+  const h = new Harness();
+  await h.call("eth_blockNumber"); // writes the genesis block
+  const read = await h.post({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
+  assert.equal(read.consistency, undefined);
+  const raw = await h.sign(alice, { to: bob.address, value: 1n });
+  const sent = await h.post({ jsonrpc: "2.0", id: 2, method: "eth_sendRawTransaction", params: [raw] });
+  assert.match(sent.body.result, /^0x[0-9a-f]{64}$/);
+  assert.equal(sent.consistency, "committed");
+  // A refused transaction wrote nothing: nothing to wait for.
+  const refused = await h.post({ jsonrpc: "2.0", id: 3, method: "eth_sendRawTransaction", params: [raw] });
+  assert.ok(refused.body.error);
+  assert.equal(refused.consistency, undefined);
+  // Receipts answered at execution: nothing waits.
+  const executed = new Harness({ receiptFinality: "executed" });
+  const again = await executed.post({ jsonrpc: "2.0", id: 4, method: "eth_sendRawTransaction", params: [await executed.sign(alice, { to: bob.address, value: 1n })] });
+  assert.match(again.body.result, /^0x[0-9a-f]{64}$/);
+  assert.equal(again.consistency, undefined);
 });

@@ -74,6 +74,31 @@ test("a committed-consistency write answers after its commit; a local one at onc
   });
 });
 
+test("a handler may ask for committed consistency per request: that answer comes only once its transaction is committed", async () => {
+  await withEngine(async (engine) => {
+    const registry = new EndpointRegistry();
+    registry.install({
+      method: "POST", path: "/maybe", authPolicies: ["no_auth"], mode: "readwrite",
+      handler: (ctx) => {
+        ctx.tx.set("records", Buffer.from(ctx.request.query), Buffer.from("v"));
+        return ctx.request.query === "wait" ? { body: "ok", consistency: "committed" } : { body: "ok" };
+      },
+    });
+    const frontend = new Frontend(registry, engine);
+    const statusAtAnswer = (response: RpcResponse): string => {
+      const [view, seqno] = response.headers!["x-ms-ccf-transaction-id"]!.split(".").map(Number);
+      return engine.status(view!, seqno!);
+    };
+    const plain = statusAtAnswer(await frontend.dispatch({ ...request("POST", "/maybe"), query: "now" }));
+    assert.equal(plain, "Pending", "without the flag the answer does not wait");
+    const waiting = Promise.resolve(frontend.dispatch({ ...request("POST", "/maybe"), query: "wait" })).then(statusAtAnswer);
+    // Let the frontend answer now if it were going to; then commit.
+    await new Promise((r) => setImmediate(r));
+    engine.emitSignature();
+    assert.equal(await waiting, "Committed");
+  });
+});
+
 test("on a backup, a session that had a request forwarded has its later reads forwarded too (CCF's session consistency)", async () => {
   await withEngine(async (engine) => {
     const registry = new EndpointRegistry();
