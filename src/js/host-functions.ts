@@ -38,6 +38,7 @@ const NODE_HOOK_NAMES = new Set<keyof NodeHooks>([
   "getViewForSeqno",
   "getStatusForTxId",
   "dropCachedStates",
+  "log",
 ]);
 
 function mapName(value: unknown): string {

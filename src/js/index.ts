@@ -2,3 +2,4 @@
 export { JsRuntime, JS_MEMORY_LIMIT_MIB_DEFAULT, JS_TIME_LIMIT_MS_DEFAULT, resolveModuleName } from "./runtime.js";
 export { applyWriteBatch } from "./host-functions.js";
 export type { HistoricalState, JsBatchContext, JsBatchOutcome, JsCallContext, JsModuleSource, JsRuntimeOptions, KvAccess, NodeHooks } from "./types.js";
+export { CONSOLE_LINE_CHARS_MAX } from "./prelude.js";

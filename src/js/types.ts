@@ -51,6 +51,8 @@ export interface NodeHooks {
    */
   requestHeaders?(): string;
   requestCaller?(): string;
+  /** `console.*` in guest code: one line for the node's log (level: debug, info, warn or error). */
+  log?(level: string, text: string): void;
 }
 
 /**
