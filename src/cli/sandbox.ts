@@ -72,7 +72,7 @@ export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number):
     ledger: { directory: "ledger" },
     snapshots: { directory: "snapshots" },
     ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
-    logging: { level: "info", file: "node.log" },
+    logging: { level: "info", file: "node.log", access_log: { enabled: true, file: "access.log" } },
     coco: {
       workspace: ".",
       durability: options.durability,
@@ -236,7 +236,7 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
         command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: `${options.host}:${node.address.port}`, retry_timeout: "200ms" } },
         ledger: { directory: "ledger" },
         ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
-        logging: { level: "info", file: "node.log" },
+        logging: { level: "info", file: "node.log", access_log: { enabled: true, file: "access.log" } },
         coco: { workspace: ".", durability: options.durability, evm: {} },
       };
       writeFileSync(configFile, JSON.stringify(config, null, 2) + "\n");

@@ -50,7 +50,12 @@ export interface NodeConfigFile {
   ledger?: { directory?: string; chunk_size?: number | string };
   snapshots?: { directory?: string };
   ledger_signatures?: { tx_count?: number; delay?: string | number };
-  logging?: { level?: string; file?: string };
+  logging?: {
+    level?: string;
+    file?: string;
+    /** Coco: one JSON line per answered request (docs/operations.md); off unless `enabled`. */
+    access_log?: { enabled?: boolean; file?: string };
+  };
   coco?: {
     workspace?: string;
     durability?: Durability;
@@ -140,6 +145,8 @@ export interface ResolvedConfig {
   pendingTransactionsMax: number;
   logLevel: string;
   logFile: string | undefined;
+  /** The access log, when enabled: its own file, or (file undefined) the node log's destination. */
+  accessLog: { file: string | undefined } | undefined;
   /** Seconds ccf.gov.msg.created_at may lie before / after the node's clock. */
   governance: { createdAtMaxAgeSeconds: number; createdAtMaxFutureSeconds: number };
   admission: ResolvedAdmission;
@@ -341,6 +348,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     pendingTransactionsMax: file.coco?.pending_transactions_max ?? DEFAULTS.pendingTransactionsMax,
     logLevel,
     logFile: file.logging?.file !== undefined ? at(file.logging.file) : undefined,
+    accessLog: resolveAccessLog(file.logging?.access_log, at),
     governance: resolveGovernance(file.coco?.governance),
     admission: resolveAdmission(file.coco?.admission, rpc.max_open_sessions_hard ?? DEFAULTS.connectionsMax),
   };
@@ -429,4 +437,12 @@ export function loadConfigFile(path: string): ResolvedConfig {
     throw new CocoError("InvalidConfiguration", `Configuration file '${path}' is not valid JSON: ${(error as Error).message}`, 400);
   }
   return resolveConfig(parsed, dirname(resolve(path)));
+}
+
+function resolveAccessLog(settings: { enabled?: boolean; file?: string } | undefined, at: (p: string) => string): ResolvedConfig["accessLog"] {
+  if (settings === undefined) return undefined;
+  if (settings.enabled !== undefined && typeof settings.enabled !== "boolean") throw invalid("logging.access_log.enabled", "expected true or false");
+  if (settings.file !== undefined && typeof settings.file !== "string") throw invalid("logging.access_log.file", "expected a file path");
+  if (settings.enabled !== true) return undefined;
+  return { file: settings.file !== undefined ? at(settings.file) : undefined };
 }

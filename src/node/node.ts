@@ -2,14 +2,16 @@
 // existing service), rebuilds its state from the ledger, takes part in consensus over the
 // node-to-node channels, writes the genesis transaction for a new service, and serves HTTPS.
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
-import type { Logger } from "pino";
-import { createNodeLogger } from "./logger.js";
+import { join } from "node:path";
+import { pino, type Logger } from "pino";
+import { createNodeLogger, LogFile } from "./logger.js";
 import {
   certificateFingerprint, endorseCertificateSigningRequestSync,
 } from "../crypto/index.js";
 import { NodeChannels } from "../channels/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
-import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP } from "../rpc/index.js";
+import { ADMISSION_DEFAULTS, AccessLog, EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type AccessLogDestination } from "../rpc/index.js";
+import { NodeMetrics, UNMATCHED_ENDPOINT } from "./metrics.js";
 import type { Store } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError } from "../util/index.js";
@@ -44,12 +46,19 @@ export interface StartOptions {
   /** Installs the app's endpoints (built-in apps are composed by the CLI, above this layer). */
   installApps?: (registry: EndpointRegistry, context: AppContext) => void;
   /** Routes to the deployed JS app (CCF app bundle), composed by the CLI like built-in apps. */
-  appRouter?: (store: Store, logger: Logger, consensus: AppConsensus) => AppRouter;
+  appRouter?: (store: Store, logger: Logger, consensus: AppConsensus, observer: AppObserver) => AppRouter;
   logger?: Logger;
+}
+
+/** Where apps report their execution time (the node's metrics). */
+export interface AppObserver {
+  jsExecution(seconds: number): void;
+  evmExecution(seconds: number): void;
 }
 
 /** What the node tells built-in apps. */
 export interface AppContext {
+  observer: AppObserver;
   /** The node's committed seqno (e.g. the EVM app answers receipts only once committed). */
   committedSeqno(): number;
   /** The view that wrote a seqno, if this node holds it (to name a transaction `view.seqno`). */
@@ -78,6 +87,8 @@ export class CocoNode {
     readonly replicator: Replicator,
     private readonly channels: NodeChannels | undefined,
     private readonly forwarder: Forwarder | undefined,
+    readonly metrics: NodeMetrics,
+    private readonly accessLog: AccessLog | undefined,
   ) {}
 
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
@@ -202,14 +213,34 @@ export class CocoNode {
         return engine.ledgerSecrets;
       },
     }, new JoinAdmission(config.admission.join));
-    options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
+    // Metrics read consensus, the ledger files and the channels when scraped (metrics.ts).
+    const metrics = new NodeMetrics({
+      nodeId: identity.nodeId,
+      consensus: () => ({
+        role: replicator.role, view: replicator.term, commitSeqno: replicator.committedIndex, lastSeqno: engine.lastSeqnoLocal,
+        primaryId: replicator.primaryId,
+        peers: replicator.configuration.filter((id) => id !== identity.nodeId).map((id) => ({ nodeId: id, connected: channels?.isConnected(id) ?? false })),
+      }),
+      ledgerDirectory: config.ledgerDirectory,
+      snapshotsDirectory: join(config.workspace, "snapshots"),
+      sessions: () => server.sessions,
+      sessionCaps: { soft: config.rpc.connectionsMax - (config.admission.rpc.privilegedConnectionsReserved ?? ADMISSION_DEFAULTS.privilegedConnectionsReserved), hard: config.rpc.connectionsMax },
+      rpcInterfaceName: config.rpc.name,
+    });
+    metrics.installEndpoints(registry);
+    replicator.onCommit((seqno) => metrics.commitAdvanced(seqno));
+    engine.on("rollback", () => metrics.rolledBack(engine.lastSeqnoLocal));
+    const appObserver: AppObserver = { jsExecution: (s) => metrics.jsExecution(s), evmExecution: (s) => metrics.evmExecution(s) };
+    options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno), observer: appObserver });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
       viewForSeqno: (seqno) => engine.viewAt(seqno),
       statusForTxId: (view, seqno) => engine.status(view, seqno),
       historical: new HistoricalStates(engine),
-    });
+    }, appObserver);
     const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen, effects, appRouter);
+    frontend.observer = { committedLocally: (seqno) => metrics.committedLocally(seqno), retried: (method, path) => metrics.requestRetried(method, path) };
+    const accessLog = config.accessLog === undefined ? undefined : new AccessLog(openAccessLog(config.accessLog, logger), identity.nodeId);
 
     // Node-to-node channels: consensus messages and forwarded requests.
     let channels: NodeChannels | undefined;
@@ -277,6 +308,18 @@ export class CocoNode {
       isPrivilegedCaller: (cert) => engine.store.get(MEMBERS_CERTS_MAP, cert.idKey) !== undefined,
       logger,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
+      onAnswered: (answered) => {
+        const facts = answered.request === undefined ? undefined : frontend.factsOf(answered.request);
+        const endpoint = facts?.endpoint ?? UNMATCHED_ENDPOINT;
+        metrics.requestAnswered(facts?.method ?? answered.method, endpoint, answered.status, answered.seconds);
+        if (accessLog === undefined) return;
+        const caller = facts?.caller;
+        accessLog.record({
+          method: answered.method, endpoint, status: answered.status, seconds: answered.seconds, bytes: answered.bytes,
+          callerKind: facts?.forwarded === true ? "forwarded" : caller === undefined ? "none" : typeof caller.policy === "string" ? caller.policy : "all_of",
+          callerId: caller !== undefined && "id" in caller ? caller.id : undefined,
+        });
+      },
     }, frontend.dispatch);
     recovery?.setNodeToNodeAddress(nodeToNodeAddress);
     replicator.start();
@@ -292,7 +335,7 @@ export class CocoNode {
     const address = await server.listen();
     rpcAddress = `${address.address}:${address.port}`;
     logger.info({ node_id: identity.nodeId, address: rpcAddress, node_to_node: nodeToNodeAddress, view: engine.currentView, role: replicator.role, durability: config.durability }, "node is serving");
-    const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, channels, forwarder);
+    const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, channels, forwarder, metrics, accessLog);
     engine.on("failure", (error: Error) => {
       logger.fatal({ err: error }, "ledger failure: this node stops taking part in the service; restart it to recover from its ledger");
       for (const listener of node.fatalListeners) listener(error);
@@ -313,6 +356,7 @@ export class CocoNode {
   /** Stops accepting requests, commits what is pending (single node) and closes the ledger. */
   async stop(): Promise<void> {
     await this.server.close();
+    this.accessLog?.close();
     this.forwarder?.close();
     // A lone voter commits its tail with a last signature; others just stop taking part.
     await this.engine.close();
@@ -476,4 +520,14 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
   });
   logger.info({ node_id: result.nodeId, secrets: result.ledgerSecrets.length }, "trusted by the service: joining as a backup");
   return { identity: saveJoinedIdentity(config, joiner, result, serviceCertPem), peers: result.peers };
+}
+
+/**
+ * The access log's destination: its own file (a LogFile: never crashes on a full disk), or the
+ * node log's destination when no file is set (pino's stream, shared with the node's own lines).
+ */
+function openAccessLog(settings: { file: string | undefined }, logger: Logger): AccessLogDestination {
+  if (settings.file !== undefined) return new LogFile(settings.file);
+  const stream = (logger as unknown as Record<symbol, AccessLogDestination | undefined>)[pino.symbols.streamSym];
+  return stream ?? process.stdout;
 }

@@ -45,6 +45,27 @@ export interface RpcResponse {
 
 export type Dispatcher = (request: RpcRequest) => RpcResponse | Promise<RpcResponse>;
 
+/** One answered request, as metrics and the access log see it. */
+export interface AnsweredRequest {
+  /** Undefined when the request was refused before it was read whole (413). */
+  readonly request: RpcRequest | undefined;
+  readonly method: string;
+  readonly status: number;
+  /** From the request's arrival (its headers parsed) to its answer being handed to the socket. */
+  readonly seconds: number;
+  /** Response body bytes. */
+  readonly bytes: number;
+}
+
+/** CCF's session metrics of one interface (GET /node/metrics). */
+export interface HttpSessionStats {
+  active: number;
+  peak: number;
+  parsingErrors: number;
+  payloadTooLarge: number;
+  headerTooLarge: number;
+}
+
 export interface HttpServerOptions {
   host: string;
   port: number;
@@ -66,6 +87,8 @@ export interface HttpServerOptions {
   /** Where refused connections are reported (rate limited). */
   logger?: AdmissionLogger;
   onError?: (error: unknown, request: RpcRequest | undefined) => void;
+  /** Called once per answered request, synchronously: keep it cheap (metrics, access log). */
+  onAnswered?: (answered: AnsweredRequest) => void;
 }
 
 export interface HttpAdmissionOptions {
@@ -158,10 +181,12 @@ export function coalesceWrites(socket: TLSSocket): void {
 }
 
 /** Answers with a CCF-style error body; a 503 or 429 always carries `Retry-After` (the error's, or the default). */
-export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Readonly<Record<string, string>>): void {
+export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Readonly<Record<string, string>>): { status: number; bytes: number } {
   const body = errorBody(code, message);
-  res.writeHead(status, { ...withRetryAfter(status, headers ?? {}), ...JSON_HEADERS, "content-length": Buffer.byteLength(body) });
+  const bytes = Buffer.byteLength(body);
+  res.writeHead(status, { ...withRetryAfter(status, headers ?? {}), ...JSON_HEADERS, "content-length": bytes });
   res.end(body);
+  return { status, bytes };
 }
 
 export class HttpServer {
@@ -171,6 +196,7 @@ export class HttpServer {
   private readonly refusals: RateLimitedLog;
   /** Established (post-handshake) connections without a privileged certificate. */
   private unprivilegedOpen = 0;
+  private readonly sessionStats: HttpSessionStats = { active: 0, peak: 0, parsingErrors: 0, payloadTooLarge: 0, headerTooLarge: 0 };
 
   constructor(
     private readonly options: HttpServerOptions,
@@ -217,13 +243,20 @@ export class HttpServer {
     // Runs after http's own secureConnection listener, in the same tick: a socket destroyed
     // here has not been read yet, so it never delivers a request.
     this.server.on("secureConnection", (socket: TLSSocket) => this.onSecureConnection(socket));
-    this.server.on("clientError", (_error, socket) => {
+    this.server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === "HPE_HEADER_OVERFLOW") this.sessionStats.headerTooLarge++;
+      else if (error.code !== "ECONNRESET" && error.code !== "ERR_HTTP_REQUEST_TIMEOUT") this.sessionStats.parsingErrors++;
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
       else socket.destroy();
     });
     this.server.on("tlsClientError", () => {
       /* a failed handshake concerns that client only */
     });
+  }
+
+  /** Open sessions now and at most so far, and their errors (CCF's session metrics). */
+  get sessions(): HttpSessionStats {
+    return { ...this.sessionStats };
   }
 
   /** Established connections that hold no privileged certificate (for tests and metrics). */
@@ -246,6 +279,10 @@ export class HttpServer {
       this.unprivilegedOpen++;
       socket.once("close", () => this.unprivilegedOpen--);
     }
+    const stats = this.sessionStats;
+    stats.active++;
+    if (stats.active > stats.peak) stats.peak = stats.active;
+    socket.once("close", () => stats.active--);
     coalesceWrites(socket);
   }
 
@@ -281,6 +318,7 @@ export class HttpServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = this.options.onAnswered === undefined ? 0 : performance.now();
     const socket = req.socket as SocketWithCert;
     socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 0) + 1;
     res.once("close", () => {
@@ -291,6 +329,7 @@ export class HttpServer {
       res.setHeader("connection", "close");
       sendError(res, 413, ErrorCodes.RequestBodyTooLarge,
         `Request body of ${declared} bytes exceeds the limit of ${this.options.bodyBytesMax} bytes (rpc_interfaces.*.http_configuration.max_body_size).`);
+      this.refusedTooLarge(req, started);
       req.resume();
       return;
     }
@@ -305,6 +344,7 @@ export class HttpServer {
         res.setHeader("connection", "close");
         sendError(res, 413, ErrorCodes.RequestBodyTooLarge,
           `Request body exceeds the limit of ${this.options.bodyBytesMax} bytes (rpc_interfaces.*.http_configuration.max_body_size).`);
+        this.refusedTooLarge(req, started);
         return;
       }
       chunks.push(chunk);
@@ -312,12 +352,17 @@ export class HttpServer {
     req.on("end", () => {
       if (tooLarge) return;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-      this.handle(req, res, body);
+      this.handle(req, res, body, started);
     });
     req.on("error", () => res.destroy());
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  private refusedTooLarge(req: IncomingMessage, started: number): void {
+    this.sessionStats.payloadTooLarge++;
+    this.options.onAnswered?.({ request: undefined, method: req.method ?? "GET", status: 413, seconds: (performance.now() - started) / 1000, bytes: 0 });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse, body: Buffer, started: number): void {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     let request: RpcRequest | undefined;
@@ -335,32 +380,48 @@ export class HttpServer {
       const result = this.dispatch(request);
       if (result instanceof Promise) {
         const r = request;
-        result.then((response) => this.send(res, response), (error) => this.fail(res, error, r));
+        result.then((response) => this.send(res, response, r, started), (error) => this.fail(res, error, r, started));
       } else {
-        this.send(res, result);
+        this.send(res, result, request, started);
       }
     } catch (error) {
-      this.fail(res, error, request);
+      this.fail(res, error, request, started);
     }
   }
 
-  private send(res: ServerResponse, response: RpcResponse): void {
+  private send(res: ServerResponse, response: RpcResponse, request: RpcRequest, started: number): void {
     const body = response.body ?? "";
     // A 503 a handler returned, or one relayed from the primary, tells the client when to retry too.
     const headers = withRetryAfter(response.status, response.headers ?? {});
-    headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
+    const bytes = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+    headers["content-length"] = String(bytes);
     res.writeHead(response.status, headers);
     res.end(body);
+    this.answered(request, request.method, response.status, started, bytes);
   }
 
-  private fail(res: ServerResponse, error: unknown, request: RpcRequest | undefined): void {
+  private fail(res: ServerResponse, error: unknown, request: RpcRequest | undefined, started: number): void {
+    let status: number;
+    let bytes: number;
     if (error instanceof CocoError && error.status < 500) {
-      sendError(res, error.status, error.code, error.message, error.headers);
-      return;
+      ({ status, bytes } = sendError(res, error.status, error.code, error.message, error.headers));
+    } else {
+      this.options.onError?.(error, request);
+      if (error instanceof CocoError) ({ status, bytes } = sendError(res, error.status, error.code, error.message, error.headers));
+      else ({ status, bytes } = sendError(res, 500, ErrorCodes.InternalError, "The node failed to process the request; the failure has been logged."));
     }
-    this.options.onError?.(error, request);
-    if (error instanceof CocoError) sendError(res, error.status, error.code, error.message, error.headers);
-    else sendError(res, 500, ErrorCodes.InternalError, "The node failed to process the request; the failure has been logged.");
+    this.answered(request, request?.method ?? res.req.method ?? "GET", status, started, bytes);
+  }
+
+  private answered(request: RpcRequest | undefined, method: string, status: number, started: number, bytes: number): void {
+    const observe = this.options.onAnswered;
+    if (observe === undefined) return;
+    try {
+      observe({ request, method, status, seconds: (performance.now() - started) / 1000, bytes });
+    } catch (error) {
+      // Metrics and logs must never fail a request that was answered.
+      this.options.onError?.(error, request);
+    }
   }
 }
 
