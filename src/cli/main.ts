@@ -78,6 +78,14 @@ node.command("start")
       };
       process.on("SIGINT", () => void stop());
       process.on("SIGTERM", () => void stop());
+      // Started by a sandbox (an IPC channel to it): the node goes when the sandbox goes, even
+      // when the sandbox was killed with SIGKILL and could not stop it (the channel closes).
+      if (process.channel !== undefined) {
+        process.on("disconnect", () => {
+          running.logger.warn("the sandbox that started this node has exited: stopping");
+          void stop();
+        });
+      }
       // Crash-only: a node whose ledger failed exits (code 70, EX_SOFTWARE) rather than linger
       // half-alive; restarted, it recovers from what its ledger holds.
       running.onFatal(() => {

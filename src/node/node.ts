@@ -12,6 +12,7 @@ import { NodeChannels } from "../channels/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
 import { ADMISSION_DEFAULTS, AccessLog, EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type AccessLogDestination } from "../rpc/index.js";
 import { NodeMetrics, UNMATCHED_ENDPOINT } from "./metrics.js";
+import { lockWorkspace, unlockWorkspace } from "./workspace-lock.js";
 import type { Store } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError } from "../util/index.js";
@@ -91,9 +92,23 @@ export class CocoNode {
     private readonly accessLog: AccessLog | undefined,
   ) {}
 
+  /**
+   * Starts a node on its workspace, which it locks first (workspace-lock.ts): a second process on
+   * the same workspace is refused, naming the running PID.
+   */
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
-    const logger = options.logger ?? createNodeLogger(config);
     mkdirSync(config.workspace, { recursive: true });
+    lockWorkspace(config.workspace, `coco node (${config.command})`);
+    try {
+      return await CocoNode.startLocked(config, options);
+    } catch (error) {
+      unlockWorkspace(config.workspace);
+      throw error;
+    }
+  }
+
+  private static async startLocked(config: ResolvedConfig, options: StartOptions): Promise<CocoNode> {
+    const logger = options.logger ?? createNodeLogger(config);
     const { ledger, entries, identity, bootstrapPeers, lostLedger } = config.command === "Recover"
       ? await openForRecovery(config, logger)
       : await openLedgerAndIdentity(config, logger);
@@ -365,6 +380,7 @@ export class CocoNode {
     await this.channels?.close();
     await this.ledger.close();
     this.logger.info("node stopped");
+    unlockWorkspace(this.config.workspace);
     this.logger.flush?.();
   }
 }
