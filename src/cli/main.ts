@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // The `coco` command: run a sandbox or a node, make identities, verify receipts, audit ledgers.
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { CocoError } from "../util/index.js";
-import { verifyReceipt, type CcfReceipt } from "../client/index.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
 import { loadConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
@@ -16,6 +15,7 @@ import { registerAppCommands } from "./app.js";
 import { registerLedgerCommands } from "./ledger.js";
 import { registerAttestationCommands } from "./attestation.js";
 import { registerEvmCommands } from "./evm.js";
+import { registerReceiptCommands } from "./receipt.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -114,37 +114,7 @@ program.command("keygen")
     }
   });
 
-const receipt = program.command("receipt").description("Work with CCF receipts");
-receipt.command("verify")
-  .description("Verify a CCF JSON receipt (from GET /app/receipt) offline against the service certificate")
-  .argument("<file>", "receipt JSON file")
-  .requiredOption("--service-cert <pem>", "the service certificate (service_cert.pem)")
-  .option("--json", "print the result as JSON", false)
-  .action((file: string, opts) => {
-    let parsed: CcfReceipt;
-    let serviceCert: string;
-    try {
-      parsed = JSON.parse(readFileSync(file, "utf8")) as CcfReceipt;
-    } catch (error) {
-      fail(new Error(`cannot read receipt '${file}': ${(error as Error).message}`));
-    }
-    try {
-      serviceCert = readFileSync(opts.serviceCert, "utf8");
-    } catch (error) {
-      fail(new Error(`cannot read service certificate '${opts.serviceCert}': ${(error as Error).message}`));
-    }
-    try {
-      const result = verifyReceipt(parsed, serviceCert);
-      const txid = parsed.leaf_components.commit_evidence.split(":")[1];
-      if (opts.json) console.log(JSON.stringify({ valid: true, transaction_id: txid, root: result.root.toString("hex") }));
-      else console.log(`Receipt is valid: transaction ${txid} is committed in the service's ledger (root ${result.root.toString("hex")}).`);
-    } catch (error) {
-      if (opts.json) console.log(JSON.stringify({ valid: false, error: (error as Error).message }));
-      else console.error(`Receipt is NOT valid: ${(error as Error).message}`);
-      process.exit(1);
-    }
-  });
-
+registerReceiptCommands(program, fail);
 registerEvmCommands(program);
 registerGovCommands(program);
 registerAppCommands(program);

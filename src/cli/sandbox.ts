@@ -4,13 +4,14 @@
 // brings the stopped service back through disaster recovery with all its data (member0 holds
 // the recovery share; sandbox-recovery.ts). As on a real service, governance sets the
 // EVM chain: member0 proposes set_evm_genesis (chain id, funded development accounts) and votes.
-import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { request as httpsRequest } from "node:https";
 import { freeTcpPort } from "../util/index.js";
 import { fileURLToPath } from "node:url";
-import { delimiter, join, relative, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
+import { cocoCommand } from "./context.js";
 import { CocoError } from "../util/index.js";
 import { lockWorkspace, workspaceHolder } from "../node/workspace-lock.js";
 import { createNodeLogger } from "../node/logger.js";
@@ -74,6 +75,8 @@ export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number):
     },
     ledger: { directory: "ledger" },
     snapshots: { directory: "snapshots" },
+    // `coco gov/app/receipt --workspace` read the node's address here (the port may be the OS's choice).
+    output_files: { rpc_addresses_file: "rpc_addresses.json" },
     ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
     logging: { level: "info", file: "node.log", access_log: { enabled: true, file: "access.log" } },
     coco: {
@@ -408,20 +411,3 @@ function portInUse(host: string, port: number): Promise<boolean> {
   });
 }
 
-/**
- * How to run this `coco` from anywhere: `coco` if that name on PATH is this very CLI (npm link),
- * else `node <absolute path of main.js>`. Never `npx coco`: outside this repository npx fetches
- * an unrelated npm package of that name.
- */
-export function cocoCommand(): string {
-  const main = fileURLToPath(new URL("./main.js", import.meta.url));
-  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
-    if (dir === "") continue;
-    try {
-      if (realpathSync(join(dir, "coco")) === realpathSync(main)) return "coco";
-    } catch {
-      continue;
-    }
-  }
-  return `node ${main}`;
-}

@@ -49,6 +49,8 @@ export interface NodeConfigFile {
   };
   ledger?: { directory?: string; chunk_size?: number | string };
   snapshots?: { directory?: string };
+  /** CCF's output_files: `rpc_addresses_file` gets `{ "<interface>": "host:port" }` once the node listens (port 0 resolved). */
+  output_files?: { rpc_addresses_file?: string };
   ledger_signatures?: { tx_count?: number; delay?: string | number };
   logging?: {
     level?: string;
@@ -145,6 +147,8 @@ export interface ResolvedConfig {
   pendingTransactionsMax: number;
   logLevel: string;
   logFile: string | undefined;
+  /** Where the node writes its RPC addresses once listening (CCF's output_files.rpc_addresses_file). */
+  rpcAddressesFile: string | undefined;
   /** The access log, when enabled: its own file, or (file undefined) the node log's destination. */
   accessLog: { file: string | undefined } | undefined;
   /** Seconds ccf.gov.msg.created_at may lie before / after the node's clock. */
@@ -349,6 +353,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     logLevel,
     logFile: file.logging?.file !== undefined ? at(file.logging.file) : undefined,
     accessLog: resolveAccessLog(file.logging?.access_log, at),
+    rpcAddressesFile: file.output_files?.rpc_addresses_file !== undefined ? at(file.output_files.rpc_addresses_file) : undefined,
     governance: resolveGovernance(file.coco?.governance),
     admission: resolveAdmission(file.coco?.admission, rpc.max_open_sessions_hard ?? DEFAULTS.connectionsMax),
   };

@@ -1,7 +1,7 @@
 // A Coco node: opens its ledger, loads or creates its identity and secrets (or joins an
 // existing service), rebuilds its state from the ledger, takes part in consensus over the
 // node-to-node channels, writes the genesis transaction for a new service, and serves HTTPS.
-import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import { createNodeLogger, LogFile } from "./logger.js";
@@ -349,6 +349,8 @@ export class CocoNode {
     }
     const address = await server.listen();
     rpcAddress = `${address.address}:${address.port}`;
+    // For tools that find the node (coco gov --workspace) when it listens on a port the OS chose.
+    if (config.rpcAddressesFile !== undefined) writeFileSync(config.rpcAddressesFile, JSON.stringify({ [config.rpc.name]: rpcAddress }) + "\n");
     logger.info({ node_id: identity.nodeId, address: rpcAddress, node_to_node: nodeToNodeAddress, view: engine.currentView, role: replicator.role, durability: config.durability }, "node is serving");
     const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, channels, forwarder, metrics, accessLog);
     engine.on("failure", (error: Error) => {

@@ -16,6 +16,7 @@ import { isUtf8 } from "node:buffer";
 import { BodyKind, DISPATCH_EXPORT, DISPATCH_MODULE, dispatchModuleSource, packRequest, type GuestResponse, type InvokeArgs } from "./guest-dispatch.js";
 import { historicalTarget, isTxId } from "./historical.js";
 import { TransactionKvAccess } from "./kv-access.js";
+import { ModuleSourceMaps } from "./source-maps.js";
 import { buildAppOpenApi } from "./openapi.js";
 
 export const APP_PATH_PREFIX = "/app";
@@ -168,6 +169,8 @@ export class JsApp {
   private randomOffset = 0;
   private readonly logger: JsAppLogger | undefined;
   private exceptionOptions: ExceptionOptions = { returnDetails: false, logDetails: false };
+  /** The deployed modules' inline source maps (coco app build), for exception traces. */
+  private sourceMaps = new ModuleSourceMaps([]);
 
   constructor(private readonly deps: JsAppDeps) {
     this.logger = deps.logger;
@@ -253,6 +256,7 @@ export class JsApp {
     this.runtime = undefined;
     this.callerCache.clear();
     const bundle = readDeployedBundle(store.begin());
+    this.sourceMaps = new ModuleSourceMaps(bundle.modules, (module, problem) => this.logger?.warn({ module, problem }, "JS app: ignoring a module's unreadable source map"));
     this.exceptionOptions = {
       returnDetails: bundle.runtimeOptions?.return_exception_details === true,
       logDetails: bundle.runtimeOptions?.log_exception_details === true,
@@ -583,7 +587,9 @@ export class JsApp {
    * log_exception_details is set (both can leak private data: to the caller, to the host).
    */
   private exceptionResult(error: CocoError, name: string, req: RequestState): HandlerResult {
-    const { reason, trace } = exceptionDetails(error);
+    const details = exceptionDetails(error);
+    const reason = details.reason;
+    const trace = details.trace === undefined ? undefined : this.sourceMaps.mapTrace(details.trace);
     if (this.exceptionOptions.logDetails) this.logger?.error({ endpoint: name, reason, trace }, "JS app: exception thrown while executing");
     else this.logger?.warn({ endpoint: name }, "JS app: exception thrown while executing (set_js_runtime_options log_exception_details to log it)");
     const body: { code: string; message: string; details?: object[] } = { code: ErrorCodes.InternalError, message: JS_EXCEPTION_MESSAGE };

@@ -11,6 +11,10 @@ import { CocoError } from "../../../src/util/errors.js";
 import { serialiseWriteSet } from "../../../src/kv/index.js";
 import { HistoricalStates } from "../../../src/node/historical.js";
 import { GovHarness, makeIdentity, YES, type Identity } from "../governance/harness.js";
+import { buildBundle } from "../../../src/cli/app.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const [member, user] = (await Promise.all([makeIdentity("member0"), makeIdentity("user0")])) as [Identity, Identity];
 
@@ -505,6 +509,40 @@ test("console.log/warn/error in a handler are node log lines tagged with the app
   ]);
   assert.equal(lines[0]!.message, 'hello from GET {"n":1}');
   assert.match(lines[2]!.message, /shown as its stack\n\s+at chatty/);
+});
+
+test("an exception's trace names the TypeScript source lines of a bundle built by coco app build (inline source maps)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-sourcemap-"));
+  try {
+    mkdirSync(join(dir, "src", "endpoints"), { recursive: true });
+    writeFileSync(join(dir, "app.json"), JSON.stringify({ endpoints: { "/boom": { get: {
+      js_module: "endpoints/boom.js", js_function: "boom", forwarding_required: "never", authn_policies: ["no_auth"], mode: "readonly", openapi: {},
+    } } } }));
+    writeFileSync(join(dir, "src", "endpoints", "boom.ts"), [
+      "// A handler that throws on line 5.",
+      "interface Thing { n: number }",
+      "export function boom(): never {",
+      "  const thing: Thing = { n: 1 };",
+      "  throw new Error(`boom ${thing.n}`);",
+      "}",
+      "",
+    ].join("\n"));
+    const built = await buildBundle(dir, () => undefined);
+    const local = new AppHarness();
+    local.deploy(built);
+    local.setExceptionOptions({ return_exception_details: true });
+    const r = local.request("GET", "/app/boom");
+    assert.equal(r.status, 500);
+    assert.match(r.json.error.details[0].message, /boom 1/);
+    assert.match(r.json.error.details[0].trace, /at boom \(src\/endpoints\/boom\.ts:5:\d+\)/);
+    // Without the map, the same frame names the bundled module.
+    const unmapped = new AppHarness();
+    unmapped.deploy(await buildBundle(dir, () => undefined, { sourceMaps: false }));
+    unmapped.setExceptionOptions({ return_exception_details: true });
+    assert.match(unmapped.request("GET", "/app/boom").json.error.details[0].trace, /at boom \(\/?endpoints\/boom\.js:\d+:\d+\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a non-2xx answer discards the handler's writes", () => {
