@@ -54,6 +54,8 @@ export interface NodeStartOptions {
   readonly profileDir?: string;
   /** Nodes in the network (the sandbox's --nodes); the load goes to node 0. */
   readonly nodes?: number;
+  /** False: the sandbox's --no-access-log. */
+  readonly accessLog?: boolean;
 }
 
 export async function startNode(options: NodeStartOptions): Promise<RunningServer> {
@@ -78,6 +80,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     "--port", String(port),
     "--durability", options.durability,
     ...(options.nodes !== undefined && options.nodes > 1 ? ["--nodes", String(options.nodes)] : []),
+    ...(options.accessLog === false ? ["--no-access-log"] : []),
   ], { env });
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let lastProblem = "no answer yet";

@@ -44,10 +44,12 @@ export interface ServiceContext {
 }
 
 /** Adds --workspace, --url, --service-cert and the identity flags (member and/or user) to a command. */
-export function addContextOptions(command: Command, identities: { member?: boolean; user?: boolean } = { member: true }): Command {
+export function addContextOptions(command: Command, identities: { member?: boolean; user?: boolean; url?: boolean } = { member: true }): Command {
+  command.option("--workspace <dir>", `a sandbox-style workspace to read the node's address, service certificate and identities from (env ${CONTEXT_ENV.workspace}; default ./${DEFAULT_WORKSPACE})`);
+  if (identities.url !== false) {
+    command.option("--url <url>", `address of any node of the service (env ${CONTEXT_ENV.url}; default: from the workspace's rpc_addresses.json or config.json)`);
+  }
   command
-    .option("--workspace <dir>", `a sandbox-style workspace to read the node's address, service certificate and identities from (env ${CONTEXT_ENV.workspace}; default ./${DEFAULT_WORKSPACE})`)
-    .option("--url <url>", `address of any node of the service (env ${CONTEXT_ENV.url}; default: from the workspace's rpc_addresses.json or config.json)`)
     .option("--service-cert <file>", `service certificate to trust (env ${CONTEXT_ENV.serviceCert}; default WORKSPACE/service_cert.pem)`);
   if (identities.member === true) {
     command

@@ -53,6 +53,7 @@ program.command("sandbox")
   .option("--nodes <n>", "nodes in the network: node i serves on port + i and talks to the others on port + 100 + i; nodes 1.. join through governance", positiveInt, 1)
   .option("--evm-gateway-port <port>", "port of the plain-HTTP Ethereum JSON-RPC gateway on 127.0.0.1, acting as user0 (default 8545; 0 with --port 0)", port)
   .option("--no-evm-gateway", "do not start the EVM gateway")
+  .option("--no-access-log", "do not write the access log (access.log: one JSON line per request)")
   .option("--restart-from-disk", "restart node 0 from its own keys and ledger (a single node's restart) instead of recovering the stopped service with member0's share", false)
   .action(async (opts) => {
     await runSandbox({
@@ -61,6 +62,7 @@ program.command("sandbox")
       signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet, nodes: opts.nodes,
       evmGatewayPort: opts.evmGateway === false ? false : opts.evmGatewayPort,
       restartFromDisk: opts.restartFromDisk,
+      accessLog: opts.accessLog !== false,
     }).catch(fail);
   });
 

@@ -112,7 +112,7 @@ export function registerReceiptCommands(program: Command, fail: (error: unknown)
     });
   addContextOptions(receipt.command("verify")
     .description("Verify a CCF JSON receipt (from GET /app/receipt or `coco receipt get`) offline against the service certificate")
-    .argument("<file>", "receipt JSON file ('-' for stdin)"), {})
+    .argument("<file>", "receipt JSON file ('-' for stdin)"), { url: false })
     .option("--json", "print the result as JSON", false)
     .action((file: string, opts: ContextFlags & { json: boolean }) => {
       try {

@@ -44,6 +44,8 @@ export interface SandboxOptions {
   restartFromDisk?: boolean;
   /** Nodes in the network (default 1). Node i listens on port + i; the others join through governance. */
   nodes?: number;
+  /** Write the access log (`<workspace>/access.log`, and `node<i>/access.log`); default true. */
+  accessLog?: boolean;
   /** Port of the plain-HTTP EVM gateway acting as user0 (default 8545, or 0 with port 0); false: none. */
   evmGatewayPort?: number | false;
 }
@@ -78,7 +80,7 @@ export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number):
     // `coco gov/app/receipt --workspace` read the node's address here (the port may be the OS's choice).
     output_files: { rpc_addresses_file: "rpc_addresses.json" },
     ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
-    logging: { level: "info", file: "node.log", access_log: { enabled: true, file: "access.log" } },
+    logging: { level: "info", file: "node.log", access_log: { enabled: options.accessLog !== false, file: "access.log" } },
     coco: {
       workspace: ".",
       durability: options.durability,
@@ -274,7 +276,7 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
         command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: `${options.host}:${node.address.port}`, retry_timeout: "200ms" } },
         ledger: { directory: "ledger" },
         ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
-        logging: { level: "info", file: "node.log", access_log: { enabled: true, file: "access.log" } },
+        logging: { level: "info", file: "node.log", access_log: { enabled: options.accessLog !== false, file: "access.log" } },
         coco: { workspace: ".", durability: options.durability, evm: {} },
       };
       writeFileSync(configFile, JSON.stringify(config, null, 2) + "\n");
