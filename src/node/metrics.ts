@@ -20,6 +20,9 @@ export interface ConsensusView {
 
 export interface NodeMetricsSources {
   nodeId: string;
+  /** The commit seqno when the node starts (committed transactions are counted from there). */
+  startCommitSeqno: number;
+  /** Read only when scraped (never while the node is still starting). */
   consensus(): ConsensusView;
   ledgerDirectory: string;
   snapshotsDirectory: string;
@@ -66,7 +69,7 @@ export class NodeMetrics {
     this.commitSeconds = new Histogram({ name: "coco_commit_latency_seconds", help: "From a transaction's local commit by a request on this node to its global commit", buckets: LATENCY_BUCKETS_SECONDS, registers });
     this.jsSeconds = new Histogram({ name: "coco_js_execution_seconds", help: "Time inside the JS app's isolate per entry (one request, or one batch of requests)", buckets: LATENCY_BUCKETS_SECONDS, registers });
     this.evmSeconds = new Histogram({ name: "coco_evm_execution_seconds", help: "Time in EVM app endpoint handlers (/app/evm...)", buckets: LATENCY_BUCKETS_SECONDS, registers });
-    this.lastCommitSeqno = sources.consensus().commitSeqno;
+    this.lastCommitSeqno = sources.startCommitSeqno;
     this.installScrapeGauges(registers);
   }
 

@@ -231,6 +231,7 @@ export class CocoNode {
     // Metrics read consensus, the ledger files and the channels when scraped (metrics.ts).
     const metrics = new NodeMetrics({
       nodeId: identity.nodeId,
+      startCommitSeqno: replicator.committedIndex,
       consensus: () => ({
         role: replicator.role, view: replicator.term, commitSeqno: replicator.committedIndex, lastSeqno: engine.lastSeqnoLocal,
         primaryId: replicator.primaryId,

@@ -108,19 +108,26 @@ function isAlive(holder: LockContents): boolean {
     // EPERM: alive, but another user's process.
     if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  const now = procStat(holder.pid);
+  // A killed process that its parent has not reaped yet is a zombie: it answers kill(0) but holds nothing.
+  if (now?.state === "Z" || now?.state === "X") return false;
   if (holder.startTicks === undefined) return true;
-  const now = startTicksOf(holder.pid).startTicks;
-  return now === undefined || now === holder.startTicks;
+  return now?.startTicks === undefined || now.startTicks === holder.startTicks;
 }
 
-/** Field 22 of /proc/<pid>/stat (after the parenthesised command, which may hold spaces). */
-function startTicksOf(pid: number): { startTicks?: number } {
+/** Fields 3 (state) and 22 (start time) of /proc/<pid>/stat, after the parenthesised command (which may hold spaces). */
+function procStat(pid: number): { state: string; startTicks?: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[19]);
-    return Number.isSafeInteger(ticks) ? { startTicks: ticks } : {};
+    return { state: fields[0] ?? "", ...(Number.isSafeInteger(ticks) ? { startTicks: ticks } : {}) };
   } catch {
-    return {};
+    return undefined;
   }
+}
+
+function startTicksOf(pid: number): { startTicks?: number } {
+  const stat = procStat(pid);
+  return stat?.startTicks === undefined ? {} : { startTicks: stat.startTicks };
 }
