@@ -4,7 +4,7 @@
 // reported before the workspace is created.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { NodeProcess, runCli, tempWorkspace } from "../helpers/node-process.js";
@@ -90,4 +90,19 @@ test("a port in use is reported before the workspace is created", async () => {
   } finally {
     blocker.close();
   }
+});
+
+test("a joiner that fails makes the sandbox fail loudly, with the joiner's log", async () => {
+  const dir = workspace();
+  // node 1's configuration is broken on purpose: the node exits at once with a configuration error.
+  mkdirSync(join(dir, "node1"), { recursive: true });
+  writeFileSync(join(dir, "node1", "config.json"), JSON.stringify({
+    network: { rpc_interfaces: { primary_rpc_interface: { bind_address: "127.0.0.1:0" } } },
+    command: { type: "Bogus" },
+  }));
+  const result = await runCli(["sandbox", "--workspace", dir, "--port", "0", "--nodes", "2", "--no-evm-gateway"], { timeoutMs: 90_000 });
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stderr, /node 1 of the sandbox exited \(code 1\) before asking to join; the sandbox stops/);
+  assert.match(result.stderr, /last lines of .*node1\/stdout\.log:\n[^]*InvalidConfiguration/);
+  assert.equal(existsSync(join(dir, "coco.lock")), false, "the sandbox released its workspace on the way out");
 });
