@@ -369,9 +369,8 @@ function logTail(dir: string, lines = 12): string {
 }
 
 /**
- * The ports this sandbox will listen on (0 = chosen by the OS, never taken): node 0's and each
- * joiner's RPC and node-to-node ports (a restarted workspace's from its config files), and the
- * EVM gateway's.
+ * The ports this sandbox's nodes will listen on (0 = chosen by the OS, never taken): node 0's and
+ * each joiner's RPC and node-to-node ports (a restarted workspace's from its config files).
  */
 function sandboxPorts(workspace: string, options: SandboxOptions, nodeCount: number): { port: number; what: string }[] {
   const ports: { port: number; what: string }[] = [];
@@ -391,8 +390,7 @@ function sandboxPorts(workspace: string, options: SandboxOptions, nodeCount: num
       ports.push({ port: options.port + i, what: `node ${i} (--port + ${i})` }, { port: options.port + 100 + i, what: `node ${i}'s node-to-node port (--port + ${100 + i})` });
     }
   }
-  const gateway = options.evmGatewayPort === false ? undefined : options.evmGatewayPort ?? (options.port === 0 ? 0 : 8545);
-  if (gateway !== undefined && gateway !== 0) ports.push({ port: gateway, what: "the EVM gateway (--evm-gateway-port; --no-evm-gateway to go without)" });
+  // Not the EVM gateway's: when its port is taken the sandbox says so and runs without it (docs/cli.md).
   return ports;
 }
 
