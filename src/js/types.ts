@@ -114,6 +114,8 @@ export interface JsRuntimeOptions {
   hooks?: Partial<NodeHooks>;
   /** Host clock for `Date.now()` (only visible after `ccf.enableUntrustedDateTime(true)`). */
   clockMs?: () => number;
+  /** Where guest `console.*` lines go when the call's hooks have no `log` (the constitution, ballots). */
+  console?: (level: string, text: string) => void;
   /** Host entropy for seeding `Math.random` per call. */
   randomBytes?: (length: number) => Uint8Array;
 }

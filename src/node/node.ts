@@ -165,7 +165,17 @@ export class CocoNode {
     });
     const serviceStatus = new ServiceStatus(engine.store);
     // The constitution and ballots run here, isolated from the node (see docs/js-runtime.md).
-    const runtime = new JsRuntime({ timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB });
+    const runtime = new JsRuntime({
+      timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB,
+      // console.* in the constitution and ballots goes to the node log, as CCF logs it.
+      console: (level, text) => {
+        const details = { constitution: true, console: level };
+        if (level === "error") logger.error(details, text);
+        else if (level === "warn") logger.warn(details, text);
+        else if (level === "debug") logger.debug(details, text);
+        else logger.info(details, text);
+      },
+    });
 
     const registry = new EndpointRegistry();
     let rpcAddress = `${config.rpc.host}:${config.rpc.port}`;

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NodeProcess, tempWorkspace } from "../helpers/node-process.js";
+import { GovernanceClient } from "../../src/client/index.js";
 
 const ws = tempWorkspace();
 let node: NodeProcess;
@@ -112,4 +113,30 @@ test("the access log has a line per request with the template path and caller, n
   assert.ok(line.bytes > 0);
   assert.doesNotMatch(readFileSync(file, "utf8"), /4242424242/, "no query string in the access log");
   assert.ok(lines.some((l) => l.path === "/metrics" && l.caller === "no_auth"));
+});
+
+test("console.log in a ballot is a node log line, as CCF logs the constitution's", async () => {
+  const gov = new GovernanceClient({
+    url: `https://127.0.0.1:${node.port}`,
+    serviceCertPem: readFileSync(join(ws.dir, "service_cert.pem"), "utf8"),
+    memberCertPem: readFileSync(join(ws.dir, "member0_cert.pem"), "utf8"),
+    memberKeyPem: readFileSync(join(ws.dir, "member0_privk.pem"), "utf8"),
+  });
+  try {
+    const marker = `ballot-ran-${Math.random().toString(36).slice(2)}`;
+    const proposal = await gov.propose({ actions: [{ name: "set_recovery_threshold", args: { recovery_threshold: 1 } }] });
+    const voted = await gov.vote(proposal.proposalId, `export function vote(proposal, proposerId) { console.log("${marker}"); return true; }`);
+    assert.equal(voted.proposalState, "Accepted");
+    const deadline = Date.now() + 10_000;
+    let line: { constitution?: boolean; console?: string } | undefined;
+    while (line === undefined && Date.now() < deadline) {
+      line = readFileSync(join(ws.dir, "node.log"), "utf8").split("\n").filter((l) => l.includes(marker)).map((l) => JSON.parse(l))[0];
+      if (line === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(line, "the ballot's console.log reached node.log");
+    assert.equal(line.constitution, true);
+    assert.equal(line.console, "info");
+  } finally {
+    await gov.close();
+  }
 });
