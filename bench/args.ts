@@ -14,6 +14,8 @@ export interface BenchOptions {
   readonly out: string;
   readonly pollIntervalMs: number;
   readonly autocannon: boolean;
+  /** The node writes its access log (the sandbox's default); --no-access-log measures without it. */
+  readonly accessLog: boolean;
 }
 
 export const HELP = `Usage: npm run bench -- [options]
@@ -37,6 +39,7 @@ Options:
   --out <file>          JSON output (default bench/results/<timestamp>.json)
   --poll-interval <ms>  interval of pipelined GET /node/commit polls (default 2)
   --no-autocannon       skip the autocannon phases
+  --no-access-log       run the node without its access log (to measure what the log costs)
   --help                this text
 See docs/benchmarks.md for what each figure means.`;
 
@@ -70,6 +73,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
         out: { type: "string" },
         "poll-interval": { type: "string" },
         "no-autocannon": { type: "boolean" },
+        "no-access-log": { type: "boolean" },
         help: { type: "boolean" },
       },
     });
@@ -100,5 +104,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
     out: v.out ?? `bench/results/${new Date().toISOString().replace(/[:.]/g, "-")}.json`,
     pollIntervalMs: positiveNumber("poll-interval", v["poll-interval"], 2, false),
     autocannon: !(v["no-autocannon"] ?? false),
+    accessLog: !(v["no-access-log"] ?? false),
   };
 }

@@ -58,6 +58,8 @@ export interface NodeStartOptions {
   readonly extraArgs?: readonly string[];
   /** Return as soon as the child is spawned (the caller times readiness itself). */
   readonly noWait?: boolean;
+  /** False: the sandbox's --no-access-log. */
+  readonly accessLog?: boolean;
 }
 
 export async function startNode(options: NodeStartOptions): Promise<RunningServer> {
@@ -83,6 +85,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     "--durability", options.durability,
     ...(options.nodes !== undefined && options.nodes > 1 ? ["--nodes", String(options.nodes)] : []),
     ...(options.extraArgs ?? []),
+    ...(options.accessLog === false ? ["--no-access-log"] : []),
   ], { env });
   if (options.noWait === true) return { child, target: { host: "127.0.0.1", port, ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) } };
   const deadline = Date.now() + READY_TIMEOUT_MS;

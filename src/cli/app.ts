@@ -11,19 +11,17 @@ import { build as esbuild, type Plugin } from "esbuild";
 import { GovernanceClient, type ProposalInfo } from "../client/index.js";
 import { CocoError } from "../util/index.js";
 import { EXIT_SERVICE_ERROR, EXIT_USAGE_ERROR, describeProposal } from "./gov.js";
+import { typeCheckProject } from "./app-typecheck.js";
+import { addContextOptions, cocoCommand, resolveContext, type ContextFlags } from "./context.js";
 
 const TEMPLATE_DIR = fileURLToPath(new URL("../../../templates/ts-app/", import.meta.url));
+/** This Coco's package directory: the template's scripts depend on it (`"coco": "file:..."`). */
+const COCO_ROOT = fileURLToPath(new URL("../../../", import.meta.url)).replace(/[\\/]$/, "");
 const CCF_APP_PACKAGE = "@microsoft/ccf-app";
 const DEFAULT_BUNDLE = join("dist", "bundle.json");
 const SOURCE_EXTENSIONS = [".ts", ".mts", ".js", ".mjs"];
 const WATCH_DEBOUNCE_MS = 300;
 const HTTP_METHODS = new Set(["get", "put", "post", "delete", "patch", "head", "options"]);
-const DEFAULTS = {
-  url: "https://127.0.0.1:8000",
-  serviceCert: "workspace/service_cert.pem",
-  memberCert: "workspace/member0_cert.pem",
-  memberKey: "workspace/member0_privk.pem",
-};
 
 /** CCF's app bundle: what `set_js_app` takes as `args.bundle`. */
 export interface AppBundle {
@@ -64,7 +62,9 @@ export function initProject(dir: string): string[] {
         continue;
       }
       const text = readFileSync(file, "utf8");
-      if (text.includes("{{name}}")) writeFileSync(file, text.replaceAll("{{name}}", name));
+      if (text.includes("{{name}}") || text.includes("{{cocoRoot}}")) {
+        writeFileSync(file, text.replaceAll("{{name}}", name).replaceAll("{{cocoRoot}}", COCO_ROOT));
+      }
       written.push(relative(target, file));
     }
   };
@@ -159,7 +159,7 @@ const warnOnStderr: WarningSink = (message) => console.error(`coco: warning: ${m
  * module does not export is a warning, not an error: CCF deploys such a bundle and answers 500
  * only when that endpoint is called (CCF's own samples have shipped that way).
  */
-async function bundleModule(projectDir: string, moduleName: string, functions: ReadonlySet<string>, warn: WarningSink): Promise<string> {
+async function bundleModule(projectDir: string, moduleName: string, functions: ReadonlySet<string>, warn: WarningSink, sourceMap: boolean): Promise<string> {
   const entry = findSource(projectDir, moduleName);
   let result;
   try {
@@ -167,6 +167,9 @@ async function bundleModule(projectDir: string, moduleName: string, functions: R
       entryPoints: [entry], bundle: true, write: false, format: "esm", target: "es2020", platform: "neutral",
       mainFields: ["module", "main"], outfile: "module.js", metafile: true, logLevel: "silent", legalComments: "none",
       absWorkingDir: projectDir, plugins: [ccfAppPlugin(projectDir)],
+      // Inline, without the sources' text: the map travels with the module into the ledger, and
+      // the node uses it to name source lines in stack traces (src/apps/js/source-maps.ts).
+      ...(sourceMap ? { sourcemap: "inline" as const, sourcesContent: false, sourceRoot: "" } : {}),
     });
   } catch (error) {
     const errors = (error as { errors?: { text: string; location?: { file: string; line: number; column: number } | null }[] }).errors ?? [];
@@ -181,10 +184,25 @@ async function bundleModule(projectDir: string, moduleName: string, functions: R
   return result.outputFiles[0]!.text;
 }
 
+export interface BuildOptions {
+  /** Type-check the project first (default true); a type error fails the build. */
+  typeCheck?: boolean;
+  /** Inline source maps in each module (default true): the node maps JS stack traces back to the sources. */
+  sourceMaps?: boolean;
+}
+
 /** Builds CCF's bundle JSON from a project directory. */
-export async function buildBundle(dir: string, warn: WarningSink = warnOnStderr): Promise<AppBundle> {
+export async function buildBundle(dir: string, warn: WarningSink = warnOnStderr, options: BuildOptions = {}): Promise<AppBundle> {
   const projectDir = resolve(dir);
   const metadata = readAppJson(projectDir);
+  if (options.typeCheck !== false) {
+    const checked = await typeCheckProject(projectDir, ccfAppDirectory(projectDir));
+    if (checked === undefined) warn("TypeScript is not installed: the project was bundled without a type check");
+    else if (checked.errorCount > 0) {
+      const more = checked.errorCount - checked.errors.length;
+      throw new AppBuildError(`type errors (${checked.errorCount}; --no-typecheck to bundle anyway):\n  ${checked.errors.join("\n  ")}${more > 0 ? `\n  ... and ${more} more` : ""}`);
+    }
+  }
   const functionsByModule = new Map<string, Set<string>>();
   for (const methods of Object.values(metadata.endpoints)) {
     for (const endpoint of Object.values(methods)) {
@@ -194,7 +212,7 @@ export async function buildBundle(dir: string, warn: WarningSink = warnOnStderr)
     }
   }
   const modules = await Promise.all([...functionsByModule].map(async ([name, functions]) => ({
-    name, module: await bundleModule(projectDir, name, functions, warn),
+    name, module: await bundleModule(projectDir, name, functions, warn, options.sourceMaps !== false),
   })));
   return { metadata, modules };
 }
@@ -202,12 +220,10 @@ export async function buildBundle(dir: string, warn: WarningSink = warnOnStderr)
 // ---------------------------------------------------------------------------------------------
 // deploy
 
-interface DeployOptions {
-  url: string;
-  serviceCert: string;
-  memberCert: string;
-  memberKey: string;
+interface DeployOptions extends ContextFlags {
   vote: boolean;
+  typecheck: boolean;
+  sourceMaps: boolean;
   watch: boolean;
 }
 
@@ -220,8 +236,8 @@ function readFile(file: string, what: string, option: string): string {
 }
 
 /** A directory is built first; a file is taken as bundle JSON ({ metadata, modules }). */
-async function loadBundle(source: string): Promise<AppBundle> {
-  if (existsSync(source) && statSync(source).isDirectory()) return buildBundle(source);
+async function loadBundle(source: string, options: BuildOptions): Promise<AppBundle> {
+  if (existsSync(source) && statSync(source).isDirectory()) return buildBundle(source, undefined, options);
   const bundle = JSON.parse(readFile(source, "bundle", "a project DIR or a bundle.json")) as Partial<AppBundle>;
   if (typeof bundle.metadata?.endpoints !== "object" || !Array.isArray(bundle.modules)) {
     throw new AppUsageError(`'${source}' is not a CCF app bundle: expected {"metadata": {"endpoints": ...}, "modules": [{"name", "module"}]}`);
@@ -317,14 +333,15 @@ async function runDeploy(source: string, opts: DeployOptions): Promise<void> {
   if (opts.watch && !(existsSync(source) && statSync(source).isDirectory())) {
     throw new AppUsageError("--watch needs a project directory to watch, not a bundle file");
   }
+  const context = resolveContext(opts);
   const client = new GovernanceClient({
-    url: opts.url,
-    serviceCertPem: readFile(opts.serviceCert, "service certificate", "--service-cert"),
-    memberCertPem: readFile(opts.memberCert, "member certificate", "--member-cert"),
-    memberKeyPem: readFile(opts.memberKey, "member private key", "--member-key"),
+    url: context.url,
+    serviceCertPem: readFile(context.serviceCert, "service certificate", "--service-cert, COCO_SERVICE_CERT or --workspace"),
+    memberCertPem: readFile(context.memberCert, "member certificate", "--member-cert, COCO_MEMBER_CERT or --workspace"),
+    memberKeyPem: readFile(context.memberKey, "member private key", "--member-key, COCO_MEMBER_KEY or --workspace"),
   });
   const once = async () => {
-    const bundle = await loadBundle(source);
+    const bundle = await loadBundle(source, { typeCheck: opts.typecheck, sourceMaps: opts.sourceMaps });
     console.log(describeDeploy(await deployBundle(client, bundle, opts.vote), bundle));
   };
   if (!opts.watch) {
@@ -356,7 +373,7 @@ export function registerAppCommands(program: Command): void {
     .action((dir: string) => {
       try {
         const files = initProject(dir);
-        console.log(`Created ${dir}/: ${files.join(", ")}\nNext, with 'coco sandbox' running here: coco app build ${dir} && coco app deploy ${dir} --vote`);
+        console.log(`Created ${dir}/: ${files.join(", ")}\nNext, with a sandbox running here ('${cocoCommand()} sandbox'): ${cocoCommand()} app build ${dir} && ${cocoCommand()} app deploy ${dir} --vote\n(or 'npm install' in ${dir}, then 'npm run build' and 'npm run deploy')`);
       } catch (error) {
         process.exitCode = report(error);
       }
@@ -366,9 +383,11 @@ export function registerAppCommands(program: Command): void {
     .description("Bundle each module app.json names (esbuild, ES2020) into CCF's bundle JSON {metadata, modules}")
     .argument("[dir]", "project directory", ".")
     .option("--out <file>", `where to write the bundle (default DIR/${DEFAULT_BUNDLE})`)
-    .action(async (dir: string, opts: { out?: string }) => {
+    .option("--no-typecheck", "bundle without type-checking the project first")
+    .option("--no-source-maps", "leave inline source maps out of the modules (smaller bundle; stack traces name bundled lines)")
+    .action(async (dir: string, opts: { out?: string; typecheck: boolean; sourceMaps: boolean }) => {
       try {
-        const bundle = await buildBundle(dir);
+        const bundle = await buildBundle(dir, undefined, { typeCheck: opts.typecheck, sourceMaps: opts.sourceMaps });
         const out = opts.out ?? join(dir, DEFAULT_BUNDLE);
         mkdirSync(dirname(resolve(out)), { recursive: true });
         writeFileSync(out, `${JSON.stringify(bundle, null, 2)}\n`);
@@ -379,15 +398,13 @@ export function registerAppCommands(program: Command): void {
       }
     });
 
-  app.command("deploy")
+  addContextOptions(app.command("deploy")
     .description("Propose set_js_app with the app (built from DIR, or a bundle.json) and, with --vote, vote for it")
-    .argument("[source]", "project directory or bundle JSON file", ".")
-    .option("--url <url>", "address of any node of the service", DEFAULTS.url)
-    .option("--service-cert <file>", "service certificate to trust (service_cert.pem)", DEFAULTS.serviceCert)
-    .option("--member-cert <file>", "the proposing member's certificate", DEFAULTS.memberCert)
-    .option("--member-key <file>", "the proposing member's private key", DEFAULTS.memberKey)
+    .argument("[source]", "project directory or bundle JSON file", "."), { member: true })
     .option("--vote", "also vote for the proposal as this member (enough in the one-member sandbox)", false)
     .option("--watch", "keep running: rebuild and redeploy whenever app.json or src/ changes", false)
+    .option("--no-typecheck", "build without type-checking the project first")
+    .option("--no-source-maps", "build without inline source maps")
     .action(async (source: string, opts: DeployOptions) => {
       try {
         await runDeploy(source, opts);

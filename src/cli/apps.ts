@@ -4,6 +4,7 @@
 import { installLoggingApp } from "../apps/logging/index.js";
 import { installJsApp } from "../apps/js/index.js";
 import { installEvmApp } from "../apps/evm/index.js";
+import type { EndpointRegistry, Handler } from "../rpc/index.js";
 import type { ResolvedConfig } from "../node/config.js";
 import type { StartOptions } from "../node/node.js";
 
@@ -12,7 +13,7 @@ export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installA
     installApps: (registry, context) => {
       installLoggingApp(registry, { coseReceipt: (view, seqno) => context.coseReceipt(view, seqno) });
       if (config.evm) {
-        installEvmApp(registry, {
+        installEvmApp(timedRegistry(registry, (seconds) => context.observer.evmExecution(seconds)), {
           committedSeqno: () => context.committedSeqno(),
           viewForSeqno: (seqno) => context.viewForSeqno(seqno),
           node: context,
@@ -20,12 +21,40 @@ export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installA
         });
       }
     },
-    appRouter: (store, logger, consensus) => installJsApp({
+    appRouter: (store, logger, consensus, observer) => installJsApp({
       store,
       logger,
       consensus,
+      observer,
       runtimeOptions: { timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB },
       batchRequests: true,
     }),
+  };
+}
+
+/**
+ * The registry as an app installing into it sees it, with each handler timed (the EVM app's
+ * execution time metric): the time until its answer, including an eth_call's time in its worker.
+ */
+function timedRegistry(registry: EndpointRegistry, observe: (seconds: number) => void): EndpointRegistry {
+  const view = Object.create(registry) as EndpointRegistry;
+  view.install = (endpoint) => registry.install({ ...endpoint, handler: timed(endpoint.handler, observe) });
+  return view;
+}
+
+function timed(handler: Handler, observe: (seconds: number) => void): Handler {
+  return (ctx) => {
+    const started = performance.now();
+    const done = () => observe((performance.now() - started) / 1000);
+    let result: ReturnType<Handler>;
+    try {
+      result = handler(ctx);
+    } catch (error) {
+      done();
+      throw error;
+    }
+    if (result instanceof Promise) return result.finally(done);
+    done();
+    return result;
   };
 }

@@ -14,18 +14,13 @@ import {
   type ProposalInfo,
 } from "../client/index.js";
 import { CocoError } from "../util/index.js";
+import { addContextOptions, resolveContext, type ContextFlags } from "./context.js";
 
 export const EXIT_SERVICE_ERROR = 1;
 export const EXIT_USAGE_ERROR = 2;
 
-const DEFAULTS = {
-  url: "https://127.0.0.1:8000",
-  serviceCert: "workspace/service_cert.pem",
-  memberCert: "workspace/member0_cert.pem",
-  memberKey: "workspace/member0_privk.pem",
-};
-
-interface CommonOptions {
+/** As parsed, then resolved (flag, environment, workspace: context.ts) before any use. */
+interface CommonOptions extends ContextFlags {
   url: string;
   serviceCert: string;
   memberCert: string;
@@ -38,11 +33,7 @@ interface CommonOptions {
 class UsageError extends Error {}
 
 function addCommonOptions(command: Command, opts: { wait?: boolean } = {}): Command {
-  command
-    .option("--url <url>", "address of any node of the service", DEFAULTS.url)
-    .option("--service-cert <file>", "service certificate to trust (service_cert.pem)", DEFAULTS.serviceCert)
-    .option("--member-cert <file>", "this member's certificate", DEFAULTS.memberCert)
-    .option("--member-key <file>", "this member's private key (signs proposals, ballots and acks)", DEFAULTS.memberKey)
+  addContextOptions(command, { member: true })
     .option("--json", "print the service's answer as JSON (for scripts)", false);
   if (opts.wait) command.option("--wait", "wait until the transaction is committed before returning", false);
   return command;
@@ -97,6 +88,8 @@ function makeClient(opts: CommonOptions, signs: boolean): GovernanceClient {
 async function run(opts: CommonOptions, signs: boolean, body: (client: GovernanceClient) => Promise<void>): Promise<void> {
   let client: GovernanceClient | undefined;
   try {
+    const context = resolveContext(opts);
+    Object.assign(opts, { url: context.url, serviceCert: context.serviceCert, memberCert: context.memberCert, memberKey: context.memberKey });
     client = makeClient(opts, signs);
     await body(client);
   } catch (error) {

@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // The `coco` command: run a sandbox or a node, make identities, verify receipts, audit ledgers.
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { CocoError } from "../util/index.js";
-import { isCoseReceipt, verifyReceipt, verifyTransactionCoseReceipt, type CcfReceipt } from "../client/index.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
 import { loadConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
@@ -16,6 +15,7 @@ import { registerAppCommands } from "./app.js";
 import { registerLedgerCommands } from "./ledger.js";
 import { registerAttestationCommands } from "./attestation.js";
 import { registerEvmCommands } from "./evm.js";
+import { registerReceiptCommands } from "./receipt.js";
 
 function port(value: string): number {
   const n = Number(value);
@@ -53,6 +53,7 @@ program.command("sandbox")
   .option("--nodes <n>", "nodes in the network: node i serves on port + i and talks to the others on port + 100 + i; nodes 1.. join through governance", positiveInt, 1)
   .option("--evm-gateway-port <port>", "port of the plain-HTTP Ethereum JSON-RPC gateway on 127.0.0.1, acting as user0 (default 8545; 0 with --port 0)", port)
   .option("--no-evm-gateway", "do not start the EVM gateway")
+  .option("--no-access-log", "do not write the access log (access.log: one JSON line per request)")
   .option("--restart-from-disk", "restart node 0 from its own keys and ledger (a single node's restart) instead of recovering the stopped service with member0's share", false)
   .action(async (opts) => {
     await runSandbox({
@@ -61,6 +62,7 @@ program.command("sandbox")
       signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet, nodes: opts.nodes,
       evmGatewayPort: opts.evmGateway === false ? false : opts.evmGatewayPort,
       restartFromDisk: opts.restartFromDisk,
+      accessLog: opts.accessLog !== false,
     }).catch(fail);
   });
 
@@ -78,6 +80,14 @@ node.command("start")
       };
       process.on("SIGINT", () => void stop());
       process.on("SIGTERM", () => void stop());
+      // Started by a sandbox (an IPC channel to it): the node goes when the sandbox goes, even
+      // when the sandbox was killed with SIGKILL and could not stop it (the channel closes).
+      if (process.channel !== undefined) {
+        process.on("disconnect", () => {
+          running.logger.warn("the sandbox that started this node has exited: stopping");
+          void stop();
+        });
+      }
       // Crash-only: a node whose ledger failed exits (code 70, EX_SOFTWARE) rather than linger
       // half-alive; restarted, it recovers from what its ledger holds.
       running.onFatal(() => {
@@ -106,57 +116,7 @@ program.command("keygen")
     }
   });
 
-const receipt = program.command("receipt").description("Work with CCF receipts");
-receipt.command("verify")
-  .description("Verify a receipt offline against the service certificate: a CCF JSON receipt (GET /app/receipt) or a CCF 6 COSE receipt (GET /app/log/public/cose_receipt)")
-  .argument("<file>", "receipt file: JSON, or binary COSE_Sign1")
-  .requiredOption("--service-cert <pem>", "the service certificate (service_cert.pem)")
-  .option("--transaction-id <view.seqno>", "COSE receipts: the transaction the receipt must prove")
-  .option("--claims-digest <hex>", "COSE receipts: the claims digest the transaction must carry")
-  .option("--json", "print the result as JSON", false)
-  .action((file: string, opts) => {
-    let bytes: Buffer;
-    let serviceCert: string;
-    try {
-      bytes = readFileSync(file);
-    } catch (error) {
-      fail(new Error(`cannot read receipt '${file}': ${(error as Error).message}`));
-    }
-    try {
-      serviceCert = readFileSync(opts.serviceCert, "utf8");
-    } catch (error) {
-      fail(new Error(`cannot read service certificate '${opts.serviceCert}': ${(error as Error).message}`));
-    }
-    const report = (txid: string, root: Buffer, extra: Record<string, unknown> = {}) => {
-      if (opts.json) console.log(JSON.stringify({ valid: true, transaction_id: txid, root: root.toString("hex"), ...extra }));
-      else console.log(`Receipt is valid: transaction ${txid} is committed in the service's ledger (root ${root.toString("hex")}).`);
-    };
-    try {
-      if (isCoseReceipt(bytes)) {
-        const result = verifyTransactionCoseReceipt(bytes, serviceCert, { transactionId: opts.transactionId, claimsDigest: opts.claimsDigest });
-        report(`${result.txId.view}.${result.txId.seqno}`, result.root, {
-          format: "cose", signed_transaction_id: result.signedTxId, claims_digest: Buffer.from(result.leaf.claimsDigest).toString("hex"),
-        });
-        return;
-      }
-      if (opts.transactionId !== undefined || opts.claimsDigest !== undefined) {
-        throw new Error("--transaction-id and --claims-digest apply to COSE receipts; a JSON receipt shows its leaf components itself");
-      }
-      let parsed: CcfReceipt;
-      try {
-        parsed = JSON.parse(bytes.toString("utf8")) as CcfReceipt;
-      } catch (error) {
-        throw new Error(`'${file}' is neither a COSE receipt nor JSON: ${(error as Error).message}`);
-      }
-      const result = verifyReceipt(parsed, serviceCert);
-      report(parsed.leaf_components.commit_evidence.split(":")[1]!, result.root);
-    } catch (error) {
-      if (opts.json) console.log(JSON.stringify({ valid: false, error: (error as Error).message }));
-      else console.error(`Receipt is NOT valid: ${(error as Error).message}`);
-      process.exit(1);
-    }
-  });
-
+registerReceiptCommands(program, fail);
 registerEvmCommands(program);
 registerGovCommands(program);
 registerAppCommands(program);

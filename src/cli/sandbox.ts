@@ -5,11 +5,15 @@
 // the recovery share; sandbox-recovery.ts). As on a real service, governance sets the
 // EVM chain: member0 proposes set_evm_genesis (chain id, funded development accounts) and votes.
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { request as httpsRequest } from "node:https";
 import { freeTcpPort } from "../util/index.js";
 import { fileURLToPath } from "node:url";
 import { join, relative, resolve } from "node:path";
+import { cocoCommand } from "./context.js";
+import { CocoError } from "../util/index.js";
+import { lockWorkspace, workspaceHolder } from "../node/workspace-lock.js";
 import { createNodeLogger } from "../node/logger.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
 import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
@@ -40,6 +44,8 @@ export interface SandboxOptions {
   restartFromDisk?: boolean;
   /** Nodes in the network (default 1). Node i listens on port + i; the others join through governance. */
   nodes?: number;
+  /** Write the access log (`<workspace>/access.log`, and `node<i>/access.log`); default true. */
+  accessLog?: boolean;
   /** Port of the plain-HTTP EVM gateway acting as user0 (default 8545, or 0 with port 0); false: none. */
   evmGatewayPort?: number | false;
 }
@@ -71,8 +77,10 @@ export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number):
     },
     ledger: { directory: "ledger" },
     snapshots: { directory: "snapshots" },
+    // `coco gov/app/receipt --workspace` read the node's address here (the port may be the OS's choice).
+    output_files: { rpc_addresses_file: "rpc_addresses.json" },
     ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
-    logging: { level: "info", file: "node.log" },
+    logging: { level: "info", file: "node.log", access_log: { enabled: options.accessLog !== false, file: "access.log" } },
     coco: {
       workspace: ".",
       durability: options.durability,
@@ -104,7 +112,16 @@ async function configureEvmChain(member: MemberFiles, chainId: number, accounts:
 
 export async function runSandbox(options: SandboxOptions): Promise<void> {
   const workspace = resolve(options.workspace);
+  const nodeCount = options.nodes ?? 1;
+  const say = (line: string) => { if (!options.quiet) console.log(line); };
+  // Before anything is created: a workspace in use, or a port taken, stops the sandbox here.
+  const holder = workspaceHolder(workspace);
+  if (holder !== undefined && holder !== process.pid) {
+    throw new CocoError("WorkspaceLocked", `The workspace ${workspace} is in use by process ${holder} (another sandbox or node). Stop it first (kill ${holder}), or use another --workspace.`, 409);
+  }
+  await checkPortsFree(sandboxPorts(workspace, options, nodeCount), options.host);
   mkdirSync(workspace, { recursive: true });
+  lockWorkspace(workspace, `coco sandbox --nodes ${nodeCount}`);
   const restarting = existsSync(join(workspace, "ledger"));
   // A stopped service comes back only through recovery, as in CCF (member0 does its steps).
   const recovering = restarting && options.restartFromDisk !== true && canRecover(workspace);
@@ -112,7 +129,6 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   await ensureIdentity(workspace, "user0");
   if (!restarting) ensureMember0EncryptionKey(workspace);
   const configFile = join(workspace, "config.json");
-  const nodeCount = options.nodes ?? 1;
   // Node-to-node ports: rpc port + 100 + i (or free ports when the rpc port is chosen by the OS).
   const n2nPort = async (i: number) => (options.port === 0 ? freeTcpPort(options.host) : options.port + 100 + i);
   const file = sandboxConfig(options, nodeCount > 1 ? await n2nPort(0) : undefined);
@@ -153,7 +169,13 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
     evmConfigured = true;
   }
   const chainId = existingEvmConfig === undefined ? options.evmChainId : Number(parseEvmConfig(existingEvmConfig).chainId);
-  const joiners = await startJoiningNodes(workspace, options, nodeCount, n2nPort, node, member);
+  const joiners = await startJoiningNodes(workspace, options, nodeCount, n2nPort, node, member, say);
+  const nameOf = (nodeId: string | undefined): string => {
+    if (nodeId === undefined) return "none (election under way)";
+    if (nodeId === node.identity.nodeId) return `node 0 (${nodeId.slice(0, 12)}…)`;
+    const index = joiners.findIndex((j) => j.nodeId === nodeId);
+    return index === -1 ? `${nodeId.slice(0, 12)}…` : `node ${index + 1} (${nodeId.slice(0, 12)}…)`;
+  };
 
   const evmGateway = options.evmGatewayPort === false ? undefined
     : await startSandboxEvmGateway({ workspace, nodeUrl: url, port: options.evmGatewayPort ?? (options.port === 0 ? 0 : 8545), chainId, accounts });
@@ -163,7 +185,8 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
     const commit = node.engine.commitTxId;
     console.log(`
 Coco sandbox is running at ${url} (${recovering ? `recovered from its ledger: disaster recovery ${recoveryCount(node)}, new service identity in service_cert.pem${joiners.length > 0 ? `, ${joiners.length} node(s) joined afresh` : ""}` : restarting ? `restarted from its ledger${commit.seqno > 0 ? `, committed up to ${commit.view}.${commit.seqno}` : ""}` : "new service"})${recovering ? "\n  recovery      member0 proposed transition_service_to_open, submitted its recovery share: private state restored, service Open" : ""}${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evmConfigured ? `\n  governance    member0 proposed set_evm_genesis (chain id ${chainId}, 10 funded accounts): accepted` : ""}
-  node id       ${node.identity.nodeId}${joiners.length > 0 ? `\n  nodes         ${[`${url} (node 0)`, ...joiners.map((j, i) => `https://${options.host}:${j.port} (node ${i + 1}, ${j.dir}/)`)].join("\n                ")}` : ""}
+  node id       ${node.identity.nodeId}
+  primary       ${nameOf(node.replicator.primaryId)}${joiners.length > 0 ? `\n  nodes         ${[`${url} (node 0)`, ...joiners.map((j, i) => `https://${options.host}:${j.port} (node ${i + 1}, ${j.dir}/)`)].join("\n                ")}` : ""}
   workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)
   durability    ${options.durability}
 
@@ -177,11 +200,25 @@ Try it (from this directory):
   curl "${url}/app/log/private?id=42" ${user}
   curl "${url}/node/tx?transaction_id=<view.seqno from x-ms-ccf-transaction-id>" --cacert ${ws}/service_cert.pem
   curl "${url}/app/receipt?transaction_id=<view.seqno>" ${user} > receipt.json
-  npx coco receipt verify receipt.json --service-cert ${ws}/service_cert.pem
+  ${cocoCommand()} receipt verify receipt.json --service-cert ${ws}/service_cert.pem
+  ${cocoCommand()} gov members --workspace ${ws}
 
 Press Ctrl-C to stop; run the same command again to recover the service from its ledger (docs/recovery.md).`);
   }
   let stopping = false;
+  // From now on, what happens to the service is printed as it happens.
+  let lastView = node.replicator.term;
+  let lastPrimary = node.replicator.primaryId;
+  node.replicator.onRoleChange((change) => {
+    if (stopping || (change.term === lastView && change.primaryId === lastPrimary)) return;
+    lastView = change.term;
+    lastPrimary = change.primaryId;
+    say(`[${new Date().toISOString()}] view ${change.term}: primary is ${nameOf(change.primaryId)}`);
+  });
+  joiners.forEach((joiner, i) => joiner.child.once("exit", (code, signal) => {
+    if (stopping) return;
+    console.error(`[${new Date().toISOString()}] node ${i + 1} (${joiner.dir}/) exited (${signal ?? `code ${code}`}); its log: ${join(joiner.dir, "node.log")}\n${logTail(join(workspace, `node${i + 1}`))}`);
+  }));
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -211,8 +248,11 @@ function recoveryCount(node: CocoNode): number {
  * workspace (node<i>/) that joins through node 0; member0 trusts each one with a
  * transition_node_to_trusted proposal, as members of a real service would.
  */
-async function startJoiningNodes(workspace: string, options: SandboxOptions, count: number, n2nPort: (i: number) => Promise<number>, node: CocoNode, member: MemberFiles): Promise<Joiner[]> {
+async function startJoiningNodes(workspace: string, options: SandboxOptions, count: number, n2nPort: (i: number) => Promise<number>, node: CocoNode, member: MemberFiles,
+  say: (line: string) => void): Promise<Joiner[]> {
   const joiners: Joiner[] = [];
+  const failed = (i: number, dir: string, what: string): Error =>
+    new Error(`node ${i} of the sandbox ${what}; the sandbox stops (its other nodes with it).\n${logTail(dir)}`);
   const cli = fileURLToPath(new URL("./main.js", import.meta.url));
   for (let i = 1; i < count; i++) {
     const dir = join(workspace, `node${i}`);
@@ -236,22 +276,30 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
         command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: `${options.host}:${node.address.port}`, retry_timeout: "200ms" } },
         ledger: { directory: "ledger" },
         ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
-        logging: { level: "info", file: "node.log" },
+        logging: { level: "info", file: "node.log", access_log: { enabled: options.accessLog !== false, file: "access.log" } },
         coco: { workspace: ".", durability: options.durability, evm: {} },
       };
       writeFileSync(configFile, JSON.stringify(config, null, 2) + "\n");
     }
     const out = openSync(join(dir, "stdout.log"), "a");
-    const child = spawn(process.execPath, [cli, "node", "start", "--config", configFile], { stdio: ["ignore", out, out] });
+    say(`node ${i}/${count - 1}: starting (https://${options.host}:${port}, ${relative(process.cwd(), dir) || dir}/)...`);
+    // The IPC channel is the node's tie to the sandbox: when the sandbox dies, even by kill -9,
+    // the channel closes and the node stops (main.ts, node start).
+    const child = spawn(process.execPath, [cli, "node", "start", "--config", configFile], { stdio: ["ignore", out, out, "ipc"] });
     const joiner: Joiner = { child, port, dir: relative(process.cwd(), dir) || dir };
     joiners.push(joiner);
     // A new node shows up as Pending in nodes.info: trust it the governed way.
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`node ${i} exited (code ${child.exitCode}); see ${join(dir, "stdout.log")} and ${join(dir, "node.log")}`);
-      const pending = pendingNodeAt(node, `${options.host}:`, JSON.parse(readFileSync(configFile, "utf8")) as NodeConfigFile);
-      if (pending === "trusted") break;
-      if (pending !== undefined) {
+      if (child.exitCode !== null) throw failed(i, dir, `exited (code ${child.exitCode}) before asking to join`);
+      const found = nodeAt(node, JSON.parse(readFileSync(configFile, "utf8")) as NodeConfigFile);
+      if (found !== undefined && !found.pending) {
+        joiner.nodeId = found.nodeId;
+        break;
+      }
+      if (found !== undefined) {
+        const pending = found.nodeId;
+        say(`node ${i}/${count - 1}: asked to join as ${pending.slice(0, 12)}…; member0 proposes transition_node_to_trusted...`);
         const client = new GovernanceClient(member);
         try {
           let proposal = await client.propose({ actions: [{ name: "transition_node_to_trusted", args: { node_id: pending, valid_from: new Date(Date.now() - 60_000).toISOString() } }] });
@@ -264,29 +312,32 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
         joiner.nodeId = pending;
         break;
       }
-      if (Date.now() > deadline) throw new Error(`node ${i} did not ask to join within 60 s; see ${join(dir, "node.log")}`);
+      if (Date.now() > deadline) throw failed(i, dir, "did not ask to join within 60 s");
       await new Promise((r) => setTimeout(r, 100));
     }
     // Wait until it is part of the configuration and serving before adding the next one.
     const until = Date.now() + 60_000;
     while ((joiner.nodeId !== undefined && !node.replicator.configuration.includes(joiner.nodeId)) || !(await answers(options.host, port, member.serviceCertPem))) {
-      if (child.exitCode !== null) throw new Error(`node ${i} exited (code ${child.exitCode}); see ${join(dir, "node.log")}`);
-      if (Date.now() > until) throw new Error(`node ${i} was trusted but is not serving or not in the configuration; see ${join(dir, "node.log")}`);
+      if (child.exitCode !== null) throw failed(i, dir, `exited (code ${child.exitCode}) while joining`);
+      if (Date.now() > until) throw failed(i, dir, "was trusted but is not serving or not in the configuration after 60 s");
       await new Promise((r) => setTimeout(r, 50));
     }
+    say(`node ${i}/${count - 1}: trusted, in the configuration, serving`);
   }
   return joiners;
 }
 
-/** The id of the Pending node with this config's node-to-node address, "trusted" if it is already trusted. */
-function pendingNodeAt(node: CocoNode, _hostPrefix: string, config: NodeConfigFile): string | "trusted" | undefined {
+/** The node with this config's node-to-node address in nodes.info, and whether it is still Pending. */
+function nodeAt(node: CocoNode, config: NodeConfigFile): { nodeId: string; pending: boolean } | undefined {
   const address = config.network.node_to_node_interface?.bind_address;
   const tx = node.engine.store.begin();
-  let found: string | "trusted" | undefined;
+  let found: { nodeId: string; pending: boolean } | undefined;
   tx.forEach("public:ccf.gov.nodes.info", (value, key) => {
     const info = JSON.parse(value.toString("utf8")) as { status: string; node_to_node_interface?: { bind_address: string } };
     if (info.node_to_node_interface?.bind_address !== address) return;
-    found = info.status === "Pending" ? key.toString("utf8") : "trusted";
+    // A retired node of an earlier run may share the address: a Pending or Trusted entry wins.
+    if (found !== undefined && info.status !== "Pending" && info.status !== "Trusted") return;
+    found = { nodeId: key.toString("utf8"), pending: info.status === "Pending" };
   });
   return found;
 }
@@ -303,3 +354,60 @@ function answers(host: string, port: number, serviceCertPem: string): Promise<bo
     req.end();
   });
 }
+
+/** The last lines of a node's logs (stdout.log and node.log), for an error that names its failure. */
+function logTail(dir: string, lines = 12): string {
+  const out: string[] = [];
+  for (const name of ["stdout.log", "node.log"]) {
+    const file = join(dir, name);
+    if (!existsSync(file)) continue;
+    const text = readFileSync(file, "utf8").trimEnd();
+    if (text === "") continue;
+    out.push(`--- last lines of ${file}:`, ...text.split("\n").slice(-lines));
+  }
+  return out.length > 0 ? out.join("\n") : `(no log in ${dir})`;
+}
+
+/**
+ * The ports this sandbox's nodes will listen on (0 = chosen by the OS, never taken): node 0's and
+ * each joiner's RPC and node-to-node ports (a restarted workspace's from its config files).
+ */
+function sandboxPorts(workspace: string, options: SandboxOptions, nodeCount: number): { port: number; what: string }[] {
+  const ports: { port: number; what: string }[] = [];
+  if (options.port !== 0) {
+    ports.push({ port: options.port, what: "node 0 (--port)" });
+    if (nodeCount > 1) ports.push({ port: options.port + 100, what: "node 0's node-to-node port (--port + 100)" });
+  }
+  for (let i = 1; i < nodeCount; i++) {
+    const configFile = join(workspace, `node${i}`, "config.json");
+    if (existsSync(configFile)) {
+      const existing = JSON.parse(readFileSync(configFile, "utf8")) as NodeConfigFile;
+      const rpc = Number(existing.network.rpc_interfaces["primary_rpc_interface"]?.bind_address.split(":").pop());
+      const n2n = Number(existing.network.node_to_node_interface?.bind_address.split(":").pop());
+      if (rpc > 0) ports.push({ port: rpc, what: `node ${i} (node${i}/config.json)` });
+      if (n2n > 0) ports.push({ port: n2n, what: `node ${i}'s node-to-node port (node${i}/config.json)` });
+    } else if (options.port !== 0) {
+      ports.push({ port: options.port + i, what: `node ${i} (--port + ${i})` }, { port: options.port + 100 + i, what: `node ${i}'s node-to-node port (--port + ${100 + i})` });
+    }
+  }
+  // Not the EVM gateway's: when its port is taken the sandbox says so and runs without it (docs/cli.md).
+  return ports;
+}
+
+async function checkPortsFree(ports: readonly { port: number; what: string }[], host: string): Promise<void> {
+  const taken: string[] = [];
+  for (const { port, what } of ports) if (await portInUse(host, port)) taken.push(`${host}:${port} for ${what}`);
+  if (taken.length > 0) {
+    throw new CocoError("AddressInUse",
+      `Port${taken.length > 1 ? "s" : ""} already in use: ${taken.join("; ")}. Stop what listens there (e.g. an earlier sandbox: see 'ss -ltnp'), or choose another --port. Nothing was created.`, 400);
+  }
+}
+
+function portInUse(host: string, port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const server = createServer();
+    server.once("error", (error: NodeJS.ErrnoException) => resolvePort(error.code === "EADDRINUSE" || error.code === "EACCES"));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolvePort(false)));
+  });
+}
+

@@ -39,6 +39,7 @@ const NODE_HOOK_NAMES = new Set<keyof NodeHooks>([
   "getViewForSeqno",
   "getStatusForTxId",
   "dropCachedStates",
+  "log",
 ]);
 
 function mapName(value: unknown): string {
@@ -150,7 +151,7 @@ export function applyWriteBatch(kv: KvAccess | undefined, batch: unknown): void 
 }
 
 /** Builds the host functions; `current()` returns the call in progress or undefined. */
-export function makeHostFunctions(current: () => ActiveCall | undefined): Record<HostFunctionName, (...args: unknown[]) => unknown> {
+export function makeHostFunctions(current: () => ActiveCall | undefined, consoleSink?: (level: string, text: string) => void): Record<HostFunctionName, (...args: unknown[]) => unknown> {
   const kv = (): KvAccess => {
     const call = current();
     if (call?.kv === undefined) throw new Error("ccf.kv is not available in this call");
@@ -211,7 +212,8 @@ export function makeHostFunctions(current: () => ActiveCall | undefined): Record
       if (typeof name !== "string" || !NODE_HOOK_NAMES.has(name as keyof NodeHooks) || !Array.isArray(args)) {
         throw new TypeError("invalid node hook call");
       }
-      const hook = hooks[name as keyof NodeHooks] as ((...a: unknown[]) => unknown) | undefined;
+      // console.* goes to the call's own log hook (a JS app's, tagged with its endpoint), else the runtime's sink.
+      const hook = (hooks[name as keyof NodeHooks] ?? (name === "log" ? consoleSink : undefined)) as ((...a: unknown[]) => unknown) | undefined;
       if (hook === undefined) throw new CocoError("JsHookUnavailable", `${name} is not available in this context`);
       const hostArgs = args.map((a: unknown) => (a instanceof ArrayBuffer ? new Uint8Array(a) : a));
       return hook.apply(hooks, hostArgs);

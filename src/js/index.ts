@@ -3,3 +3,4 @@ export { JsRuntime, JS_MEMORY_LIMIT_MIB_DEFAULT, JS_TIME_LIMIT_MS_DEFAULT, resol
 export { applyWriteBatch } from "./host-functions.js";
 export { checkConstitutionSource, type ConstitutionCheckLimits } from "./constitution-check.js";
 export type { HistoricalState, JsBatchContext, JsBatchOutcome, JsCallContext, JsModuleSource, JsRuntimeOptions, KvAccess, NodeHooks } from "./types.js";
+export { CONSOLE_LINE_CHARS_MAX } from "./prelude.js";

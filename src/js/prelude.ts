@@ -38,6 +38,9 @@ export const HOST_FUNCTION_NAMES = [
 
 export type HostFunctionName = (typeof HOST_FUNCTION_NAMES)[number];
 
+/** One `console.*` call becomes one log line of at most this many characters. */
+export const CONSOLE_LINE_CHARS_MAX = 4096;
+
 /**
  * Evaluated as a classic script. Besides `ccf`, `snp_attestation` and the read-only
  * `__coco_request` (the running request's headers and caller, for the dispatch glue), it leaves
@@ -464,6 +467,26 @@ export const PRELUDE_SOURCE = String.raw`
     }),
   });
   Object.defineProperty(g, "ccf", { value: ccf, writable: false, configurable: false });
+  // console.* as in CCF: each call is one line in the node's log, tagged by the host with the
+  // app and endpoint. Arguments are formatted here (strings as they are, the rest as JSON) and
+  // cut to CONSOLE_LINE_CHARS_MAX; where the host has no log (a ballot, a test) it is dropped.
+  const CONSOLE_LINE_CHARS_MAX = ${CONSOLE_LINE_CHARS_MAX};
+  const formatArgument = (value) => {
+    if (typeof value === "string") return value;
+    if (value instanceof Error) return value.stack || String(value);
+    if (value === undefined || typeof value === "function" || typeof value === "symbol" || typeof value === "bigint") return String(value);
+    try { return JSON.stringify(value); } catch { return String(value); }
+  };
+  const consoleLevel = (level) => function (...args) {
+    let text = args.map(formatArgument).join(" ");
+    if (text.length > CONSOLE_LINE_CHARS_MAX) text = text.slice(0, CONSOLE_LINE_CHARS_MAX) + "...[truncated]";
+    try { H.nodeHook("log", [level, text]); } catch { /* no log here */ }
+  };
+  const guestConsole = Object.freeze({
+    log: consoleLevel("info"), info: consoleLevel("info"), debug: consoleLevel("debug"),
+    warn: consoleLevel("warn"), error: consoleLevel("error"), trace: consoleLevel("debug"),
+  });
+  Object.defineProperty(g, "console", { value: guestConsole, writable: false, configurable: false });
   // @microsoft/ccf-app's snp_attestation global: the node's own SEV-SNP verifier (src/attestation).
   // A refusal is a RangeError carrying the failed check, as CCF throws it.
   const snp_attestation = Object.freeze({

@@ -37,6 +37,7 @@ export class JsRuntime {
   readonly timeLimitMs: number;
   readonly memoryLimitMiB: number;
   private readonly hooks: Partial<NodeHooks>;
+  private readonly consoleSink: ((level: string, text: string) => void) | undefined;
   private readonly clockMs: () => number;
   private readonly randomBytes: (length: number) => Uint8Array;
   /** Sources in load order; replayed into a fresh isolate after an out-of-memory kill. */
@@ -56,6 +57,7 @@ export class JsRuntime {
       throw new CocoError("InvalidInput", `memoryLimitMiB must be at least ${JS_MEMORY_LIMIT_MIB_MIN}`, 400);
     }
     this.hooks = options.hooks ?? {};
+    this.consoleSink = options.console;
     this.clockMs = options.clockMs ?? Date.now;
     this.randomBytes = options.randomBytes ?? pooledRandomBytes();
   }
@@ -185,7 +187,7 @@ export class JsRuntime {
       },
     });
     const context = isolate.createContextSync();
-    const host = makeHostFunctions(() => this.activeCall);
+    const host = makeHostFunctions(() => this.activeCall, this.consoleSink);
     for (const name of HOST_FUNCTION_NAMES) context.global.setSync(`__coco_${name}`, new ivm.Callback(host[name]));
     context.evalSync(PRELUDE_SOURCE, { timeout: this.timeLimitMs, filename: "coco:prelude" });
     const taken = context.evalSync("__coco_take()", { reference: true }) as ivm.Reference<unknown[]>;

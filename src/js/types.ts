@@ -57,6 +57,8 @@ export interface NodeHooks {
    */
   requestHeaders?(): string;
   requestCaller?(): string;
+  /** `console.*` in guest code: one line for the node's log (level: debug, info, warn or error). */
+  log?(level: string, text: string): void;
 }
 
 /**
@@ -118,6 +120,8 @@ export interface JsRuntimeOptions {
   hooks?: Partial<NodeHooks>;
   /** Host clock for `Date.now()` (only visible after `ccf.enableUntrustedDateTime(true)`). */
   clockMs?: () => number;
+  /** Where guest `console.*` lines go when the call's hooks have no `log` (the constitution, ballots). */
+  console?: (level: string, text: string) => void;
   /** Host entropy for seeding `Math.random` per call. */
   randomBytes?: (length: number) => Uint8Array;
 }

@@ -54,8 +54,15 @@ export interface NodeConfigFile {
   };
   ledger?: { directory?: string; chunk_size?: number | string };
   snapshots?: { directory?: string };
+  /** CCF's output_files: `rpc_addresses_file` gets `{ "<interface>": "host:port" }` once the node listens (port 0 resolved). */
+  output_files?: { rpc_addresses_file?: string };
   ledger_signatures?: { tx_count?: number; delay?: string | number };
-  logging?: { level?: string; file?: string };
+  logging?: {
+    level?: string;
+    file?: string;
+    /** Coco: one JSON line per answered request (docs/operations.md); off unless `enabled`. */
+    access_log?: { enabled?: boolean; file?: string };
+  };
   coco?: {
     workspace?: string;
     durability?: Durability;
@@ -149,6 +156,10 @@ export interface ResolvedConfig {
   pendingTransactionsMax: number;
   logLevel: string;
   logFile: string | undefined;
+  /** Where the node writes its RPC addresses once listening (CCF's output_files.rpc_addresses_file). */
+  rpcAddressesFile: string | undefined;
+  /** The access log, when enabled: its own file, or (file undefined) the node log's destination. */
+  accessLog: { file: string | undefined } | undefined;
   /** Seconds ccf.gov.msg.created_at may lie before / after the node's clock. */
   governance: { createdAtMaxAgeSeconds: number; createdAtMaxFutureSeconds: number };
   admission: ResolvedAdmission;
@@ -363,6 +374,8 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
     pendingTransactionsMax: file.coco?.pending_transactions_max ?? DEFAULTS.pendingTransactionsMax,
     logLevel,
     logFile: file.logging?.file !== undefined ? at(file.logging.file) : undefined,
+    accessLog: resolveAccessLog(file.logging?.access_log, at),
+    rpcAddressesFile: file.output_files?.rpc_addresses_file !== undefined ? at(file.output_files.rpc_addresses_file) : undefined,
     governance: resolveGovernance(file.coco?.governance),
     admission: resolveAdmission(file.coco?.admission, rpc.max_open_sessions_hard ?? DEFAULTS.connectionsMax),
     memory: resolveMemory(file.coco?.memory, parseSize),
@@ -452,4 +465,12 @@ export function loadConfigFile(path: string): ResolvedConfig {
     throw new CocoError("InvalidConfiguration", `Configuration file '${path}' is not valid JSON: ${(error as Error).message}`, 400);
   }
   return resolveConfig(parsed, dirname(resolve(path)));
+}
+
+function resolveAccessLog(settings: { enabled?: boolean; file?: string } | undefined, at: (p: string) => string): ResolvedConfig["accessLog"] {
+  if (settings === undefined) return undefined;
+  if (settings.enabled !== undefined && typeof settings.enabled !== "boolean") throw invalid("logging.access_log.enabled", "expected true or false");
+  if (settings.file !== undefined && typeof settings.file !== "string") throw invalid("logging.access_log.file", "expected a file path");
+  if (settings.enabled !== true) return undefined;
+  return { file: settings.file !== undefined ? at(settings.file) : undefined };
 }

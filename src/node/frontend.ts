@@ -3,7 +3,7 @@
 // transactions (possible once handlers await) are re-run a bounded number of times.
 import { CocoError, formatTxId } from "../util/index.js";
 import {
-  authenticate, ErrorCodes, RerunRequest, type EndpointDefinition, type EndpointRegistry, type HandlerResult,
+  authenticate, ErrorCodes, RerunRequest, type Caller, type EndpointDefinition, type EndpointRegistry, type HandlerResult,
   type RouteMatch, type RpcRequest, type RpcResponse,
 } from "../rpc/index.js";
 import type { Transaction } from "../kv/index.js";
@@ -13,6 +13,7 @@ const CONFLICT_RETRIES_MAX = 30;
 /** How long an endpoint demanding committed state waits for the commit before answering 503. */
 const COMMIT_WAIT_MS = 10_000;
 const OPENAPI_PATH = "/app/api";
+const APP_PREFIX = "/app";
 const TXID_HEADER = "x-ms-ccf-transaction-id";
 
 /** The deployed JS app as the frontend sees it; `openApi` (given the built-in endpoints) serves GET /app/api. */
@@ -31,6 +32,24 @@ export interface CommitActions {
   reset(): void;
   /** The request's transaction committed locally at `seqno`. */
   committed(seqno: number): void;
+}
+
+/** What the frontend learnt of a request (for metrics and the access log). */
+export interface RequestFacts {
+  /** The endpoint's method and template path. */
+  readonly method: string;
+  readonly endpoint: string;
+  /** Unset while not authenticated here (forwarded to the primary, or refused). */
+  caller?: Caller;
+  forwarded?: boolean;
+}
+
+/** Told of what only the frontend sees (metrics.ts). */
+export interface FrontendObserver {
+  /** A request's transaction committed locally at `seqno`. */
+  committedLocally(seqno: number): void;
+  /** A request runs again after a transaction conflict. */
+  retried(method: string, endpoint: string): void;
 }
 
 /** How a backup hands requests to the primary (see forwarding.ts). */
@@ -69,6 +88,14 @@ export class Frontend {
    * a client that wrote through a backup reads its own writes on the same connection.
    */
   private readonly forwardingSessions = new WeakSet<object>();
+  /** Per request: the endpoint it matched and its caller, until the request is forgotten. */
+  private readonly requestFacts = new WeakMap<RpcRequest, RequestFacts>();
+  observer: FrontendObserver | undefined;
+
+  /** The endpoint a request matched and who called it, if it got that far. */
+  factsOf(request: RpcRequest): RequestFacts | undefined {
+    return this.requestFacts.get(request);
+  }
 
   constructor(
     private readonly registry: EndpointRegistry,
@@ -105,19 +132,23 @@ export class Frontend {
     }
     if (this.appRouter !== undefined && request.path.startsWith("/app/")) {
       const match = this.appRouter.tryRoute(request.method, request.path);
-      if (match !== undefined) return this.runOrForward(match.endpoint, match.params, request, mayForward);
+      if (match !== undefined) return this.runOrForward(match.endpoint, match.params, request, mayForward, APP_PREFIX);
     }
     const { endpoint, params } = this.registry.route(request.method, request.path);
     return this.runOrForward(endpoint, params, request, mayForward);
   }
 
-  private runOrForward(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, mayForward: boolean): RpcResponse | Promise<RpcResponse> {
+  private runOrForward(endpoint: EndpointDefinition, params: Readonly<Record<string, string>>, request: RpcRequest, mayForward: boolean, pathPrefix = ""): RpcResponse | Promise<RpcResponse> {
+    // The deployed app's paths are relative to /app (as in app.json).
+    const facts: RequestFacts = { method: endpoint.method, endpoint: pathPrefix === "" ? endpoint.path : pathPrefix + endpoint.path };
+    this.requestFacts.set(request, facts);
     const forwarding = this.forwarding;
     if (mayForward && forwarding !== undefined && !forwarding.isPrimary()) {
       const session = request.session;
       const sticky = session !== undefined && followsSession(endpoint) && this.forwardingSessions.has(session);
       if (sticky || mustForward(endpoint)) {
         if (session !== undefined) this.forwardingSessions.add(session);
+        facts.forwarded = true;
         return forwarding.forward(request);
       }
       if (request.path.startsWith("/app/") && !this.isOpen()) throw frontendNotOpen();
@@ -129,6 +160,8 @@ export class Frontend {
     const tx = this.engine.store.begin();
     this.actions?.reset();
     const caller = authenticate(endpoint.authPolicies, request, tx);
+    const facts = this.requestFacts.get(request);
+    if (facts !== undefined) facts.caller = caller;
     const result = endpoint.handler({ request, params, caller, tx });
     if (result instanceof Promise) {
       return result.then((r) => this.finish(endpoint, params, request, tx, r, attempt), (error: unknown) => {
@@ -153,12 +186,14 @@ export class Frontend {
       try {
         const id = this.engine.commit(tx, result.claimsDigest);
         this.actions?.committed(id.seqno);
+        this.observer?.committedLocally(id.seqno);
         txid = formatTxId(id.view, id.seqno);
       } catch (error) {
         if (error instanceof CocoError && error.code === ErrorCodes.TransactionConflict) {
           if (attempt + 1 >= CONFLICT_RETRIES_MAX) {
             throw new CocoError(ErrorCodes.TransactionConflict, `Transaction conflicted ${CONFLICT_RETRIES_MAX} times in a row; retry the request.`, 409);
           }
+          this.observer?.retried(endpoint.method, endpoint.path);
           return this.run(endpoint, params, request, attempt + 1);
         }
         throw error;

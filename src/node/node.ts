@@ -1,15 +1,18 @@
 // A Coco node: opens its ledger, loads or creates its identity and secrets (or joins an
 // existing service), rebuilds its state from the ledger, takes part in consensus over the
 // node-to-node channels, writes the genesis transaction for a new service, and serves HTTPS.
-import { mkdirSync, readFileSync, existsSync } from "node:fs";
-import type { Logger } from "pino";
-import { createNodeLogger } from "./logger.js";
+import { mkdirSync, readFileSync, existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pino, type Logger } from "pino";
+import { createNodeLogger, LogFile } from "./logger.js";
 import {
   certificateFingerprint, createCertificateSigningRequest, endorseCertificateSigningRequestSync, renewServiceCertificateSync,
 } from "../crypto/index.js";
 import { NodeChannels } from "../channels/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
-import { EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../rpc/index.js";
+import { ADMISSION_DEFAULTS, AccessLog, EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type AccessLogDestination, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../rpc/index.js";
+import { NodeMetrics, UNMATCHED_ENDPOINT } from "./metrics.js";
+import { lockWorkspace, unlockWorkspace } from "./workspace-lock.js";
 import type { Store, Transaction } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError } from "../util/index.js";
@@ -42,12 +45,19 @@ export interface StartOptions {
   /** Installs the app's endpoints (built-in apps are composed by the CLI, above this layer). */
   installApps?: (registry: EndpointRegistry, context: AppContext) => void;
   /** Routes to the deployed JS app (CCF app bundle), composed by the CLI like built-in apps. */
-  appRouter?: (store: Store, logger: Logger, consensus: AppConsensus) => AppRouter;
+  appRouter?: (store: Store, logger: Logger, consensus: AppConsensus, observer: AppObserver) => AppRouter;
   logger?: Logger;
+}
+
+/** Where apps report their execution time (the node's metrics). */
+export interface AppObserver {
+  jsExecution(seconds: number): void;
+  evmExecution(seconds: number): void;
 }
 
 /** What the node tells built-in apps. */
 export interface AppContext {
+  observer: AppObserver;
   /** The node's committed seqno (e.g. the EVM app answers receipts only once committed). */
   committedSeqno(): number;
   /** The view that wrote a seqno, if this node holds it (to name a transaction `view.seqno`). */
@@ -89,11 +99,27 @@ export class CocoNode {
     readonly replicator: Replicator,
     private readonly channels: NodeChannels | undefined,
     private readonly forwarder: Forwarder | undefined,
+    readonly metrics: NodeMetrics,
+    private readonly accessLog: AccessLog | undefined,
   ) {}
 
+  /**
+   * Starts a node on its workspace, which it locks first (workspace-lock.ts): a second process on
+   * the same workspace is refused, naming the running PID.
+   */
   static async start(config: ResolvedConfig, options: StartOptions = {}): Promise<CocoNode> {
-    const logger = options.logger ?? createNodeLogger(config);
     mkdirSync(config.workspace, { recursive: true });
+    lockWorkspace(config.workspace, `coco node (${config.command})`);
+    try {
+      return await CocoNode.startLocked(config, options);
+    } catch (error) {
+      unlockWorkspace(config.workspace);
+      throw error;
+    }
+  }
+
+  private static async startLocked(config: ResolvedConfig, options: StartOptions): Promise<CocoNode> {
+    const logger = options.logger ?? createNodeLogger(config);
     const { ledger, entries, identity, bootstrapPeers, lostLedger } = config.command === "Recover"
       ? await openForRecovery(config, logger)
       : await openLedgerAndIdentity(config, logger);
@@ -157,7 +183,17 @@ export class CocoNode {
     });
     const serviceStatus = new ServiceStatus(engine.store);
     // The constitution and ballots run here, isolated from the node (see docs/js-runtime.md).
-    const runtime = new JsRuntime({ timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB });
+    const runtime = new JsRuntime({
+      timeLimitMs: config.jsTimeLimitMs, memoryLimitMiB: config.jsMemoryLimitMiB,
+      // console.* in the constitution and ballots goes to the node log, as CCF logs it.
+      console: (level, text) => {
+        const details = { constitution: true, console: level };
+        if (level === "error") logger.error(details, text);
+        else if (level === "warn") logger.warn(details, text);
+        else if (level === "debug") logger.debug(details, text);
+        else logger.info(details, text);
+      },
+    });
 
     const registry = new EndpointRegistry();
     let rpcAddress = `${config.rpc.host}:${config.rpc.port}`;
@@ -231,6 +267,25 @@ export class CocoNode {
         return engine.ledgerSecrets;
       },
     }, new JoinAdmission(config.admission.join));
+    // Metrics read consensus, the ledger files and the channels when scraped (metrics.ts).
+    const metrics = new NodeMetrics({
+      nodeId: identity.nodeId,
+      startCommitSeqno: replicator.committedIndex,
+      consensus: () => ({
+        role: replicator.role, view: replicator.term, commitSeqno: replicator.committedIndex, lastSeqno: engine.lastSeqnoLocal,
+        primaryId: replicator.primaryId,
+        peers: replicator.configuration.filter((id) => id !== identity.nodeId).map((id) => ({ nodeId: id, connected: channels?.isConnected(id) ?? false })),
+      }),
+      ledgerDirectory: config.ledgerDirectory,
+      snapshotsDirectory: join(config.workspace, "snapshots"),
+      sessions: () => server.sessions,
+      sessionCaps: { soft: config.rpc.connectionsMax - (config.admission.rpc.privilegedConnectionsReserved ?? ADMISSION_DEFAULTS.privilegedConnectionsReserved), hard: config.rpc.connectionsMax },
+      rpcInterfaceName: config.rpc.name,
+    });
+    metrics.installEndpoints(registry);
+    replicator.onCommit((seqno) => metrics.commitAdvanced(seqno));
+    engine.on("rollback", () => metrics.rolledBack(engine.lastSeqnoLocal));
+    const appObserver: AppObserver = { jsExecution: (s) => metrics.jsExecution(s), evmExecution: (s) => metrics.evmExecution(s) };
     const upgrades = new UpgradeRouter(() => serviceStatus.isOpen);
     options.installApps?.(registry, {
       committedSeqno: () => engine.commitTxId.seqno,
@@ -241,14 +296,17 @@ export class CocoNode {
       beginReadTransaction: () => engine.store.begin(),
       onCommit: (listener) => void engine.on("commit", listener),
       coseReceipt: (view, seqno) => engine.coseReceipt(view, seqno),
+      observer: appObserver,
     });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
       viewForSeqno: (seqno) => engine.viewAt(seqno),
       statusForTxId: (view, seqno) => engine.status(view, seqno),
       historical: new HistoricalStates(engine),
-    });
+    }, appObserver);
     const frontend = new Frontend(registry, engine, () => serviceStatus.isOpen, effects, appRouter);
+    frontend.observer = { committedLocally: (seqno) => metrics.committedLocally(seqno), retried: (method, path) => metrics.requestRetried(method, path) };
+    const accessLog = config.accessLog === undefined ? undefined : new AccessLog(openAccessLog(config.accessLog, logger), identity.nodeId);
 
     // Node-to-node channels: consensus messages and forwarded requests.
     let channels: NodeChannels | undefined;
@@ -317,6 +375,18 @@ export class CocoNode {
       logger,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
       onUpgrade: upgrades.handle,
+      onAnswered: (answered) => {
+        const facts = answered.request === undefined ? undefined : frontend.factsOf(answered.request);
+        const endpoint = facts?.endpoint ?? UNMATCHED_ENDPOINT;
+        metrics.requestAnswered(facts?.method ?? answered.method, endpoint, answered.status, answered.seconds);
+        if (accessLog === undefined) return;
+        const caller = facts?.caller;
+        accessLog.record({
+          method: answered.method, endpoint, status: answered.status, seconds: answered.seconds, bytes: answered.bytes,
+          callerKind: facts?.forwarded === true ? "forwarded" : caller === undefined ? "none" : typeof caller.policy === "string" ? caller.policy : "all_of",
+          callerId: caller !== undefined && "id" in caller ? caller.id : undefined,
+        });
+      },
     }, frontend.dispatch);
     const isGenesis = startupSeqno === 0 && config.command === "Start" && !lostLedger;
     // As CCF's first node, genesis records the node's CSR, from which governance renews its
@@ -339,8 +409,10 @@ export class CocoNode {
     }
     const address = await server.listen();
     rpcAddress = `${address.address}:${address.port}`;
+    // For tools that find the node (coco gov --workspace) when it listens on a port the OS chose.
+    if (config.rpcAddressesFile !== undefined) writeFileSync(config.rpcAddressesFile, JSON.stringify({ [config.rpc.name]: rpcAddress }) + "\n");
     logger.info({ node_id: identity.nodeId, address: rpcAddress, node_to_node: nodeToNodeAddress, view: engine.currentView, role: replicator.role, durability: config.durability }, "node is serving");
-    const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, channels, forwarder);
+    const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, channels, forwarder, metrics, accessLog);
     engine.on("failure", (error: Error) => {
       logger.fatal({ err: error }, "ledger failure: this node stops taking part in the service; restart it to recover from its ledger");
       for (const listener of node.fatalListeners) listener(error);
@@ -361,6 +433,7 @@ export class CocoNode {
   /** Stops accepting requests, commits what is pending (single node) and closes the ledger. */
   async stop(): Promise<void> {
     await this.server.close();
+    this.accessLog?.close();
     this.forwarder?.close();
     // A lone voter commits its tail with a last signature; others just stop taking part.
     await this.engine.close();
@@ -369,6 +442,7 @@ export class CocoNode {
     await this.channels?.close();
     await this.ledger.close();
     this.logger.info("node stopped");
+    unlockWorkspace(this.config.workspace);
     this.logger.flush?.();
   }
 }
@@ -515,4 +589,14 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
   });
   logger.info({ node_id: result.nodeId, secrets: result.ledgerSecrets.length }, "trusted by the service: joining as a backup");
   return { identity: saveJoinedIdentity(config, joiner, result, serviceCertPem), peers: result.peers };
+}
+
+/**
+ * The access log's destination: its own file (a LogFile: never crashes on a full disk), or the
+ * node log's destination when no file is set (pino's stream, shared with the node's own lines).
+ */
+function openAccessLog(settings: { file: string | undefined }, logger: Logger): AccessLogDestination {
+  if (settings.file !== undefined) return new LogFile(settings.file);
+  const stream = (logger as unknown as Record<symbol, AccessLogDestination | undefined>)[pino.symbols.streamSym];
+  return stream ?? process.stdout;
 }

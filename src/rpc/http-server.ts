@@ -73,6 +73,27 @@ export function rejectUpgrade(socket: Duplex, status: number, body: string, head
   socket.end(`${lines.join("\r\n")}\r\n\r\n${body}`);
 }
 
+/** One answered request, as metrics and the access log see it. */
+export interface AnsweredRequest {
+  /** Undefined when the request was refused before it was read whole (413). */
+  readonly request: RpcRequest | undefined;
+  readonly method: string;
+  readonly status: number;
+  /** From the request's arrival (its headers parsed) to its answer being handed to the socket. */
+  readonly seconds: number;
+  /** Response body bytes. */
+  readonly bytes: number;
+}
+
+/** CCF's session metrics of one interface (GET /node/metrics). */
+export interface HttpSessionStats {
+  active: number;
+  peak: number;
+  parsingErrors: number;
+  payloadTooLarge: number;
+  headerTooLarge: number;
+}
+
 export interface HttpServerOptions {
   host: string;
   port: number;
@@ -99,6 +120,8 @@ export interface HttpServerOptions {
    * Without it they are refused (node's default closes the connection).
    */
   onUpgrade?: UpgradeHandler;
+  /** Called once per answered request, synchronously: keep it cheap (metrics, access log). */
+  onAnswered?: (answered: AnsweredRequest) => void;
 }
 
 export interface HttpAdmissionOptions {
@@ -191,10 +214,12 @@ export function coalesceWrites(socket: TLSSocket): void {
 }
 
 /** Answers with a CCF-style error body; a 503 or 429 always carries `Retry-After` (the error's, or the default). */
-export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Readonly<Record<string, string>>): void {
+export function sendError(res: ServerResponse, status: number, code: string, message: string, headers?: Readonly<Record<string, string>>): { status: number; bytes: number } {
   const body = errorBody(code, message);
-  res.writeHead(status, { ...withRetryAfter(status, headers ?? {}), ...JSON_HEADERS, "content-length": Buffer.byteLength(body) });
+  const bytes = Buffer.byteLength(body);
+  res.writeHead(status, { ...withRetryAfter(status, headers ?? {}), ...JSON_HEADERS, "content-length": bytes });
   res.end(body);
+  return { status, bytes };
 }
 
 export class HttpServer {
@@ -206,6 +231,7 @@ export class HttpServer {
   private unprivilegedOpen = 0;
   /** Connections handed to onUpgrade: http no longer tracks them, close() ends them here. */
   private readonly upgraded = new Set<Duplex>();
+  private readonly sessionStats: HttpSessionStats = { active: 0, peak: 0, parsingErrors: 0, payloadTooLarge: 0, headerTooLarge: 0 };
 
   constructor(
     private readonly options: HttpServerOptions,
@@ -252,7 +278,9 @@ export class HttpServer {
     // Runs after http's own secureConnection listener, in the same tick: a socket destroyed
     // here has not been read yet, so it never delivers a request.
     this.server.on("secureConnection", (socket: TLSSocket) => this.onSecureConnection(socket));
-    this.server.on("clientError", (_error, socket) => {
+    this.server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === "HPE_HEADER_OVERFLOW") this.sessionStats.headerTooLarge++;
+      else if (error.code !== "ECONNRESET" && error.code !== "ERR_HTTP_REQUEST_TIMEOUT") this.sessionStats.parsingErrors++;
       if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
       else socket.destroy();
     });
@@ -263,6 +291,11 @@ export class HttpServer {
     this.server.on("tlsClientError", () => {
       /* a failed handshake concerns that client only */
     });
+  }
+
+  /** Open sessions now and at most so far, and their errors (CCF's session metrics). */
+  get sessions(): HttpSessionStats {
+    return { ...this.sessionStats };
   }
 
   /** Established connections that hold no privileged certificate (for tests and metrics). */
@@ -285,6 +318,10 @@ export class HttpServer {
       this.unprivilegedOpen++;
       socket.once("close", () => this.unprivilegedOpen--);
     }
+    const stats = this.sessionStats;
+    stats.active++;
+    if (stats.active > stats.peak) stats.peak = stats.active;
+    socket.once("close", () => stats.active--);
     coalesceWrites(socket);
   }
 
@@ -321,6 +358,7 @@ export class HttpServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = this.options.onAnswered === undefined ? 0 : performance.now();
     const socket = req.socket as SocketWithCert;
     socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 0) + 1;
     res.once("close", () => {
@@ -331,6 +369,7 @@ export class HttpServer {
       res.setHeader("connection", "close");
       sendError(res, 413, ErrorCodes.RequestBodyTooLarge,
         `Request body of ${declared} bytes exceeds the limit of ${this.options.bodyBytesMax} bytes (rpc_interfaces.*.http_configuration.max_body_size).`);
+      this.refusedTooLarge(req, started);
       req.resume();
       return;
     }
@@ -345,6 +384,7 @@ export class HttpServer {
         res.setHeader("connection", "close");
         sendError(res, 413, ErrorCodes.RequestBodyTooLarge,
           `Request body exceeds the limit of ${this.options.bodyBytesMax} bytes (rpc_interfaces.*.http_configuration.max_body_size).`);
+        this.refusedTooLarge(req, started);
         return;
       }
       chunks.push(chunk);
@@ -352,12 +392,17 @@ export class HttpServer {
     req.on("end", () => {
       if (tooLarge) return;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-      this.handle(req, res, body);
+      this.handle(req, res, body, started);
     });
     req.on("error", () => res.destroy());
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  private refusedTooLarge(req: IncomingMessage, started: number): void {
+    this.sessionStats.payloadTooLarge++;
+    this.options.onAnswered?.({ request: undefined, method: req.method ?? "GET", status: 413, seconds: (performance.now() - started) / 1000, bytes: 0 });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse, body: Buffer, started: number): void {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     let request: RpcRequest | undefined;
@@ -375,12 +420,12 @@ export class HttpServer {
       const result = this.dispatch(request);
       if (result instanceof Promise) {
         const r = request;
-        result.then((response) => this.send(res, response), (error) => this.fail(res, error, r));
+        result.then((response) => this.send(res, response, r, started), (error) => this.fail(res, error, r, started));
       } else {
-        this.send(res, result);
+        this.send(res, result, request, started);
       }
     } catch (error) {
-      this.fail(res, error, request);
+      this.fail(res, error, request, started);
     }
   }
 
@@ -408,23 +453,39 @@ export class HttpServer {
     }
   }
 
-  private send(res: ServerResponse, response: RpcResponse): void {
+  private send(res: ServerResponse, response: RpcResponse, request: RpcRequest, started: number): void {
     const body = response.body ?? "";
     // A 503 a handler returned, or one relayed from the primary, tells the client when to retry too.
     const headers = withRetryAfter(response.status, response.headers ?? {});
-    headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
+    const bytes = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+    headers["content-length"] = String(bytes);
     res.writeHead(response.status, headers);
     res.end(body);
+    this.answered(request, request.method, response.status, started, bytes);
   }
 
-  private fail(res: ServerResponse, error: unknown, request: RpcRequest | undefined): void {
+  private fail(res: ServerResponse, error: unknown, request: RpcRequest | undefined, started: number): void {
+    let status: number;
+    let bytes: number;
     if (error instanceof CocoError && error.status < 500) {
-      sendError(res, error.status, error.code, error.message, error.headers);
-      return;
+      ({ status, bytes } = sendError(res, error.status, error.code, error.message, error.headers));
+    } else {
+      this.options.onError?.(error, request);
+      if (error instanceof CocoError) ({ status, bytes } = sendError(res, error.status, error.code, error.message, error.headers));
+      else ({ status, bytes } = sendError(res, 500, ErrorCodes.InternalError, "The node failed to process the request; the failure has been logged."));
     }
-    this.options.onError?.(error, request);
-    if (error instanceof CocoError) sendError(res, error.status, error.code, error.message, error.headers);
-    else sendError(res, 500, ErrorCodes.InternalError, "The node failed to process the request; the failure has been logged.");
+    this.answered(request, request?.method ?? res.req.method ?? "GET", status, started, bytes);
+  }
+
+  private answered(request: RpcRequest | undefined, method: string, status: number, started: number, bytes: number): void {
+    const observe = this.options.onAnswered;
+    if (observe === undefined) return;
+    try {
+      observe({ request, method, status, seconds: (performance.now() - started) / 1000, bytes });
+    } catch (error) {
+      // Metrics and logs must never fail a request that was answered.
+      this.options.onError?.(error, request);
+    }
   }
 }
 

@@ -3,3 +3,4 @@ export * from "./http-server.js";
 export * from "./endpoints.js";
 export * from "./auth.js";
 export * from "./openapi.js";
+export * from "./access-log.js";

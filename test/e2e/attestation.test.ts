@@ -105,6 +105,10 @@ before(async () => {
       },
       disable_bytecode_cache: false,
     },
+  }, {
+    // The refusal's reason is the JS exception's message: returned only when asked for (CCF's default hides it).
+    name: "set_js_runtime_options",
+    args: { max_heap_bytes: 100 * 1024 * 1024, max_stack_bytes: 1024 * 1024, max_execution_time_ms: 1000, return_exception_details: true },
   }]);
 });
 
@@ -195,5 +199,6 @@ test("snp_attestation.verifySnpAttestation in a deployed JS app returns the real
   const corrupted = flipBit(MILAN_REPORT, SNP_FIELD_OFFSETS.reportData);
   const bad = await node.request("POST", "/app/snp/verify", { body: JSON.stringify({ report: corrupted.toString("hex"), endorsements: MILAN_ENDORSEMENTS }) });
   assert.equal(bad.status, 500, bad.text);
-  assert.match(bad.json().error.message, /RangeError: Attestation refused \(signature\)|Attestation refused \(signature\)/);
+  assert.equal(bad.json().error.message, "Exception thrown while executing.");
+  assert.match(bad.json().error.details[0].message, /RangeError: Attestation refused \(signature\)|Attestation refused \(signature\)/);
 });

@@ -153,9 +153,23 @@ test("a JS write commits, with the handler's status and headers", async () => {
 test("a JS handler that throws answers 500 and its writes are discarded", async () => {
   const r = await node.request("POST", "/app/fail", { body: "{}" });
   assert.equal(r.status, 500);
-  assert.match(r.json().error.message, /handler failed on purpose/);
+  // CCF's default js_runtime_options: the caller learns nothing of the exception.
+  assert.deepEqual(r.json(), { error: { code: "InternalError", message: "Exception thrown while executing." } });
   const after = await node.request("POST", "/app/counter", { body: JSON.stringify({ name: "poison" }) });
   assert.deepEqual(after.json(), { count: 1 }, "the failed handler's write was not applied");
+});
+
+test("with set_js_runtime_options return_exception_details, a JS exception's message and trace are returned", async () => {
+  await passProposal([{
+    name: "set_js_runtime_options",
+    args: { max_heap_bytes: 100 * 1024 * 1024, max_stack_bytes: 1024 * 1024, max_execution_time_ms: 1000, return_exception_details: true },
+  }]);
+  const r = await node.request("POST", "/app/fail", { body: "{}" });
+  assert.equal(r.status, 500);
+  const error = r.json().error as { message: string; details: { code: string; message: string; trace?: string }[] };
+  assert.equal(error.message, "Exception thrown while executing.");
+  assert.equal(error.details[0]!.code, "JSException");
+  assert.match(error.details[0]!.message, /handler failed on purpose/);
 });
 
 async function logWrite(id: number, msg: string): Promise<string> {
@@ -195,7 +209,7 @@ test("a historical state holds only its transaction's writes, read-only", async 
   assert.equal(r.json().msg, null, "id 42 was not written by this transaction");
   const write = await node.request("GET", "/app/jslog/private/historical_write", { headers: { "x-ms-ccf-transaction-id": other } });
   assert.equal(write.status, 500);
-  assert.match(write.json().error.message, /read-only during a historical transaction/);
+  assert.match(write.json().error.details[0].message, /read-only during a historical transaction/);
 });
 
 test("historical queries answer CCF's errors for a missing, malformed, pending or invalid transaction id", async () => {

@@ -147,9 +147,9 @@ export interface CliResult {
 }
 
 /** Runs the `coco` command (`node dist/src/cli/main.js ...`) as an operator would; never throws on a non-zero exit. */
-export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolvePromise) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: options.cwd, timeout: options.timeoutMs ?? 30_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: options.cwd, timeout: options.timeoutMs ?? 30_000, ...(options.env !== undefined ? { env: options.env } : {}) }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
       resolvePromise({ code, stdout, stderr });
     });

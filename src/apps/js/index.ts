@@ -2,7 +2,7 @@
 // from a registry of their own under `/app`.
 import { JsApp, type JsAppDeps } from "./js-app.js";
 
-export { JsApp, APP_PATH_PREFIX, type JsAppDeps, type JsAppRuntimeOptions, type JsAppConsensus, type JsAppLogger } from "./js-app.js";
+export { JsApp, APP_PATH_PREFIX, JS_EXCEPTION_MESSAGE, type JsAppObserver, type JsAppDeps, type JsAppRuntimeOptions, type JsAppConsensus, type JsAppLogger } from "./js-app.js";
 export { JS_APP_TABLES, readDeployedBundle, type DeployedBundle, type JsEndpointProperties, type JsEndpointMode } from "./bundle.js";
 
 /** Creates the node's JS app and has it follow the bundle tables of `deps.store`. */

@@ -5,7 +5,7 @@
 // to the request's transaction. The registry's paths are relative to `/app`, as in app.json.
 import { randomBytes } from "node:crypto";
 import type { Store } from "../../kv/index.js";
-import { applyWriteBatch, JsRuntime, type HistoricalState, type JsBatchOutcome, type JsCallContext, type NodeHooks } from "../../js/index.js";
+import { applyWriteBatch, CONSOLE_LINE_CHARS_MAX, JsRuntime, type HistoricalState, type JsBatchOutcome, type JsCallContext, type NodeHooks } from "../../js/index.js";
 import {
   EndpointRegistry, ErrorCodes, RerunRequest,
   type AuthPolicyName, type EndpointContext, type EndpointDefinition, type Handler, type HandlerResult, type RouteMatch, type RpcRequest,
@@ -16,6 +16,7 @@ import { isUtf8 } from "node:buffer";
 import { BodyKind, DISPATCH_EXPORT, DISPATCH_MODULE, dispatchModuleSource, packRequest, type GuestResponse, type InvokeArgs } from "./guest-dispatch.js";
 import { historicalTarget, isTxId } from "./historical.js";
 import { TransactionKvAccess } from "./kv-access.js";
+import { ModuleSourceMaps } from "./source-maps.js";
 import { buildAppOpenApi } from "./openapi.js";
 
 export const APP_PATH_PREFIX = "/app";
@@ -60,6 +61,14 @@ export interface JsAppHistorical {
 export interface JsAppLogger {
   warn(details: object, message: string): void;
   error(details: object, message: string): void;
+  /** For the app's `console.*` (a pino logger has all four); absent levels fall back to warn. */
+  info?(details: object, message: string): void;
+  debug?(details: object, message: string): void;
+}
+
+/** Where the node measures the app (metrics.ts): seconds spent inside the isolate per entry. */
+export interface JsAppObserver {
+  jsExecution(seconds: number): void;
 }
 
 export interface JsAppDeps {
@@ -67,6 +76,7 @@ export interface JsAppDeps {
   runtimeOptions?: JsAppRuntimeOptions;
   consensus?: JsAppConsensus;
   logger?: JsAppLogger;
+  observer?: JsAppObserver;
   /**
    * Run the requests that reach the app in the same turn of the event loop (pipelined or
    * concurrent, up to the check phase) in one isolate entry, each in its own transaction (see `flush`). Handlers then
@@ -92,12 +102,22 @@ function newRequestState(): RequestState {
 interface ActiveRequest {
   readonly ctx: EndpointContext;
   readonly callerUndefined: boolean;
+  /** "METHOD /app/path" as app.json names the endpoint (for the app's console lines). */
+  readonly name: string;
 }
+
+/** CCF's `return_exception_details` and `log_exception_details`, both false by default (as in CCF). */
+interface ExceptionOptions {
+  returnDetails: boolean;
+  logDetails: boolean;
+}
+
+/** What CCF answers for an exception in a JS handler when it does not return the details. */
+export const JS_EXCEPTION_MESSAGE = "Exception thrown while executing.";
 
 /** A request waiting for the next batch. */
 interface BatchSlot extends ActiveRequest {
   readonly index: number;
-  readonly name: string;
   readonly readOnly: string | undefined;
   readonly generation: number;
   /** Runs the request on its own, as without batching. */
@@ -148,6 +168,9 @@ export class JsApp {
   private randomPool = Buffer.alloc(0);
   private randomOffset = 0;
   private readonly logger: JsAppLogger | undefined;
+  private exceptionOptions: ExceptionOptions = { returnDetails: false, logDetails: false };
+  /** The deployed modules' inline source maps (coco app build), for exception traces. */
+  private sourceMaps = new ModuleSourceMaps([]);
 
   constructor(private readonly deps: JsAppDeps) {
     this.logger = deps.logger;
@@ -165,6 +188,7 @@ export class JsApp {
         const active = this.running();
         return active.callerUndefined ? "" : this.callerJson(active.ctx);
       },
+      log: (level, text) => this.consoleLine(level, text),
     };
     const consensus = deps.consensus;
     if (consensus !== undefined) {
@@ -232,6 +256,11 @@ export class JsApp {
     this.runtime = undefined;
     this.callerCache.clear();
     const bundle = readDeployedBundle(store.begin());
+    this.sourceMaps = new ModuleSourceMaps(bundle.modules, (module, problem) => this.logger?.warn({ module, problem }, "JS app: ignoring a module's unreadable source map"));
+    this.exceptionOptions = {
+      returnDetails: bundle.runtimeOptions?.return_exception_details === true,
+      logDetails: bundle.runtimeOptions?.log_exception_details === true,
+    };
     for (const problem of bundle.problems) this.logger?.warn({ problem }, "JS app: ignoring an unreadable bundle entry");
     const registry = new EndpointRegistry();
     let loadError: string | undefined;
@@ -409,6 +438,7 @@ export class JsApp {
       return;
     }
     let outcomes: JsBatchOutcome[];
+    const started = performance.now();
     try {
       outcomes = runtime.callBatch(DISPATCH_MODULE, DISPATCH_EXPORT, packed, {
         kv: this.kv,
@@ -421,6 +451,7 @@ export class JsApp {
       return;
     } finally {
       this.deselect();
+      this.deps.observer?.jsExecution((performance.now() - started) / 1000);
     }
     this.batchStats.batches++;
     this.batchStats.requests += batched.length;
@@ -500,21 +531,21 @@ export class JsApp {
     this.req = req;
     this.callContext.historicalState = historicalState;
     this.callContext.bufferWrites = readOnly === undefined;
-    this.activeRequest = { ctx, callerUndefined };
+    this.activeRequest = { ctx, callerUndefined, name };
     let out: GuestResponse;
+    const started = performance.now();
     try {
       out = runtime.call(DISPATCH_MODULE, DISPATCH_EXPORT, args, this.callContext) as GuestResponse;
     } catch (error) {
-      const translated = translateError(error, name);
-      // CCF: an exception is a 500 whose writes still apply if the handler asked for it.
-      if (req.applyWrites === true && translated instanceof CocoError && error instanceof CocoError && error.code === "JsError") {
-        return { status: translated.status, body: { error: { code: translated.code, message: translated.message } }, applyWrites: true };
-      }
-      throw translated;
+      // CCF: an exception is a 500 (its writes still apply if the handler asked for it), with
+      // the JS message and trace only where js_runtime_options ask for them.
+      if (error instanceof CocoError && error.code === "JsError") return this.exceptionResult(error, name, req);
+      throw translateError(error, name);
     } finally {
       this.kv.detach();
       this.callContext.historicalState = undefined;
       this.activeRequest = undefined;
+      this.deps.observer?.jsExecution((performance.now() - started) / 1000);
     }
     return this.toResult(out, name, req);
   }
@@ -547,6 +578,41 @@ export class JsApp {
     if (req.claimsDigest !== undefined) result.claimsDigest = req.claimsDigest;
     if (req.applyWrites !== undefined) result.applyWrites = req.applyWrites;
     return result;
+  }
+
+  /**
+   * CCF's answer to an exception in a handler: 500 InternalError "Exception thrown while
+   * executing.", with `details: [{ code: "JSException", message, trace }]` only if
+   * return_exception_details is set, and the message and trace in the node's log only if
+   * log_exception_details is set (both can leak private data: to the caller, to the host).
+   */
+  private exceptionResult(error: CocoError, name: string, req: RequestState): HandlerResult {
+    const details = exceptionDetails(error);
+    const reason = details.reason;
+    const trace = details.trace === undefined ? undefined : this.sourceMaps.mapTrace(details.trace);
+    if (this.exceptionOptions.logDetails) this.logger?.error({ endpoint: name, reason, trace }, "JS app: exception thrown while executing");
+    else this.logger?.warn({ endpoint: name }, "JS app: exception thrown while executing (set_js_runtime_options log_exception_details to log it)");
+    const body: { code: string; message: string; details?: object[] } = { code: ErrorCodes.InternalError, message: JS_EXCEPTION_MESSAGE };
+    if (this.exceptionOptions.returnDetails) body.details = [{ code: "JSException", message: reason, ...(trace !== undefined ? { trace } : {}) }];
+    return {
+      status: 500,
+      headers: { "content-type": "application/json" },
+      body: { error: body },
+      ...(req.applyWrites !== undefined ? { applyWrites: req.applyWrites } : {}),
+    };
+  }
+
+  /** A guest `console.*` line, tagged with the endpoint whose handler wrote it. */
+  private consoleLine(level: string, text: string): void {
+    const logger = this.logger;
+    if (logger === undefined || typeof text !== "string") return;
+    const details = { app: "js", endpoint: this.activeRequest?.name, console: level };
+    const message = text.length > CONSOLE_LINE_CHARS_MAX ? text.slice(0, CONSOLE_LINE_CHARS_MAX) : text;
+    if (level === "error") logger.error(details, message);
+    else if (level === "warn") logger.warn(details, message);
+    else if (level === "debug" && logger.debug !== undefined) logger.debug(details, message);
+    else if (logger.info !== undefined) logger.info(details, message);
+    else logger.warn(details, message);
   }
 
   private running(): ActiveRequest {
@@ -608,7 +674,17 @@ function exactArrayBuffer(body: Buffer): ArrayBuffer {
   return copy;
 }
 
-/** JS failures become 500 InternalError naming the endpoint and carrying the JS message. */
+/** The JS message of an exception and its guest stack (without the dispatch glue's frames). */
+function exceptionDetails(error: CocoError): { reason: string; trace: string | undefined } {
+  const prefix = `${DISPATCH_MODULE} ${DISPATCH_EXPORT}: `;
+  const text = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+  const lines = text.split("\n").filter((line) => !line.includes(DISPATCH_MODULE));
+  const frames = lines.filter((line) => /^\s+at /.test(line));
+  const reason = lines.filter((line) => !/^\s+at /.test(line)).join("\n");
+  return { reason, trace: frames.length > 0 ? frames.map((line) => line.trim()).join("\n") : undefined };
+}
+
+/** Time and memory limits become 500 InternalError naming the endpoint and the limit. */
 function translateError(error: unknown, name: string): unknown {
   if (!(error instanceof CocoError)) return error;
   switch (error.code) {
@@ -616,12 +692,9 @@ function translateError(error: unknown, name: string): unknown {
       return new CocoError(ErrorCodes.InternalError, `${name}: the JS handler exceeded the time limit and was stopped; its writes were discarded. (${error.message})`, 500, { cause: error });
     case "JsOutOfMemory":
       return new CocoError(ErrorCodes.InternalError, `${name}: the JS handler exceeded the memory limit and was stopped; its writes were discarded. (${error.message})`, 500, { cause: error });
-    case "JsError": {
-      const prefix = `${DISPATCH_MODULE} ${DISPATCH_EXPORT}: `;
-      const text = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
-      const details = text.split("\n").filter((line) => !line.includes(DISPATCH_MODULE)).join("\n");
-      return new CocoError(ErrorCodes.InternalError, `${name}: exception thrown while executing: ${details}`, 500, { cause: error });
-    }
+    case "JsError":
+      // Reached only where no js_runtime_options apply (exceptionResult answers handlers' exceptions).
+      return new CocoError(ErrorCodes.InternalError, JS_EXCEPTION_MESSAGE, 500);
     default:
       return error;
   }

@@ -11,6 +11,10 @@ import { CocoError } from "../../../src/util/errors.js";
 import { serialiseWriteSet } from "../../../src/kv/index.js";
 import { HistoricalStates } from "../../../src/node/historical.js";
 import { GovHarness, makeIdentity, YES, type Identity } from "../governance/harness.js";
+import { buildBundle } from "../../../src/cli/app.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const [member, user] = (await Promise.all([makeIdentity("member0"), makeIdentity("user0")])) as [Identity, Identity];
 
@@ -86,6 +90,12 @@ export function lateHeaders(request) {
   return Promise.resolve().then(() => ({ body: { host: request.headers.host, caller: request.caller.policy } }));
 }
 export function writeInReadonly() { ccf.kv["records"].set(ccf.strToBuf("ro"), ccf.strToBuf("nope")); return { body: "wrote" }; }
+export function chatty(request) {
+  console.log("hello from", request.method, { n: 1 });
+  console.warn("careful");
+  console.error(new Error("shown as its stack"));
+  return { body: "ok" };
+}
 export function writeThenThrow() { ccf.kv["records"].set(ccf.strToBuf("partial"), ccf.strToBuf("x")); throw new Error("handler exploded"); }
 export function loop() { for (;;) {} }
 export function allocate() { const chunks = []; for (let i = 0; i < 1024; i++) chunks.push(new Array(1024 * 1024 / 8).fill(i + 0.5)); return { body: chunks.length }; }
@@ -178,6 +188,7 @@ function bundle() {
         "/late-headers": { get: ep("lateHeaders", "readonly", ["no_auth"]) },
         "/readonly-write": { post: ep("writeInReadonly", "readonly") },
         "/throws": { post: ep("writeThenThrow", "readwrite") },
+        "/chatty": { get: ep("chatty", "readonly", ["no_auth"]) },
         "/loop": { get: ep("loop", "readonly") },
         "/allocate": { get: ep("allocate", "readonly") },
         "/allocate-buffer": { get: ep("allocateBuffer", "readonly") },
@@ -229,7 +240,12 @@ class AppHarness {
   readonly app: JsApp;
   readonly committed = new CommittedWrites(this);
 
+  readonly logLines: { level: string; details: Record<string, unknown>; message: string }[] = [];
+  private readonly limits: { timeLimitMs: number; memoryLimitMiB: number };
+
   constructor(options: { timeLimitMs?: number; memoryLimitMiB?: number; historical?: boolean; batch?: boolean } = {}) {
+    this.limits = { timeLimitMs: options.timeLimitMs ?? 500, memoryLimitMiB: options.memoryLimitMiB ?? 64 };
+    const line = (level: string) => (details: object, message: string) => void this.logLines.push({ level, details: details as Record<string, unknown>, message });
     this.gov.addMember(member);
     const consensus = options.historical === true ? {
       lastCommittedTxId: () => this.committed.commitTxId,
@@ -239,7 +255,8 @@ class AppHarness {
     } : undefined;
     this.app = installJsApp({
       store: this.gov.store,
-      runtimeOptions: { timeLimitMs: options.timeLimitMs ?? 500, memoryLimitMiB: options.memoryLimitMiB ?? 64 },
+      runtimeOptions: this.limits,
+      logger: { info: line("info"), debug: line("debug"), warn: line("warn"), error: line("error") },
       ...(consensus === undefined ? {} : { consensus }),
       ...(options.batch === true ? { batchRequests: true } : {}),
     });
@@ -256,6 +273,13 @@ class AppHarness {
     const voted = this.gov.vote(member, created.json.proposalId, YES);
     assert.equal(voted.status, 200, voted.text);
     return voted.json.proposalState;
+  }
+
+  /** CCF's set_js_runtime_options with this harness's limits and the given exception options. */
+  setExceptionOptions(options: { return_exception_details?: boolean; log_exception_details?: boolean }): void {
+    assert.equal(this.govern([{ name: "set_js_runtime_options", args: {
+      max_heap_bytes: this.limits.memoryLimitMiB * 1024 * 1024, max_stack_bytes: 1024 * 1024, max_execution_time_ms: this.limits.timeLimitMs, ...options,
+    } }]), "Accepted");
   }
 
   deploy(b: unknown = bundle()): void {
@@ -347,6 +371,13 @@ function parse(text: string): any {
 
 const h = new AppHarness();
 h.deploy();
+// Most tests below check the JS message of an exception: they ask for it, as a developer would.
+h.setExceptionOptions({ return_exception_details: true });
+
+/** The JS message of a 500 answered with return_exception_details, else the error message. */
+function jsMessage(r: Reply): string {
+  return r.json.error.details?.[0]?.message ?? r.json.error.message;
+}
 
 test("before any deployment the app has no endpoints", () => {
   const empty = new AppHarness();
@@ -430,7 +461,7 @@ test("a readonly endpoint that writes fails with 500 and writes nothing", () => 
   const r = h.request("POST", "/app/readonly-write", { as: user });
   assert.equal(r.status, 500);
   assert.equal(r.json.error.code, "InternalError");
-  assert.match(r.json.error.message, /readonly endpoint/);
+  assert.match(jsMessage(r), /readonly endpoint/);
   assert.equal(h.record("ro"), undefined);
 });
 
@@ -439,9 +470,79 @@ test("a throwing handler answers 500 InternalError with the JS message and its w
   const r = h.request("POST", "/app/throws", { as: user });
   assert.equal(r.status, 500);
   assert.equal(r.json.error.code, "InternalError");
-  assert.match(r.json.error.message, /handler exploded/);
+  assert.equal(r.json.error.message, "Exception thrown while executing.");
+  assert.equal(r.json.error.details[0].code, "JSException");
+  assert.match(r.json.error.details[0].message, /handler exploded/);
+  assert.match(r.json.error.details[0].trace, /writeThenThrow/);
   assert.equal(h.record("partial"), undefined);
   assert.equal(h.gov.store.currentVersion, before);
+});
+
+test("by default (CCF's js_runtime_options) an exception answers CCF's message without the JS message or stack, and logs neither; log_exception_details logs them", () => {
+  const plain = new AppHarness();
+  plain.deploy();
+  const r = plain.request("POST", "/app/throws", { as: user });
+  assert.equal(r.status, 500);
+  assert.deepEqual(r.json, { error: { code: "InternalError", message: "Exception thrown while executing." } });
+  assert.doesNotMatch(r.text, /exploded|writeThenThrow/);
+  assert.equal(plain.record("partial"), undefined);
+  const logged = plain.logLines.filter((l) => l.message.includes("exception thrown"));
+  assert.equal(logged.length, 1);
+  assert.equal(logged[0]!.details.endpoint, "POST /app/throws");
+  assert.doesNotMatch(JSON.stringify(logged), /exploded/);
+  // log_exception_details alone: the node's log has the message and trace, the caller still does not.
+  plain.setExceptionOptions({ log_exception_details: true });
+  const again = plain.request("POST", "/app/throws", { as: user });
+  assert.deepEqual(again.json, { error: { code: "InternalError", message: "Exception thrown while executing." } });
+  const detailed = plain.logLines.filter((l) => l.level === "error" && l.message.includes("exception thrown"));
+  assert.equal(detailed.length, 1);
+  assert.match(String(detailed[0]!.details.reason), /handler exploded/);
+  assert.match(String(detailed[0]!.details.trace), /writeThenThrow/);
+});
+
+test("console.log/warn/error in a handler are node log lines tagged with the app and endpoint", () => {
+  const before = h.logLines.length;
+  assert.equal(h.request("GET", "/app/chatty").status, 200);
+  const lines = h.logLines.slice(before).filter((l) => l.details.console !== undefined);
+  assert.deepEqual(lines.map((l) => [l.level, l.details.app, l.details.endpoint]), [
+    ["info", "js", "GET /app/chatty"], ["warn", "js", "GET /app/chatty"], ["error", "js", "GET /app/chatty"],
+  ]);
+  assert.equal(lines[0]!.message, 'hello from GET {"n":1}');
+  assert.match(lines[2]!.message, /shown as its stack\n\s+at chatty/);
+});
+
+test("an exception's trace names the TypeScript source lines of a bundle built by coco app build (inline source maps)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-sourcemap-"));
+  try {
+    mkdirSync(join(dir, "src", "endpoints"), { recursive: true });
+    writeFileSync(join(dir, "app.json"), JSON.stringify({ endpoints: { "/boom": { get: {
+      js_module: "endpoints/boom.js", js_function: "boom", forwarding_required: "never", authn_policies: ["no_auth"], mode: "readonly", openapi: {},
+    } } } }));
+    writeFileSync(join(dir, "src", "endpoints", "boom.ts"), [
+      "// A handler that throws on line 5.",
+      "interface Thing { n: number }",
+      "export function boom(): never {",
+      "  const thing: Thing = { n: 1 };",
+      "  throw new Error(`boom ${thing.n}`);",
+      "}",
+      "",
+    ].join("\n"));
+    const built = await buildBundle(dir, () => undefined);
+    const local = new AppHarness();
+    local.deploy(built);
+    local.setExceptionOptions({ return_exception_details: true });
+    const r = local.request("GET", "/app/boom");
+    assert.equal(r.status, 500);
+    assert.match(r.json.error.details[0].message, /boom 1/);
+    assert.match(r.json.error.details[0].trace, /at boom \(src\/endpoints\/boom\.ts:5:\d+\)/);
+    // Without the map, the same frame names the bundled module.
+    const unmapped = new AppHarness();
+    unmapped.deploy(await buildBundle(dir, () => undefined, { sourceMaps: false }));
+    unmapped.setExceptionOptions({ return_exception_details: true });
+    assert.match(unmapped.request("GET", "/app/boom").json.error.details[0].trace, /at boom \(\/?endpoints\/boom\.js:\d+:\d+\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a non-2xx answer discards the handler's writes", () => {
@@ -450,7 +551,7 @@ test("a non-2xx answer discards the handler's writes", () => {
 });
 
 test("apps cannot read private ccf.* maps nor write governance maps", () => {
-  assert.match(h.request("GET", "/app/secret", { as: user }).json.error.message, /private ccf\.\* maps/);
+  assert.match(jsMessage(h.request("GET", "/app/secret", { as: user })), /private ccf\.\* maps/);
   const r = h.request("POST", "/app/gov-write", { as: user });
   assert.equal(r.status, 500);
   assert.equal(h.gov.store.begin().get("public:ccf.gov.users.certs", Buffer.from("x")), undefined);
@@ -486,6 +587,7 @@ test("async handlers, claims digests, and historical endpoints on a node without
 
 const hh = new AppHarness({ historical: true });
 hh.deploy();
+hh.setExceptionOptions({ return_exception_details: true });
 const asUser = (txid?: string): RequestOptions => ({ as: user, headers: txid === undefined ? {} : { "x-ms-ccf-transaction-id": txid } });
 
 test("ccf.historicalState is the transaction named by x-ms-ccf-transaction-id: its id, receipt and writes only", async () => {
@@ -522,10 +624,10 @@ test("the historical KV is read-only, hides private ccf.* maps, and the current 
   assert.deepEqual([write.status, write.text], [409, 'ccf.historicalState.kv["records"].delete: all tables are read-only during a historical transaction']);
   const secret = await hh.requestAsync("GET", "/app/historical-secret", asUser(txid));
   assert.equal(secret.status, 500);
-  assert.match(secret.json.error.message, /private ccf\.\* maps/);
+  assert.match(jsMessage(secret), /private ccf\.\* maps/);
   const current = await hh.requestAsync("GET", "/app/historical-current-write", asUser(txid));
   assert.equal(current.status, 500);
-  assert.match(current.json.error.message, /readonly endpoint|read-only/i);
+  assert.match(jsMessage(current), /readonly endpoint|read-only/i);
 });
 
 test("getStateRange: a call that answers 202 while the range is fetched runs again once it is", async () => {
@@ -543,7 +645,7 @@ test("ccf.rpc.setApplyWrites(true) keeps the writes of an error answer or an exc
   assert.equal(h.record("apply-keep"), "x");
   const thrown = h.request("POST", "/app/apply-writes?throw", { as: user });
   assert.equal(thrown.status, 500);
-  assert.match(thrown.json.error.message, /thrown after setApplyWrites/);
+  assert.match(jsMessage(thrown), /thrown after setApplyWrites/);
   assert.equal(h.record("apply-throw"), "x");
   assert.equal(h.request("POST", "/app/apply-writes?drop", { as: user }).status, 200);
   assert.equal(h.record("apply-drop"), undefined);
@@ -606,6 +708,7 @@ test("throughput of a trivial handler and of a KV set handler, in process", () =
 
 const hb = new AppHarness({ batch: true, timeLimitMs: 300 });
 hb.deploy();
+hb.setExceptionOptions({ return_exception_details: true });
 
 test("batched requests each run in their own transaction, see their own request, headers and caller", async () => {
   const before = { ...hb.app.batchStats };
@@ -635,7 +738,7 @@ test("in a batch, a throwing handler answers its 500 alone and its neighbours' w
   assert.equal(ok1!.status, 204);
   assert.equal(ok2!.status, 204);
   assert.equal(thrown!.status, 500);
-  assert.match(thrown!.json.error.message, /handler exploded/);
+  assert.match(jsMessage(thrown!), /handler exploded/);
   assert.equal(hb.record("partial"), undefined);
   assert.deepEqual([hb.record("n1"), hb.record("n2")], ["one", "two"]);
 });
