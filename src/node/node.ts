@@ -33,6 +33,7 @@ import { Recovery, openLedgerForRecovery, serviceEndorsementsFor } from "./recov
 import { installPreviousIdentityEndpoint, installRecoveryShareEndpoint } from "./recovery-endpoints.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { installAttestationEndpoints } from "./attestation-endpoints.js";
+import { installExplorerEndpoints } from "../explorer/index.js";
 import { trustGenesisSnpPlatform } from "./attestation-tables.js";
 import { snpNodeEvidence } from "./platform.js";
 import { SINGLETON_KEY } from "./signatures.js";
@@ -188,6 +189,7 @@ export class CocoNode {
     installGovernanceEndpoints(registry, governanceDeps);
     effects.installEndpoints(registry);
     installPreviousIdentityEndpoint(registry);
+    installExplorerEndpoints(registry);
     if (recovery !== undefined) {
       installRecoveryShareEndpoint(registry, recovery, governanceDeps);
       recovery.setCommitActions(effects);
