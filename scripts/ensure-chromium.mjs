@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// Makes sure the browser the explorer's tests drive is present: Debian's chromium at
+// /usr/bin/chromium (or COCO_CHROMIUM). When it is missing and we are root with apt-get, it is
+// installed; otherwise the browser tests skip and say why (test/helpers/browser.ts). This script
+// never fails the test run: a machine without a browser still runs every other test.
+import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+
+const CHROMIUM = process.env.COCO_CHROMIUM ?? "/usr/bin/chromium";
+
+function run(command, args) {
+  const r = spawnSync(command, args, { encoding: "utf8", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  if (r.status !== 0) {
+    const output = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n").slice(-15).join("\n");
+    console.log(`ensure-chromium: '${command} ${args.join(" ")}' failed (exit ${r.status ?? r.signal ?? r.error?.message}):\n${output}`);
+    return false;
+  }
+  return true;
+}
+
+if (existsSync(CHROMIUM)) process.exit(0);
+const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+if (!isRoot || !existsSync("/usr/bin/apt-get")) {
+  console.log(`ensure-chromium: ${CHROMIUM} is missing and cannot be installed here (${isRoot ? "no apt-get" : "not root"}); ` +
+    "the explorer's browser tests will be skipped. Install it with: sudo apt-get install chromium");
+  process.exit(0);
+}
+console.log("ensure-chromium: installing Debian's chromium for the explorer's browser tests (apt-get; this takes a minute)...");
+if (run("apt-get", ["update"]) && run("apt-get", ["install", "-y", "--no-install-recommends", "chromium"]) && existsSync(CHROMIUM)) {
+  console.log(`ensure-chromium: ${CHROMIUM} installed.`);
+} else {
+  console.log(`ensure-chromium: could not install chromium; the explorer's browser tests will be skipped.`);
+}
