@@ -4,6 +4,7 @@
 // a key that never leaves it. Screenshots: test-output/explorer/*.png. Skips without chromium.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -17,7 +18,7 @@ const skip = browserSkipReason();
 const UI_TIMEOUT_MS = 20_000;
 
 describe("explorer", { skip }, () => {
-  const ws = tempWorkspace("coco-explorer-test-");
+  let ws: ReturnType<typeof tempWorkspace>;
   let network: Network;
   let backup: NetworkNode;
   let origin: string;
@@ -28,6 +29,7 @@ describe("explorer", { skip }, () => {
   const requests: { url: string; body: Buffer | null }[] = [];
 
   before(async () => {
+    ws = tempWorkspace("coco-explorer-test-");
     network = await Network.start(ws.dir, 3);
     await network.waitForConfiguration(3);
     const primary = await network.primary();
@@ -51,7 +53,7 @@ describe("explorer", { skip }, () => {
   after(async () => {
     await browser?.close();
     await network?.stop();
-    ws.cleanup();
+    ws?.cleanup();
   });
 
   test("the node serves the page with a strict Content-Security-Policy and only its own files", async () => {
@@ -163,21 +165,44 @@ describe("explorer", { skip }, () => {
     const users = (await primary.request("GET", "/gov/service/users?api-version=2024-07-01", { identity: "none" })).json().value as { userId: string }[];
     assert.ok(users.some((u) => u.userId === newUserId), "the user the page proposed was added");
 
+    // The governance tab shows it Accepted, with member0's ballot, the new user, and the constitution.
     await page.locator("#nav-governance").click();
-    await page.locator(`[data-proposal-state="${proposalId}"]`).filter({ hasText: "Accepted" }).waitFor({ timeout: UI_TIMEOUT_MS });
+    const stateCell = page.locator(`[data-proposal-state="${proposalId}"]`);
+    await stateCell.filter({ hasText: "Accepted" }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await page.locator("tr", { has: stateCell }).locator("button", { hasText: "Details" }).click();
+    await page.locator("[data-testid=proposal-actions]").waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.deepEqual(JSON.parse(await page.locator("[data-testid=proposal-actions]").textContent() ?? ""), proposal);
+    assert.match(await page.locator("#proposal-detail pre.ballot").first().textContent() ?? "", /return true/);
+    await page.locator(`[data-testid=users-table] code[title="${newUserId}"]`).waitFor({ timeout: UI_TIMEOUT_MS });
+    const constitution = (await primary.request("GET", "/gov/service/constitution", { identity: "none" })).text;
+    await page.locator("[data-testid=constitution]").waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await page.locator("[data-testid=constitution]").textContent(), constitution);
     await screenshot(page, "governance");
 
     // The key never left the page: no request carried it, in PEM or DER, and none left the node's origin.
     const keyPem = memberKey.toString("utf8");
     const keyDer = Buffer.from(keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    const scalar = Buffer.from(createPrivateKey(keyPem).export({ format: "jwk" }).d!, "base64url");
     const posted = requests.filter((r) => r.body !== null);
     assert.ok(posted.length >= 2, "the proposal and the ballot were posted");
     for (const request of requests) {
       assert.ok(request.url.startsWith(`${origin}/`), `request to another origin: ${request.url}`);
       if (request.body === null) continue;
       assert.ok(!request.body.includes(keyDer), `${request.url} carried the private key (DER)`);
+      assert.ok(!request.body.includes(scalar), `${request.url} carried the private scalar`);
       assert.ok(!request.body.toString("latin1").includes("PRIVATE KEY"), `${request.url} carried a PEM private key`);
     }
+  });
+
+  test("the page lists the app's endpoints from its OpenAPI description", async () => {
+    const description = (await backup.process!.request("GET", "/app/api", { identity: "none" })).json();
+    await page.locator("#nav-api").click();
+    const rows = page.locator("[data-testid=api-table] tbody tr");
+    await rows.first().waitFor({ timeout: UI_TIMEOUT_MS });
+    const operations = Object.values(description.paths as Record<string, object>).reduce((n: number, item) => n + Object.keys(item).filter((k) => k !== "parameters").length, 0);
+    assert.equal(await rows.count(), operations);
+    await page.locator("[data-testid=api-table] tr", { hasText: "/app/log/private" }).first().waitFor({ timeout: UI_TIMEOUT_MS });
+    await screenshot(page, "app-api");
   });
 
   test("the page raised no script errors or Content-Security-Policy violations", () => {

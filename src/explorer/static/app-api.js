@@ -12,12 +12,14 @@ function authentication(operation) {
 
 export async function loadAppApi() {
   const description = await getJson("/app/api");
+  // Paths are relative to the server URL ("/app"): show them as callers write them.
+  const base = typeof description.servers?.[0]?.url === "string" ? description.servers[0].url.replace(/\/$/, "") : "";
   const rows = [];
   for (const [path, item] of Object.entries(description.paths ?? {})) {
     for (const method of METHODS) {
       const operation = /** @type {any} */ (item)[method];
       if (operation === undefined) continue;
-      rows.push([el("code", {}, method.toUpperCase()), el("code", {}, path), operation.summary ?? operation.description ?? "", authentication(operation)]);
+      rows.push([el("code", {}, method.toUpperCase()), el("code", {}, `${base}${path}`), operation.summary ?? operation.description ?? "", authentication(operation)]);
     }
   }
   fill("app-api",
