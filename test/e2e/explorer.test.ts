@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { Network, type NetworkNode } from "../helpers/network.js";
 import { tempWorkspace } from "../helpers/node-process.js";
-import { browserSkipReason, launchChromium, screenshot } from "../helpers/browser.js";
+import { browserSkipReason, certutilSkipReason, homeTrusting, launchChromium, screenshot } from "../helpers/browser.js";
 import { certificateFingerprint, createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
 import { EXPLORER_CONTENT_SECURITY_POLICY } from "../../src/explorer/index.js";
 
@@ -203,6 +203,25 @@ describe("explorer", { skip }, () => {
     assert.equal(await rows.count(), operations);
     await page.locator("[data-testid=api-table] tr", { hasText: "/app/log/private" }).first().waitFor({ timeout: UI_TIMEOUT_MS });
     await screenshot(page, "app-api");
+  });
+
+  test("with the service certificate in the browser's trust store the page loads over verified TLS; without it the browser refuses", { skip: certutilSkipReason() }, async () => {
+    const serviceCert = readFileSync(join(ws.dir, "service_cert.pem"), "utf8");
+    const untrusting = await launchChromium({ home: join(ws.dir, "home-untrusting") });
+    const trusting = await launchChromium({ home: homeTrusting(join(ws.dir, "home-trusting"), serviceCert) });
+    try {
+      // No ignoreHTTPSErrors here: the browser checks the node's certificate itself.
+      await assert.rejects((await untrusting.newPage()).goto(`${origin}/explorer`), /ERR_CERT_AUTHORITY_INVALID/);
+      for (const host of ["127.0.0.1", "localhost"]) {
+        const verified = await trusting.newPage();
+        await verified.goto(`https://${host}:${backup.rpcPort}/explorer`);
+        await verified.locator("[data-testid=nodes-table] tbody tr").nth(2).waitFor({ timeout: UI_TIMEOUT_MS });
+        if (host === "localhost") await screenshot(verified, "trusted-service-certificate");
+      }
+    } finally {
+      await untrusting.close();
+      await trusting.close();
+    }
   });
 
   test("the page raised no script errors or Content-Security-Policy violations", () => {
