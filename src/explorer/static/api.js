@@ -40,7 +40,7 @@ export async function getText(path) {
 /**
  * POST a signed governance request. Resolves to the JSON answer (undefined for 204) and the
  * transaction id the node gave it.
- * @param {string} path @param {Uint8Array} body
+ * @param {string} path @param {import("./bytes.js").Bytes} body
  * @returns {Promise<{ body: any, transactionId: string | null }>}
  */
 export async function postCose(path, body) {

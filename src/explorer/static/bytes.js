@@ -3,6 +3,8 @@
 
 const HEX_DIGITS = "0123456789abcdef";
 
+/** Bytes over an ordinary ArrayBuffer: what WebCrypto and fetch take. @typedef {Uint8Array<ArrayBuffer>} Bytes */
+
 /** @param {Uint8Array} bytes @returns {string} lowercase hex */
 export function toHex(bytes) {
   let out = "";
@@ -10,7 +12,7 @@ export function toHex(bytes) {
   return out;
 }
 
-/** @param {string} hex @returns {Uint8Array} */
+/** @param {string} hex @returns {Bytes} */
 export function fromHex(hex) {
   if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw new Error(`not hex: ${hex.slice(0, 20)}...`);
   const out = new Uint8Array(hex.length / 2);
@@ -18,7 +20,7 @@ export function fromHex(hex) {
   return out;
 }
 
-/** @param {string} text @returns {Uint8Array} */
+/** @param {string} text @returns {Bytes} */
 export function fromBase64(text) {
   const binary = atob(text);
   const out = new Uint8Array(binary.length);
@@ -33,9 +35,10 @@ export function toBase64(bytes) {
   return btoa(binary);
 }
 
-export const utf8 = (/** @type {string} */ text) => new TextEncoder().encode(text);
+/** @param {string} text @returns {Bytes} */
+export const utf8 = (text) => new TextEncoder().encode(text);
 
-/** @param {Uint8Array[]} parts @returns {Uint8Array} */
+/** @param {Uint8Array[]} parts @returns {Bytes} */
 export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
@@ -58,7 +61,7 @@ export const equalBytes = (a, b) => compareBytes(a, b) === 0;
 
 /**
  * The DER inside each PEM block of `pem` with the given label ("CERTIFICATE", "PRIVATE KEY", ...).
- * @param {string} pem @param {string} label @returns {Uint8Array[]}
+ * @param {string} pem @param {string} label @returns {Bytes[]}
  */
 export function pemBlocks(pem, label) {
   const out = [];
@@ -73,7 +76,7 @@ export function toPem(der, label) {
   return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
 }
 
-/** SHA-256 with WebCrypto. @param {Uint8Array} bytes @returns {Promise<Uint8Array>} */
+/** SHA-256 with WebCrypto. @param {Bytes} bytes @returns {Promise<Bytes>} */
 export async function sha256(bytes) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
 }

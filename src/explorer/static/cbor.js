@@ -11,7 +11,7 @@ export class Tagged {
   }
 }
 
-/** Initial byte(s) of an item of major type `major` and argument `n` (a non-negative integer). */
+/** Initial byte(s) of an item of major type `major` and argument `n` (a non-negative integer). @returns {import("./bytes.js").Bytes} */
 function head(/** @type {number} */ major, /** @type {number | bigint} */ n) {
   const value = BigInt(n);
   if (value < 0n || value >= 1n << 64n) throw new Error(`CBOR: argument out of range: ${value}`);
@@ -25,7 +25,7 @@ function head(/** @type {number} */ major, /** @type {number | bigint} */ n) {
   return out;
 }
 
-/** @param {unknown} value @returns {Uint8Array} */
+/** @param {unknown} value @returns {import("./bytes.js").Bytes} */
 export function encodeCbor(value) {
   if (value === null) return Uint8Array.of(0xf6);
   if (typeof value === "number" || typeof value === "bigint") {

@@ -17,7 +17,7 @@ const MSG_TYPES_WITH_PROPOSAL_ID = ["ballot", "withdrawal"];
 /** created_at is stored as 10 decimal digits (CCF): the largest value the node accepts. */
 const CREATED_AT_MAX = 9_999_999_999;
 
-/** COSE algorithm, WebCrypto hash and group order per curve (RFC 9053 table 1). */
+/** COSE algorithm, WebCrypto hash and group order per curve (RFC 9053 table 1). @type {Record<string, { alg: number, hash: string, order: bigint } | undefined>} */
 const ALGORITHMS = {
   "P-256": { alg: -7, hash: "SHA-256", order: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n },
   "P-384": { alg: -35, hash: "SHA-384", order: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n },
@@ -66,7 +66,7 @@ function deterministicMap(/** @type {Map<number|string, unknown>} */ map) {
 }
 
 /** Raw r || s with s replaced by n - s when s > n/2 (same validity; the form the node accepts). */
-export function lowS(/** @type {Uint8Array} */ signature, /** @type {bigint} */ order) {
+export function lowS(/** @type {import("./bytes.js").Bytes} */ signature, /** @type {bigint} */ order) {
   const half = signature.length / 2;
   const s = BigInt(`0x${toHex(signature.subarray(half))}`);
   if (s <= order >> 1n) return signature;
@@ -82,14 +82,18 @@ export function toBeSigned(/** @type {Uint8Array} */ protectedRaw, /** @type {Ui
  * The body of a governance request (send with Content-Type: application/cose).
  * @param {MemberIdentity} identity
  * @param {{ msgType: string, createdAt: number, proposalId?: string, payload: string | Uint8Array }} request
- * @returns {Promise<Uint8Array>}
+ * @returns {Promise<import("./bytes.js").Bytes>}
  */
 export async function signGovernanceRequest(identity, request) {
   const { msgType, createdAt, proposalId } = request;
   if (!Number.isSafeInteger(createdAt) || createdAt < 0 || createdAt > CREATED_AT_MAX) throw new Error(`createdAt must be whole seconds since the epoch, got ${createdAt}`);
   if (MSG_TYPES_WITH_PROPOSAL_ID.includes(msgType) && proposalId === undefined) throw new Error(`a ${msgType} must name its proposal`);
-  const { alg, hash, order } = ALGORITHMS[identity.curve];
-  const headers = new Map([[HEADER_ALG, alg], [HEADER_KID, utf8(identity.memberId)], [GOV_MSG_TYPE, msgType], [GOV_MSG_CREATED_AT, createdAt]]);
+  const algorithm = ALGORITHMS[identity.curve];
+  if (algorithm === undefined) throw new Error(`no COSE algorithm for curve ${identity.curve}`);
+  const { alg, hash, order } = algorithm;
+  /** @type {Map<number | string, unknown>} */
+  const headers = new Map();
+  headers.set(HEADER_ALG, alg).set(HEADER_KID, utf8(identity.memberId)).set(GOV_MSG_TYPE, msgType).set(GOV_MSG_CREATED_AT, createdAt);
   if (proposalId !== undefined) headers.set(GOV_MSG_PROPOSAL_ID, proposalId);
   const protectedRaw = encodeCbor(deterministicMap(headers));
   const payload = typeof request.payload === "string" ? utf8(request.payload) : request.payload;

@@ -4,6 +4,8 @@
 // Parsing only: every signature is checked by WebCrypto or @noble/curves.
 import { concat, pemBlocks, toHex } from "./bytes.js";
 
+/** @typedef {import("./bytes.js").Bytes} Bytes */
+
 const TAG_INTEGER = 0x02;
 const TAG_BIT_STRING = 0x03;
 const TAG_OCTET_STRING = 0x04;
@@ -12,23 +14,25 @@ const TAG_SEQUENCE = 0x30;
 const TAG_CONTEXT_0 = 0xa0;
 
 export const OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1";
-/** Curve OIDs and what WebCrypto calls them, with the raw size of one coordinate / scalar. */
+/** Curve OIDs and what WebCrypto calls them, with the raw size of one coordinate / scalar. @type {Record<string, { name: string, bytes: number } | undefined>} */
 export const CURVES = {
   "1.2.840.10045.3.1.7": { name: "P-256", bytes: 32 },
   "1.3.132.0.34": { name: "P-384", bytes: 48 },
   "1.3.132.0.35": { name: "P-521", bytes: 66 },
 };
-/** X.509 signature algorithm OIDs (ecdsa-with-SHA*) and the hash WebCrypto verifies with. */
+/** X.509 signature algorithm OIDs (ecdsa-with-SHA*) and the hash WebCrypto verifies with. @type {Record<string, string | undefined>} */
 export const ECDSA_SIGNATURE_HASHES = {
   "1.2.840.10045.4.3.2": "SHA-256",
   "1.2.840.10045.4.3.3": "SHA-384",
   "1.2.840.10045.4.3.4": "SHA-512",
 };
 
+/** @typedef {{ tag: number, offset: number, start: number, end: number }} Tlv */
+
 /**
  * One TLV at `offset`: its tag, and where its contents start and end.
  * @param {Uint8Array} bytes @param {number} offset
- * @returns {{ tag: number, offset: number, start: number, end: number }}
+ * @returns {Tlv}
  */
 export function readTlv(bytes, offset) {
   if (offset + 2 > bytes.length) throw new Error("DER: truncated");
@@ -47,7 +51,7 @@ export function readTlv(bytes, offset) {
   return { tag, offset, start, end };
 }
 
-/** The TLVs directly inside a constructed TLV. */
+/** The TLVs directly inside a constructed TLV. @returns {Tlv[]} */
 export function childrenOf(/** @type {Uint8Array} */ bytes, /** @type {{start:number,end:number}} */ parent) {
   const out = [];
   for (let offset = parent.start; offset < parent.end;) {
@@ -58,7 +62,8 @@ export function childrenOf(/** @type {Uint8Array} */ bytes, /** @type {{start:nu
   return out;
 }
 
-function expectTag(/** @type {{tag:number}} */ tlv, /** @type {number} */ tag, /** @type {string} */ what) {
+/** @param {Tlv | undefined} tlv @param {number} tag @param {string} what @returns {Tlv} */
+function expectTag(tlv, tag, what) {
   if (tlv === undefined || tlv.tag !== tag) throw new Error(`DER: expected ${what}`);
   return tlv;
 }
@@ -80,16 +85,16 @@ export function decodeOid(bytes, tlv) {
 
 /**
  * @typedef {object} ParsedCertificate
- * @property {Uint8Array} der
- * @property {Uint8Array} tbs the signed TBSCertificate, as it appears in the certificate
+ * @property {Bytes} der
+ * @property {Bytes} tbs the signed TBSCertificate, as it appears in the certificate
  * @property {string} signatureAlgorithm dotted OID
- * @property {Uint8Array} signature DER ECDSA-Sig-Value from the signature BIT STRING
- * @property {Uint8Array} spki SubjectPublicKeyInfo DER (what CCF's node id hashes)
+ * @property {Bytes} signature DER ECDSA-Sig-Value from the signature BIT STRING
+ * @property {Bytes} spki SubjectPublicKeyInfo DER (what CCF's node id hashes)
  * @property {string} curve dotted OID of the EC key's curve ("" when not an EC key)
- * @property {Uint8Array} publicPoint SEC1 point from the SPKI BIT STRING (0x04 || x || y)
+ * @property {Bytes} publicPoint SEC1 point from the SPKI BIT STRING (0x04 || x || y)
  */
 
-/** @param {Uint8Array} der @returns {ParsedCertificate} */
+/** @param {Bytes} der @returns {ParsedCertificate} */
 export function parseCertificate(der) {
   const certificate = expectTag(readTlv(der, 0), TAG_SEQUENCE, "a certificate SEQUENCE");
   const [tbsTlv, algorithmTlv, signatureTlv] = childrenOf(der, certificate);
@@ -121,7 +126,7 @@ export function parseCertificatePem(pem) {
   return parseCertificate(der);
 }
 
-/** Big-endian unsigned integer bytes, left-padded (or stripped of zero padding) to `size`. */
+/** Big-endian unsigned integer bytes, left-padded (or stripped of zero padding) to `size`. @returns {Bytes} */
 function fixedWidth(/** @type {Uint8Array} */ integer, /** @type {number} */ size) {
   let start = 0;
   while (start < integer.length - 1 && integer[start] === 0) start++;
@@ -170,7 +175,7 @@ function encodeOid(/** @type {string} */ dotted) {
 /**
  * A member key as PKCS#8 DER: "PRIVATE KEY" as is, "EC PRIVATE KEY" (SEC1, what openssl ecparam
  * and CCF's keygenerator.sh write) wrapped in a PrivateKeyInfo naming its curve.
- * @param {string} pem @returns {{ pkcs8: Uint8Array, curve: string | undefined }}
+ * @param {string} pem @returns {{ pkcs8: Bytes, curve: string | undefined }}
  */
 export function privateKeyPkcs8(pem) {
   const [pkcs8] = pemBlocks(pem, "PRIVATE KEY");
@@ -185,7 +190,7 @@ export function privateKeyPkcs8(pem) {
   return { pkcs8: encodeTlv(TAG_SEQUENCE, Uint8Array.of(TAG_INTEGER, 1, 0), algorithm, encodeTlv(TAG_OCTET_STRING, sec1)), curve };
 }
 
-/** Lowercase hex SHA-256 of the DER: CCF's member and user id. @param {Uint8Array} der */
+/** Lowercase hex SHA-256 of the DER: CCF's member and user id. @param {Bytes} der */
 export async function certificateId(der) {
   return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", der)));
 }

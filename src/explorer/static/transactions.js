@@ -1,19 +1,15 @@
 // Transactions: the latest committed ones, those this page submitted, a look-up by id, and a
 // receipt verified here in the browser against the service certificate the reader trusts.
-import { p384 } from "/explorer/vendor/noble-curves/nist.js";
 import { getJson, NodeError } from "./api.js";
 import { toHex } from "./bytes.js";
 import { parseCertificatePem } from "./der.js";
 import { parseTxId, RecentTransactions } from "./recent.js";
 import { sameCertificate, verifyReceipt } from "./receipt.js";
 import { badge, byId, el, errorText, fill, say, table } from "./ui.js";
+import { verifyPrehashed } from "./noble.js";
 
 /** Transactions this page submitted whose status it follows until Committed or Invalid. */
 const SUBMITTED_MAX = 20;
-
-/** The node's receipt signature: ECDSA P-384 over the root as the digest (see receipt.js). */
-const verifyPrehashed = (/** @type {Uint8Array} */ point, /** @type {Uint8Array} */ digest, /** @type {Uint8Array} */ der) =>
-  p384.verify(der, digest, point, { prehash: false, format: "der", lowS: false });
 
 const recent = new RecentTransactions();
 /** @type {{ transactionId: string, what: string, status: string }[]} */
