@@ -1,7 +1,7 @@
 // The consortium: members, users, proposals with their ballots and state, and the constitution,
 // from the public /gov endpoints (api-version 2024-07-01).
 import { getJson, getText, NodeError } from "./api.js";
-import { badge, el, errorText, fill, shortId, table } from "./ui.js";
+import { badge, el, errorText, fill, fillIfChanged, shortId, table } from "./ui.js";
 
 const API = "api-version=2024-07-01";
 /** Ballots are fetched for the proposal the reader opens, one request per member: bounded. */
@@ -28,16 +28,16 @@ function json(/** @type {unknown} */ value) {
 
 /** @param {Consortium} consortium */
 export function renderConsortium(consortium) {
-  fill("members", table(["Member", "Status", "Recovery role", "Member data"],
-    consortium.members.map((m) => [shortId(m.memberId), badge(m.status), m.recoveryRole ?? "", json(m.memberData)]), { "data-testid": "members-table" }));
-  fill("users", consortium.users.length === 0 ? el("p", { class: "hint" }, "No users.") :
-    table(["User", "User data"], consortium.users.map((u) => [shortId(u.userId), json(u.userData)]), { "data-testid": "users-table" }));
+  fillIfChanged("members", JSON.stringify(consortium.members), () => [table(["Member", "Status", "Recovery role", "Member data"],
+    consortium.members.map((m) => [shortId(m.memberId), badge(m.status), m.recoveryRole ?? "", json(m.memberData)]), { "data-testid": "members-table" })]);
+  fillIfChanged("users", JSON.stringify(consortium.users), () => [consortium.users.length === 0 ? el("p", { class: "hint" }, "No users.") :
+    table(["User", "User data"], consortium.users.map((u) => [shortId(u.userId), json(u.userData)]), { "data-testid": "users-table" })]);
   const proposals = [...consortium.proposals].sort((a, b) => (a.proposalState === "Open" ? -1 : 0) - (b.proposalState === "Open" ? -1 : 0));
-  fill("proposals", proposals.length === 0 ? el("p", { class: "hint" }, "No proposals.") :
+  fillIfChanged("proposals", JSON.stringify([proposals, consortium.members.map((m) => m.memberId)]), () => [proposals.length === 0 ? el("p", { class: "hint" }, "No proposals.") :
     table(["Proposal", "Proposer", "State", "Ballots", ""], proposals.map((p) => [
       shortId(p.proposalId), shortId(p.proposerId), el("span", { "data-proposal-state": p.proposalId }, badge(p.proposalState)), p.ballotCount,
       el("button", { class: "small", type: "button", onclick: () => void showProposal(p, consortium.members) }, "Details"),
-    ]), { "data-testid": "proposals-table" }));
+    ]), { "data-testid": "proposals-table" })]);
 }
 
 /** A proposal's actions, each member's ballot (if any) and the final votes once it closed. */

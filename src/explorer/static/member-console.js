@@ -5,7 +5,7 @@
 import { NodeError, postCose } from "./api.js";
 import { importMemberIdentity, signGovernanceRequest } from "./cose.js";
 import { trackSubmitted } from "./transactions.js";
-import { badge, byId, el, errorText, fill, say, shortId, table } from "./ui.js";
+import { badge, byId, el, errorText, fill, fillIfChanged, say, shortId, table } from "./ui.js";
 
 const API = "api-version=2024-07-01";
 export const ACCEPT_BALLOT = "export function vote (proposal, proposerId) { return true; }";
@@ -107,14 +107,14 @@ export function renderOpenProposals(proposals) {
   if (identity === undefined) return;
   const me = identity.memberId;
   const open = proposals.filter((p) => p.proposalState === "Open");
-  fill("open-proposals", open.length === 0 ? el("p", { class: "hint" }, "No open proposals.") :
+  fillIfChanged("open-proposals", JSON.stringify([me, open]), () => [open.length === 0 ? el("p", { class: "hint" }, "No open proposals.") :
     table(["Proposal", "Proposer", "Ballots", ""], open.map((p) => [
       shortId(p.proposalId), p.proposerId === me ? "you" : shortId(p.proposerId), p.ballotCount,
       el("span", { class: "actions" },
         el("button", { type: "button", class: "small", "data-vote": `accept-${p.proposalId}`, onclick: () => void vote(p.proposalId, true) }, "Vote for"),
         el("button", { type: "button", class: "small", "data-vote": `reject-${p.proposalId}`, onclick: () => void vote(p.proposalId, false) }, "Vote against"),
         p.proposerId === me ? el("button", { type: "button", class: "small", onclick: () => void withdraw(p.proposalId) }, "Withdraw") : null),
-    ]), { "data-testid": "open-proposals-table" }));
+    ]), { "data-testid": "open-proposals-table" })]);
 }
 
 /** Example proposals the member can start from. */

@@ -3,7 +3,7 @@
 import { getJson } from "./api.js";
 import { toHex } from "./bytes.js";
 import { parseCertificatePem } from "./der.js";
-import { badge, el, fill, shortId, table } from "./ui.js";
+import { badge, el, fill, fillIfChanged, shortId, table } from "./ui.js";
 
 /**
  * @typedef {object} ServiceSnapshot
@@ -43,6 +43,11 @@ export function renderOverview(service) {
     el("dt", {}, "Page served by"), el("dd", {}, shortId(service.answeringNodeId)),
     el("dt", {}, "Service certificate"), el("dd", {}, el("code", { class: "wrap", "data-testid": "service-fingerprint" }, `SHA-256 ${service.serviceCertificateFingerprint}`)),
   ));
+  fillIfChanged("nodes", JSON.stringify([service.nodes, service.answeringNodeId]), () => [nodesTable(service)]);
+}
+
+/** @param {ServiceSnapshot} service */
+function nodesTable(service) {
   const rows = service.nodes.map((node) => [
     shortId(node.node_id),
     badge(node.status),
@@ -51,5 +56,5 @@ export function renderOverview(service) {
     el("code", {}, rpcAddress(node)),
     node.node_id === service.answeringNodeId ? "this page's node" : "",
   ]);
-  fill("nodes", table(["Node", "Status", "Role", "Voter", "RPC address", ""], rows, { "data-testid": "nodes-table" }));
+  return table(["Node", "Status", "Role", "Voter", "RPC address", ""], rows, { "data-testid": "nodes-table" });
 }

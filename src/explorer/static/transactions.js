@@ -5,7 +5,7 @@ import { toHex } from "./bytes.js";
 import { parseCertificatePem } from "./der.js";
 import { parseTxId, RecentTransactions } from "./recent.js";
 import { sameCertificate, verifyReceipt } from "./receipt.js";
-import { badge, byId, el, errorText, fill, say, table } from "./ui.js";
+import { badge, byId, el, errorText, fill, fillIfChanged, say, table } from "./ui.js";
 import { verifyPrehashed } from "./noble.js";
 
 /** Transactions this page submitted whose status it follows until Committed or Invalid. */
@@ -41,9 +41,9 @@ function inspectButton(/** @type {string | null} */ transactionId) {
 /** @param {string} commitTxId */
 export async function refreshTransactions(commitTxId) {
   const latest = await recent.update(commitTxId);
-  fill("recent-transactions", table(["Transaction", "Status", ""],
+  fillIfChanged("recent-transactions", JSON.stringify(latest), () => [table(["Transaction", "Status", ""],
     latest.map((t) => [t.transactionId === null ? `?.${t.seqno}` : el("code", {}, t.transactionId), t.transactionId === null ? "view unknown" : badge("Committed"), inspectButton(t.transactionId)]),
-    { "data-testid": "recent-table" }));
+    { "data-testid": "recent-table" })]);
   for (const entry of submitted) {
     if (entry.status === "Committed" || entry.status === "Invalid") continue;
     try {
@@ -52,8 +52,8 @@ export async function refreshTransactions(commitTxId) {
       // the node may be electing a primary; try again at the next refresh
     }
   }
-  fill("submitted-transactions", submitted.length === 0 ? el("p", { class: "hint" }, "Proposals and ballots sent from this page appear here.") :
-    table(["Transaction", "What", "Status", ""], submitted.map((t) => [el("code", {}, t.transactionId), t.what, badge(t.status), inspectButton(t.transactionId)])));
+  fillIfChanged("submitted-transactions", JSON.stringify(submitted), () => [submitted.length === 0 ? el("p", { class: "hint" }, "Proposals and ballots sent from this page appear here.") :
+    table(["Transaction", "What", "Status", ""], submitted.map((t) => [el("code", {}, t.transactionId), t.what, badge(t.status), inspectButton(t.transactionId)]))]);
 }
 
 async function inspect(/** @type {string} */ transactionId) {

@@ -28,6 +28,21 @@ export function fill(/** @type {string} */ id, /** @type {(Node | string)[]} */ 
   return target;
 }
 
+/** What each refreshed element last showed, so that an unchanged refresh leaves the DOM alone. */
+const shownKeys = new Map();
+
+/**
+ * Like fill, but only when `key` (e.g. the JSON of the data shown) differs from the last time:
+ * the page refreshes every few seconds, and rebuilding unchanged tables would lose the reader's
+ * text selection and could move a button from under their pointer.
+ * @param {string} id @param {string} key @param {() => (Node | string)[]} build
+ */
+export function fillIfChanged(id, key, build) {
+  if (shownKeys.get(id) === key) return;
+  shownKeys.set(id, key);
+  fill(id, ...build());
+}
+
 export function byId(/** @type {string} */ id) {
   const node = document.getElementById(id);
   if (node === null) throw new Error(`explorer: no element #${id}`);
