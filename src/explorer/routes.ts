@@ -3,7 +3,7 @@
 // @noble/curves, to check the node's signature over a Merkle root, which WebCrypto cannot (it
 // always hashes what it verifies; CCF signs the root itself as the digest). Every answer carries
 // a strict Content-Security-Policy: scripts, styles and requests from this origin only.
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CocoError } from "../util/index.js";
@@ -103,6 +103,15 @@ function loadStaticFiles(dir: string): Map<string, StaticFile> {
   return files;
 }
 
+function installMissingExplorer(registry: EndpointRegistry, dir: string): void {
+  const missing = (): never => {
+    throw new CocoError(ErrorCodes.ResourceNotFound, `The explorer is not installed with this node: ${dir} is missing (deploy src/explorer/static with dist/).`, 404);
+  };
+  for (const path of [EXPLORER_PATH, `${EXPLORER_PATH}/`]) {
+    registry.install({ method: "GET", path, authPolicies: ["no_auth"], mode: "readonly", forwarding: "never", summary: "The web explorer (not installed)", handler: missing });
+  }
+}
+
 function notFound(path: string): CocoError {
   return new CocoError(ErrorCodes.ResourceNotFound, `Unknown path: ${path}.`, 404);
 }
@@ -118,7 +127,14 @@ function answer(file: StaticFile): HandlerResult {
  * authentication is unchanged.
  */
 export function installExplorerEndpoints(registry: EndpointRegistry, options: { staticDir?: string } = {}): void {
-  const files = loadStaticFiles(options.staticDir ?? staticDir());
+  const dir = options.staticDir ?? staticDir();
+  if (!existsSync(dir)) {
+    // A node deployed without the source tree (say, dist/ alone in a container) still runs; the
+    // page answers why it is missing rather than the node failing to start.
+    installMissingExplorer(registry, dir);
+    return;
+  }
+  const files = loadStaticFiles(dir);
   const vendorCache = new Map<string, StaticFile>();
   const packages = vendorPackages();
 

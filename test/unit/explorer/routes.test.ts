@@ -76,3 +76,14 @@ test("noble's modules are served with their bare @noble imports pointed at the s
   assert.equal(rewriteBareImports(`import { a } from "@noble/hashes/utils.js";\nconst m = import('@noble/curves/nist.js');`),
     `import { a } from "/explorer/vendor/noble-hashes/utils.js";\nconst m = import('/explorer/vendor/noble-curves/nist.js');`);
 });
+
+test("a node deployed without the explorer's files still starts, and /explorer says what is missing", () => {
+  const bare = new EndpointRegistry();
+  installExplorerEndpoints(bare, { staticDir: "/nonexistent/explorer/static" });
+  const { endpoint } = bare.route("GET", "/explorer");
+  assert.throws(() => endpoint.handler({} as never), (error: unknown) => {
+    assert.equal((error as { status?: number }).status, 404);
+    assert.match((error as Error).message, /explorer is not installed with this node: \/nonexistent\/explorer\/static is missing/);
+    return true;
+  });
+});
