@@ -18,6 +18,8 @@ function find(dir) {
 
 const filter = process.argv.slice(2);
 const all = find("dist/test").filter((f) => filter.length === 0 || filter.some((s) => f.includes(s)));
+// The explorer's browser tests drive Debian's chromium: install it first if missing (or say why not).
+if (all.some((f) => f.includes("explorer"))) spawnSync(process.execPath, ["scripts/ensure-chromium.mjs"], { stdio: "inherit" });
 const unit = all.filter((f) => !f.includes("/e2e/"));
 const e2e = all.filter((f) => f.includes("/e2e/"));
 let failed = false;

@@ -36,6 +36,7 @@ import { installNodeEndpoints } from "./node-endpoints.js";
 import { installMemoryEndpoint } from "./memory-endpoint.js";
 import { installAttestationEndpoints } from "./attestation-endpoints.js";
 import { nodeEvidence, trustGenesisPlatform } from "./node-evidence.js";
+import { installExplorerEndpoints } from "../explorer/index.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
@@ -253,6 +254,7 @@ export class CocoNode {
     installGovernanceEndpoints(registry, governanceDeps);
     effects.installEndpoints(registry);
     installPreviousIdentityEndpoint(registry);
+    installExplorerEndpoints(registry);
     if (recovery !== undefined) {
       installRecoveryShareEndpoint(registry, recovery, governanceDeps);
       recovery.setCommitActions(effects);
