@@ -10,8 +10,22 @@ export interface TxId {
   readonly index: number;
 }
 
+/**
+ * Where a log starts when the node started from a snapshot: the snapshot's seqno (a committed
+ * signature), its term, and the voters in effect there. Entries at or below it are not held.
+ */
+export interface LogBase {
+  readonly index: number;
+  readonly term: number;
+  readonly voters: readonly NodeId[];
+}
+
 export class RaftLog<Payload = unknown> {
   private readonly entries: Entry<Payload>[] = [];
+  /** Index of the last entry not held (0: the log starts at 1). entries[i] has index base + 1 + i. */
+  private readonly base: number;
+  private readonly baseTerm: number;
+  private readonly baseVoters: readonly NodeId[] | undefined;
   private readonly signatureIndices: number[] = [];
   private readonly configIndices: number[] = [];
   /** Lowest index not yet handed to (and acknowledged by) the shell's storage. */
@@ -21,24 +35,40 @@ export class RaftLog<Payload = unknown> {
   /** Last index the shell reports durable (<= unstableFrom - 1). */
   private durable: number;
 
-  constructor(persisted: readonly Entry<Payload>[] = []) {
+  constructor(persisted: readonly Entry<Payload>[] = [], base?: LogBase) {
+    invariant(base === undefined || (base.index > 0 && base.term > 0), () => `a log base is a committed signature (${base?.index}, ${base?.term})`);
+    this.base = base?.index ?? 0;
+    this.baseTerm = base?.term ?? 0;
+    this.baseVoters = base?.voters;
+    if (base !== undefined) {
+      // The snapshot's seqno is a committed signature: elections and commits compare with it.
+      this.signatureIndices.push(base.index);
+      this.configIndices.push(base.index);
+    }
     for (const entry of persisted) this.append(entry);
     this.unstableFrom = this.lastIndex() + 1;
     this.durable = this.lastIndex();
   }
 
   lastIndex(): number {
-    return this.entries.length;
+    return this.base + this.entries.length;
   }
 
-  /** Term of the entry at `index`; 0 for index 0; undefined when the log is shorter. */
+  /** First index this log can hand out (entries before it came with a snapshot). */
+  firstIndex(): number {
+    return this.base + 1;
+  }
+
+  /** Term of the entry at `index`; 0 for index 0; undefined when the log is shorter or starts after it. */
   term(index: number): number | undefined {
     if (index === 0) return 0;
-    return this.entries[index - 1]?.term;
+    if (index === this.base) return this.baseTerm;
+    if (index < this.base) return undefined;
+    return this.entries[index - this.base - 1]?.term;
   }
 
   entry(index: number): Entry<Payload> | undefined {
-    return this.entries[index - 1];
+    return index > this.base ? this.entries[index - this.base - 1] : undefined;
   }
 
   lastTerm(): number {
@@ -47,7 +77,8 @@ export class RaftLog<Payload = unknown> {
 
   /** Entries in [from, from + maxCount), clipped to the log. */
   slice(from: number, maxCount: number): Entry<Payload>[] {
-    return this.entries.slice(from - 1, from - 1 + maxCount);
+    invariant(from > this.base, () => `entries from ${from} asked of a log starting after ${this.base}`);
+    return this.entries.slice(from - this.base - 1, from - this.base - 1 + maxCount);
   }
 
   append(entry: Entry<Payload>): void {
@@ -61,7 +92,8 @@ export class RaftLog<Payload = unknown> {
   /** Drops every entry after `index`. The caller checks it never drops a committed entry. */
   truncateAfter(index: number): void {
     if (index >= this.lastIndex()) return;
-    this.entries.length = index;
+    invariant(index >= this.base, () => `truncating below the snapshot base ${this.base}`);
+    this.entries.length = index - this.base;
     popAbove(this.signatureIndices, index);
     popAbove(this.configIndices, index);
     this.truncatedTo = Math.min(this.truncatedTo ?? index, index);
@@ -86,14 +118,14 @@ export class RaftLog<Payload = unknown> {
   latestConfig(): { index: number; voters: readonly NodeId[] } | undefined {
     const index = this.configIndices[this.configIndices.length - 1];
     if (index === undefined) return undefined;
-    return { index, voters: this.entries[index - 1]!.config! };
+    return { index, voters: this.votersAt(index) };
   }
 
   /** The configuration in effect at `index`: the latest reconfiguration entry at or before it. */
   configAt(index: number): { index: number; voters: readonly NodeId[] } | undefined {
     const indices = this.configIndices;
     for (let i = indices.length - 1; i >= 0; i--) {
-      if (indices[i]! <= index) return { index: indices[i]!, voters: this.entries[indices[i]! - 1]!.config! };
+      if (indices[i]! <= index) return { index: indices[i]!, voters: this.votersAt(indices[i]!) };
     }
     return undefined;
   }
@@ -102,14 +134,20 @@ export class RaftLog<Payload = unknown> {
   firstIndexOfTermAt(index: number): number {
     const term = this.term(index);
     let first = index;
-    while (first > 1 && this.term(first - 1) === term) first--;
+    while (first > this.base + 1 && this.term(first - 1) === term) first--;
     return first;
+  }
+
+  /** Voters of the reconfiguration at `index` (or of the snapshot base). */
+  private votersAt(index: number): readonly NodeId[] {
+    if (index === this.base && this.baseVoters !== undefined) return this.baseVoters;
+    return this.entries[index - this.base - 1]!.config!;
   }
 
   /** Takes what the shell must persist now; `markStable` is called once it has. */
   unstable(): { truncateAfter: number | undefined; entries: Entry<Payload>[] } {
     const truncateAfter = this.truncatedTo === undefined ? undefined : this.unstableFrom - 1;
-    return { truncateAfter, entries: this.entries.slice(this.unstableFrom - 1) };
+    return { truncateAfter, entries: this.entries.slice(this.unstableFrom - this.base - 1) };
   }
 
   /** The shell took everything up to `upToIndex`; `durable` says whether it is already on disk. */

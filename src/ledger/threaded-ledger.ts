@@ -61,6 +61,8 @@ export interface ThreadedLedgerOptions {
   /** The commit point on disk is written at most this often (each write is one small fdatasync on
    * the worker, between group commits); it may lag the commit by that much, which is safe. */
   commitPointIntervalMs?: number;
+  /** For an empty directory: the ledger starts after this (snapshot) seqno (Ledger's option). */
+  startAfter?: number;
 }
 
 const DEFAULT_DISK_FULL_RETRY_MS = 1000;
@@ -117,7 +119,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     worker.on("exit", (code) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
     let reply: SuccessReply;
     try {
-      reply = await ledger.request({ op: "open", dir, chunkSizeBytes: options.chunkSizeBytes, durability: options.durability });
+      reply = await ledger.request({ op: "open", dir, chunkSizeBytes: options.chunkSizeBytes, durability: options.durability, ...(options.startAfter !== undefined ? { startAfter: options.startAfter } : {}) });
     } catch (error) {
       await worker.terminate();
       throw error;

@@ -11,7 +11,7 @@ import { EventEmitter } from "node:events";
 import { randomBytes as cryptoRandomBytes } from "node:crypto";
 import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, signDigest, verifyDigest } from "../crypto/index.js";
 import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
-import { Store, serialiseWriteSet, deserialiseDomain, type Transaction, type WriteSet } from "../kv/index.js";
+import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { transactionStatus } from "../consensus/index.js";
@@ -134,7 +134,9 @@ export interface EngineEvents {
 
 export class TransactionEngine extends EventEmitter<EngineEvents> {
   readonly store = new Store();
-  readonly tree = new MerkleTree();
+  /** Replaced once, before any transaction, when the node starts from a snapshot (loadSnapshot). */
+  private merkle = new MerkleTree();
+  get tree(): MerkleTree { return this.merkle; }
   private readonly signatures = new SignatureIndex();
   private readonly views = new ViewHistory();
   private readonly secrets: LedgerSecrets;
@@ -270,7 +272,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     }
     if (signature && verify) this.verifySignature(signature, entry.seqno);
     this.store.applySerialised(entry.seqno, entry.publicDomain, privatePlain);
-    this.tree.append(entryLeaf(bytes));
+    this.merkle.append(entryLeaf(bytes));
     this.views.note(entry.view, entry.seqno);
     this.lastSeqno = entry.seqno;
     this.proposedSeqno = entry.seqno;
@@ -280,9 +282,81 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     return replayed;
   }
 
+  /** A ledger entry as consensus sees it, not applied: entries a snapshot already covers. */
+  describeEntry(bytes: Buffer): ReplayedEntry {
+    const entry = decodeEntry(bytes);
+    let config: readonly string[] | undefined;
+    if (entry.publicDomain.includes(RAFT_CONFIGURATION_MAP_BYTES)) {
+      for (const map of deserialiseDomain(entry.publicDomain).maps) {
+        if (map.name !== RAFT_CONFIGURATION_MAP) continue;
+        for (const [, value] of map.writes) if (value) config = JSON.parse(value.toString("utf8")) as string[];
+      }
+    }
+    return { term: entry.view, index: entry.seqno, isSignature: entry.isSignature, payload: bytes, ...(config ? { config } : {}) };
+  }
+
+  /**
+   * The committed state at signature `seqno` for a snapshot: the KV maps as they were then (the
+   * store may already hold later transactions), the view, the Merkle frontier and the raw ledger
+   * secret that seals the private maps.
+   */
+  snapshotState(seqno: number): { maps: Map<string, MapState>; view: number; views: { view: number; seqno: number }[]; tree: Buffer[]; ledgerSecret: Buffer } {
+    assert(seqno <= this.commitSeqno && this.signatures.firstAbove(seqno - 1)?.seqno === seqno, `snapshot seqno ${seqno} is a committed signature`);
+    return {
+      maps: this.store.stateAt(seqno),
+      view: this.views.viewAt(seqno) ?? this.view,
+      views: this.views.startsUpTo(seqno),
+      tree: this.merkle.frontierAt(seqno),
+      ledgerSecret: this.secrets.rangeFor(seqno).raw,
+    };
+  }
+
+  /** The raw ledger secret that encrypts `seqno` (a snapshot's private maps are sealed with it). */
+  ledgerSecretFor(seqno: number): Buffer {
+    return this.secrets.rangeFor(seqno).raw;
+  }
+
+  /**
+   * Starts this engine from a snapshot of signature `seqno` (verified by the caller): the KV
+   * state, the Merkle tree's frontier, the view. Everything up to `seqno` is committed; entries
+   * after it are then replayed or replicated as usual. Receipts need the tree's paths, so
+   * transactions at or before `seqno` get none from this node (receipt() says so).
+   */
+  loadSnapshot(snapshot: { seqno: number; view: number; views: readonly { view: number; seqno: number }[]; tree: readonly Buffer[]; parts: readonly Buffer[] }): void {
+    assert(this.lastSeqno === 0 && this.merkle.size === 0, "a snapshot is loaded into a fresh engine");
+    this.store.loadSnapshotParts(snapshot.parts);
+    assert(this.store.currentVersion === snapshot.seqno, `the snapshot's state is at its seqno ${snapshot.seqno}`);
+    this.merkle = MerkleTree.fromFrontier(snapshot.seqno, snapshot.tree);
+    const signature = this.store.get(SIGNATURES_MAP, SINGLETON_KEY);
+    const record = signature === undefined ? undefined : decodeSignature(signature);
+    if (record === undefined || record.seqno !== snapshot.seqno) {
+      throw new CocoError("InvalidSnapshot", `A snapshot of seqno ${snapshot.seqno} must be taken at a signature transaction (its last signature is ${record?.seqno}).`, 400);
+    }
+    this.signatures.add(record);
+    // The views before the snapshot, so that /node/tx still answers for those transactions.
+    for (const start of snapshot.views) {
+      if (start.seqno > snapshot.seqno || start.view > snapshot.view) throw new CocoError("InvalidSnapshot", "The snapshot's view history goes past its seqno or view.", 400);
+      this.views.note(start.view, start.seqno);
+    }
+    this.views.note(snapshot.view, snapshot.seqno);
+    for (const [, value] of this.store.maps.get(SERVICE_INFO_MAP)?.entries ?? []) {
+      const cert = (JSON.parse(value.value.toString("utf8")) as { cert?: string }).cert;
+      if (typeof cert === "string") this.serviceCerts.add(cert);
+    }
+    this.lastSeqno = snapshot.seqno;
+    this.proposedSeqno = snapshot.seqno;
+    this.commitSeqno = snapshot.seqno;
+    this.keyNonceLastSeqno = snapshot.seqno;
+  }
+
+  /** Transactions at or before this seqno came with the snapshot this node started from. */
+  get snapshotStartSeqno(): number {
+    return this.merkle.flushedIndex;
+  }
+
   /** A backup checks every signature transaction: the primary's root must be ours, signed by an endorsed node. */
   private verifySignature(record: SignatureRecord, seqno: number): void {
-    const root = this.tree.root();
+    const root = this.merkle.root();
     if (record.seqno !== seqno || record.root !== root.toString("hex")) {
       throw new CocoError("ReplicationDiverged",
         `Signature transaction ${seqno} signs root ${record.root} but this node's Merkle root is ${root.toString("hex")}: the ledgers diverged.`, 500);
@@ -322,7 +396,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     assert(this.batch.length === 0 && this.inFlight.length === 0, "the batch is drained before a rollback");
     this.options.logger.warn({ from: seqno + 1, to: this.lastSeqno }, "rolling back uncommitted transactions");
     this.store.rollback(seqno);
-    this.tree.retract(seqno);
+    this.merkle.retract(seqno);
     this.signatures.truncate(seqno);
     this.views.truncate(seqno);
     this.truncateSecrets(seqno);
@@ -608,8 +682,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       }
       if (this.encoder !== undefined && !this.encoder.failed) {
         if (head.signId === undefined) {
-          assert(head.signature === this.proposedSeqno + 1 && this.tree.size === head.signature - 1, `signature ${head.signature} follows every transaction before it`);
-          head.root = this.tree.root();
+          assert(head.signature === this.proposedSeqno + 1 && this.merkle.size === head.signature - 1, `signature ${head.signature} follows every transaction before it`);
+          head.root = this.merkle.root();
           head.signId = this.encoder.sign(head.root);
         }
         return;
@@ -626,7 +700,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     assert(sink !== undefined, "an entry sink is set before the first transaction");
     for (let i = 0; i < count; i++) {
       const seqno = firstSeqno + i;
-      this.tree.appendFrom(encoded.leaves, 32 * i);
+      this.merkle.appendFrom(encoded.leaves, 32 * i);
       this.proposedSeqno = seqno;
       sink.propose(encoded.entries[i]!, seqno, false, undefined);
     }
@@ -662,7 +736,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const entry = encodeEntry({
       view, seqno, isSignature, claimsDigest, commitEvidenceDigest, keyNonce: this.keyNonce, publicDomain, privatePlaintext: privateDomain,
     }, this.secrets.forSeqno(seqno));
-    this.tree.append(entryLeaf(entry));
+    this.merkle.append(entryLeaf(entry));
     this.proposedSeqno = seqno;
     sink.propose(entry, seqno, isSignature, config);
   }
@@ -692,13 +766,13 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   /** Signs the root of the first seqno - 1 transactions here and proposes the reserved signature transaction. */
   private completeSignature(seqno: number): void {
-    const root = this.tree.root();
+    const root = this.merkle.root();
     this.proposeSignature(seqno, root, this.rootSignatures.sign(this.options.nodePrivateKeyPem, root));
   }
 
   /** The signature transaction `seqno` over `root` (the first seqno - 1 transactions), signed: record, KV write, entry, log. */
   private proposeSignature(seqno: number, root: Buffer, signature: Buffer): void {
-    assert(seqno === this.proposedSeqno + 1 && this.tree.size === seqno - 1, `signature ${seqno} follows every transaction before it`);
+    assert(seqno === this.proposedSeqno + 1 && this.merkle.size === seqno - 1, `signature ${seqno} follows every transaction before it`);
     const record: SignatureRecord = {
       seqno,
       view: this.view,
@@ -795,6 +869,11 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       throw new CocoError("TransactionPendingOrUnknown",
         `Transaction ${formatTxId(view, seqno)} is ${status.toLowerCase()}: a receipt is available once it is committed.`, 404);
     }
+    if (seqno <= this.merkle.flushedIndex) {
+      throw new CocoError("TransactionNotInThisNodesHistory",
+        `Transaction ${formatTxId(view, seqno)} precedes the snapshot this node started from (seqno ${this.merkle.flushedIndex}): ` +
+        "it holds no Merkle path for it. Ask a node whose ledger goes back that far.", 404);
+    }
     const signature = this.signatures.firstAbove(seqno);
     if (!signature || signature.seqno > this.commitSeqno) {
       throw new CocoError("TransactionPendingOrUnknown",
@@ -809,7 +888,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       // answer plainly rather than serve a receipt that cannot verify.
       throw new CocoError("InternalError", `Cannot rebuild the commit evidence of ${formatTxId(view, seqno)}: it does not match the digest in its ledger entry.`, 500);
     }
-    const proof = this.tree.path(seqno - 1, treeSize).map((step) =>
+    const proof = this.merkle.path(seqno - 1, treeSize).map((step) =>
       "left" in step ? { left: step.left.toString("hex") } : { right: step.right.toString("hex") });
     return {
       cert: signature.cert,

@@ -36,6 +36,10 @@ import { installAttestationEndpoints } from "./attestation-endpoints.js";
 import { trustGenesisSnpPlatform } from "./attestation-tables.js";
 import { snpNodeEvidence } from "./platform.js";
 import { SINGLETON_KEY } from "./signatures.js";
+import { Snapshotter } from "./snapshots.js";
+import { installSnapshotEndpoints } from "./snapshot-endpoints.js";
+import { fetchServiceSnapshot } from "./snapshot-fetch.js";
+import { rebuildState } from "./snapshot-startup.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
 import { CONSTITUTION_MAP, type GovernanceDeps, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
@@ -101,7 +105,13 @@ export class CocoNode {
     const started = Date.now();
     // A recovering node applies the previous service's public state only (see recovery.ts).
     const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
-    const replayed = recovery !== undefined ? await recovery.readPublicLedger(entries) : engine.replay(entries);
+    const rebuilt = recovery !== undefined
+      ? { replayed: await recovery.readPublicLedger(entries), snapshotSeqno: 0 }
+      : await rebuildState({
+        engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: config.snapshots.directory,
+        serviceCertPems: [identity.serviceCertPem], logger,
+      });
+    const replayed = rebuilt.replayed;
     if (entries.length > 0 && recovery === undefined) {
       logger.info({ entries: entries.length, last: replayed.length, ms: Date.now() - started }, "state rebuilt from the ledger");
     }
@@ -113,7 +123,9 @@ export class CocoNode {
       // A new service starts with this node as its only voter; a joiner waits to be added.
       bootstrapVoters: config.command !== "Join" && !lostLedger ? [identity.nodeId] : [],
       lostEntries: lostLedger,
-      commitIndex: ledger.committedSeqno,
+      // A snapshot is only ever taken of committed state.
+      commitIndex: Math.max(ledger.committedSeqno, rebuilt.snapshotSeqno),
+      ...("base" in rebuilt && rebuilt.base !== undefined ? { snapshotBase: rebuilt.base } : {}),
       tickMs: config.consensus.tickMs,
       electionTicks: ticks(config.consensus.electionTimeoutMs),
       heartbeatTicks: ticks(config.consensus.heartbeatMs),
@@ -160,6 +172,11 @@ export class CocoNode {
       }),
     });
     installAttestationEndpoints(registry, identity.nodeId);
+    installSnapshotEndpoints(registry, config.snapshots.directory);
+    const snapshotter = new Snapshotter(engine, {
+      directory: config.snapshots.directory, txCount: config.snapshots.txCount, keepMax: config.snapshots.keepMax,
+      durable: config.durability === "fsync", logger,
+    }, rebuilt.snapshotSeqno);
     // What governance asks of the node (rekey, recovery shares), carried out on commit.
     const effects = new GovernanceEffects(engine, identity, config, logger, () => replicator);
     // Retiring a node rotates the ledger secret once the node has left the configuration (the
@@ -178,6 +195,8 @@ export class CocoNode {
         getLatestLedgerSecretSeqno: () => engine.ledgerSecrets[engine.ledgerSecrets.length - 1]!.fromSeqno,
         triggerLedgerRekey: () => effects.requestLedgerRekey(kv),
         triggerRecoverySharesRefresh: () => effects.requestRecoverySharesRefresh(kv),
+        // The trigger_snapshot action: a snapshot at the next committed signature (snapshots.ts).
+        triggerSnapshot: () => snapshotter.trigger(),
       }),
       nowSeconds: () => Math.floor(Date.now() / 1000),
       createdAtWindow: { maxAgeSeconds: config.governance.createdAtMaxAgeSeconds, maxFutureSeconds: config.governance.createdAtMaxFutureSeconds },
@@ -335,11 +354,8 @@ export class CocoNode {
 async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Promise<{
   ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean;
 }> {
-  const { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, {
-    chunkSizeBytes: config.ledgerChunkBytes,
-    durability: config.durability,
-    logger,
-  });
+  const ledgerOptions = { chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger };
+  let { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, ledgerOptions);
   try {
     let bootstrapPeers: KnownPeer[] = [];
     const lostLedger = entries.length === 0 && hasIdentity(config);
@@ -357,6 +373,19 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
     let identity: NodeIdentity;
     if (config.command === "Join" && !hasIdentity(config)) {
       ({ identity, peers: bootstrapPeers } = await joinAsNewNode(config, logger, entries.length > 0));
+      // As CCF 6: the joiner fetches the service's newest committed snapshot itself; its ledger
+      // then starts right after it, and consensus replicates only what follows.
+      const snapshot = await fetchServiceSnapshot({
+        target: { host: config.join!.targetHost, port: config.join!.targetPort }, serviceCertPem: identity.serviceCertPem,
+        directory: config.snapshots.directory, durable: config.durability === "fsync", logger,
+      }).catch((error: Error) => {
+        logger.warn({ reason: error.message }, "no snapshot from the service: replicating the whole ledger");
+        return undefined;
+      });
+      if (snapshot !== undefined) {
+        await ledger.close();
+        ({ ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, { ...ledgerOptions, startAfter: snapshot.seqno }));
+      }
     } else {
       identity = await loadOrCreateIdentity(config, entries.length > 0);
     }

@@ -25,6 +25,8 @@ export interface Transport {
 }
 
 export interface ReplicationOptions {
+  /** The node started from a snapshot of this committed signature: its log starts after it (snapshots.ts). */
+  snapshotBase?: { index: number; term: number; voters: readonly string[] };
   nodeId: string;
   workspace: string;
   /** Voters when the log holds no configuration yet: [self] for a new service, [] for a joiner. */
@@ -157,7 +159,10 @@ export class Replicator implements EntrySink {
   constructor(private readonly engine: TransactionEngine, replayed: readonly ReplayedEntry[], private readonly options: ReplicationOptions) {
     this.scheduler = options.scheduler ?? realScheduler;
     this.hardStateStore = options.hardStateStore ?? fileHardStateStore(options.workspace);
-    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, { hardState: this.hardStateStore.read(), entries: replayed, lostEntries: options.lostEntries === true, commitIndex: options.lostEntries ? 0 : options.commitIndex ?? 0 }, {
+    this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, {
+      hardState: this.hardStateStore.read(), entries: replayed, lostEntries: options.lostEntries === true, commitIndex: options.lostEntries ? 0 : options.commitIndex ?? 0,
+      ...(options.snapshotBase !== undefined ? { base: options.snapshotBase } : {}),
+    }, {
       electionTicks: options.electionTicks,
       heartbeatTicks: options.heartbeatTicks,
       maxEntriesPerAppend: options.maxEntriesPerAppend,
@@ -165,7 +170,7 @@ export class Replicator implements EntrySink {
       maxUncommittedEntries: options.maxUncommittedEntries,
       random: options.random ?? Math.random,
     });
-    this.durableSeqno = replayed.length;
+    this.durableSeqno = (options.snapshotBase?.index ?? 0) + replayed.length;
     // Restarted with a recorded commit point: what was Committed before the restart still is.
     if (this.raft.committedIndex > 0) engine.advanceCommit(this.raft.committedIndex);
     engine.setSink(this);

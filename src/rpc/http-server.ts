@@ -348,7 +348,10 @@ export class HttpServer {
     const body = response.body ?? "";
     // A 503 a handler returned, or one relayed from the primary, tells the client when to retry too.
     const headers = withRetryAfter(response.status, response.headers ?? {});
-    headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
+    // A HEAD answer carries the length its GET would have (e.g. /node/snapshot/{name}), no body.
+    if (res.req.method !== "HEAD" || headers["content-length"] === undefined) {
+      headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
+    }
     res.writeHead(response.status, headers);
     res.end(body);
   }
