@@ -39,7 +39,7 @@ import { SINGLETON_KEY } from "./signatures.js";
 import { Snapshotter } from "./snapshots.js";
 import { installSnapshotEndpoints } from "./snapshot-endpoints.js";
 import { fetchServiceSnapshot } from "./snapshot-fetch.js";
-import { rebuildState } from "./snapshot-startup.js";
+import { rebuildState, recoverFromLedger } from "./snapshot-startup.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
 import { CONSTITUTION_MAP, type GovernanceDeps, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
@@ -106,7 +106,7 @@ export class CocoNode {
     // A recovering node applies the previous service's public state only (see recovery.ts).
     const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
     const rebuilt = recovery !== undefined
-      ? { replayed: await recovery.readPublicLedger(entries), snapshotSeqno: 0 }
+      ? await recoverFromLedger(recovery, entries, config, logger)
       : await rebuildState({
         engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: config.snapshots.directory,
         serviceCertPems: [identity.serviceCertPem], logger,

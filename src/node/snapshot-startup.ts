@@ -5,6 +5,9 @@
 import { decodeEntry } from "../ledger/index.js";
 import { CocoError } from "../util/index.js";
 import type { ReplayedEntry, TransactionEngine } from "./engine.js";
+import { readFileSync } from "node:fs";
+import type { ResolvedConfig } from "./config.js";
+import type { Recovery } from "./recovery.js";
 import { findStartupSnapshot, loadSnapshotIntoEngine, votersAtSnapshot } from "./snapshot-load.js";
 
 export interface StateRebuilt {
@@ -55,4 +58,19 @@ export async function rebuildState(args: {
     replayed: suffix, snapshotSeqno: snapshot.seqno,
     base: { index: snapshot.seqno, term: snapshot.parsed.header.view, voters: votersAtSnapshot(engine) },
   };
+}
+
+/**
+ * A recovering node (command Recover) starts from the newest committed snapshot of the previous
+ * service that verifies against the previous service's certificate and lies within its ledger
+ * (CCF: the snapshot in the recovering node's snapshot directory); its public maps are loaded at
+ * once, its private maps once members' shares restore the previous ledger secret.
+ */
+export async function recoverFromLedger(recovery: Recovery, entries: Buffer[], config: ResolvedConfig, logger: Logger): Promise<StateRebuilt> {
+  const previousServiceCertPem = readFileSync(config.recover!.previousServiceIdentityFile, "utf8");
+  const lastSeqno = entries.length;
+  const snapshot = await findStartupSnapshot(config.snapshots.directory, [previousServiceCertPem], (file) =>
+    file.seqno >= lastSeqno ? `it is at seqno ${file.seqno}, not before the end of the previous service's ledger (seqno ${lastSeqno})` : undefined, logger);
+  const replayed = await recovery.readPublicLedger(entries, snapshot);
+  return { replayed, snapshotSeqno: 0 };
 }

@@ -6,7 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tempWorkspace } from "../helpers/node-process.js";
+import { runCli, tempWorkspace } from "../helpers/node-process.js";
+import { GovernanceClient, submitMemberRecoveryShare } from "../../src/client/index.js";
 import { Network, type NetworkNode } from "../helpers/network.js";
 
 const SNAPSHOT_TX_COUNT = 40;
@@ -139,6 +140,38 @@ test("a restarted node loads its newest valid snapshot, skipping a damaged one w
     for (const id of [0, 99, 150, 199]) assert.equal(await read(node, id), `message ${id}`);
     const receipt = await node.process!.request("GET", `/app/receipt?transaction_id=${lastTxid}`);
     assert.equal(receipt.status, 200, receipt.text);
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
+
+test("a recovery (command Recover) starts from the previous service's newest snapshot and restores its private maps with the shares", { timeout: 180_000 }, async () => {
+  const ws = tempWorkspace("coco-snap-");
+  const net = await Network.start(ws.dir, 1, { snapshots: { tx_count: SNAPSHOT_TX_COUNT }, recoveryMembers: 1, recoveryThreshold: 1 });
+  try {
+    const { snapshot } = await writeUntilSnapshot(net, 0, 120);
+    const tail = await write(net.nodes[0]!, 500, "after the snapshot");
+    await net.nodes[0]!.process!.waitForStatus(tail, "Committed", 15_000);
+    await net.kill(net.nodes[0]!);
+    const { node } = await net.recover(net.nodes[0]!, { withSnapshots: true });
+    assert.match(node.process!.output(), /recovery: starting from the previous service's snapshot/);
+    assert.match(node.process!.output(), new RegExp(`"snapshot":"snapshot_${seqnoOf(snapshot)}_`));
+    const previousFile = join(node.dir, "previous_service_cert.pem");
+    const opened = await runCli(["gov", "recovery", "open", "--url", `https://127.0.0.1:${node.rpcPort}`,
+      "--service-cert", join(ws.dir, "service_cert.pem"), "--previous-service-cert", previousFile,
+      "--member-cert", join(ws.dir, "member0_cert.pem"), "--member-key", join(ws.dir, "member0_privk.pem"), "--wait"]);
+    assert.equal(opened.code, 0, opened.stderr + opened.stdout);
+    const member = new GovernanceClient(net.member(node, 0));
+    try {
+      await submitMemberRecoveryShare(member, readFileSync(join(ws.dir, "member0_enc_privk.pem"), "utf8"));
+    } finally {
+      await member.close();
+    }
+    await eventually(async () => (await node.process!.request("GET", "/node/network", { identity: "none" })).json().service_status === "Open", "the recovered service to open");
+    // Private records from the snapshot's state and from the ledger after it are all back.
+    for (const id of [0, 60, 119]) assert.equal(await read(node, id), `message ${id}`, `record ${id}`);
+    assert.equal(await read(node, 500), "after the snapshot");
   } finally {
     await net.stop();
     ws.cleanup();

@@ -223,11 +223,13 @@ export class Network {
    * with command Recover (previous identity: the network's service_cert.pem). The network's
    * service_cert.pem becomes the recovered service's; the previous one is returned.
    */
-  async recover(from: NetworkNode): Promise<{ node: NetworkNode; previousServiceCertPem: string }> {
+  async recover(from: NetworkNode, options: { withSnapshots?: boolean } = {}): Promise<{ node: NetworkNode; previousServiceCertPem: string }> {
     const previousServiceCertPem = readFileSync(join(this.dir, "service_cert.pem"), "utf8");
     const node = await this.addNodeFiles("Recover");
     writeFileSync(join(node.dir, "previous_service_cert.pem"), previousServiceCertPem);
     cpSync(join(from.dir, "ledger"), join(node.dir, "ledger"), { recursive: true });
+    // The previous node's snapshots too: recovery then starts from the newest that verifies.
+    if (options.withSnapshots) cpSync(join(from.dir, "snapshots"), join(node.dir, "snapshots"), { recursive: true });
     node.process = await NodeProcess.nodeStart(node.dir, node.configFile);
     copyFileSync(join(node.dir, "service_cert.pem"), join(this.dir, "service_cert.pem"));
     node.nodeId = (await node.process.request("GET", "/node/state", { identity: "none" })).json().node_id;
