@@ -8,6 +8,7 @@ import { CocoError, assert } from "../util/errors.js";
 
 const SNAPSHOT_NAME = /^snapshot_(\d+)_(\d+)(\.committed)?$/;
 const TEMPORARY_SUFFIX = ".tmp";
+let temporaryCounter = 0;
 
 export interface SnapshotFileInfo {
   readonly name: string;
@@ -54,7 +55,8 @@ export function readSnapshotFile(dir: string, name: string): Promise<Buffer> {
 /** Writes `parts` as `dir/name` atomically (temporary file, fsync, rename, directory fsync). */
 export async function writeFileAtomic(dir: string, name: string, parts: readonly Uint8Array[], durable = true): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const temporary = join(dir, name + TEMPORARY_SUFFIX);
+  // Unique per write: two writers of one name (a retried completion) never share a temporary file.
+  const temporary = join(dir, `${name}.${process.pid}.${++temporaryCounter}${TEMPORARY_SUFFIX}`);
   const handle = await open(temporary, "w", 0o600);
   try {
     for (const part of parts) await handle.write(part);

@@ -322,11 +322,19 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    * after it are then replayed or replicated as usual. Receipts need the tree's paths, so
    * transactions at or before `seqno` get none from this node (receipt() says so).
    */
-  loadSnapshot(snapshot: { seqno: number; view: number; views: readonly { view: number; seqno: number }[]; tree: readonly Buffer[]; parts: readonly Buffer[] }): void {
+  loadSnapshot(snapshot: {
+    seqno: number; view: number; views: readonly { view: number; seqno: number }[]; tree: readonly Buffer[]; parts: readonly Buffer[];
+    /** The whole tree up to the snapshot, rebuilt from ledger entries this node holds: receipts for every transaction. */
+    fullTree?: MerkleTree;
+  }): void {
     assert(this.lastSeqno === 0 && this.merkle.size === 0, "a snapshot is loaded into a fresh engine");
+    const frontier = MerkleTree.fromFrontier(snapshot.seqno, snapshot.tree);
+    if (snapshot.fullTree !== undefined && (snapshot.fullTree.size !== snapshot.seqno || !snapshot.fullTree.root().equals(frontier.root()))) {
+      throw new CocoError("InvalidSnapshot", `The snapshot's Merkle tree at seqno ${snapshot.seqno} is not the tree of this node's ledger entries.`, 400);
+    }
     this.store.loadSnapshotParts(snapshot.parts);
     assert(this.store.currentVersion === snapshot.seqno, `the snapshot's state is at its seqno ${snapshot.seqno}`);
-    this.merkle = MerkleTree.fromFrontier(snapshot.seqno, snapshot.tree);
+    this.merkle = snapshot.fullTree ?? frontier;
     const signature = this.store.get(SIGNATURES_MAP, SINGLETON_KEY);
     const record = signature === undefined ? undefined : decodeSignature(signature);
     if (record === undefined || record.seqno !== snapshot.seqno) {

@@ -2,6 +2,7 @@
 // proves the service recorded its digest) and that fits the ledger this node holds, and load
 // it into the engine. Files that do not verify are skipped with the reason logged, naming them.
 import { listSnapshots, readSnapshotFile, type SnapshotFileInfo } from "../ledger/index.js";
+import type { MerkleTree } from "../merkle/index.js";
 import { CocoError } from "../util/index.js";
 import type { TransactionEngine } from "./engine.js";
 import { RAFT_CONFIGURATION_MAP } from "./engine.js";
@@ -54,13 +55,14 @@ export async function findStartupSnapshot(directory: string, serviceCertPems: re
 }
 
 /** Loads a verified snapshot into a fresh engine (private maps decrypted with the ledger secret of its seqno). */
-export function loadSnapshotIntoEngine(engine: TransactionEngine, snapshot: StartupSnapshot): void {
+export function loadSnapshotIntoEngine(engine: TransactionEngine, snapshot: StartupSnapshot, fullTree?: MerkleTree): void {
   const { parsed } = snapshot;
   const privatePart = openPrivatePart(parsed, snapshot.name, engine.ledgerSecretFor(snapshot.seqno));
   engine.loadSnapshot({
     seqno: snapshot.seqno, view: parsed.header.view, views: parsed.header.views,
     tree: parsed.header.tree.map((h) => Buffer.from(h, "hex")),
     parts: [parsed.publicPart, privatePart],
+    ...(fullTree !== undefined ? { fullTree } : {}),
   });
 }
 

@@ -2,7 +2,8 @@
 // that verifies and fits its ledger, then only the ledger entries after it; or, without one, by
 // replaying the whole ledger as before. Entries a snapshot covers still go to consensus (so this
 // node can catch up a lagging backup) but are neither decrypted nor applied.
-import { decodeEntry } from "../ledger/index.js";
+import { decodeEntry, entryLeaf } from "../ledger/index.js";
+import { MerkleTree } from "../merkle/index.js";
 import { CocoError } from "../util/index.js";
 import type { ReplayedEntry, TransactionEngine } from "./engine.js";
 import { readFileSync } from "node:fs";
@@ -45,8 +46,23 @@ export async function rebuildState(args: {
     }
     return { replayed: engine.replay(entries), snapshotSeqno: 0 };
   }
-  loadSnapshotIntoEngine(engine, snapshot);
   const covered = snapshot.seqno - firstSeqno + 1;
+  // A ledger from seqno 1: the whole Merkle tree is rebuilt from the entries' leaves (one SHA-256
+  // each, no decryption or KV apply), so receipts of older transactions are still served, and the
+  // snapshot's frontier is checked against this node's own ledger.
+  let fullTree: MerkleTree | undefined;
+  if (firstSeqno === 1) {
+    fullTree = new MerkleTree();
+    for (let i = 0; i < covered; i++) fullTree.append(entryLeaf(entries[i]!));
+  }
+  try {
+    loadSnapshotIntoEngine(engine, snapshot, fullTree);
+  } catch (error) {
+    // Checked before the engine changes: the node falls back to the whole ledger, if it has it.
+    if (firstSeqno > 1) throw error;
+    logger.warn({ file: snapshot.name, reason: (error as Error).message }, "snapshot refused: replaying the whole ledger");
+    return { replayed: engine.replay(entries), snapshotSeqno: 0 };
+  }
   // The suffix's signatures are checked against the Merkle tree the snapshot carried: a
   // snapshot that does not match the signed ledger stops the node here.
   const suffix = engine.replay(entries.slice(covered), { verifySignatures: true });

@@ -26,6 +26,8 @@ export interface SnapshotterOptions {
 /** Snapshots written, waiting for their evidence transaction to commit. More means none ever commits. */
 const PENDING_SNAPSHOTS_MAX = 8;
 
+type SnapshotState = ReturnType<TransactionEngine["snapshotState"]>;
+
 interface PendingSnapshot {
   readonly seqno: number;
   readonly evidenceView: number;
@@ -64,19 +66,30 @@ export class Snapshotter {
     this.requested = false;
     this.producing = true;
     this.lastSeqno = seqno;
-    // Not from inside the commit event (consensus may be handing out a Ready): on the next turn.
+    // The state is captured now, while the store's undo log still reaches back to this commit
+    // (the next commit compacts it); encoding and the evidence transaction come on the next turn,
+    // not from inside the commit event (consensus may be handing out a Ready).
+    const started = performance.now();
+    let state: SnapshotState;
+    try {
+      state = this.engine.snapshotState(seqno);
+    } catch (error) {
+      this.producing = false;
+      this.options.logger.warn({ err: error as Error, seqno }, "snapshot not taken");
+      return;
+    }
+    const captureMs = performance.now() - started;
     setImmediate(() => {
-      this.produce(seqno)
+      this.produce(seqno, state, captureMs)
         .catch((error: Error) => this.options.logger.warn({ err: error, seqno }, "snapshot not taken"))
         .finally(() => { this.producing = false; });
     });
   }
 
-  /** Serialises the committed state at `seqno`, records its digest and writes the file. */
-  private async produce(seqno: number): Promise<void> {
+  /** Encodes the state captured at `seqno`, records its digest and writes the file. */
+  private async produce(seqno: number, state: SnapshotState, captureMs: number): Promise<void> {
     if (!this.engine.isPrimary) return;
     const started = performance.now();
-    const state = this.engine.snapshotState(seqno);
     const publicMaps = new Map<string, MapState>();
     const privateMaps = new Map<string, MapState>();
     for (const [name, map] of state.maps) (isPublicMapName(name) ? publicMaps : privateMaps).set(name, map);
@@ -84,7 +97,7 @@ export class Snapshotter {
       seqno, view: state.view, views: state.views, tree: state.tree, ledgerSecret: state.ledgerSecret,
       publicPart: encodeSnapshot(seqno, publicMaps), privatePart: encodeSnapshot(seqno, privateMaps),
     });
-    this.lastEncodeMs = performance.now() - started;
+    this.lastEncodeMs = captureMs + performance.now() - started;
     // The evidence's claims digest is SHA-256 of the whole body (snapshot-format.ts checks it).
     const digest = sha256(body);
     if (!this.engine.isPrimary) return;

@@ -177,3 +177,26 @@ test("a recovery (command Recover) starts from the previous service's newest sna
     ws.cleanup();
   }
 });
+
+test("the trigger_snapshot action makes the primary take a snapshot at the next committed signature, whatever tx_count says", { timeout: 120_000 }, async () => {
+  const ws = tempWorkspace("coco-snap-");
+  const net = await Network.start(ws.dir, 1, { snapshots: { tx_count: 1_000_000 } });
+  try {
+    const node = net.nodes[0]!;
+    const before = await write(node, 1, "before");
+    await node.process!.waitForStatus(before, "Committed", 15_000);
+    assert.deepEqual(committedSnapshots(node), [], "no snapshot is due");
+    assert.equal((await node.process!.request("GET", "/node/snapshot", { identity: "none" })).status, 404);
+    await net.propose([{ name: "trigger_snapshot", args: {} }]);
+    const after = await write(node, 2, "after");
+    await node.process!.waitForStatus(after, "Committed", 15_000);
+    const name = await eventually(async () => committedSnapshots(node)[0], "the triggered snapshot");
+    const redirect = await node.process!.request("GET", "/node/snapshot", { identity: "none" });
+    assert.equal(redirect.status, 307);
+    assert.equal(redirect.headers["location"], `/node/snapshot/${name}`);
+    assert.equal((await node.process!.request("GET", `/node/snapshot?since=${seqnoOf(name)}`, { identity: "none" })).status, 404, "none newer than itself");
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
