@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Store, encodeSnapshot, isPublicMapName, serialiseWriteSet, type MapState } from "../../../src/kv/index.js";
+import { Store, encodeSnapshot, encodeSnapshotPieces, isPublicMapName, serialiseWriteSet, type MapState } from "../../../src/kv/index.js";
 import { MerkleTree } from "../../../src/merkle/index.js";
 import { commitHistory, historyArb } from "./generators.js";
 
@@ -72,4 +72,17 @@ test("a frontier of the wrong length or hash size is refused", () => {
   assert.equal(frontier.length, 3);
   assert.throws(() => MerkleTree.fromFrontier(5, frontier.slice(1)), /holds 3 hashes/);
   assert.throws(() => MerkleTree.fromFrontier(5, [Buffer.alloc(31), ...frontier.slice(1)]), /holds 3 hashes of 32 bytes/);
+});
+
+test("the snapshot encoded in pieces (a node yields to its event loop between them) is byte for byte the one-piece encoding", () => {
+  fc.assert(
+    fc.property(historyArb, fc.integer({ min: 1, max: 7 }), (history, perPiece) => {
+      const store = new Store();
+      commitHistory(store, history);
+      const pieces = [...encodeSnapshotPieces(store.currentVersion, store.maps, perPiece)];
+      assert.ok(Buffer.concat(pieces).equals(encodeSnapshot(store.currentVersion, store.maps)));
+      for (const map of store.maps.values()) assert.ok(pieces.length >= 1 + Math.ceil(map.entries.size / perPiece));
+    }),
+    { numRuns: 300 },
+  );
 });
