@@ -7,7 +7,7 @@
 import { sha256 } from "../crypto/index.js";
 import { encodeSnapshotPieces, isPublicMapName, type MapState } from "../kv/index.js";
 import {
-  listSnapshots, pruneSnapshots, removeSnapshotFile, snapshotName, writeFileAtomic,
+  pruneSnapshots, removeSnapshotFile, snapshotName, writeFileAtomic,
 } from "../ledger/index.js";
 import { CocoError, assert } from "../util/index.js";
 import type { TransactionEngine } from "./engine.js";
@@ -172,11 +172,5 @@ export class Snapshotter {
     } finally {
       this.completing = false;
     }
-  }
-
-  /** The newest committed snapshot file of this node, if any (what GET /node/snapshot redirects to). */
-  async latestCommitted(since = 0): Promise<string | undefined> {
-    const files = await listSnapshots(this.options.directory);
-    return files.find((f) => f.committed && f.seqno > since)?.name;
   }
 }

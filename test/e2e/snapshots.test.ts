@@ -120,7 +120,7 @@ test("a restarted node loads its newest valid snapshot, skipping a damaged one w
   const ws = tempWorkspace("coco-snap-");
   const net = await Network.start(ws.dir, 1, { snapshots: { tx_count: SNAPSHOT_TX_COUNT, keep_max: 5 } });
   try {
-    await writeUntilSnapshot(net, 0, 100);
+    const { firstTxid } = await writeUntilSnapshot(net, 0, 100);
     const { lastTxid } = await writeUntilSnapshot(net, 100, 100);
     const node = net.nodes[0]!;
     const names = committedSnapshots(node).sort((a, b) => seqnoOf(b) - seqnoOf(a));
@@ -140,6 +140,9 @@ test("a restarted node loads its newest valid snapshot, skipping a damaged one w
     for (const id of [0, 99, 150, 199]) assert.equal(await read(node, id), `message ${id}`);
     const receipt = await node.process!.request("GET", `/app/receipt?transaction_id=${lastTxid}`);
     assert.equal(receipt.status, 200, receipt.text);
+    // Its ledger starts at seqno 1: the Merkle tree was rebuilt from it, so old receipts are still served.
+    const old = await node.process!.request("GET", `/app/receipt?transaction_id=${firstTxid}`);
+    assert.equal(old.status, 200, old.text);
   } finally {
     await net.stop();
     ws.cleanup();
