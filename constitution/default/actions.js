@@ -423,6 +423,24 @@ function validateSnpTcbVersion(args) {
 }
 
 
+// Intel TDX (Coco's own actions and table: CCF has no TDX platform). Key: the MRTD (48 bytes,
+// lowercase hex), the measurement of the TD's initial contents; value: the RTMRs members also
+// require for it ({} = any). RTMR1/RTMR2 hold the kernel and its command line on common TD
+// images, so pinning them pins the node's software, not only its firmware.
+const TDX_MEASUREMENTS = "public:ccf.gov.nodes.tdx.measurements";
+const TDX_RTMRS = ["rtmr0", "rtmr1", "rtmr2", "rtmr3"];
+
+function validateTdxMeasurement(args) {
+  requireArgsObject(args);
+  requireLowercaseHexOfBytes(args.measurement, "args.measurement", 48);
+  for (const rtmr of TDX_RTMRS) {
+    if (!isMissing(args[rtmr])) requireLowercaseHexOfBytes(args[rtmr], `args.${rtmr}`, 48);
+  }
+  const unknown = Object.keys(args).filter((k) => k !== "measurement" && !TDX_RTMRS.includes(k));
+  if (unknown.length > 0) throw new Error(`args has unknown field(s) ${unknown.join(", ")}: expected measurement and optionally rtmr0..rtmr3`);
+}
+
+
 const actions = new Map([
   [
     "set_constitution",
@@ -916,6 +934,27 @@ const actions = new Map([
     ),
   ],
   ["set_evm_genesis", action(validateEvmGenesis, applyEvmGenesis)],
+  [
+    "add_tdx_measurement",
+    action(validateTdxMeasurement, (args, proposalId) => {
+      const entry = {};
+      for (const rtmr of TDX_RTMRS) if (!isMissing(args[rtmr])) entry[rtmr] = args[rtmr];
+      setJson(TDX_MEASUREMENTS, ccf.strToBuf(args.measurement), entry);
+      dropOtherOpenProposals(proposalId);
+    }),
+  ],
+  [
+    "remove_tdx_measurement",
+    action(
+      (args) => {
+        requireArgsObject(args);
+        requireLowercaseHexOfBytes(args.measurement, "args.measurement", 48);
+      },
+      (args) => {
+        ccf.kv[TDX_MEASUREMENTS].delete(ccf.strToBuf(args.measurement));
+      },
+    ),
+  ],
   [
     "set_snp_minimum_tcb_version",
     action(validateSnpTcbVersion, (args, proposalId) => {

@@ -3,9 +3,11 @@
 // configuration (host data), the firmware (minimum TCB for the CPU), and last that the report
 // binds the key the node presents. (CCF checks host data before the measurement; Coco checks
 // the code first, so a refused operator learns first that the code itself is not approved.)
+// UVM endorsements, when present, stand in for the measurement allow list, as in CCF.
 import { refuse } from "./errors.js";
 import { verifySnpReport, type SnpVerified, type SnpVerifyOptions } from "./snp-verify.js";
 import { cpuidHex, tcbComponentsBelow, type SnpTcbPolicy } from "./snp-tcb.js";
+import { matchUvmRootsOfTrust, verifyUvmEndorsements, UVM_ENDORSEMENTS_BYTES_MAX, type UvmEndorsementsDescriptor, type UvmRootOfTrust } from "./uvm-endorsements.js";
 
 /** CCF's QuoteFormat::amd_sev_snp_v1 as it appears in quote_info.format. */
 export const SNP_FORMAT = "AMD_SEV_SNP_v1";
@@ -18,6 +20,13 @@ export interface SnpAllowLists {
   hasHostData(hostDataHex: string): boolean;
   /** The minimum TCB set for a CPUID (lowercase hex), if any. */
   minimumTcb(cpuidHex: string): SnpTcbPolicy | undefined;
+  /** public:ccf.gov.nodes.snp.uvm_endorsements as (did, feed, minimum svn) roots of trust. */
+  uvmRootsOfTrust(): readonly UvmRootOfTrust[];
+}
+
+/** What admission verified: the report, and who endorsed its measurement when UVM endorsements were given. */
+export interface SnpAdmitted extends SnpVerified {
+  uvmEndorsements?: UvmEndorsementsDescriptor;
 }
 
 /** quote_info as CCF serialises it: bytes as base64. */
@@ -47,16 +56,19 @@ export function decodeSnpQuoteInfo(quoteInfo: SnpQuoteInfo): { report: Buffer; e
  * Verifies SEV-SNP evidence and checks it against governance; answers what was verified.
  * `expectedKeyDigestHex` is the SHA-256 of the DER public key of the node's certificate (its node id).
  */
-export function admitSnpEvidence(quoteInfo: SnpQuoteInfo, allow: SnpAllowLists, expectedKeyDigestHex: string, options: SnpVerifyOptions = {}): SnpVerified {
-  if (quoteInfo.uvm_endorsements !== undefined && quoteInfo.uvm_endorsements !== "") {
-    // Not silently ignored: a node relying on UVM endorsements instead of an allowed measurement
-    // would otherwise be judged on a different basis than it expects.
-    throw refuse("uvm_endorsements", "UVM endorsements are not verified by this version of Coco; members must allow the measurement itself (add_snp_measurement).");
-  }
+export function admitSnpEvidence(quoteInfo: SnpQuoteInfo, allow: SnpAllowLists, expectedKeyDigestHex: string, options: SnpVerifyOptions = {}): SnpAdmitted {
   const { report, endorsementsPem } = decodeSnpQuoteInfo(quoteInfo);
-  const verified = verifySnpReport(report, endorsementsPem, { ...options, ...(quoteInfo.endorsed_tcb !== undefined ? { endorsedTcbHex: quoteInfo.endorsed_tcb } : {}) });
-  if (!allow.hasMeasurement(verified.measurementHex)) {
-    throw refuse("measurement", `measurement ${verified.measurementHex} is not trusted by this service: members must first accept add_snp_measurement for it.`);
+  const verified: SnpAdmitted = verifySnpReport(report, endorsementsPem, { ...options, ...(quoteInfo.endorsed_tcb !== undefined ? { endorsedTcbHex: quoteInfo.endorsed_tcb } : {}) });
+  if (quoteInfo.uvm_endorsements !== undefined && quoteInfo.uvm_endorsements !== "") {
+    // As CCF (verify_enclave_measurement_against_store): UVM endorsements, when given, replace
+    // the measurement allow list: the measurement is trusted because an allowed issuer and feed
+    // signed it at an SVN at or above the governed minimum. They are never silently ignored.
+    const raw = base64Field(quoteInfo.uvm_endorsements, "uvm_endorsements", Math.ceil(UVM_ENDORSEMENTS_BYTES_MAX / 3) * 4);
+    const endorsed = verifyUvmEndorsements(raw, verified.measurementHex);
+    matchUvmRootsOfTrust(endorsed, allow.uvmRootsOfTrust());
+    verified.uvmEndorsements = endorsed;
+  } else if (!allow.hasMeasurement(verified.measurementHex)) {
+    throw refuse("measurement", `measurement ${verified.measurementHex} is not trusted by this service: members must first accept add_snp_measurement for it (or the node must present UVM endorsements from an issuer trusted with add_snp_uvm_endorsement).`);
   }
   if (!allow.hasHostData(verified.hostDataHex)) {
     throw refuse("host_data", `host data ${verified.hostDataHex} is not trusted by this service: members must first accept add_snp_host_data for it.`);

@@ -28,6 +28,8 @@ export interface DcapVerified {
   /** SGX: MRSIGNER; TDX: MRSIGNERSEAM. */
   signerHex: string;
   reportDataHex: string;
+  /** TDX only: RTMR0..3 (runtime measurements the TD extends: firmware config, kernel, command line, app). */
+  rtmrHex?: [string, string, string, string];
 }
 
 export function parseDcapCollateral(json: string): Collateral {
@@ -63,5 +65,8 @@ export function verifyDcapQuote(quote: Uint8Array, collateral: Collateral, optio
   }
   const td = result.report.asTd10() ?? result.report.asTd15()?.base ?? null;
   if (td === null) throw refuse("quote", "the quote's report is neither an SGX enclave report nor a TD report.");
-  return { tee: "TDX", tcbStatus: result.status, advisoryIds: [...result.advisory_ids], measurementHex: hex(td.mrTd), signerHex: hex(td.mrSignerSeam), reportDataHex: hex(td.reportData) };
+  return {
+    tee: "TDX", tcbStatus: result.status, advisoryIds: [...result.advisory_ids], measurementHex: hex(td.mrTd), signerHex: hex(td.mrSignerSeam), reportDataHex: hex(td.reportData),
+    rtmrHex: [hex(td.rtMr0), hex(td.rtMr1), hex(td.rtMr2), hex(td.rtMr3)],
+  };
 }

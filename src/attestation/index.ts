@@ -10,3 +10,6 @@ export * from "./snp-verify.js";
 export * from "./admission.js";
 export * from "./ccf-result.js";
 export * from "./dcap.js";
+export * from "./did-x509.js";
+export * from "./uvm-endorsements.js";
+export * from "./tdx-admission.js";

@@ -10,7 +10,7 @@ import type { StartOptions } from "../node/node.js";
 export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installApps" | "appRouter"> {
   return {
     installApps: (registry, context) => {
-      installLoggingApp(registry);
+      installLoggingApp(registry, { coseReceipt: (view, seqno) => context.coseReceipt(view, seqno) });
       if (config.evm) {
         installEvmApp(registry, {
           committedSeqno: () => context.committedSeqno(),

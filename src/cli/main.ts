@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { CocoError } from "../util/index.js";
-import { verifyReceipt, type CcfReceipt } from "../client/index.js";
+import { isCoseReceipt, verifyReceipt, verifyTransactionCoseReceipt, type CcfReceipt } from "../client/index.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
 import { loadConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
@@ -108,15 +108,17 @@ program.command("keygen")
 
 const receipt = program.command("receipt").description("Work with CCF receipts");
 receipt.command("verify")
-  .description("Verify a CCF JSON receipt (from GET /app/receipt) offline against the service certificate")
-  .argument("<file>", "receipt JSON file")
+  .description("Verify a receipt offline against the service certificate: a CCF JSON receipt (GET /app/receipt) or a CCF 6 COSE receipt (GET /app/log/public/cose_receipt)")
+  .argument("<file>", "receipt file: JSON, or binary COSE_Sign1")
   .requiredOption("--service-cert <pem>", "the service certificate (service_cert.pem)")
+  .option("--transaction-id <view.seqno>", "COSE receipts: the transaction the receipt must prove")
+  .option("--claims-digest <hex>", "COSE receipts: the claims digest the transaction must carry")
   .option("--json", "print the result as JSON", false)
   .action((file: string, opts) => {
-    let parsed: CcfReceipt;
+    let bytes: Buffer;
     let serviceCert: string;
     try {
-      parsed = JSON.parse(readFileSync(file, "utf8")) as CcfReceipt;
+      bytes = readFileSync(file);
     } catch (error) {
       fail(new Error(`cannot read receipt '${file}': ${(error as Error).message}`));
     }
@@ -125,11 +127,29 @@ receipt.command("verify")
     } catch (error) {
       fail(new Error(`cannot read service certificate '${opts.serviceCert}': ${(error as Error).message}`));
     }
+    const report = (txid: string, root: Buffer, extra: Record<string, unknown> = {}) => {
+      if (opts.json) console.log(JSON.stringify({ valid: true, transaction_id: txid, root: root.toString("hex"), ...extra }));
+      else console.log(`Receipt is valid: transaction ${txid} is committed in the service's ledger (root ${root.toString("hex")}).`);
+    };
     try {
+      if (isCoseReceipt(bytes)) {
+        const result = verifyTransactionCoseReceipt(bytes, serviceCert, { transactionId: opts.transactionId, claimsDigest: opts.claimsDigest });
+        report(`${result.txId.view}.${result.txId.seqno}`, result.root, {
+          format: "cose", signed_transaction_id: result.signedTxId, claims_digest: Buffer.from(result.leaf.claimsDigest).toString("hex"),
+        });
+        return;
+      }
+      if (opts.transactionId !== undefined || opts.claimsDigest !== undefined) {
+        throw new Error("--transaction-id and --claims-digest apply to COSE receipts; a JSON receipt shows its leaf components itself");
+      }
+      let parsed: CcfReceipt;
+      try {
+        parsed = JSON.parse(bytes.toString("utf8")) as CcfReceipt;
+      } catch (error) {
+        throw new Error(`'${file}' is neither a COSE receipt nor JSON: ${(error as Error).message}`);
+      }
       const result = verifyReceipt(parsed, serviceCert);
-      const txid = parsed.leaf_components.commit_evidence.split(":")[1];
-      if (opts.json) console.log(JSON.stringify({ valid: true, transaction_id: txid, root: result.root.toString("hex") }));
-      else console.log(`Receipt is valid: transaction ${txid} is committed in the service's ledger (root ${result.root.toString("hex")}).`);
+      report(parsed.leaf_components.commit_evidence.split(":")[1]!, result.root);
     } catch (error) {
       if (opts.json) console.log(JSON.stringify({ valid: false, error: (error as Error).message }));
       else console.error(`Receipt is NOT valid: ${(error as Error).message}`);

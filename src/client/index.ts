@@ -4,3 +4,4 @@ export * from "./receipt.js";
 export * from "./gov.js";
 export * from "./open-service.js";
 export * from "./recovery.js";
+export * from "./cose-receipt.js";

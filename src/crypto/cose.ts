@@ -240,6 +240,8 @@ export interface SignCoseSign1Args {
   payload: Uint8Array;
   /** Key identifier, written to the protected header (label 4) as a byte string. */
   kid?: Uint8Array | string;
+  /** Sign `payload` but leave it out of the message (nil), as COSE receipts over a Merkle root do. */
+  detachedPayload?: boolean;
 }
 
 function algorithmIdForKey(key: KeyObject): number {
@@ -270,5 +272,11 @@ export function signCoseSign1(args: SignCoseSign1Args): Buffer {
   const algorithm = ECDSA_ALGORITHMS.get(algId)!;
   // OpenSSL returns high-S half the time; governance refuses those (see isLowSCoseSignature).
   const signature = lowSSignature(nodeSign(algorithm.hash, coseSign1ToBeSigned(protectedRaw, payload), { key, dsaEncoding: "ieee-p1363" }), algId);
-  return encodeCbor(new Tag([protectedRaw, deterministicMap(unprotected), payload, signature], COSE_SIGN1_TAG));
+  return encodeCbor(new Tag([protectedRaw, deterministicMap(unprotected), args.detachedPayload === true ? null : payload, signature], COSE_SIGN1_TAG));
+}
+
+/** Re-encodes a tagged COSE_Sign1 with other unprotected headers; protected headers, payload and signature are kept byte for byte. */
+export function withUnprotectedHeaders(message: CoseSign1, unprotected: CoseHeaderMap): Buffer {
+  checkLabels(unprotected, "Unprotected");
+  return encodeCbor(new Tag([message.protectedRaw, deterministicMap(unprotected), message.payload, message.signature], COSE_SIGN1_TAG));
 }

@@ -288,3 +288,55 @@ export function endorseCertificateSigningRequestSync(args: EndorseCsrArgs): stri
   });
   return toPem("CERTIFICATE", Buffer.from(AsnConvert.serialize(certificate)));
 }
+
+export interface RenewServiceCertificateArgs {
+  serviceKeys: KeyPairPem;
+  /** The current service certificate: its subject is kept. */
+  serviceCertPem: string;
+  /** CCF time string (see parseCcfTimeString); undefined means now minus one minute. */
+  validFrom?: string;
+  validityPeriodDays: number;
+}
+
+/**
+ * Re-issues, synchronously, the self-signed service certificate with a new validity period
+ * (CCF's `ccf.network.generateNetworkCertificate`, used by `set_service_certificate_validity`):
+ * same subject and key, the CA extensions of `createServiceCertificate`, a fresh serial.
+ * Certificates the old one endorsed stay valid under the new one (same subject and key).
+ */
+export function renewServiceCertificateSync(args: RenewServiceCertificateArgs): string {
+  const days = args.validityPeriodDays;
+  if (!Number.isSafeInteger(days) || days < 1) {
+    throw invalid(`validity_period_days must be a positive integer, got ${String(days)}.`);
+  }
+  const notBeforeMs = args.validFrom === undefined ? Date.now() - 60_000 : parseCcfTimeString(args.validFrom);
+  const notAfterMs = notBeforeMs + days * DAY_MS - 1000;
+  if (notAfterMs > LATEST_NOT_AFTER) throw invalid("The certificate validity would end after the year 9999.");
+  const current = parseCertificate(args.serviceCertPem);
+  const privateKey = privateKeyObject(args.serviceKeys.privateKeyPem);
+  if (!current.publicKey.export({ type: "spki", format: "der" }).equals(createPublicKey(privateKey).export({ type: "spki", format: "der" }))) {
+    throw invalid("serviceKeys do not match the public key of serviceCertPem.");
+  }
+  const tbs = AsnConvert.parse(current.raw, Certificate).tbsCertificate;
+  const keyId = keyIdentifier(tbs.subjectPublicKeyInfo.subjectPublicKey);
+  const usages = KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign | KeyUsageFlags.digitalSignature;
+  const signatureAlgorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 });
+  const tbsCertificate = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: new Uint8Array(randomSerial()).buffer,
+    signature: signatureAlgorithm,
+    issuer: tbs.subject,
+    validity: new Validity({ notBefore: new Date(notBeforeMs), notAfter: new Date(notAfterMs) }),
+    subject: tbs.subject,
+    subjectPublicKeyInfo: tbs.subjectPublicKeyInfo,
+    extensions: new Extensions([
+      extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: true })),
+      extension(id_ce_keyUsage, true, new KeyUsage(usages)),
+      extension(id_ce_subjectKeyIdentifier, false, keyId),
+      extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: keyId })),
+    ]),
+  });
+  const signature = sign("sha384", Buffer.from(AsnConvert.serialize(tbsCertificate)), privateKey);
+  const certificate = new Certificate({ tbsCertificate, signatureAlgorithm, signatureValue: new Uint8Array(signature).buffer });
+  return toPem("CERTIFICATE", Buffer.from(AsnConvert.serialize(certificate)));
+}

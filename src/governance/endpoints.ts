@@ -1,9 +1,9 @@
 // Installs CCF's governance REST API (api-version 2024-07-01) on an endpoint registry. All
 // endpoints use the `no_auth` policy: members sign request bodies (COSE Sign1) and the
 // handlers authenticate them against the member tables of the same transaction.
-import type { EndpointRegistry } from "../rpc/index.js";
+import { buildOpenApiDocument, type EndpointRegistry } from "../rpc/index.js";
 import { installAckEndpoints } from "./acks.js";
-import type { GovernanceDeps } from "./common.js";
+import { govHandler, type GovernanceDeps } from "./common.js";
 import { installProposalEndpoints } from "./proposals.js";
 import { installServiceViewEndpoints } from "./service-views.js";
 
@@ -11,4 +11,21 @@ export function installGovernanceEndpoints(registry: EndpointRegistry, deps: Gov
   installProposalEndpoints(registry, deps);
   installAckEndpoints(registry, deps);
   installServiceViewEndpoints(registry, deps);
+  // Generated on each call from the registry, so endpoints installed later (recovery, node
+  // effects) appear too. CCF answers the 2024-07-01 API with a fixed TypeSpec (Swagger 2.0)
+  // document; Coco describes what it actually routes, in the node frontend's OpenAPI 3 shape.
+  registry.install({
+    method: "GET", path: "/gov/api", authPolicies: ["no_auth"], mode: "readonly",
+    summary: "OpenAPI schema of the governance endpoints",
+    handler: govHandler(() => ({
+      body: buildOpenApiDocument({
+        title: "CCF Governance API",
+        description: "This API is used to submit and query proposals which affect CCF's public governance tables.",
+        version: GOV_OPENAPI_DOCUMENT_VERSION,
+      }, registry.list(), "/gov/"),
+    })),
+  });
 }
+
+/** The governance API version this document describes (CCF's latest, which Coco implements). */
+export const GOV_OPENAPI_DOCUMENT_VERSION = "2024-07-01";

@@ -14,6 +14,10 @@ import {
   type ProposalInfo, readJson, RECENT_COSE_PROPOSALS_WINDOW_SIZE_DEFAULT, RECENT_COSE_PROPOSALS_WINDOW_SIZE_MAX, SINGLETON_KEY, TABLES, utf8, writeJson,
 } from "./tables.js";
 import { readOnlyKv } from "./overlay-kv.js";
+import { checkConstitutionSource, type JsRuntime, type NodeHooks } from "../js/index.js";
+
+/** A proposed constitution is evaluated under at most this heap (CCF's whole constitution needs a few MiB). */
+const CONSTITUTION_CHECK_MEMORY_MIB_MAX = 64;
 
 /** The 2024-07-01 JSON of a proposal (CCF's convert_proposal_to_api_format). */
 export function proposalToApi(proposalId: string, info: ProposalInfo): Record<string, unknown> {
@@ -87,6 +91,15 @@ function resolveContext(deps: GovernanceDeps) {
   return { runtime: deps.runtime, nowMs: deps.nowSeconds() * 1000, ...(deps.hooks ? { hooks: deps.hooks } : {}) };
 }
 
+/**
+ * What the constitution's `validate` may call: only `ccf.gov.validateConstitution`, which
+ * evaluates the proposed module in its own isolate under the sandbox's limits.
+ */
+function validationHooks(runtime: JsRuntime): Partial<NodeHooks> {
+  const limits = { timeLimitMs: runtime.timeLimitMs, memoryLimitMiB: Math.min(runtime.memoryLimitMiB, CONSTITUTION_CHECK_MEMORY_MIB_MAX) };
+  return { validateConstitution: (source) => checkConstitutionSource(source, limits) };
+}
+
 function createProposal(deps: GovernanceDeps, ctx: EndpointContext): HandlerResult {
   const identity = authenticateMember(deps, ctx, { msgType: "proposal", requireActive: true });
   const proposal = identity.payload.toString("utf8");
@@ -96,7 +109,7 @@ function createProposal(deps: GovernanceDeps, ctx: EndpointContext): HandlerResu
   let validation: unknown;
   try {
     const kv = readOnlyKv(ctx.tx, "The constitution's validate()");
-    validation = deps.runtime.call(constitution, "validate", [proposal], { kv, nowMs: deps.nowSeconds() * 1000, hooks: {} });
+    validation = deps.runtime.call(constitution, "validate", [proposal], { kv, nowMs: deps.nowSeconds() * 1000, hooks: validationHooks(deps.runtime) });
   } catch (error) {
     const failure = failureOf(error);
     throw new CocoError("InternalError", `Failed to execute validation: ${failure.reason} ${failure.trace ?? ""}`.trimEnd(), 500);

@@ -1,6 +1,6 @@
 // Host side of the `snp_attestation` global and of `ccf.tcbHexToPolicy` (CCF's JS API for
 // SEV-SNP): the same verifier that admits nodes (src/attestation), with CCF's result shape.
-import { refuse, snpAttestationForJs, snpProduct, tcbFromHex, tcbPolicy, cpuidFromHex, verifySnpReport, type SnpTcbPolicy } from "../attestation/index.js";
+import { DEFAULT_UVM_ROOTS_OF_TRUST, matchUvmRootsOfTrust, verifyUvmEndorsements, snpAttestationForJs, snpProduct, tcbFromHex, tcbPolicy, cpuidFromHex, verifySnpReport, type SnpTcbPolicy } from "../attestation/index.js";
 
 function bytesOf(value: unknown, what: string): Buffer {
   if (value instanceof ArrayBuffer) return Buffer.from(value);
@@ -15,14 +15,19 @@ function bytesOf(value: unknown, what: string): Buffer {
 export function verifySnpAttestation(evidence: unknown, endorsements: unknown, uvmEndorsements: unknown, endorsedTcb: unknown, nowMs: number): Record<string, unknown> {
   const report = bytesOf(evidence, "evidence");
   const endorsementsPem = bytesOf(endorsements, "endorsements").toString("utf8");
-  if (uvmEndorsements !== undefined && uvmEndorsements !== null) {
-    throw refuse("uvm_endorsements", "UVM endorsements are not verified by this version of Coco.");
-  }
   if (endorsedTcb !== undefined && endorsedTcb !== null && typeof endorsedTcb !== "string") {
     throw new TypeError("snp_attestation.verifySnpAttestation: endorsed_tcb must be a hex string");
   }
   const verified = verifySnpReport(report, endorsementsPem, { nowMs, ...(typeof endorsedTcb === "string" ? { endorsedTcbHex: endorsedTcb } : {}) });
-  return { attestation: snpAttestationForJs(verified.report) };
+  const result: Record<string, unknown> = { attestation: snpAttestationForJs(verified.report) };
+  if (uvmEndorsements !== undefined && uvmEndorsements !== null) {
+    // As CCF's extension: authenticated, bound to the measurement, and matched against CCF's
+    // built-in roots of trust (Confidential AKS and ACI), not governance's: the app decides.
+    const endorsed = verifyUvmEndorsements(bytesOf(uvmEndorsements, "uvm_endorsements"), verified.measurementHex);
+    matchUvmRootsOfTrust(endorsed, DEFAULT_UVM_ROOTS_OF_TRUST);
+    result["uvm_endorsements"] = endorsed;
+  }
+  return result;
 }
 
 /** CCF's ccf.tcbHexToPolicy(cpuid, tcbHex): the TCB policy of a hex TCB version on that CPUID's family. */

@@ -30,6 +30,7 @@ const NODE_HOOK_NAMES = new Set<keyof NodeHooks>([
   "setJwtPublicSigningKeys",
   "removeJwtPublicSigningKeys",
   "refreshAppBytecodeCache",
+  "validateConstitution",
   "requestHeaders",
   "requestCaller",
   "setApplyWrites",

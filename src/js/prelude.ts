@@ -433,6 +433,20 @@ export const PRELUDE_SOURCE = String.raw`
       triggerSnapshot: hook("triggerSnapshot"),
       triggerACMERefresh: hook("triggerAcmeRefresh"),
     }),
+    // CCF 6.0 LTS's governance helpers (not in @microsoft/ccf-app's types). A TypeError, as CCF
+    // throws, for bad arguments and for a constitution that does not pass.
+    gov: Object.freeze({
+      validateConstitution(constitution) {
+        if (arguments.length !== 1) throw new TypeError("Passed " + arguments.length + " arguments, but expected 1");
+        if (typeof constitution !== "string") throw new TypeError("constitution is not a string");
+        if (constitution.length === 0) throw new TypeError("constitution is empty");
+        try {
+          return H.nodeHook("validateConstitution", [constitution]);
+        } catch (error) {
+          throw new TypeError(error instanceof Error ? error.message : String(error));
+        }
+      },
+    }),
     // Per-request hooks of JS app endpoints (src/apps/js): absent elsewhere, so they throw there.
     rpc: Object.freeze({
       setApplyWrites: hook("setApplyWrites"),

@@ -36,6 +36,12 @@ export interface NodeHooks {
   setJwtPublicSigningKeys(issuer: string, metadata: unknown, jwks: unknown): void;
   removeJwtPublicSigningKeys(issuer: string): void;
   refreshAppBytecodeCache(): void;
+  /**
+   * `ccf.gov.validateConstitution`: true if `source` is an acceptable constitution, else throws
+   * saying why. Governance supplies it only while the constitution's `validate` runs (as CCF
+   * after microsoft/CCF#8341); apps and ballots cannot evaluate modules through it.
+   */
+  validateConstitution?(source: string): boolean;
   // Per-request hooks of JS app endpoints (`ccf.rpc.*`, `ccf.consensus.*`); optional elsewhere.
   setApplyWrites?(force: boolean): void;
   setClaimsDigest?(digest: Uint8Array): void;

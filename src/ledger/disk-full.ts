@@ -11,6 +11,8 @@ export interface LedgerEvents {
   diskFull: [error: CocoError];
   /** A flush succeeded again after `diskFull`: everything kept in memory is written. */
   diskSpaceAvailable: [durableSeqno: number];
+  /** The commit point on disk now records `seqno`: a restart knows everything up to it is committed. */
+  commitRecorded: [seqno: number];
 }
 
 export function isDiskFull(err: unknown): boolean {

@@ -114,6 +114,11 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     return this.#committedSeqno;
   }
 
+  /** Highest seqno the commit point file records: what a restart will know to be committed. */
+  get recordedCommitSeqno(): number {
+    return this.#commitPoint.seqno;
+  }
+
   /** True from a write that failed for lack of space until a flush writes everything again. */
   get diskFull(): boolean {
     return this.#diskFull;
@@ -169,8 +174,10 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     try {
       await this.#files.markCommitted(this.#committedSeqno);
       // Only entries already on disk: recovery refuses to start if any at or below it is missing.
+      const recordedBefore = this.#commitPoint.seqno;
       await this.#commitPoint.record(Math.min(this.#committedSeqno, this.#durableSeqno));
       this.#commitBehind = false;
+      if (this.#commitPoint.seqno > recordedBefore) this.emit("commitRecorded", this.#commitPoint.seqno);
     } catch (err) {
       if (!isDiskFull(err)) throw err;
       this.#commitBehind = true;

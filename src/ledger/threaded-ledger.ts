@@ -15,6 +15,11 @@ export interface LedgerStore {
   readonly durableSeqno: number;
   /** True from a write that failed for lack of space (LedgerDiskFull) until a flush succeeds again. */
   readonly diskFull: boolean;
+  /**
+   * Highest seqno the commit point on disk records (event `commitRecorded` when it grows). A node
+   * reports nothing as Committed above it, so a restart never un-commits what it reported.
+   */
+  readonly recordedCommitSeqno: number;
   append(entry: Buffer, seqno: number, isSignature: boolean): void;
   flush(): Promise<number>;
   commit(seqno: number): Promise<void>;
@@ -59,14 +64,16 @@ export interface ThreadedLedgerOptions {
   /** While the disk is full, a flush is retried this often, so writes resume by themselves once space is freed. */
   diskFullRetryMs?: number;
   /** The commit point on disk is written at most this often (each write is one small fdatasync on
-   * the worker, between group commits); it may lag the commit by that much, which is safe. */
+   * the worker, between group commits). The node reports Committed only up to the recorded commit
+   * point, so this interval adds to commit latency; 0 (the default) writes it as soon as the
+   * previous write is done, folding every commit made meanwhile into one write. */
   commitPointIntervalMs?: number;
   /** For an empty directory: the ledger starts after this (snapshot) seqno (Ledger's option). */
   startAfter?: number;
 }
 
 const DEFAULT_DISK_FULL_RETRY_MS = 1000;
-const DEFAULT_COMMIT_POINT_INTERVAL_MS = 100;
+const DEFAULT_COMMIT_POINT_INTERVAL_MS = 0;
 
 type Pending = { resolve: (reply: SuccessReply) => void; reject: (error: Error) => void };
 type RequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, "id"> : never) : never;
@@ -86,6 +93,8 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   private commitWanted = 0;
   /** Highest commit point posted to the worker: never above what had been posted before it. */
   private commitPosted = 0;
+  /** Highest commit point the worker says is on disk. */
+  private commitRecorded = 0;
   private readonly inFlightFlushes = new Set<InFlightFlush>();
   private commitRunning: Promise<void> | null = null;
   private commitPostedAtMs = -Infinity;
@@ -127,7 +136,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     ledger.last = reply.lastSeqno;
     ledger.durable = reply.durableSeqno;
     ledger.bufferedFirst = reply.lastSeqno + 1;
-    ledger.commitWanted = ledger.commitPosted = reply.committedSeqno ?? 0;
+    ledger.commitWanted = ledger.commitPosted = ledger.commitRecorded = reply.committedSeqno ?? 0;
     return { ledger, entries: unpackEntries(reply.bytes!, reply.lengths!) };
   }
 
@@ -145,7 +154,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     ledger.last = opened.lastSeqno;
     ledger.durable = opened.durableSeqno;
     ledger.bufferedFirst = opened.lastSeqno + 1;
-    ledger.commitWanted = ledger.commitPosted = opened.committedSeqno;
+    ledger.commitWanted = ledger.commitPosted = ledger.commitRecorded = opened.committedSeqno;
     return ledger;
   }
 
@@ -154,6 +163,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   /** Highest seqno known committed: at open, the commit point recorded on disk. */
   get committedSeqno(): number { return this.commitWanted; }
   get diskFull(): boolean { return this.full; }
+  get recordedCommitSeqno(): number { return this.commitRecorded; }
 
   append(entry: Buffer, seqno: number, isSignature: boolean): void {
     if (seqno !== this.last + 1) throw new Error(`assertion failed: appended seqno ${seqno} follows last seqno ${this.last}`);
@@ -249,7 +259,13 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   private sendCommit(seqno: number): Promise<void> {
     this.commitPosted = seqno;
     this.commitPostedAtMs = this.timers.now();
-    return this.request({ op: "commit", seqno }).then(() => undefined, (error: Error) => { throw this.noteFailure(error); });
+    return this.request({ op: "commit", seqno }).then((reply) => {
+      const recorded = reply.committedSeqno ?? 0;
+      if (recorded > this.commitRecorded) {
+        this.commitRecorded = recorded;
+        this.emit("commitRecorded", recorded);
+      }
+    }, (error: Error) => { throw this.noteFailure(error); });
   }
 
   /** Drops every entry after `seqno` (a rollback); the worker applies it after every flush posted before. */

@@ -41,9 +41,11 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       if (request.flush) await l.flush();
       return { id: request.id, ok: true, durableSeqno: l.durableSeqno, lastSeqno: l.lastSeqno };
     }
-    case "commit":
-      await opened().commit(request.seqno);
-      break;
+    case "commit": {
+      const l = opened();
+      await l.commit(request.seqno);
+      return { id: request.id, ok: true, durableSeqno: l.durableSeqno, lastSeqno: l.lastSeqno, committedSeqno: l.recordedCommitSeqno };
+    }
     case "truncate":
       await opened().truncate(request.seqno);
       break;

@@ -3,3 +3,4 @@
 export * from "./proof.js";
 export * from "./tree.js";
 export type { CcfReceipt, CcfReceiptLeafComponents } from "./receipt-format.js";
+export * from "./cose-receipt.js";

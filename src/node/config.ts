@@ -21,7 +21,7 @@ export interface RpcInterfaceConfig {
 }
 
 export interface NodeConfigFile {
-  /** CCF's platform selection: "Virtual" (default) or "SNP" (an AMD SEV-SNP guest). */
+  /** CCF's platform selection: "Virtual" (default) or "SNP" (an AMD SEV-SNP guest); Coco's own "TDX" (an Intel TDX guest). */
   enclave?: { platform?: string; type?: string };
   /** CCF's attestation section. Coco reads the endorsements from a file or directory only. */
   attestation?: {
@@ -29,6 +29,10 @@ export interface NodeConfigFile {
     snp_endorsements_servers?: unknown[];
     snp_security_policy_file?: string;
     snp_uvm_endorsements_file?: string;
+    /** TDX (Coco's own): Intel's collateral (PCCS v4 JSON) for this node's quote. */
+    tdx_collateral_file?: string;
+    /** TDX (Coco's own, development without TDX hardware): a quote made beforehand, instead of configfs-tsm. */
+    tdx_quote_file?: string;
   };
   network: {
     rpc_interfaces: Record<string, RpcInterfaceConfig>;
@@ -77,6 +81,8 @@ export interface NodeConfigFile {
     attestation_format?: string;
     /** SNP only: where configfs-tsm is mounted (default /sys/kernel/config/tsm/report). */
     snp_tsm_report_directory?: string;
+    /** TDX only: where configfs-tsm is mounted (default /sys/kernel/config/tsm/report). */
+    tdx_tsm_report_directory?: string;
     /** Governance requests: how far ccf.gov.msg.created_at may lie from this node's clock. */
     governance?: { created_at_max_age?: string | number; created_at_max_future?: string | number };
     /** Admission control on both ports and on /node/join (docs/configuration.md, "Admission control"). */
@@ -155,9 +161,20 @@ function resolvePlatform(file: NodeConfigFile, at: (p: string) => string): Platf
   const platform = file.enclave?.platform ?? "Virtual";
   const attestation = file.attestation ?? {};
   if (platform === "Virtual") return { kind: "virtual" };
-  if (platform !== "SNP") throw invalid("enclave.platform", `expected "Virtual" or "SNP", got ${JSON.stringify(platform)}`);
-  if (attestation.snp_uvm_endorsements_file !== undefined || attestation.snp_security_policy_file !== undefined) {
-    throw invalid("attestation", "snp_uvm_endorsements_file and snp_security_policy_file (confidential containers) are not supported by Coco; remove them");
+  if (platform === "TDX") {
+    if (attestation.tdx_collateral_file === undefined) {
+      throw invalid("attestation.tdx_collateral_file", "a TDX node needs Intel's collateral for its quote (PCCS v4 JSON, fetched beforehand from Intel's PCS or a PCCS)");
+    }
+    return {
+      kind: "tdx",
+      collateralPath: at(attestation.tdx_collateral_file),
+      tsmReportDirectory: file.coco?.tdx_tsm_report_directory ?? TSM_REPORT_DIRECTORY_DEFAULT,
+      ...(attestation.tdx_quote_file !== undefined ? { quoteFile: at(attestation.tdx_quote_file) } : {}),
+    };
+  }
+  if (platform !== "SNP") throw invalid("enclave.platform", `expected "Virtual", "SNP" or "TDX", got ${JSON.stringify(platform)}`);
+  if (attestation.snp_security_policy_file !== undefined) {
+    throw invalid("attestation", "snp_security_policy_file is not supported by Coco (members allow the policy's digest with add_snp_host_data); remove it");
   }
   if (attestation.snp_endorsements_file === undefined) {
     throw invalid("attestation.snp_endorsements_file", "an SNP node needs its VCEK/VLEK chain (a PEM bundle or a directory with vcek.pem, ask.pem, ark.pem): "
@@ -167,6 +184,7 @@ function resolvePlatform(file: NodeConfigFile, at: (p: string) => string): Platf
     kind: "snp",
     endorsementsPath: at(attestation.snp_endorsements_file),
     tsmReportDirectory: file.coco?.snp_tsm_report_directory ?? TSM_REPORT_DIRECTORY_DEFAULT,
+    ...(attestation.snp_uvm_endorsements_file !== undefined ? { uvmEndorsementsPath: at(attestation.snp_uvm_endorsements_file) } : {}),
   };
 }
 

@@ -10,15 +10,17 @@
 import { EventEmitter } from "node:events";
 import { randomBytes as cryptoRandomBytes } from "node:crypto";
 import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, signDigest, verifyDigest } from "../crypto/index.js";
-import { MerkleTree, type CcfReceipt } from "../merkle/index.js";
-import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type Transaction, type WriteSet } from "../kv/index.js";
+import {
+  buildCoseReceipt, COSE_SIGNATURES_MAP, encodeInclusionProof, MerkleTree, signRootCose, type CcfReceipt, type CoseSignatureKeys, type ProofStep,
+} from "../merkle/index.js";
+import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { transactionStatus } from "../consensus/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
 import { SERVICE_INFO_MAP } from "./service-status.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
-import { EntryEncoder, type EncodedBatch, type EncodeItem, type SignedRoot } from "./entry-encoder.js";
+import { EntryEncoder, type CoseSigning, type EncodedBatch, type EncodeItem, type SignedRoot } from "./entry-encoder.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
@@ -26,7 +28,7 @@ export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
 /** In line at the encoder worker: a batch of entries, or a reserved signature whose root it signs. */
 type InFlight =
   | { readonly id: number; readonly firstSeqno: number; readonly count: number; result?: EncodedBatch }
-  | { readonly signature: number; signId?: number; root?: Buffer; signed?: Buffer };
+  | { readonly signature: number; signId?: number; root?: Buffer; signed?: Buffer; coseSigned?: Buffer };
 
 /** A transaction waiting for its ledger entry; no write set yet: a reserved signature transaction. */
 interface Queued {
@@ -96,6 +98,13 @@ export interface EngineOptions {
   /** Clock and timers (default: node's); the simulator passes its own. */
   scheduler?: Scheduler;
   /**
+   * CCF 6's COSE signatures: each signature transaction also stores a COSE_Sign1 by the service
+   * key over the same root (public:ccf.internal.cose_signatures), from which COSE receipts are
+   * built. The node sets it; without it (unit tests, the simulator) only the node's ECDSA
+   * signature is written, as before CCF 6.
+   */
+  coseSignatures?: CoseSignatureKeys;
+  /**
    * Source of the entry key nonces (default: node:crypto's randomBytes). Only the simulator
    * passes another, seeded, so its runs stay reproducible; nodes never do.
    */
@@ -159,7 +168,14 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   private keyNonceGap: number | undefined;
   private view = 0;
   private lastSeqno = 0;
+  /** Consensus's commit point, as far as this node holds the entries. */
   private commitSeqno = 0;
+  /**
+   * What the ledger's commit point file records. Every answer about commitment (status, receipts,
+   * /node/commit, historical reads, commit waiters) uses min(commitSeqno, recordedSeqno): after a
+   * restart this node knows exactly that much, so nothing it said was Committed becomes Pending.
+   */
+  private recordedSeqno: number;
   private txSinceSignature = 0;
   private signatureTimer: TimerHandle | undefined;
   private readonly scheduler: Scheduler;
@@ -188,6 +204,12 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
     this.scheduler = options.scheduler ?? realScheduler;
+    this.recordedSeqno = ledger.recordedCommitSeqno;
+    ledger.on("commitRecorded", (seqno) => {
+      const before = this.reportedCommitSeqno;
+      this.recordedSeqno = Math.max(this.recordedSeqno, seqno);
+      if (this.reportedCommitSeqno > before) this.emit("commit", this.reportedCommitSeqno);
+    });
     this.rootSignatures = options.rootSignatures ?? ecdsaRootSignatures;
     this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
     this.refreshKeyNonce();
@@ -216,7 +238,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     });
     if (options.entryWorker) {
       this.encoder = EntryEncoder.start(this.secrets.list(), options.nodePrivateKeyPem,
-        (reply) => this.onDelivered(reply), (error) => this.fail(error));
+        (reply) => this.onDelivered(reply), (error) => this.fail(error), options.coseSignatures);
     }
   }
 
@@ -225,7 +247,14 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   get lastSeqnoLocal(): number { return this.lastSeqno; }
   setSink(sink: EntrySink): void { this.sink = sink; }
   get lastTxId(): TxId { return { view: this.views.viewAt(this.lastSeqno) ?? this.view, seqno: this.lastSeqno }; }
-  get commitTxId(): TxId { return { view: this.views.viewAt(this.commitSeqno) ?? 0, seqno: this.commitSeqno }; }
+  /** The last transaction this node reports Committed (see recordedSeqno). */
+  get commitTxId(): TxId {
+    const seqno = this.reportedCommitSeqno;
+    return { view: this.views.viewAt(seqno) ?? 0, seqno };
+  }
+  /** Consensus's commit point on this node, ahead of commitTxId while the ledger records it. */
+  get consensusCommitSeqno(): number { return this.commitSeqno; }
+  private get reportedCommitSeqno(): number { return Math.min(this.commitSeqno, this.recordedSeqno); }
   get lastSignedSeqno(): number { return this.signatures.last?.seqno ?? 0; }
   /** The view that wrote `seqno`, if this node holds it. */
   viewAt(seqno: number): number | null {
@@ -525,10 +554,12 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   advanceCommit(seqno: number): void {
     if (seqno <= this.commitSeqno) return;
     assert(seqno <= this.lastSeqno, "commit never passes the local log");
+    const reported = this.reportedCommitSeqno;
     this.commitSeqno = seqno;
     this.store.compact(seqno);
     this.ledger.commit(seqno).catch((error) => this.options.logger.warn({ err: error }, "could not mark ledger chunks committed"));
-    this.emit("commit", seqno);
+    // At start the commit point on disk is usually ahead of consensus: report what it covers now.
+    if (this.reportedCommitSeqno > reported) this.emit("commit", this.reportedCommitSeqno);
   }
 
   /**
@@ -664,7 +695,10 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     // Answers to requests dropped by discardUnproposed find nothing and are ignored.
     for (const item of this.inFlight) {
       if (reply.kind === "entries" && "id" in item && item.id === reply.id) item.result = reply;
-      else if (reply.kind === "signature" && "signature" in item && item.signId === reply.id) item.signed = reply.signature;
+      else if (reply.kind === "signature" && "signature" in item && item.signId === reply.id) {
+        item.signed = reply.signature;
+        if (reply.coseSignature !== undefined) item.coseSigned = reply.coseSignature;
+      }
     }
     this.settle();
   }
@@ -685,14 +719,14 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       }
       if (head.signed !== undefined) {
         this.inFlight.shift();
-        this.proposeSignature(head.signature, head.root!, head.signed);
+        this.proposeSignature(head.signature, head.root!, head.signed, head.coseSigned);
         continue;
       }
       if (this.encoder !== undefined && !this.encoder.failed) {
         if (head.signId === undefined) {
-          assert(head.signature === this.proposedSeqno + 1 && this.merkle.size === head.signature - 1, `signature ${head.signature} follows every transaction before it`);
-          head.root = this.merkle.root();
-          head.signId = this.encoder.sign(head.root);
+          assert(head.signature === this.proposedSeqno + 1 && this.tree.size === head.signature - 1, `signature ${head.signature} follows every transaction before it`);
+          head.root = this.tree.root();
+          head.signId = this.encoder.sign(head.root, this.coseSigning(head.signature));
         }
         return;
       }
@@ -774,13 +808,21 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   /** Signs the root of the first seqno - 1 transactions here and proposes the reserved signature transaction. */
   private completeSignature(seqno: number): void {
-    const root = this.merkle.root();
-    this.proposeSignature(seqno, root, this.rootSignatures.sign(this.options.nodePrivateKeyPem, root));
+    const root = this.tree.root();
+    const cose = this.coseSigning(seqno);
+    const coseSignature = cose === undefined ? undefined : signRootCose({ ...this.options.coseSignatures!, root, ...cose });
+    this.proposeSignature(seqno, root, this.rootSignatures.sign(this.options.nodePrivateKeyPem, root), coseSignature);
+  }
+
+  /** The txid and time CCF 6's COSE signature of signature transaction `seqno` carries, if this node makes them. */
+  private coseSigning(seqno: number): CoseSigning | undefined {
+    if (this.options.coseSignatures === undefined) return undefined;
+    return { txid: formatTxId(this.view, seqno), issuedAtSeconds: Math.floor(this.scheduler.now() / 1000) };
   }
 
   /** The signature transaction `seqno` over `root` (the first seqno - 1 transactions), signed: record, KV write, entry, log. */
-  private proposeSignature(seqno: number, root: Buffer, signature: Buffer): void {
-    assert(seqno === this.proposedSeqno + 1 && this.merkle.size === seqno - 1, `signature ${seqno} follows every transaction before it`);
+  private proposeSignature(seqno: number, root: Buffer, signature: Buffer, coseSignature: Buffer | undefined): void {
+    assert(seqno === this.proposedSeqno + 1 && this.tree.size === seqno - 1, `signature ${seqno} follows every transaction before it`);
     const record: SignatureRecord = {
       seqno,
       view: this.view,
@@ -793,7 +835,14 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     };
     const value = encodeSignature(record);
     this.store.writeReserved(seqno, SIGNATURES_MAP, SINGLETON_KEY, value);
-    const writeSet: WriteSet = { seqno, maps: [{ name: SIGNATURES_MAP, isPublic: true, writes: [[SINGLETON_KEY, value]] }] };
+    const maps: MapWrites[] = [{ name: SIGNATURES_MAP, isPublic: true, writes: [[SINGLETON_KEY, value]] }];
+    if (coseSignature !== undefined) {
+      // As CCF: the COSE_Sign1 bytes as a JSON base64 string, in the same transaction.
+      const coseValue = Buffer.from(JSON.stringify(coseSignature.toString("base64")));
+      this.store.writeReserved(seqno, COSE_SIGNATURES_MAP, SINGLETON_KEY, coseValue);
+      maps.unshift({ name: COSE_SIGNATURES_MAP, isPublic: true, writes: [[SINGLETON_KEY, coseValue]] });
+    }
+    const writeSet: WriteSet = { seqno, maps };
     this.signatures.add(record);
     this.signaturePending = false;
     this.proposeEncoded(writeSet, true, ZERO_DIGEST, this.commitEvidence.nonces(this.keyNonce, this.view, seqno, 1), undefined);
@@ -861,7 +910,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   /** CCF's transaction status, by the one rule every status answer uses (consensus/status.ts). */
   status(view: number, seqno: number): TxStatus {
-    return transactionStatus(view, seqno, { lastIndex: this.lastSeqno, commitIndex: this.commitSeqno, termAt: this.localViewAt });
+    return transactionStatus(view, seqno, { lastIndex: this.lastSeqno, commitIndex: this.reportedCommitSeqno, termAt: this.localViewAt });
   }
 
   private readonly localViewAt = (seqno: number): number | undefined =>
@@ -869,35 +918,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   /** CCF's JSON receipt for a committed transaction. */
   async receipt(view: number, seqno: number): Promise<CcfReceipt> {
-    const status = this.status(view, seqno);
-    if (status === "Invalid") {
-      throw new CocoError("TransactionInvalid", `Transaction ${formatTxId(view, seqno)} is invalid: it was rolled back and can never be committed.`, 404);
-    }
-    if (status !== "Committed") {
-      throw new CocoError("TransactionPendingOrUnknown",
-        `Transaction ${formatTxId(view, seqno)} is ${status.toLowerCase()}: a receipt is available once it is committed.`, 404);
-    }
-    if (seqno <= this.merkle.flushedIndex) {
-      throw new CocoError("TransactionNotInThisNodesHistory",
-        `Transaction ${formatTxId(view, seqno)} precedes the snapshot this node started from (seqno ${this.merkle.flushedIndex}): ` +
-        "it holds no Merkle path for it. Ask a node whose ledger goes back that far.", 404);
-    }
-    const signature = this.signatures.firstAbove(seqno);
-    if (!signature || signature.seqno > this.commitSeqno) {
-      throw new CocoError("TransactionPendingOrUnknown",
-        `Transaction ${formatTxId(view, seqno)} is a signature transaction; its receipt is available once a later signature is committed.`, 404);
-    }
-    this.checkSecretKnown(seqno);
-    const treeSize = signature.seqno - 1;
-    const entry = decodeEntry(await this.ledger.read(seqno));
-    const commitEvidence = this.commitEvidence.evidence(entry.keyNonce, entry.view, seqno);
-    if (!sha256(Buffer.from(commitEvidence)).equals(entry.commitEvidenceDigest)) {
-      // The ledger entry was written under another commit-evidence derivation (or secret):
-      // answer plainly rather than serve a receipt that cannot verify.
-      throw new CocoError("InternalError", `Cannot rebuild the commit evidence of ${formatTxId(view, seqno)}: it does not match the digest in its ledger entry.`, 500);
-    }
-    const proof = this.merkle.path(seqno - 1, treeSize).map((step) =>
-      "left" in step ? { left: step.left.toString("hex") } : { right: step.right.toString("hex") });
+    const { signature, entry, commitEvidence, path } = await this.receiptParts(view, seqno);
+    const proof = path.map((step) => ("left" in step ? { left: step.left.toString("hex") } : { right: step.right.toString("hex") }));
     return {
       cert: signature.cert,
       node_id: signature.node,
@@ -912,14 +934,67 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
+   * CCF 6's COSE receipt for a committed transaction: the COSE signature of the signature
+   * transaction that covers it (read back from that transaction's ledger entry, so nothing
+   * grows in memory), with the inclusion proof in its unprotected header.
+   */
+  async coseReceipt(view: number, seqno: number): Promise<Buffer> {
+    const { signature, entry, commitEvidence, path } = await this.receiptParts(view, seqno);
+    const signatureEntry = decodeEntry(await this.ledger.read(signature.seqno));
+    let coseSignature: Buffer | undefined;
+    for (const map of deserialiseDomain(signatureEntry.publicDomain).maps) {
+      if (map.name !== COSE_SIGNATURES_MAP) continue;
+      for (const [, value] of map.writes) if (value) coseSignature = Buffer.from(JSON.parse(value.toString("utf8")) as string, "base64");
+    }
+    if (coseSignature === undefined) {
+      // Signed before COSE signatures (an older ledger) or by a node without the service key.
+      throw new CocoError("ResourceNotFound", `No COSE signature available for transaction ${formatTxId(view, seqno)}: signature transaction ${signature.seqno} carries none.`, 404);
+    }
+    const proof = encodeInclusionProof({ writeSetDigest: writeSetDigest(entry.bytes), commitEvidence, claimsDigest: entry.claimsDigest }, path);
+    return buildCoseReceipt(coseSignature, proof);
+  }
+
+  /** What both receipt forms need: the covering signature, the entry, its commit evidence and its Merkle path. */
+  private async receiptParts(view: number, seqno: number): Promise<{ signature: SignatureRecord; entry: ReturnType<typeof decodeEntry>; commitEvidence: string; path: ProofStep[] }> {
+    const status = this.status(view, seqno);
+    if (status === "Invalid") {
+      throw new CocoError("TransactionInvalid", `Transaction ${formatTxId(view, seqno)} is invalid: it was rolled back and can never be committed.`, 404);
+    }
+    if (status !== "Committed") {
+      throw new CocoError("TransactionPendingOrUnknown",
+        `Transaction ${formatTxId(view, seqno)} is ${status.toLowerCase()}: a receipt is available once it is committed.`, 404);
+    }
+    if (seqno <= this.merkle.flushedIndex) {
+      throw new CocoError("TransactionNotInThisNodesHistory",
+        `Transaction ${formatTxId(view, seqno)} precedes the snapshot this node started from (seqno ${this.merkle.flushedIndex}): ` +
+        "it holds no Merkle path for it. Ask a node whose ledger goes back that far.", 404);
+    }
+    const signature = this.signatures.firstAbove(seqno);
+    if (!signature || signature.seqno > this.reportedCommitSeqno) {
+      throw new CocoError("TransactionPendingOrUnknown",
+        `Transaction ${formatTxId(view, seqno)} is a signature transaction; its receipt is available once a later signature is committed.`, 404);
+    }
+    this.checkSecretKnown(seqno);
+    const treeSize = signature.seqno - 1;
+    const entry = decodeEntry(await this.ledger.read(seqno));
+    const commitEvidence = this.commitEvidence.evidence(entry.keyNonce, entry.view, seqno);
+    if (!sha256(Buffer.from(commitEvidence)).equals(entry.commitEvidenceDigest)) {
+      // The ledger entry was written under another commit-evidence derivation (or secret):
+      // answer plainly rather than serve a receipt that cannot verify.
+      throw new CocoError("InternalError", `Cannot rebuild the commit evidence of ${formatTxId(view, seqno)}: it does not match the digest in its ledger entry.`, 500);
+    }
+    return { signature, entry, commitEvidence, path: this.tree.path(seqno - 1, treeSize) };
+  }
+
+  /**
    * One committed transaction as its ledger entry holds it, private domain decrypted: what
    * historical queries (src/node/historical.ts) rebuild a read-only store from, as CCF does.
    */
   async readEntry(seqno: number): Promise<{
     view: number; seqno: number; isSignature: boolean; publicDomain: Buffer; privatePlain: Buffer; claimsDigest: Buffer;
   }> {
-    if (!Number.isSafeInteger(seqno) || seqno < 1 || seqno > this.commitSeqno) {
-      throw new CocoError("TransactionPendingOrUnknown", `Seqno ${seqno} is not committed on this node (commit seqno ${this.commitSeqno}).`, 404);
+    if (!Number.isSafeInteger(seqno) || seqno < 1 || seqno > this.reportedCommitSeqno) {
+      throw new CocoError("TransactionPendingOrUnknown", `Seqno ${seqno} is not committed on this node (commit seqno ${this.reportedCommitSeqno}).`, 404);
     }
     this.checkSecretKnown(seqno);
     const entry = decodeEntry(await this.ledger.read(seqno));

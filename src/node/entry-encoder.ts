@@ -13,6 +13,7 @@
 // main thread (both are deterministic), which the tests check.
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import type { LedgerSecretVersion } from "../ledger/index.js";
+import type { CoseSignatureKeys } from "../merkle/index.js";
 
 /** One write set to encode: the private domain is still plaintext (it never leaves the process). */
 export interface EncodeItem {
@@ -30,24 +31,31 @@ export interface EncodedBatch {
   readonly leaves: Buffer;
 }
 
-/** A Merkle root signed by the worker (signDigest with the node key, DER). */
+/** A Merkle root signed by the worker (signDigest with the node key, DER), and by the service key as COSE_Sign1 when asked. */
 export interface SignedRoot {
   readonly kind: "signature";
   readonly id: number;
   readonly signature: Buffer;
+  readonly coseSignature?: Buffer;
+}
+
+/** What the worker needs to make CCF 6's COSE signature of a root (see merkle/cose-receipt.ts). */
+export interface CoseSigning {
+  readonly txid: string;
+  readonly issuedAtSeconds: number;
 }
 
 /** @internal Messages to the worker. */
 export type EncoderRequest =
   | { op: "secrets"; secrets: LedgerSecretVersion[] }
-  | { op: "key"; privateKeyPem: string }
+  | { op: "key"; privateKeyPem: string; cose?: CoseSignatureKeys }
   | { op: "encode"; id: number; keyNonce: Uint8Array; view: number; firstSeqno: number; count: number; input: ArrayBuffer }
-  | { op: "sign"; id: number; root: Uint8Array };
+  | { op: "sign"; id: number; root: Uint8Array; cose?: CoseSigning };
 
 /** @internal Replies from the worker. */
 export type EncoderReply =
   | { id: number; ok: true; entries: ArrayBuffer; lengths: Uint32Array; leaves: ArrayBuffer }
-  | { id: number; ok: true; signature: Uint8Array }
+  | { id: number; ok: true; signature: Uint8Array; coseSignature?: Uint8Array }
   | { id: number; ok: false; message: string };
 
 /** Per item in the input buffer: claims digest (32) | public length u32 | private length u32 | public | private. */
@@ -75,7 +83,7 @@ export class EntryEncoder {
    * or from inside `waitFor`; `onFailure` is called once if the worker fails.
    */
   static start(secrets: readonly LedgerSecretVersion[], nodePrivateKeyPem: string,
-    deliver: (reply: EncodedBatch | SignedRoot) => void, onFailure: (error: Error) => void): EntryEncoder {
+    deliver: (reply: EncodedBatch | SignedRoot) => void, onFailure: (error: Error) => void, cose?: CoseSignatureKeys): EntryEncoder {
     const posted = new Int32Array(new SharedArrayBuffer(4));
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(new URL("./entry-worker.js", import.meta.url), {
@@ -90,7 +98,7 @@ export class EntryEncoder {
     worker.unref();
     port1.unref();
     encoder.setSecrets(secrets);
-    encoder.post({ op: "key", privateKeyPem: nodePrivateKeyPem });
+    encoder.post({ op: "key", privateKeyPem: nodePrivateKeyPem, ...(cose === undefined ? {} : { cose }) });
     return encoder;
   }
 
@@ -121,10 +129,10 @@ export class EntryEncoder {
     return id;
   }
 
-  /** Queues the signing of a Merkle root with the node key; returns the request id. */
-  sign(root: Buffer): number {
+  /** Queues the signing of a Merkle root with the node key (and the service key, given `cose`); returns the request id. */
+  sign(root: Buffer, cose?: CoseSigning): number {
     const id = this.nextId++;
-    this.post({ op: "sign", id, root: new Uint8Array(root) });
+    this.post({ op: "sign", id, root: new Uint8Array(root), ...(cose === undefined ? {} : { cose }) });
     return id;
   }
 
@@ -170,7 +178,10 @@ export class EntryEncoder {
       return;
     }
     if ("signature" in reply) {
-      this.deliver({ kind: "signature", id: reply.id, signature: Buffer.from(reply.signature) });
+      this.deliver({
+        kind: "signature", id: reply.id, signature: Buffer.from(reply.signature),
+        ...(reply.coseSignature === undefined ? {} : { coseSignature: Buffer.from(reply.coseSignature) }),
+      });
       return;
     }
     const entries: Buffer[] = new Array(reply.lengths.length);

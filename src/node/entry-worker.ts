@@ -6,6 +6,7 @@
 import { workerData, type MessagePort } from "node:worker_threads";
 import { LedgerSecrets, encodeEntry, entryLeafInto } from "../ledger/index.js";
 import { signDigest } from "../crypto/index.js";
+import { signRootCose, type CoseSignatureKeys } from "../merkle/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
 import { ITEM_HEADER_BYTES, type EncoderReply, type EncoderRequest } from "./entry-encoder.js";
 
@@ -13,6 +14,7 @@ const { port, posted } = workerData as { port: MessagePort; posted: Int32Array }
 let secrets: LedgerSecrets | undefined;
 let commitEvidence: CommitEvidenceKeys | undefined;
 let nodePrivateKeyPem: string | undefined;
+let coseKeys: CoseSignatureKeys | undefined;
 
 function encode(keyNonce: Buffer, view: number, firstSeqno: number, count: number, input: ArrayBuffer): { id: number; ok: true; entries: ArrayBuffer; lengths: Uint32Array; leaves: ArrayBuffer } {
   if (!secrets || !commitEvidence) throw new Error("no ledger secrets yet");
@@ -60,6 +62,7 @@ port.on("message", (request: EncoderRequest) => {
   }
   if (request.op === "key") {
     nodePrivateKeyPem = request.privateKeyPem;
+    coseKeys = request.cose;
     return;
   }
   let reply: EncoderReply;
@@ -67,7 +70,11 @@ port.on("message", (request: EncoderRequest) => {
   try {
     if (request.op === "sign") {
       if (nodePrivateKeyPem === undefined) throw new Error("no node key");
-      reply = { id: request.id, ok: true, signature: new Uint8Array(signDigest(nodePrivateKeyPem, request.root)) };
+      const signature = new Uint8Array(signDigest(nodePrivateKeyPem, request.root));
+      if (request.cose !== undefined && coseKeys === undefined) throw new Error("no service key for COSE signatures");
+      const coseSignature = request.cose === undefined ? undefined
+        : new Uint8Array(signRootCose({ ...coseKeys!, root: request.root, txid: request.cose.txid, issuedAtSeconds: request.cose.issuedAtSeconds }));
+      reply = { id: request.id, ok: true, signature, ...(coseSignature === undefined ? {} : { coseSignature }) };
     } else {
       const encoded = encode(Buffer.from(request.keyNonce), request.view, request.firstSeqno, request.count, request.input);
       reply = { ...encoded, id: request.id };

@@ -13,8 +13,8 @@ import {
   type KeyPairPem,
 } from "../crypto/index.js";
 import { CocoError } from "../util/index.js";
-import { SNP_FORMAT, admitSnpEvidence, type SnpQuoteInfo } from "../attestation/index.js";
-import { snpAllowListsOf } from "./attestation-tables.js";
+import { SNP_FORMAT, TDX_FORMAT, admitSnpEvidence, admitTdxEvidence, type SnpQuoteInfo, type TdxQuoteInfo } from "../attestation/index.js";
+import { snpAllowListsOf, tdxAllowListsOf } from "./attestation-tables.js";
 import type { Transaction } from "../kv/index.js";
 import type { LedgerSecretVersion } from "../ledger/index.js";
 import type { EndpointRegistry } from "../rpc/index.js";
@@ -86,18 +86,23 @@ function isStringRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Checks a join request's attestation against what governance allows (CCF: measurements and host data tables). */
-export function verifyAttestation(tx: Transaction, quoteInfo: unknown, nodePublicKeyPem: string): void {
+export function verifyAttestation(tx: Transaction, quoteInfo: unknown, nodePublicKeyPem: string, nowMs: number = Date.now()): void {
   if (!isStringRecord(quoteInfo) || typeof quoteInfo["format"] !== "string") {
     throw refuse("quote_info.format is missing: the join request carries no attestation evidence.", 400, "InvalidInput");
   }
   const format = quoteInfo["format"];
   if (format === SNP_FORMAT) {
     // One verifier for every use (src/attestation); its refusals name the failed check.
-    admitSnpEvidence(quoteInfo as unknown as SnpQuoteInfo, snpAllowListsOf(tx), nodeIdFromPublicKey(nodePublicKeyPem));
+    admitSnpEvidence(quoteInfo as unknown as SnpQuoteInfo, snpAllowListsOf(tx), nodeIdFromPublicKey(nodePublicKeyPem), { nowMs });
+    return;
+  }
+  if (format === TDX_FORMAT) {
+    // Collateral validity (about a month) is judged at this node's clock.
+    admitTdxEvidence(quoteInfo as unknown as TdxQuoteInfo, tdxAllowListsOf(tx), nodeIdFromPublicKey(nodePublicKeyPem), { nowMs });
     return;
   }
   if (format !== VIRTUAL_FORMAT) {
-    throw refuse(`Attestation format '${format}' cannot be verified by this service (it accepts: ${VIRTUAL_FORMAT}, ${SNP_FORMAT}); the joining node's platform is not trusted.`);
+    throw refuse(`Attestation format '${format}' cannot be verified by this service (it accepts: ${VIRTUAL_FORMAT}, ${SNP_FORMAT}, ${TDX_FORMAT}); the joining node's platform is not trusted.`);
   }
   let report: { measurement?: unknown; host_data?: unknown; report_data?: unknown };
   try {
@@ -125,6 +130,8 @@ export interface JoinServiceContext {
   serviceCertPem: string;
   serviceKeys: KeyPairPem;
   ledgerSecrets: () => readonly LedgerSecretVersion[];
+  /** The time attestation evidence is judged at (certificate and collateral validity); default: the clock. Tests inject it. */
+  attestationTimeMs?: () => number;
 }
 
 /** Where admission control (join-admission.ts) sits in handleJoin, for one request. */
@@ -190,7 +197,7 @@ export function handleJoin(tx: Transaction, callerCertPem: string | undefined, b
   if (request.consensus_type !== undefined && request.consensus_type !== "CFT") {
     throw refuse(`consensus_type '${String(request.consensus_type)}' does not match the service's (CFT).`, 400, "InvalidInput");
   }
-  verifyAttestation(tx, request.quote_info, callerKeyPem);
+  verifyAttestation(tx, request.quote_info, callerKeyPem, ctx.attestationTimeMs?.() ?? Date.now());
   const info: NodeInfo = {
     cert: callerCertPem,
     status: "Pending",

@@ -1,10 +1,12 @@
 // CCF's built-in node endpoints (/node/*) and the transaction-level endpoints every app has
 // (/app/tx, /app/commit, /app/receipt), with CCF's paths, query parameters and bodies.
 import { CocoError, formatTxId, parseTxId } from "../util/index.js";
-import { ErrorCodes, parseQuery, type EndpointRegistry, type EndpointContext } from "../rpc/index.js";
+import { buildOpenApiDocument, ErrorCodes, parseQuery, type EndpointRegistry, type EndpointContext } from "../rpc/index.js";
 import type { TransactionEngine } from "./engine.js";
 
 export const COCO_VERSION = "0.1.0";
+/** Version of the /node/api document: CCF 6's (its node frontend's `document_version`). */
+export const NODE_OPENAPI_DOCUMENT_VERSION = "4.14.0";
 
 export interface NodeInfo {
   nodeId: string;
@@ -157,6 +159,14 @@ export function installNodeEndpoints(registry: EndpointRegistry, engine: Transac
     // `votes` (Coco's addition) is false while a node that lost ledger entries catches up.
     return { details: { primary_id: c.primaryId ?? null, current_view: c.term, role: c.role, configuration: [...c.voters], commit_seqno: c.commit, last_seqno: c.last, votes: c.mayVote } };
   });
+
+  // Built from the registry on each call, so every /node endpoint installed by any part of the
+  // node (attestation, join, recovery) is described.
+  get("/node/api", "OpenAPI schema", () => buildOpenApiDocument({
+    title: "CCF Public Node API",
+    description: "This API provides public, uncredentialed access to service and node state.",
+    version: NODE_OPENAPI_DOCUMENT_VERSION,
+  }, registry.list(), "/node/"));
 
   get("/app/commit", "The latest committed transaction id", commit, "no_auth");
   get("/app/tx", "Status of a transaction id", txStatus, "no_auth");

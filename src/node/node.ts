@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import type { Logger } from "pino";
 import { createNodeLogger } from "./logger.js";
 import {
-  certificateFingerprint, endorseCertificateSigningRequestSync,
+  certificateFingerprint, createCertificateSigningRequest, endorseCertificateSigningRequestSync, renewServiceCertificateSync,
 } from "../crypto/index.js";
 import { NodeChannels } from "../channels/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
@@ -20,10 +20,7 @@ import { Forwarder } from "./forwarding.js";
 import { reconcileConfiguration } from "./reconfiguration.js";
 import { PeerSync, readPeersFile, type KnownPeer } from "./peers.js";
 import { PeerAdmission } from "./membership.js";
-import {
-  ENDORSED_CERTS_MAP, NODES_INFO_MAP, VIRTUAL_FORMAT, VIRTUAL_HOST_DATA_MAP, VIRTUAL_MEASUREMENT, VIRTUAL_MEASUREMENTS_MAP,
-  installJoinEndpoint, joinService, virtualEvidence,
-} from "./join.js";
+import { ENDORSED_CERTS_MAP, NODES_INFO_MAP, installJoinEndpoint, joinService } from "./join.js";
 import { HistoricalStates } from "./historical.js";
 import { JoinAdmission } from "./join-admission.js";
 import { GovernanceEffects } from "./governance-effects.js";
@@ -33,8 +30,7 @@ import { Recovery, openLedgerForRecovery, serviceEndorsementsFor } from "./recov
 import { installPreviousIdentityEndpoint, installRecoveryShareEndpoint } from "./recovery-endpoints.js";
 import { installNodeEndpoints } from "./node-endpoints.js";
 import { installAttestationEndpoints } from "./attestation-endpoints.js";
-import { trustGenesisSnpPlatform } from "./attestation-tables.js";
-import { snpNodeEvidence } from "./platform.js";
+import { nodeEvidence, trustGenesisPlatform } from "./node-evidence.js";
 import { SINGLETON_KEY } from "./signatures.js";
 import { Snapshotter } from "./snapshots.js";
 import { installSnapshotEndpoints } from "./snapshot-endpoints.js";
@@ -58,6 +54,8 @@ export interface AppContext {
   committedSeqno(): number;
   /** The view that wrote a seqno, if this node holds it (to name a transaction `view.seqno`). */
   viewForSeqno(seqno: number): number | null;
+  /** CCF 6's COSE receipt of a committed transaction (the logging app serves it). */
+  coseReceipt(view: number, seqno: number): Promise<Buffer>;
 }
 
 /** What a JS app may ask of consensus (`ccf.consensus`). */
@@ -100,6 +98,8 @@ export class CocoNode {
       signatureDelayMs: config.signatureDelayMs,
       pendingTransactionsMax: config.pendingTransactionsMax,
       entryWorker: true,
+      // CCF 6: every signature transaction also carries the service's COSE signature of the root.
+      coseSignatures: { servicePrivateKeyPem: identity.serviceKeys.privateKeyPem, servicePublicKeyPem: identity.serviceKeys.publicKeyPem },
       logger,
     });
     const started = Date.now();
@@ -192,6 +192,16 @@ export class CocoNode {
           csrPem, serviceKeys: identity.serviceKeys, serviceCertPem: identity.serviceCertPem,
           ...(validFrom !== undefined ? { validFrom } : {}), validityPeriodDays,
         }),
+        generateNetworkCertificate: (validFrom: string, validityPeriodDays: number) => renewServiceCertificateSync({
+          serviceKeys: identity.serviceKeys, serviceCertPem: identity.serviceCertPem, validFrom, validityPeriodDays,
+        }),
+        // CCF refreshes the certificates of ACME-endorsed interfaces; Coco has none, so, as a
+        // CCF node configured without any, there is nothing to do once the names are checked.
+        triggerAcmeRefresh: (interfaces: string[] | undefined) => {
+          if (interfaces !== undefined && !(Array.isArray(interfaces) && interfaces.every((name) => typeof name === "string"))) {
+            throw new TypeError("triggerACMERefresh: interfaces must be an array of strings");
+          }
+        },
         getLatestLedgerSecretSeqno: () => engine.ledgerSecrets[engine.ledgerSecrets.length - 1]!.fromSeqno,
         triggerLedgerRekey: () => effects.requestLedgerRekey(kv),
         triggerRecoverySharesRefresh: () => effects.requestRecoverySharesRefresh(kv),
@@ -221,7 +231,11 @@ export class CocoNode {
         return engine.ledgerSecrets;
       },
     }, new JoinAdmission(config.admission.join));
-    options.installApps?.(registry, { committedSeqno: () => engine.commitTxId.seqno, viewForSeqno: (seqno) => engine.viewAt(seqno) });
+    options.installApps?.(registry, {
+      committedSeqno: () => engine.commitTxId.seqno,
+      viewForSeqno: (seqno) => engine.viewAt(seqno),
+      coseReceipt: (view, seqno) => engine.coseReceipt(view, seqno),
+    });
     const appRouter = options.appRouter?.(engine.store, logger, {
       lastCommittedTxId: () => engine.commitTxId,
       viewForSeqno: (seqno) => engine.viewAt(seqno),
@@ -297,12 +311,20 @@ export class CocoNode {
       logger,
       onError: (error, request) => logger.error({ err: error, method: request?.method, path: request?.path }, "request failed"),
     }, frontend.dispatch);
+    const isGenesis = startupSeqno === 0 && config.command === "Start" && !lostLedger;
+    // As CCF's first node, genesis records the node's CSR, from which governance renews its
+    // certificate (set_node_certificate_validity, set_all_nodes_certificate_validity).
+    const genesisCsrPem = isGenesis ? await createCertificateSigningRequest(identity.nodeKeys, {
+      commonName: config.nodeCertificate.subjectName,
+      ipAddresses: config.nodeCertificate.ipAddresses,
+      dnsNames: config.nodeCertificate.dnsNames,
+    }) : undefined;
     recovery?.setNodeToNodeAddress(nodeToNodeAddress);
     replicator.start();
-    if (startupSeqno === 0 && config.command === "Start" && !lostLedger) {
+    if (isGenesis && genesisCsrPem !== undefined) {
       // A new service: this node is its only voter and leads at once.
       if (!engine.isPrimary) throw new CocoError("InternalError", "a new service's first node did not become primary", 500);
-      writeGenesis(engine, identity, config, nodeToNodeAddress);
+      writeGenesis(engine, identity, config, nodeToNodeAddress, genesisCsrPem);
       engine.emitSignature();
     }
     if (recovery !== undefined && !recovery.started) {
@@ -415,7 +437,7 @@ async function openForRecovery(config: ResolvedConfig, logger: Logger): Promise<
  * constitution, this node (Trusted) and the service (Opening). Users, apps and the opening of
  * the service come later, through proposals.
  */
-function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config: ResolvedConfig, nodeToNodeAddress: string | undefined): void {
+function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config: ResolvedConfig, nodeToNodeAddress: string | undefined, csrPem: string): void {
   const tx = engine.store.begin();
   const json = (value: unknown) => Buffer.from(JSON.stringify(value));
   for (const member of config.genesis.members) {
@@ -444,12 +466,11 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
     maximum_service_certificate_validity_days: 365,
     recent_cose_proposals_window_size: 100,
   }));
-  const evidence = config.platform.kind === "snp"
-    ? snpNodeEvidence(config.platform, identity.nodeKeys.publicKeyPem)
-    : { kind: "virtual" as const, quoteInfo: virtualEvidence(identity.nodeKeys.publicKeyPem, config.virtualHostData) };
+  const evidence = nodeEvidence(config, identity.nodeKeys.publicKeyPem, "start");
   tx.set(NODES_INFO_MAP, Buffer.from(identity.nodeId), json({
     cert: identity.nodeCertPem,
     status: "Trusted",
+    certificate_signing_request: csrPem,
     quote_info: evidence.quoteInfo,
     encryption_pub_key: identity.encryptionKeys.publicKeyPem,
     node_data: null,
@@ -458,12 +479,7 @@ function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, config:
   }));
   tx.set(ENDORSED_CERTS_MAP, Buffer.from(identity.nodeId), Buffer.from(identity.nodeCertPem));
   // As CCF does for the first node: its own platform is trusted from the start.
-  if (evidence.kind === "snp") {
-    trustGenesisSnpPlatform(tx, evidence.verified);
-  } else {
-    tx.set(VIRTUAL_MEASUREMENTS_MAP, Buffer.from(VIRTUAL_MEASUREMENT), json("AllowedToJoin"));
-    tx.set(VIRTUAL_HOST_DATA_MAP, Buffer.from(config.virtualHostData), SINGLETON_KEY);
-  }
+  trustGenesisPlatform(tx, evidence, config.virtualHostData);
   tx.set(RAFT_CONFIGURATION_MAP, SINGLETON_KEY, json([identity.nodeId]));
   tx.set("public:ccf.gov.service.info", SINGLETON_KEY, json({
     cert: identity.serviceCertPem,
@@ -485,11 +501,7 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
   const serviceCertPem = readFileSync(config.serviceCertificateFile, "utf8");
   const joiner = await createJoinerIdentity(config);
   const n2n = config.nodeToNode!;
-  const quoteInfo = config.platform.kind === "snp"
-    ? snpNodeEvidence(config.platform, joiner.nodeKeys.publicKeyPem).quoteInfo
-    : config.attestationFormat === VIRTUAL_FORMAT
-      ? virtualEvidence(joiner.nodeKeys.publicKeyPem, config.virtualHostData)
-      : { format: config.attestationFormat, quote: "" };
+  const quoteInfo = nodeEvidence(config, joiner.nodeKeys.publicKeyPem, "join").quoteInfo;
   logger.info({ target: `${config.join!.targetHost}:${config.join!.targetPort}` }, "joining the service");
   const result = await joinService({
     target: { host: config.join!.targetHost, port: config.join!.targetPort },

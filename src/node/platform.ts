@@ -9,7 +9,9 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { CocoError } from "../util/index.js";
 import { nodeIdFromPublicKey } from "../crypto/index.js";
-import { SNP_FORMAT, SNP_REPORT_BYTES, verifySnpReport, type SnpVerified, type SnpVerifyOptions } from "../attestation/index.js";
+import {
+  SNP_FORMAT, SNP_REPORT_BYTES, verifySnpReport, verifyUvmEndorsements, type DcapVerified, type SnpVerified, type SnpVerifyOptions,
+} from "../attestation/index.js";
 
 export const TSM_REPORT_DIRECTORY_DEFAULT = "/sys/kernel/config/tsm/report";
 /** SNP report_data is 64 bytes; CCF puts the key digest in the first 32. */
@@ -17,7 +19,8 @@ const SNP_REPORT_DATA_BYTES = 64;
 
 export type PlatformConfig =
   | { kind: "virtual" }
-  | { kind: "snp"; endorsementsPath: string; tsmReportDirectory: string };
+  | { kind: "snp"; endorsementsPath: string; tsmReportDirectory: string; uvmEndorsementsPath?: string }
+  | { kind: "tdx"; collateralPath: string; tsmReportDirectory: string; quoteFile?: string };
 
 /** Given 64 bytes of report data, answers an SEV-SNP attestation report that carries them. */
 export type SnpReportSource = (reportData: Buffer) => Buffer;
@@ -35,7 +38,7 @@ export interface TsmFileSystem {
  * read outblob, check that generation counted exactly our one write (another writer to the same
  * entry would change it), remove the entry.
  */
-export function configfsTsmReportSource(directory: string, fileSystem: TsmFileSystem = fs): SnpReportSource {
+export function configfsTsmReportSource(directory: string, fileSystem: TsmFileSystem = fs, provider: "sev_guest" | "tdx_guest" = "sev_guest"): SnpReportSource {
   return (reportData) => {
     if (reportData.length !== SNP_REPORT_DATA_BYTES) throw new Error(`report data must be ${SNP_REPORT_DATA_BYTES} bytes`);
     const entry = join(directory, `coco-${process.pid}-${randomBytes(4).toString("hex")}`);
@@ -43,11 +46,11 @@ export function configfsTsmReportSource(directory: string, fileSystem: TsmFileSy
       fileSystem.mkdirSync(entry);
     } catch (error) {
       throw new CocoError("PlatformUnavailable", `Cannot create a configfs-tsm report entry under ${directory} (${(error as Error).message}): `
-        + "this machine is not an SEV-SNP guest with configfs-tsm (Linux 6.7+), or the node lacks permission.", 500);
+        + `this machine is not ${provider === "sev_guest" ? "an SEV-SNP" : "a TDX"} guest with configfs-tsm (Linux 6.7+), or the node lacks permission.`, 500);
     }
     try {
-      const provider = fileSystem.readFileSync(join(entry, "provider")).toString("utf8").trim();
-      if (provider !== "sev_guest") throw new CocoError("PlatformUnavailable", `configfs-tsm provider is '${provider}', not sev_guest: this is not an SEV-SNP guest.`, 500);
+      const found = fileSystem.readFileSync(join(entry, "provider")).toString("utf8").trim();
+      if (found !== provider) throw new CocoError("PlatformUnavailable", `configfs-tsm provider is '${found}', not ${provider}: this is not ${provider === "sev_guest" ? "an SEV-SNP" : "a TDX"} guest.`, 500);
       const before = Number(fileSystem.readFileSync(join(entry, "generation")).toString("utf8").trim());
       fileSystem.writeFileSync(join(entry, "inblob"), reportData);
       const report = fileSystem.readFileSync(join(entry, "outblob"));
@@ -112,13 +115,34 @@ export function snpEvidence(nodePublicKeyPem: string, source: SnpReportSource, e
 
 export type NodeEvidence =
   | { kind: "virtual"; quoteInfo: { format: string; quote: string } }
-  | { kind: "snp"; quoteInfo: { format: string; quote: string; endorsements: string }; verified: SnpVerified };
+  | { kind: "snp"; quoteInfo: { format: string; quote: string; endorsements: string; uvm_endorsements?: string }; verified: SnpVerified }
+  | { kind: "tdx"; quoteInfo: { format: string; quote: string; endorsements: string }; verified: DcapVerified };
+
+/**
+ * UVM endorsements as CCF's snp_uvm_endorsements_file holds them (base64 of the COSE Sign1, as
+ * Azure's security context provides reference-info-base64) or the raw COSE bytes.
+ */
+export function readUvmEndorsements(path: string): Buffer {
+  let raw: Buffer;
+  try {
+    raw = fs.readFileSync(path);
+  } catch (error) {
+    throw new CocoError("InvalidConfiguration", `attestation.snp_uvm_endorsements_file '${path}' cannot be read: ${(error as Error).message}.`, 400);
+  }
+  const COSE_SIGN1_TAG_BYTE = 0xd2; // CBOR tag 18
+  return raw[0] === COSE_SIGN1_TAG_BYTE ? raw : Buffer.from(raw.toString("utf8").trim(), "base64");
+}
 
 /**
  * The evidence this node presents, on its configured platform. `virtual` is built by the
  * caller (join.ts's virtualEvidence); `snp` asks the report source (configfs-tsm by default).
  */
-export function snpNodeEvidence(platform: Extract<PlatformConfig, { kind: "snp" }>, nodePublicKeyPem: string, source?: SnpReportSource): NodeEvidence {
-  const { quoteInfo, verified } = snpEvidence(nodePublicKeyPem, source ?? configfsTsmReportSource(platform.tsmReportDirectory), readSnpEndorsements(platform.endorsementsPath));
-  return { kind: "snp", quoteInfo, verified };
+export function snpNodeEvidence(platform: Extract<PlatformConfig, { kind: "snp" }>, nodePublicKeyPem: string, source?: SnpReportSource, options: SnpVerifyOptions = {}): Extract<NodeEvidence, { kind: "snp" }> {
+  const { quoteInfo, verified } = snpEvidence(nodePublicKeyPem, source ?? configfsTsmReportSource(platform.tsmReportDirectory), readSnpEndorsements(platform.endorsementsPath), options);
+  if (platform.uvmEndorsementsPath === undefined) return { kind: "snp", quoteInfo, verified };
+  // Checked against this node's own measurement at start (not against governance, which the
+  // service judges): a file for another UVM fails here rather than at join.
+  const uvm = readUvmEndorsements(platform.uvmEndorsementsPath);
+  verifyUvmEndorsements(uvm, verified.measurementHex);
+  return { kind: "snp", quoteInfo: { ...quoteInfo, uvm_endorsements: uvm.toString("base64") }, verified };
 }

@@ -320,7 +320,7 @@ export class Replicator implements EntrySink {
     const term = this.raft.termAt(this.durableSeqno);
     if (term !== undefined && this.durableSeqno > 0) this.raft.persisted(term, this.durableSeqno);
     const committed = Math.min(this.raft.committedIndex, this.engine.lastSeqnoLocal);
-    if (committed > this.engine.commitTxId.seqno) {
+    if (committed > this.engine.consensusCommitSeqno) {
       this.engine.advanceCommit(committed);
       for (const listener of this.commitListeners) listener(committed);
     }

@@ -54,7 +54,7 @@ export class Snapshotter {
   constructor(private readonly engine: TransactionEngine, private readonly options: SnapshotterOptions, startSeqno: number) {
     assert(options.txCount >= 1 && options.keepMax >= 1, "snapshot limits are positive");
     this.lastSeqno = startSeqno;
-    engine.on("commit", (seqno) => this.onCommit(seqno));
+    engine.on("commit", () => this.onCommit());
   }
 
   /** Asks for a snapshot at the next committed signature, whatever the count (CCF's trigger_snapshot). */
@@ -62,8 +62,11 @@ export class Snapshotter {
     this.requested = true;
   }
 
-  private onCommit(seqno: number): void {
+  private onCommit(): void {
     if (this.pending.length > 0) void this.completePending();
+    // The event reports what the ledger has recorded; the store is compacted up to consensus's
+    // commit point (a signature, at or after it), which is what stateAt can reach.
+    const seqno = this.engine.consensusCommitSeqno;
     if (!this.engine.isPrimary || this.producing) return;
     if (!this.requested && seqno - this.lastSeqno < this.options.txCount) return;
     if (this.pending.length >= PENDING_SNAPSHOTS_MAX) return;

@@ -15,7 +15,7 @@ import {
   createCertificateSigningRequest, createIdentityCertificate, generateEcP384KeyPair, generateRsaEncryptionKeyPair, type KeyPairPem,
 } from "../../src/crypto/index.js";
 import { virtualEvidence } from "../../src/node/join.js";
-import { MILAN_ENDORSEMENTS, MILAN_REPORT, flipBit } from "../helpers/snp-fixtures.js";
+import { MILAN_ENDORSEMENTS, MILAN_REPORT, fixture, flipBit } from "../helpers/snp-fixtures.js";
 import { SNP_FIELD_OFFSETS } from "../../src/attestation/index.js";
 
 const MEASUREMENT = "5feee30d6d7e1a29f403d70a4198237ddfb13051a2d6976439487c609388ed7f98189887920ab2fa0096903a0c23fca1";
@@ -145,6 +145,35 @@ test("a join with real SEV-SNP evidence is refused for each check governance has
   // Nothing was recorded for the refused node.
   const nodes = (await node.request("GET", "/node/network/nodes", { identity: "none" })).json().nodes as { node_id: string }[];
   assert.equal(nodes.length, 1);
+});
+
+test("a join with a real UVM endorsement is judged on it, not on the measurement allow list, and refused for the measurement it endorses", async () => {
+  // No public SEV-SNP report pairs with a public UVM endorsement: CCF's real endorsement is
+  // authenticated (DID:x509 issuer, signature) and refused for exactly the measurement binding,
+  // even once members trust its issuer and feed.
+  const joiner = await newJoiner();
+  const withUvm = { ...SNP_QUOTE_INFO, uvm_endorsements: fixture("uvm/uvm_0.2.9.cose").toString("base64") };
+  await passProposal([{
+    name: "add_snp_uvm_endorsement",
+    args: { did: "did:x509:0:sha256:I__iuL25oXEVFdTP_aBLx_eT1RPHbCQ_ECBQfYZpt9s::eku:1.3.6.1.4.1.311.76.59.1.2", feed: "ContainerPlat-AMD-UVM", svn: "100" },
+  }]);
+  assertRefused(await postJoin(joiner, withUvm), "uvm_endorsements", /endorsed launch measurement d0c9e2be.* is not the report's measurement 5feee30d/);
+  const corrupted = Buffer.from(fixture("uvm/uvm_0.2.9.cose"));
+  corrupted[corrupted.length - 10] ^= 1;
+  assertRefused(await postJoin(joiner, { ...withUvm, uvm_endorsements: corrupted.toString("base64") }), "uvm_endorsements", /COSE signature is not by the key of issuer/);
+});
+
+test("a TDX join is verified with its collateral at the node's clock: the real sample's collateral (valid to 2025-07-19) is refused as expired", async () => {
+  // The closest honest substitute for a TDX join that reaches governance: Intel's collateral for
+  // the only public TDX quote expired in 2025, and the node judges it at its own clock. The
+  // allow-list and key-binding stages are shown at the same handleJoin with the clock at
+  // 2025-06-20 in test/unit/node/join-tdx.test.ts.
+  const joiner = await newJoiner();
+  const tdx = { format: "Intel_TDX_v1", quote: fixture("tdx/tdx-quote.bin").toString("base64"), endorsements: fixture("tdx/tdx-quote-collateral.json").toString("base64") };
+  assertRefused(await postJoin(joiner, tdx), "quote", /expired/);
+  await passProposal([{ name: "add_tdx_measurement", args: { measurement: "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7" } }]);
+  // Allowing the MRTD does not let unverifiable evidence in: verification comes first.
+  assertRefused(await postJoin(joiner, tdx), "quote", /expired/);
 });
 
 test("members can disallow the virtual platform: a virtual node is accepted as Pending before, refused after", async () => {

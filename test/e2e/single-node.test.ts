@@ -110,6 +110,24 @@ test("node endpoints describe the service", async () => {
   assert.match(commit.transaction_id, /^\d+\.\d+$/);
 });
 
+test("GET /node/api and GET /gov/api are OpenAPI 3 documents of every routed node and gov endpoint", async () => {
+  const nodeApi = await node.request("GET", "/node/api", { identity: "none" });
+  assert.equal(nodeApi.status, 200, nodeApi.text);
+  const nodeDoc = nodeApi.json();
+  assert.equal(nodeDoc.openapi, "3.0.0");
+  assert.equal(nodeDoc.info.title, "CCF Public Node API");
+  for (const path of ["/node/state", "/node/tx", "/node/network/nodes/{nodeId}", "/node/quotes/self", "/node/api"]) {
+    assert.ok(nodeDoc.paths[path]?.get, `/node/api describes GET ${path}`);
+  }
+  assert.ok(Object.keys(nodeDoc.paths).every((p: string) => p.startsWith("/node/")));
+  const govApi = await node.request("GET", "/gov/api?api-version=2024-07-01", { identity: "none" });
+  assert.equal(govApi.status, 200, govApi.text);
+  const govDoc = govApi.json();
+  assert.ok(govDoc.paths["/gov/members/proposals:create"]?.post);
+  assert.ok(govDoc.paths["/gov/service/info"]?.get);
+  assert.ok(Object.keys(govDoc.paths).every((p: string) => p.startsWith("/gov/")));
+});
+
 test("the private message never reaches disk in plaintext; the public one does", async () => {
   await node.waitForStatus(privateTxId);
   let foundPublic = false;

@@ -106,7 +106,11 @@ test("a joiner fetches the service's snapshot by itself and replicates only the 
     await net.kill(joiner);
     await net.restart(joiner);
     assert.match(joiner.process!.output(), /state rebuilt from a snapshot and the ledger after it/);
-    const after = await write(net.nodes[0]!, 1001, "after the restart");
+    // Two voters: while the joiner was down there was no majority; wait for a primary again.
+    const after = await eventually(async () => {
+      const r = await (await net.primary(30_000)).process!.request("POST", "/app/log/private", { body: JSON.stringify({ id: 1001, msg: "after the restart" }) });
+      return r.status === 200 ? r.headers["x-ms-ccf-transaction-id"] as string : undefined;
+    }, "a write after the joiner's restart", 60_000);
     await joiner.process!.waitForStatus(after, "Committed", 20_000);
     assert.equal(await read(joiner, 1001), "after the restart");
     assert.equal(await read(joiner, 42), "message 42");

@@ -4,6 +4,9 @@
 import { createHash } from "node:crypto";
 import { CocoError } from "../../util/index.js";
 import { ErrorCodes, parseQuery, type AuthPolicyName, type EndpointContext, type EndpointRegistry, type HandlerResult } from "../../rpc/index.js";
+import { installCoseReceiptEndpoint, type CoseReceiptSource } from "./cose-receipt.js";
+
+export type { CoseReceiptSource } from "./cose-receipt.js";
 
 export const PRIVATE_RECORDS = "records";
 export const PUBLIC_RECORDS = "public:records";
@@ -99,7 +102,13 @@ function installFor(registry: EndpointRegistry, path: string, map: string, isPub
   });
 }
 
-export function installLoggingApp(registry: EndpointRegistry): void {
+export interface LoggingAppOptions {
+  /** Where COSE receipts come from (the node); without it `/app/log/public/cose_receipt` is not installed. */
+  coseReceipt?: CoseReceiptSource;
+}
+
+export function installLoggingApp(registry: EndpointRegistry, options: LoggingAppOptions = {}): void {
   installFor(registry, "/app/log/private", PRIVATE_RECORDS, false);
   installFor(registry, "/app/log/public", PUBLIC_RECORDS, true);
+  if (options.coseReceipt !== undefined) installCoseReceiptEndpoint(registry, "/app/log/public/cose_receipt", AUTH, options.coseReceipt);
 }

@@ -2,7 +2,8 @@
 // - a committed seqno holds the same entry on every node, forever (no committed write lost,
 //   rolled back or changed; every pair of ledgers agrees on its committed prefix);
 // - a status never goes from Invalid to Committed, nor from Committed to anything else, on any
-//   node during its lifetime, and no transaction is Committed on one node and Invalid on another;
+//   node, across its restarts too (unless an operator wiped its ledger), and no transaction is
+//   Committed on one node and Invalid on another;
 // - at the end, every write a client saw Committed reads back with its value on every node.
 import { createHash } from "node:crypto";
 import type { TransactionEngine } from "../engine.js";
@@ -45,9 +46,14 @@ export class ShellChecker {
     if (this.failure) throw this.failure;
   }
 
-  onStart(node: string): void {
+  /**
+   * A node (re)starts. What it reported before a crash still binds it: a restart must not turn a
+   * Committed answer into Pending (its commit point on disk covers every Committed it gave). Only
+   * an operator wiping its ledger (`lostEntries`) releases it.
+   */
+  onStart(node: string, lostEntries: boolean): void {
     this.commitSeen.set(node, 0);
-    for (const w of this.writes) w.seen.delete(node);
+    if (lostEntries) for (const w of this.writes) w.seen.delete(node);
   }
 
   onCrash(node: string): void {

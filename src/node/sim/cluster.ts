@@ -230,7 +230,7 @@ export class ShellSimulation {
         if (replicator.role === "Primary") this.stats.elections++;
       }
     });
-    this.checker.onStart(slot.name);
+    this.checker.onStart(slot.name, recovered.lostEntries);
     if (this.clock.now > 0 || slot.started) {
       this.trace.record(this.clock.now, `${slot.name} starts from ${recovered.entries.length} entries, view ${slot.disk.hardState.term}${recovered.lostEntries ? ", lost entries" : ""}`);
     }

@@ -13,7 +13,7 @@ const HOST_DATA = "4f4448c67f3c8dfc8de8a5e37125d807dadcc41f06cf23f615dbd52eec777
 const MILAN_CPUID = "00a00f11";
 
 function allowLists(measurements: string[], hostData: string[], tcb: Record<string, SnpTcbPolicy>): SnpAllowLists {
-  return { hasMeasurement: (m) => measurements.includes(m), hasHostData: (h) => hostData.includes(h), minimumTcb: (c) => tcb[c] };
+  return { hasMeasurement: (m) => measurements.includes(m), hasHostData: (h) => hostData.includes(h), minimumTcb: (c) => tcb[c], uvmRootsOfTrust: () => [] };
 }
 
 function quoteInfo(report: Buffer, endorsementsPem: string) {
@@ -55,8 +55,9 @@ test("a report that binds the node's key in report_data is admitted (test chain:
   refusedFor("report_data", () => admitSnpEvidence(quoteInfo(report, chain.endorsementsPem), allow, KEY_DIGEST, { ...AT, rootKeysForTests: chain.rootKeys }));
 });
 
-test("UVM endorsements are refused rather than ignored", () => {
-  refusedFor("uvm_endorsements", () => admitSnpEvidence({ ...quoteInfo(MILAN_REPORT, MILAN_ENDORSEMENTS), uvm_endorsements: "AAAA" }, allowLists([MEASUREMENT], [HOST_DATA], {}), KEY_DIGEST, AT));
+test("UVM endorsements that are not a COSE Sign1 document are refused rather than ignored", () => {
+  refusedFor("uvm_endorsements", () => admitSnpEvidence({ ...quoteInfo(MILAN_REPORT, MILAN_ENDORSEMENTS), uvm_endorsements: "AAAA" }, allowLists([MEASUREMENT], [HOST_DATA], {}), KEY_DIGEST, AT),
+    /not a COSE Sign1 document/);
 });
 
 test("quote_info that is not base64 is refused as malformed", () => {

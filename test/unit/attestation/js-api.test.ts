@@ -4,7 +4,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { JsRuntime } from "../../../src/js/index.js";
 import { SNP_FIELD_OFFSETS as O } from "../../../src/attestation/index.js";
-import { MILAN_ENDORSEMENTS, MILAN_REPORT, flipBit } from "../../helpers/snp-fixtures.js";
+import { MILAN_ENDORSEMENTS, MILAN_REPORT, fixture, flipBit } from "../../helpers/snp-fixtures.js";
 
 const runtime = new JsRuntime({ timeLimitMs: 20_000, memoryLimitMiB: 64 });
 after(() => runtime.dispose());
@@ -44,6 +44,19 @@ test("verifySnpAttestation in the sandbox throws a RangeError naming the failed 
   assert.match(run(body, [[...MILAN_REPORT], MILAN_ENDORSEMENTS.slice(0, 1000)]) as string, /^RangeError: Attestation refused \(endorsements\)/);
   assert.match(run(`try { snp_attestation.verifySnpAttestation(new Uint8Array(arg[0]).buffer, ccf.strToBuf(arg[1]), undefined, "db19000000000004"); return "verified"; }
     catch (e) { return e.message; }`, [[...MILAN_REPORT], MILAN_ENDORSEMENTS]) as string, /\(tcb\): the endorsed TCB db19000000000004/);
+});
+
+test("verifySnpAttestation in the sandbox verifies UVM endorsements and refuses a real one that endorses another measurement", () => {
+  // No real SEV-SNP report with a UVM endorsement of its own measurement is public; the real
+  // endorsement is authenticated, then refused for exactly the measurement binding.
+  const body = `try { snp_attestation.verifySnpAttestation(new Uint8Array(arg[0]).buffer, ccf.strToBuf(arg[1]), new Uint8Array(arg[2]).buffer); return "verified"; }
+    catch (e) { return (e instanceof RangeError ? "RangeError: " : "other: ") + e.message; }`;
+  const uvm = fixture("uvm/uvm_0.2.9.cose");
+  assert.match(run(body, [[...MILAN_REPORT], MILAN_ENDORSEMENTS, [...uvm]]) as string,
+    /^RangeError: Attestation refused \(uvm_endorsements\): the endorsed launch measurement d0c9e2be.* is not the report's measurement 5feee30d/);
+  const corrupted = Buffer.from(uvm);
+  corrupted[corrupted.length - 10] ^= 1;
+  assert.match(run(body, [[...MILAN_REPORT], MILAN_ENDORSEMENTS, [...corrupted]]) as string, /^RangeError: .*COSE signature is not by the key of issuer/);
 });
 
 test("ccf.tcbHexToPolicy decodes a TCB version as CCF does for Milan and Turin", () => {

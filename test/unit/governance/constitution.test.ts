@@ -116,6 +116,9 @@ function goodArgs(): Array<[string, unknown]> {
     ["remove_virtual_host_data", { host_data: "00" }],
     ["add_snp_uvm_endorsement", { did: "did:x509:0", feed: "feed", svn: "101" }],
     ["remove_snp_uvm_endorsement", { did: "did:x509:0", feed: "feed" }],
+    ["add_tdx_measurement", { measurement: "ab".repeat(48) }],
+    ["add_tdx_measurement", { measurement: "ab".repeat(48), rtmr1: "cd".repeat(48) }],
+    ["remove_tdx_measurement", { measurement: "ab".repeat(48) }],
   ];
 }
 
@@ -236,6 +239,9 @@ describe("validate", () => {
     ["add_virtual_measurement", () => ({ measurement: "" }), "args.measurement must not be empty"],
     ["add_snp_uvm_endorsement", () => ({ did: "d", feed: "f" }), "args.svn must be a string"],
     ["remove_snp_uvm_endorsement", () => ({ did: "d" }), "args.feed must be a string"],
+    ["add_tdx_measurement", () => ({ measurement: "AB".repeat(48) }), "args.measurement must be 48 bytes as 96 lowercase hex characters"],
+    ["add_tdx_measurement", () => ({ measurement: "ab".repeat(48), rtmr4: "ab".repeat(48) }), "args has unknown field(s) rtmr4"],
+    ["add_tdx_measurement", () => ({ measurement: "ab".repeat(48), rtmr2: "ab" }), "args.rtmr2 must be 48 bytes"],
   ];
   for (const [name, args, expected] of badCases) {
     it(`rejects ${name} with ${expected}`, () => {
@@ -551,7 +557,9 @@ describe("apply: apps, JWT and attestation", () => {
       { name: "add_virtual_host_data", args: { host_data: "h1" } },
       { name: "add_snp_uvm_endorsement", args: { did: "did:x509:a", feed: "f1", svn: "1" } },
       { name: "add_snp_uvm_endorsement", args: { did: "did:x509:a", feed: "f2", svn: "2" } },
+      { name: "add_tdx_measurement", args: { measurement, rtmr2: "cd".repeat(48) } },
     );
+    assert.deepEqual(kv.getJson("public:ccf.gov.nodes.tdx.measurements", measurement), { rtmr2: "cd".repeat(48) });
     assert.equal(kv.getJson("public:ccf.gov.nodes.snp.measurements", measurement), "AllowedToJoin");
     assert.equal(kv.getJson("public:ccf.gov.nodes.snp.host_data", hostData), policy);
     assert.equal(kv.getJson("public:ccf.gov.nodes.virtual.measurements", "v1"), "AllowedToJoin");
@@ -567,8 +575,9 @@ describe("apply: apps, JWT and attestation", () => {
       { name: "remove_virtual_measurement", args: { measurement: "v1" } },
       { name: "remove_virtual_host_data", args: { host_data: "h1" } },
       { name: "remove_snp_uvm_endorsement", args: { did: "did:x509:a", feed: "f1" } },
+      { name: "remove_tdx_measurement", args: { measurement } },
     );
-    for (const table of ["snp.measurements", "snp.host_data", "virtual.measurements", "virtual.host_data"]) {
+    for (const table of ["snp.measurements", "snp.host_data", "virtual.measurements", "virtual.host_data", "tdx.measurements"]) {
       assert.equal(kv.size(`public:ccf.gov.nodes.${table}`), 0, table);
     }
     assert.deepEqual(kv.getJson("public:ccf.gov.nodes.snp.uvm_endorsements", "did:x509:a"), { f2: { svn: "2" } });

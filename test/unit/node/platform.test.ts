@@ -69,7 +69,7 @@ test("evidence from a firmware that binds the requested data is admitted for thi
   const { quoteInfo, verified } = snpEvidence(keys.publicKeyPem, configfsTsmReportSource("/tsm", fakeTsm(firmware)), chain.endorsementsPem, options);
   assert.equal(verified.reportDataHex, snpReportDataFor(keys.publicKeyPem).toString("hex"));
   assert.equal(verified.reportDataHex, nodeIdFromPublicKey(keys.publicKeyPem) + "00".repeat(32));
-  const allow = { hasMeasurement: () => true, hasHostData: () => true, minimumTcb: () => ({ boot_loader: 0, tee: 0, snp: 0, microcode: 0 }) };
+  const allow = { hasMeasurement: () => true, hasHostData: () => true, minimumTcb: () => ({ boot_loader: 0, tee: 0, snp: 0, microcode: 0 }), uvmRootsOfTrust: () => [] };
   assert.equal(admitSnpEvidence(quoteInfo, allow, nodeIdFromPublicKey(keys.publicKeyPem), options).measurementHex, verified.measurementHex);
   assert.throws(() => admitSnpEvidence(quoteInfo, allow, nodeIdFromPublicKey(generateEcP384KeyPair().publicKeyPem), options), /\(report_data\)/);
 });
@@ -86,7 +86,7 @@ test("endorsements are read from a PEM bundle or from a snpguest-style directory
   assert.throws(() => readSnpEndorsements(join(dir, "absent.pem")), /cannot be read/);
 });
 
-test("enclave.platform selects the platform; SNP needs an endorsements file and refuses what Coco cannot honour", () => {
+test("enclave.platform selects the platform; SNP needs an endorsements file, TDX a collateral file, and what Coco cannot honour is refused", () => {
   const base = (extra: Partial<NodeConfigFile>): NodeConfigFile => ({
     network: { rpc_interfaces: { primary: { bind_address: "127.0.0.1:8000" } } },
     command: { type: "Start", start: { members: [{ certificate_file: "m.pem" }] } },
@@ -96,6 +96,13 @@ test("enclave.platform selects the platform; SNP needs an endorsements file and 
   assert.deepEqual(resolveConfig(base({ enclave: { platform: "SNP" }, attestation: { snp_endorsements_file: "endorsements" } }), "/srv").platform,
     { kind: "snp", endorsementsPath: "/srv/endorsements", tsmReportDirectory: "/sys/kernel/config/tsm/report" });
   assert.throws(() => resolveConfig(base({ enclave: { platform: "SNP" } }), "/srv"), /snp_endorsements_file/);
-  assert.throws(() => resolveConfig(base({ enclave: { platform: "SNP" }, attestation: { snp_endorsements_file: "e", snp_uvm_endorsements_file: "u" } }), "/srv"), /not supported/);
-  assert.throws(() => resolveConfig(base({ enclave: { platform: "SGX" } }), "/srv"), /expected "Virtual" or "SNP"/);
+  assert.deepEqual(resolveConfig(base({ enclave: { platform: "SNP" }, attestation: { snp_endorsements_file: "e", snp_uvm_endorsements_file: "u" } }), "/srv").platform,
+    { kind: "snp", endorsementsPath: "/srv/e", tsmReportDirectory: "/sys/kernel/config/tsm/report", uvmEndorsementsPath: "/srv/u" });
+  assert.throws(() => resolveConfig(base({ enclave: { platform: "SNP" }, attestation: { snp_endorsements_file: "e", snp_security_policy_file: "p" } }), "/srv"), /snp_security_policy_file is not supported/);
+  assert.deepEqual(resolveConfig(base({ enclave: { platform: "TDX" }, attestation: { tdx_collateral_file: "c.json" } }), "/srv").platform,
+    { kind: "tdx", collateralPath: "/srv/c.json", tsmReportDirectory: "/sys/kernel/config/tsm/report" });
+  assert.deepEqual(resolveConfig(base({ enclave: { platform: "TDX" }, attestation: { tdx_collateral_file: "c.json", tdx_quote_file: "q.bin" } }), "/srv").platform,
+    { kind: "tdx", collateralPath: "/srv/c.json", tsmReportDirectory: "/sys/kernel/config/tsm/report", quoteFile: "/srv/q.bin" });
+  assert.throws(() => resolveConfig(base({ enclave: { platform: "TDX" } }), "/srv"), /tdx_collateral_file/);
+  assert.throws(() => resolveConfig(base({ enclave: { platform: "SGX" } }), "/srv"), /expected "Virtual", "SNP" or "TDX"/);
 });
