@@ -28,6 +28,17 @@ export interface LogPrefix {
   readonly configs: readonly { index: number; voters: readonly NodeId[] }[];
 }
 
+/**
+ * Where a log starts when the node started from a snapshot: the snapshot's seqno (a committed
+ * signature), its term, and the voters in effect there. Entries at or below it are not held,
+ * not even by the shell's storage: firstIndex() is index + 1.
+ */
+export interface LogBase {
+  readonly index: number;
+  readonly term: number;
+  readonly voters: readonly NodeId[];
+}
+
 /** Limits of the in-memory window: payloads beyond both are dropped once committed and persisted. */
 export interface LogWindow {
   /** Committed entries beyond this many (newest first) lose their payload. */
@@ -45,6 +56,8 @@ export class RaftLog<Payload = unknown> {
   /** entries[i] has index compacted + 1 + i. */
   private entries: Entry<Payload>[] = [];
   private compacted = 0;
+  /** Entries at or below it came with a snapshot: neither here nor in the shell's storage. */
+  private readonly base: number;
   private entryBytes: number[] = [];
   private bytesInMemory = 0;
   private readonly termStarts: TxId[] = [];
@@ -57,9 +70,18 @@ export class RaftLog<Payload = unknown> {
   /** Last index the shell reports durable (<= unstableFrom - 1). */
   private durable: number;
 
-  constructor(persisted: readonly Entry<Payload>[] = [], prefix?: LogPrefix, private readonly window?: LogWindow) {
-    if (prefix !== undefined && prefix.lastIndex > 0) {
-      invariant(prefix.termStarts.length > 0 && prefix.termStarts[0]!.index === 1, "a log prefix starts at index 1");
+  constructor(persisted: readonly Entry<Payload>[] = [], prefix?: LogPrefix, private readonly window?: LogWindow, base?: LogBase) {
+    invariant(base === undefined || (base.index > 0 && base.term > 0), () => `a log base is a committed signature (${base?.index}, ${base?.term})`);
+    this.base = base?.index ?? 0;
+    if (base !== undefined) {
+      // The snapshot's seqno is a committed signature: elections and commits compare with it.
+      this.compacted = base.index;
+      this.termStarts.push({ term: base.term, index: base.index });
+      this.signatureIndices.push(base.index);
+      this.configs.push({ index: base.index, voters: base.voters });
+    }
+    if (prefix !== undefined && prefix.lastIndex > this.base) {
+      invariant(prefix.termStarts.length > 0 && prefix.termStarts[0]!.index <= this.base + 1, "a log prefix starts at index 1 (or after the snapshot base)");
       this.compacted = prefix.lastIndex;
       this.termStarts.push(...prefix.termStarts);
       this.signatureIndices.push(...prefix.signatures);
@@ -72,6 +94,11 @@ export class RaftLog<Payload = unknown> {
 
   lastIndex(): number {
     return this.compacted + this.entries.length;
+  }
+
+  /** First index this log (or the shell's storage) can hand out: entries before it came with a snapshot. */
+  firstIndex(): number {
+    return this.base + 1;
   }
 
   /** Entries at or below this index have no payload here any more (the shell's ledger has them). */
@@ -93,7 +120,7 @@ export class RaftLog<Payload = unknown> {
   term(index: number): number | undefined {
     if (index === 0) return 0;
     if (index > this.compacted) return this.entries[index - this.compacted - 1]?.term;
-    if (index < 0 || !Number.isInteger(index)) return undefined;
+    if (index < this.base || !Number.isInteger(index)) return undefined;
     return this.termStarts[this.termRunAt(index)]?.term;
   }
 
@@ -144,6 +171,7 @@ export class RaftLog<Payload = unknown> {
   /** Drops every entry after `index`. The caller checks it never drops a committed entry. */
   truncateAfter(index: number): void {
     if (index >= this.lastIndex()) return;
+    invariant(index >= this.base, () => `truncating below the snapshot base ${this.base}`);
     if (index < this.compacted) {
       // Uncommitted entries read back from the ledger at start may sit below the window.
       this.entries = [];

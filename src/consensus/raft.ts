@@ -50,7 +50,7 @@ export class RaftNode<Payload = unknown> {
     invariant(options.heartbeatTicks > 0 && options.heartbeatTicks < options.electionTicks, "heartbeatTicks must be in (0, electionTicks)");
     invariant(options.maxEntriesPerAppend > 0 && options.maxInflightAppends > 0, "append limits must be positive");
     this.options = options;
-    this.log = new RaftLog(persisted?.entries ?? [], persisted?.prefix, options.logWindow);
+    this.log = new RaftLog(persisted?.entries ?? [], persisted?.prefix, options.logWindow, persisted?.base);
     this.term = persisted?.hardState.term ?? 0;
     this.votedFor = persisted?.hardState.votedFor;
     this.votingWithheldThroughTerm = persisted?.hardState.catchUpThroughTerm;
@@ -531,6 +531,9 @@ export class RaftNode<Payload = unknown> {
   private sendAppend(peer: NodeId, pr: Progress): boolean {
     if (!pr.canSend(this.options.maxInflightAppends)) return false;
     if (pr.mode === "Replicate" && pr.nextIndex > this.log.lastIndex()) return false;
+    // This node started from a snapshot and does not hold what the backup lacks: it cannot
+    // catch it up (the backup can restart from a newer snapshot of the service).
+    if (pr.nextIndex < this.log.firstIndex()) return false;
     if (pr.nextIndex <= this.log.compactedIndex) {
       // Below the in-memory window: the shell reads them from its storage (appendFetched).
       if (pr.fetching !== undefined) return false;

@@ -52,6 +52,8 @@ export interface PersistentState<Payload = unknown> {
    * restarted node from reporting Pending what it had reported Committed.
    */
   readonly commitIndex?: number;
+  /** The log starts after this committed signature: the node started from a snapshot of it. */
+  readonly base?: { readonly index: number; readonly term: number; readonly voters: readonly NodeId[] };
 }
 
 interface MessageBase {

@@ -13,5 +13,6 @@ export {
   type DomainWrites,
 } from "./write-set.js";
 export { deserialiseDomain, type Domain } from "./write-set-decode.js";
-export { snapshotFormatVersion } from "./snapshot.js";
+export { snapshotFormatVersion, encodeSnapshot, encodeSnapshotPieces } from "./snapshot.js";
+export type { MapState } from "./state.js";
 export { keyToString, keyFromString, isPublicMapName } from "./keys.js";

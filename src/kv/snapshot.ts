@@ -52,6 +52,52 @@ export function encodeSnapshot(version: number, maps: ReadonlyMap<string, MapSta
   return out;
 }
 
+/**
+ * The same bytes as encodeSnapshot, handed out in pieces of at most `entriesPerPieceMax` entries,
+ * so that a caller can yield to the event loop between pieces (a node encoding a large state
+ * keeps answering requests). The maps must not change while the generator runs (the node
+ * encodes a copy: Store.stateAt). Each map's keys are still sorted in one piece.
+ */
+export function* encodeSnapshotPieces(version: number, maps: ReadonlyMap<string, MapState>, entriesPerPieceMax: number): Generator<Buffer> {
+  if (!Number.isSafeInteger(entriesPerPieceMax) || entriesPerPieceMax < 1) throw new Error("assertion failed: a snapshot piece holds at least one entry");
+  const names = Array.from(maps.keys()).sort(compareMapNames);
+  const head = Buffer.allocUnsafe(1 + varintLength(version) + varintLength(names.length));
+  head[0] = snapshotFormatVersion;
+  writeVarint(head, writeVarint(head, 1, version), names.length);
+  yield head;
+  for (const name of names) {
+    const map = maps.get(name)!;
+    const nameBytes = mapNameBytes(name);
+    const mapHead = Buffer.allocUnsafe(varintLength(nameBytes.length) + nameBytes.length + varintLength(map.lastWriteVersion) + varintLength(map.entries.size));
+    let offset = writeVarint(mapHead, 0, nameBytes.length);
+    offset += nameBytes.copy(mapHead, offset);
+    offset = writeVarint(mapHead, offset, map.lastWriteVersion);
+    writeVarint(mapHead, offset, map.entries.size);
+    yield mapHead;
+    const keys = Array.from(map.entries.keys()).sort(compareKeys);
+    for (let first = 0; first < keys.length; first += entriesPerPieceMax) {
+      const slice = keys.slice(first, first + entriesPerPieceMax);
+      let total = 0;
+      for (const k of slice) {
+        const entry = map.entries.get(k)!;
+        total += varintLength(k.length) + k.length + varintLength(entry.version) + varintLength(entry.value.length) + entry.value.length;
+      }
+      const piece = Buffer.allocUnsafe(total);
+      let at = 0;
+      for (const k of slice) {
+        const entry = map.entries.get(k)!;
+        at = writeVarint(piece, at, k.length);
+        at += piece.write(k, at, "latin1");
+        at = writeVarint(piece, at, entry.version);
+        at = writeVarint(piece, at, entry.value.length);
+        at += entry.value.copy(piece, at);
+      }
+      if (at !== total) throw new Error(`assertion failed: snapshot piece wrote ${at} of ${total} bytes`);
+      yield piece;
+    }
+  }
+}
+
 /** Decodes and validates a snapshot; throws CocoError "InvalidSnapshot" on any defect. Values are copied. */
 export function decodeSnapshot(buf: Uint8Array): { version: number; maps: Map<string, MapState> } {
   const bytes = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);

@@ -187,6 +187,53 @@ export class Store implements CommittedState {
     return encodeSnapshot(this.version, this.maps);
   }
 
+  /**
+   * The state as it was at `version` (compactedVersion <= version <= currentVersion), as fresh
+   * map objects sharing the (immutable) entries: later writes are undone on the copies with the
+   * undo log, so the live store is untouched. A snapshot of a committed seqno is taken this way
+   * while the primary has already executed transactions after it.
+   */
+  stateAt(version: number): Map<string, MapState> {
+    assert(Number.isSafeInteger(version), `stateAt version ${version} is not an integer`);
+    assert(version >= this.compactedVersion && version <= this.version,
+      `stateAt ${version} outside the undoable range ${this.compactedVersion}..${this.version}`);
+    const copies = new Map<string, MapState>();
+    for (const [name, map] of this.maps) copies.set(name, { name, entries: new Map(map.entries), lastWriteVersion: map.lastWriteVersion });
+    for (let seqno = this.version; seqno > version; seqno--) {
+      const record = this.undoLog[seqno - this.compactedVersion - 1]!;
+      for (let m = record.length - 1; m >= 0; m--) {
+        const undo = record[m]!;
+        const copy = copies.get(undo.map.name);
+        assert(copy !== undefined, `map ${undo.map.name} written at ${seqno} is present`);
+        undoMap({ ...undo, map: copy }, copies);
+      }
+    }
+    return copies;
+  }
+
+  /**
+   * Fills an empty store with the state of snapshot parts taken at one version (the public and
+   * the private maps are encoded separately); nothing before that version can be rolled back.
+   */
+  loadSnapshotParts(parts: readonly Uint8Array[]): void {
+    assert(this.version === 0 && this.maps.size === 0, "a snapshot is loaded into an empty store");
+    let version: number | undefined;
+    for (const part of parts) {
+      const decoded = decodeSnapshot(part);
+      if (version !== undefined && decoded.version !== version) {
+        throw new CocoError("InvalidSnapshot", `Snapshot parts are at different versions (${version} and ${decoded.version}).`, 400);
+      }
+      version = decoded.version;
+      for (const [name, map] of decoded.maps) {
+        if (this.maps.has(name)) throw new CocoError("InvalidSnapshot", `Map ${name} appears in two snapshot parts.`, 400);
+        this.maps.set(name, map);
+      }
+    }
+    assert(version !== undefined, "at least one snapshot part");
+    this.version = version;
+    this.compactedVersion = version;
+  }
+
   /** A store at the snapshot's version; nothing before it can be rolled back. */
   static fromSnapshot(buf: Uint8Array): Store {
     const { version, maps } = decodeSnapshot(buf);

@@ -29,3 +29,7 @@ export { ThreadedLedger, type LedgerStore, type LedgerTimers, type LedgerWorkerP
 export type { WorkerRequest as LedgerWorkerRequest, WorkerReply as LedgerWorkerReply } from "./worker-protocol.js";
 export { packEntries, unpackEntries } from "./worker-protocol.js";
 export { LedgerSecrets, type LedgerSecretVersion } from "./secrets.js";
+export {
+  listSnapshots, parseSnapshotName, pruneSnapshots, readSnapshotFile, removeSnapshotFile, snapshotName, writeFileAtomic,
+  type SnapshotFileInfo,
+} from "./snapshot-files.js";

@@ -24,6 +24,11 @@ export interface LedgerOptions {
    * reads its ledger back in bounded ranges (readRange), so the ledger never sits whole in memory.
    */
   returnEntries?: boolean;
+  /**
+   * For a directory without chunks: the ledger starts after this seqno (the node starts from a
+   * snapshot of it, which is committed). Ignored when the directory holds entries.
+   */
+  startAfter?: number;
 }
 
 const DEFAULT_CHUNK_SIZE_BYTES = 5 * 1024 * 1024;
@@ -67,7 +72,8 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     this.#lastSeqno = last;
     this.#durableSeqno = last;
     this.#bufferedFirst = last + 1;
-    this.#committedSeqno = Math.max(commitPoint.seqno, files.committedByName());
+    // A ledger that starts after a snapshot starts committed: the snapshot's seqno is.
+    this.#committedSeqno = Math.max(commitPoint.seqno, files.committedByName(), files.index.firstSeqno - 1);
   }
 
   /** Opens (creating if needed) a ledger directory, recovers a torn tail, and returns every entry. */
@@ -77,7 +83,9 @@ export class Ledger extends EventEmitter<LedgerEvents> {
       durability: options.durability ?? "fsync",
       logger: options.logger ?? silentLogger,
       returnEntries: options.returnEntries ?? true,
+      startAfter: options.startAfter ?? 0,
     };
+    assert(Number.isSafeInteger(opts.startAfter) && opts.startAfter >= 0, "startAfter is a seqno");
     assert(opts.chunkSizeBytes > 0, "chunkSizeBytes is positive");
     await mkdir(dir, { recursive: true });
     const commitPoint = await CommitPoint.open(dir, opts.durability);
@@ -89,6 +97,11 @@ export class Ledger extends EventEmitter<LedgerEvents> {
       throw err;
     }
     const { chunks, index, entries } = recovered;
+    if (chunks.length === 0 && opts.startAfter > 0) {
+      assert(index.lastSeqno === 0, "an empty ledger holds no seqno");
+      index.firstSeqno = opts.startAfter + 1;
+      opts.logger.info({ dir, startAfter: opts.startAfter }, "ledger: empty, starts after the snapshot");
+    }
     opts.logger.info({ dir, chunks: chunks.length, lastSeqno: index.lastSeqno, committedSeqno: commitPoint.seqno }, "ledger: opened");
     const files = new ChunkFiles(dir, opts.durability, opts.logger, chunks, index);
     return { ledger: new Ledger(opts, files, commitPoint), entries };

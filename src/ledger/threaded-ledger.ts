@@ -72,6 +72,8 @@ export interface ThreadedLedgerOptions {
    * point, so this interval adds to commit latency; 0 (the default) writes it as soon as the
    * previous write is done, folding every commit made meanwhile into one write. */
   commitPointIntervalMs?: number;
+  /** For an empty directory: the ledger starts after this (snapshot) seqno (Ledger's option). */
+  startAfter?: number;
 }
 
 const DEFAULT_DISK_FULL_RETRY_MS = 1000;
@@ -130,7 +132,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     worker.on("exit", (code) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
     let reply: SuccessReply;
     try {
-      reply = await ledger.request({ op: "open", dir, chunkSizeBytes: options.chunkSizeBytes, durability: options.durability, returnEntries: options.returnEntries ?? true });
+      reply = await ledger.request({ op: "open", dir, chunkSizeBytes: options.chunkSizeBytes, durability: options.durability, returnEntries: options.returnEntries ?? true, ...(options.startAfter !== undefined ? { startAfter: options.startAfter } : {}) });
     } catch (error) {
       await worker.terminate();
       throw error;

@@ -248,6 +248,40 @@ export class MerkleTree {
     return [...blocks.values()];
   }
 
+  /**
+   * What a tree of the first `size` leaves needs to go on from there (a snapshot's tree): at each
+   * height h, the aligned block floor(size / 2^h) - 1, when it exists. These are exactly the
+   * blocks flush(size) keeps of a tree of that size (see the note at the top), so a tree rebuilt
+   * with fromFrontier() computes the same roots, paths and appends for every leaf >= size.
+   */
+  frontierAt(size: number): Buffer[] {
+    this.#checkSize(size, "frontierAt");
+    if (size < this.#flushedIndex) {
+      throw new CocoError("InvalidInput", `Cannot take the frontier at size ${size}: leaves before ${this.#flushedIndex} were flushed.`, 500);
+    }
+    const hashes: Buffer[] = [];
+    for (let height = 0; Math.floor(size / 2 ** height) >= 1; height++) hashes.push(this.#block(height, Math.floor(size / 2 ** height) - 1));
+    return hashes;
+  }
+
+  /** A tree of `size` leaves holding only its frontier (frontierAt): leaves < size are flushed. */
+  static fromFrontier(size: number, hashes: readonly Buffer[]): MerkleTree {
+    if (!Number.isSafeInteger(size) || size < 0) throw new CocoError("InvalidInput", `Merkle frontier size ${size} is not a count.`, 400);
+    const heights = size === 0 ? 0 : floorLog2(size) + 1;
+    if (hashes.length !== heights || hashes.some((h) => h.length !== HASH_BYTES)) {
+      throw new CocoError("InvalidInput", `A Merkle frontier of ${size} leaves holds ${heights} hashes of ${HASH_BYTES} bytes, got ${hashes.length}.`, 400);
+    }
+    const tree = new MerkleTree();
+    for (let height = 0; height < heights; height++) {
+      if (height > 0) tree.#levels.push(new HashLevel());
+      tree.#levels[height]!.push(hashes[height]!, 0);
+      tree.#bases[height] = Math.floor(size / 2 ** height) - 1;
+    }
+    tree.#size = size;
+    tree.#flushedIndex = size;
+    return tree;
+  }
+
   /** Number of stored hashes; for tests and metrics (memory stays bounded by the unflushed window). */
   get storedHashCount(): number {
     return this.#levels.reduce((total, level) => total + level.length, 0);

@@ -13,7 +13,7 @@ import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate
 import {
   buildCoseReceipt, COSE_SIGNATURES_MAP, encodeInclusionProof, MerkleTree, signRootCose, type CcfReceipt, type CoseSignatureKeys, type ProofStep,
 } from "../merkle/index.js";
-import { Store, serialiseWriteSet, deserialiseDomain, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
+import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { LogPrefixBuilder, transactionStatus, type LogPrefix } from "../consensus/index.js";
@@ -181,7 +181,11 @@ export interface EngineEvents {
 
 export class TransactionEngine extends EventEmitter<EngineEvents> {
   readonly store = new Store();
-  readonly tree = new MerkleTree(MERKLE_RETAINED_HEIGHT);
+  /** Replaced once, before any transaction, when the node starts from a snapshot (loadSnapshot). */
+  private merkle = new MerkleTree(MERKLE_RETAINED_HEIGHT);
+  get tree(): MerkleTree { return this.merkle; }
+  /** Transactions at or before this seqno came with a snapshot (frontier only): no paths for them here. */
+  private snapshotBase = 0;
   /** Leaves of retained-height Merkle blocks read back from the ledger, by "block:count". */
   private readonly leafBlocks: ByteLru<string, Buffer[]>;
   private readonly signatures = new SignatureIndex();
@@ -357,7 +361,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    */
   private flushHistory(committedSeqno: number): void {
     const window = this.options.merkleWindowLeaves;
-    if (window === undefined) return;
+    // A tree rebuilt from a snapshot's frontier retains no height: it keeps what follows the snapshot.
+    if (window === undefined || this.tree.retainHeight === Infinity) return;
     const target = Math.min(committedSeqno - window, this.tree.size);
     if (target - this.tree.flushedIndex < window) return;
     this.tree.flush(target);
@@ -400,7 +405,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     }
     if (signature && verify) this.verifySignature(signature, entry.seqno);
     this.store.applySerialised(entry.seqno, entry.publicDomain, privatePlain);
-    this.tree.append(entryLeaf(bytes));
+    this.merkle.append(entryLeaf(bytes));
     this.views.note(entry.view, entry.seqno);
     this.lastSeqno = entry.seqno;
     this.proposedSeqno = entry.seqno;
@@ -410,9 +415,90 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     return replayed;
   }
 
+  /** A ledger entry as consensus sees it, not applied: entries a snapshot already covers. */
+  describeEntry(bytes: Buffer): ReplayedEntry {
+    const entry = decodeEntry(bytes);
+    let config: readonly string[] | undefined;
+    if (entry.publicDomain.includes(RAFT_CONFIGURATION_MAP_BYTES)) {
+      for (const map of deserialiseDomain(entry.publicDomain).maps) {
+        if (map.name !== RAFT_CONFIGURATION_MAP) continue;
+        for (const [, value] of map.writes) if (value) config = JSON.parse(value.toString("utf8")) as string[];
+      }
+    }
+    return { term: entry.view, index: entry.seqno, isSignature: entry.isSignature, payload: bytes, ...(config ? { config } : {}) };
+  }
+
+  /**
+   * The committed state at signature `seqno` for a snapshot: the KV maps as they were then (the
+   * store may already hold later transactions), the view, the Merkle frontier and the raw ledger
+   * secret that seals the private maps.
+   */
+  snapshotState(seqno: number): { maps: Map<string, MapState>; view: number; views: { view: number; seqno: number }[]; tree: Buffer[]; ledgerSecret: Buffer } {
+    assert(seqno <= this.commitSeqno && this.signatures.seqnoAbove(seqno - 1) === seqno, `snapshot seqno ${seqno} is a committed signature`);
+    return {
+      maps: this.store.stateAt(seqno),
+      view: this.views.viewAt(seqno) ?? this.view,
+      views: this.views.startsUpTo(seqno),
+      tree: this.merkle.frontierAt(seqno),
+      ledgerSecret: this.secrets.rangeFor(seqno).raw,
+    };
+  }
+
+  /** The raw ledger secret that encrypts `seqno` (a snapshot's private maps are sealed with it). */
+  ledgerSecretFor(seqno: number): Buffer {
+    return this.secrets.rangeFor(seqno).raw;
+  }
+
+  /**
+   * Starts this engine from a snapshot of signature `seqno` (verified by the caller): the KV
+   * state, the Merkle tree's frontier, the view. Everything up to `seqno` is committed; entries
+   * after it are then replayed or replicated as usual. Receipts need the tree's paths, so
+   * transactions at or before `seqno` get none from this node (receipt() says so).
+   */
+  loadSnapshot(snapshot: {
+    seqno: number; view: number; views: readonly { view: number; seqno: number }[]; tree: readonly Buffer[]; parts: readonly Buffer[];
+    /** The whole tree up to the snapshot, rebuilt from ledger entries this node holds: receipts for every transaction. */
+    fullTree?: MerkleTree;
+  }): void {
+    assert(this.lastSeqno === 0 && this.merkle.size === 0, "a snapshot is loaded into a fresh engine");
+    const frontier = MerkleTree.fromFrontier(snapshot.seqno, snapshot.tree);
+    if (snapshot.fullTree !== undefined && (snapshot.fullTree.size !== snapshot.seqno || !snapshot.fullTree.root().equals(frontier.root()))) {
+      throw new CocoError("InvalidSnapshot", `The snapshot's Merkle tree at seqno ${snapshot.seqno} is not the tree of this node's ledger entries.`, 400);
+    }
+    this.store.loadSnapshotParts(snapshot.parts);
+    assert(this.store.currentVersion === snapshot.seqno, `the snapshot's state is at its seqno ${snapshot.seqno}`);
+    this.merkle = snapshot.fullTree ?? frontier;
+    if (snapshot.fullTree === undefined) this.snapshotBase = snapshot.seqno;
+    const signature = this.store.get(SIGNATURES_MAP, SINGLETON_KEY);
+    const record = signature === undefined ? undefined : decodeSignature(signature);
+    if (record === undefined || record.seqno !== snapshot.seqno) {
+      throw new CocoError("InvalidSnapshot", `A snapshot of seqno ${snapshot.seqno} must be taken at a signature transaction (its last signature is ${record?.seqno}).`, 400);
+    }
+    this.signatures.add(record);
+    // The views before the snapshot, so that /node/tx still answers for those transactions.
+    for (const start of snapshot.views) {
+      if (start.seqno > snapshot.seqno || start.view > snapshot.view) throw new CocoError("InvalidSnapshot", "The snapshot's view history goes past its seqno or view.", 400);
+      this.views.note(start.view, start.seqno);
+    }
+    this.views.note(snapshot.view, snapshot.seqno);
+    for (const [, value] of this.store.maps.get(SERVICE_INFO_MAP)?.entries ?? []) {
+      const cert = (JSON.parse(value.value.toString("utf8")) as { cert?: string }).cert;
+      if (typeof cert === "string") this.serviceCerts.add(cert);
+    }
+    this.lastSeqno = snapshot.seqno;
+    this.proposedSeqno = snapshot.seqno;
+    this.commitSeqno = snapshot.seqno;
+    this.keyNonceLastSeqno = snapshot.seqno;
+  }
+
+  /** Transactions at or before this seqno came with the snapshot this node started from. */
+  get snapshotStartSeqno(): number {
+    return this.snapshotBase;
+  }
+
   /** A backup checks every signature transaction: the primary's root must be ours, signed by an endorsed node. */
   private verifySignature(record: SignatureRecord, seqno: number): void {
-    const root = this.tree.root();
+    const root = this.merkle.root();
     if (record.seqno !== seqno || record.root !== root.toString("hex")) {
       throw new CocoError("ReplicationDiverged",
         `Signature transaction ${seqno} signs root ${record.root} but this node's Merkle root is ${root.toString("hex")}: the ledgers diverged.`, 500);
@@ -452,7 +538,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     assert(this.batch.length === 0 && this.inFlight.length === 0, "the batch is drained before a rollback");
     this.options.logger.warn({ from: seqno + 1, to: this.lastSeqno }, "rolling back uncommitted transactions");
     this.store.rollback(seqno);
-    this.tree.retract(seqno);
+    this.merkle.retract(seqno);
     this.signatures.truncate(seqno);
     this.views.truncate(seqno);
     this.truncateSecrets(seqno);
@@ -762,7 +848,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     assert(sink !== undefined, "an entry sink is set before the first transaction");
     for (let i = 0; i < count; i++) {
       const seqno = firstSeqno + i;
-      this.tree.appendFrom(encoded.leaves, 32 * i);
+      this.merkle.appendFrom(encoded.leaves, 32 * i);
       this.proposedSeqno = seqno;
       sink.propose(encoded.entries[i]!, seqno, false, undefined);
     }
@@ -798,7 +884,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const entry = encodeEntry({
       view, seqno, isSignature, claimsDigest, commitEvidenceDigest, keyNonce: this.keyNonce, publicDomain, privatePlaintext: privateDomain,
     }, this.secrets.forSeqno(seqno));
-    this.tree.append(entryLeaf(entry));
+    this.merkle.append(entryLeaf(entry));
     this.proposedSeqno = seqno;
     sink.propose(entry, seqno, isSignature, config);
   }
@@ -1005,6 +1091,11 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     if (status !== "Committed") {
       throw new CocoError("TransactionPendingOrUnknown",
         `Transaction ${formatTxId(view, seqno)} is ${status.toLowerCase()}: a receipt is available once it is committed.`, 404);
+    }
+    if (seqno <= this.snapshotBase) {
+      throw new CocoError("TransactionNotInThisNodesHistory",
+        `Transaction ${formatTxId(view, seqno)} precedes the snapshot this node started from (seqno ${this.snapshotBase}): ` +
+        "it holds no Merkle path for it. Ask a node whose ledger goes back that far.", 404);
     }
     const signatureSeqno = this.signatures.seqnoAbove(seqno);
     if (signatureSeqno === undefined || signatureSeqno > this.reportedCommitSeqno) {

@@ -1,7 +1,7 @@
 // A Coco node: opens its ledger, loads or creates its identity and secrets (or joins an
 // existing service), rebuilds its state from the ledger, takes part in consensus over the
 // node-to-node channels, writes the genesis transaction for a new service, and serves HTTPS.
-import { mkdirSync, readFileSync, existsSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import { createNodeLogger, LogFile } from "./logger.js";
@@ -38,6 +38,10 @@ import { installAttestationEndpoints } from "./attestation-endpoints.js";
 import { nodeEvidence, trustGenesisPlatform } from "./node-evidence.js";
 import { installExplorerEndpoints } from "../explorer/index.js";
 import { SINGLETON_KEY } from "./signatures.js";
+import { Snapshotter } from "./snapshots.js";
+import { installSnapshotEndpoints } from "./snapshot-endpoints.js";
+import { fetchServiceSnapshot } from "./snapshot-fetch.js";
+import { rebuildState, recoverFromLedger } from "./snapshot-startup.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
 import { CONSTITUTION_MAP, type GovernanceDeps, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
@@ -121,8 +125,8 @@ export class CocoNode {
 
   private static async startLocked(config: ResolvedConfig, options: StartOptions): Promise<CocoNode> {
     const logger = options.logger ?? createNodeLogger(config);
-    const { ledger, entries, identity, bootstrapPeers, lostLedger } = config.command === "Recover"
-      ? await openForRecovery(config, logger)
+    const { ledger, entries, identity, bootstrapPeers, lostLedger, streamed } = config.command === "Recover"
+      ? { ...await openForRecovery(config, logger), streamed: false }
       : await openLedgerAndIdentity(config, logger);
     const engine = new TransactionEngine(ledger, {
       nodeId: identity.nodeId,
@@ -143,11 +147,20 @@ export class CocoNode {
     const started = Date.now();
     // A recovering node applies the previous service's public state only (see recovery.ts).
     const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
-    // Otherwise the ledger is read back in bounded ranges; consensus keeps only its window of it.
-    const replayed = recovery !== undefined ? await recovery.readPublicLedger(entries)
-      : await engine.replayLedger(config.memory.consensusWindowEntries, ledger.committedSeqno);
+    // With a committed snapshot the ledger came back whole (snapshot-startup.ts checks and skips
+    // what the snapshot covers); otherwise it is read back in bounded ranges and consensus keeps
+    // only its window of it.
+    const rebuilt = recovery !== undefined
+      ? await recoverFromLedger(recovery, entries, config, logger)
+      : streamed
+        ? { replayed: await engine.replayLedger(config.memory.consensusWindowEntries, ledger.committedSeqno), snapshotSeqno: 0 }
+        : await rebuildState({
+          engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: config.snapshots.directory,
+          serviceCertPems: [identity.serviceCertPem], logger,
+        });
+    const replayed = rebuilt.replayed;
     if (ledger.lastSeqno > 0 && recovery === undefined) {
-      logger.info({ entries: ledger.lastSeqno, ms: Date.now() - started }, "state rebuilt from the ledger");
+      logger.info({ entries: ledger.lastSeqno, streamed, ms: Date.now() - started }, "state rebuilt from the ledger");
     }
     const startupSeqno = engine.lastTxId.seqno;
     const ticks = (ms: number) => Math.max(1, Math.round(ms / config.consensus.tickMs));
@@ -157,7 +170,9 @@ export class CocoNode {
       // A new service starts with this node as its only voter; a joiner waits to be added.
       bootstrapVoters: config.command !== "Join" && !lostLedger ? [identity.nodeId] : [],
       lostEntries: lostLedger,
-      commitIndex: ledger.committedSeqno,
+      // A snapshot is only ever taken of committed state.
+      commitIndex: Math.max(ledger.committedSeqno, rebuilt.snapshotSeqno),
+      ...("base" in rebuilt && rebuilt.base !== undefined ? { snapshotBase: rebuilt.base } : {}),
       tickMs: config.consensus.tickMs,
       electionTicks: ticks(config.consensus.electionTimeoutMs),
       heartbeatTicks: ticks(config.consensus.heartbeatMs),
@@ -216,6 +231,11 @@ export class CocoNode {
       }),
     });
     installAttestationEndpoints(registry, identity.nodeId);
+    installSnapshotEndpoints(registry, config.snapshots.directory);
+    const snapshotter = new Snapshotter(engine, {
+      directory: config.snapshots.directory, txCount: config.snapshots.txCount, keepMax: config.snapshots.keepMax,
+      durable: config.durability === "fsync", logger,
+    }, rebuilt.snapshotSeqno);
     // What governance asks of the node (rekey, recovery shares), carried out on commit.
     const effects = new GovernanceEffects(engine, identity, config, logger, () => replicator);
     // Retiring a node rotates the ledger secret once the node has left the configuration (the
@@ -244,6 +264,8 @@ export class CocoNode {
         getLatestLedgerSecretSeqno: () => engine.ledgerSecrets[engine.ledgerSecrets.length - 1]!.fromSeqno,
         triggerLedgerRekey: () => effects.requestLedgerRekey(kv),
         triggerRecoverySharesRefresh: () => effects.requestRecoverySharesRefresh(kv),
+        // The trigger_snapshot action: a snapshot at the next committed signature (snapshots.ts).
+        triggerSnapshot: () => snapshotter.trigger(),
       }),
       nowSeconds: () => Math.floor(Date.now() / 1000),
       createdAtWindow: { maxAgeSeconds: config.governance.createdAtMaxAgeSeconds, maxFutureSeconds: config.governance.createdAtMaxFutureSeconds },
@@ -457,14 +479,13 @@ export class CocoNode {
  * it holds everything committed before the loss.
  */
 async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Promise<{
-  ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean;
+  ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean; streamed: boolean;
 }> {
-  const { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, {
-    chunkSizeBytes: config.ledgerChunkBytes,
-    durability: config.durability,
-    logger,
-    returnEntries: false,
-  });
+  // A node reads its ledger back in bounded ranges (replayLedger), unless a committed snapshot
+  // may shorten the replay (snapshot-startup.ts works on the entries in memory).
+  let streamed = !hasCommittedSnapshot(config.snapshots.directory);
+  const ledgerOptions = { chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger };
+  let { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, { ...ledgerOptions, returnEntries: !streamed });
   try {
     let bootstrapPeers: KnownPeer[] = [];
     const lostLedger = ledger.lastSeqno === 0 && hasIdentity(config);
@@ -482,10 +503,24 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
     let identity: NodeIdentity;
     if (config.command === "Join" && !hasIdentity(config)) {
       ({ identity, peers: bootstrapPeers } = await joinAsNewNode(config, logger, ledger.lastSeqno > 0));
+      // As CCF 6: the joiner fetches the service's newest committed snapshot itself; its ledger
+      // then starts right after it, and consensus replicates only what follows.
+      const snapshot = await fetchServiceSnapshot({
+        target: { host: config.join!.targetHost, port: config.join!.targetPort }, serviceCertPem: identity.serviceCertPem,
+        directory: config.snapshots.directory, durable: config.durability === "fsync", logger,
+      }).catch((error: Error) => {
+        logger.warn({ reason: error.message }, "no snapshot from the service: replicating the whole ledger");
+        return undefined;
+      });
+      if (snapshot !== undefined) {
+        await ledger.close();
+        streamed = false;
+        ({ ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, { ...ledgerOptions, returnEntries: true, startAfter: snapshot.seqno }));
+      }
     } else {
       identity = await loadOrCreateIdentity(config, ledger.lastSeqno > 0);
     }
-    return { ledger, entries, identity, bootstrapPeers, lostLedger };
+    return { ledger, entries, identity, bootstrapPeers, lostLedger, streamed };
   } catch (error) {
     await ledger.close().catch(() => undefined);
     throw error;
@@ -601,4 +636,13 @@ function openAccessLog(settings: { file: string | undefined }, logger: Logger): 
   if (settings.file !== undefined) return new LogFile(settings.file);
   const stream = (logger as unknown as Record<symbol, AccessLogDestination | undefined>)[pino.symbols.streamSym];
   return stream ?? process.stdout;
+}
+
+/** Whether the snapshot directory holds a committed snapshot a start may use (snapshot-startup.ts). */
+function hasCommittedSnapshot(directory: string): boolean {
+  try {
+    return readdirSync(directory).some((name) => name.startsWith("snapshot_") && name.endsWith(".committed"));
+  } catch {
+    return false;
+  }
 }

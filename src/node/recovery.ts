@@ -24,6 +24,8 @@ import {
 import { fileHardStateStore } from "./replication.js";
 import { SERVICE_INFO_MAP, type ServiceInfo } from "./service-status.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, decodeSignature } from "./signatures.js";
+import { openPrivatePart } from "./snapshot-format.js";
+import type { StartupSnapshot } from "./snapshot-load.js";
 
 /** CCF's node states, as `/node/state` reports them. */
 export type NodeState = "ReadingPublicLedger" | "PartOfPublicNetwork" | "ReadingPrivateLedger" | "PartOfNetwork";
@@ -91,7 +93,10 @@ interface PreviousService {
   lastView: number;
   shares: RecoverySharesInfo;
   historical: Map<number, HistoricalEncryptedSecret>;
+  /** The previous ledger's entries not covered by the snapshot started from (all of them without one). */
   entries: Buffer[];
+  /** The previous service's snapshot this recovery started from: its private maps are restored with the recovered secret. */
+  snapshot: StartupSnapshot | undefined;
   endorsementPem: string;
 }
 
@@ -142,21 +147,35 @@ export class Recovery {
    * returns the entries as consensus sees them, without their configurations: the recovered
    * service starts with this node as its only voter.
    */
-  async readPublicLedger(entries: Buffer[]): Promise<ReplayedEntry[]> {
+  async readPublicLedger(allEntries: Buffer[], snapshot?: StartupSnapshot): Promise<ReplayedEntry[]> {
     const { engine, logger } = this;
     const historical = new Map<number, HistoricalEncryptedSecret>();
+    const noteHistorical = (value: Buffer) => {
+      const record = JSON.parse(value.toString("utf8")) as HistoricalEncryptedSecret;
+      historical.set(record.next_from_seqno, record);
+    };
     engine.store.onWrite(HISTORICAL_SECRETS_MAP, (_seqno, writes) => {
-      for (const value of writes.values()) {
-        if (!value) continue;
-        const record = JSON.parse(value.toString("utf8")) as HistoricalEncryptedSecret;
-        historical.set(record.next_from_seqno, record);
-      }
+      for (const value of writes.values()) if (value) noteHistorical(value);
     });
     const started = Date.now();
+    let covered: ReplayedEntry[] = [];
+    let entries = allEntries;
+    if (snapshot !== undefined) {
+      // The snapshot's public maps now; its private maps once members' shares give the secret.
+      engine.loadSnapshot({
+        seqno: snapshot.seqno, view: snapshot.parsed.header.view, views: snapshot.parsed.header.views,
+        tree: snapshot.parsed.header.tree.map((h) => Buffer.from(h, "hex")), parts: [snapshot.parsed.publicPart],
+      });
+      const latestHistorical = engine.store.get(HISTORICAL_SECRETS_MAP, SINGLETON_KEY);
+      if (latestHistorical !== undefined) noteHistorical(latestHistorical);
+      covered = allEntries.slice(0, snapshot.seqno).map((bytes) => engine.describeEntry(bytes));
+      entries = allEntries.slice(snapshot.seqno);
+      logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno }, "recovery: starting from the previous service's snapshot");
+    }
     logger.info({ entries: entries.length, ledger: this.config.ledgerDirectory }, "recovery: reading the public ledger");
     let replayed: ReplayedEntry[];
     try {
-      replayed = engine.replay(entries, { publicOnly: true, verifySignatures: true });
+      replayed = [...covered, ...engine.replay(entries, { publicOnly: true, verifySignatures: true })];
     } catch (error) {
       throw new CocoError("LedgerCorrupted", `The previous service's ledger does not verify: ${(error as Error).message}`, 400, { cause: error });
     }
@@ -178,7 +197,7 @@ export class Recovery {
     this.previous = {
       certPem, info, lastSeqno: last.index, lastView: last.term,
       shares: JSON.parse(sharesRaw.toString("utf8")) as RecoverySharesInfo,
-      historical, entries,
+      historical, entries, snapshot,
       endorsementPem: await createNodeCertificate({
         nodePublicKeyPem: publicKeyPemFromCertificate(certPem), serviceKeys: this.identity.serviceKeys,
         serviceCertPem: this.identity.serviceCertPem, commonName: "CN=CCF Service",
@@ -313,9 +332,11 @@ export class Recovery {
       versions.unshift({ fromSeqno: record.previous_from_seqno, raw: decryptPreviousSecret(record, head.raw) });
       assert(versions.length <= previous.historical.size + 1, "the historical secrets form a chain");
     }
-    if (versions[0]!.fromSeqno !== 1) {
+    // From the start of the ledger, or of the snapshot the recovery started from.
+    const needed = previous.snapshot?.seqno ?? 1;
+    if (versions[0]!.fromSeqno > needed) {
       throw new CocoError("LedgerSecretsIncomplete",
-        `The ledger secrets recovered reach back to seqno ${versions[0]!.fromSeqno}, not to the start of the ledger.`, 500);
+        `The ledger secrets recovered reach back to seqno ${versions[0]!.fromSeqno}, not to seqno ${needed} where the recovered ledger starts.`, 500);
     }
     return versions;
   }
@@ -330,6 +351,10 @@ export class Recovery {
     // The old private domains are applied to a store of their own, then written to the service.
     const privateStore = new Store();
     const empty = Buffer.alloc(0);
+    if (previous.snapshot !== undefined) {
+      const { seqno, name } = previous.snapshot;
+      privateStore.loadSnapshotParts([openPrivatePart(previous.snapshot.parsed, name, secrets.rangeFor(seqno).raw)]);
+    }
     for (let i = 0; i < previous.entries.length; i++) {
       const entry = decodeEntry(previous.entries[i]!);
       const plain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, secrets.forSeqno(entry.seqno)) : empty;

@@ -25,6 +25,8 @@ export interface Transport {
 }
 
 export interface ReplicationOptions {
+  /** The node started from a snapshot of this committed signature: its log starts after it (snapshots.ts). */
+  snapshotBase?: { index: number; term: number; voters: readonly string[] };
   nodeId: string;
   workspace: string;
   /** Voters when the log holds no configuration yet: [self] for a new service, [] for a joiner. */
@@ -172,6 +174,7 @@ export class Replicator implements EntrySink {
     this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, {
       hardState: this.hardStateStore.read(), entries: log.entries, ...("prefix" in log ? { prefix: log.prefix } : {}),
       lostEntries: options.lostEntries === true, commitIndex: options.lostEntries ? 0 : options.commitIndex ?? 0,
+      ...(options.snapshotBase !== undefined ? { base: options.snapshotBase } : {}),
     }, {
       ...(options.logWindow !== undefined
         ? { logWindow: { ...options.logWindow, payloadBytes: (payload: unknown) => (payload as Buffer).length } } : {}),
@@ -182,7 +185,8 @@ export class Replicator implements EntrySink {
       maxUncommittedEntries: options.maxUncommittedEntries,
       random: options.random ?? Math.random,
     });
-    this.durableSeqno = log.count;
+    // A streamed replay counts seqnos; an array of entries starts after the snapshot base, if any.
+    this.durableSeqno = "prefix" in replayed ? log.count : (options.snapshotBase?.index ?? 0) + log.count;
     // Restarted with a recorded commit point: what was Committed before the restart still is.
     if (this.raft.committedIndex > 0) engine.advanceCommit(this.raft.committedIndex);
     engine.setSink(this);

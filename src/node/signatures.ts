@@ -111,6 +111,11 @@ export class ViewHistory {
     this.starts.push({ view, seqno });
   }
 
+  /** The first seqno of each view up to `seqno` (what a snapshot carries so that statuses stay known). */
+  startsUpTo(seqno: number): { view: number; seqno: number }[] {
+    return this.starts.filter((start) => start.seqno <= seqno).map((start) => ({ ...start }));
+  }
+
   viewAt(seqno: number): number | undefined {
     for (let i = this.starts.length - 1; i >= 0; i--) if (this.starts[i]!.seqno <= seqno) return this.starts[i]!.view;
     return undefined;

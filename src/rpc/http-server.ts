@@ -457,8 +457,9 @@ export class HttpServer {
     const body = response.body ?? "";
     // A 503 a handler returned, or one relayed from the primary, tells the client when to retry too.
     const headers = withRetryAfter(response.status, response.headers ?? {});
+    // A HEAD answer carries the length its GET would have (e.g. /node/snapshot/{name}), no body.
     const bytes = typeof body === "string" ? Buffer.byteLength(body) : body.length;
-    headers["content-length"] = String(bytes);
+    if (res.req.method !== "HEAD" || headers["content-length"] === undefined) headers["content-length"] = String(bytes);
     res.writeHead(response.status, headers);
     res.end(body);
     this.answered(request, request.method, response.status, started, bytes);

@@ -38,6 +38,8 @@ export interface NetworkOptions {
   recoveryThreshold?: number;
   /** Extra settings of every node's RPC interface (e.g. max_open_sessions_hard). */
   rpcInterface?: Record<string, unknown>;
+  /** The `snapshots` section of every node's config (tx_count, keep_max, directory). */
+  snapshots?: Record<string, unknown>;
 }
 
 const CONSENSUS = { tick: "10ms", heartbeat: "50ms", election_timeout: "500ms" };
@@ -112,6 +114,7 @@ export class Network {
         ? { type, service_certificate_file: "service_cert.pem", recover: { previous_service_identity_file: "previous_service_cert.pem" } }
         : { type, service_certificate_file: "service_cert.pem", join: { target_rpc_address: `127.0.0.1:${extra.targetPort ?? this.nodes[0]!.rpcPort}`, retry_timeout: "100ms" } },
       ledger: { directory: "ledger" },
+      ...(this.options.snapshots !== undefined ? { snapshots: this.options.snapshots } : {}),
       ledger_signatures: { tx_count: 5000, delay: this.options.signatureDelay ?? "25ms" },
       logging: { level: "info" },
       coco: { workspace: ".", durability: "fsync", consensus: CONSENSUS, ...this.options.coco, ...extra.coco },
@@ -220,11 +223,13 @@ export class Network {
    * with command Recover (previous identity: the network's service_cert.pem). The network's
    * service_cert.pem becomes the recovered service's; the previous one is returned.
    */
-  async recover(from: NetworkNode): Promise<{ node: NetworkNode; previousServiceCertPem: string }> {
+  async recover(from: NetworkNode, options: { withSnapshots?: boolean } = {}): Promise<{ node: NetworkNode; previousServiceCertPem: string }> {
     const previousServiceCertPem = readFileSync(join(this.dir, "service_cert.pem"), "utf8");
     const node = await this.addNodeFiles("Recover");
     writeFileSync(join(node.dir, "previous_service_cert.pem"), previousServiceCertPem);
     cpSync(join(from.dir, "ledger"), join(node.dir, "ledger"), { recursive: true });
+    // The previous node's snapshots too: recovery then starts from the newest that verifies.
+    if (options.withSnapshots) cpSync(join(from.dir, "snapshots"), join(node.dir, "snapshots"), { recursive: true });
     node.process = await NodeProcess.nodeStart(node.dir, node.configFile);
     copyFileSync(join(node.dir, "service_cert.pem"), join(this.dir, "service_cert.pem"));
     node.nodeId = (await node.process.request("GET", "/node/state", { identity: "none" })).json().node_id;

@@ -1,0 +1,92 @@
+// How a node rebuilds its state at start (restart and join): from the newest committed snapshot
+// that verifies and fits its ledger, then only the ledger entries after it; or, without one, by
+// replaying the whole ledger as before. Entries a snapshot covers still go to consensus (so this
+// node can catch up a lagging backup) but are neither decrypted nor applied.
+import { decodeEntry, entryLeaf } from "../ledger/index.js";
+import { MerkleTree } from "../merkle/index.js";
+import { CocoError } from "../util/index.js";
+import { MERKLE_RETAINED_HEIGHT, type ReplayedEntry, type TransactionEngine } from "./engine.js";
+import { readFileSync } from "node:fs";
+import type { ResolvedConfig } from "./config.js";
+import type { Recovery } from "./recovery.js";
+import { findStartupSnapshot, loadSnapshotIntoEngine, votersAtSnapshot } from "./snapshot-load.js";
+
+export interface StateRebuilt {
+  readonly replayed: ReplayedEntry[];
+  /** Set when the ledger starts after the snapshot: consensus's log starts there too. */
+  readonly base?: { index: number; term: number; voters: readonly string[] };
+  /** Seqno of the snapshot started from (0: none). */
+  readonly snapshotSeqno: number;
+}
+
+interface Logger { info(o: object, msg: string): void; warn(o: object, msg: string): void }
+
+export async function rebuildState(args: {
+  engine: TransactionEngine; entries: readonly Buffer[]; ledgerLastSeqno: number;
+  snapshotDirectory: string; serviceCertPems: readonly string[]; logger: Logger;
+}): Promise<StateRebuilt> {
+  const { engine, entries, logger } = args;
+  const firstSeqno = entries.length > 0 ? decodeEntry(entries[0]!).seqno : args.ledgerLastSeqno + 1;
+  const lastSeqno = firstSeqno + entries.length - 1;
+  const started = Date.now();
+  // Fits: the ledger continues right after it (or holds it). A snapshot beyond the ledger's end
+  // would skip entries this node never held; one before the ledger's start leaves a gap.
+  const snapshot = entries.length === 0 && firstSeqno === 1
+    ? undefined
+    : await findStartupSnapshot(args.snapshotDirectory, args.serviceCertPems, (file) => {
+      if (file.seqno > lastSeqno) return `it is at seqno ${file.seqno}, beyond this node's ledger (last seqno ${lastSeqno})`;
+      if (file.seqno < firstSeqno - 1) return `it is at seqno ${file.seqno}, before this node's ledger starts (seqno ${firstSeqno})`;
+      return undefined;
+    }, logger);
+  if (snapshot === undefined) {
+    if (firstSeqno > 1) {
+      throw new CocoError("SnapshotMissing",
+        `The ledger in this node's ledger directory starts at seqno ${firstSeqno} (the node joined from a snapshot), but no committed snapshot ` +
+        `at seqno ${firstSeqno - 1} or later verifies in '${args.snapshotDirectory}': restore that directory, or start the node with an empty ledger directory to join again.`, 400);
+    }
+    return { replayed: engine.replay(entries), snapshotSeqno: 0 };
+  }
+  const covered = snapshot.seqno - firstSeqno + 1;
+  // A ledger from seqno 1: the whole Merkle tree is rebuilt from the entries' leaves (one SHA-256
+  // each, no decryption or KV apply), so receipts of older transactions are still served, and the
+  // snapshot's frontier is checked against this node's own ledger.
+  let fullTree: MerkleTree | undefined;
+  if (firstSeqno === 1) {
+    fullTree = new MerkleTree(MERKLE_RETAINED_HEIGHT);
+    for (let i = 0; i < covered; i++) fullTree.append(entryLeaf(entries[i]!));
+  }
+  try {
+    loadSnapshotIntoEngine(engine, snapshot, fullTree);
+  } catch (error) {
+    // Checked before the engine changes: the node falls back to the whole ledger, if it has it.
+    if (firstSeqno > 1) throw error;
+    logger.warn({ file: snapshot.name, reason: (error as Error).message }, "snapshot refused: replaying the whole ledger");
+    return { replayed: engine.replay(entries), snapshotSeqno: 0 };
+  }
+  // The suffix's signatures are checked against the Merkle tree the snapshot carried: a
+  // snapshot that does not match the signed ledger stops the node here.
+  const suffix = engine.replay(entries.slice(covered), { verifySignatures: true });
+  logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno, replayed: suffix.length, ms: Date.now() - started }, "state rebuilt from a snapshot and the ledger after it");
+  if (firstSeqno === 1) {
+    return { replayed: [...entries.slice(0, covered).map((bytes) => engine.describeEntry(bytes)), ...suffix], snapshotSeqno: snapshot.seqno };
+  }
+  return {
+    replayed: suffix, snapshotSeqno: snapshot.seqno,
+    base: { index: snapshot.seqno, term: snapshot.parsed.header.view, voters: votersAtSnapshot(engine) },
+  };
+}
+
+/**
+ * A recovering node (command Recover) starts from the newest committed snapshot of the previous
+ * service that verifies against the previous service's certificate and lies within its ledger
+ * (CCF: the snapshot in the recovering node's snapshot directory); its public maps are loaded at
+ * once, its private maps once members' shares restore the previous ledger secret.
+ */
+export async function recoverFromLedger(recovery: Recovery, entries: Buffer[], config: ResolvedConfig, logger: Logger): Promise<StateRebuilt> {
+  const previousServiceCertPem = readFileSync(config.recover!.previousServiceIdentityFile, "utf8");
+  const lastSeqno = entries.length;
+  const snapshot = await findStartupSnapshot(config.snapshots.directory, [previousServiceCertPem], (file) =>
+    file.seqno >= lastSeqno ? `it is at seqno ${file.seqno}, not before the end of the previous service's ledger (seqno ${lastSeqno})` : undefined, logger);
+  const replayed = await recovery.readPublicLedger(entries, snapshot);
+  return { replayed, snapshotSeqno: 0 };
+}

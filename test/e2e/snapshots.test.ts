@@ -1,0 +1,210 @@
+// Snapshots end to end, with real node processes: the primary writes committed snapshots; a
+// joiner fetches one from the service by itself and replicates only what follows; a restarted
+// node rebuilds its state from its snapshot and the ledger after it; a damaged snapshot is
+// refused with its name and the reason logged.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runCli, tempWorkspace } from "../helpers/node-process.js";
+import { GovernanceClient, submitMemberRecoveryShare } from "../../src/client/index.js";
+import { Network, type NetworkNode } from "../helpers/network.js";
+
+const SNAPSHOT_TX_COUNT = 40;
+
+async function write(node: NetworkNode, id: number, msg: string): Promise<string> {
+  const r = await node.process!.request("POST", "/app/log/private", { body: JSON.stringify({ id, msg }) });
+  assert.equal(r.status, 200, `write ${id} via node ${node.index}: ${r.text}`);
+  return r.headers["x-ms-ccf-transaction-id"] as string;
+}
+
+async function read(node: NetworkNode, id: number): Promise<string | undefined> {
+  const r = await node.process!.request("GET", `/app/log/private?id=${id}`);
+  return r.status === 200 ? r.json().msg : undefined;
+}
+
+async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await check().catch(() => undefined);
+    if (result !== undefined && result !== false) return result;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function committedSnapshots(node: NetworkNode): string[] {
+  try {
+    return readdirSync(join(node.dir, "snapshots")).filter((n) => /^snapshot_\d+_\d+\.committed$/.test(n));
+  } catch {
+    return [];
+  }
+}
+
+function seqnoOf(name: string): number {
+  return Number(/^snapshot_(\d+)_/.exec(name)![1]);
+}
+
+/** Writes `count` private records and waits until the primary holds a committed snapshot covering most of them. */
+async function writeUntilSnapshot(net: Network, first: number, count: number): Promise<{ snapshot: string; firstTxid: string; lastTxid: string }> {
+  const primary = await net.primary();
+  let lastTxid = "";
+  let firstTxid = "";
+  for (let i = first; i < first + count; i++) {
+    lastTxid = await write(primary, i, `message ${i}`);
+    if (i === first) firstTxid = lastTxid;
+  }
+  await primary.process!.waitForStatus(lastTxid, "Committed", 15_000);
+  const lastSeqno = Number(lastTxid.split(".")[1]);
+  const snapshot = await eventually(async () => committedSnapshots(primary).find((n) => seqnoOf(n) > lastSeqno - 2 * SNAPSHOT_TX_COUNT), "a committed snapshot")
+    .catch((error: Error) => { throw new Error(`${error.message}; files: ${committedSnapshots(primary)}; last ${lastTxid}\n${primary.process!.output().split("\n").filter((l) => /snapshot/i.test(l)).join("\n")}`); });
+  return { snapshot, firstTxid, lastTxid };
+}
+
+test("a joiner fetches the service's snapshot by itself and replicates only the ledger after it", { timeout: 180_000 }, async () => {
+  const ws = tempWorkspace("coco-snap-");
+  const net = await Network.start(ws.dir, 1, { snapshots: { tx_count: SNAPSHOT_TX_COUNT } });
+  try {
+    const { snapshot, firstTxid } = await writeUntilSnapshot(net, 0, 150);
+    const snapshotSeqno = seqnoOf(snapshot);
+    // GET /node/snapshot redirects to the newest committed file, which verifies as served.
+    const redirect = await net.nodes[0]!.process!.request("GET", "/node/snapshot", { identity: "none" });
+    assert.equal(redirect.status, 307);
+    assert.match(String(redirect.headers["location"]), /^\/node\/snapshot\/snapshot_\d+_\d+\.committed$/);
+    const head = await net.nodes[0]!.process!.request("HEAD", String(redirect.headers["location"]), { identity: "none" });
+    assert.equal(head.status, 200);
+    const ranged = await net.nodes[0]!.process!.request("GET", String(redirect.headers["location"]), { identity: "none", headers: { range: "bytes=0-7" } });
+    assert.equal(ranged.status, 206);
+    assert.equal(ranged.text, "COCOSNP1");
+
+    const joiner = await net.join();
+    await net.waitForConfiguration(2);
+    const tail = await write(net.nodes[0]!, 1000, "after the join");
+    await joiner.process!.waitForStatus(tail, "Committed", 20_000);
+    for (const id of [0, 75, 149, 1000]) assert.equal(await read(joiner, id), id === 1000 ? "after the join" : `message ${id}`, `joiner reads ${id}`);
+    // The joiner's ledger starts right after the snapshot it fetched: it never replicated seqno 1.
+    const chunks = readdirSync(join(joiner.dir, "ledger")).filter((n) => n.startsWith("ledger_"));
+    const firstSeqno = Math.min(...chunks.map((n) => Number(/^ledger_(\d+)/.exec(n)![1])));
+    assert.ok(firstSeqno > 1, `the joiner's ledger starts at ${firstSeqno}`);
+    const fetched = committedSnapshots(joiner).map(seqnoOf);
+    assert.ok(fetched.includes(firstSeqno - 1), `the joiner's ledger starts after a snapshot it holds (${fetched} vs ${firstSeqno})`);
+    assert.ok(firstSeqno - 1 >= snapshotSeqno, "it started from the newest snapshot");
+    assert.match(joiner.process!.output(), /fetched and verified the service's snapshot/);
+
+    // A receipt for a transaction after the snapshot is served by the joiner; one before it is refused plainly.
+    const receipt = await joiner.process!.request("GET", `/app/receipt?transaction_id=${tail}`);
+    assert.equal(receipt.status, 200, receipt.text);
+    // Statuses before the snapshot stay known (the snapshot carries the view history).
+    const earlyStatus = await joiner.process!.request("GET", `/node/tx?transaction_id=${firstTxid}`, { identity: "none" });
+    assert.equal(earlyStatus.json().status, "Committed");
+    const early = await joiner.process!.request("GET", `/app/receipt?transaction_id=${firstTxid}`);
+    assert.equal(early.status, 404);
+    assert.match(early.text, /TransactionNotInThisNodesHistory/);
+    assert.match(early.text, /precedes the snapshot this node started from/);
+
+    // The joiner restarts from its own snapshot and ledger (which starts after the snapshot).
+    await net.kill(joiner);
+    await net.restart(joiner);
+    assert.match(joiner.process!.output(), /state rebuilt from a snapshot and the ledger after it/);
+    // Two voters: while the joiner was down there was no majority; wait for a primary again.
+    const after = await eventually(async () => {
+      const r = await (await net.primary(30_000)).process!.request("POST", "/app/log/private", { body: JSON.stringify({ id: 1001, msg: "after the restart" }) });
+      return r.status === 200 ? r.headers["x-ms-ccf-transaction-id"] as string : undefined;
+    }, "a write after the joiner's restart", 60_000);
+    await joiner.process!.waitForStatus(after, "Committed", 20_000);
+    assert.equal(await read(joiner, 1001), "after the restart");
+    assert.equal(await read(joiner, 42), "message 42");
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
+
+test("a restarted node loads its newest valid snapshot, skipping a damaged one with its name and reason logged", { timeout: 180_000 }, async () => {
+  const ws = tempWorkspace("coco-snap-");
+  const net = await Network.start(ws.dir, 1, { snapshots: { tx_count: SNAPSHOT_TX_COUNT, keep_max: 5 } });
+  try {
+    const { firstTxid } = await writeUntilSnapshot(net, 0, 100);
+    const { lastTxid } = await writeUntilSnapshot(net, 100, 100);
+    const node = net.nodes[0]!;
+    const names = committedSnapshots(node).sort((a, b) => seqnoOf(b) - seqnoOf(a));
+    assert.ok(names.length >= 2, `two committed snapshots at least (${names})`);
+    await net.kill(node);
+    // Damage the newest: flip a byte of its public part. Its digest no longer matches its receipt.
+    const newest = join(node.dir, "snapshots", names[0]!);
+    const bytes = readFileSync(newest);
+    bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(newest, bytes);
+    await net.restart(node);
+    const output = node.process!.output();
+    assert.match(output, new RegExp(`snapshot refused[^\\n]*${names[0]!.replace(".", "\\.")}|${names[0]!.replace(".", "\\.")}[^\\n]*snapshot refused`));
+    assert.match(output, new RegExp(`"snapshot":"${names[1]!.replace(".", "\\.")}"`));
+    assert.match(output, /state rebuilt from a snapshot and the ledger after it/);
+    await node.process!.waitForStatus(lastTxid, "Committed", 15_000);
+    for (const id of [0, 99, 150, 199]) assert.equal(await read(node, id), `message ${id}`);
+    const receipt = await node.process!.request("GET", `/app/receipt?transaction_id=${lastTxid}`);
+    assert.equal(receipt.status, 200, receipt.text);
+    // Its ledger starts at seqno 1: the Merkle tree was rebuilt from it, so old receipts are still served.
+    const old = await node.process!.request("GET", `/app/receipt?transaction_id=${firstTxid}`);
+    assert.equal(old.status, 200, old.text);
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
+
+test("a recovery (command Recover) starts from the previous service's newest snapshot and restores its private maps with the shares", { timeout: 180_000 }, async () => {
+  const ws = tempWorkspace("coco-snap-");
+  const net = await Network.start(ws.dir, 1, { snapshots: { tx_count: SNAPSHOT_TX_COUNT }, recoveryMembers: 1, recoveryThreshold: 1 });
+  try {
+    await writeUntilSnapshot(net, 0, 120);
+    const tail = await write(net.nodes[0]!, 500, "after the snapshot");
+    await net.nodes[0]!.process!.waitForStatus(tail, "Committed", 15_000);
+    await net.kill(net.nodes[0]!);
+    const newest = committedSnapshots(net.nodes[0]!).sort((a, b) => seqnoOf(b) - seqnoOf(a))[0]!;
+    const { node } = await net.recover(net.nodes[0]!, { withSnapshots: true });
+    assert.match(node.process!.output(), /recovery: starting from the previous service's snapshot/);
+    assert.match(node.process!.output(), new RegExp(`"snapshot":"${newest.replace(".", "\\.")}"`), `the newest snapshot, ${newest}`);
+    const previousFile = join(node.dir, "previous_service_cert.pem");
+    const opened = await runCli(["gov", "recovery", "open", "--url", `https://127.0.0.1:${node.rpcPort}`,
+      "--service-cert", join(ws.dir, "service_cert.pem"), "--previous-service-cert", previousFile,
+      "--member-cert", join(ws.dir, "member0_cert.pem"), "--member-key", join(ws.dir, "member0_privk.pem"), "--wait"]);
+    assert.equal(opened.code, 0, opened.stderr + opened.stdout);
+    const member = new GovernanceClient(net.member(node, 0));
+    try {
+      await submitMemberRecoveryShare(member, readFileSync(join(ws.dir, "member0_enc_privk.pem"), "utf8"));
+    } finally {
+      await member.close();
+    }
+    await eventually(async () => (await node.process!.request("GET", "/node/network", { identity: "none" })).json().service_status === "Open", "the recovered service to open");
+    // Private records from the snapshot's state and from the ledger after it are all back.
+    for (const id of [0, 60, 119]) assert.equal(await read(node, id), `message ${id}`, `record ${id}`);
+    assert.equal(await read(node, 500), "after the snapshot");
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
+
+test("the trigger_snapshot action makes the primary take a snapshot at the next committed signature, whatever tx_count says", { timeout: 120_000 }, async () => {
+  const ws = tempWorkspace("coco-snap-");
+  const net = await Network.start(ws.dir, 1, { snapshots: { tx_count: 1_000_000 } });
+  try {
+    const node = net.nodes[0]!;
+    const before = await write(node, 1, "before");
+    await node.process!.waitForStatus(before, "Committed", 15_000);
+    assert.deepEqual(committedSnapshots(node), [], "no snapshot is due");
+    assert.equal((await node.process!.request("GET", "/node/snapshot", { identity: "none" })).status, 404);
+    await net.propose([{ name: "trigger_snapshot", args: {} }]);
+    const after = await write(node, 2, "after");
+    await node.process!.waitForStatus(after, "Committed", 15_000);
+    const name = await eventually(async () => committedSnapshots(node)[0], "the triggered snapshot");
+    const redirect = await node.process!.request("GET", "/node/snapshot", { identity: "none" });
+    assert.equal(redirect.status, 307);
+    assert.equal(redirect.headers["location"], `/node/snapshot/${name}`);
+    assert.equal((await node.process!.request("GET", `/node/snapshot?since=${seqnoOf(name)}`, { identity: "none" })).status, 404, "none newer than itself");
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});

@@ -1,0 +1,293 @@
+// Snapshots produced by a real engine on a real ledger: a node rebuilt from a snapshot plus the
+// ledger after it holds exactly the state of a full replay; the snapshot's proof verifies and
+// every kind of tampering is refused by name; a host that plants forged, foreign or relabelled
+// snapshot files cannot make a node start from state the signed ledger does not hold.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import fc from "fast-check";
+import { TransactionEngine } from "../../../src/node/engine.js";
+import { Replicator } from "../../../src/node/replication.js";
+import { Snapshotter } from "../../../src/node/snapshots.js";
+import { rebuildState } from "../../../src/node/snapshot-startup.js";
+import { encodeEvidence, parseSnapshot, verifySnapshot } from "../../../src/node/snapshot-format.js";
+import { verifiedSnapshotBytes } from "../../../src/node/snapshot-load.js";
+import { Ledger, parseSnapshotName } from "../../../src/ledger/index.js";
+import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes, sha256 } from "../../../src/crypto/index.js";
+
+type Log = (o: object, msg: string) => void;
+const quiet: { info: Log; warn: Log; error: Log } = { info() {}, warn() {}, error() {} };
+const SNAPSHOT_TX_COUNT = 20;
+
+async function identity() {
+  const serviceKeys = generateEcP384KeyPair();
+  const serviceCertPem = await createServiceCertificate(serviceKeys, {});
+  const nodeKeys = generateEcP384KeyPair();
+  const nodeCertPem = await createNodeCertificate({ nodePublicKeyPem: nodeKeys.publicKeyPem, serviceKeys, serviceCertPem, ipAddresses: ["127.0.0.1"] });
+  return { serviceCertPem, nodeKeys, nodeCertPem, nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem) };
+}
+type Identity = Awaited<ReturnType<typeof identity>>;
+
+function newEngine(ledger: Ledger, id: Identity, secret: Buffer): TransactionEngine {
+  return new TransactionEngine(ledger, {
+    nodeId: id.nodeId, serviceCertPem: id.serviceCertPem, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem,
+    ledgerSecrets: [{ fromSeqno: 1, raw: secret }], signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 10_000, logger: quiet,
+  });
+}
+
+/** A lone voter with a snapshotter, writing into `dir`. */
+async function primary(dir: string, id: Identity, secret: Buffer) {
+  const { ledger, entries } = await Ledger.open(join(dir, "ledger"), { durability: "none" });
+  const engine = newEngine(ledger, id, secret);
+  const replicator = new Replicator(engine, engine.replay(entries), {
+    nodeId: id.nodeId, workspace: dir, bootstrapVoters: [id.nodeId], tickMs: 10, electionTicks: 10, heartbeatTicks: 2,
+    maxEntriesPerAppend: 100, maxInflightAppends: 4, maxUncommittedEntries: 10_000, logger: quiet,
+  });
+  replicator.start();
+  const snapshotter = new Snapshotter(engine, { directory: join(dir, "snapshots"), txCount: SNAPSHOT_TX_COUNT, keepMax: 3, durable: false, logger: quiet }, 0);
+  return { engine, ledger, replicator, snapshotter };
+}
+
+type Op = { map: string; key: number; value: number | null };
+const opArb: fc.Arbitrary<Op> = fc.record({
+  map: fc.constantFrom("records", "public:records", "private:other", "public:x"),
+  key: fc.integer({ min: 0, max: 15 }),
+  value: fc.option(fc.integer({ min: 0, max: 1000 }), { freq: 4 }),
+});
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+function committedSnapshots(dir: string): string[] {
+  try {
+    return readdirSync(join(dir, "snapshots")).filter((n) => n.endsWith(".committed")).sort((a, b) => parseSnapshotName(b)!.seqno - parseSnapshotName(a)!.seqno);
+  } catch {
+    return [];
+  }
+}
+
+/** Runs the ops as transactions (a signature every few), until at least one snapshot is committed, then stops the node. */
+async function runService(dir: string, id: Identity, secret: Buffer, ops: readonly Op[]): Promise<void> {
+  const node = await primary(dir, id, secret);
+  let i = 0;
+  for (const op of ops) {
+    const tx = node.engine.store.begin();
+    if (op.value === null) tx.delete(op.map, Buffer.from([op.key]));
+    else tx.set(op.map, Buffer.from([op.key]), Buffer.from(String(op.value)));
+    if (tx.hasWrites) node.engine.commit(tx);
+    if (++i % 7 === 0) {
+      node.engine.emitSignature();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+  node.engine.emitSignature();
+  await waitFor(() => node.engine.commitTxId.seqno >= node.engine.lastSignedSeqno, "everything committed");
+  // The engine's signature timer is off here: sign until an evidence transaction commits.
+  const deadline = Date.now() + 10_000;
+  while (committedSnapshots(dir).length === 0) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a committed snapshot");
+    node.engine.emitSignature();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  // Let the last evidence commit too (its snapshot may be the newest).
+  for (let k = 0; k < 3; k++) {
+    node.engine.emitSignature();
+    await waitFor(() => node.engine.commitTxId.seqno >= node.engine.lastSignedSeqno, "the tail committed");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await node.engine.close();
+  node.replicator.stop();
+  await node.ledger.close();
+}
+
+/** A fresh engine over (a copy of) `dir`'s ledger, rebuilt with or without its snapshots. */
+async function rebuilt(dir: string, id: Identity, secret: Buffer, useSnapshots: boolean, serviceCertPems = [id.serviceCertPem], logger = quiet) {
+  const { ledger, entries } = await Ledger.open(join(dir, "ledger"), { durability: "none" });
+  const engine = newEngine(ledger, id, secret);
+  const state = useSnapshots
+    ? await rebuildState({ engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: join(dir, "snapshots"), serviceCertPems, logger })
+    : { replayed: engine.replay(entries), snapshotSeqno: 0 };
+  return { engine, ledger, state };
+}
+
+test("state from a snapshot plus the ledger after it equals state from a full replay (random histories)", { timeout: 120_000 }, async () => {
+  const id = await identity();
+  await fc.assert(
+    fc.asyncProperty(fc.array(opArb, { minLength: 45, maxLength: 120 }), async (ops) => {
+      const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-prop-"));
+      try {
+        const secret = randomBytes(32);
+        await runService(dir, id, secret, ops);
+        const full = await rebuilt(dir, id, secret, false);
+        const fromSnapshot = await rebuilt(dir, id, secret, true);
+        try {
+          assert.ok(fromSnapshot.state.snapshotSeqno > 0, "started from a snapshot");
+          assert.ok(fromSnapshot.engine.store.snapshot().equals(full.engine.store.snapshot()), "same KV state");
+          assert.ok(fromSnapshot.engine.tree.root().equals(full.engine.tree.root()), "same Merkle root");
+          assert.deepEqual(fromSnapshot.engine.lastTxId, full.engine.lastTxId);
+          assert.equal(fromSnapshot.state.replayed.length, full.engine.lastSeqnoLocal, "consensus still gets every entry (to catch up backups)");
+        } finally {
+          await full.ledger.close();
+          await fromSnapshot.ledger.close();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }),
+    { numRuns: 4, endOnFailure: true },
+  );
+});
+
+/** One service run with committed snapshots, shared by the proof and attack tests. */
+async function serviceWithSnapshots() {
+  const id = await identity();
+  const secret = randomBytes(32);
+  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-proof-"));
+  const ops: Op[] = Array.from({ length: 80 }, (_, i) => ({ map: i % 2 ? "records" : "public:records", key: i % 9, value: i }));
+  await runService(dir, id, secret, ops);
+  const name = committedSnapshots(dir)[0]!;
+  const bytes = readFileSync(join(dir, "snapshots", name));
+  return { id, secret, dir, name, bytes, file: parseSnapshotName(name)! };
+}
+
+test("a committed snapshot's proof verifies; damage to its state, receipt or evidence, or another service, is refused by name", { timeout: 60_000 }, async () => {
+  const { id, dir, name, bytes, file } = await serviceWithSnapshots();
+  try {
+    const ok = verifiedSnapshotBytes(bytes, file, [id.serviceCertPem]);
+    assert.equal(ok.seqno, file.seqno);
+    const parsed = parseSnapshot(bytes, name);
+    const receipt = parsed.evidence!.receipt;
+    const entry = parsed.evidence!.entry;
+    const refused = (tampered: Buffer, pattern: RegExp, certs = [id.serviceCertPem]) =>
+      assert.throws(() => verifiedSnapshotBytes(tampered, file, certs), (e: Error) => e.message.includes(name) && pattern.test(e.message));
+
+    // A byte of the public state.
+    const damaged = Buffer.from(bytes);
+    damaged[parsed.aad.length - 3] ^= 0x01;
+    refused(damaged, /digest .* is not the claims digest/);
+    // The receipt's signature, or its proof.
+    const withReceipt = (r: object) => Buffer.concat([parsed.body, encodeEvidence(r as typeof receipt, entry)]);
+    const sig = Buffer.from(receipt.signature, "base64");
+    sig[sig.length - 2] ^= 0x01;
+    refused(withReceipt({ ...receipt, signature: sig.toString("base64") }), /signature does not verify/);
+    refused(withReceipt({ ...receipt, proof: [...receipt.proof, { left: "00".repeat(32) }] }), /signature does not verify/);
+    refused(withReceipt({ ...receipt, leaf_components: { ...receipt.leaf_components, claims_digest: "00".repeat(32) } }), /claims digest/);
+    // No receipt at all (an uncommitted snapshot renamed .committed by the host).
+    refused(parsed.body, /carries no receipt/);
+    // Truncated.
+    refused(bytes.subarray(0, bytes.length - 10), /truncated/);
+    // Another service: same file, checked against another service certificate.
+    const other = await identity();
+    refused(bytes, /did not endorse/, [other.serviceCertPem]);
+    // A relabelled file: the name claims another seqno.
+    assert.throws(() => verifiedSnapshotBytes(bytes, { ...file, name: `snapshot_${file.seqno + 1}_${file.evidenceSeqno}.committed`, seqno: file.seqno + 1 }, [id.serviceCertPem]),
+      /holds seqno .*, its name says/);
+    assert.doesNotThrow(() => verifySnapshot(parsed, name, [id.serviceCertPem], file.evidenceSeqno));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a forged snapshot carrying the receipt of an app transaction whose claims digest is its digest is refused", { timeout: 60_000 }, async () => {
+  const id = await identity();
+  const secret = randomBytes(32);
+  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-forge-"));
+  try {
+    await runService(dir, id, secret, Array.from({ length: 50 }, (_, i) => ({ map: "records", key: i % 5, value: i })));
+    const name = committedSnapshots(dir)[0]!;
+    const genuine = parseSnapshot(readFileSync(join(dir, "snapshots", name)), name);
+    // The forger's body: the genuine one with one state byte changed. Any app may bind a claims
+    // digest to its transaction, so the forger gets one bound to the forged digest.
+    const forgedBody = Buffer.from(genuine.body);
+    forgedBody[genuine.aad.length - 3] ^= 0x01;
+    const node = await primary(dir, id, secret);
+    const tx = node.engine.store.begin();
+    tx.set("records", Buffer.from("forger"), Buffer.from("1"));
+    const forgedTx = node.engine.commit(tx, sha256(forgedBody));
+    node.engine.emitSignature();
+    node.engine.emitSignature();
+    await waitFor(() => node.engine.commitTxId.seqno >= node.engine.lastSignedSeqno, "the forger's transaction committed");
+    const tx2 = node.engine.store.begin();
+    tx2.set("records", Buffer.from("later"), Buffer.from("1"));
+    node.engine.commit(tx2);
+    node.engine.emitSignature();
+    await waitFor(() => node.engine.commitTxId.seqno >= node.engine.lastSignedSeqno, "a later signature committed");
+    const receipt = await node.engine.receipt(forgedTx.view, forgedTx.seqno);
+    const entry = await node.engine.readLedgerEntry(forgedTx.seqno);
+    await node.engine.close();
+    node.replicator.stop();
+    await node.ledger.close();
+    const forgedName = `snapshot_${genuine.header.seqno}_${forgedTx.seqno}.committed`;
+    const forged = Buffer.concat([forgedBody, encodeEvidence(receipt, entry)]);
+    // The receipt is genuine and its claims digest matches; only the evidence table check catches it.
+    assert.equal(receipt.leaf_components.claims_digest, sha256(forgedBody).toString("hex"));
+    assert.throws(() => verifiedSnapshotBytes(forged, parseSnapshotName(forgedName)!, [id.serviceCertPem]),
+      (e: Error) => e.message.includes(forgedName) && /does not record this snapshot/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a host that plants forged, foreign or relabelled snapshot files cannot make a restarted node load state the signed ledger does not hold", { timeout: 60_000 }, async () => {
+  const { id, secret, dir, name, bytes, file } = await serviceWithSnapshots();
+  try {
+    const full = await rebuilt(dir, id, secret, false);
+    const expected = full.engine.store.snapshot();
+    const expectedRoot = full.engine.tree.root();
+    await full.ledger.close();
+    const snapshots = join(dir, "snapshots");
+    const parsed = parseSnapshot(bytes, name);
+    // 1. A "newer" snapshot with altered state and the genuine receipt.
+    const altered = Buffer.from(bytes);
+    altered[parsed.aad.length - 3] ^= 0x01;
+    writeFileSync(join(snapshots, `snapshot_${file.seqno + 2}_${file.evidenceSeqno + 2}.committed`), altered);
+    // 2. The genuine file relabelled as a newer seqno.
+    writeFileSync(join(snapshots, `snapshot_${file.seqno + 1}_${file.evidenceSeqno + 1}.committed`), bytes);
+    // 3. Another service's genuine snapshot, named newest of all.
+    const foreign = await serviceWithSnapshots();
+    writeFileSync(join(snapshots, `snapshot_${file.seqno + 3}_${foreign.file.evidenceSeqno + file.seqno + 3}.committed`), foreign.bytes);
+    rmSync(foreign.dir, { recursive: true, force: true });
+    const refusals: string[] = [];
+    const logger = { ...quiet, warn: (o: object) => { const file = (o as { file?: string }).file; if (file) refusals.push(file); } };
+    const node = await rebuilt(dir, id, secret, true, [id.serviceCertPem], logger);
+    try {
+      assert.equal(node.state.snapshotSeqno, file.seqno, "the genuine snapshot was used");
+      assert.equal(refusals.length, 3, `three planted files refused and named: ${refusals}`);
+      assert.ok(node.engine.store.snapshot().equals(expected), "state equals a full replay");
+      assert.ok(node.engine.tree.root().equals(expectedRoot));
+    } finally {
+      await node.ledger.close();
+    }
+    // 4. An older genuine snapshot planted alone still gives the right state (the ledger after it is replayed).
+    for (const n of readdirSync(snapshots)) if (n !== name) rmSync(join(snapshots, n));
+    const again = await rebuilt(dir, id, secret, true);
+    try {
+      assert.ok(again.engine.store.snapshot().equals(expected));
+    } finally {
+      await again.ledger.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a copied ledger directory without its snapshots: the node replays the whole ledger", { timeout: 60_000 }, async () => {
+  const { id, secret, dir } = await serviceWithSnapshots();
+  const copy = mkdtempSync(join(tmpdir(), "coco-snapshot-copy-"));
+  try {
+    cpSync(join(dir, "ledger"), join(copy, "ledger"), { recursive: true });
+    const node = await rebuilt(copy, id, secret, true);
+    assert.equal(node.state.snapshotSeqno, 0);
+    await node.ledger.close();
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
