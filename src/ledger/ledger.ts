@@ -47,6 +47,8 @@ export class Ledger extends EventEmitter<LedgerEvents> {
   #bufferedFirst: number;
   /** Seqnos of signature transactions still buffered or in flight (rare: no per-entry cost). */
   #signatures: number[] = [];
+  /** Signatures a chunk must end at whatever its size (trigger_ledger_chunk); kept until truncated or written. */
+  readonly #chunkEnds = new Set<number>();
   /** Taken by the running flush; still served by read() until it is on disk. */
   #inFlight: Buffer[] = [];
   #inFlightFirst = 0;
@@ -131,11 +133,13 @@ export class Ledger extends EventEmitter<LedgerEvents> {
   }
 
   /** Buffers one entry in memory; it reaches disk at the next flush(). */
-  append(entry: Buffer, seqno: number, isSignature: boolean): void {
+  append(entry: Buffer, seqno: number, isSignature: boolean, endsChunk = false): void {
     assert(!this.#closed, "ledger is open");
     assert(seqno === this.#lastSeqno + 1, `appended seqno ${seqno} follows last seqno ${this.#lastSeqno}`);
+    assert(!endsChunk || isSignature, "only a signature transaction ends a chunk");
     this.#buffered.push(entry);
     if (isSignature) this.#signatures.push(seqno);
+    if (endsChunk) this.#chunkEnds.add(seqno);
     this.#lastSeqno = seqno;
   }
 
@@ -224,6 +228,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
       this.#durableSeqno = Math.min(this.#durableSeqno, seqno);
     }
     this.#signatures = this.#signatures.filter((s) => s <= seqno);
+    for (const end of this.#chunkEnds) if (end > seqno) this.#chunkEnds.delete(end);
     this.#lastSeqno = seqno;
     return this.#enqueue(() => this.#applyTruncation());
   }
@@ -359,7 +364,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
           bytes += FRAME_HEADER_BYTES + batch[end]!.length;
           const seqno = first + end++;
           while (nextSignature < signatures.length && signatures[nextSignature]! < seqno) nextSignature++;
-          if (signatures[nextSignature] === seqno && chunk.size + bytes >= this.#chunkSizeBytes) {
+          if (signatures[nextSignature] === seqno && (chunk.size + bytes >= this.#chunkSizeBytes || this.#chunkEnds.has(seqno))) {
             closeAfter = true;
             break;
           }
@@ -372,6 +377,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
           syncedSize = chunk.size;
           syncedLast = chunk.lastSeqno;
           await this.#files.close(chunk);
+          for (const e of this.#chunkEnds) if (e < first + end) this.#chunkEnds.delete(e);
         }
       }
       const current = this.#files.current();

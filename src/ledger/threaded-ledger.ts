@@ -20,7 +20,8 @@ export interface LedgerStore {
    * reports nothing as Committed above it, so a restart never un-commits what it reported.
    */
   readonly recordedCommitSeqno: number;
-  append(entry: Buffer, seqno: number, isSignature: boolean): void;
+  /** `endsChunk`: the chunk ends at this signature whatever its size (trigger_ledger_chunk). */
+  append(entry: Buffer, seqno: number, isSignature: boolean, endsChunk?: boolean): void;
   flush(): Promise<number>;
   commit(seqno: number): Promise<void>;
   truncate(seqno: number): Promise<void>;
@@ -91,6 +92,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   /** Seqno of buffered[0]; everything below it has been posted to the worker. */
   private bufferedFirst: number;
   private signatures: number[] = [];
+  private chunkEnds: number[] = [];
   private last: number;
   private durable: number;
   /** Highest commit point asked for, never above `last` when asked; a truncate below it is refused. */
@@ -169,10 +171,11 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   get diskFull(): boolean { return this.full; }
   get recordedCommitSeqno(): number { return this.commitRecorded; }
 
-  append(entry: Buffer, seqno: number, isSignature: boolean): void {
+  append(entry: Buffer, seqno: number, isSignature: boolean, endsChunk = false): void {
     if (seqno !== this.last + 1) throw new Error(`assertion failed: appended seqno ${seqno} follows last seqno ${this.last}`);
     this.buffered.push(entry);
     if (isSignature) this.signatures.push(seqno);
+    if (endsChunk && isSignature) this.chunkEnds.push(seqno);
     this.last = seqno;
   }
 
@@ -190,11 +193,13 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     const signatures = this.signatures;
     this.buffered = [];
     this.signatures = [];
+    const chunkEnds = this.chunkEnds;
+    this.chunkEnds = [];
     this.bufferedFirst = firstSeqno + batch.length;
     const { bytes, lengths } = packEntries(batch);
     const flush: InFlightFlush = { cap: Infinity };
     this.inFlightFlushes.add(flush);
-    const reply = this.request({ op: "append", firstSeqno, bytes, lengths, signatures, flush: true }, [bytes]);
+    const reply = this.request({ op: "append", firstSeqno, bytes, lengths, signatures, ...(chunkEnds.length > 0 ? { chunkEnds } : {}), flush: true }, [bytes]);
     // A commit point waiting for these entries can follow them now.
     if (this.commitWanted > this.commitPosted) this.postCommit().catch(() => undefined);
     return reply.then(
@@ -285,6 +290,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
       ));
     }
     this.signatures = this.signatures.filter((s) => s <= seqno);
+    this.chunkEnds = this.chunkEnds.filter((s) => s <= seqno);
     this.last = seqno;
     this.durable = Math.min(this.durable, seqno);
     for (const flush of this.inFlightFlushes) flush.cap = Math.min(flush.cap, seqno);

@@ -5,7 +5,7 @@ import type { Durability } from "./recovery.js";
 
 export type WorkerRequest =
   | { id: number; op: "open"; dir: string; chunkSizeBytes?: number; durability?: Durability; returnEntries?: boolean; startAfter?: number }
-  | { id: number; op: "append"; firstSeqno: number; bytes: ArrayBuffer; lengths: Uint32Array; signatures: number[]; flush: boolean }
+  | { id: number; op: "append"; firstSeqno: number; bytes: ArrayBuffer; lengths: Uint32Array; signatures: number[]; chunkEnds?: number[]; flush: boolean }
   | { id: number; op: "commit"; seqno: number }
   | { id: number; op: "truncate"; seqno: number }
   | { id: number; op: "read"; seqno: number }

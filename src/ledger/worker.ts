@@ -36,7 +36,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       for (let i = 0; i < entries.length; i++) {
         const seqno = request.firstSeqno + i;
         while (s < request.signatures.length && request.signatures[s]! < seqno) s++;
-        l.append(entries[i]!, seqno, request.signatures[s] === seqno);
+        l.append(entries[i]!, seqno, request.signatures[s] === seqno, request.chunkEnds?.includes(seqno) === true);
       }
       if (request.flush) await l.flush();
       return { id: request.id, ok: true, durableSeqno: l.durableSeqno, lastSeqno: l.lastSeqno };

@@ -151,6 +151,9 @@ export interface EngineOptions {
  * The Merkle tree keeps every hash at this height and above (2 per 256 leaves, ~0.25 byte per
  * transaction): a receipt for a flushed transaction reads at most two blocks of 256 entries.
  */
+/** Written by trigger_ledger_chunk (ccf.node.triggerLedgerChunk): the ledger chunk ends at the next signature. */
+export const LEDGER_CHUNK_REQUESTS_MAP = "public:ccf.internal.ledger_chunk_requests";
+
 export const MERKLE_RETAINED_HEIGHT = 8;
 const HISTORICAL_CACHE_BYTES_DEFAULT = 16 * 1024 * 1024;
 /** A ledger read for Merkle leaves takes at most this many bytes per worker round trip. */
@@ -219,6 +222,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    */
   private recordedSeqno: number;
   private txSinceSignature = 0;
+  /** Seqnos of transactions that asked for a ledger chunk (trigger_ledger_chunk) not yet persisted past. */
+  private chunkRequests: number[] = [];
   private signatureTimer: TimerHandle | undefined;
   private readonly scheduler: Scheduler;
   private readonly rootSignatures: RootSignatures;
@@ -247,6 +252,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     super();
     this.scheduler = options.scheduler ?? realScheduler;
     this.recordedSeqno = ledger.recordedCommitSeqno;
+    this.store.onWrite(LEDGER_CHUNK_REQUESTS_MAP, (seqno) => void this.chunkRequests.push(seqno));
     ledger.on("commitRecorded", (seqno) => {
       const before = this.reportedCommitSeqno;
       this.recordedSeqno = Math.max(this.recordedSeqno, seqno);
@@ -538,6 +544,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     assert(this.batch.length === 0 && this.inFlight.length === 0, "the batch is drained before a rollback");
     this.options.logger.warn({ from: seqno + 1, to: this.lastSeqno }, "rolling back uncommitted transactions");
     this.store.rollback(seqno);
+    this.chunkRequests = this.chunkRequests.filter((r) => r <= seqno);
     this.merkle.retract(seqno);
     this.signatures.truncate(seqno);
     this.views.truncate(seqno);
@@ -644,7 +651,14 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   /** Writes an entry (own or replicated) to the ledger; durability is reported by the flush loop. */
   persist(entry: Buffer, seqno: number, isSignature: boolean): void {
-    this.ledger.append(entry, seqno, isSignature);
+    // trigger_ledger_chunk: the chunk ends at the first signature after the request, on every node
+    // (a function of the log alone, so closed chunks stay identical across nodes).
+    let endsChunk = false;
+    if (isSignature && this.chunkRequests.length > 0) {
+      endsChunk = this.chunkRequests.some((r) => r < seqno && this.signatures.seqnoAbove(r) === seqno);
+      this.chunkRequests = this.chunkRequests.filter((r) => r > seqno);
+    }
+    this.ledger.append(entry, seqno, isSignature, endsChunk);
     this.kickFlushLoop();
   }
 

@@ -17,7 +17,7 @@ import type { Store, Transaction } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
-import { RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
+import { LEDGER_CHUNK_REQUESTS_MAP, RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
 import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE } from "./replication.js";
 import { Forwarder } from "./forwarding.js";
 import { reconcileConfiguration } from "./reconfiguration.js";
@@ -266,6 +266,9 @@ export class CocoNode {
         triggerRecoverySharesRefresh: () => effects.requestRecoverySharesRefresh(kv),
         // The trigger_snapshot action: a snapshot at the next committed signature (snapshots.ts).
         triggerSnapshot: () => snapshotter.trigger(),
+        // trigger_ledger_chunk: recorded in the transaction, so every node ends its chunk at the
+        // same signature (engine.persist).
+        triggerLedgerChunk: () => kv.set(LEDGER_CHUNK_REQUESTS_MAP, SINGLETON_KEY, Buffer.from("requested")),
       }),
       nowSeconds: () => Math.floor(Date.now() / 1000),
       createdAtWindow: { maxAgeSeconds: config.governance.createdAtMaxAgeSeconds, maxFutureSeconds: config.governance.createdAtMaxFutureSeconds },
