@@ -79,6 +79,8 @@ describe("node logger", () => {
     await new Promise<void>((resolve) => file.flush(() => resolve()));
     await fillDisk(filler);
     for (let i = 0; i < 1000; i++) logger.info({ i }, "busy while the disk is full");
+    // Space comes back only once a write has failed: freeing it at once raced the first write.
+    await eventually(() => file.writeErrors > 0, "a write to fail on the full disk", 10000);
     await rm(filler);
     logger.info("sentinel");
     const written = async () => {
