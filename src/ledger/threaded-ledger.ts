@@ -274,7 +274,12 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
         this.commitRecorded = recorded;
         this.emit("commitRecorded", recorded);
       }
-    }, (error: Error) => { throw this.noteFailure(error); });
+    }, (error: Error) => {
+      // Not recorded (a full disk): the next flush posts it again, or the node would never report
+      // anything above the last recorded commit point as Committed.
+      this.commitPosted = Math.min(this.commitPosted, this.commitRecorded);
+      throw this.noteFailure(error);
+    });
   }
 
   /** Drops every entry after `seqno` (a rollback); the worker applies it after every flush posted before. */

@@ -33,6 +33,12 @@ test("seeds where a restarted node said Pending about what it had reported Commi
   await assertSeeds([1, 29, 33, 34, 37, 38, 41, 50], 3);
 });
 
+test("a seed whose commit-point write failed on a full disk commits again once space returns", async () => {
+  // Failed (liveness) while a refused commit-point write was never posted again: the node then
+  // reported nothing above its last recorded commit point as Committed.
+  await assertSeeds([321591], 3);
+});
+
 test("40 seeded schedules of three real node shells keep every property", async () => {
   await assertSeeds(Array.from({ length: 40 }, (_, i) => 1_000 + i), 3);
 });
