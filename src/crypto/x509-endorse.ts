@@ -267,25 +267,30 @@ export function endorseCertificateSigningRequestSync(args: EndorseCsrArgs): stri
   const san = requestedSubjectAltName(request);
   if (san !== undefined) extensions.push(san);
 
+  return signCertificate({
+    issuer: issuerAsn.subject, subject: info.subject, subjectPublicKeyInfo: info.subjectPKInfo, notBeforeMs, notAfterMs, extensions,
+  }, servicePrivateKey);
+}
+
+/** A v3 certificate with a fresh serial, signed ECDSA-SHA384 by `issuerKey`, as PEM. */
+function signCertificate(fields: {
+  issuer: TBSCertificate["issuer"]; subject: TBSCertificate["subject"]; subjectPublicKeyInfo: TBSCertificate["subjectPublicKeyInfo"];
+  notBeforeMs: number; notAfterMs: number; extensions: Extensions;
+}, issuerKey: KeyObject): string {
   const signatureAlgorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 });
   const tbsCertificate = new TBSCertificate({
     version: Version.v3,
     serialNumber: new Uint8Array(randomSerial()).buffer,
     signature: signatureAlgorithm,
-    issuer: issuerAsn.subject,
-    validity: new Validity({ notBefore: new Date(notBeforeMs), notAfter: new Date(notAfterMs) }),
-    subject: info.subject,
-    subjectPublicKeyInfo: info.subjectPKInfo,
-    extensions,
+    issuer: fields.issuer,
+    validity: new Validity({ notBefore: new Date(fields.notBeforeMs), notAfter: new Date(fields.notAfterMs) }),
+    subject: fields.subject,
+    subjectPublicKeyInfo: fields.subjectPublicKeyInfo,
+    extensions: fields.extensions,
   });
-  const tbsDer = Buffer.from(AsnConvert.serialize(tbsCertificate));
   // node:crypto's default dsaEncoding is "der": the ECDSA-Sig-Value X.509 expects.
-  const signature = sign("sha384", tbsDer, servicePrivateKey);
-  const certificate = new Certificate({
-    tbsCertificate,
-    signatureAlgorithm,
-    signatureValue: new Uint8Array(signature).buffer,
-  });
+  const signature = sign("sha384", Buffer.from(AsnConvert.serialize(tbsCertificate)), issuerKey);
+  const certificate = new Certificate({ tbsCertificate, signatureAlgorithm, signatureValue: new Uint8Array(signature).buffer });
   return toPem("CERTIFICATE", Buffer.from(AsnConvert.serialize(certificate)));
 }
 
@@ -320,23 +325,13 @@ export function renewServiceCertificateSync(args: RenewServiceCertificateArgs): 
   const tbs = AsnConvert.parse(current.raw, Certificate).tbsCertificate;
   const keyId = keyIdentifier(tbs.subjectPublicKeyInfo.subjectPublicKey);
   const usages = KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign | KeyUsageFlags.digitalSignature;
-  const signatureAlgorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 });
-  const tbsCertificate = new TBSCertificate({
-    version: Version.v3,
-    serialNumber: new Uint8Array(randomSerial()).buffer,
-    signature: signatureAlgorithm,
-    issuer: tbs.subject,
-    validity: new Validity({ notBefore: new Date(notBeforeMs), notAfter: new Date(notAfterMs) }),
-    subject: tbs.subject,
-    subjectPublicKeyInfo: tbs.subjectPublicKeyInfo,
+  return signCertificate({
+    issuer: tbs.subject, subject: tbs.subject, subjectPublicKeyInfo: tbs.subjectPublicKeyInfo, notBeforeMs, notAfterMs,
     extensions: new Extensions([
       extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: true })),
       extension(id_ce_keyUsage, true, new KeyUsage(usages)),
       extension(id_ce_subjectKeyIdentifier, false, keyId),
       extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: keyId })),
     ]),
-  });
-  const signature = sign("sha384", Buffer.from(AsnConvert.serialize(tbsCertificate)), privateKey);
-  const certificate = new Certificate({ tbsCertificate, signatureAlgorithm, signatureValue: new Uint8Array(signature).buffer });
-  return toPem("CERTIFICATE", Buffer.from(AsnConvert.serialize(certificate)));
+  }, privateKey);
 }
