@@ -26,6 +26,7 @@ import type { NodeIdentity } from "./identity.js";
 import { installExplorerEndpoints } from "../explorer/index.js";
 import { Snapshotter } from "./snapshots.js";
 import { ServiceStatus } from "./service-status.js";
+import { applyHeapGrowth } from "./memory-config.js";
 import { openNode } from "./node-open.js";
 import { createConsensus } from "./node-consensus.js";
 import { installGovernance } from "./node-governance.js";
@@ -119,6 +120,7 @@ export class CocoNode {
    */
   private static async startLocked(config: ResolvedConfig, options: StartOptions): Promise<CocoNode> {
     const logger = options.logger ?? createNodeLogger(config);
+    applyHeapGrowth(config.memory.heapGrowingPercent);
     const opened = await openNode(config, logger);
     const { engine, identity, recovery, ledger } = opened;
     const startupSeqno = engine.lastTxId.seqno;
