@@ -211,10 +211,13 @@ export class ChunkFiles {
           const frames = Buffer.allocUnsafe(bytes);
           const { bytesRead } = await handle.read(frames, 0, bytes, start);
           assert(bytesRead === bytes, `read ${bytes} bytes of seqnos ${first}..${stop}`);
+          // Frames follow each other within a chunk: each entry starts after the previous frame.
           const out: Buffer[] = [];
+          let at = FRAME_HEADER_BYTES;
           for (let seqno = first; seqno <= stop; seqno++) {
-            const at = this.index.offset(seqno) - start;
-            out.push(frames.subarray(at, at + this.index.length(seqno)));
+            const length = this.index.length(seqno);
+            out.push(frames.subarray(at, at + length));
+            at += length + FRAME_HEADER_BYTES;
           }
           return out;
         } finally {
