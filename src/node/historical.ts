@@ -23,23 +23,34 @@ export interface HistoricalSource {
 export interface HistoricalLimits {
   /** States kept in the LRU cache. */
   statesCachedMax: number;
+  /** Bytes of states kept in the LRU cache (keys, values and receipts; see stateBytes). */
+  statesCachedBytesMax: number;
   /** Longest range one `getStateRange` call may ask for (CCF's sample pages by 2,001). */
   rangeSeqnosMax: number;
   /** Range handles alive at once; the least recently used is dropped beyond it. */
   handlesMax: number;
   /** States held by all range handles together. */
   rangeStatesTotalMax: number;
+  /** Bytes of the states held by all range handles together. */
+  rangeBytesTotalMax: number;
   /** Ledger entries read at once while fetching a range. */
   fetchConcurrency: number;
   /** Expiry of a handle whose caller gave none (CCF's sample uses 1,800 s). */
   expiryDefaultSeconds: number;
 }
 
+/**
+ * Counts alone did not bound memory: 4,096 cached states of 1 MB transactions (the default
+ * max_body_size) are 4 GB. The byte limits hold ~60k typical states (~1 KB) and a handful of
+ * maximal ones.
+ */
 export const HISTORICAL_LIMITS_DEFAULT: HistoricalLimits = {
   statesCachedMax: 4096,
+  statesCachedBytesMax: 64 * 1024 * 1024,
   rangeSeqnosMax: 5000,
   handlesMax: 64,
   rangeStatesTotalMax: 20_000,
+  rangeBytesTotalMax: 128 * 1024 * 1024,
   fetchConcurrency: 8,
   expiryDefaultSeconds: 1800,
 };
@@ -49,12 +60,33 @@ interface RangeHandle {
   readonly end: number;
   expiresAtMs: number;
   states?: readonly HistoricalState[];
+  /** Bytes of `states` (stateBytes), once fetched. */
+  bytes?: number;
+  /** Why the range cannot be served (too large); the next call for it throws this. */
+  refused?: string;
   fetching?: Promise<void>;
   failed?: boolean;
 }
 
+/** What a state is counted as beyond its keys and values: its receipt, the maps, the objects. */
+const STATE_OVERHEAD_BYTES = 1024;
+const WRITE_OVERHEAD_BYTES = 64;
+
+/** The memory a state holds, roughly: its keys and values, plus fixed overheads. */
+export function stateBytes(state: HistoricalState): number {
+  let bytes = STATE_OVERHEAD_BYTES;
+  for (const [name, writes] of state.maps) {
+    bytes += name.length + WRITE_OVERHEAD_BYTES;
+    for (const [key, value] of writes) bytes += key.length + (value?.length ?? 0) + WRITE_OVERHEAD_BYTES;
+  }
+  return bytes;
+}
+
 export class HistoricalStates {
   private readonly cache = new Map<number, Promise<HistoricalState>>();
+  /** Bytes of each loaded state in `cache`, and their sum. */
+  private readonly cachedBytes = new Map<number, number>();
+  private cachedBytesTotal = 0;
   private readonly handles = new Map<number, RangeHandle>();
   private readonly limits: HistoricalLimits;
 
@@ -88,9 +120,35 @@ export class HistoricalStates {
     }
     const loading = this.load(view, seqno);
     this.cache.set(seqno, loading);
-    loading.catch(() => this.cache.get(seqno) === loading && this.cache.delete(seqno));
-    while (this.cache.size > this.limits.statesCachedMax) this.cache.delete(this.cache.keys().next().value as number);
+    loading.then((state) => {
+      if (this.cache.get(seqno) !== loading) return;
+      const bytes = stateBytes(state);
+      this.cachedBytes.set(seqno, bytes);
+      this.cachedBytesTotal += bytes;
+      this.evict();
+    }, () => this.cache.get(seqno) === loading && this.uncache(seqno));
+    this.evict();
     return loading;
+  }
+
+  /** Bytes of the states in the LRU cache (for tests and the memory figures). */
+  get cachedStatesBytes(): number {
+    return this.cachedBytesTotal;
+  }
+
+  /** Drops least recently used states until both cache limits hold. */
+  private evict(): void {
+    while (this.cache.size > this.limits.statesCachedMax || (this.cachedBytesTotal > this.limits.statesCachedBytesMax && this.cache.size > 0)) {
+      this.uncache(this.cache.keys().next().value as number);
+    }
+  }
+
+  private uncache(seqno: number): void {
+    this.cache.delete(seqno);
+    const bytes = this.cachedBytes.get(seqno);
+    if (bytes === undefined) return;
+    this.cachedBytes.delete(seqno);
+    this.cachedBytesTotal -= bytes;
   }
 
   /**
@@ -111,7 +169,11 @@ export class HistoricalStates {
     this.dropExpired();
     if (start < 1 || end > this.source.commitTxId.seqno) return null;
     let entry = this.handles.get(handle);
-    if (entry !== undefined && (entry.start !== start || entry.end !== end || entry.failed === true)) {
+    if (entry !== undefined && entry.refused !== undefined && entry.start === start && entry.end === end) {
+      this.handles.delete(handle);
+      throw new RangeError(entry.refused);
+    }
+    if (entry !== undefined && (entry.start !== start || entry.end !== end || entry.failed === true || entry.refused !== undefined)) {
       this.handles.delete(handle);
       entry = undefined;
     }
@@ -152,7 +214,15 @@ export class HistoricalStates {
     };
     try {
       await Promise.all(Array.from({ length: Math.min(this.limits.fetchConcurrency, states.length) }, worker));
+      const bytes = states.reduce((sum, state) => sum + stateBytes(state), 0);
+      if (bytes > this.limits.rangeBytesTotalMax) {
+        entry.refused = `ccf.historical.getStateRange: the states of seqnos ${entry.start}..${entry.end} take ${bytes} bytes, ` +
+          `more than the ${this.limits.rangeBytesTotalMax} bytes all ranges may hold; ask for a shorter range`;
+        return;
+      }
       entry.states = states;
+      entry.bytes = bytes;
+      this.makeRoom(0, entry);
     } catch {
       entry.failed = true; // the next call for this handle starts over
     } finally {
@@ -180,14 +250,24 @@ export class HistoricalStates {
     for (const [handle, entry] of this.handles) if (entry.expiresAtMs < now) this.handles.delete(handle);
   }
 
-  /** Drops least recently used handles until `incoming` more states fit both bounds. */
-  private makeRoom(incoming: number): void {
+  /**
+   * Drops least recently used handles until `incoming` more states fit the bounds on handles,
+   * states and bytes (bytes are known once a range is fetched). `keep` is never dropped.
+   */
+  private makeRoom(incoming: number, keep?: RangeHandle): void {
     let held = 0;
-    for (const entry of this.handles.values()) held += entry.end - entry.start + 1;
+    let heldBytes = 0;
+    for (const entry of this.handles.values()) {
+      held += entry.end - entry.start + 1;
+      heldBytes += entry.bytes ?? 0;
+    }
+    const handlesMax = keep === undefined ? this.limits.handlesMax - 1 : this.limits.handlesMax;
     for (const [handle, entry] of this.handles) {
-      if (this.handles.size < this.limits.handlesMax && held + incoming <= this.limits.rangeStatesTotalMax) break;
+      if (this.handles.size <= handlesMax && held + incoming <= this.limits.rangeStatesTotalMax && heldBytes <= this.limits.rangeBytesTotalMax) break;
+      if (entry === keep) continue;
       this.handles.delete(handle);
       held -= entry.end - entry.start + 1;
+      heldBytes -= entry.bytes ?? 0;
     }
   }
 }

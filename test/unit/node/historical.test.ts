@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Store, serialiseWriteSet } from "../../../src/kv/index.js";
-import { HistoricalStates, type HistoricalSource } from "../../../src/node/historical.js";
+import { HistoricalStates, stateBytes, type HistoricalSource } from "../../../src/node/historical.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, encodeSignature } from "../../../src/node/signatures.js";
 
 const ZERO = Buffer.alloc(32);
@@ -127,4 +127,42 @@ test("ranges are bounded: length per call, handles alive, states held together",
   assert.equal(states.dropCachedStates(2), false);
   assert.equal(states.dropCachedStates(3), true);
   assert.equal(states.dropCachedStates(4), true);
+});
+
+test("the state cache is bounded in bytes too: large states push out the least recently used", async () => {
+  const engine = new FakeEngine(9);
+  const one = stateBytes(await new HistoricalStates(new FakeEngine(9)).stateAt(2, 1));
+  // Room for two states of this size, whatever the count limit.
+  const states = new HistoricalStates(engine, { statesCachedMax: 100, statesCachedBytesMax: 2 * one + one / 2 });
+  await states.stateAt(2, 1);
+  await states.stateAt(2, 2);
+  assert.equal(engine.reads, 2);
+  await states.stateAt(2, 3); // a third: seqno 1, the least recently used, goes
+  assert.ok(states.cachedStatesBytes <= 2 * one + one / 2, `${states.cachedStatesBytes} bytes cached`);
+  await states.stateAt(2, 3);
+  await states.stateAt(2, 2);
+  assert.equal(engine.reads, 3, "2 and 3 were still cached");
+  await states.stateAt(2, 1);
+  assert.equal(engine.reads, 4, "1 had been evicted");
+});
+
+test("a range whose states exceed the bytes all ranges may hold is refused by name; ranges together stay under it", async () => {
+  const sizer = new HistoricalStates(new FakeEngine(40));
+  const bytesOf = async (start: number, end: number) => {
+    let total = 0;
+    for (let seqno = start; seqno <= end; seqno++) total += stateBytes(await sizer.stateAt(2, seqno));
+    return total;
+  };
+  const limit = (await bytesOf(1, 10)) + 10;
+  const states = new HistoricalStates(new FakeEngine(40), { rangeBytesTotalMax: limit });
+  assert.equal(states.getStateRange(1, 1, 20, 60), null);
+  await states.whenFetched(1);
+  assert.throws(() => states.getStateRange(1, 1, 20, 60), /seqnos 1\.\.20 take \d+ bytes, more than the \d+ bytes all ranges may hold; ask for a shorter range/);
+  assert.equal(states.getStateRange(1, 1, 20, 60), null, "asked again: fetched again");
+  states.getStateRange(2, 1, 6, 60);
+  await states.whenFetched(2);
+  states.getStateRange(3, 11, 16, 60); // together over the limit: handle 2, the least recently used, goes
+  await states.whenFetched(3);
+  assert.equal(states.getStateRange(3, 11, 16, 60)?.length, 6);
+  assert.equal(states.dropCachedStates(2), false);
 });
