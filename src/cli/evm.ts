@@ -61,11 +61,17 @@ export function registerEvmCommands(program: Command): void {
     .requiredOption("--user-cert <pem>", "the user's certificate (the addresses are bound to this user)")
     .requiredOption("--user-key <pem>", "the user's private key")
     .requiredOption("--chain-id <id>", "the chain id (eth_chainId): the signature names it", chainId)
-    .requiredOption("--private-key <hex>", "the private key of an address to bind (signs the binding message); repeatable", privateKey, [])
+    .option("--private-key <hex>", "the private key of an address to bind (signs the binding message); repeatable. It shows in the process list: prefer --private-key-file", privateKey, [])
+    .option("--private-key-file <file>", "a file of private keys to bind, one 0x-hex key per line")
     .action(async (opts) => {
       try {
+        const keys: string[] = [...opts.privateKey];
+        if (opts.privateKeyFile !== undefined) {
+          for (const line of readFileSync(opts.privateKeyFile, "utf8").split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "")) keys.push(...privateKey(line, []));
+        }
+        if (keys.length === 0) throw new Error("give the keys of the addresses to bind: --private-key <hex> or --private-key-file <file>");
         const outcomes = await bindAddresses({
-          nodeUrl: opts.node, chainId: opts.chainId, privateKeys: opts.privateKey,
+          nodeUrl: opts.node, chainId: opts.chainId, privateKeys: keys,
           caPem: readFileSync(opts.cacert), userCertPem: readFileSync(opts.userCert), userKeyPem: readFileSync(opts.userKey),
         });
         for (const o of outcomes) console.log(`${o.address}  ${o.status === 201 ? "bound" : o.status === 200 ? "already bound to this user" : `refused (HTTP ${o.status}): ${o.error}`}`);

@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createRequire } from "node:module";
 import { ContractFactory, Interface, Wallet, getCreateAddress, id, parseEther, Transaction as EthTransaction, zeroPadValue } from "ethers";
-import { NodeProcess, tempWorkspace, type Identity } from "../helpers/node-process.js";
+import { NodeProcess, runCli, tempWorkspace, type Identity } from "../helpers/node-process.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
 import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js";
 import { bindingMessage, devAccounts } from "../../src/apps/evm/index.js";
@@ -397,6 +397,23 @@ test("logs subscriptions deliver a transaction's logs to its participants only; 
     asAlice.close();
     asBob.close();
   }
+});
+
+test("coco evm bind binds the addresses of a key file to a user; a key already bound to another user is reported and exits 1", async () => {
+  const { alice, bob } = users;
+  const extra = Wallet.createRandom();
+  const keyFile = join(ws.dir, "bob_keys.txt");
+  writeFileSync(keyFile, `${extra.privateKey}\n`);
+  const common = ["evm", "bind", "--node", `https://127.0.0.1:${node.port}`, "--cacert", join(ws.dir, "service_cert.pem"),
+    "--user-cert", join(ws.dir, "bob_cert.pem"), "--user-key", join(ws.dir, "bob_privk.pem"), "--chain-id", String(CHAIN_ID)];
+  const bound = await runCli([...common, "--private-key-file", keyFile]);
+  assert.equal(bound.code, 0, bound.stderr);
+  assert.match(bound.stdout, new RegExp(`${extra.address.toLowerCase()}  bound`));
+  const listed = await node.request("GET", "/app/evm/addresses", { identity: bob.identity });
+  assert.deepEqual(listed.json().addresses, [bob.wallet.address.toLowerCase(), extra.address.toLowerCase()]);
+  const taken = await runCli([...common, "--private-key", alice.wallet.privateKey]);
+  assert.equal(taken.code, 1);
+  assert.match(taken.stdout, /refused \(HTTP 409\): .*bound to another user/);
 });
 
 test("an unbound address can no longer send", async () => {
