@@ -26,6 +26,7 @@ import {
 } from "./sandbox-recovery.js";
 import { startSandboxEvmGateway } from "./evm-gateway.js";
 import { bindAddresses } from "./evm-bind.js";
+import { NODE_ADDRESS_POLICY_DEFAULT } from "../node/evm-config.js";
 
 /** 10,000 ether, as Hardhat and Anvil fund their development accounts. */
 const DEV_BALANCE_WEI = (10_000n * 10n ** 18n).toString();
@@ -116,7 +117,7 @@ async function configureEvmChain(member: MemberFiles, chainId: number, accounts:
  * user sends from, and sees the transactions of, its bound addresses only). A restarted
  * workspace finds them bound already. Returns the banner's line.
  */
-async function bindDevAccounts(workspace: string, url: string, chainId: number, accounts: readonly DevAccount[]): Promise<string> {
+async function bindDevAccounts(workspace: string, url: string, chainId: number, accounts: readonly DevAccount[], policy: "open" | "bound"): Promise<string> {
   const outcomes = await bindAddresses({
     nodeUrl: url, chainId, privateKeys: accounts.map((a) => a.privateKey),
     caPem: readFileSync(join(workspace, "service_cert.pem")),
@@ -124,7 +125,7 @@ async function bindDevAccounts(workspace: string, url: string, chainId: number, 
     userKeyPem: readFileSync(join(workspace, "user0_privk.pem")),
   });
   const refused = outcomes.filter((o) => o.error !== undefined);
-  const bound = `the ${outcomes.length - refused.length} development accounts are bound to user0 (coco.evm.address_policy "bound": user0 sends from them and sees their transactions)`;
+  const bound = `the ${outcomes.length - refused.length} development accounts are bound to user0 (coco.evm.address_policy "${policy}"${policy === "bound" ? ": user0 sends from them and sees their transactions" : ": every user may send from any address"})`;
   return refused.length === 0 ? bound : `${bound}; not bound: ${refused.map((o) => `${o.address} (${o.error})`).join(", ")}`;
 }
 
@@ -187,7 +188,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
     evmConfigured = true;
   }
   const chainId = existingEvmConfig === undefined ? options.evmChainId : Number(parseEvmConfig(existingEvmConfig).chainId);
-  const bindings = await bindDevAccounts(workspace, url, chainId, accounts);
+  const bindings = await bindDevAccounts(workspace, url, chainId, accounts, config.evm?.addressPolicy ?? NODE_ADDRESS_POLICY_DEFAULT);
   const joiners = await startJoiningNodes(workspace, options, nodeCount, n2nPort, node, member, say);
   const nameOf = (nodeId: string | undefined): string => {
     if (nodeId === undefined) return "none (election under way)";
