@@ -158,11 +158,13 @@ test("eth_call and eth_estimateGas run as the caller: no from means its address,
   assert.match((await rpc(bob.identity, "eth_estimateGas", { from: bob.wallet.address, to: alice.wallet.address, value: "0x1" }, "latest")).result, /^0x/);
 });
 
-test("eth_getStorageAt is refused for everyone unless the contract declared itself public", async () => {
+test("eth_getStorageAt is refused for everyone unless the contract declared itself public; eth_getProof is not served", async () => {
   for (const user of [users.alice, users.bob]) {
     const answer = await rpc(user.identity, "eth_getStorageAt", user.wallet.address, "0x0", "latest");
     assert.equal(answer.error?.code, -32000, JSON.stringify(answer));
     assert.match(answer.error.message, /eth_getStorageAt is not available/);
+    const proof = await rpc(user.identity, "eth_getProof", user.wallet.address, [], "latest");
+    assert.equal(proof.error?.code, -32601, JSON.stringify(proof));
   }
 });
 
