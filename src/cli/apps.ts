@@ -6,6 +6,7 @@ import { installJsApp } from "../apps/js/index.js";
 import { installEvmApp } from "../apps/evm/index.js";
 import type { EndpointRegistry, Handler } from "../rpc/index.js";
 import type { ResolvedConfig } from "../node/config.js";
+import { NODE_ADDRESS_POLICY_DEFAULT } from "../node/evm-config.js";
 import type { StartOptions } from "../node/node.js";
 
 export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installApps" | "appRouter"> {
@@ -18,6 +19,7 @@ export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installA
           viewForSeqno: (seqno) => context.viewForSeqno(seqno),
           node: context,
           ...config.evm,
+          addressPolicy: config.evm.addressPolicy ?? NODE_ADDRESS_POLICY_DEFAULT,
         });
       }
     },

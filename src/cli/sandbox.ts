@@ -25,6 +25,8 @@ import {
   MEMBER0_ENC_PUBLIC_KEY, canRecover, completeRecoveryAsMember0, ensureMember0EncryptionKey, finishRecovery, prepareRecovery,
 } from "./sandbox-recovery.js";
 import { startSandboxEvmGateway } from "./evm-gateway.js";
+import { bindAddresses } from "./evm-bind.js";
+import { NODE_ADDRESS_POLICY_DEFAULT } from "../node/evm-config.js";
 
 /** 10,000 ether, as Hardhat and Anvil fund their development accounts. */
 const DEV_BALANCE_WEI = (10_000n * 10n ** 18n).toString();
@@ -110,6 +112,23 @@ async function configureEvmChain(member: MemberFiles, chainId: number, accounts:
   }
 }
 
+/**
+ * Binds the development accounts to user0 (the node's address policy is "bound" by default: a
+ * user sends from, and sees the transactions of, its bound addresses only). A restarted
+ * workspace finds them bound already. Returns the banner's line.
+ */
+async function bindDevAccounts(workspace: string, url: string, chainId: number, accounts: readonly DevAccount[], policy: "open" | "bound"): Promise<string> {
+  const outcomes = await bindAddresses({
+    nodeUrl: url, chainId, privateKeys: accounts.map((a) => a.privateKey),
+    caPem: readFileSync(join(workspace, "service_cert.pem")),
+    userCertPem: readFileSync(join(workspace, "user0_cert.pem")),
+    userKeyPem: readFileSync(join(workspace, "user0_privk.pem")),
+  });
+  const refused = outcomes.filter((o) => o.error !== undefined);
+  const bound = `the ${outcomes.length - refused.length} development accounts are bound to user0 (coco.evm.address_policy "${policy}"${policy === "bound" ? ": user0 sends from them and sees their transactions" : ": every user may send from any address"})`;
+  return refused.length === 0 ? bound : `${bound}; not bound: ${refused.map((o) => `${o.address} (${o.error})`).join(", ")}`;
+}
+
 export async function runSandbox(options: SandboxOptions): Promise<void> {
   const workspace = resolve(options.workspace);
   const nodeCount = options.nodes ?? 1;
@@ -169,6 +188,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
     evmConfigured = true;
   }
   const chainId = existingEvmConfig === undefined ? options.evmChainId : Number(parseEvmConfig(existingEvmConfig).chainId);
+  const bindings = await bindDevAccounts(workspace, url, chainId, accounts, config.evm?.addressPolicy ?? NODE_ADDRESS_POLICY_DEFAULT);
   const joiners = await startJoiningNodes(workspace, options, nodeCount, n2nPort, node, member, say);
   const nameOf = (nodeId: string | undefined): string => {
     if (nodeId === undefined) return "none (election under way)";
@@ -185,6 +205,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
     const commit = node.engine.commitTxId;
     console.log(`
 Coco sandbox is running at ${url} (${recovering ? `recovered from its ledger: disaster recovery ${recoveryCount(node)}, new service identity in service_cert.pem${joiners.length > 0 ? `, ${joiners.length} node(s) joined afresh` : ""}` : restarting ? `restarted from its ledger${commit.seqno > 0 ? `, committed up to ${commit.view}.${commit.seqno}` : ""}` : "new service"})${recovering ? "\n  recovery      member0 proposed transition_service_to_open, submitted its recovery share: private state restored, service Open" : ""}${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evmConfigured ? `\n  governance    member0 proposed set_evm_genesis (chain id ${chainId}, 10 funded accounts): accepted` : ""}
+  addresses     ${bindings}
   node id       ${node.identity.nodeId}
   primary       ${nameOf(node.replicator.primaryId)}${joiners.length > 0 ? `\n  nodes         ${[`${url} (node 0)`, ...joiners.map((j, i) => `https://${options.host}:${j.port} (node ${i + 1}, ${j.dir}/)`)].join("\n                ")}` : ""}
   workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)

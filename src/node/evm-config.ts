@@ -15,9 +15,18 @@ export interface EvmConfigFile {
   cors_allowed_origins?: string[];
   /** Per-user request rate limit of /app/evm. */
   rate_limit?: { requests_per_second?: number; burst?: number };
-  /** "bound": users send and call only from Ethereum addresses bound to them; "open" (default): from any. */
+  /**
+   * "bound" (default): users send and call only from Ethereum addresses bound to them, and see
+   * only their own and the contracts' declared readers' data; "open": any user, anything.
+   */
   address_policy?: "open" | "bound";
 }
+
+/**
+ * A node's address policy when its configuration does not say. The app's own default (embedded
+ * in-process, without users) stays "open"; a node serves users, so it confines them.
+ */
+export const NODE_ADDRESS_POLICY_DEFAULT = "bound";
 
 /** Resolved: only what the file set (the app's defaults apply to the rest). */
 export interface EvmSettings {

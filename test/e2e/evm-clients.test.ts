@@ -18,6 +18,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { NodeProcess } from "../helpers/node-process.js";
 import { devAccounts } from "../../src/apps/evm/index.js";
 import { compileErc20 } from "../helpers/erc20.js";
+import { bindAddresses } from "../../src/cli/evm-bind.js";
 
 const CHAIN_ID = 4244;
 const GWEI = 1_000_000_000n;
@@ -27,6 +28,9 @@ const AMOUNTS = { ethers: 0x5ec7e7a11ce0000001n, web3: 0x5ec7e7a11ce0000002n, vi
 type ClientName = keyof typeof AMOUNTS;
 // Dev accounts 1-3 (account 0 is left to the other EVM test file's habits); fresh recipients.
 const senders = devAccounts(4).slice(1).map((a) => a.privateKey as Hex);
+// Dev accounts 6-8: ether but no tokens, bound to user0 by the sandbox (the "bound" address
+// policy lets user0 send only from its addresses): their token transfers revert.
+const tokenless = devAccounts(9).slice(6).map((a) => a.privateKey as Hex);
 const recipients: Record<ClientName, string> = {
   ethers: Wallet.createRandom().address, web3: Wallet.createRandom().address, viem: Wallet.createRandom().address,
 };
@@ -85,7 +89,7 @@ test("ethers v6: deploy, transfer, balances, Transfer events by recipient, rever
     const toRecipient = await erc20.queryFilter(erc20.filters["Transfer"]!(null, recipients.ethers), 0, "latest");
     assert.equal(toRecipient.length, 1);
     assert.equal((toRecipient[0] as unknown as { args: unknown[] }).args[2], AMOUNTS.ethers);
-    const poor = new Wallet(Wallet.createRandom().privateKey, provider);
+    const poor = new Wallet(tokenless[0]!, provider);
     await assertRevertReason(
       (erc20.connect(poor) as Contract).getFunction("transfer")(signer.address, 1n), "insufficient balance");
   } finally {
@@ -113,7 +117,7 @@ test("web3 v4: deploy, transfer, balances, past events by recipient, revert reas
     const events = await erc20.getPastEvents("Transfer" as never, { filter: { to: recipients.web3 }, fromBlock: 0, toBlock: "latest" }) as { returnValues: Record<string, unknown> }[];
     assert.equal(events.length, 1);
     assert.equal(events[0]!.returnValues["value"], AMOUNTS.web3);
-    const poor = web3.eth.accounts.wallet.add(Wallet.createRandom().privateKey).get(1)!;
+    const poor = web3.eth.accounts.wallet.add(tokenless[1]!).get(1)!;
     await assertRevertReason(
       (erc20.methods as never as Record<string, (...a: unknown[]) => { send(o: object): Promise<unknown> }>)["transfer"]!(account.address, 1n).send({ from: poor.address }),
       "insufficient balance");
@@ -145,7 +149,7 @@ test("viem: deploy, transfer, balances, contract events by recipient, revert rea
     const events = await client.getContractEvents({ address, abi, eventName: "Transfer", args: { to: recipients.viem }, fromBlock: 0n }) as unknown as { args: { value: bigint } }[];
     assert.equal(events.length, 1);
     assert.equal(events[0]!.args.value, AMOUNTS.viem);
-    const poor = createWalletClient({ chain, transport, account: privateKeyToAccount(Wallet.createRandom().privateKey as Hex) });
+    const poor = createWalletClient({ chain, transport, account: privateKeyToAccount(tokenless[2]!) });
     await assertRevertReason(poor.writeContract({ address, abi, functionName: "transfer", args: [account.address, 1n] }), "insufficient balance");
   } finally {
     await dispatcher.close();
@@ -209,7 +213,11 @@ test("bad input reaches the real node as JSON-RPC errors and a good transaction 
   const wrongChain = await errorOf("eth_sendRawTransaction", await sign(sender, { chainId: 1n }));
   assert.equal(wrongChain.code, -32000);
   assert.match(wrongChain.message, /invalid chain id for signer/);
-  const poor = await errorOf("eth_sendRawTransaction", await sign(new Wallet(Wallet.createRandom().privateKey)));
+  // An address without ether, bound to user0 first (else it is refused as not user0's).
+  const penniless = new Wallet(Wallet.createRandom().privateKey);
+  const bound = await bindAddresses({ nodeUrl: `https://127.0.0.1:${sandbox.port}`, chainId: CHAIN_ID, privateKeys: [penniless.privateKey], caPem: tls.ca, userCertPem: tls.cert, userKeyPem: tls.key });
+  assert.deepEqual(bound.map((b) => b.status), [201], JSON.stringify(bound));
+  const poor = await errorOf("eth_sendRawTransaction", await sign(penniless));
   assert.match(poor.message, /^insufficient funds for gas \* price \+ value/);
   const oversized = await errorOf("eth_sendRawTransaction", await sign(sender, { data: "0x" + "ab".repeat(129 * 1024), gasLimit: 29_000_000n }));
   assert.match(oversized.message, /^oversized data/);

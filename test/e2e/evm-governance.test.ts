@@ -12,6 +12,7 @@ import { NodeProcess, tempWorkspace } from "../helpers/node-process.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
 import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js";
 import { CocoError } from "../../src/util/index.js";
+import { bindAddresses } from "../../src/cli/evm-bind.js";
 
 const CHAIN_ID = 4245;
 const GWEI = 1_000_000_000n;
@@ -126,6 +127,12 @@ test("an accepted set_evm_genesis sets the chain id and funds the allocation; tr
   assert.equal(BigInt(await result("eth_getBalance", bob.address, "latest")), 10n ** 18n);
   assert.equal(BigInt(await result("eth_getBalance", carol.address, "latest")), 0n);
 
+  // user0 sends from alice's address: bound to it first (the node's default address policy is "bound").
+  const bound = await bindAddresses({
+    nodeUrl: `https://127.0.0.1:${node.port}`, chainId: CHAIN_ID, privateKeys: [alice.privateKey],
+    caPem: readFileSync(join(ws.dir, "service_cert.pem")), userCertPem: readFileSync(join(ws.dir, "user0_cert.pem")), userKeyPem: readFileSync(join(ws.dir, "user0_privk.pem")),
+  });
+  assert.deepEqual(bound.map((b) => b.status), [201], JSON.stringify(bound));
   const wrongChain = await alice.signTransaction({ chainId: CHAIN_ID + 1, nonce: 0, to: carol.address, gasLimit: 21_000n, maxFeePerGas: 2n * GWEI, maxPriorityFeePerGas: 0n, type: 2 });
   assert.match((await rpc("eth_sendRawTransaction", wrongChain)).error!.message, /invalid chain id for signer/);
   const raw = await alice.signTransaction({ chainId: CHAIN_ID, nonce: 0, to: carol.address, value: parseEther("1"), gasLimit: 21_000n, maxFeePerGas: 2n * GWEI, maxPriorityFeePerGas: 0n, type: 2 });

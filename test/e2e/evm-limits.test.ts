@@ -11,6 +11,7 @@ import { Wallet, parseEther, Transaction as EthTransaction } from "ethers";
 import { NodeProcess, tempWorkspace, type Identity } from "../helpers/node-process.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
 import { GovernanceClient, openServiceAsMember } from "../../src/client/index.js";
+import { bindAddresses } from "../../src/cli/evm-bind.js";
 import { devAccounts } from "../../src/apps/evm/index.js";
 
 const CHAIN_ID = 4247;
@@ -67,6 +68,12 @@ before(async () => {
   } finally {
     await member.close();
   }
+  // user1 sends from the funded account: bound to it (the node's default address policy is "bound").
+  const bound = await bindAddresses({
+    nodeUrl: identity.url, chainId: CHAIN_ID, privateKeys: [sender!.privateKey],
+    caPem: identity.serviceCertPem, userCertPem: users.user1.cert, userKeyPem: users.user1.key,
+  });
+  assert.deepEqual(bound.map((b) => b.status), [201], JSON.stringify(bound));
 });
 
 after(async () => {

@@ -3,6 +3,7 @@
 // naming the user and the chain (EIP-191 personal_sign, as wallets sign); then only that user
 // may send transactions from it or run calls as it. See docs/evm.md, "Users and addresses".
 import { ecrecover, fromRPCSig, hashPersonalMessage, publicToAddress } from "@ethereumjs/util";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
 import type { Transaction } from "../../kv/index.js";
 import type { EndpointRegistry, HandlerResult } from "../../rpc/index.js";
 import type { GovernedChain } from "./genesis.js";
@@ -18,15 +19,21 @@ export const ADDRESSES_PATH = "/app/evm/addresses";
 export const ADDRESSES_PER_USER_MAX = 64;
 
 /**
- * "open": any user may send from any address it holds the key of, and call as any address (the
- * behaviour before bindings). "bound": only from and as its bound addresses; eth_getStorageAt
- * is refused.
+ * "open": any user may send from any address it holds the key of, call as any address, and see
+ * everything (the behaviour before bindings). "bound": only from and as its bound addresses, and
+ * it sees only what visibility.ts lets it.
  */
 export type AddressPolicy = "open" | "bound";
 
 /** The message an address's key signs to bind it (EIP-191 personal_sign of these UTF-8 bytes). */
 export function bindingMessage(address: string, userId: string, chainId: bigint): string {
   return `Coco: bind Ethereum address ${address.toLowerCase()} to Coco user ${userId} on chain ${chainId}`;
+}
+
+/** The EIP-191 personal_sign of `message` by a private key (0x-hex), as wallets answer it: r ‖ s ‖ v (27/28). */
+export function personalSign(message: string, privateKey: string): string {
+  const signature = secp256k1.sign(hashPersonalMessage(Buffer.from(message, "utf8")), Buffer.from(privateKey.replace(/^0x/, ""), "hex"), { prehash: false, format: "recovered" });
+  return `0x${Buffer.from(signature.subarray(1)).toString("hex")}${(27 + signature[0]!).toString(16)}`;
 }
 
 export function addressesOf(tx: Transaction, userId: string): string[] {
@@ -36,15 +43,6 @@ export function addressesOf(tx: Transaction, userId: string): string[] {
 
 export function ownerOf(tx: Transaction, address: Uint8Array): string | undefined {
   return tx.get(ADDRESS_OWNERS, Buffer.from(address))?.toString("utf8");
-}
-
-/**
- * Under the "bound" policy, whether the caller may see a transaction sent from `from` (its body,
- * receipt and logs): only its own. The caller's addresses are read once, on first use.
- */
-export function senderVisibility(tx: Transaction, userId: string): (from: string) => boolean {
-  let mine: ReadonlySet<string> | undefined;
-  return (from) => (mine ??= new Set(addressesOf(tx, userId))).has(from.toLowerCase());
 }
 
 /** Refuses (JSON-RPC) an address that is not one of the caller's. */

@@ -17,6 +17,7 @@ import { senderRecovery, type RecoveredSender } from "./sender-recovery.js";
 import { ACCOUNTS, BLOCKS, BLOCK_HASHES, HEAD_KEY, META, RECEIPTS, TRANSACTIONS, blockNumberKey } from "./maps.js";
 import { data, quantity, ZERO_HASH } from "./hex.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
+import { recordReaders } from "./visibility.js";
 import { CALL_GAS_CAP_DEFAULT, callGasLimit, callResult, estimateGas, runCallOptions } from "./call-execution.js";
 
 /** geth's txMaxSize: larger signed transactions are refused before decoding ("oversized data"). */
@@ -331,6 +332,7 @@ export class EvmChain {
       logsBloom, type: quantity(ethTx.type), logs,
     };
     tx.set(RECEIPTS, hash, jsonBytes(receipt));
+    recordReaders(tx, receipt);
     tx.set(TRANSACTIONS, hash, jsonBytes(this.rpcTransaction(ethTx, sender, txHash, blockHash, numberHex, effectiveGasPrice)));
     this.putBlock(tx, {
       number: numberHex, hash: blockHash, parentHash: head.hash, timestamp: quantity(timestamp), gasLimit: quantity(this.blockGasLimit),

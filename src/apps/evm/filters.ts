@@ -101,8 +101,10 @@ function blockChanges(ctx: MethodContext, filter: Filter, head: bigint): string[
   for (; n <= head && n < filter.next + LOGS_BLOCK_RANGE_MAX; n++) {
     const block = ctx.chain.block(ctx.tx, n);
     if (block === undefined) break;
+    // Every block's hash (a block's existence is public: its number says as much); only the
+    // transactions the caller may see.
     if (filter.kind === "blocks") out.push(block.hash);
-    else for (const hash of block.transactions) out.push(hash);
+    else for (const hash of block.transactions) if (ctx.visibility?.seesTransaction(hash) !== false) out.push(hash);
   }
   filter.next = n;
   return out;

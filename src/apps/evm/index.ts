@@ -11,7 +11,8 @@ import { CallPool } from "./call-pool.js";
 import { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
 import { authenticateEvmCaller, corsHeaders, preflight, type AccessOptions } from "./access.js";
 import { installApiKeyEndpoints } from "./api-keys.js";
-import { installAddressEndpoints, senderVisibility, type AddressPolicy } from "./addresses.js";
+import { installAddressEndpoints, type AddressPolicy } from "./addresses.js";
+import { userVisibility } from "./visibility.js";
 import { RerunRequest, type HandlerResult, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../../rpc/index.js";
 import { SubscriptionHub } from "./subscriptions.js";
 import { EvmWebSockets } from "./websocket.js";
@@ -28,8 +29,12 @@ export { CALL_GAS_CAP_DEFAULT, CALL_TIMEOUT_MS_DEFAULT } from "./call-execution.
 export { RateLimiter, RATE_LIMIT_DEFAULT, type RateLimitOptions } from "./rate-limit.js";
 export { AccessErrorCodes } from "./access.js";
 export {
-  ADDRESS_OWNERS, USER_ADDRESSES, ADDRESSES_PATH, ADDRESSES_PER_USER_MAX, bindingMessage, addressesOf, ownerOf, type AddressPolicy,
+  ADDRESS_OWNERS, USER_ADDRESSES, ADDRESSES_PATH, ADDRESSES_PER_USER_MAX, bindingMessage, personalSign, addressesOf, ownerOf, type AddressPolicy,
 } from "./addresses.js";
+export {
+  TX_READERS, PUBLIC_CONTRACTS, READERS_PER_TRANSACTION_MAX, TRANSFER_TOPIC, COCO_READERS_TOPIC, COCO_PUBLIC_TOPIC, decodeAddressArray, readersOf,
+  type TransactionReaders, type Visibility,
+} from "./visibility.js";
 export { SubscriptionHub, SUBSCRIPTIONS_PER_CONNECTION_MAX, BLOCKS_PER_DELIVERY_MAX, type Subscriber } from "./subscriptions.js";
 export {
   EvmWebSockets, WEBSOCKETS_PER_USER_MAX, WEBSOCKET_SEND_BUFFER_BYTES_MAX, WEBSOCKET_MESSAGE_BYTES_MAX,
@@ -165,7 +170,7 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     const rpc: RpcContext = {
       tx, chain: chains.forTransaction(tx), isReceiptFinal, cocoTransactionOf, clientVersion: CLIENT_VERSION, filters, callerId: user,
       addressPolicy: options.addressPolicy ?? "open",
-      ...(options.addressPolicy === "bound" ? { canSee: senderVisibility(tx, user) } : {}),
+      ...(options.addressPolicy === "bound" ? { visibility: userVisibility(tx, user) } : {}),
       ...(calls === undefined ? {} : { calls }),
       ...(finality === "committed" && committed !== undefined ? { committedSeqno: committed } : {}),
     };
@@ -224,7 +229,7 @@ export function installEvmApp(registry: EndpointRegistry, options: EvmAppOptions
     node.onCommit(hub.committed);
     const sockets = new EvmWebSockets(EVM_PATH, {
       access, hub, beginReadTransaction: () => node.beginReadTransaction(), dispatch: (request) => node.dispatch(request),
-      ...(options.addressPolicy === "bound" ? { visibility: senderVisibility } : {}),
+      ...(options.addressPolicy === "bound" ? { visibility: userVisibility } : {}),
       ...(options.webSocketsPerUserMax === undefined ? {} : { perUserMax: options.webSocketsPerUserMax }),
     });
     node.handleUpgrades(EVM_PATH, sockets.handleUpgrade);

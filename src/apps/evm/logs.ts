@@ -5,6 +5,7 @@ import type { Transaction } from "../../kv/index.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 import { data, parseAddress, parseHash } from "./hex.js";
 import { arity, param, parseTag, type MethodContext, type Params } from "./params.js";
+import type { Visibility } from "./visibility.js";
 
 export const LOGS_BLOCK_RANGE_MAX = 10_000n;
 export const LOGS_RESULTS_MAX = 10_000;
@@ -89,17 +90,17 @@ export function matches(log: StoredLog, criteria: LogCriteria): boolean {
 /** The matching logs of one block, as JSON-RPC answers them. */
 export function blockLogs(ctx: MethodContext, number: bigint, criteria: LogCriteria): unknown[] | undefined {
   const block = ctx.chain.block(ctx.tx, number);
-  return block === undefined ? undefined : logsOfBlock(ctx.chain, ctx.tx, block, criteria, ctx.canSee);
+  return block === undefined ? undefined : logsOfBlock(ctx.chain, ctx.tx, block, criteria, ctx.visibility);
 }
 
 /** The matching logs of a block read from `tx` (polling filters, eth_getLogs, log subscriptions). */
-export function logsOfBlock(chain: EvmChain, tx: Transaction, block: StoredBlock, criteria: LogCriteria, canSee?: (from: string) => boolean): unknown[] {
+export function logsOfBlock(chain: EvmChain, tx: Transaction, block: StoredBlock, criteria: LogCriteria, visibility?: Visibility): unknown[] {
   const out: unknown[] = [];
   for (const hash of block.transactions) {
     const receipt = chain.receipt(tx, parseHash(hash, "hash"));
-    if (receipt === undefined || (canSee !== undefined && !canSee(receipt.from))) continue;
-    for (const log of receipt.logs) {
-      if (!matches(log, criteria)) continue;
+    if (receipt === undefined) continue;
+    for (const [index, log] of receipt.logs.entries()) {
+      if (!matches(log, criteria) || visibility?.seesLog(hash, index) === false) continue;
       out.push({ ...log, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, transactionHash: receipt.transactionHash, transactionIndex: receipt.transactionIndex, removed: false });
     }
   }

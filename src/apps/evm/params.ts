@@ -5,6 +5,7 @@ import type { FilterRegistry } from "./filters.js";
 import type { RecoveredSender } from "./sender-recovery.js";
 import type { CallPool } from "./call-pool.js";
 import type { AddressPolicy } from "./addresses.js";
+import type { Visibility } from "./visibility.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 import { parseHash, parseQuantity } from "./hex.js";
 
@@ -24,10 +25,10 @@ export interface RpcContext {
   /** The caller's user id: whose limits eth_call and eth_estimateGas count against. */
   readonly callerId?: string;
   /**
-   * Whether the caller may see a transaction sent from `from`: its body, receipt and logs (the
-   * "bound" policy: its own only). Absent: everything is visible.
+   * What the caller may see of transactions, logs, blocks and accounts (the "bound" policy:
+   * visibility.ts). Absent: everything is visible.
    */
-  readonly canSee?: (from: string) => boolean;
+  readonly visibility?: Visibility;
   /** "bound": transactions and calls only from the caller's bound addresses (addresses.ts). Default "open". */
   readonly addressPolicy?: AddressPolicy;
   /** Where eth_call and eth_estimateGas run: the worker pool, or (absent) this thread. */

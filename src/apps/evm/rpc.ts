@@ -8,6 +8,7 @@ import { data, parseAddress, parseBoolean, parseData, parseHash, parseQuantity, 
 import { getLogs } from "./logs.js";
 import { addressesOf, requireCallerAddress } from "./addresses.js";
 import { FILTER_METHODS } from "./filters.js";
+import { visibleBlock } from "./visibility.js";
 import { arity, param, parseTag, visibleHeadNumber, type Method, type MethodContext, type Params, type PreparedTransaction, type RpcContext, type Tag } from "./params.js";
 
 export type { RpcContext, CocoTransactionRef } from "./params.js";
@@ -72,12 +73,11 @@ export function blockHeader(block: StoredBlock): Record<string, unknown> {
   };
 }
 
-function fullBlock(ctx: MethodContext, block: StoredBlock | undefined, full: boolean): unknown {
-  if (block === undefined) return null;
-  // Full bodies carry input data: only the transactions the caller may see.
-  const transactions = full
-    ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))).filter((t) => t !== undefined && (ctx.canSee?.((t as { from: string }).from) ?? true))
-    : block.transactions;
+function fullBlock(ctx: MethodContext, stored: StoredBlock | undefined, full: boolean): unknown {
+  if (stored === undefined) return null;
+  // What others did is left out: their transactions, gas and logs' bloom (visibility.ts).
+  const block = visibleBlock(stored, ctx.visibility, (hash) => ctx.chain.receipt(ctx.tx, parseHash(hash, "hash"))?.logs ?? []);
+  const transactions = full ? block.transactions.map((h) => ctx.chain.transaction(ctx.tx, parseHash(h, "hash"))).filter((t) => t !== undefined) : block.transactions;
   return { ...blockHeader(block), transactions, totalDifficulty: "0x0", size: "0x0", uncles: [] };
 }
 
@@ -85,7 +85,7 @@ function receiptFor(ctx: MethodContext, hashValue: unknown): unknown {
   const hash = parseHash(hashValue, "hash");
   const receipt = ctx.chain.receipt(ctx.tx, hash);
   if (receipt === undefined || !ctx.isReceiptFinal(ctx.tx, hash)) return null;
-  if (ctx.canSee !== undefined && !ctx.canSee(receipt.from)) return null;
+  if (ctx.visibility !== undefined && !ctx.visibility.seesTransaction(receipt.transactionHash)) return null;
   return {
     ...receipt,
     logs: receipt.logs.map((log) => ({ ...log, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, transactionHash: receipt.transactionHash, transactionIndex: receipt.transactionIndex, removed: false })),
@@ -109,7 +109,8 @@ function feeHistory(ctx: MethodContext, params: Params): unknown {
   const gasUsedRatio: number[] = [];
   const reward: string[][] = [];
   for (let n = oldest; n <= newestNumber && blocks > 0n; n++) {
-    const block = ctx.chain.block(ctx.tx, n)!;
+    // Others' blocks used no gas and paid no tip, as far as this caller is told.
+    const block = visibleBlock(ctx.chain.block(ctx.tx, n)!, ctx.visibility, () => []);
     baseFeePerGas.push(block.baseFeePerGas);
     gasUsedRatio.push(Number(BigInt(block.gasUsed)) / Number(BigInt(block.gasLimit)));
     const hash = block.transactions[0];
@@ -154,26 +155,30 @@ export const METHODS: Readonly<Record<string, Method>> = {
     arity(p, 2);
     const address = parseAddress(param(p, 0, "address"), "address");
     requireLatestState(ctx, p[1], "block");
+    // Another user's address answers as an account that never existed (visibility.ts).
+    if (ctx.visibility?.seesAccount(address) === false) return "0x0";
     return quantity(ctx.chain.account(ctx.tx, address).balance);
   },
   eth_getTransactionCount: (ctx, p) => {
     arity(p, 2);
     const address = parseAddress(param(p, 0, "address"), "address");
     requireLatestState(ctx, p[1], "block");
+    if (ctx.visibility?.seesAccount(address) === false) return "0x0";
     return quantity(ctx.chain.account(ctx.tx, address).nonce);
   },
   eth_getCode: (ctx, p) => {
     arity(p, 2);
     const address = parseAddress(param(p, 0, "address"), "address");
     requireLatestState(ctx, p[1], "block");
+    if (ctx.visibility?.seesAccount(address) === false) return "0x";
     return data(ctx.chain.code(ctx.tx, address));
   },
   eth_getStorageAt: (ctx, p) => {
     arity(p, 3);
-    if (ctx.addressPolicy === "bound") {
-      throw new RpcError(RpcErrorCodes.ServerError, "eth_getStorageAt is not available: contract storage is private to the contract; read it through the contract's functions (eth_call)");
-    }
     const address = parseAddress(param(p, 0, "address"), "address");
+    if (ctx.addressPolicy === "bound" && ctx.visibility?.seesStorage(address) !== true) {
+      throw new RpcError(RpcErrorCodes.ServerError, `eth_getStorageAt is not available for ${data(address)}: contract storage is private to the contract unless it declared itself public (event CocoPublic(), docs/evm.md); read it through the contract's functions (eth_call)`);
+    }
     const slotValue = param(p, 1, "slot");
     const slot = Buffer.alloc(32);
     const raw = typeof slotValue === "string" && slotValue.length === 66 ? parseHash(slotValue, "slot") : null;
@@ -211,7 +216,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
   eth_getTransactionByHash: (ctx, p) => {
     arity(p, 1);
     const transaction = ctx.chain.transaction(ctx.tx, parseHash(param(p, 0, "hash"), "hash"));
-    if (transaction === undefined || (ctx.canSee !== undefined && !ctx.canSee((transaction as { from: string }).from))) return null;
+    if (transaction === undefined || ctx.visibility?.seesTransaction(transaction["hash"] as string) === false) return null;
     return transaction;
   },
   eth_getTransactionReceipt: (ctx, p) => (arity(p, 1), receiptFor(ctx, param(p, 0, "hash"))),
@@ -237,8 +242,7 @@ export const METHODS: Readonly<Record<string, Method>> = {
     const hash = parseHash(param(p, 0, "hash"), "hash");
     const ref = ctx.cocoTransactionOf(ctx.tx, hash);
     if (ref === undefined) return null;
-    const receipt = ctx.chain.receipt(ctx.tx, hash);
-    if (ctx.canSee !== undefined && (receipt === undefined || !ctx.canSee(receipt.from))) return null;
+    if (ctx.visibility?.seesTransaction(data(hash)) === false) return null;
     return { seqno: ref.seqno, view: ref.view, transactionId: ref.view === null ? null : `${ref.view}.${ref.seqno}` };
   },
 };

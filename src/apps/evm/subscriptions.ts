@@ -12,6 +12,7 @@ import { RpcError, RpcErrorCodes } from "./errors.js";
 import { data } from "./hex.js";
 import { logsOfBlock, parseLogCriteria, type LogCriteria } from "./logs.js";
 import { blockHeader } from "./rpc.js";
+import { visibleBlock, type Visibility } from "./visibility.js";
 
 /** Subscriptions one connection may hold at once (geth has none; each costs a scan per block). */
 export const SUBSCRIPTIONS_PER_CONNECTION_MAX = 128;
@@ -32,8 +33,8 @@ interface Subscription {
 export interface Subscriber {
   /** Whether the connection's credential still names a user (a revoked key, a removed user: no). */
   stillAuthorized(tx: Transaction): boolean;
-  /** Which transactions' logs and hashes it may be told of, by sender (undefined: all). */
-  visibility(tx: Transaction): ((from: string) => boolean) | undefined;
+  /** What it may be told of transactions, logs and blocks (undefined: everything). */
+  visibility(tx: Transaction): Visibility | undefined;
   /** Queues one notification (JSON text); the connection closes itself when its queue is full. */
   notify(text: string): void;
   readonly closed: boolean;
@@ -149,31 +150,34 @@ export class SubscriptionHub {
     for (const subscriber of [...this.bySubscriber.keys()]) {
       if (subscriber.closed || !subscriber.stillAuthorized(tx)) this.drop(subscriber);
     }
+    // Each subscriber's visibility once per delivery: its addresses are read once.
+    const visibilities = new Map<Subscriber, Visibility | undefined>();
     for (let number = from; number <= last && this.bySubscriber.size > 0; number++) {
       const block = chain.block(tx, number);
       assert(block !== undefined, `committed block ${number} is missing (committed head ${head})`);
-      this.deliverBlock(chain, tx, block, number);
+      this.deliverBlock(chain, tx, block, number, visibilities);
     }
     if (this.delivered !== undefined) this.delivered = last;
     // A backlog longer than one turn's share continues on the next turn.
     if (last < head) this.committed();
   }
 
-  private deliverBlock(chain: EvmChain, tx: Transaction, block: StoredBlock, number: bigint): void {
+  private deliverBlock(chain: EvmChain, tx: Transaction, block: StoredBlock, number: bigint, visibilities: Map<Subscriber, Visibility | undefined>): void {
+    // Headers are built once for everyone who sees the whole block, else per subscriber.
     let header: unknown;
+    const logsOf = (hash: string) => chain.receipt(tx, Buffer.from(hash.slice(2), "hex"))?.logs ?? [];
     for (const [subscriber, subscriptions] of this.bySubscriber) {
-      const canSee = subscriber.visibility(tx);
+      if (!visibilities.has(subscriber)) visibilities.set(subscriber, subscriber.visibility(tx));
+      const visibility = visibilities.get(subscriber);
       for (const subscription of subscriptions.values()) {
         if (subscription.fromBlock > number || subscriber.closed) continue;
         let results: unknown[];
-        if (subscription.kind === "newHeads") results = [(header ??= blockHeader(block))];
-        else if (subscription.kind === "newPendingTransactions") {
-          results = canSee === undefined ? block.transactions
-            : block.transactions.filter((hash) => {
-              const receipt = chain.receipt(tx, Buffer.from(hash.slice(2), "hex"));
-              return receipt !== undefined && canSee(receipt.from);
-            });
-        } else results = logsOfBlock(chain, tx, block, subscription.criteria!, canSee);
+        if (subscription.kind === "newHeads") {
+          const visible = visibleBlock(block, visibility, logsOf);
+          results = [visible === block ? (header ??= blockHeader(block)) : blockHeader(visible)];
+        } else if (subscription.kind === "newPendingTransactions") {
+          results = block.transactions.filter((hash) => visibility?.seesTransaction(hash) !== false);
+        } else results = logsOfBlock(chain, tx, block, subscription.criteria!, visibility);
         for (const result of results) {
           subscriber.notify(JSON.stringify({ jsonrpc: "2.0", method: "eth_subscription", params: { subscription: subscription.id, result } }));
         }

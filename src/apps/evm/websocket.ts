@@ -14,6 +14,7 @@ import { rejectUpgrade, type RpcRequest, type RpcResponse, type UpgradeRequest }
 import { AccessErrorCodes, chargeRequest, corsHeaders, identifyEvmCaller, type AccessOptions } from "./access.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 import type { Subscriber, SubscriptionHub } from "./subscriptions.js";
+import type { Visibility } from "./visibility.js";
 
 /** Open WebSocket connections of one user on one node (an API key's count as its user's). */
 export const WEBSOCKETS_PER_USER_MAX = 16;
@@ -37,8 +38,8 @@ export interface EvmWebSocketOptions {
   readonly dispatch: (request: RpcRequest) => Promise<RpcResponse>;
   readonly perUserMax?: number;
   readonly sendBufferBytesMax?: number;
-  /** Which transactions a user may be told of, by sender (the "bound" address policy); absent: all. */
-  readonly visibility?: (tx: Transaction, user: string) => (from: string) => boolean;
+  /** What a user may be told of (the "bound" address policy, visibility.ts); absent: everything. */
+  readonly visibility?: (tx: Transaction, user: string) => Visibility;
 }
 
 type JsonRpcId = string | number | null;
@@ -183,7 +184,7 @@ class EvmConnection implements Subscriber {
     return true;
   }
 
-  visibility(tx: Transaction): ((from: string) => boolean) | undefined {
+  visibility(tx: Transaction): Visibility | undefined {
     return this.owner.options.visibility?.(tx, this.user);
   }
 

@@ -10,6 +10,7 @@ import WebSocket from "ws";
 import { Store, type Transaction } from "../../../src/kv/index.js";
 import type { EvmChain, StoredBlock, StoredReceipt } from "../../../src/apps/evm/chain.js";
 import { SubscriptionHub, type Subscriber } from "../../../src/apps/evm/subscriptions.js";
+import type { Visibility } from "../../../src/apps/evm/visibility.js";
 import { EvmWebSockets } from "../../../src/apps/evm/websocket.js";
 import { RateLimiter } from "../../../src/apps/evm/rate-limit.js";
 import type { RpcRequest } from "../../../src/rpc/index.js";
@@ -48,13 +49,13 @@ class FakeChain {
 class RecordingSubscriber implements Subscriber {
   closed = false;
   authorized = true;
-  canSee: ((from: string) => boolean) | undefined;
+  sees: Visibility | undefined;
   readonly received: { subscription: string; result: any }[] = [];
   stillAuthorized(): boolean {
     return this.authorized;
   }
-  visibility(): ((from: string) => boolean) | undefined {
-    return this.canSee;
+  visibility(): Visibility | undefined {
+    return this.sees;
   }
   notify(text: string): void {
     this.received.push(JSON.parse(text).params);
@@ -92,12 +93,13 @@ test("a subscription is told about committed blocks after it was made, in order,
   assert.equal(of(heads).length, 4);
 });
 
-test("under the bound policy a subscriber is told only of logs and transactions its own addresses sent", () => {
+test("under the bound policy a subscriber is told only of the logs and transactions it may see, and others' headers without their gas", () => {
   const MINE = `0x${"33".repeat(20)}`;
   const chain = new FakeChain(6, () => TOKEN, (n) => (n % 3 === 0 ? MINE : OTHER));
   const hub = hubOver(chain);
   const subscriber = new RecordingSubscriber();
-  subscriber.canSee = (from) => from === MINE;
+  const mine = (hash: string) => chain.receipt(undefined as never, Buffer.from(hash.slice(2), "hex")).from === MINE;
+  subscriber.sees = { seesTransaction: mine, seesLog: (hash) => mine(hash), seesAccount: () => true, seesStorage: () => false };
   const logs = hub.subscribe(subscriber, ["logs", { address: TOKEN }]);
   const pending = hub.subscribe(subscriber, ["newPendingTransactions"]);
   const heads = hub.subscribe(subscriber, ["newHeads"]);
@@ -107,6 +109,8 @@ test("under the bound policy a subscriber is told only of logs and transactions 
   assert.deepEqual(of(logs).map((l) => l.blockNumber), ["0x3", "0x6"]);
   assert.equal(of(pending).length, 2);
   assert.equal(of(heads).length, 6, "block headers are for everyone");
+  assert.deepEqual(of(heads).map((h) => h.gasUsed), ["0x0", "0x0", "0x5208", "0x0", "0x0", "0x5208"], "others' blocks show no gas used");
+  assert.equal(of(heads)[0].logsBloom, `0x${"00".repeat(256)}`, "nor the bloom of their logs");
 });
 
 test("a revoked subscriber is dropped during a delivery; the hub stays usable (dropping the last one once crashed it)", () => {
