@@ -31,5 +31,6 @@ export { packEntries, unpackEntries } from "./worker-protocol.js";
 export { LedgerSecrets, type LedgerSecretVersion } from "./secrets.js";
 export {
   listSnapshots, parseSnapshotName, pruneSnapshots, readSnapshotFile, removeSnapshotFile, snapshotName, writeFileAtomic,
+  temporarySnapshotPath, publishSnapshotFile, writeCommittedSnapshotFile, removeTemporarySnapshotFiles,
   type SnapshotFileInfo,
 } from "./snapshot-files.js";

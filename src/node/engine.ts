@@ -13,7 +13,7 @@ import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate
 import {
   buildCoseReceipt, COSE_SIGNATURES_MAP, encodeInclusionProof, MerkleTree, signRootCose, type CcfReceipt, type CoseSignatureKeys, type ProofStep,
 } from "../merkle/index.js";
-import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
+import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type SnapshotCapture, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { LogPrefixBuilder, transactionStatus, type LogPrefix } from "../consensus/index.js";
@@ -435,18 +435,19 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
-   * The committed state at signature `seqno` for a snapshot: the KV maps as they were then (the
-   * store may already hold later transactions), the view, the Merkle frontier and the raw ledger
-   * secret that seals the private maps.
+   * Starts a snapshot of committed signature `seqno`: a capture of the KV maps as they were then
+   * (the store may already hold later transactions; the capture copies in slices, snapshots.ts),
+   * the view, the Merkle frontier and the raw ledger secret that seals the private maps.
    */
-  snapshotState(seqno: number): { maps: Map<string, MapState>; view: number; views: { view: number; seqno: number }[]; tree: Buffer[]; ledgerSecret: Buffer } {
+  snapshotCapture(seqno: number): { capture: SnapshotCapture; view: number; views: { view: number; seqno: number }[]; tree: Buffer[]; ledgerSecret: Buffer } {
     assert(seqno <= this.commitSeqno && this.signatures.seqnoAbove(seqno - 1) === seqno, `snapshot seqno ${seqno} is a committed signature`);
     return {
-      maps: this.store.stateAt(seqno),
       view: this.views.viewAt(seqno) ?? this.view,
       views: this.views.startsUpTo(seqno),
       tree: this.merkle.frontierAt(seqno),
       ledgerSecret: this.secrets.rangeFor(seqno).raw,
+      // Last: nothing above can throw once the store's undo log is pinned.
+      capture: this.store.beginCapture(seqno),
     };
   }
 
