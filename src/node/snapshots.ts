@@ -25,10 +25,10 @@ export interface SnapshotterOptions {
 }
 
 /**
- * Entries the capture copies per event-loop turn: ~0.1-0.2 µs each on the 2-core machine, so a
- * turn's slice stays near a millisecond and requests are served between slices.
+ * Entries the capture copies per event-loop turn: ~0.4-0.6 µs each on the loaded 2-core machine, so a
+ * turn's slice stays near 2-3 ms and requests are served between slices (bench/snapshot-micro.ts).
  */
-const SNAPSHOT_CAPTURE_ENTRIES_PER_TURN_MAX = 8_192;
+const SNAPSHOT_CAPTURE_ENTRIES_PER_TURN_MAX = 4_096;
 /** Snapshots written, waiting for their evidence transaction to commit. More means none ever commits. */
 const PENDING_SNAPSHOTS_MAX = 8;
 
