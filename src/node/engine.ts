@@ -73,6 +73,8 @@ export interface ReplayOptions {
   publicOnly?: boolean;
   /** Check every signature transaction: its root and the signing node's endorsement. */
   verifySignatures?: boolean;
+  /** replayLedger: go on with this builder (it holds the entries a snapshot covered). */
+  builder?: LogPrefixBuilder<Buffer>;
 }
 
 /** Service identities a ledger may name (one per recovery): more means a corrupt ledger. */
@@ -337,7 +339,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    * the payloads of the newest `keepEntries` entries (and of every entry above `keepAbove`).
    */
   async replayLedger(keepEntries: number, keepAbove: number, options: ReplayOptions = {}): Promise<{ prefix: LogPrefix; entries: ReplayedEntry[]; count: number }> {
-    const builder = new LogPrefixBuilder<Buffer>(keepEntries, keepAbove);
+    const builder = options.builder ?? new LogPrefixBuilder<Buffer>(keepEntries, keepAbove);
     const last = this.ledger.lastSeqno;
     const progressEvery = 100_000;
     let nextProgress = progressEvery;
@@ -358,6 +360,34 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     }
     const { prefix, entries } = builder.result();
     return { prefix, entries: entries as ReplayedEntry[], count: last };
+  }
+
+  /**
+   * A restart from a snapshot at `seqno` on a ledger that starts at seqno 1 (snapshot-startup.ts):
+   * streams entries 1..seqno back in ranges (never the whole ledger in memory) for their Merkle
+   * leaves, so the whole tree is rebuilt and receipts of older transactions are still served,
+   * and for what consensus keeps of them (`builder`). They are neither decrypted nor applied.
+   * The tree is flushed as it grows, as replayLedger flushes it.
+   */
+  async coveredEntriesTree(seqno: number, builder: LogPrefixBuilder<Buffer>): Promise<MerkleTree> {
+    assert(this.lastSeqno === 0 && seqno <= this.ledger.lastSeqno, `the ledger holds the entries up to the snapshot's seqno ${seqno}`);
+    const tree = new MerkleTree(MERKLE_RETAINED_HEIGHT);
+    const window = this.options.merkleWindowLeaves ?? Infinity;
+    // The next range is read (on the ledger's worker) while this one is hashed.
+    let reading = this.ledger.readRange(1, seqno, REPLAY_READ_BYTES);
+    while (tree.size < seqno) {
+      const entries = await reading;
+      assert(entries.length > 0, `the ledger reads at least one entry from seqno ${tree.size + 1}`);
+      const next = tree.size + entries.length + 1;
+      if (next <= seqno) reading = this.ledger.readRange(next, seqno, REPLAY_READ_BYTES);
+      for (const bytes of entries) {
+        builder.add(this.describeEntry(bytes));
+        tree.append(entryLeaf(bytes));
+      }
+      if (tree.size - window - tree.flushedIndex >= window) tree.flush(tree.size - window);
+    }
+    assert(tree.size === seqno, `the covered entries' tree has ${seqno} leaves`);
+    return tree;
   }
 
   /**

@@ -9,7 +9,7 @@ import {
   certificateFingerprint, createCertificateSigningRequest, endorseCertificateSigningRequestSync, renewServiceCertificateSync,
 } from "../crypto/index.js";
 import { NodeChannels } from "../channels/index.js";
-import { ThreadedLedger } from "../ledger/index.js";
+import { ThreadedLedger, parseChunkName } from "../ledger/index.js";
 import { ADMISSION_DEFAULTS, AccessLog, EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type AccessLogDestination, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../rpc/index.js";
 import { NodeMetrics, UNMATCHED_ENDPOINT } from "./metrics.js";
 import { lockWorkspace, unlockWorkspace } from "./workspace-lock.js";
@@ -41,7 +41,7 @@ import { SINGLETON_KEY } from "./signatures.js";
 import { Snapshotter } from "./snapshots.js";
 import { installSnapshotEndpoints } from "./snapshot-endpoints.js";
 import { fetchServiceSnapshot } from "./snapshot-fetch.js";
-import { rebuildState, recoverFromLedger } from "./snapshot-startup.js";
+import { rebuildState, rebuildStateStreamed, recoverFromLedger } from "./snapshot-startup.js";
 import { ServiceStatus } from "./service-status.js";
 import { JsRuntime } from "../js/index.js";
 import { CONSTITUTION_MAP, type GovernanceDeps, defaultConstitutionSource, installGovernanceEndpoints, loadConstitutionFiles } from "../governance/index.js";
@@ -148,13 +148,16 @@ export class CocoNode {
     const started = Date.now();
     // A recovering node applies the previous service's public state only (see recovery.ts).
     const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
-    // With a committed snapshot the ledger came back whole (snapshot-startup.ts checks and skips
-    // what the snapshot covers); otherwise it is read back in bounded ranges and consensus keeps
-    // only its window of it.
+    // The ledger is read back in bounded ranges (from the newest usable snapshot on, if any:
+    // snapshot-startup.ts) and consensus keeps only its window of it; a ledger that starts after a
+    // snapshot (the node joined from one) came back whole.
     const rebuilt = recovery !== undefined
       ? await recoverFromLedger(recovery, entries, config, logger)
       : streamed
-        ? { replayed: await engine.replayLedger(config.memory.consensusWindowEntries, ledger.committedSeqno), snapshotSeqno: 0 }
+        ? await rebuildStateStreamed({
+          engine, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: config.memory.consensusWindowEntries,
+          snapshotDirectory: config.snapshots.directory, serviceCertPems: [identity.serviceCertPem], logger,
+        })
         : await rebuildState({
           engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: config.snapshots.directory,
           serviceCertPems: [identity.serviceCertPem], logger,
@@ -487,9 +490,10 @@ export class CocoNode {
 async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Promise<{
   ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean; streamed: boolean;
 }> {
-  // A node reads its ledger back in bounded ranges (replayLedger), unless a committed snapshot
-  // may shorten the replay (snapshot-startup.ts works on the entries in memory).
-  let streamed = !hasCommittedSnapshot(config.snapshots.directory);
+  // A node reads its ledger back in bounded ranges (replayLedger, or rebuildStateStreamed with a
+  // snapshot), unless its ledger starts after a snapshot (it joined from one): snapshot-startup.ts
+  // then works on the entries in memory.
+  let streamed = !hasCommittedSnapshot(config.snapshots.directory) || ledgerFirstSeqno(config.ledgerDirectory) <= 1;
   const ledgerOptions = { chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger };
   let { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, { ...ledgerOptions, returnEntries: !streamed });
   try {
@@ -642,6 +646,16 @@ function openAccessLog(settings: { file: string | undefined }, logger: Logger): 
   if (settings.file !== undefined) return new LogFile(settings.file);
   const stream = (logger as unknown as Record<symbol, AccessLogDestination | undefined>)[pino.symbols.streamSym];
   return stream ?? process.stdout;
+}
+
+/** The first seqno of the ledger in `directory`, from its chunk names (1 for an empty one). */
+function ledgerFirstSeqno(directory: string): number {
+  try {
+    const firsts = readdirSync(directory).map((name) => parseChunkName(name)?.firstSeqno).filter((first): first is number => first !== undefined);
+    return firsts.length === 0 ? 1 : Math.min(...firsts);
+  } catch {
+    return 1;
+  }
 }
 
 /** Whether the snapshot directory holds a committed snapshot a start may use (snapshot-startup.ts). */
