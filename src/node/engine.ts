@@ -157,6 +157,8 @@ export interface EngineOptions {
 export const LEDGER_CHUNK_REQUESTS_MAP = "public:ccf.internal.ledger_chunk_requests";
 
 export const MERKLE_RETAINED_HEIGHT = 8;
+/** The payload of a covered entry consensus keeps no payload for (coveredEntriesTree). */
+export const NO_PAYLOAD: Buffer = Buffer.alloc(0);
 const HISTORICAL_CACHE_BYTES_DEFAULT = 16 * 1024 * 1024;
 /** A ledger read for Merkle leaves takes at most this many bytes per worker round trip. */
 const LEAF_READ_BYTES = 1024 * 1024;
@@ -367,24 +369,50 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    * streams entries 1..seqno back in ranges (never the whole ledger in memory) for their Merkle
    * leaves, so the whole tree is rebuilt and receipts of older transactions are still served,
    * and for what consensus keeps of them (`builder`). They are neither decrypted nor applied.
-   * The tree is flushed as it grows, as replayLedger flushes it.
+   * Below `payloadsFrom` the ledger's worker thread hashes them and hands over only leaves,
+   * views and flags (the builder keeps no payload that old: it is asserted by the caller); from
+   * it on (consensus's window may reach back there) the entries come back whole. The tree is
+   * flushed as it grows, as replayLedger flushes it.
    */
-  async coveredEntriesTree(seqno: number, builder: LogPrefixBuilder<Buffer>): Promise<MerkleTree> {
+  async coveredEntriesTree(seqno: number, builder: LogPrefixBuilder<Buffer>, payloadsFrom: number): Promise<MerkleTree> {
     assert(this.lastSeqno === 0 && seqno <= this.ledger.lastSeqno, `the ledger holds the entries up to the snapshot's seqno ${seqno}`);
     const tree = new MerkleTree(MERKLE_RETAINED_HEIGHT);
     const window = this.options.merkleWindowLeaves ?? Infinity;
-    // The next range is read (on the ledger's worker) while this one is hashed.
-    let reading = this.ledger.readRange(1, seqno, REPLAY_READ_BYTES);
-    while (tree.size < seqno) {
+    const flush = () => { if (tree.size - window - tree.flushedIndex >= window) tree.flush(tree.size - window); };
+    const describedLast = Math.min(seqno, payloadsFrom - 1);
+    // The next range is described (on the ledger's worker) while this one is added to the tree.
+    const describe = (first: number) => this.ledger.describeRange(first, describedLast, REPLAY_READ_BYTES, RAFT_CONFIGURATION_MAP_BYTES);
+    let describing = describedLast >= 1 ? describe(1) : undefined;
+    while (describing !== undefined) {
+      const described = await describing;
+      const count = described.flags.length;
+      assert(count > 0 && described.first === tree.size + 1, `the ledger describes entries from seqno ${tree.size + 1}`);
+      describing = tree.size + count < describedLast ? describe(tree.size + count + 1) : undefined;
+      const leaves = Buffer.from(described.leaves);
+      for (let i = 0; i < count; i++) {
+        const index = described.first + i;
+        if ((described.flags[i]! & 2) !== 0) {
+          // May change the configuration: consensus needs its voters (rare: read it whole).
+          const [bytes] = await this.ledger.readRange(index, index, 1);
+          builder.add(this.describeEntry(bytes!));
+        } else {
+          builder.add({ term: described.views[i]!, index, isSignature: (described.flags[i]! & 1) !== 0, payload: NO_PAYLOAD });
+        }
+        tree.appendFrom(leaves, 32 * i);
+      }
+      flush();
+    }
+    let reading = tree.size < seqno ? this.ledger.readRange(tree.size + 1, seqno, REPLAY_READ_BYTES) : undefined;
+    while (reading !== undefined) {
       const entries = await reading;
       assert(entries.length > 0, `the ledger reads at least one entry from seqno ${tree.size + 1}`);
       const next = tree.size + entries.length + 1;
-      if (next <= seqno) reading = this.ledger.readRange(next, seqno, REPLAY_READ_BYTES);
+      reading = next <= seqno ? this.ledger.readRange(next, seqno, REPLAY_READ_BYTES) : undefined;
       for (const bytes of entries) {
         builder.add(this.describeEntry(bytes));
         tree.append(entryLeaf(bytes));
       }
-      if (tree.size - window - tree.flushedIndex >= window) tree.flush(tree.size - window);
+      flush();
     }
     assert(tree.size === seqno, `the covered entries' tree has ${seqno} leaves`);
     return tree;

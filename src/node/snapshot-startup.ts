@@ -5,8 +5,8 @@
 import { LogPrefixBuilder } from "../consensus/index.js";
 import { decodeEntry, entryLeaf } from "../ledger/index.js";
 import { MerkleTree } from "../merkle/index.js";
-import { CocoError } from "../util/index.js";
-import { MERKLE_RETAINED_HEIGHT, type ReplayedEntry, type TransactionEngine } from "./engine.js";
+import { CocoError, assert } from "../util/index.js";
+import { MERKLE_RETAINED_HEIGHT, NO_PAYLOAD, type ReplayedEntry, type TransactionEngine } from "./engine.js";
 import { readFileSync } from "node:fs";
 import type { ResolvedConfig } from "./config.js";
 import type { Recovery } from "./recovery.js";
@@ -94,8 +94,10 @@ export async function rebuildStateStreamed(args: {
   const snapshot = args.ledgerLastSeqno === 0 ? undefined : await findStartupSnapshot(args.snapshotDirectory, args.serviceCertPems, (file) =>
     file.seqno > args.ledgerLastSeqno ? `it is at seqno ${file.seqno}, beyond this node's ledger (last seqno ${args.ledgerLastSeqno})` : undefined, logger);
   if (snapshot === undefined) return { replayed: await engine.replayLedger(args.keepEntries, args.ledgerCommittedSeqno), snapshotSeqno: 0 };
-  const builder = new LogPrefixBuilder<Buffer>(args.keepEntries, args.ledgerCommittedSeqno);
-  const fullTree = await engine.coveredEntriesTree(snapshot.seqno, builder);
+  // The snapshot proves its seqno committed, even if the ledger's recorded commit point lags.
+  const committed = Math.max(args.ledgerCommittedSeqno, snapshot.seqno);
+  const builder = new LogPrefixBuilder<Buffer>(args.keepEntries, committed);
+  const fullTree = await engine.coveredEntriesTree(snapshot.seqno, builder, Math.max(1, snapshot.seqno - args.keepEntries + 1));
   const treeMs = Date.now() - started;
   try {
     loadSnapshotIntoEngine(engine, snapshot, fullTree);
@@ -106,7 +108,8 @@ export async function rebuildStateStreamed(args: {
   }
   // The suffix's signatures are checked against the Merkle tree: a snapshot that does not match
   // the signed ledger stops the node here.
-  const replayed = await engine.replayLedger(args.keepEntries, args.ledgerCommittedSeqno, { verifySignatures: true, builder });
+  const replayed = await engine.replayLedger(args.keepEntries, committed, { verifySignatures: true, builder });
+  assert(replayed.entries.every((entry) => entry.payload !== NO_PAYLOAD), "consensus keeps payloads only of entries read whole");
   logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno, replayed: args.ledgerLastSeqno - snapshot.seqno, tree_ms: treeMs, ms: Date.now() - started },
     "state rebuilt from a snapshot and the ledger after it");
   return { replayed, snapshotSeqno: snapshot.seqno };
