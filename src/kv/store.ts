@@ -222,8 +222,8 @@ export class Store implements CommittedState {
    * after `version` are kept until the capture finishes or is cancelled. One at a time.
    */
   beginCapture(version: number): SnapshotCapture {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getter below reads the live epoch
-    const store = this;
+    // The capture reads the live epoch at every step (a rollback meanwhile abandons it).
+    const epoch = (): number => this.epoch;
     assert(Number.isSafeInteger(version), `capture version ${version} is not an integer`);
     assert(version >= this.compactedVersion && version <= this.version,
       `capture at ${version} outside the undoable range ${this.compactedVersion}..${this.version}`);
@@ -231,7 +231,7 @@ export class Store implements CommittedState {
     this.capturePin = version;
     return new SnapshotCapture({
       maps: this.maps,
-      get rollbackEpoch() { return store.epoch; },
+      get rollbackEpoch() { return epoch(); },
       undoRecordsAfter: (after) => {
         assert(after >= this.compactedVersion, `undo records after ${after} are kept (compacted to ${this.compactedVersion})`);
         return this.undoLog.slice(after - this.compactedVersion);

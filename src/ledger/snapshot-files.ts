@@ -104,7 +104,7 @@ export async function writeCommittedSnapshotFile(dir: string, name: string, comm
   if (durable) await syncDirectory(dir);
 }
 
-/** Removes temporary files a crashed write left in `dir` (at start, before any snapshot is written). */
+/** Removes temporary files a crashed write of another process left in `dir` (this process's own are in use). */
 export async function removeTemporarySnapshotFiles(dir: string): Promise<string[]> {
   let names: string[];
   try {
@@ -112,7 +112,7 @@ export async function removeTemporarySnapshotFiles(dir: string): Promise<string[
   } catch {
     return [];
   }
-  const stale = names.filter((name) => name.startsWith("snapshot_") && name.endsWith(TEMPORARY_SUFFIX));
+  const stale = names.filter((name) => name.startsWith("snapshot_") && name.endsWith(TEMPORARY_SUFFIX) && !name.includes(`.${process.pid}.`));
   for (const name of stale) await unlink(join(dir, name)).catch(() => undefined);
   return stale;
 }

@@ -4,12 +4,12 @@
 // (not even a temporary one), and the next snapshot is written by a fresh worker.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Store, encodeSnapshotPieces, isPublicMapName, type MapState } from "../../../src/kv/index.js";
 import { sha256 } from "../../../src/crypto/index.js";
-import { temporarySnapshotPath } from "../../../src/ledger/index.js";
+import { removeTemporarySnapshotFiles, temporarySnapshotPath } from "../../../src/ledger/index.js";
 import { encodeSnapshotBody } from "../../../src/node/snapshot-format.js";
 import { SnapshotWriter } from "../../../src/node/snapshot-writer.js";
 import { CocoError } from "../../../src/util/index.js";
@@ -123,6 +123,20 @@ test("a worker that dies mid-snapshot fails that snapshot only, leaves no file, 
     assert.deepEqual(readdirSync(dir), [next.slice(dir.length + 1)]);
   } finally {
     await writer.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("at start, temporary snapshot files of an interrupted process are removed; this process's own and real snapshots stay", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-worker-"));
+  try {
+    const foreign = `snapshot_40.${process.pid + 1_000_000}.3.tmp`;
+    const own = temporarySnapshotPath(dir, 41).slice(dir.length + 1);
+    for (const name of [foreign, own, "snapshot_40_42.committed", "snapshot_40_42.committed.123.7.tmp"]) writeFileSync(join(dir, name), "x");
+    const removed = await removeTemporarySnapshotFiles(dir);
+    assert.deepEqual(removed.sort(), [foreign, "snapshot_40_42.committed.123.7.tmp"].sort());
+    assert.deepEqual(readdirSync(dir).sort(), [own, "snapshot_40_42.committed"].sort());
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
