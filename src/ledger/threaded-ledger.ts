@@ -5,6 +5,7 @@
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import { CocoError } from "../util/errors.js";
+import { WORKER_RESOURCE_LIMITS } from "../util/workers.js";
 import { isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 import type { Durability, LedgerLogger } from "./recovery.js";
 import { describeEntries, packEntries, unpackEntries, type EntryDescriptions, type SuccessReply, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
@@ -128,7 +129,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
 
   static async open(dir: string, options: ThreadedLedgerOptions = {}): Promise<{ ledger: ThreadedLedger; entries: Buffer[] }> {
     const logger = options.logger ?? { info() {}, warn() {} };
-    const worker = new Worker(new URL("./worker.js", import.meta.url));
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { resourceLimits: WORKER_RESOURCE_LIMITS });
     const ledger = new ThreadedLedger(worker as LedgerWorkerPort, dir, logger, options.diskFullRetryMs ?? DEFAULT_DISK_FULL_RETRY_MS,
       options.commitPointIntervalMs ?? DEFAULT_COMMIT_POINT_INTERVAL_MS);
     worker.on("message", (reply: WorkerReply) => ledger.onReply(reply));

@@ -14,6 +14,7 @@
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import type { LedgerSecretVersion } from "../ledger/index.js";
 import type { CoseSignatureKeys } from "../merkle/index.js";
+import { WORKER_RESOURCE_LIMITS } from "../util/index.js";
 
 /** One write set to encode: the private domain is still plaintext (it never leaves the process). */
 export interface EncodeItem {
@@ -89,6 +90,7 @@ export class EntryEncoder {
     const worker = new Worker(new URL("./entry-worker.js", import.meta.url), {
       workerData: { port: port2, posted },
       transferList: [port2],
+      resourceLimits: WORKER_RESOURCE_LIMITS,
     });
     const encoder = new EntryEncoder(worker, port1, posted, deliver, onFailure);
     port1.on("message", (reply: EncoderReply) => encoder.receive(reply));

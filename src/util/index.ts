@@ -2,3 +2,4 @@ export * from "./errors.js";
 export * from "./txid.js";
 export * from "./net.js";
 export * from "./admission.js";
+export * from "./workers.js";

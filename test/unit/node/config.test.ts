@@ -115,3 +115,17 @@ test("admission settings that cannot work are refused, naming the field", () => 
   subSecond.coco = { governance: { created_at_max_age: "500ms" } };
   assert.throws(() => resolveConfig(subSecond, "/x"), /coco\.governance\.created_at_max_age/);
 });
+
+test("coco.memory.heap_growing_percent: 100 by default, 0 for V8's own factor, and anything else outside 0..400 is refused by name", () => {
+  assert.equal(resolveConfig(base(), "/x").memory.heapGrowingPercent, 100);
+  for (const value of [0, 50, 400]) {
+    const file = base();
+    file.coco = { memory: { heap_growing_percent: value } };
+    assert.equal(resolveConfig(file, "/x").memory.heapGrowingPercent, value);
+  }
+  for (const value of [-1, 401, 1.5, "100" as unknown as number]) {
+    const file = base();
+    file.coco = { memory: { heap_growing_percent: value } };
+    assert.throws(() => resolveConfig(file, "/x"), /coco\.memory\.heap_growing_percent: expected an integer from 0/);
+  }
+});
