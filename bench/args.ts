@@ -16,6 +16,8 @@ export interface BenchOptions {
   readonly autocannon: boolean;
   /** The node writes its access log (the sandbox's default); --no-access-log measures without it. */
   readonly accessLog: boolean;
+  /** snapshots.tx_count of the node(s) (undefined: the node's default); a huge one turns snapshots off. */
+  readonly snapshotTxCount: number | undefined;
 }
 
 export const HELP = `Usage: npm run bench -- [options]
@@ -40,6 +42,8 @@ Options:
   --poll-interval <ms>  interval of pipelined GET /node/commit polls (default 2)
   --no-autocannon       skip the autocannon phases
   --no-access-log       run the node without its access log (to measure what the log costs)
+  --snapshot-tx-count <n> snapshots.tx_count of the node(s) (default the node's, 100000;
+                        1000000000 measures without snapshots)
   --help                this text
 See docs/benchmarks.md for what each figure means.`;
 
@@ -74,6 +78,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
         "poll-interval": { type: "string" },
         "no-autocannon": { type: "boolean" },
         "no-access-log": { type: "boolean" },
+        "snapshot-tx-count": { type: "string" },
         help: { type: "boolean" },
       },
     });
@@ -105,5 +110,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
     pollIntervalMs: positiveNumber("poll-interval", v["poll-interval"], 2, false),
     autocannon: !(v["no-autocannon"] ?? false),
     accessLog: !(v["no-access-log"] ?? false),
+    snapshotTxCount: v["snapshot-tx-count"] === undefined ? undefined : positiveNumber("snapshot-tx-count", v["snapshot-tx-count"], 1, true),
   };
 }

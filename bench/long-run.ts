@@ -30,6 +30,8 @@ snapshot files and commit latency every interval; then a restart timing on that 
   --long-seconds-max <s> stop the write phase after this long whatever the count (default 1200)
   --connections <n>     TLS connections (default 20)   --depth <n>  pipelined per connection (default 16)
   --durability <mode>   none (default, as the issue asks) | fsync
+  --long-timings        instead: build a ledger of --long-tx transactions and time a restart,
+                        a join and a recovery from it (npm run bench -- --long --long-timings --help)
   --no-restart          skip the restart timing (always skipped with --nodes > 1: the sandbox
                         restarts only a single node from disk)
   --out <file>          JSON output (default bench/results/long-<timestamp>.json)`;
@@ -95,7 +97,7 @@ function rpcPort(dir: string): number | undefined {
   return Number(Object.values(config.network.rpc_interfaces)[0]!.bind_address.split(":").pop());
 }
 
-async function getJson(target: TlsTarget, path: string): Promise<Record<string, unknown> | null> {
+export async function getJson(target: TlsTarget, path: string): Promise<Record<string, unknown> | null> {
   try {
     const client = await KeepAliveClient.connect(target, 2_000);
     try {
@@ -109,7 +111,7 @@ async function getJson(target: TlsTarget, path: string): Promise<Record<string, 
   }
 }
 
-function post(target: TlsTarget, path: string, body: string): Promise<{ status: number; txId: string | undefined }> {
+export function post(target: TlsTarget, path: string, body: string): Promise<{ status: number; txId: string | undefined }> {
   return new Promise((resolvePost, reject) => {
     const req = httpsRequest({ host: target.host, port: target.port, path, method: "POST", ca: target.ca, cert: target.cert, key: target.key,
       headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) }, timeout: 5_000 }, (res) => {
@@ -122,7 +124,7 @@ function post(target: TlsTarget, path: string, body: string): Promise<{ status: 
   });
 }
 
-const commitSeqno = (json: Record<string, unknown> | null): number => Number(String(json?.["transaction_id"] ?? "0.0").split(".")[1]);
+export const commitSeqno = (json: Record<string, unknown> | null): number => Number(String(json?.["transaction_id"] ?? "0.0").split(".")[1]);
 
 /** One sample of every node: RSS per process, /node/memory, ledger bytes, snapshot files. */
 async function sampleNodes(node: RunningServer, workspace: string) {
@@ -147,7 +149,7 @@ async function sampleNodes(node: RunningServer, workspace: string) {
   return { rssMiBByProcess: proc.pids.map((pid) => round(proc.rssMiBByPid.get(pid) ?? 0, 1)), cpuSeconds: proc.cpuSeconds, nodes };
 }
 
-async function waitFor<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined>): Promise<T> {
+export async function waitFor<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined>): Promise<T> {
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
@@ -198,6 +200,8 @@ interface IntervalSample {
 }
 
 export async function runLongBench(argv: readonly string[]): Promise<number> {
+  // The 1M-transaction restart, join and recovery timings (long-timings.ts).
+  if (argv.includes("--long-timings")) return (await import("./long-timings.js")).runLongTimings(argv);
   const options = parseLongArgs(argv);
   if (options === "help") {
     process.stdout.write(`${LONG_HELP}\n`);

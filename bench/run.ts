@@ -53,7 +53,7 @@ async function runPhases(options: BenchOptions, shape: LoadShape, tempDir: strin
       progress(`starting a Coco node (sandbox, durability ${options.durability}${profileDir ? ", --cpu-prof" : ""})`);
       const workspace = join(tempDir, "node-workspace");
       mkdirSync(workspace);
-      node = await startNode({ workspace, durability: options.durability, nodes: options.nodes, accessLog: options.accessLog, ...(profileDir ? { profileDir } : {}) });
+      node = await startNode({ workspace, durability: options.durability, nodes: options.nodes, accessLog: options.accessLog, ...(options.snapshotTxCount !== undefined ? { snapshotTxCount: options.snapshotTxCount } : {}), ...(profileDir ? { profileDir } : {}) });
     } catch (error) {
       results.node.error = describe(error);
       progress(`node failed to start: ${(error as Error).message}`);

@@ -60,6 +60,8 @@ export interface NodeStartOptions {
   readonly noWait?: boolean;
   /** False: the sandbox's --no-access-log. */
   readonly accessLog?: boolean;
+  /** The sandbox's --snapshot-tx-count. */
+  readonly snapshotTxCount?: number;
 }
 
 export async function startNode(options: NodeStartOptions): Promise<RunningServer> {
@@ -86,6 +88,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     ...(options.nodes !== undefined && options.nodes > 1 ? ["--nodes", String(options.nodes)] : []),
     ...(options.extraArgs ?? []),
     ...(options.accessLog === false ? ["--no-access-log"] : []),
+    ...(options.snapshotTxCount !== undefined ? ["--snapshot-tx-count", String(options.snapshotTxCount)] : []),
   ], { env });
   if (options.noWait === true) return { child, target: { host: "127.0.0.1", port, ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) } };
   const deadline = Date.now() + READY_TIMEOUT_MS;

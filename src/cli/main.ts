@@ -55,6 +55,7 @@ program.command("sandbox")
   .option("--no-evm-gateway", "do not start the EVM gateway")
   .option("--no-access-log", "do not write the access log (access.log: one JSON line per request)")
   .option("--restart-from-disk", "restart node 0 from its own keys and ledger (a single node's restart) instead of recovering the stopped service with member0's share", false)
+  .option("--snapshot-tx-count <n>", "snapshots.tx_count of the nodes (default 100000; the benchmark sets a huge one to measure without snapshots)", positiveInt)
   .action(async (opts) => {
     await runSandbox({
       evmChainId: opts.evmChainId,
@@ -63,6 +64,7 @@ program.command("sandbox")
       evmGatewayPort: opts.evmGateway === false ? false : opts.evmGatewayPort,
       restartFromDisk: opts.restartFromDisk,
       accessLog: opts.accessLog !== false,
+      ...(opts.snapshotTxCount !== undefined ? { snapshotTxCount: opts.snapshotTxCount } : {}),
     }).catch(fail);
   });
 

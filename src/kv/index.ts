@@ -14,5 +14,7 @@ export {
 } from "./write-set.js";
 export { deserialiseDomain, type Domain } from "./write-set-decode.js";
 export { snapshotFormatVersion, encodeSnapshot, encodeSnapshotPieces } from "./snapshot.js";
+export { SnapshotCapture, type PackedState } from "./snapshot-capture.js";
+export { encodePackedSnapshot } from "./snapshot-packed.js";
 export type { MapState } from "./state.js";
 export { keyToString, keyFromString, isPublicMapName } from "./keys.js";

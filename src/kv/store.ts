@@ -6,6 +6,7 @@
 import { assert, CocoError } from "../util/errors.js";
 import { compareMapNames, isPublicMapName, keyFromString, keyToString, compareKeys } from "./keys.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { SnapshotCapture } from "./snapshot-capture.js";
 import type { CommittedState, Entry, MapState } from "./state.js";
 import { Transaction, type PendingMapWrites } from "./transaction.js";
 import { decodeDomainForApply } from "./write-set-decode.js";
@@ -36,6 +37,8 @@ export class Store implements CommittedState {
   private compactedVersion = 0;
   /** undoLog[i] undoes seqno compactedVersion + 1 + i. */
   private readonly undoLog: MapUndo[][] = [];
+  /** While a snapshot capture runs, undo records after this version are kept (beginCapture). */
+  private capturePin: number | undefined;
   private readonly writeObservers = new Map<string, WriteObserver[]>();
   private readonly rollbackObservers: RollbackObserver[] = [];
 
@@ -159,10 +162,12 @@ export class Store implements CommittedState {
   compact(version: number): void {
     assert(Number.isSafeInteger(version), `compact version ${version} is not an integer`);
     assert(version <= this.version, `compact to ${version} beyond current version ${this.version}`);
-    if (version <= this.compactedVersion) return;
-    this.undoLog.splice(0, version - this.compactedVersion);
-    this.compactedVersion = version;
     for (const seqno of this.reserved) if (seqno <= version) this.reserved.delete(seqno);
+    // A running snapshot capture still needs the undo records after its version.
+    const dropTo = this.capturePin === undefined ? version : Math.min(version, this.capturePin);
+    if (dropTo <= this.compactedVersion) return;
+    this.undoLog.splice(0, dropTo - this.compactedVersion);
+    this.compactedVersion = dropTo;
   }
 
   /** Calls cb after every commit or apply that writes `map`. Observers must not throw. */
@@ -209,6 +214,30 @@ export class Store implements CommittedState {
       }
     }
     return copies;
+  }
+
+  /**
+   * Starts capturing the state at `version` (compactedVersion <= version <= currentVersion) in
+   * slices (snapshot-capture.ts): transactions keep committing meanwhile, and the undo records
+   * after `version` are kept until the capture finishes or is cancelled. One at a time.
+   */
+  beginCapture(version: number): SnapshotCapture {
+    // The capture reads the live epoch at every step (a rollback meanwhile abandons it).
+    const epoch = (): number => this.epoch;
+    assert(Number.isSafeInteger(version), `capture version ${version} is not an integer`);
+    assert(version >= this.compactedVersion && version <= this.version,
+      `capture at ${version} outside the undoable range ${this.compactedVersion}..${this.version}`);
+    assert(this.capturePin === undefined, "one snapshot capture at a time");
+    this.capturePin = version;
+    return new SnapshotCapture({
+      maps: this.maps,
+      get rollbackEpoch() { return epoch(); },
+      undoRecordsAfter: (after) => {
+        assert(after >= this.compactedVersion, `undo records after ${after} are kept (compacted to ${this.compactedVersion})`);
+        return this.undoLog.slice(after - this.compactedVersion);
+      },
+      release: () => { this.capturePin = undefined; },
+    }, version);
   }
 
   /**

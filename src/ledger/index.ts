@@ -27,9 +27,10 @@ export { LEDGER_DISK_FULL, isLedgerDiskFull, type LedgerEvents } from "./disk-fu
 export { Ledger, type Durability, type LedgerLogger, type LedgerOptions } from "./ledger.js";
 export { ThreadedLedger, type LedgerStore, type LedgerTimers, type LedgerWorkerPort, type ThreadedLedgerOptions } from "./threaded-ledger.js";
 export type { WorkerRequest as LedgerWorkerRequest, WorkerReply as LedgerWorkerReply } from "./worker-protocol.js";
-export { packEntries, unpackEntries } from "./worker-protocol.js";
+export { packEntries, unpackEntries, describeEntries, type EntryDescriptions } from "./worker-protocol.js";
 export { LedgerSecrets, type LedgerSecretVersion } from "./secrets.js";
 export {
   listSnapshots, parseSnapshotName, pruneSnapshots, readSnapshotFile, removeSnapshotFile, snapshotName, writeFileAtomic,
+  temporarySnapshotPath, publishSnapshotFile, writeCommittedSnapshotFile, removeTemporarySnapshotFiles,
   type SnapshotFileInfo,
 } from "./snapshot-files.js";

@@ -10,6 +10,7 @@ import { CommitPoint } from "./commit-point.js";
 import { diskFullError, isDiskFull, isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 import { FRAME_HEADER_BYTES } from "./files.js";
 import { recoverChunks, type Chunk, type Durability, type LedgerLogger } from "./recovery.js";
+import { describeEntries, type EntryDescriptions } from "./worker-protocol.js";
 
 export type { Durability, LedgerLogger } from "./recovery.js";
 export type { LedgerEvents } from "./disk-full.js";
@@ -245,6 +246,11 @@ export class Ledger extends EventEmitter<LedgerEvents> {
    * (frames read from one chunk file at a time). What a node replays its ledger with and what a
    * primary serves a backup behind its in-memory window from.
    */
+  /** Leaves, views and flags of entries first..at most last (worker-protocol.ts: describeEntries). */
+  async describeRange(first: number, last: number, bytesMax: number, marker: Uint8Array): Promise<EntryDescriptions> {
+    return describeEntries(await this.readRange(first, last, bytesMax), first, marker);
+  }
+
   async readRange(first: number, last: number, bytesMax: number): Promise<Buffer[]> {
     assert(last >= first && bytesMax > 0, `a read range ${first}..${last} within ${bytesMax} bytes`);
     const out: Buffer[] = [];

@@ -2,7 +2,7 @@
 // evidence transaction is not yet committed, `.committed` once it is (and the file then carries
 // its receipt). Writes are atomic: a temporary file is written, fsync'd and renamed, and the
 // directory is fsync'd, so a crash leaves either the old file set or the new one, never half a file.
-import { open, readdir, readFile, rename, unlink, mkdir } from "node:fs/promises";
+import { copyFile, open, readdir, readFile, rename, unlink, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { CocoError, assert } from "../util/errors.js";
 
@@ -66,6 +66,55 @@ export async function writeFileAtomic(dir: string, name: string, parts: readonly
   }
   await rename(temporary, join(dir, name));
   if (durable) await syncDirectory(dir);
+}
+
+/** A temporary file name in `dir` for a snapshot of `seqno` being written (ignored by listings). */
+export function temporarySnapshotPath(dir: string, seqno: number): string {
+  return join(dir, `snapshot_${seqno}.${process.pid}.${++temporaryCounter}${TEMPORARY_SUFFIX}`);
+}
+
+/** Gives a finished temporary file (written and fsync'd) its snapshot name, atomically. */
+export async function publishSnapshotFile(dir: string, temporaryPath: string, name: string, durable = true): Promise<void> {
+  assert(parseSnapshotName(name) !== null, `'${name}' is a snapshot file name`);
+  await rename(temporaryPath, join(dir, name));
+  if (durable) await syncDirectory(dir);
+}
+
+/**
+ * Writes `committedName` as the file `name` followed by `appended` (the evidence section),
+ * atomically: the file is copied by the kernel (copy_file_range where the file system has it),
+ * never read into this process.
+ */
+export async function writeCommittedSnapshotFile(dir: string, name: string, committedName: string, appended: Uint8Array, durable = true): Promise<void> {
+  const temporary = join(dir, `${committedName}.${process.pid}.${++temporaryCounter}${TEMPORARY_SUFFIX}`);
+  try {
+    await copyFile(join(dir, name), temporary);
+    const handle = await open(temporary, "a");
+    try {
+      await handle.write(appended);
+      if (durable) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, join(dir, committedName));
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+  if (durable) await syncDirectory(dir);
+}
+
+/** Removes temporary files a crashed write of another process left in `dir` (this process's own are in use). */
+export async function removeTemporarySnapshotFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const stale = names.filter((name) => name.startsWith("snapshot_") && name.endsWith(TEMPORARY_SUFFIX) && !name.includes(`.${process.pid}.`));
+  for (const name of stale) await unlink(join(dir, name)).catch(() => undefined);
+  return stale;
 }
 
 async function syncDirectory(dir: string): Promise<void> {

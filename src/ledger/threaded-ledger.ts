@@ -8,7 +8,7 @@ import { CocoError } from "../util/errors.js";
 import { WORKER_RESOURCE_LIMITS } from "../util/workers.js";
 import { isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 import type { Durability, LedgerLogger } from "./recovery.js";
-import { packEntries, unpackEntries, type SuccessReply, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
+import { describeEntries, packEntries, unpackEntries, type EntryDescriptions, type SuccessReply, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
 
 /** What the transaction engine needs from a ledger (implemented by Ledger and ThreadedLedger). */
 export interface LedgerStore {
@@ -29,6 +29,8 @@ export interface LedgerStore {
   read(seqno: number): Promise<Buffer>;
   /** Entries first..at most last: at least one, then as many as fit in `bytesMax` bytes. */
   readRange(first: number, last: number, bytesMax: number): Promise<Buffer[]>;
+  /** Leaves, views and flags of entries first..at most last (worker-protocol.ts); entries held by the worker only. */
+  describeRange(first: number, last: number, bytesMax: number, marker: Uint8Array): Promise<EntryDescriptions>;
   close(): Promise<void>;
   on<K extends keyof LedgerEvents>(event: K, listener: (...args: LedgerEvents[K]) => void): this;
   off<K extends keyof LedgerEvents>(event: K, listener: (...args: LedgerEvents[K]) => void): this;
@@ -331,6 +333,16 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     // Entries at the worker first; the caller asks again for what follows (maybe buffered here).
     const reply = await this.request({ op: "readRange", first, last: Math.min(last, this.bufferedFirst - 1), bytesMax });
     return unpackEntries(reply.bytes!, reply.lengths!);
+  }
+
+  async describeRange(first: number, last: number, bytesMax: number, marker: Uint8Array): Promise<EntryDescriptions> {
+    if (first >= this.bufferedFirst) {
+      // Not yet at the worker (a restart has none buffered; kept for completeness).
+      const entries = await this.readRange(first, last, bytesMax);
+      return describeEntries(entries, first, marker);
+    }
+    const reply = await this.request({ op: "describe", first, last: Math.min(last, this.bufferedFirst - 1), bytesMax, marker });
+    return reply.described!;
   }
 
   async close(): Promise<void> {

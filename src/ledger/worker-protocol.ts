@@ -1,6 +1,7 @@
 // Messages between the node's main thread and the ledger worker thread. Entries travel as one
 // concatenated buffer plus their lengths, transferred (not copied) to the other thread. The worker
 // handles requests strictly in arrival order, so the main thread's call order is the disk's order.
+import { decodeEntry, entryLeafInto } from "./entry.js";
 import type { Durability } from "./recovery.js";
 
 export type WorkerRequest =
@@ -10,9 +11,36 @@ export type WorkerRequest =
   | { id: number; op: "truncate"; seqno: number }
   | { id: number; op: "read"; seqno: number }
   | { id: number; op: "readRange"; first: number; last: number; bytesMax: number }
+  /** What a restart from a snapshot needs of the entries it covers: leaves, views, flags (see EntryDescriptions). */
+  | { id: number; op: "describe"; first: number; last: number; bytesMax: number; marker: Uint8Array }
   | { id: number; op: "close" };
 
-export interface SuccessReply { id: number; ok: true; durableSeqno: number; lastSeqno: number; committedSeqno?: number; bytes?: ArrayBuffer; lengths?: Uint32Array }
+export interface SuccessReply { id: number; ok: true; durableSeqno: number; lastSeqno: number; committedSeqno?: number; bytes?: ArrayBuffer; lengths?: Uint32Array; described?: EntryDescriptions }
+
+/**
+ * Entries first..first + count - 1 described without handing them over: each one's Merkle leaf
+ * (32 bytes, entryLeafInto), its view, and flags: bit 0 a signature transaction, bit 1 its public
+ * domain contains the request's marker bytes (the caller reads such entries in full).
+ */
+export interface EntryDescriptions { first: number; leaves: ArrayBuffer; views: Float64Array; flags: Uint8Array }
+
+/** Describes entries (worker side of "describe"); checks their headers and contiguity. */
+export function describeEntries(entries: readonly Buffer[], first: number, marker: Uint8Array): EntryDescriptions {
+  const count = entries.length;
+  const leaves = new ArrayBuffer(32 * count);
+  const out = Buffer.from(leaves);
+  const views = new Float64Array(count);
+  const flags = new Uint8Array(count);
+  const markerBytes = Buffer.from(marker.buffer, marker.byteOffset, marker.byteLength);
+  for (let i = 0; i < count; i++) {
+    const entry = decodeEntry(entries[i]!);
+    if (entry.seqno !== first + i) throw new Error(`assertion failed: ledger entries are contiguous (expected ${first + i}, found ${entry.seqno})`);
+    entryLeafInto(entries[i]!, out, 32 * i);
+    views[i] = entry.view;
+    flags[i] = (entry.isSignature ? 1 : 0) | (entry.publicDomain.includes(markerBytes) ? 2 : 0);
+  }
+  return { first, leaves, views, flags };
+}
 export interface FailureReply { id: number; ok: false; code: string; message: string; status: number; isCocoError: boolean }
 export interface LogReply { id: -1; log: "info" | "warn"; obj: object; msg: string }
 export type WorkerReply = SuccessReply | FailureReply | LogReply;

@@ -5,7 +5,7 @@
 import { parentPort } from "node:worker_threads";
 import { CocoError } from "../util/errors.js";
 import { Ledger } from "./ledger.js";
-import { packEntries, unpackEntries, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
+import { describeEntries, packEntries, unpackEntries, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
 
 const port = parentPort;
 if (!port) throw new Error("ledger worker must run in a worker thread");
@@ -59,6 +59,12 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
       const { bytes, lengths } = packEntries(entries);
       return { id: request.id, ok: true, durableSeqno: opened().durableSeqno, lastSeqno: opened().lastSeqno, bytes, lengths };
     }
+    case "describe": {
+      // Hashing here, not on the main thread: a restart from a snapshot describes every entry it covers.
+      const entries = await opened().readRange(request.first, request.last, request.bytesMax);
+      const described = describeEntries(entries, request.first, request.marker);
+      return { id: request.id, ok: true, durableSeqno: opened().durableSeqno, lastSeqno: opened().lastSeqno, described };
+    }
     case "close":
       await ledger?.close();
       ledger = undefined;
@@ -80,7 +86,7 @@ port.on("message", (request: WorkerRequest) => {
         ? { id: request.id, ok: false, code: error.code, message: error.message, status: error.status, isCocoError: true }
         : { id: request.id, ok: false, code: "LedgerFailure", message: e?.message ?? String(error), status: 500, isCocoError: false };
     }
-    const transfer = "bytes" in reply && reply.bytes ? [reply.bytes] : [];
+    const transfer = "bytes" in reply && reply.bytes ? [reply.bytes] : "described" in reply && reply.described ? [reply.described.leaves] : [];
     port.postMessage(reply, transfer);
   });
 });

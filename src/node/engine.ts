@@ -13,7 +13,7 @@ import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate
 import {
   buildCoseReceipt, COSE_SIGNATURES_MAP, encodeInclusionProof, MerkleTree, signRootCose, type CcfReceipt, type CoseSignatureKeys, type ProofStep,
 } from "../merkle/index.js";
-import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
+import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type SnapshotCapture, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { LogPrefixBuilder, transactionStatus, type LogPrefix } from "../consensus/index.js";
@@ -73,6 +73,8 @@ export interface ReplayOptions {
   publicOnly?: boolean;
   /** Check every signature transaction: its root and the signing node's endorsement. */
   verifySignatures?: boolean;
+  /** replayLedger: go on with this builder (it holds the entries a snapshot covered). */
+  builder?: LogPrefixBuilder<Buffer>;
 }
 
 /** Service identities a ledger may name (one per recovery): more means a corrupt ledger. */
@@ -155,6 +157,8 @@ export interface EngineOptions {
 export const LEDGER_CHUNK_REQUESTS_MAP = "public:ccf.internal.ledger_chunk_requests";
 
 export const MERKLE_RETAINED_HEIGHT = 8;
+/** The payload of a covered entry consensus keeps no payload for (coveredEntriesTree). */
+export const NO_PAYLOAD: Buffer = Buffer.alloc(0);
 const HISTORICAL_CACHE_BYTES_DEFAULT = 16 * 1024 * 1024;
 /** A ledger read for Merkle leaves takes at most this many bytes per worker round trip. */
 const LEAF_READ_BYTES = 1024 * 1024;
@@ -337,7 +341,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    * the payloads of the newest `keepEntries` entries (and of every entry above `keepAbove`).
    */
   async replayLedger(keepEntries: number, keepAbove: number, options: ReplayOptions = {}): Promise<{ prefix: LogPrefix; entries: ReplayedEntry[]; count: number }> {
-    const builder = new LogPrefixBuilder<Buffer>(keepEntries, keepAbove);
+    const builder = options.builder ?? new LogPrefixBuilder<Buffer>(keepEntries, keepAbove);
     const last = this.ledger.lastSeqno;
     const progressEvery = 100_000;
     let nextProgress = progressEvery;
@@ -358,6 +362,60 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     }
     const { prefix, entries } = builder.result();
     return { prefix, entries: entries as ReplayedEntry[], count: last };
+  }
+
+  /**
+   * A restart from a snapshot at `seqno` on a ledger that starts at seqno 1 (snapshot-startup.ts):
+   * streams entries 1..seqno back in ranges (never the whole ledger in memory) for their Merkle
+   * leaves, so the whole tree is rebuilt and receipts of older transactions are still served,
+   * and for what consensus keeps of them (`builder`). They are neither decrypted nor applied.
+   * Below `payloadsFrom` the ledger's worker thread hashes them and hands over only leaves,
+   * views and flags (the builder keeps no payload that old: it is asserted by the caller); from
+   * it on (consensus's window may reach back there) the entries come back whole. The tree is
+   * flushed as it grows, as replayLedger flushes it.
+   */
+  async coveredEntriesTree(seqno: number, builder: LogPrefixBuilder<Buffer>, payloadsFrom: number): Promise<MerkleTree> {
+    assert(this.lastSeqno === 0 && seqno <= this.ledger.lastSeqno, `the ledger holds the entries up to the snapshot's seqno ${seqno}`);
+    const tree = new MerkleTree(MERKLE_RETAINED_HEIGHT);
+    const window = this.options.merkleWindowLeaves ?? Infinity;
+    const flush = () => { if (tree.size - window - tree.flushedIndex >= window) tree.flush(tree.size - window); };
+    const describedLast = Math.min(seqno, payloadsFrom - 1);
+    // The next range is described (on the ledger's worker) while this one is added to the tree.
+    const describe = (first: number) => this.ledger.describeRange(first, describedLast, REPLAY_READ_BYTES, RAFT_CONFIGURATION_MAP_BYTES);
+    let describing = describedLast >= 1 ? describe(1) : undefined;
+    while (describing !== undefined) {
+      const described = await describing;
+      const count = described.flags.length;
+      assert(count > 0 && described.first === tree.size + 1, `the ledger describes entries from seqno ${tree.size + 1}`);
+      describing = tree.size + count < describedLast ? describe(tree.size + count + 1) : undefined;
+      const leaves = Buffer.from(described.leaves);
+      for (let i = 0; i < count; i++) {
+        const index = described.first + i;
+        if ((described.flags[i]! & 2) !== 0) {
+          // May change the configuration: consensus needs its voters (rare: read it whole).
+          const [bytes] = await this.ledger.readRange(index, index, 1);
+          builder.add(this.describeEntry(bytes!));
+        } else {
+          builder.add({ term: described.views[i]!, index, isSignature: (described.flags[i]! & 1) !== 0, payload: NO_PAYLOAD });
+        }
+        tree.appendFrom(leaves, 32 * i);
+      }
+      flush();
+    }
+    let reading = tree.size < seqno ? this.ledger.readRange(tree.size + 1, seqno, REPLAY_READ_BYTES) : undefined;
+    while (reading !== undefined) {
+      const entries = await reading;
+      assert(entries.length > 0, `the ledger reads at least one entry from seqno ${tree.size + 1}`);
+      const next = tree.size + entries.length + 1;
+      reading = next <= seqno ? this.ledger.readRange(next, seqno, REPLAY_READ_BYTES) : undefined;
+      for (const bytes of entries) {
+        builder.add(this.describeEntry(bytes));
+        tree.append(entryLeaf(bytes));
+      }
+      flush();
+    }
+    assert(tree.size === seqno, `the covered entries' tree has ${seqno} leaves`);
+    return tree;
   }
 
   /**
@@ -435,18 +493,19 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
-   * The committed state at signature `seqno` for a snapshot: the KV maps as they were then (the
-   * store may already hold later transactions), the view, the Merkle frontier and the raw ledger
-   * secret that seals the private maps.
+   * Starts a snapshot of committed signature `seqno`: a capture of the KV maps as they were then
+   * (the store may already hold later transactions; the capture copies in slices, snapshots.ts),
+   * the view, the Merkle frontier and the raw ledger secret that seals the private maps.
    */
-  snapshotState(seqno: number): { maps: Map<string, MapState>; view: number; views: { view: number; seqno: number }[]; tree: Buffer[]; ledgerSecret: Buffer } {
+  snapshotCapture(seqno: number): { capture: SnapshotCapture; view: number; views: { view: number; seqno: number }[]; tree: Buffer[]; ledgerSecret: Buffer } {
     assert(seqno <= this.commitSeqno && this.signatures.seqnoAbove(seqno - 1) === seqno, `snapshot seqno ${seqno} is a committed signature`);
     return {
-      maps: this.store.stateAt(seqno),
       view: this.views.viewAt(seqno) ?? this.view,
       views: this.views.startsUpTo(seqno),
       tree: this.merkle.frontierAt(seqno),
       ledgerSecret: this.secrets.rangeFor(seqno).raw,
+      // Last: nothing above can throw once the store's undo log is pinned.
+      capture: this.store.beginCapture(seqno),
     };
   }
 

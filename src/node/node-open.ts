@@ -4,7 +4,7 @@
 // committed snapshot and the ledger after it, or by replaying the ledger in bounded ranges.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { Logger } from "pino";
-import { ThreadedLedger } from "../ledger/index.js";
+import { ThreadedLedger, parseChunkName } from "../ledger/index.js";
 import { CocoError } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
 import { TransactionEngine } from "./engine.js";
@@ -15,7 +15,7 @@ import { readPeersFile, type KnownPeer } from "./peers.js";
 import { Recovery, openLedgerForRecovery } from "./recovery.js";
 import type { ReplayedLog } from "./replication.js";
 import { fetchServiceSnapshot } from "./snapshot-fetch.js";
-import { rebuildState, recoverFromLedger } from "./snapshot-startup.js";
+import { rebuildState, rebuildStateStreamed, recoverFromLedger } from "./snapshot-startup.js";
 
 /** A node's state as it was before it stopped, ready for consensus. */
 export interface OpenedNode {
@@ -60,13 +60,16 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
     });
     const started = Date.now();
     const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
-    // With a committed snapshot the ledger came back whole (snapshot-startup.ts checks and skips
-    // what the snapshot covers); otherwise it is read back in bounded ranges and consensus keeps
-    // only its window of it.
+    // The ledger is read back in bounded ranges (from the newest usable snapshot on, if any:
+    // snapshot-startup.ts) and consensus keeps only its window of it; a ledger that starts after a
+    // snapshot (the node joined from one) came back whole.
     const rebuilt = recovery !== undefined
       ? await recoverFromLedger(recovery, entries, config, logger)
       : streamed
-        ? { replayed: await engine.replayLedger(config.memory.consensusWindowEntries, ledger.committedSeqno), snapshotSeqno: 0 }
+        ? await rebuildStateStreamed({
+          engine, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: config.memory.consensusWindowEntries,
+          snapshotDirectory: config.snapshots.directory, serviceCertPems: [identity.serviceCertPem], logger,
+        })
         : await rebuildState({
           engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: config.snapshots.directory,
           serviceCertPems: [identity.serviceCertPem], logger,
@@ -97,9 +100,10 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
 async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Promise<{
   ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean; streamed: boolean;
 }> {
-  // A node reads its ledger back in bounded ranges (replayLedger), unless a committed snapshot
-  // may shorten the replay (snapshot-startup.ts works on the entries in memory).
-  let streamed = !hasCommittedSnapshot(config.snapshots.directory);
+  // A node reads its ledger back in bounded ranges (replayLedger, or rebuildStateStreamed with a
+  // snapshot), unless its ledger starts after a snapshot (it joined from one): snapshot-startup.ts
+  // then works on the entries in memory.
+  let streamed = !hasCommittedSnapshot(config.snapshots.directory) || ledgerFirstSeqno(config.ledgerDirectory) <= 1;
   const ledgerOptions = { chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger };
   let { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, { ...ledgerOptions, returnEntries: !streamed });
   try {
@@ -183,6 +187,16 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
   });
   logger.info({ node_id: result.nodeId, secrets: result.ledgerSecrets.length }, "trusted by the service: joining as a backup");
   return { identity: saveJoinedIdentity(config, joiner, result, serviceCertPem), peers: result.peers };
+}
+
+/** The first seqno of the ledger in `directory`, from its chunk names (1 for an empty one). */
+function ledgerFirstSeqno(directory: string): number {
+  try {
+    const firsts = readdirSync(directory).map((name) => parseChunkName(name)?.firstSeqno).filter((first): first is number => first !== undefined);
+    return firsts.length === 0 ? 1 : Math.min(...firsts);
+  } catch {
+    return 1;
+  }
 }
 
 /** Whether the snapshot directory holds a committed snapshot a start may use (snapshot-startup.ts). */

@@ -94,6 +94,7 @@ export class CocoNode {
     private readonly forwarder: Forwarder | undefined,
     readonly metrics: NodeMetrics,
     private readonly accessLog: AccessLog | undefined,
+    private readonly snapshotter: Snapshotter,
   ) {}
 
   /**
@@ -189,7 +190,7 @@ export class CocoNode {
     // For tools that find the node (coco gov --workspace) when it listens on a port the OS chose.
     if (config.rpcAddressesFile !== undefined) writeFileSync(config.rpcAddressesFile, JSON.stringify({ [config.rpc.name]: rpcAddress }) + "\n");
     logger.info({ node_id: identity.nodeId, address: rpcAddress, node_to_node: nodeToNode?.address, view: engine.currentView, role: replicator.role, durability: config.durability }, "node is serving");
-    const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, nodeToNode?.channels, nodeToNode?.forwarder, metrics, accessLog);
+    const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, nodeToNode?.channels, nodeToNode?.forwarder, metrics, accessLog, snapshotter);
     engine.on("failure", (error: Error) => {
       logger.fatal({ err: error }, "ledger failure: this node stops taking part in the service; restart it to recover from its ledger");
       for (const listener of node.fatalListeners) listener(error);
@@ -212,6 +213,8 @@ export class CocoNode {
     await this.server.close();
     this.accessLog?.close();
     this.forwarder?.close();
+    // A snapshot being captured or written is dropped (its temporary file removed).
+    await this.snapshotter.close();
     // A lone voter commits its tail with a last signature; others just stop taking part.
     await this.engine.close();
     this.replicator.process();

@@ -60,24 +60,37 @@ function refuse(name: string, message: string): CocoError {
 }
 
 /** Builds a snapshot body: the digest covers all of it. `ledgerSecret` is the raw secret of `seqno`. */
-export function encodeSnapshotBody(args: {
-  seqno: number; view: number; views: readonly { view: number; seqno: number }[]; tree: readonly Buffer[]; publicPart: Buffer; privatePart: Buffer; ledgerSecret: Buffer;
-}): Buffer {
-  const keyNonce = randomBytes(KEY_NONCE_BYTES);
-  const iv = randomBytes(AES_GCM_IV_BYTES);
+export function encodeSnapshotBody(args: SnapshotBodyInput): Buffer {
+  return Buffer.concat(encodeSnapshotBodyParts(args));
+}
+
+export interface SnapshotBodyInput {
+  seqno: number; view: number; views: readonly { view: number; seqno: number }[]; tree: readonly Uint8Array[]; publicPart: Buffer; privatePart: Buffer; ledgerSecret: Uint8Array;
+  /** The key nonce and IV, random unless given (tests compare bytes across encoders with fixed ones). */
+  randomness?: { keyNonce: Uint8Array; iv: Uint8Array };
+}
+
+/**
+ * The snapshot body as two buffers, [everything up to the sealed part, the sealed part], so a
+ * writer can hash and write it without one more copy of the whole state.
+ */
+export function encodeSnapshotBodyParts(args: SnapshotBodyInput): [Buffer, Buffer] {
+  const keyNonce = Buffer.from(args.randomness?.keyNonce ?? randomBytes(KEY_NONCE_BYTES));
+  const iv = Buffer.from(args.randomness?.iv ?? randomBytes(AES_GCM_IV_BYTES));
+  if (keyNonce.length !== KEY_NONCE_BYTES || iv.length !== AES_GCM_IV_BYTES) throw new Error("assertion failed: a snapshot's key nonce is 32 bytes and its IV 12");
   const sealedLength = args.privatePart.length + 16;
   const header: SnapshotHeader = {
-    format: SNAPSHOT_FORMAT, seqno: args.seqno, view: args.view, views: args.views.map((v) => ({ view: v.view, seqno: v.seqno })), tree: args.tree.map((h) => h.toString("hex")),
+    format: SNAPSHOT_FORMAT, seqno: args.seqno, view: args.view, views: args.views.map((v) => ({ view: v.view, seqno: v.seqno })), tree: args.tree.map((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString("hex")),
     key_nonce: keyNonce.toString("hex"), iv: iv.toString("hex"), public_bytes: args.publicPart.length, private_bytes: sealedLength,
   };
   const headerBytes = Buffer.from(JSON.stringify(header));
   const headerLength = Buffer.alloc(4);
   headerLength.writeUInt32BE(headerBytes.length);
   const aad = Buffer.concat([SNAPSHOT_MAGIC, headerLength, headerBytes, args.publicPart]);
-  const key = new AesGcmKey(hkdfSha256(args.ledgerSecret, keyNonce, PRIVATE_KEY_LABEL, 32));
+  const key = new AesGcmKey(hkdfSha256(Buffer.from(args.ledgerSecret), keyNonce, PRIVATE_KEY_LABEL, 32));
   const sealed = key.seal(iv, args.privatePart, aad);
   if (sealed.length !== sealedLength) throw new Error("assertion failed: AES-GCM output is plaintext plus a 16-byte tag");
-  return Buffer.concat([aad, sealed]);
+  return [aad, sealed];
 }
 
 /** The evidence section appended to a committed snapshot: the receipt and the evidence entry. */

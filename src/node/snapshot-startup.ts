@@ -2,10 +2,11 @@
 // that verifies and fits its ledger, then only the ledger entries after it; or, without one, by
 // replaying the whole ledger as before. Entries a snapshot covers still go to consensus (so this
 // node can catch up a lagging backup) but are neither decrypted nor applied.
+import { LogPrefixBuilder } from "../consensus/index.js";
 import { decodeEntry, entryLeaf } from "../ledger/index.js";
 import { MerkleTree } from "../merkle/index.js";
-import { CocoError } from "../util/index.js";
-import { MERKLE_RETAINED_HEIGHT, type ReplayedEntry, type TransactionEngine } from "./engine.js";
+import { CocoError, assert } from "../util/index.js";
+import { MERKLE_RETAINED_HEIGHT, NO_PAYLOAD, type ReplayedEntry, type TransactionEngine } from "./engine.js";
 import { readFileSync } from "node:fs";
 import type { ResolvedConfig } from "./config.js";
 import type { Recovery } from "./recovery.js";
@@ -74,6 +75,44 @@ export async function rebuildState(args: {
     replayed: suffix, snapshotSeqno: snapshot.seqno,
     base: { index: snapshot.seqno, term: snapshot.parsed.header.view, voters: votersAtSnapshot(engine) },
   };
+}
+
+/**
+ * A restart on a ledger that starts at seqno 1 (a node that did not join from a snapshot), read
+ * back in ranges: with a committed snapshot that verifies and lies within the ledger, the
+ * entries it covers are streamed for their Merkle leaves and consensus's record of them only
+ * (engine.coveredEntriesTree), the snapshot is loaded, and only the entries after it are
+ * decrypted, applied and their signatures checked; without one, the whole ledger is replayed.
+ * Either way the ledger is never in memory whole.
+ */
+export async function rebuildStateStreamed(args: {
+  engine: TransactionEngine; ledgerLastSeqno: number; ledgerCommittedSeqno: number; keepEntries: number;
+  snapshotDirectory: string; serviceCertPems: readonly string[]; logger: Logger;
+}): Promise<{ replayed: Awaited<ReturnType<TransactionEngine["replayLedger"]>>; snapshotSeqno: number }> {
+  const { engine, logger } = args;
+  const started = Date.now();
+  const snapshot = args.ledgerLastSeqno === 0 ? undefined : await findStartupSnapshot(args.snapshotDirectory, args.serviceCertPems, (file) =>
+    file.seqno > args.ledgerLastSeqno ? `it is at seqno ${file.seqno}, beyond this node's ledger (last seqno ${args.ledgerLastSeqno})` : undefined, logger);
+  if (snapshot === undefined) return { replayed: await engine.replayLedger(args.keepEntries, args.ledgerCommittedSeqno), snapshotSeqno: 0 };
+  // The snapshot proves its seqno committed, even if the ledger's recorded commit point lags.
+  const committed = Math.max(args.ledgerCommittedSeqno, snapshot.seqno);
+  const builder = new LogPrefixBuilder<Buffer>(args.keepEntries, committed);
+  const fullTree = await engine.coveredEntriesTree(snapshot.seqno, builder, Math.max(1, snapshot.seqno - args.keepEntries + 1));
+  const treeMs = Date.now() - started;
+  try {
+    loadSnapshotIntoEngine(engine, snapshot, fullTree);
+  } catch (error) {
+    // Checked before the engine changes: the whole ledger is replayed instead.
+    logger.warn({ file: snapshot.name, reason: (error as Error).message }, "snapshot refused: replaying the whole ledger");
+    return { replayed: await engine.replayLedger(args.keepEntries, args.ledgerCommittedSeqno), snapshotSeqno: 0 };
+  }
+  // The suffix's signatures are checked against the Merkle tree: a snapshot that does not match
+  // the signed ledger stops the node here.
+  const replayed = await engine.replayLedger(args.keepEntries, committed, { verifySignatures: true, builder });
+  assert(replayed.entries.every((entry) => entry.payload !== NO_PAYLOAD), "consensus keeps payloads only of entries read whole");
+  logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno, replayed: args.ledgerLastSeqno - snapshot.seqno, tree_ms: treeMs, ms: Date.now() - started },
+    "state rebuilt from a snapshot and the ledger after it");
+  return { replayed, snapshotSeqno: snapshot.seqno };
 }
 
 /**

@@ -4,15 +4,16 @@
 // snapshot's digest in an evidence transaction, and writes `snapshot_<seqno>_<evidence_seqno>`.
 // Once the evidence transaction is committed (a later signature commits it), the receipt of the
 // evidence transaction is appended and the file is renamed `.committed`; older ones are pruned.
-import { sha256 } from "../crypto/index.js";
-import { encodeSnapshotPieces, isPublicMapName, type MapState } from "../kv/index.js";
+import { unlink } from "node:fs/promises";
+import type { SnapshotCapture } from "../kv/index.js";
 import {
-  pruneSnapshots, removeSnapshotFile, snapshotName, writeFileAtomic,
+  publishSnapshotFile, pruneSnapshots, removeSnapshotFile, removeTemporarySnapshotFiles, snapshotName, temporarySnapshotPath, writeCommittedSnapshotFile,
 } from "../ledger/index.js";
 import { CocoError, assert } from "../util/index.js";
 import type { TransactionEngine } from "./engine.js";
 import { SINGLETON_KEY } from "./signatures.js";
-import { SNAPSHOT_EVIDENCE_MAP, encodeEvidence, encodeSnapshotBody } from "./snapshot-format.js";
+import { SNAPSHOT_EVIDENCE_MAP, encodeEvidence } from "./snapshot-format.js";
+import { SnapshotWriter } from "./snapshot-writer.js";
 
 export interface SnapshotterOptions {
   directory: string;
@@ -23,19 +24,21 @@ export interface SnapshotterOptions {
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 }
 
-/** Entries encoded per event-loop turn (~10 ms of main thread at ~0.2-1 µs per entry, plus the turn's requests). */
-const SNAPSHOT_ENTRIES_PER_TURN_MAX = 20_000;
+/**
+ * Entries the capture copies per event-loop turn: ~0.4-0.6 µs each on the loaded 2-core machine, so a
+ * turn's slice stays near 2-3 ms and requests are served between slices (bench/snapshot-micro.ts).
+ */
+const SNAPSHOT_CAPTURE_ENTRIES_PER_TURN_MAX = 4_096;
 /** Snapshots written, waiting for their evidence transaction to commit. More means none ever commits. */
 const PENDING_SNAPSHOTS_MAX = 8;
 
-type SnapshotState = ReturnType<TransactionEngine["snapshotState"]>;
+type SnapshotCaptured = ReturnType<TransactionEngine["snapshotCapture"]>;
 
 interface PendingSnapshot {
   readonly seqno: number;
   readonly evidenceView: number;
   readonly evidenceSeqno: number;
   readonly name: string;
-  readonly body: Buffer;
 }
 
 export class Snapshotter {
@@ -44,10 +47,13 @@ export class Snapshotter {
   private requested = false;
   private producing = false;
   private completing = false;
+  private closed = false;
+  private capture: SnapshotCapture | undefined;
   private readonly pending: PendingSnapshot[] = [];
-  /** Main-thread time of the last snapshot's capture and encoding (reported in the logs). */
+  private readonly writer = new SnapshotWriter();
+  /** Main-thread time of the last snapshot's capture, summed over its slices (reported in the logs). */
   lastEncodeMs = 0;
-  /** Wall-clock time from capture to sealed body of the last snapshot (encoding yields between pieces). */
+  /** Wall-clock time from the commit of its seqno to the file written (capture, worker, evidence). */
   lastElapsedMs = 0;
   producedCount = 0;
 
@@ -55,6 +61,10 @@ export class Snapshotter {
     assert(options.txCount >= 1 && options.keepMax >= 1, "snapshot limits are positive");
     this.lastSeqno = startSeqno;
     engine.on("commit", () => this.onCommit());
+    // A node that crashed mid-write left a temporary file: it is no snapshot.
+    void removeTemporarySnapshotFiles(options.directory).then((stale) => {
+      if (stale.length > 0) options.logger.info({ removed: stale }, "removed temporary snapshot files of an interrupted write");
+    });
   }
 
   /** Asks for a snapshot at the next committed signature, whatever the count (CCF's trigger_snapshot). */
@@ -62,80 +72,93 @@ export class Snapshotter {
     this.requested = true;
   }
 
+  /** Stops taking snapshots: a capture in progress is dropped, the worker stopped. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.capture?.cancel();
+    this.capture = undefined;
+    await this.writer.close();
+  }
+
   private onCommit(): void {
     if (this.pending.length > 0) void this.completePending();
     // The event reports what the ledger has recorded; the store is compacted up to consensus's
-    // commit point (a signature, at or after it), which is what stateAt can reach.
+    // commit point (a signature, at or after it), which is where a capture can start.
     const seqno = this.engine.consensusCommitSeqno;
-    if (!this.engine.isPrimary || this.producing) return;
+    if (this.closed || !this.engine.isPrimary || this.producing) return;
     if (!this.requested && seqno - this.lastSeqno < this.options.txCount) return;
     if (this.pending.length >= PENDING_SNAPSHOTS_MAX) return;
     this.requested = false;
     this.producing = true;
     this.lastSeqno = seqno;
-    // The state is captured now, while the store's undo log still reaches back to this commit
-    // (the next commit compacts it); encoding and the evidence transaction come on the next turn,
-    // not from inside the commit event (consensus may be handing out a Ready).
+    // The capture starts now, while the store's undo log still reaches back to this commit (from
+    // here the store keeps it until the capture ends); the copying comes in slices on later
+    // turns, not from inside the commit event (consensus may be handing out a Ready).
     const started = performance.now();
-    let state: SnapshotState;
+    let captured: SnapshotCaptured;
     try {
-      state = this.engine.snapshotState(seqno);
+      captured = this.engine.snapshotCapture(seqno);
     } catch (error) {
       this.producing = false;
       this.options.logger.warn({ err: error as Error, seqno }, "snapshot not taken");
       return;
     }
-    const captureMs = performance.now() - started;
-    setImmediate(() => {
-      this.produce(seqno, state, captureMs)
-        .catch((error: Error) => this.options.logger.warn({ err: error, seqno }, "snapshot not taken"))
-        .finally(() => { this.producing = false; });
-    });
+    this.capture = captured.capture;
+    this.produce(seqno, captured, started)
+      .catch((error: Error) => this.options.logger.warn({ err: error, seqno }, "snapshot not taken"))
+      .finally(() => {
+        this.capture?.cancel();
+        this.capture = undefined;
+        this.producing = false;
+      });
   }
 
-  /** Encodes the state captured at `seqno`, records its digest and writes the file. */
-  private async produce(seqno: number, state: SnapshotState, captureMs: number): Promise<void> {
-    if (!this.engine.isPrimary) return;
-    const started = performance.now();
-    const publicMaps = new Map<string, MapState>();
-    const privateMaps = new Map<string, MapState>();
-    for (const [name, map] of state.maps) (isPublicMapName(name) ? publicMaps : privateMaps).set(name, map);
-    // Encoded in pieces, yielding to the event loop between them: requests are served meanwhile.
-    let busyMs = captureMs;
-    const encode = async (maps: Map<string, MapState>): Promise<Buffer> => {
-      const pieces: Buffer[] = [];
-      let sliceStarted = performance.now();
-      for (const piece of encodeSnapshotPieces(seqno, maps, SNAPSHOT_ENTRIES_PER_TURN_MAX)) {
-        pieces.push(piece);
-        busyMs += performance.now() - sliceStarted;
-        await new Promise((resolve) => setImmediate(resolve));
-        sliceStarted = performance.now();
-      }
+  /** Copies the captured state in slices, has the worker encode and write it, records its digest. */
+  private async produce(seqno: number, captured: SnapshotCaptured, started: number): Promise<void> {
+    const { capture } = captured;
+    let busyMs = performance.now() - started;
+    for (;;) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.closed) throw new CocoError("SnapshotAbandoned", "The node is stopping.", 503);
+      const sliceStarted = performance.now();
+      const done = capture.step(SNAPSHOT_CAPTURE_ENTRIES_PER_TURN_MAX);
       busyMs += performance.now() - sliceStarted;
-      return Buffer.concat(pieces);
-    };
-    const publicPart = await encode(publicMaps);
-    const privatePart = await encode(privateMaps);
-    const sealStarted = performance.now();
-    const body = encodeSnapshotBody({
-      seqno, view: state.view, views: state.views, tree: state.tree, ledgerSecret: state.ledgerSecret, publicPart, privatePart,
-    });
-    busyMs += performance.now() - sealStarted;
+      if (done) break;
+    }
+    const finishStarted = performance.now();
+    const packed = capture.finish();
+    busyMs += performance.now() - finishStarted;
+    this.capture = undefined;
     this.lastEncodeMs = busyMs;
-    this.lastElapsedMs = captureMs + performance.now() - started;
-    // The evidence's claims digest is SHA-256 of the whole body (snapshot-format.ts checks it).
-    const digest = sha256(body);
-    if (!this.engine.isPrimary) return;
-    const tx = this.engine.store.begin();
-    tx.set(SNAPSHOT_EVIDENCE_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ hash: digest.toString("hex"), version: seqno })));
-    const evidence = this.engine.commit(tx, digest);
-    const name = snapshotName(seqno, evidence.seqno, false);
-    await writeFileAtomic(this.options.directory, name, [body], this.options.durable);
-    this.pending.push({ seqno, evidenceView: evidence.view, evidenceSeqno: evidence.seqno, name, body });
-    this.producedCount++;
-    // The evidence may have committed while the file was written (an idle service commits no more).
-    void this.completePending();
-    this.options.logger.info({ seqno, evidence_seqno: evidence.seqno, bytes: body.length, encode_ms: Math.round(this.lastEncodeMs), elapsed_ms: Math.round(this.lastElapsedMs) }, "snapshot written; committed once its evidence transaction commits");
+    const temporaryPath = temporarySnapshotPath(this.options.directory, seqno);
+    const written = await this.writer.write({
+      packed, view: captured.view, views: captured.views, tree: captured.tree, ledgerSecret: captured.ledgerSecret,
+      temporaryPath, durable: this.options.durable,
+    });
+    try {
+      if (!this.engine.isPrimary || this.closed) throw new CocoError("SnapshotAbandoned", "This node is no longer primary: the snapshot is dropped.", 503);
+      // The evidence's claims digest is SHA-256 of the whole body (snapshot-format.ts checks it).
+      const digest = Buffer.from(written.digest);
+      const tx = this.engine.store.begin();
+      tx.set(SNAPSHOT_EVIDENCE_MAP, SINGLETON_KEY, Buffer.from(JSON.stringify({ hash: digest.toString("hex"), version: seqno })));
+      const evidence = this.engine.commit(tx, digest);
+      const name = snapshotName(seqno, evidence.seqno, false);
+      await publishSnapshotFile(this.options.directory, temporaryPath, name, this.options.durable);
+      this.pending.push({ seqno, evidenceView: evidence.view, evidenceSeqno: evidence.seqno, name });
+      this.producedCount++;
+      this.lastElapsedMs = performance.now() - started;
+      // The evidence may have committed while the file was written (an idle service commits no more).
+      void this.completePending();
+      this.options.logger.info({
+        seqno, evidence_seqno: evidence.seqno, bytes: written.bytes, entries: packed.entryCount,
+        main_thread_ms: Math.round(this.lastEncodeMs), worker_encode_ms: Math.round(written.timings.encodeMs),
+        worker_seal_ms: Math.round(written.timings.sealMs), worker_write_ms: Math.round(written.timings.writeMs), elapsed_ms: Math.round(this.lastElapsedMs),
+      }, "snapshot written; committed once its evidence transaction commits");
+    } catch (error) {
+      // Not published (evidence not committed, or the rename failed): the temporary file goes.
+      await unlink(temporaryPath).catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Appends the receipt to snapshots whose evidence transaction committed, renames them `.committed`. */
@@ -164,7 +187,7 @@ export class Snapshotter {
         }
         const entry = await this.engine.readLedgerEntry(next.evidenceSeqno);
         const committedName = snapshotName(next.seqno, next.evidenceSeqno, true);
-        await writeFileAtomic(this.options.directory, committedName, [next.body, encodeEvidence(receipt, entry)], this.options.durable);
+        await writeCommittedSnapshotFile(this.options.directory, next.name, committedName, encodeEvidence(receipt, entry), this.options.durable);
         await removeSnapshotFile(this.options.directory, next.name);
         this.pending.shift();
         const removed = await pruneSnapshots(this.options.directory, this.options.keepMax);

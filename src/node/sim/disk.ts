@@ -5,7 +5,7 @@
 // too. The node's own ThreadedLedger talks to it exactly as it talks to the real worker.
 import { CocoError } from "../../util/index.js";
 import {
-  packEntries, unpackEntries, type LedgerWorkerPort, type LedgerWorkerReply, type LedgerWorkerRequest,
+  describeEntries, packEntries, unpackEntries, type LedgerWorkerPort, type LedgerWorkerReply, type LedgerWorkerRequest,
 } from "../../ledger/index.js";
 import type { HardState } from "../../consensus/index.js";
 import type { Prng } from "../../consensus/sim/index.js";
@@ -171,6 +171,21 @@ export class SimDisk {
         }
         const { bytes: packed, lengths } = packEntries(out);
         return ok({ bytes: packed, lengths });
+      }
+      case "describe": {
+        const out: Buffer[] = [];
+        let bytes = 0;
+        for (let seqno = request.first; seqno <= request.last; seqno++) {
+          const entry = this.entries[seqno - 1];
+          if (!entry) {
+            if (out.length > 0) break;
+            return refuse(new CocoError("LedgerEntryNotFound", `no entry ${seqno}`, 404));
+          }
+          if (out.length > 0 && bytes + entry.length > request.bytesMax) break;
+          out.push(entry);
+          bytes += entry.length;
+        }
+        return ok({ described: describeEntries(out, request.first, request.marker) });
       }
       case "open":
       case "close":
