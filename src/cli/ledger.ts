@@ -72,7 +72,7 @@ function printVerifyReport(report: VerifyReport): void {
       (identity.endorsedPreviousAt !== undefined ? `, endorses identity ${i - 1} at seqno ${identity.endorsedPreviousAt}` : ""));
   });
   console.log(`Read ${report.files} files, ${report.bytes} bytes, ${report.entries} transactions (seqnos 1..${report.lastSeqno}), ` +
-    `${report.signatures} signature transactions, in ${report.seconds.toFixed(2)} s (${Math.round(report.entries / Math.max(report.seconds, 1e-6))} tx/s).`);
+    `${report.signatures} signature transactions (${report.coseSignatures} with a COSE signature by the service key), in ${report.seconds.toFixed(2)} s (${Math.round(report.entries / Math.max(report.seconds, 1e-6))} tx/s).`);
   if (report.problem !== null) {
     console.log(`PROBLEM (${report.problem.code}): ${report.problem.message}`);
     return;
