@@ -54,6 +54,8 @@ export interface SignedLedgerOptions {
   rekeyAfter?: number[];
   /** False: no fresh recovery shares after a rekey (the new secret is then unrecoverable from the ledger). */
   sharesAfterRekey?: boolean;
+  /** Extra writes for app transaction i (1-based): a test's tampering inside an ordinary transaction. */
+  extraAppWrites?: (i: number) => MapWrites[];
   /** False: signature transactions carry no COSE signature (a ledger written before CCF 6). Default true. */
   coseSignatures?: boolean;
   /**
@@ -163,6 +165,7 @@ export async function writeSignedLedger(options: SignedLedgerOptions): Promise<S
     const key = Buffer.from(`k${i}`);
     const maps: MapWrites[] = [{ name: "public:records", isPublic: true, writes: [[key, publicFill ?? Buffer.from(publicValue(i))]] }];
     if (options.privateWrites !== false) maps.push({ name: "records", isPublic: false, writes: [[key, Buffer.from(privateValue(i))]] });
+    maps.push(...(options.extraAppWrites?.(i) ?? []));
     await append(maps);
     appSeqnos.push(seqno);
     if (options.rekeyAfter?.includes(i)) {

@@ -176,3 +176,16 @@ test("the last signature transaction's COSE signature edited on disk, crc32 reco
   writeFileSync(at.file, buf);
   await expectRefused(dir, last, "BadCoseSignature", /does not verify/);
 });
+
+test("a COSE signature written in an ordinary transaction is refused: only signature transactions write that table", async () => {
+  let genuine: Buffer | undefined;
+  const { dir, written } = await ledgerWith(({ real }) => { genuine ??= real; return undefined; }, {
+    // App transaction 5 also writes the table, with a genuine COSE signature (the first one's).
+    extraAppWrites: (i) => (i === 5 ? [{ name: COSE_SIGNATURES_MAP, isPublic: true, writes: [[Buffer.alloc(8), Buffer.from(JSON.stringify(genuine!.toString("base64")))]] }] : []),
+  });
+  const target = written.appSeqnos[4]!;
+  const report = await verifyLedger([dir]);
+  assert.equal(report.problem!.code, "InvalidCoseSignature", report.problem!.message);
+  assert.equal(report.problem!.seqno, target);
+  assert.match(report.problem!.message, /only signature transactions write/);
+});
