@@ -185,3 +185,29 @@ test("a backup's replication shell neither persists nor acknowledges a forged si
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("history the primary reports committed is still refused when its signed root is not the backup's own", async () => {
+  // Catching up on committed history, a backup checks the two signatures at most once a second
+  // (a later verified root vouches for everything before it), but every root, every time.
+  const dir = mkdtempSync(join(tmpdir(), "coco-backup-sig-committed-"));
+  try {
+    const s = await service();
+    const entries = await primaryEntries(s, dir);
+    const { ledger } = await Ledger.open(join(dir, "backup"), { durability: "none" });
+    const backup = new TransactionEngine(ledger, engineOptions(s, s.backup));
+    backup.becomeBackup(2);
+    for (const entry of entries.slice(0, 5)) backup.applyReplicated(entry, true);
+    const wrongRoot = sha256(Buffer.from("not this backup's root"));
+    const forged = reencode(s, entries[5]!, (maps) => {
+      const record = decodeSignature(maps.find((m) => m.name === SIGNATURES_MAP)!.writes[0]![1]!);
+      return replace(maps, SIGNATURES_MAP, encodeSignature({ ...record, root: wrongRoot.toString("hex"), sig: signDigest(s.primary.keys.privateKeyPem, wrongRoot).toString("base64") }));
+    });
+    assert.throws(() => backup.applyReplicated(forged, true), /signs root [0-9a-f]{64} but this node's Merkle root is/);
+    assert.equal(backup.lastSeqnoLocal, 5);
+    backup.applyReplicated(entries[5]!, true);
+    assert.equal(backup.lastSeqnoLocal, 6);
+    await ledger.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
