@@ -5,6 +5,7 @@
 // --service-cert, or else the latest identity in the ledger): identity k is trusted when k + 1 is
 // and k + 1 endorsed it in a transaction that a signature under k + 1 covers.
 import { certificateFingerprint, isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyDer, publicKeyPemFromCertificate } from "../crypto/index.js";
+import { serviceCoseKey, type ServiceCoseKey } from "../merkle/index.js";
 import { AuditProblem, type AuditLocation } from "./problem.js";
 
 export interface ServiceIdentity {
@@ -22,6 +23,8 @@ export interface ServiceIdentity {
   endorsedPreviousAt?: number;
   /** SPKI DER of the identity it endorsed. */
   endorsedPreviousKey?: Buffer;
+  /** The service key parsed for COSE checks, once (signature transactions' COSE signatures). */
+  coseKey?: ServiceCoseKey;
 }
 
 export interface TrustAnchor {
@@ -117,6 +120,16 @@ export class ServiceIdentityChain {
     this.#nodeKeys.set(cacheKey, publicKeyPem);
     if (identity.firstSignature === undefined) identity.firstSignature = at;
     return publicKeyPem;
+  }
+
+  /**
+   * The key of the service identity in force at signature transaction `at`: its COSE signature
+   * must be by this key (trust in the identity itself is settled by resolveTrust at the end).
+   */
+  serviceCoseKey(at: Required<AuditLocation>): ServiceCoseKey {
+    const identity = this.#identityInForce(at);
+    identity.coseKey ??= serviceCoseKey(identity.certPem);
+    return identity.coseKey;
   }
 
   /** Which identities the anchor reaches, given the last verified signature transaction. */

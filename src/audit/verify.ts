@@ -1,15 +1,17 @@
 // Offline verification of a whole ledger (`coco ledger verify`): every chunk and frame, the Merkle
 // tree rebuilt from every entry's leaf exactly as the node builds it, every signature
 // transaction's root and ECDSA signature, every signing node's certificate against the service
-// identities, and seqno/view continuity. Needs no running node and no ledger secret: leaves are
-// computed over the ciphertext. Cost per entry: two SHA-256 of the entry and leaf, about one
-// interior hash, and a decode of the public domain; one ECDSA check per signature transaction.
+// identities, CCF 6's COSE signature of each root by the service key, and seqno/view
+// continuity. Needs no running node and no ledger secret: leaves are computed over the
+// ciphertext. Cost per entry: two SHA-256 of the entry and leaf, about one interior hash, and a
+// decode of the public domain; per signature transaction one prehashed ECDSA check (node key,
+// @noble/curves) and one COSE ES384 check (service key, node:crypto).
 import { readFile, stat } from "node:fs/promises";
 import { verifyDigest } from "../crypto/index.js";
 import { deserialiseDomain, type MapWrites } from "../kv/index.js";
 import { entryLeafInto, type DecodedEntry, type LedgerFileInfo } from "../ledger/index.js";
-import { MerkleTree } from "../merkle/index.js";
-import { assert } from "../util/errors.js";
+import { COSE_SIGNATURES_MAP, MerkleTree, checkRootCoseSignature, decodeCoseSignatureValue } from "../merkle/index.js";
+import { assert, formatTxId } from "../util/index.js";
 import { checkChunkStart, listChunks, walkChunk } from "./chunks.js";
 import { ServiceIdentityChain, type TrustAnchor } from "./identities.js";
 import { AuditProblem, type AuditLocation, type AuditProblemInfo } from "./problem.js";
@@ -49,6 +51,8 @@ export interface VerifyReport {
   /** Last seqno read (0 for an empty ledger). */
   lastSeqno: number;
   signatures: number;
+  /** Signature transactions that also carried a COSE signature (CCF 6), each checked. */
+  coseSignatures: number;
   /** Seqno of the last signature transaction that verified: entries 1..this are proven. */
   verifiedThroughSeqno: number;
   /** Entries after the last signature transaction: no signed root covers them. */
@@ -103,6 +107,7 @@ class LedgerVerifier {
   lastSeqno = 0;
   entries = 0;
   signatures = 0;
+  coseSignatures = 0;
   #lastView = 0;
   #lastSignatureSeqno = 0;
   problem: AuditProblem | null = null;
@@ -126,9 +131,11 @@ class LedgerVerifier {
       throw new AuditProblem("InvalidEntry", `${file} at byte offset ${offset} (seqno ${entry.seqno}): public domain: ${(error as Error).message}`, at);
     }
     let signature: SignatureRecord | undefined;
+    let coseSignature: MapWrites | undefined;
     let endorsements: MapWrites[] | undefined;
     for (const map of maps) {
       if (map.name === SIGNATURES_MAP) signature = this.#signatureRecord(map, entry, at);
+      else if (map.name === COSE_SIGNATURES_MAP) coseSignature = map;
       else if (map.name === SERVICE_INFO_MAP) this.#serviceInfo(map, entry.seqno, at);
       else if (map.name === PREVIOUS_SERVICE_IDENTITY_MAP || map.name === PREVIOUS_IDENTITY_ENDORSEMENTS_MAP) (endorsements ??= []).push(map);
     }
@@ -140,7 +147,12 @@ class LedgerVerifier {
         ? `${file} at byte offset ${offset}: entry ${entry.seqno} is flagged as a signature transaction but writes no ${SIGNATURES_MAP}.`
         : `${file} at byte offset ${offset}: entry ${entry.seqno} writes ${SIGNATURES_MAP} but is not flagged as a signature transaction.`, at);
     }
+    if (coseSignature !== undefined && signature === undefined) {
+      throw new AuditProblem("InvalidCoseSignature",
+        `${file} at byte offset ${offset}: entry ${entry.seqno} writes ${COSE_SIGNATURES_MAP}, which only signature transactions write.`, at);
+    }
     if (signature !== undefined) this.#checkSignature(signature, entry, at);
+    if (coseSignature !== undefined) this.#checkCoseSignature(coseSignature, entry, at);
     // The leaf goes in after the check: a signature signs the root of everything before it.
     entryLeafInto(entry.bytes, this.#leaf, 0);
     this.#tree.appendFrom(this.#leaf, 0);
@@ -188,6 +200,28 @@ class LedgerVerifier {
     if (!verifyDigest(publicKeyPem, root, Buffer.from(record.sig, "base64"))) {
       throw new AuditProblem("BadSignature", `${where}: node ${record.node}'s signature over the Merkle root does not verify.`, at);
     }
+  }
+
+  /**
+   * CCF 6's COSE signature of the same root by the service key in force (the key COSE receipts
+   * are verified against): a node that could sign with its own key but not the service's, or a
+   * COSE signature copied from another signature transaction or made over another root, is
+   * caught here even when the entry's bytes, crc32 and the Merkle tree were all recomputed.
+   */
+  #checkCoseSignature(map: MapWrites, entry: DecodedEntry, at: Required<AuditLocation>): void {
+    const where = `${at.file} at byte offset ${at.offset}: signature transaction ${entry.view}.${entry.seqno}`;
+    const value = map.writes.length === 1 ? map.writes[0]![1] : null;
+    if (value === null) throw new AuditProblem("InvalidCoseSignature", `${where} does not hold one COSE signature in ${COSE_SIGNATURES_MAP}.`, at);
+    let cose: Buffer;
+    try {
+      cose = decodeCoseSignatureValue(value);
+    } catch (error) {
+      throw new AuditProblem("InvalidCoseSignature", `${where}: ${(error as Error).message}.`, at);
+    }
+    const serviceKey = this.#identities.serviceCoseKey(at);
+    const problem = checkRootCoseSignature(cose, { root: this.#tree.root(), txid: formatTxId(entry.view, entry.seqno), serviceKey });
+    if (problem !== null) throw new AuditProblem(problem.code, `${where}: its COSE signature is refused: ${problem.reason}.`, at);
+    this.coseSignatures++;
   }
 
   #serviceInfo(map: MapWrites, seqno: number, at: Required<AuditLocation>): void {
@@ -254,6 +288,7 @@ class LedgerVerifier {
       entries: this.entries,
       lastSeqno: this.lastSeqno,
       signatures: this.signatures,
+      coseSignatures: this.coseSignatures,
       verifiedThroughSeqno: verifiedThrough,
       unsignedTail: problem === null && this.lastSeqno >= tailFrom ? { count: this.lastSeqno - tailFrom + 1, fromSeqno: tailFrom, toSeqno: this.lastSeqno } : null,
       seconds,

@@ -72,7 +72,7 @@ function printVerifyReport(report: VerifyReport): void {
       (identity.endorsedPreviousAt !== undefined ? `, endorses identity ${i - 1} at seqno ${identity.endorsedPreviousAt}` : ""));
   });
   console.log(`Read ${report.files} files, ${report.bytes} bytes, ${report.entries} transactions (seqnos 1..${report.lastSeqno}), ` +
-    `${report.signatures} signature transactions, in ${report.seconds.toFixed(2)} s (${Math.round(report.entries / Math.max(report.seconds, 1e-6))} tx/s).`);
+    `${report.signatures} signature transactions (${report.coseSignatures} with a COSE signature by the service key), in ${report.seconds.toFixed(2)} s (${Math.round(report.entries / Math.max(report.seconds, 1e-6))} tx/s).`);
   if (report.problem !== null) {
     console.log(`PROBLEM (${report.problem.code}): ${report.problem.message}`);
     return;
@@ -180,7 +180,7 @@ export function registerLedgerCommands(program: Command): void {
   ledger.exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE));
 
   ledger.command("verify")
-    .description("Check every chunk, frame and entry, rebuild the Merkle tree, verify every signature transaction and the signing nodes' certificates. " +
+    .description("Check every chunk, frame and entry, rebuild the Merkle tree, verify every signature transaction (node signature and COSE signature by the service key) and the signing nodes' certificates. " +
       "Exit codes: 0 all verified, 1 problem found, 2 usage or IO error, 3 verified but entries after the last signature are unproven")
     .argument("<dirs...>", "ledger directories (chunks of one ledger; several for read-only copies)")
     .option("--service-cert <pem>", "service certificate to trust (default: the service identity the ledger records, which only proves self-consistency)")

@@ -177,15 +177,18 @@ function curveOf(key: KeyObject): string | undefined {
 /**
  * True when `parsed.signature` is a valid signature by the key in `publicKeyOrCertPem` under
  * the protected alg. A key on a different curve than the alg names does not verify. A missing
- * or unsupported alg throws "InvalidCoseSign1"; a bad key PEM throws "InvalidInput".
+ * or unsupported alg throws "InvalidCoseSign1"; a bad key PEM throws "InvalidInput". Callers
+ * that verify often against one key (a backup checking every signature transaction) pass the
+ * parsed KeyObject, so the PEM is not parsed again each time.
  */
 export function verifyCoseSign1(
   parsed: CoseSign1,
-  publicKeyOrCertPem: string,
+  publicKeyOrCertPem: string | KeyObject,
   opts: { detachedPayload?: Uint8Array; externalAad?: Uint8Array } = {},
 ): boolean {
   const algorithm = algorithmOf(parsed);
-  const key = publicKeyObject(publicKeyOrCertPem);
+  const key = typeof publicKeyOrCertPem === "string" ? publicKeyObject(publicKeyOrCertPem) : publicKeyOrCertPem;
+  if (key.type !== "public") throw new CocoError("InvalidInput", "COSE verification needs a public key.", 400);
   const payload = parsed.payload ?? opts.detachedPayload;
   if (payload === undefined) throw invalid("payload is detached and no detached payload was given");
   if (curveOf(key) !== algorithm.curve) return false;

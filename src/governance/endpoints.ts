@@ -27,5 +27,9 @@ export function installGovernanceEndpoints(registry: EndpointRegistry, deps: Gov
   });
 }
 
-/** The governance API version this document describes (CCF's latest, which Coco implements). */
-export const GOV_OPENAPI_DOCUMENT_VERSION = "2024-07-01";
+/**
+ * Version of the /gov/api document: CCF 6.0 LTS's governance frontend's `document_version`
+ * (release/6.x at 4fda3f504, CCF 6.0.16: 4.7.4, was 4.7.2 in 6.0.1). The endpoints it describes
+ * are those of the 2024-07-01 governance API.
+ */
+export const GOV_OPENAPI_DOCUMENT_VERSION = "4.7.4";

@@ -6,6 +6,7 @@ export { authenticateMember, checkApiVersion, GOV_API_VERSIONS, splitAction, unk
 export { proposalIdFor, proposalToApi } from "./proposals.js";
 export { failureOf, kvOnlyHooks, loadConstitution, resolveProposal, type GovernanceHooks, type ResolveContext } from "./resolve.js";
 export { OverlayKv, readOnlyKv } from "./overlay-kv.js";
+export { governanceKv, governanceTablePermission, type GovernanceAccess } from "./kv-permissions.js";
 export {
   TABLES, SINGLETON_KEY, RECENT_COSE_PROPOSALS_WINDOW_SIZE_DEFAULT,
   type Failure, type MemberAck, type MemberInfo, type MemberStatus, type ProposalInfo, type ProposalState, type ServiceInfo,

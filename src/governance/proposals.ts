@@ -14,6 +14,7 @@ import {
   type ProposalInfo, readJson, RECENT_COSE_PROPOSALS_WINDOW_SIZE_DEFAULT, RECENT_COSE_PROPOSALS_WINDOW_SIZE_MAX, SINGLETON_KEY, TABLES, utf8, writeJson,
 } from "./tables.js";
 import { readOnlyKv } from "./overlay-kv.js";
+import { governanceKv } from "./kv-permissions.js";
 import { checkConstitutionSource, type JsRuntime, type NodeHooks } from "../js/index.js";
 
 /** A proposed constitution is evaluated under at most this heap (CCF's whole constitution needs a few MiB). */
@@ -108,7 +109,7 @@ function createProposal(deps: GovernanceDeps, ctx: EndpointContext): HandlerResu
   const constitution = loadConstitution(deps.runtime, ctx.tx);
   let validation: unknown;
   try {
-    const kv = readOnlyKv(ctx.tx, "The constitution's validate()");
+    const kv = governanceKv(readOnlyKv(ctx.tx, "The constitution's validate()"), "read-only governance");
     validation = deps.runtime.call(constitution, "validate", [proposal], { kv, nowMs: deps.nowSeconds() * 1000, hooks: validationHooks(deps.runtime) });
   } catch (error) {
     const failure = failureOf(error);

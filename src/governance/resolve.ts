@@ -8,6 +8,7 @@ import type { JsRuntime, KvAccess, NodeHooks } from "../js/index.js";
 import { CocoError } from "../util/errors.js";
 import { removeJwtPublicSigningKeys, setJwtPublicSigningKeys } from "./jwt-keys.js";
 import { OverlayKv, readOnlyKv } from "./overlay-kv.js";
+import { governanceKv } from "./kv-permissions.js";
 import {
   type Failure, type ProposalInfo, type ProposalState, type ServiceInfo,
   jsonBytes, parseJson, readConstitution, readJson, SINGLETON_KEY, TABLES, utf8, writeJson,
@@ -120,7 +121,7 @@ function runBallots(
   const votes: Record<string, boolean> = {};
   const voteFailures: Record<string, Failure> = {};
   for (const memberId of Object.keys(info.ballots).sort()) {
-    const kv = readOnlyKv(tx, `The ballot of member ${memberId} on proposal ${proposalId}`);
+    const kv = governanceKv(readOnlyKv(tx, `The ballot of member ${memberId} on proposal ${proposalId}`), "read-only governance");
     try {
       const module = loadBallot(ctx.runtime, info.ballots[memberId]!);
       const result = ctx.runtime.call(module, "vote", [proposal, info.proposer_id], { kv, nowMs: ctx.nowMs, hooks: {} });
@@ -165,7 +166,7 @@ export function resolveProposal(ctx: ResolveContext, tx: Transaction, proposalId
   const { votes, voteFailures } = runBallots(ctx, tx, proposalId, proposal, info);
   const voteList = Object.entries(votes).map(([member_id, vote]) => ({ member_id, vote }));
   try {
-    const kv = readOnlyKv(tx, "The constitution's resolve()");
+    const kv = governanceKv(readOnlyKv(tx, "The constitution's resolve()"), "read-only governance");
     const state = ctx.runtime.call(constitution, "resolve", [proposal, info.proposer_id, voteList, proposalId], { kv, nowMs: ctx.nowMs, hooks: {} });
     if (typeof state === "string" && RESOLVABLE_STATES.has(state)) {
       info.state = state as ProposalState;
@@ -190,7 +191,11 @@ export function resolveProposal(ctx: ResolveContext, tx: Transaction, proposalId
 
   const overlay = new OverlayKv(tx);
   try {
-    ctx.runtime.call(constitution, "apply", [proposal, proposalId], { kv: overlay, nowMs: ctx.nowMs, hooks: hooksFor(overlay, ctx.hooks) });
+    // CCF's read-write governance access: governance tables read-write, internal ones read-only,
+    // public app tables write-only (6.0.8), private tables not at all (kv-permissions.ts).
+    ctx.runtime.call(constitution, "apply", [proposal, proposalId], {
+      kv: governanceKv(overlay, "read-write governance"), nowMs: ctx.nowMs, hooks: hooksFor(overlay, ctx.hooks),
+    });
   } catch (error) {
     // apply's writes stay in the discarded overlay; only the Failed state is recorded.
     info.state = "Failed";

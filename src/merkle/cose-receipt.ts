@@ -7,11 +7,11 @@
 //   the proof and checks the signature over it.
 // Lives beside the tree so the node (which signs and builds) and the client (which verifies)
 // share one codec.
-import { createHash } from "node:crypto";
+import { createHash, type KeyObject } from "node:crypto";
 import { Decoder, Encoder } from "cbor-x";
 import {
-  COSE_HEADER_ALG, COSE_HEADER_KID, parseCoseSign1, publicKeyPemFromCertificate, signCoseSign1, verifyCoseSign1,
-  withUnprotectedHeaders, type CoseHeaderMap,
+  COSE_HEADER_ALG, COSE_HEADER_KID, parseCoseSign1, publicKeyObject, publicKeyPemFromCertificate, signCoseSign1, verifyCoseSign1,
+  withUnprotectedHeaders, type CoseHeaderMap, type CoseSign1,
 } from "../crypto/index.js";
 import { CocoError } from "../util/errors.js";
 import { computeRootFromPath, HASH_BYTES, type ProofStep } from "./proof.js";
@@ -84,6 +84,78 @@ export function signRootCose(args: CoseRootSignatureArgs): Buffer {
     payload: args.root,
     detachedPayload: true,
   });
+}
+
+/** A service key parsed once for checking many root signatures: the key and its CCF kid. */
+export interface ServiceCoseKey {
+  readonly key: KeyObject;
+  readonly kid: string;
+}
+
+/** The service key of a certificate or public key PEM, ready for checkRootCoseSignature. */
+export function serviceCoseKey(serviceIdentityPem: string): ServiceCoseKey {
+  const publicKeyPem = serviceIdentityPem.includes("CERTIFICATE") ? publicKeyPemFromCertificate(serviceIdentityPem) : serviceIdentityPem;
+  return { key: publicKeyObject(publicKeyPem), kid: serviceKeyId(publicKeyPem) };
+}
+
+/** The COSE_Sign1 bytes of a `public:ccf.internal.cose_signatures` value (CCF: a JSON string of base64). */
+export function decodeCoseSignatureValue(value: Uint8Array): Buffer {
+  let text: unknown;
+  try {
+    text = JSON.parse(Buffer.from(value).toString("utf8"));
+  } catch { /* reported below */ }
+  if (typeof text !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {
+    throw new CocoError("InvalidCoseSignature", `a ${COSE_SIGNATURES_MAP} value must be a JSON string holding base64`, 400);
+  }
+  return Buffer.from(text, "base64");
+}
+
+/** Why a signature transaction's COSE signature does not hold: a stable code and a reason for people. */
+export interface RootCoseProblem {
+  code: "InvalidCoseSignature" | "CoseSignatureKeyMismatch" | "CoseSignatureTxIdMismatch" | "BadCoseSignature";
+  reason: string;
+}
+
+/**
+ * Checks the COSE signature a signature transaction carries (what CCF's backups check in
+ * verify_root_signatures, and what every COSE receipt built from it relies on): a tagged
+ * COSE_Sign1 with a detached payload, vds CCF_LEDGER_SHA256, the kid of `serviceKey`, the
+ * signature transaction's own txid in `ccf.v1`, and a valid signature by `serviceKey` over
+ * `root` (the Merkle root of every transaction before it, as the checker computed it).
+ * Returns null when all hold, else the first that does not. Never throws for bad input.
+ */
+export function checkRootCoseSignature(coseSignature: Uint8Array, expected: { root: Uint8Array; txid: string; serviceKey: ServiceCoseKey }): RootCoseProblem | null {
+  let message: CoseSign1;
+  try {
+    message = parseCoseSign1(coseSignature);
+  } catch (error) {
+    return { code: "InvalidCoseSignature", reason: (error as Error).message };
+  }
+  const headers = message.protectedHeaders;
+  if (headers.get(COSE_HEADER_VDS) !== COSE_VDS_CCF_LEDGER_SHA256) {
+    return { code: "InvalidCoseSignature", reason: `its protected vds (${COSE_HEADER_VDS}) is not ${COSE_VDS_CCF_LEDGER_SHA256} (CCF_LEDGER_SHA256)` };
+  }
+  if (message.payload !== null) return { code: "InvalidCoseSignature", reason: "its payload is not detached (a root signature signs the root without carrying it)" };
+  const kid = headers.get(COSE_HEADER_KID);
+  if (!(kid instanceof Uint8Array) || Buffer.from(kid).toString("utf8") !== expected.serviceKey.kid) {
+    const found = kid instanceof Uint8Array ? Buffer.from(kid).toString("utf8") : "none";
+    return { code: "CoseSignatureKeyMismatch", reason: `its kid (${found}) does not name the service key in force (${expected.serviceKey.kid})` };
+  }
+  const ccf = headers.get(CCF_COSE_HEADER);
+  const txid = ccf instanceof Map ? ccf.get(CCF_COSE_HEADER_TXID) : undefined;
+  if (txid !== expected.txid) {
+    return { code: "CoseSignatureTxIdMismatch", reason: `it names transaction ${typeof txid === "string" ? txid : "none"} in ${CCF_COSE_HEADER}, not ${expected.txid} (a COSE signature moved from another signature transaction)` };
+  }
+  let valid: boolean;
+  try {
+    valid = verifyCoseSign1(message, expected.serviceKey.key, { detachedPayload: expected.root });
+  } catch (error) {
+    return { code: "InvalidCoseSignature", reason: (error as Error).message };
+  }
+  if (!valid) {
+    return { code: "BadCoseSignature", reason: `the service key's signature does not verify over the Merkle root ${Buffer.from(expected.root).toString("hex")} (signed by another key, or over another root)` };
+  }
+  return null;
 }
 
 export interface CoseLeaf {

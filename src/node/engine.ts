@@ -9,7 +9,7 @@
 // (decrypt, KV apply, Merkle leaf; signatures are checked against the local Merkle root).
 import { EventEmitter } from "node:events";
 import { randomBytes as cryptoRandomBytes } from "node:crypto";
-import { isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, signDigest, verifyDigest } from "../crypto/index.js";
+import { sha256, signDigest, verifyDigest } from "../crypto/index.js";
 import {
   buildCoseReceipt, COSE_SIGNATURES_MAP, encodeInclusionProof, MerkleTree, signRootCose, type CcfReceipt, type CoseSignatureKeys, type ProofStep,
 } from "../merkle/index.js";
@@ -20,6 +20,7 @@ import { LogPrefixBuilder, transactionStatus, type LogPrefix } from "../consensu
 import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
 import { SERVICE_INFO_MAP } from "./service-status.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, SignatureIndex, ViewHistory, decodeSignature, encodeSignature, type SignatureRecord } from "./signatures.js";
+import { BackupSignatureCheck } from "./signature-check.js";
 import { EntryEncoder, type CoseSigning, type EncodedBatch, type EncodeItem, type SignedRoot } from "./entry-encoder.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { ByteLru } from "./byte-lru.js";
@@ -48,8 +49,6 @@ const EMPTY = Buffer.alloc(0);
  * wake-ups) than encoding a few entries (~7 µs each), and the main thread has time to spare.
  */
 export const ENTRY_WORKER_MIN_BATCH = 16;
-/** A backup verifies its primary's signature (ECDSA) at most this often; roots are always checked. */
-const SIGNATURE_CHECK_MS = 1000;
 
 /** Where the primary's new ledger entries go: the replication shell proposes them to consensus. */
 export interface EntrySink {
@@ -249,8 +248,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   private signatureAgain = false;
   /** Highest batch id delivered by the encoder (answers to discarded batches included). */
   private deliveredId = 0;
-  /** Node certificates already checked to be endorsed by the service (signature records carry them). */
-  private readonly endorsedCerts = new Map<string, string>();
+  /** A backup's check of each signature transaction it applies (signature-check.ts). */
+  private readonly signatureCheck: BackupSignatureCheck;
 
   constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
@@ -263,6 +262,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       if (this.reportedCommitSeqno > before) this.emit("commit", this.reportedCommitSeqno);
     });
     this.rootSignatures = options.rootSignatures ?? ecdsaRootSignatures;
+    this.signatureCheck = new BackupSignatureCheck(this.rootSignatures, options.logger);
     this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
     this.leafBlocks = new ByteLru(options.historicalCacheBytes ?? HISTORICAL_CACHE_BYTES_DEFAULT);
     this.refreshKeyNonce();
@@ -330,7 +330,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
         this.options.logger.info({ replayed: this.lastSeqno, total: entries.length, percent: Math.floor((100 * this.lastSeqno) / entries.length) },
           options.publicOnly ? "reading the public ledger" : "replaying the ledger");
       }
-      replayed.push(this.applyEntry(bytes, options.verifySignatures === true, options.publicOnly === true));
+      replayed.push(this.applyEntry(bytes, options.verifySignatures === true && "replay", options.publicOnly === true));
     }
     return replayed;
   }
@@ -348,7 +348,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     while (this.lastSeqno < last) {
       const entries = await this.ledger.readRange(this.lastSeqno + 1, last, REPLAY_READ_BYTES);
       assert(entries.length > 0, `the ledger reads at least one entry from seqno ${this.lastSeqno + 1}`);
-      for (const bytes of entries) builder.add(this.applyEntry(bytes, options.verifySignatures === true, options.publicOnly === true));
+      for (const bytes of entries) builder.add(this.applyEntry(bytes, options.verifySignatures === true && "replay", options.publicOnly === true));
       if (this.lastSeqno >= nextProgress) {
         nextProgress += progressEvery;
         this.options.logger.info({ replayed: this.lastSeqno, total: last, percent: Math.floor((100 * this.lastSeqno) / last) }, "replaying the ledger");
@@ -451,23 +451,26 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   }
 
   /** Applies one entry to the KV store, Merkle tree and indexes; returns it as consensus sees it. */
-  private applyEntry(bytes: Buffer, verify: boolean, publicOnly = false): ReplayedEntry {
+  private applyEntry(bytes: Buffer, verify: false | "replay" | "replicated", publicOnly = false): ReplayedEntry {
     const entry = decodeEntry(bytes);
     assert(entry.seqno === this.lastSeqno + 1, `ledger entries are contiguous (expected ${this.lastSeqno + 1}, found ${entry.seqno})`);
     const privatePlain = entry.privateCiphertext.length > 0 && !publicOnly ? decryptPrivate(entry, this.secrets.forSeqno(entry.seqno)) : EMPTY;
     let config: readonly string[] | undefined;
     let signature: SignatureRecord | undefined;
+    let coseValue: Buffer | undefined;
     // Only signature and reconfiguration entries need their public domain read here (the store
     // reads it again to apply it): skip the extra decode for every other entry.
     const special = entry.isSignature || entry.publicDomain.includes(RAFT_CONFIGURATION_MAP_BYTES);
     for (const map of special ? deserialiseDomain(entry.publicDomain).maps : []) {
       if (map.name === SIGNATURES_MAP) {
         for (const [, value] of map.writes) if (value) signature = decodeSignature(value);
+      } else if (map.name === COSE_SIGNATURES_MAP) {
+        for (const [, value] of map.writes) if (value) coseValue = value;
       } else if (map.name === RAFT_CONFIGURATION_MAP) {
         for (const [, value] of map.writes) if (value) config = JSON.parse(value.toString("utf8")) as string[];
       }
     }
-    if (signature && verify) this.verifySignature(signature, entry.seqno);
+    if (signature && verify !== false) this.verifySignature(signature, coseValue, entry.seqno, entry.view, verify === "replay");
     this.store.applySerialised(entry.seqno, entry.publicDomain, privatePlain);
     this.merkle.append(entryLeaf(bytes));
     this.views.note(entry.view, entry.seqno);
@@ -561,40 +564,20 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     return this.snapshotBase;
   }
 
-  /** A backup checks every signature transaction: the primary's root must be ours, signed by an endorsed node. */
-  private verifySignature(record: SignatureRecord, seqno: number): void {
-    const root = this.merkle.root();
-    if (record.seqno !== seqno || record.root !== root.toString("hex")) {
-      throw new CocoError("ReplicationDiverged",
-        `Signature transaction ${seqno} signs root ${record.root} but this node's Merkle root is ${root.toString("hex")}: the ledgers diverged.`, 500);
-    }
-    let publicKey = this.endorsedCerts.get(record.cert);
-    if (publicKey === undefined) {
-      if (![...this.serviceCerts].some((serviceCert) => isCertificateIssuedBy(record.cert, serviceCert))) {
-        throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} carries a node certificate not endorsed by the service.`, 500);
-      }
-      publicKey = publicKeyPemFromCertificate(record.cert);
-      if (nodeIdFromPublicKey(publicKey) !== record.node) {
-        throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} names node ${record.node} but carries another node's certificate.`, 500);
-      }
-      if (this.endorsedCerts.size > 64) this.endorsedCerts.clear();
-      this.endorsedCerts.set(record.cert, publicKey);
-    }
-    // Every root is checked (above). The ECDSA check costs ~5 ms of a backup's event loop, so it
-    // runs for the first signature of each signer and then at most every SIGNATURE_CHECK_MS: each
-    // signed root covers the whole history before it, so a later verified signature vouches for
-    // everything an unchecked earlier one did (clients verify every receipt's signature anyway).
-    const now = this.scheduler.now();
-    if (record.cert === this.lastVerifiedCert && now - this.lastVerifiedAt < SIGNATURE_CHECK_MS) return;
-    if (!this.rootSignatures.verify(publicKey, root, Buffer.from(record.sig, "base64"))) {
-      throw new CocoError("ReplicationDiverged", `Signature transaction ${seqno} from node ${record.node} does not verify.`, 500);
-    }
-    this.lastVerifiedCert = record.cert;
-    this.lastVerifiedAt = now;
+  /**
+   * A backup checks every signature transaction before applying it (signature-check.ts): the
+   * root must be ours, signed by an endorsed node, and its COSE signature (if any) by the
+   * service key in force: the certificate service.info holds as applied so far.
+   */
+  private verifySignature(record: SignatureRecord, coseValue: Buffer | undefined, seqno: number, view: number, replay: boolean): void {
+    const info = this.store.get(SERVICE_INFO_MAP, SINGLETON_KEY);
+    const current = info === undefined ? undefined : (JSON.parse(info.toString("utf8")) as { cert?: unknown }).cert;
+    this.signatureCheck.check(
+      { record, coseValue, seqno, view, root: this.merkle.root() },
+      { all: this.serviceCerts, current: typeof current === "string" ? current : this.options.serviceCertPem },
+      replay ? this.scheduler.now() : undefined,
+    );
   }
-
-  private lastVerifiedCert = "";
-  private lastVerifiedAt = 0;
 
   /** Drops every entry after `seqno` (never a committed one): consensus rolled them back. */
   rollback(seqno: number): void {
@@ -703,9 +686,15 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.signatureTimer = undefined;
   }
 
-  /** Backup: applies an entry replicated by the primary (its signatures are verified). */
-  applyReplicated(bytes: Buffer): ReplayedEntry {
-    return this.applyEntry(bytes, true);
+  /**
+   * Backup: applies an entry replicated by the primary, its signatures checked first
+   * (signature-check.ts). `committed`: the primary reports the entry committed already (a backup
+   * catching up on history a majority holds): its signatures are then checked as in a replay,
+   * every root but the ECDSA and COSE signatures at most once a second, so that catching up
+   * thousands of signature transactions does not cost ~5 ms each.
+   */
+  applyReplicated(bytes: Buffer, committed = false): ReplayedEntry {
+    return this.applyEntry(bytes, committed ? "replay" : "replicated");
   }
 
   /** Writes an entry (own or replicated) to the ledger; durability is reported by the flush loop. */

@@ -5,8 +5,11 @@ import { buildOpenApiDocument, ErrorCodes, parseQuery, type EndpointRegistry, ty
 import type { TransactionEngine } from "./engine.js";
 
 export const COCO_VERSION = "0.1.0";
-/** Version of the /node/api document: CCF 6's (its node frontend's `document_version`). */
-export const NODE_OPENAPI_DOCUMENT_VERSION = "4.14.0";
+/**
+ * Version of the /node/api document: CCF 6.0 LTS's (its node frontend's `document_version` on
+ * release/6.x at 4fda3f504, CCF 6.0.16; CCF 7 moved to 4.14.0).
+ */
+export const NODE_OPENAPI_DOCUMENT_VERSION = "4.13.0";
 
 export interface NodeInfo {
   nodeId: string;

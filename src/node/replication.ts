@@ -368,7 +368,7 @@ export class Replicator implements EntrySink {
   private handle(ready: Ready<Buffer>): void {
     if (ready.truncateAfter !== undefined) this.engine.rollback(ready.truncateAfter);
     for (const entry of ready.entriesToPersist) {
-      if (entry.index > this.engine.lastSeqnoLocal) this.engine.applyReplicated(entry.payload);
+      if (entry.index > this.engine.lastSeqnoLocal) this.engine.applyReplicated(entry.payload, entry.index <= ready.committedIndex);
       this.engine.persist(entry.payload, entry.index, entry.isSignature);
     }
     // Rolled-back entries are no longer durable (the ledger lowers its own durable seqno too).

@@ -71,7 +71,42 @@ export interface EndpointDefinition {
 
 interface Template {
   readonly segments: readonly string[];
+  /** Per segment: a pattern for one mixing literals and `{name}` (e.g. `{id}:bar`), else undefined. */
+  readonly patterns: readonly (SegmentPattern | undefined)[];
   readonly byMethod: Map<string, EndpointDefinition>;
+}
+
+interface SegmentPattern {
+  readonly regex: RegExp;
+  readonly names: readonly string[];
+}
+
+const TEMPLATE_PART = /\{([^{}]+)\}/g;
+
+/**
+ * CCF's rule for a `{name}` inside a path segment (endpoint_registry.cpp, CCF 6.0.5+, #7046): it
+ * matches one or more characters up to the next `/`, and up to the literal character that follows
+ * it in the template, if any; so `{id}:bar` matches `abc:bar` with id = `abc`, while a whole
+ * segment `{id}` still matches `abc:update` whole.
+ */
+function segmentPattern(segment: string): SegmentPattern | undefined {
+  if (!segment.includes("{") || (segment.startsWith("{") && segment.endsWith("}") && segment.indexOf("}") === segment.length - 1)) return undefined;
+  const names: string[] = [];
+  let source = "^";
+  let at = 0;
+  for (const match of segment.matchAll(TEMPLATE_PART)) {
+    source += escapeRegExp(segment.slice(at, match.index));
+    const next = segment[match.index + match[0].length];
+    source += next === undefined || next === "{" ? "([^/]+)" : `([^/${escapeRegExp(next)}]+)`;
+    names.push(match[1]!);
+    at = match.index + match[0].length;
+  }
+  if (segment.slice(at).includes("{") || segment.slice(at).includes("}")) throw new Error(`invalid templated path segment: ${segment}`);
+  return { regex: new RegExp(`${source}${escapeRegExp(segment.slice(at))}$`), names };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\\-]/g, "\\$&");
 }
 
 export interface RouteMatch {
@@ -92,7 +127,7 @@ export class EndpointRegistry {
       const segments = endpoint.path.split("/");
       let template = this.templates.find((t) => t.segments.join("/") === segments.join("/"));
       if (!template) {
-        template = { segments, byMethod: new Map() };
+        template = { segments, patterns: segments.map(segmentPattern), byMethod: new Map() };
         this.templates.push(template);
       }
       this.addMethod(template.byMethod, endpoint);
@@ -136,7 +171,7 @@ export class EndpointRegistry {
     if (this.templates.length === 0) return undefined;
     const segments = path.split("/");
     for (const template of this.templates) {
-      const params = matchTemplate(template.segments, segments);
+      const params = matchTemplate(template, segments);
       if (!params) continue;
       const endpoint = template.byMethod.get(method);
       if (endpoint) return { endpoint, params };
@@ -159,13 +194,23 @@ function methodNotAllowed(method: string, path: string, byMethod: Map<string, En
     `Allowed methods for '${path}' are: ${allowed}. ${method} is not supported.`, 405);
 }
 
-function matchTemplate(template: readonly string[], segments: readonly string[]): Record<string, string> | undefined {
-  if (template.length !== segments.length) return undefined;
+function matchTemplate(template: Template, segments: readonly string[]): Record<string, string> | undefined {
+  if (template.segments.length !== segments.length) return undefined;
   let params: Record<string, string> | undefined;
-  for (let i = 0; i < template.length; i++) {
-    const t = template[i]!;
+  for (let i = 0; i < template.segments.length; i++) {
+    const t = template.segments[i]!;
     const s = segments[i]!;
-    if (t.length > 2 && t.startsWith("{") && t.endsWith("}")) {
+    const pattern = template.patterns[i];
+    if (pattern !== undefined) {
+      const match = pattern.regex.exec(s);
+      if (match === null) return undefined;
+      params ??= {};
+      try {
+        pattern.names.forEach((name, k) => { params![name] = decodeURIComponent(match[k + 1]!); });
+      } catch {
+        return undefined;
+      }
+    } else if (t.length > 2 && t.startsWith("{") && t.endsWith("}")) {
       if (s.length === 0) return undefined;
       params ??= {};
       try {

@@ -2,13 +2,15 @@
 // encoded with the ledger's own codec (encodeEntry), written by the real writer (Ledger), and
 // signed as the node signs them: a Merkle tree over entryLeaf of every entry, and every few
 // transactions a signature transaction carrying the node's prehashed ECDSA signature of the root
-// and its certificate, endorsed by the service key. Optional: recovery members (shares as the
-// node issues them) and rekeys (a new ledger secret, announced as the node announces it).
+// and its certificate, endorsed by the service key, and (as a CCF 6 node) a COSE_Sign1 of the
+// same root by the service key in public:ccf.internal.cose_signatures. Optional: recovery
+// members (shares as the node issues them) and rekeys (a new ledger secret, announced as the
+// node announces it).
 import { createHash, randomBytes } from "node:crypto";
 import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, signDigest, type KeyPairPem } from "../../src/crypto/index.js";
 import { serialiseWriteSet, type MapWrites } from "../../src/kv/index.js";
 import { Ledger, LedgerSecret, encodeEntry, entryLeaf, type LedgerSecretVersion } from "../../src/ledger/index.js";
-import { MerkleTree } from "../../src/merkle/index.js";
+import { COSE_SIGNATURES_MAP, MerkleTree, signRootCose } from "../../src/merkle/index.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, encodeSignature } from "../../src/node/signatures.js";
 import { RECOVERY_SHARES_MAP, buildRecoveryShares } from "../../src/node/recovery-shares.js";
 import { LEDGER_SECRET_SHARES_MAP, PREVIOUS_IDENTITY_ENDORSEMENTS_MAP, PREVIOUS_SERVICE_IDENTITY_MAP, SERVICE_INFO_MAP } from "../../src/audit/tables.js";
@@ -52,6 +54,16 @@ export interface SignedLedgerOptions {
   rekeyAfter?: number[];
   /** False: no fresh recovery shares after a rekey (the new secret is then unrecoverable from the ledger). */
   sharesAfterRekey?: boolean;
+  /** Extra writes for app transaction i (1-based): a test's tampering inside an ordinary transaction. */
+  extraAppWrites?: (i: number) => MapWrites[];
+  /** False: signature transactions carry no COSE signature (a ledger written before CCF 6). Default true. */
+  coseSignatures?: boolean;
+  /**
+   * Replaces the COSE signature of signature transaction `seqno` (return undefined to keep the
+   * real one): a test's forgery, written before the Merkle tree and every later signature are
+   * computed over it, so that only the COSE check can tell.
+   */
+  forgeCoseSignature?: (args: { seqno: number; txid: string; root: Buffer; signer: ServiceFixture; real: Buffer }) => Buffer | undefined;
   /** Start as a recovered service: service.info holds `service`, and it endorses this previous identity. */
   previousServiceCertPem?: string;
   /** After this many app transactions the service takes a new identity (as after a disaster
@@ -121,7 +133,17 @@ export async function writeSignedLedger(options: SignedLedgerOptions): Promise<S
       sig: signDigest(signer.nodeKeys.privateKeyPem, root).toString("base64"),
       node: signer.nodeId, cert: signer.nodeCertPem,
     });
-    await append([{ name: SIGNATURES_MAP, isPublic: true, writes: [[SINGLETON_KEY, record]] }], true);
+    const maps: MapWrites[] = [{ name: SIGNATURES_MAP, isPublic: true, writes: [[SINGLETON_KEY, record]] }];
+    if (options.coseSignatures !== false) {
+      const txid = `${view}.${seqno + 1}`;
+      const real = signRootCose({
+        servicePrivateKeyPem: signer.serviceKeys.privateKeyPem, servicePublicKeyPem: signer.serviceKeys.publicKeyPem,
+        root, txid, issuedAtSeconds: 1_760_000_000 + seqno,
+      });
+      const cose = options.forgeCoseSignature?.({ seqno: seqno + 1, txid, root, signer, real }) ?? real;
+      maps.push({ name: COSE_SIGNATURES_MAP, isPublic: true, writes: [[SINGLETON_KEY, Buffer.from(JSON.stringify(cose.toString("base64")))]] });
+    }
+    await append(maps, true);
     signatureSeqnos.push(seqno);
   };
   const issueShares = async (): Promise<void> => {
@@ -143,6 +165,7 @@ export async function writeSignedLedger(options: SignedLedgerOptions): Promise<S
     const key = Buffer.from(`k${i}`);
     const maps: MapWrites[] = [{ name: "public:records", isPublic: true, writes: [[key, publicFill ?? Buffer.from(publicValue(i))]] }];
     if (options.privateWrites !== false) maps.push({ name: "records", isPublic: false, writes: [[key, Buffer.from(privateValue(i))]] });
+    maps.push(...(options.extraAppWrites?.(i) ?? []));
     await append(maps);
     appSeqnos.push(seqno);
     if (options.rekeyAfter?.includes(i)) {
