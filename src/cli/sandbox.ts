@@ -16,7 +16,7 @@ import { CocoError } from "../util/index.js";
 import { lockWorkspace, workspaceHolder } from "../node/workspace-lock.js";
 import { createNodeLogger } from "../node/logger.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
-import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
+import { isWildcardHost, resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
 import { appOptions } from "./apps.js";
 import { DEV_MNEMONIC, devAccounts, EVM_CONFIG_KEY, EVM_CONFIG_MAP, parseEvmConfig, type DevAccount } from "../apps/evm/index.js";
@@ -59,12 +59,17 @@ async function ensureIdentity(workspace: string, name: string): Promise<void> {
   writeFileSync(certFile, await createIdentityCertificate(keys, name));
 }
 
+/** The node-to-node interface; on a wildcard host (--host 0.0.0.0) the nodes, all on this machine, dial loopback. */
+function sandboxNodeToNode(host: string, port: number): { bind_address: string; published_address?: string } {
+  return { bind_address: `${host}:${port}`, ...(isWildcardHost(host) ? { published_address: `127.0.0.1:${port}` } : {}) };
+}
+
 export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number): NodeConfigFile {
   return {
     enclave: { platform: "Virtual" },
     network: {
       rpc_interfaces: { primary_rpc_interface: { bind_address: `${options.host}:${options.port}` } },
-      ...(nodeToNodePort !== undefined ? { node_to_node_interface: { bind_address: `${options.host}:${nodeToNodePort}` } } : {}),
+      ...(nodeToNodePort !== undefined ? { node_to_node_interface: sandboxNodeToNode(options.host, nodeToNodePort) } : {}),
     },
     node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1", "dNSName:localhost"] },
     command: {
@@ -270,7 +275,7 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
         enclave: { platform: "Virtual" },
         network: {
           rpc_interfaces: { primary_rpc_interface: { bind_address: `${options.host}:${port}` } },
-          node_to_node_interface: { bind_address: `${options.host}:${await n2nPort(i)}` },
+          node_to_node_interface: sandboxNodeToNode(options.host, await n2nPort(i)),
         },
         node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1", "dNSName:localhost"] },
         command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: `${options.host}:${node.address.port}`, retry_timeout: "200ms" } },
