@@ -5,17 +5,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { connect as tlsConnect, checkServerIdentity as tlsCheckServerIdentity } from "node:tls";
-import { createIdentityCertificate, generateEcP384KeyPair } from "../../src/crypto/index.js";
+import { createIdentityCertificate, generateEcP384KeyPair, generateRsaEncryptionKeyPair } from "../../src/crypto/index.js";
 import { NodeProcess, runCli, tempWorkspace } from "../helpers/node-process.js";
 import { NamespaceLab, unavailableReason, type NamespaceHost } from "../helpers/netns.js";
 
 // Every host uses the same ports: each namespace has its own, as separate machines do.
 const RPC_PORT = 8000;
 const NODE_TO_NODE_PORT = 8001;
-const CONSENSUS = { tick: "10ms", heartbeat: "50ms", election_timeout: "500ms" };
 const WAIT_MS = 30_000;
 
 interface HostNode {
@@ -27,35 +26,25 @@ interface HostNode {
   nodeId?: string;
 }
 
-const dnsName = (host: NamespaceHost) => `node${host.index}.coco.test`;
+const dnsName = (host: NamespaceHost) => `node${host.index}.coco.example`;
 const rpcAddress = (host: NamespaceHost) => `${host.address}:${RPC_PORT}`;
 const n2nAddress = (host: NamespaceHost) => `${host.address}:${NODE_TO_NODE_PORT}`;
 
-/** One node's configuration file, the shape docs/deployment.md gives (plus faster consensus timing). */
-function nodeConfig(node: HostNode, first: NamespaceHost): Record<string, unknown> {
-  const bind = node.wildcard ? "0.0.0.0" : node.host.address;
-  const command = node.host === first
-    ? { type: "Start", service_certificate_file: "service_cert.pem", start: { members: [{ certificate_file: "member0_cert.pem" }] } }
-    : { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: rpcAddress(first), retry_timeout: "200ms" } };
-  return {
-    enclave: { platform: "Virtual", type: "Virtual" },
-    network: {
-      rpc_interfaces: {
-        primary_rpc_interface: { bind_address: `${bind}:${RPC_PORT}`, ...(node.wildcard ? { published_address: rpcAddress(node.host) } : {}) },
-      },
-      node_to_node_interface: { bind_address: `${bind}:${NODE_TO_NODE_PORT}`, ...(node.wildcard ? { published_address: n2nAddress(node.host) } : {}) },
-    },
-    node_certificate: {
-      subject_name: `CN=${dnsName(node.host)}`,
-      subject_alt_names: [`iPAddress:${node.host.address}`, `dNSName:${dnsName(node.host)}`],
-    },
-    command,
-    ledger: { directory: "ledger" },
-    snapshots: { directory: "snapshots" },
-    ledger_signatures: { tx_count: 5000, delay: "25ms" },
-    logging: { level: "info" },
-    coco: { workspace: ".", durability: "fsync", consensus: CONSENSUS },
-  };
+/** The example files of docs/deployment.md, one per host, in the order of NamespaceLab's hosts. */
+const DEPLOY_CONFIGS = ["node1-start.json", "node2-join.json", "node3-join-container.json"];
+
+/**
+ * A node's configuration: deploy/config's file for its host, with the lab's addresses for
+ * 10.0.0.N and the node's directory for /var/lib/coco; nothing else changes (default timing too).
+ */
+function nodeConfig(node: HostNode, hosts: readonly NamespaceHost[]): unknown {
+  let text = readFileSync(resolve("deploy/config", DEPLOY_CONFIGS[node.host.index - 1]!), "utf8");
+  for (const host of hosts) text = text.replaceAll(`"10.0.0.${host.index}:`, `"${host.address}:`).replaceAll(`iPAddress:10.0.0.${host.index}"`, `iPAddress:${host.address}"`);
+  text = text.replaceAll("/var/lib/coco", node.dir);
+  assert.ok(!/10\.0\.0\./.test(text), "every example address was replaced");
+  const config = JSON.parse(text);
+  assert.equal(config.network.rpc_interfaces.primary_rpc_interface.bind_address.startsWith("0.0.0.0:"), node.wildcard);
+  return config;
 }
 
 async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = WAIT_MS): Promise<T> {
@@ -112,9 +101,12 @@ test("three nodes on three hosts (network namespaces): bound to their own addres
     writeFileSync(join(memberDir, `${name}_privk.pem`), keys.privateKeyPem, { mode: 0o600 });
     writeFileSync(join(memberDir, `${name}_cert.pem`), await createIdentityCertificate(keys, name));
   }
+  // member0 is a recovery member, as in docs/deployment.md (its public encryption key goes to host 1).
+  writeFileSync(join(memberDir, "member0_enc_pubk.pem"), generateRsaEncryptionKeyPair().publicKeyPem);
   for (const node of nodes) {
     mkdirSync(node.dir);
-    writeFileSync(join(node.dir, "config.json"), JSON.stringify(nodeConfig(node, first.host), null, 2));
+    writeFileSync(join(node.dir, "config.json"), JSON.stringify(nodeConfig(node, lab.hosts), null, 2));
+    if (node === first) copyFileSync(join(memberDir, "member0_enc_pubk.pem"), join(node.dir, "member0_enc_pubk.pem"));
     // NodeProcess talks as member0/user0 from the node's directory (the test's client side).
     for (const f of ["member0_cert.pem", "member0_privk.pem", "user0_cert.pem", "user0_privk.pem"]) copyFileSync(join(memberDir, f), join(node.dir, f));
   }
