@@ -51,6 +51,12 @@ export function unavailableReason(): string | undefined {
   const added = ip(["netns", "add", probe]);
   if (!added.ok) return `'ip netns add' is not allowed here: ${added.stderr.trim()}`;
   ip(["netns", "del", probe]);
+  // The lab also needs a bridge and veth pairs (kernel modules a container host may lack).
+  for (const type of ["bridge", "veth"]) {
+    const link = ip(["link", "add", probe, "type", type]);
+    if (!link.ok) return `cannot create a ${type} link ('ip link add … type ${type}'): ${link.stderr.trim()}`;
+    ip(["link", "del", probe]);
+  }
   return undefined;
 }
 
