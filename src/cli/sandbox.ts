@@ -5,7 +5,7 @@
 // the recovery share; sandbox-recovery.ts). As on a real service, governance sets the
 // EVM chain: member0 proposes set_evm_genesis (chain id, funded development accounts) and votes.
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, isIP } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { request as httpsRequest } from "node:https";
 import { freeTcpPort } from "../util/index.js";
@@ -16,7 +16,7 @@ import { CocoError } from "../util/index.js";
 import { lockWorkspace, workspaceHolder } from "../node/workspace-lock.js";
 import { createNodeLogger } from "../node/logger.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/index.js";
-import { resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
+import { isWildcardHost, resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
 import { appOptions } from "./apps.js";
 import { DEV_MNEMONIC, devAccounts, EVM_CONFIG_KEY, EVM_CONFIG_MAP, parseEvmConfig, type DevAccount } from "../apps/evm/index.js";
@@ -63,14 +63,31 @@ async function ensureIdentity(workspace: string, name: string): Promise<void> {
   writeFileSync(certFile, await createIdentityCertificate(keys, name));
 }
 
+/** Where the sandbox and its nodes dial a node listening on `host`: loopback for a wildcard. */
+function dialHost(host: string): string {
+  return isWildcardHost(host) ? "127.0.0.1" : host;
+}
+
+/** Loopback's names, and the address --host names when it is another IP address clients dial. */
+function sandboxSubjectAltNames(host: string): string[] {
+  const names = ["iPAddress:127.0.0.1", "dNSName:localhost"];
+  if (isIP(host) !== 0 && !isWildcardHost(host) && host !== "127.0.0.1") names.push(`iPAddress:${host}`);
+  return names;
+}
+
+/** The node-to-node interface; on a wildcard host (--host 0.0.0.0) the nodes, all on this machine, dial loopback. */
+function sandboxNodeToNode(host: string, port: number): { bind_address: string; published_address?: string } {
+  return { bind_address: `${host}:${port}`, ...(isWildcardHost(host) ? { published_address: `127.0.0.1:${port}` } : {}) };
+}
+
 export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number): NodeConfigFile {
   return {
     enclave: { platform: "Virtual" },
     network: {
       rpc_interfaces: { primary_rpc_interface: { bind_address: `${options.host}:${options.port}` } },
-      ...(nodeToNodePort !== undefined ? { node_to_node_interface: { bind_address: `${options.host}:${nodeToNodePort}` } } : {}),
+      ...(nodeToNodePort !== undefined ? { node_to_node_interface: sandboxNodeToNode(options.host, nodeToNodePort) } : {}),
     },
-    node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1", "dNSName:localhost"] },
+    node_certificate: { subject_alt_names: sandboxSubjectAltNames(options.host) },
     command: {
       type: "Start",
       service_certificate_file: "service_cert.pem",
@@ -163,7 +180,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   // The node's own logger: a full disk drops and counts lines, never crashes the sandbox.
   const logger = createNodeLogger(config);
   const node = await CocoNode.start(config, { ...appOptions(config), logger });
-  const url = `https://${options.host}:${node.address.port}`;
+  const url = `https://${dialHost(options.host)}:${node.address.port}`;
   if (recovering) {
     await completeRecoveryAsMember0(workspace, url, node);
     finishRecovery(workspace, file, startCommand);
@@ -209,7 +226,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
 Coco sandbox is running at ${url} (${recovering ? `recovered from its ledger: disaster recovery ${recoveryCount(node)}, new service identity in service_cert.pem${joiners.length > 0 ? `, ${joiners.length} node(s) joined afresh` : ""}` : restarting ? `restarted from its ledger${commit.seqno > 0 ? `, committed up to ${commit.view}.${commit.seqno}` : ""}` : "new service"})${recovering ? "\n  recovery      member0 proposed transition_service_to_open, submitted its recovery share: private state restored, service Open" : ""}${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evmConfigured ? `\n  governance    member0 proposed set_evm_genesis (chain id ${chainId}, 10 funded accounts): accepted` : ""}
   addresses     ${bindings}
   node id       ${node.identity.nodeId}
-  primary       ${nameOf(node.replicator.primaryId)}${joiners.length > 0 ? `\n  nodes         ${[`${url} (node 0)`, ...joiners.map((j, i) => `https://${options.host}:${j.port} (node ${i + 1}, ${j.dir}/)`)].join("\n                ")}` : ""}
+  primary       ${nameOf(node.replicator.primaryId)}${joiners.length > 0 ? `\n  nodes         ${[`${url} (node 0)`, ...joiners.map((j, i) => `https://${dialHost(options.host)}:${j.port} (node ${i + 1}, ${j.dir}/)`)].join("\n                ")}` : ""}
   workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)
   durability    ${options.durability}
 
@@ -293,10 +310,10 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
         enclave: { platform: "Virtual" },
         network: {
           rpc_interfaces: { primary_rpc_interface: { bind_address: `${options.host}:${port}` } },
-          node_to_node_interface: { bind_address: `${options.host}:${await n2nPort(i)}` },
+          node_to_node_interface: sandboxNodeToNode(options.host, await n2nPort(i)),
         },
-        node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1", "dNSName:localhost"] },
-        command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: `${options.host}:${node.address.port}`, retry_timeout: "200ms" } },
+        node_certificate: { subject_alt_names: sandboxSubjectAltNames(options.host) },
+        command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: `${dialHost(options.host)}:${node.address.port}`, retry_timeout: "200ms" } },
         ledger: { directory: "ledger" },
         ...(options.snapshotTxCount !== undefined ? { snapshots: { directory: "snapshots", tx_count: options.snapshotTxCount } } : {}),
         ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
@@ -306,7 +323,7 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
       writeFileSync(configFile, JSON.stringify(config, null, 2) + "\n");
     }
     const out = openSync(join(dir, "stdout.log"), "a");
-    say(`node ${i}/${count - 1}: starting (https://${options.host}:${port}, ${relative(process.cwd(), dir) || dir}/)...`);
+    say(`node ${i}/${count - 1}: starting (https://${dialHost(options.host)}:${port}, ${relative(process.cwd(), dir) || dir}/)...`);
     // The IPC channel is the node's tie to the sandbox: when the sandbox dies, even by kill -9,
     // the channel closes and the node stops (main.ts, node start).
     const child = spawn(process.execPath, [cli, "node", "start", "--config", configFile], { stdio: ["ignore", out, out, "ipc"] });
@@ -341,7 +358,7 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
     }
     // Wait until it is part of the configuration and serving before adding the next one.
     const until = Date.now() + 60_000;
-    while ((joiner.nodeId !== undefined && !node.replicator.configuration.includes(joiner.nodeId)) || !(await answers(options.host, port, member.serviceCertPem))) {
+    while ((joiner.nodeId !== undefined && !node.replicator.configuration.includes(joiner.nodeId)) || !(await answers(dialHost(options.host), port, member.serviceCertPem))) {
       if (child.exitCode !== null) throw failed(i, dir, `exited (code ${child.exitCode}) while joining`);
       if (Date.now() > until) throw failed(i, dir, "was trusted but is not serving or not in the configuration after 60 s");
       await new Promise((r) => setTimeout(r, 50));

@@ -15,7 +15,9 @@ import { resolveEvm, type EvmConfigFile, type EvmSettings } from "./evm-config.j
 export type Durability = "fsync" | "none";
 
 export interface RpcInterfaceConfig {
+  /** Where the node listens ("host:port"; "0.0.0.0:8000" for every address of the host). */
   bind_address: string;
+  /** What clients and other nodes are told to dial (nodes.info, /node/network/nodes, /node/primary redirects). */
   published_address?: string;
   max_open_sessions_hard?: number;
   http_configuration?: { max_body_size?: number | string };
@@ -128,7 +130,8 @@ export interface ResolvedAdmission {
 export interface ResolvedConfig {
   configDirectory: string;
   workspace: string;
-  rpc: { name: string; host: string; port: number; bodyBytesMax: number; connectionsMax: number };
+  /** publishedAddress: what other parties dial, when it is not the bind address (docs/deployment.md). */
+  rpc: { name: string; host: string; port: number; publishedAddress?: string; bodyBytesMax: number; connectionsMax: number };
   nodeCertificate: { subjectName: string; ipAddresses: string[]; dnsNames: string[] };
   command: NodeConfigFile["command"]["type"];
   serviceCertificateFile: string;
@@ -242,6 +245,30 @@ export function parseAddress(address: string, field = "address"): { host: string
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
 }
 
+/** A bind address that means "every address of this host", which no other host can dial. */
+export function isWildcardHost(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "";
+}
+
+/**
+ * A published address: what other nodes or clients dial to reach this node, so it must name one
+ * host and one port (no wildcard, no port 0, which only mean something to the node's own bind).
+ */
+function publishedAddress(value: unknown, field: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string") throw invalid(field, `expected "host:port", got ${JSON.stringify(value)}`);
+  const { host, port } = parseAddress(value, field);
+  if (isWildcardHost(host)) throw invalid(field, `${JSON.stringify(value)} is a wildcard: publish the address other hosts reach this node at`);
+  if (port === 0) throw invalid(field, `${JSON.stringify(value)} has port 0: publish the port other hosts reach this node at`);
+  return value;
+}
+
+/** This node's RPC interface as recorded in nodes.info (CCF's shape), its published address when set. */
+export function rpcInterfacesRecord(config: ResolvedConfig): Record<string, { bind_address: string; published_address?: string }> {
+  const { name, host, port, publishedAddress: published } = config.rpc;
+  return { [name]: { bind_address: `${host}:${port}`, ...(published !== undefined ? { published_address: published } : {}) } };
+}
+
 /** Defaults, with the reason for each: see docs/configuration.md. */
 export const DEFAULTS = {
   // CCF signs every 5000 tx or 1000 ms, so a client waits up to a second for Committed.
@@ -305,11 +332,16 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
   }
   const n2n = file.network?.node_to_node_interface?.bind_address;
   if (type === "Join" && n2n === undefined) throw invalid("network.node_to_node_interface.bind_address", "a joining node needs a node-to-node address");
-  const n2nPublished = file.network?.node_to_node_interface?.published_address;
-  if (n2nPublished !== undefined) parseAddress(n2nPublished, "network.node_to_node_interface.published_address");
+  const n2nPublished = publishedAddress(file.network?.node_to_node_interface?.published_address, "network.node_to_node_interface.published_address");
   const nodeToNode = n2n !== undefined
     ? { ...parseAddress(n2n, "network.node_to_node_interface.bind_address"), ...(n2nPublished !== undefined ? { publishedAddress: n2nPublished } : {}) }
     : undefined;
+  // Other nodes dial the recorded address: a wildcard there would have each of them dial itself.
+  if (nodeToNode !== undefined && n2nPublished === undefined && isWildcardHost(nodeToNode.host)) {
+    throw invalid("network.node_to_node_interface.published_address",
+      `required when bind_address is a wildcard (${JSON.stringify(n2n)}): other nodes dial the published address, so give the one they reach this node at, e.g. "10.0.0.1:8001"`);
+  }
+  const rpcPublished = publishedAddress(rpc.published_address, `network.rpc_interfaces.${name}.published_address`);
   const c = file.coco?.consensus ?? {};
   const consensus = {
     tickMs: c.tick !== undefined ? parseDuration(c.tick, "coco.consensus.tick") : 20,
@@ -353,6 +385,7 @@ export function resolveConfig(file: NodeConfigFile, configDirectory: string): Re
       name,
       host,
       port,
+      ...(rpcPublished !== undefined ? { publishedAddress: rpcPublished } : {}),
       bodyBytesMax: rpc.http_configuration?.max_body_size !== undefined
         ? parseSize(rpc.http_configuration.max_body_size, `network.rpc_interfaces.${name}.http_configuration.max_body_size`)
         : DEFAULTS.bodyBytesMax,

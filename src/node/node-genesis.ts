@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { certificateFingerprint, createCertificateSigningRequest } from "../crypto/index.js";
 import { CONSTITUTION_MAP, defaultConstitutionSource, loadConstitutionFiles } from "../governance/index.js";
 import { MEMBERS_CERTS_MAP } from "../rpc/index.js";
-import type { ResolvedConfig } from "./config.js";
+import { rpcInterfacesRecord, type ResolvedConfig } from "./config.js";
 import { RAFT_CONFIGURATION_MAP, type TransactionEngine } from "./engine.js";
 import type { NodeIdentity } from "./identity.js";
 import { ENDORSED_CERTS_MAP, NODES_INFO_MAP } from "./join.js";
@@ -53,7 +53,7 @@ export function writeGenesis(engine: TransactionEngine, identity: NodeIdentity, 
     quote_info: evidence.quoteInfo,
     encryption_pub_key: identity.encryptionKeys.publicKeyPem,
     node_data: null,
-    rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
+    rpc_interfaces: rpcInterfacesRecord(config),
     ...(nodeToNodeAddress ? { node_to_node_interface: { bind_address: nodeToNodeAddress, ...(config.nodeToNode?.publishedAddress ? { published_address: config.nodeToNode.publishedAddress } : {}) } } : {}),
   }));
   tx.set(ENDORSED_CERTS_MAP, Buffer.from(identity.nodeId), Buffer.from(identity.nodeCertPem));

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { ThreadedLedger, parseChunkName } from "../ledger/index.js";
 import { CocoError } from "../util/index.js";
-import type { ResolvedConfig } from "./config.js";
+import { rpcInterfacesRecord, type ResolvedConfig } from "./config.js";
 import { TransactionEngine } from "./engine.js";
 import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { joinService } from "./join.js";
@@ -178,7 +178,7 @@ async function joinAsNewNode(config: ResolvedConfig, logger: Logger, ledgerHasEn
     serviceCertPem,
     identity: joiner,
     nodeInfoNetwork: {
-      rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
+      rpc_interfaces: rpcInterfacesRecord(config),
       node_to_node_interface: { bind_address: `${n2n.host}:${n2n.port}`, ...(n2n.publishedAddress ? { published_address: n2n.publishedAddress } : {}) },
     },
     quoteInfo,

@@ -12,7 +12,7 @@ import { Store } from "../kv/index.js";
 import { LedgerSecrets, ThreadedLedger, decodeEntry, decryptPrivate, type LedgerSecretVersion } from "../ledger/index.js";
 import { TABLES } from "../governance/index.js";
 import { CocoError, assert } from "../util/index.js";
-import type { ResolvedConfig } from "./config.js";
+import { rpcInterfacesRecord, type ResolvedConfig } from "./config.js";
 import { RAFT_CONFIGURATION_MAP, type ReplayedEntry, type TransactionEngine } from "./engine.js";
 import type { CommitActions } from "./frontend.js";
 import { hasIdentity, resealSecrets, type NodeIdentity } from "./identity.js";
@@ -249,7 +249,7 @@ export class Recovery {
       quote_info: virtualEvidence(identity.nodeKeys.publicKeyPem, config.virtualHostData),
       encryption_pub_key: identity.encryptionKeys.publicKeyPem,
       node_data: null,
-      rpc_interfaces: { [config.rpc.name]: { bind_address: `${config.rpc.host}:${config.rpc.port}` } },
+      rpc_interfaces: rpcInterfacesRecord(config),
       ...(nodeToNodeAddress ? { node_to_node_interface: { bind_address: nodeToNodeAddress, ...(config.nodeToNode?.publishedAddress ? { published_address: config.nodeToNode.publishedAddress } : {}) } } : {}),
     }));
     tx.set(ENDORSED_CERTS_MAP, Buffer.from(identity.nodeId), Buffer.from(identity.nodeCertPem));

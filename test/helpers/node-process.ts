@@ -19,6 +19,19 @@ export interface Response {
 
 export type Identity = "user0" | "member0" | "none" | { cert: string; key: string };
 
+/** How to run a node that stands for another host (test/e2e/multihost-netns.test.ts). */
+export interface NodeStartOptions {
+  /** The node runs under this command, e.g. ["ip", "netns", "exec", "<namespace>"]. */
+  commandPrefix?: string[];
+  /** The host its RPC interface binds, as the node logs it once serving (default 127.0.0.1). */
+  boundHost?: string;
+  /**
+   * The address requests go to (default 127.0.0.1, checked as "localhost"). Any other address is
+   * checked as itself against the node certificate's subject alternative names.
+   */
+  host?: string;
+}
+
 export class NodeProcess {
   /** Every child process spawned and not yet exited, so a test can kill those that never started serving. */
   static readonly children = new Set<ChildProcess>();
@@ -28,19 +41,23 @@ export class NodeProcess {
     readonly workspace: string,
     readonly port: number,
     readonly output: () => string,
+    readonly host = "127.0.0.1",
   ) {}
 
   static async sandbox(workspace: string, extraArgs: string[] = [], options: { detached?: boolean } = {}): Promise<NodeProcess> {
     return NodeProcess.spawn(workspace, [CLI, "sandbox", "--workspace", workspace, "--port", "0", ...extraArgs], options.detached === true);
   }
 
-  static async nodeStart(workspace: string, configFile: string): Promise<NodeProcess> {
-    return NodeProcess.spawn(workspace, [CLI, "node", "start", "--config", configFile]);
+  static async nodeStart(workspace: string, configFile: string, options: NodeStartOptions = {}): Promise<NodeProcess> {
+    return NodeProcess.spawn(workspace, [CLI, "node", "start", "--config", configFile], false, options);
   }
 
-  private static spawn(workspace: string, args: string[], detached = false): Promise<NodeProcess> {
+  private static spawn(workspace: string, args: string[], detached = false, options: NodeStartOptions = {}): Promise<NodeProcess> {
     // Detached: the process leads its own process group, which a test can SIGKILL whole.
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached });
+    const [command, ...prefixArgs] = [...(options.commandPrefix ?? []), process.execPath];
+    const child = spawn(command!, [...prefixArgs, ...args], { stdio: ["ignore", "pipe", "pipe"], detached });
+    const boundHost = (options.boundHost ?? "127.0.0.1").replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const serving = new RegExp(`"address":"${boundHost}:(\\d+)"`);
     NodeProcess.children.add(child);
     child.once("exit", () => NodeProcess.children.delete(child));
     let out = "";
@@ -50,12 +67,12 @@ export class NodeProcess {
       const timer = setTimeout(() => reject(new Error(`node did not start within 30 s:\n${out}`)), 30_000);
       const check = () => {
         const sandboxMatch = /running at https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        const nodeMatch = /"address":"127\.0\.0\.1:(\d+)"/.exec(out);
+        const nodeMatch = serving.exec(out);
         const match = sandboxMatch ?? nodeMatch;
         if (match) {
           clearTimeout(timer);
           child.stdout!.off("data", check);
-          resolvePromise(new NodeProcess(child, workspace, Number(match[1]), () => out));
+          resolvePromise(new NodeProcess(child, workspace, Number(match[1]), () => out, options.host));
         }
       };
       child.stdout!.on("data", check);
@@ -87,7 +104,8 @@ export class NodeProcess {
     const identity = options.identity ?? "user0";
     return new Promise((resolvePromise, reject) => {
       const req = https.request({
-        host: "127.0.0.1", port: this.port, method, path, agent: this.agent(identity), servername: "localhost",
+        host: this.host, port: this.port, method, path, agent: this.agent(identity),
+        ...(this.host === "127.0.0.1" ? { servername: "localhost" } : {}),
         headers: { ...(options.body !== undefined ? { "content-type": "application/json" } : {}), ...options.headers },
       }, (res) => {
         const chunks: Buffer[] = [];

@@ -1,7 +1,7 @@
 // The node configuration: CCF-shaped fields, defaults, and errors that name the field at fault.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DEFAULTS, parseDuration, parseSize, resolveConfig, type NodeConfigFile } from "../../../src/node/config.js";
+import { DEFAULTS, parseDuration, parseSize, resolveConfig, rpcInterfacesRecord, type NodeConfigFile } from "../../../src/node/config.js";
 
 const base = (): NodeConfigFile => ({
   network: { rpc_interfaces: { primary: { bind_address: "127.0.0.1:8000" } } },
@@ -128,4 +128,56 @@ test("coco.memory.heap_growing_percent: 100 by default, 0 for V8's own factor, a
     file.coco = { memory: { heap_growing_percent: value } };
     assert.throws(() => resolveConfig(file, "/x"), /coco\.memory\.heap_growing_percent: expected an integer from 0/);
   }
+});
+
+// Multi-host deployments (docs/deployment.md): a node binds one address and publishes another.
+const multiHost = (): NodeConfigFile => ({
+  network: {
+    rpc_interfaces: { primary_rpc_interface: { bind_address: "0.0.0.0:8000", published_address: "10.0.0.2:8000" } },
+    node_to_node_interface: { bind_address: "0.0.0.0:8001", published_address: "10.0.0.2:8001" },
+  },
+  command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: "10.0.0.1:8000" } },
+});
+
+test("an RPC interface's published address is what nodes.info records; without one, the bind address alone", () => {
+  const c = resolveConfig(multiHost(), "/x");
+  assert.equal(c.rpc.host, "0.0.0.0");
+  assert.equal(c.rpc.publishedAddress, "10.0.0.2:8000");
+  assert.deepEqual(rpcInterfacesRecord(c), { primary_rpc_interface: { bind_address: "0.0.0.0:8000", published_address: "10.0.0.2:8000" } });
+  assert.deepEqual(c.nodeToNode, { host: "0.0.0.0", port: 8001, publishedAddress: "10.0.0.2:8001" });
+  const plain = resolveConfig(base(), "/x");
+  assert.equal(plain.rpc.publishedAddress, undefined);
+  assert.deepEqual(rpcInterfacesRecord(plain), { primary: { bind_address: "127.0.0.1:8000" } });
+});
+
+test("a wildcard node-to-node bind address needs a published address: other nodes would dial themselves", () => {
+  for (const wildcard of ["0.0.0.0:8001", "[::]:8001"]) {
+    const file = multiHost();
+    file.network.node_to_node_interface = { bind_address: wildcard };
+    assert.throws(() => resolveConfig(file, "/x"), /network\.node_to_node_interface\.published_address: required when bind_address is a wildcard/);
+  }
+  // A wildcard RPC bind address stays allowed (as in CCF): it only changes what clients are told.
+  const rpcOnly = multiHost();
+  delete rpcOnly.network.rpc_interfaces.primary_rpc_interface!.published_address;
+  assert.equal(resolveConfig(rpcOnly, "/x").rpc.publishedAddress, undefined);
+});
+
+test("a published address that no other host can dial is refused, naming the field", () => {
+  const cases: [string, RegExp][] = [
+    ["0.0.0.0:8000", /published_address: "0\.0\.0\.0:8000" is a wildcard/],
+    ["[::]:8000", /published_address: "\[::\]:8000" is a wildcard/],
+    ["10.0.0.2:0", /published_address: "10\.0\.0\.2:0" has port 0/],
+    ["10.0.0.2", /published_address: expected "host:port"/],
+  ];
+  for (const [address, error] of cases) {
+    const rpc = multiHost();
+    rpc.network.rpc_interfaces.primary_rpc_interface!.published_address = address;
+    assert.throws(() => resolveConfig(rpc, "/x"), new RegExp(`network\\.rpc_interfaces\\.primary_rpc_interface\\.${error.source}`));
+    const n2n = multiHost();
+    n2n.network.node_to_node_interface!.published_address = address;
+    assert.throws(() => resolveConfig(n2n, "/x"), new RegExp(`network\\.node_to_node_interface\\.${error.source}`));
+  }
+  const notString = multiHost();
+  (notString.network.rpc_interfaces.primary_rpc_interface as any).published_address = 8000;
+  assert.throws(() => resolveConfig(notString, "/x"), /primary_rpc_interface\.published_address: expected "host:port", got 8000/);
 });
