@@ -50,6 +50,17 @@ export class Network {
 
   static async start(dir: string, count: number, options: NetworkOptions = {}): Promise<Network> {
     const network = new Network(dir, options);
+    try {
+      return await network.bringUp(count, options);
+    } catch (error) {
+      // Nodes started before the failure would keep the test process alive (its after-hook has no network to stop).
+      await network.stop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async bringUp(count: number, options: NetworkOptions): Promise<Network> {
+    const dir = this.dir;
     for (const name of ["member0", "user0"]) {
       const keys = generateEcP384KeyPair();
       writeFileSync(join(dir, `${name}_privk.pem`), keys.privateKeyPem);
@@ -65,18 +76,18 @@ export class Network {
       writeFileSync(join(dir, `member${i}_enc_privk.pem`), encryption.privateKeyPem);
       writeFileSync(join(dir, `member${i}_enc_pubk.pem`), encryption.publicKeyPem);
     }
-    const first = await network.addNodeFiles("Start");
+    const first = await this.addNodeFiles("Start");
     first.process = await NodeProcess.nodeStart(first.dir, first.configFile);
     copyFileSync(join(first.dir, "service_cert.pem"), join(dir, "service_cert.pem"));
     first.nodeId = (await first.process.request("GET", "/node/state", { identity: "none" })).json().node_id;
     for (let i = 1; i < (options.recoveryMembers ?? 0); i++) {
-      const client = new GovernanceClient(network.member(first, i));
+      const client = new GovernanceClient(this.member(first, i));
       try { await client.ack(); } finally { await client.close(); }
     }
-    const coVoters = Array.from({ length: Math.max(0, (options.recoveryMembers ?? 0) - 1) }, (_, i) => network.member(first, i + 1));
-    await openServiceAsMember({ ...network.member(first), userCertPems: [readFileSync(join(dir, "user0_cert.pem"), "utf8")], coVoters });
-    for (let i = 1; i < count; i++) await network.join();
-    return network;
+    const coVoters = Array.from({ length: Math.max(0, (options.recoveryMembers ?? 0) - 1) }, (_, i) => this.member(first, i + 1));
+    await openServiceAsMember({ ...this.member(first), userCertPems: [readFileSync(join(dir, "user0_cert.pem"), "utf8")], coVoters });
+    for (let i = 1; i < count; i++) await this.join();
+    return this;
   }
 
   member(via: NetworkNode, index = 0): { url: string; serviceCertPem: string; memberCertPem: string; memberKeyPem: string } {
