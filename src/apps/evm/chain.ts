@@ -11,7 +11,7 @@ import { Account, Address, createAccountFromRLP, createAddressFromString } from 
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { Transaction } from "../../kv/index.js";
 import { KvStateManager } from "./state-manager.js";
-import { cacheJumpAnalysis, fastMstore, loadInterpreterPrototype, memoiseSenderAddress } from "./fast-paths.js";
+import { cacheJumpAnalysis, fastMstore, lazyRunState, loadEvmInternals, loadInterpreterPrototype, memoiseSenderAddress } from "./fast-paths.js";
 import { newChainCommon, sharedChainCommon } from "./common.js";
 import { senderRecovery, type RecoveredSender } from "./sender-recovery.js";
 import { ACCOUNTS, BLOCKS, BLOCK_HASHES, HEAD_KEY, META, RECEIPTS, TRANSACTIONS, blockNumberKey } from "./maps.js";
@@ -93,6 +93,8 @@ export async function createChainVm(common: Common, state: KvStateManager, block
   fastMstore(vm);
   const interpreter = await loadInterpreterPrototype();
   if (interpreter !== undefined) cacheJumpAnalysis(interpreter);
+  const internals = await loadEvmInternals();
+  if (internals !== undefined) lazyRunState(internals);
   return vm;
 }
 

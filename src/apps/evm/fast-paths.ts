@@ -2,9 +2,11 @@
 // that Coco's use makes cacheable (one hardfork, one Common, contract code that does not change
 // under the same bytes). Each keeps ethereumjs's semantics; the EVM unit and e2e tests and the
 // differential check (test/unit/apps/evm-differential.test.ts) run through them.
+import { readFileSync } from "node:fs";
 import type { Common } from "@ethereumjs/common";
 import type { VM } from "@ethereumjs/vm";
-import { Address } from "@ethereumjs/util";
+import { Account, Address, createZeroAddress } from "@ethereumjs/util";
+import { EVMError } from "@ethereumjs/evm";
 import { keccak256 } from "./crypto.js";
 
 interface OpcodeMapEntry { opcodeInfo: { name: string }; opHandler: (runState: RunStateLike) => void }
@@ -137,4 +139,134 @@ export function memoiseSenderAddress(tx: object): void {
     this.cache.cocoSenderAddress = address;
     return address;
   };
+}
+
+interface InterpreterResult { runState: { gasLeft: bigint; gasRefund: bigint; stateGasSpilled: bigint }; exceptionError?: { error: string } }
+interface InterpreterInstance {
+  _result: { logs: unknown[]; returnValue?: Uint8Array; selfdestruct: Map<unknown, unknown>; createdAddresses?: Set<unknown> };
+  _env: object;
+  run(code: Uint8Array, opts: object): Promise<InterpreterResult>;
+}
+type InterpreterConstructor = new (...args: unknown[]) => InterpreterInstance;
+interface MessageLike {
+  to?: Address; caller?: Address; data?: Uint8Array; value?: bigint; code: Uint8Array; isStatic?: boolean; isCreate?: boolean; depth?: number;
+  codeAddress: Address; gasRefund: bigint; chargeCodeAccesses?: boolean; blobVersionedHashes?: Uint8Array[]; accessWitness?: { commit(): void };
+  createdAddresses?: Set<unknown>; selfdestruct?: Map<unknown, unknown>; gasLimit: bigint;
+}
+interface EvmLike {
+  stateManager: { getAccount(address: Address): Promise<Account | undefined> };
+  blockchain: unknown; journal: unknown; performanceLogger: unknown;
+  _optsCached: { profiler?: unknown }; _tx: { gasPrice: bigint; origin?: Address }; _block?: unknown;
+}
+
+/** The errors after which ethereumjs keeps the frame's unused gas (all others consume it all). */
+const GAS_KEEPING_ERRORS: ReadonlySet<string> = new Set([EVMError.errorMessages.REVERT, EVMError.errorMessages.INVALID_EOF_FORMAT]);
+
+/** How to build a frame result's run state, until someone asks for it. */
+const runStates = new WeakMap<FrameResult, () => object>();
+
+/** A call frame's result as `runInterpreter` answers it, with `runState` built on first read. */
+class FrameResult {
+  [field: string]: unknown;
+  constructor(result: object) {
+    Object.assign(this, result);
+  }
+
+  get runState(): object | undefined {
+    const build = runStates.get(this);
+    if (build === undefined) return undefined;
+    const runState = build();
+    this.runState = runState;
+    return runState;
+  }
+
+  set runState(value: object | undefined) {
+    Object.defineProperty(this, "runState", { value, writable: true, enumerable: true, configurable: true });
+  }
+}
+
+/**
+ * `EVM.runInterpreter` of @ethereumjs/evm 10.1.3, line for line, but with the result's
+ * `runState` (a debugging view: the interpreter's run state, the frame result and its
+ * environment spread into one new object) built only when someone reads it. ethereumjs itself
+ * never reads it, and the three object spreads cost ~40 µs per call frame (V8's slow path for
+ * spreading objects of many properties). Everything else, the result's fields and their
+ * values, is as ethereumjs computes them.
+ */
+export function lazyRunState({ evmPrototype, Interpreter, defaultBlock }: EvmInternals): void {
+  const prototype = evmPrototype as { runInterpreter: (message: MessageLike, opts?: { pc?: number; initialLogs?: unknown[] }) => Promise<object>; cocoLazyRunState?: boolean };
+  if (prototype.cocoLazyRunState === true) return;
+  prototype.cocoLazyRunState = true;
+  prototype.runInterpreter = async function runInterpreter(this: EvmLike, message: MessageLike, opts: { pc?: number; initialLogs?: unknown[] } = {}): Promise<object> {
+    let contract = await this.stateManager.getAccount(message.to ?? createZeroAddress());
+    if (!contract) contract = new Account();
+    const env = {
+      address: message.to ?? createZeroAddress(),
+      caller: message.caller ?? createZeroAddress(),
+      callData: message.data ?? Uint8Array.from([0]),
+      callValue: message.value ?? 0n,
+      code: message.code,
+      isStatic: message.isStatic ?? false,
+      isCreate: message.isCreate ?? false,
+      depth: message.depth ?? 0,
+      gasPrice: this._tx.gasPrice,
+      origin: this._tx.origin ?? message.caller ?? createZeroAddress(),
+      block: this._block ?? defaultBlock(),
+      contract,
+      codeAddress: message.codeAddress,
+      gasRefund: message.gasRefund,
+      chargeCodeAccesses: message.chargeCodeAccesses,
+      blobVersionedHashes: message.blobVersionedHashes ?? [],
+      accessWitness: message.accessWitness,
+      createdAddresses: message.createdAddresses,
+      initialLogs: opts.initialLogs,
+    };
+    const interpreter = new Interpreter(this, this.stateManager, this.blockchain, env, message.gasLimit, this.journal, this.performanceLogger, this._optsCached.profiler);
+    if (message.selfdestruct) interpreter._result.selfdestruct = message.selfdestruct;
+    if (message.createdAddresses) interpreter._result.createdAddresses = message.createdAddresses;
+    const interpreterRes = await interpreter.run(message.code, opts);
+    let result: InterpreterInstance["_result"] = interpreter._result;
+    let gasUsed = message.gasLimit - interpreterRes.runState.gasLeft;
+    if (interpreterRes.exceptionError) {
+      if (!GAS_KEEPING_ERRORS.has(interpreterRes.exceptionError.error)) gasUsed = message.gasLimit;
+      result = { ...result, logs: [], selfdestruct: new Map(), createdAddresses: new Set() };
+    }
+    message.accessWitness?.commit();
+    const frameResult = result;
+    const out = new FrameResult(result);
+    out.exceptionError = interpreterRes.exceptionError;
+    out.gas = interpreterRes.runState?.gasLeft;
+    out.executionGasUsed = gasUsed;
+    out.gasRefund = interpreterRes.runState.gasRefund;
+    out.stateGasSpilled = interpreterRes.runState.stateGasSpilled;
+    out.returnValue = result.returnValue ?? new Uint8Array(0);
+    runStates.set(out, () => ({ ...interpreterRes.runState, ...frameResult, ...interpreter._env }));
+    return out;
+  };
+}
+
+export interface EvmInternals { evmPrototype: object; Interpreter: InterpreterConstructor; defaultBlock: () => unknown }
+
+/** The @ethereumjs/evm release whose `runInterpreter` lazyRunState reproduces; with any other, the stock method runs. */
+export const LAZY_RUN_STATE_EVM_VERSION = "10.1.3";
+
+/**
+ * The EVM class's prototype, the Interpreter class and `defaultBlock` of the @ethereumjs/evm
+ * instance the VM uses (see loadInterpreterPrototype); undefined unless that is the release
+ * lazyRunState copies (LAZY_RUN_STATE_EVM_VERSION).
+ */
+export async function loadEvmInternals(): Promise<EvmInternals | undefined> {
+  try {
+    const entry = import.meta.resolve("@ethereumjs/evm");
+    const { version } = JSON.parse(readFileSync(new URL("../../package.json", entry), "utf8")) as { version?: string };
+    if (version !== LAZY_RUN_STATE_EVM_VERSION) return undefined;
+    const evmModule = await import(new URL("./evm.js", entry).href) as { EVM?: { prototype: object }; defaultBlock?: () => unknown };
+    const interpreterModule = await import(new URL("./interpreter.js", entry).href) as { Interpreter?: InterpreterConstructor };
+    const { EVM } = evmModule;
+    if (EVM === undefined || typeof evmModule.defaultBlock !== "function" || interpreterModule.Interpreter === undefined) return undefined;
+    if (typeof (EVM.prototype as { runInterpreter?: unknown }).runInterpreter !== "function") return undefined;
+    return { evmPrototype: EVM.prototype, Interpreter: interpreterModule.Interpreter, defaultBlock: evmModule.defaultBlock };
+  } catch {
+    return undefined;
+  }
 }
