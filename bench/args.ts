@@ -35,8 +35,8 @@ Options:
   --profile             run the node under --cpu-prof and print where its time goes
   --nodes <n>           nodes in the network (default 1; the logging app): node 0 takes the load,
                         the others join through governance; CPU is summed over every node
-  --app <name>          logging (default) | evm: ERC-20 transfers via JSON-RPC against ganache
-                        (bench/evm.ts) | js-logging: the JS logging app (bench/js-logging,
+  --app <name>          logging (default) | evm: ERC-20 transfers via JSON-RPC against Hardhat's
+                        node and ganache (bench/evm.ts) | js-logging: the JS logging app (bench/js-logging,
                         deployed with set_js_app) against the built-in one on the same node
   --out <file>          JSON output (default bench/results/<timestamp>.json)
   --poll-interval <ms>  interval of pipelined GET /node/commit polls (default 2)

@@ -80,6 +80,16 @@ test("Coco's EVM app and a stock ethereumjs VM agree on every transaction's outc
     to: tokenAddress, type: 1, gasPrice: 2n * GWEI, maxFeePerGas: undefined, maxPriorityFeePerGas: undefined,
     accessList: [{ address: tokenAddress, storageKeys: ["0x" + "00".repeat(32)] }], data: erc20.encodeFunctionData("transfer", [wallets[2]!.address, 5n]),
   }));
+  // Frames that fail: out of gas inside the token (all the gas is used), a deployment whose
+  // init code is the INVALID opcode, and a contract that calls the token with empty calldata
+  // (the token reverts in the inner frame, the outer frame logs and succeeds).
+  raws.push(await sign(1, { to: tokenAddress, gasLimit: 30_000n, data: erc20.encodeFunctionData("transfer", [wallets[0]!.address, 1n]) }));
+  raws.push(await sign(1, { data: "0xfe", gasLimit: 100_000n }));
+  const callerRuntime = `6000600060006000600073${tokenAddress.slice(2)}5af15060006000a000`;
+  const callerLength = (callerRuntime.length / 2).toString(16).padStart(2, "0");
+  const callerAddress = (await import("ethers")).getCreateAddress({ from: wallets[2]!.address, nonce: nonces[2]! });
+  raws.push(await sign(2, { data: `0x60${callerLength}80600b6000396000f3${callerRuntime}`, gasLimit: 200_000n }));
+  raws.push(await sign(2, { to: callerAddress, gasLimit: 200_000n }));
   // Batches of a few, as clients send them: each transaction still its own block.
   const hashes: string[] = [];
   for (let i = 0; i < raws.length; i += 4) {
@@ -91,7 +101,9 @@ test("Coco's EVM app and a stock ethereumjs VM agree on every transaction's outc
     transactions: raws.map((raw, i) => ({ raw, number: receipts[i].blockNumber, timestamp: NOW.toString() })),
     reads: [...wallets.map((w) => ({ address: w.address })), { address: `0x${"00".repeat(20)}` }],
   });
-  assert.equal(receipts.filter((r) => r.status === "0x0").length, 1, "exactly the over-large transfer reverts");
+  assert.deepEqual(receipts.flatMap((r, i) => r.status === "0x0" ? [i] : []), [14, 18, 19], "the over-large transfer reverts, the starved transfer and the INVALID deployment fail");
+  assert.equal(receipts[19].gasUsed, "0x186a0", "a frame ended by INVALID uses all its gas");
+  assert.equal(receipts[21].logs.length, 1, "the calling contract's LOG0 survives its inner frame's revert");
   receipts.forEach((receipt, i) => {
     const ours = {
       status: receipt.status, gasUsed: receipt.gasUsed, contractAddress: receipt.contractAddress,
