@@ -48,6 +48,7 @@ program.command("sandbox")
   .option("--host <address>", "address to listen on", "127.0.0.1")
   .addOption(new Option("--durability <mode>", "fsync: fdatasync the ledger before commit (safe); none: skip fsync (benchmarks only)").choices(["fsync", "none"]).default("fsync"))
   .option("--signature-interval-ms <ms>", "sign the ledger at least this often (ms)", positiveInt)
+  .option("--snapshot-tx-count <n>", "transactions between snapshots (snapshots.tx_count; default the node's)", positiveInt)
   .option("--quiet", "print nothing but errors", false)
   .option("--evm-chain-id <id>", "chain id of the built-in EVM app (Hardhat's and Anvil's default)", positiveInt, 31337)
   .option("--nodes <n>", "nodes in the network: node i serves on port + i and talks to the others on port + 100 + i; nodes 1.. join through governance", positiveInt, 1)
@@ -59,7 +60,7 @@ program.command("sandbox")
     await runSandbox({
       evmChainId: opts.evmChainId,
       workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
-      signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet, nodes: opts.nodes,
+      signatureDelayMs: opts.signatureIntervalMs, snapshotTxCount: opts.snapshotTxCount, quiet: opts.quiet, nodes: opts.nodes,
       evmGatewayPort: opts.evmGateway === false ? false : opts.evmGatewayPort,
       restartFromDisk: opts.restartFromDisk,
       accessLog: opts.accessLog !== false,

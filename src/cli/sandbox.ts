@@ -36,6 +36,8 @@ export interface SandboxOptions {
   host: string;
   durability: Durability;
   signatureDelayMs?: number;
+  /** Transactions between snapshots (`snapshots.tx_count`); default the node's. Benchmarks set it huge to leave snapshots out. */
+  snapshotTxCount?: number;
   quiet: boolean;
   /**
    * Restart node 0 from its own keys and ledger instead of recovering a stopped service (a single
@@ -76,7 +78,7 @@ export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number):
       },
     },
     ledger: { directory: "ledger" },
-    snapshots: { directory: "snapshots" },
+    snapshots: { directory: "snapshots", ...(options.snapshotTxCount !== undefined ? { tx_count: options.snapshotTxCount } : {}) },
     // `coco gov/app/receipt --workspace` read the node's address here (the port may be the OS's choice).
     output_files: { rpc_addresses_file: "rpc_addresses.json" },
     ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
@@ -275,6 +277,7 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
         node_certificate: { subject_alt_names: ["iPAddress:127.0.0.1", "dNSName:localhost"] },
         command: { type: "Join", service_certificate_file: "service_cert.pem", join: { target_rpc_address: `${options.host}:${node.address.port}`, retry_timeout: "200ms" } },
         ledger: { directory: "ledger" },
+        ...(options.snapshotTxCount !== undefined ? { snapshots: { tx_count: options.snapshotTxCount } } : {}),
         ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
         logging: { level: "info", file: "node.log", access_log: { enabled: options.accessLog !== false, file: "access.log" } },
         coco: { workspace: ".", durability: options.durability, evm: {} },
