@@ -12,12 +12,13 @@ import { NodeChannels } from "../channels/index.js";
 import { ThreadedLedger } from "../ledger/index.js";
 import { ADMISSION_DEFAULTS, AccessLog, EndpointRegistry, HttpServer, MEMBERS_CERTS_MAP, type AccessLogDestination, type RpcRequest, type RpcResponse, type UpgradeHandler } from "../rpc/index.js";
 import { NodeMetrics, UNMATCHED_ENDPOINT } from "./metrics.js";
+import { LatencyTrace } from "./latency-trace.js";
 import { lockWorkspace, unlockWorkspace } from "./workspace-lock.js";
 import type { Store, Transaction } from "../kv/index.js";
 import type { TxId } from "../util/index.js";
 import { CocoError } from "../util/index.js";
 import type { ResolvedConfig } from "./config.js";
-import { LEDGER_CHUNK_REQUESTS_MAP, RAFT_CONFIGURATION_MAP, TransactionEngine } from "./engine.js";
+import { LEDGER_CHUNK_REQUESTS_MAP, RAFT_CONFIGURATION_MAP, SIGNATURE_EARLY_MIN_MS, TransactionEngine } from "./engine.js";
 import { Replicator, FRAME_RAFT, FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE } from "./replication.js";
 import { Forwarder } from "./forwarding.js";
 import { reconcileConfiguration } from "./reconfiguration.js";
@@ -128,6 +129,7 @@ export class CocoNode {
     const { ledger, entries, identity, bootstrapPeers, lostLedger, streamed } = config.command === "Recover"
       ? { ...await openForRecovery(config, logger), streamed: false }
       : await openLedgerAndIdentity(config, logger);
+    const latencyTrace = LatencyTrace.fromEnvironment(identity.nodeId);
     const engine = new TransactionEngine(ledger, {
       nodeId: identity.nodeId,
       serviceCertPem: identity.serviceCertPem,
@@ -143,6 +145,8 @@ export class CocoNode {
       logger,
       merkleWindowLeaves: config.memory.merkleWindowLeaves,
       historicalCacheBytes: config.memory.historicalCacheBytes,
+      earlySignatureMinMs: SIGNATURE_EARLY_MIN_MS,
+      ...(latencyTrace !== undefined ? { latencyTrace } : {}),
     });
     const started = Date.now();
     // A recovering node applies the previous service's public state only (see recovery.ts).
