@@ -16,9 +16,16 @@ export interface BenchOptions {
   readonly autocannon: boolean;
   /** The node writes its access log (the sandbox's default); --no-access-log measures without it. */
   readonly accessLog: boolean;
-  /** snapshots.tx_count of the node(s) (undefined: the node's default); a huge one turns snapshots off. */
+  /** `snapshots.tx_count` for the nodes (--snapshot-tx-count, or huge with --no-snapshots); default the node's. */
   readonly snapshotTxCount: number | undefined;
+  /** `ledger_signatures.delay` in ms (--signature-interval-ms); default the sandbox's. */
+  readonly signatureIntervalMs: number | undefined;
+  /** Every node traces its write path and the report breaks commit latency down by stage. */
+  readonly traceLatency: boolean;
 }
+
+/** --no-snapshots: a snapshot interval no run reaches. */
+export const NO_SNAPSHOTS_TX_COUNT = 1_000_000_000_000;
 
 export const HELP = `Usage: npm run bench -- [options]
 
@@ -35,15 +42,19 @@ Options:
   --profile             run the node under --cpu-prof and print where its time goes
   --nodes <n>           nodes in the network (default 1; the logging app): node 0 takes the load,
                         the others join through governance; CPU is summed over every node
-  --app <name>          logging (default) | evm: ERC-20 transfers via JSON-RPC against Hardhat's
-                        node and ganache (bench/evm.ts) | js-logging: the JS logging app (bench/js-logging,
+  --app <name>          logging (default) | evm: ERC-20 transfers via JSON-RPC against ganache
+                        (bench/evm.ts) | js-logging: the JS logging app (bench/js-logging,
                         deployed with set_js_app) against the built-in one on the same node
   --out <file>          JSON output (default bench/results/<timestamp>.json)
   --poll-interval <ms>  interval of pipelined GET /node/commit polls (default 2)
   --no-autocannon       skip the autocannon phases
   --no-access-log       run the node without its access log (to measure what the log costs)
-  --snapshot-tx-count <n> snapshots.tx_count of the node(s) (default the node's, 100000;
-                        1000000000 measures without snapshots)
+  --snapshot-tx-count <n>  snapshots.tx_count of the nodes (default: the node's)
+  --no-snapshots        no snapshot during the run (snapshots.tx_count = 10^12)
+  --signature-interval-ms <ms>  ledger_signatures.delay of the nodes (default: the sandbox's)
+  --trace-latency       every node traces its write path; the report breaks commit latency
+                        down by stage (send, execute, signature, flush, fsync, replication,
+                        commit point, observation)
   --help                this text
 See docs/benchmarks.md for what each figure means.`;
 
@@ -79,6 +90,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
         "no-autocannon": { type: "boolean" },
         "no-access-log": { type: "boolean" },
         "snapshot-tx-count": { type: "string" },
+        "no-snapshots": { type: "boolean" },
+        "signature-interval-ms": { type: "string" },
+        "trace-latency": { type: "boolean" },
         help: { type: "boolean" },
       },
     });
@@ -110,6 +124,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
     pollIntervalMs: positiveNumber("poll-interval", v["poll-interval"], 2, false),
     autocannon: !(v["no-autocannon"] ?? false),
     accessLog: !(v["no-access-log"] ?? false),
-    snapshotTxCount: v["snapshot-tx-count"] === undefined ? undefined : positiveNumber("snapshot-tx-count", v["snapshot-tx-count"], 1, true),
+    snapshotTxCount: v["no-snapshots"] === true ? NO_SNAPSHOTS_TX_COUNT
+      : v["snapshot-tx-count"] === undefined ? undefined : positiveNumber("snapshot-tx-count", v["snapshot-tx-count"], 1, true),
+    signatureIntervalMs: v["signature-interval-ms"] === undefined ? undefined : positiveNumber("signature-interval-ms", v["signature-interval-ms"], 1, true),
+    traceLatency: v["trace-latency"] ?? false,
   };
 }

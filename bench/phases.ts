@@ -8,6 +8,7 @@ import { runAutocannon, type AutocannonFigures } from "./autocannon-run.js";
 import { sampleProcessTree, type ProcessSample } from "./proc-stats.js";
 import { round, summariseLatencyMs, type LatencySummaryMs } from "./stats.js";
 import type { RunningServer } from "./servers.js";
+import type { WriteSamples } from "./latency-breakdown.js";
 
 export const WRITE_PATH = "/app/log/private";
 const COMMIT_WAIT_MS_MAX = 5_000;
@@ -119,15 +120,29 @@ function perUnitMicroseconds(cpuSeconds: number, units: number): number | null {
   return units > 0 ? round((cpuSeconds * 1e6) / units, 1) : null;
 }
 
-/** Drives the node's private writes, tracks /node/commit, and measures send → Committed. */
-export async function measureNodeWrites(server: RunningServer, shape: LoadShape, pollIntervalMs: number, rateTarget?: number, keySpace?: number) {
+/**
+ * Drives the node's private writes, tracks /node/commit, and measures send → Committed. With
+ * several nodes, every node's /node/commit is polled: a write's commit latency is until it was
+ * seen committed on every node (and, separately, on node 0, the primary that took the load).
+ */
+export async function measureNodeWrites(server: RunningServer, shape: LoadShape, pollIntervalMs: number, rateTarget?: number, keySpace?: number,
+  onSamples?: (samples: WriteSamples) => void) {
   const tracker = await CommitTracker.start(server.target, pollIntervalMs);
+  const otherTrackers: CommitTracker[] = [];
+  try {
+    for (const target of server.nodeTargets?.slice(1) ?? []) otherTrackers.push(await CommitTracker.start(target, pollIntervalMs));
+  } catch (error) {
+    await tracker.stop();
+    for (const other of otherTrackers) await other.stop();
+    throw error;
+  }
   let before: ProcessSample | null = null;
   let after: ProcessSample | null = null;
   let commitAtWindowStart = 0;
   let commitAtWindowEnd = 0;
   let load: LoadResult;
   let observations: CommitObservations;
+  const otherObservations: CommitObservations[] = [];
   try {
     load = await runLoad({
       target: server.target,
@@ -155,8 +170,10 @@ export async function measureNodeWrites(server: RunningServer, shape: LoadShape,
       if (s > maxSeqno) maxSeqno = s;
     }
     await tracker.waitFor(maxSeqno, COMMIT_WAIT_MS_MAX);
+    for (const other of otherTrackers) await other.waitFor(maxSeqno, COMMIT_WAIT_MS_MAX);
   } finally {
     observations = await tracker.stop();
+    for (const other of otherTrackers) otherObservations.push(await other.stop());
   }
   const responses = responseFigures(load);
   const windowSeconds = responses.windowSeconds;
@@ -166,13 +183,34 @@ export async function measureNodeWrites(server: RunningServer, shape: LoadShape,
   let neverCommitted = 0;
   const views = new Set<number>();
   const commitLatencies: number[] = [];
+  const everyNodeLatencies: number[] = [];
+  let notSeenOnEveryNode = 0;
   const committedSample: string[] = [];
+  const origin = performance.timeOrigin;
+  const samples: WriteSamples = {
+    windowStartEpochMs: origin + load.windowStartMs,
+    windowEndEpochMs: origin + load.windowEndMs,
+    seqno: new Float64Array(sendMs.length).fill(NaN),
+    sendEpochMs: new Float64Array(sendMs.length).fill(NaN),
+    responseEpochMs: new Float64Array(sendMs.length).fill(NaN),
+    observedEpochMsByNode: [observations, ...otherObservations].map(() => new Float64Array(sendMs.length).fill(NaN)),
+  };
   for (let i = 0; i < sendMs.length; i++) {
     const s = seqno.get(i);
     if (Number.isNaN(s)) continue;
     writesWithTxId++;
     views.add(view.get(i));
     const c = commitTimeMs(observations, s);
+    let every = c;
+    samples.seqno[i] = s;
+    samples.sendEpochMs[i] = origin + sendMs.get(i);
+    samples.responseEpochMs[i] = origin + load.records.responseMs.get(i);
+    samples.observedEpochMsByNode[0]![i] = origin + c;
+    otherObservations.forEach((other, n) => {
+      const seen = commitTimeMs(other, s);
+      samples.observedEpochMsByNode[n + 1]![i] = origin + seen;
+      every = Math.max(every, seen);
+    });
     if (Number.isNaN(c)) {
       neverCommitted++;
       continue;
@@ -181,16 +219,26 @@ export async function measureNodeWrites(server: RunningServer, shape: LoadShape,
     const sent = sendMs.get(i);
     if (sent >= load.windowStartMs && sent < load.windowEndMs) {
       commitLatencies.push(c - sent);
+      if (!Number.isNaN(every)) everyNodeLatencies.push(every - sent);
+      else notSeenOnEveryNode++;
       if (committedSample.length < CROSS_CHECK_SAMPLE && i % 97 === 0) committedSample.push(`${view.get(i)}.${s}`);
     }
   }
+  onSamples?.(samples);
   const node = resourceUse(before!, after!, windowSeconds);
   return {
     ...(rateTarget === undefined ? {} : { rateTargetPerSecond: round(rateTarget, 1) }),
     ...responses,
     committedPerSecond: round(committedInWindow / windowSeconds, 1),
     committedInWindow,
-    commitLatencyMs: summariseLatencyMs(commitLatencies),
+    /** Send → Committed: on every node when there are several (the goal's measure), else on the one. */
+    commitLatencyMs: summariseLatencyMs(otherObservations.length > 0 ? everyNodeLatencies : commitLatencies),
+    /** Send → Committed on node 0 (the primary that takes the load). */
+    commitLatencyNode0Ms: summariseLatencyMs(commitLatencies),
+    /** Nodes whose /node/commit was polled: a write counts as Committed once all of them said so. */
+    commitObservedOnNodes: 1 + otherObservations.length,
+    /** Writes of the window seen committed on node 0 but not on some other node before polling stopped. */
+    writesNotSeenCommittedOnEveryNode: notSeenOnEveryNode,
     /** Every transaction, signatures included, by the advance of /node/commit over the window. */
     commitSeqnoAdvancePerSecond: round((commitAtWindowEnd - commitAtWindowStart) / windowSeconds, 1),
     writesWithTransactionId: writesWithTxId,
@@ -200,7 +248,7 @@ export async function measureNodeWrites(server: RunningServer, shape: LoadShape,
       method: "GET /node/commit pipelined every pollIntervalMs on its own keep-alive connection",
       pollIntervalMs: observations.pollIntervalMs,
       polls: observations.polls,
-      pollErrors: observations.pollErrors,
+      pollErrors: observations.pollErrors + otherObservations.reduce((n, o) => n + o.pollErrors, 0),
       pollRoundTripMs: summariseLatencyMs(observations.pollRoundTripsMs),
       pollingStoppedEarly: observations.fatalError,
       resolutionNote:

@@ -8,10 +8,13 @@ import { startChild, type ManagedChild } from "./child-processes.js";
 import { KeepAliveClient } from "./keep-alive-client.js";
 import type { TlsTarget } from "./pipelined-client.js";
 import type { CertificatePair } from "./certs.js";
+import { LATENCY_TRACE_ENV } from "../src/node/latency-trace.js";
 
 export interface RunningServer {
   readonly child: ManagedChild;
   readonly target: TlsTarget;
+  /** A multi-node sandbox: every node's address, node 0 (= target) first. */
+  readonly nodeTargets?: readonly TlsTarget[];
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -60,8 +63,12 @@ export interface NodeStartOptions {
   readonly noWait?: boolean;
   /** False: the sandbox's --no-access-log. */
   readonly accessLog?: boolean;
-  /** The sandbox's --snapshot-tx-count. */
+  /** The sandbox's --snapshot-tx-count (default: the node's). */
   readonly snapshotTxCount?: number;
+  /** The sandbox's --signature-interval-ms (default: the sandbox's). */
+  readonly signatureIntervalMs?: number;
+  /** Every node writes its latency trace (src/node/latency-trace.ts) into this directory when it stops. */
+  readonly latencyTraceDir?: string;
 }
 
 export async function startNode(options: NodeStartOptions): Promise<RunningServer> {
@@ -73,8 +80,9 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
   // --cpu-prof) so the sandbox's other nodes, its child processes, are profiled too (main threads).
   const multiNode = options.nodes !== undefined && options.nodes > 1;
   const profileArgs = options.profileDir === undefined || multiNode ? [] : ["--cpu-prof", "--cpu-prof-dir", options.profileDir];
-  const env = options.profileDir === undefined || !multiNode ? process.env : {
-    ...process.env,
+  const baseEnv = options.latencyTraceDir === undefined ? process.env : { ...process.env, [LATENCY_TRACE_ENV]: options.latencyTraceDir };
+  const env = options.profileDir === undefined || !multiNode ? baseEnv : {
+    ...baseEnv,
     NODE_OPTIONS: `${process.env["NODE_OPTIONS"] ?? ""} --import ${PROFILE_PRELOAD}`.trim(),
     COCO_BENCH_CPU_PROFILE_DIR: options.profileDir,
   };
@@ -89,6 +97,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     ...(options.extraArgs ?? []),
     ...(options.accessLog === false ? ["--no-access-log"] : []),
     ...(options.snapshotTxCount !== undefined ? ["--snapshot-tx-count", String(options.snapshotTxCount)] : []),
+    ...(options.signatureIntervalMs !== undefined ? ["--signature-interval-ms", String(options.signatureIntervalMs)] : []),
   ], { env });
   if (options.noWait === true) return { child, target: { host: "127.0.0.1", port, ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) } };
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -109,7 +118,10 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
           const nodeState = (state.json as { state?: unknown } | null)?.state;
           const consensus = await client.get("/node/consensus");
           const voters = ((consensus.json as { details?: { configuration?: unknown[] } } | null)?.details?.configuration ?? []).length;
-          if (state.status === 200 && nodeState === "PartOfNetwork" && voters >= (options.nodes ?? 1)) return { child, target };
+          if (state.status === 200 && nodeState === "PartOfNetwork" && voters >= (options.nodes ?? 1)) {
+            // The sandbox's node i serves on port + i.
+            return multiNode ? { child, target, nodeTargets: Array.from({ length: options.nodes! }, (_, i) => ({ ...target, port: port + i })) } : { child, target };
+          }
           if (voters < (options.nodes ?? 1)) lastProblem = `${voters} of ${options.nodes} nodes in the configuration`;
           lastProblem = `GET /node/state answered ${state.status} ${state.text.slice(0, 200)}`;
         } finally {

@@ -48,6 +48,7 @@ program.command("sandbox")
   .option("--host <address>", "address to listen on", "127.0.0.1")
   .addOption(new Option("--durability <mode>", "fsync: fdatasync the ledger before commit (safe); none: skip fsync (benchmarks only)").choices(["fsync", "none"]).default("fsync"))
   .option("--signature-interval-ms <ms>", "sign the ledger at least this often (ms)", positiveInt)
+  .option("--snapshot-tx-count <n>", "transactions between snapshots (snapshots.tx_count; default the node's)", positiveInt)
   .option("--quiet", "print nothing but errors", false)
   .option("--evm-chain-id <id>", "chain id of the built-in EVM app (Hardhat's and Anvil's default)", positiveInt, 31337)
   .option("--nodes <n>", "nodes in the network: node i serves on port + i and talks to the others on port + 100 + i; nodes 1.. join through governance", positiveInt, 1)
@@ -55,16 +56,14 @@ program.command("sandbox")
   .option("--no-evm-gateway", "do not start the EVM gateway")
   .option("--no-access-log", "do not write the access log (access.log: one JSON line per request)")
   .option("--restart-from-disk", "restart node 0 from its own keys and ledger (a single node's restart) instead of recovering the stopped service with member0's share", false)
-  .option("--snapshot-tx-count <n>", "snapshots.tx_count of the nodes (default 100000; the benchmark sets a huge one to measure without snapshots)", positiveInt)
   .action(async (opts) => {
     await runSandbox({
       evmChainId: opts.evmChainId,
       workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
-      signatureDelayMs: opts.signatureIntervalMs, quiet: opts.quiet, nodes: opts.nodes,
+      signatureDelayMs: opts.signatureIntervalMs, snapshotTxCount: opts.snapshotTxCount, quiet: opts.quiet, nodes: opts.nodes,
       evmGatewayPort: opts.evmGateway === false ? false : opts.evmGatewayPort,
       restartFromDisk: opts.restartFromDisk,
       accessLog: opts.accessLog !== false,
-      ...(opts.snapshotTxCount !== undefined ? { snapshotTxCount: opts.snapshotTxCount } : {}),
     }).catch(fail);
   });
 

@@ -38,6 +38,8 @@ export interface SandboxOptions {
   host: string;
   durability: Durability;
   signatureDelayMs?: number;
+  /** Transactions between snapshots (`snapshots.tx_count`); default the node's. Benchmarks set it huge to leave snapshots out. */
+  snapshotTxCount?: number;
   quiet: boolean;
   /**
    * Restart node 0 from its own keys and ledger instead of recovering a stopped service (a single
@@ -50,8 +52,6 @@ export interface SandboxOptions {
   accessLog?: boolean;
   /** Port of the plain-HTTP EVM gateway acting as user0 (default 8545, or 0 with port 0); false: none. */
   evmGatewayPort?: number | false;
-  /** snapshots.tx_count of every node (default: the node's, 100,000). */
-  snapshotTxCount?: number;
 }
 
 async function ensureIdentity(workspace: string, name: string): Promise<void> {

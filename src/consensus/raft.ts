@@ -593,7 +593,28 @@ export class RaftNode<Payload = unknown> {
 
   /** CCF: commit the highest signature of this term that a majority of the configuration persisted. */
   private maybeCommit(): void {
-    const persisted = this.log.persistedIndex();
+    const signature = this.commitIndexWith(this.log.persistedIndex());
+    if (signature <= this.commitIndex) return;
+    this.commitIndex = signature;
+    // A retired primary hands over once its retirement is committed.
+    if (!this.isVoter && this.configIndex <= this.commitIndex && !this.transfer) this.startTransfer(undefined);
+  }
+
+  /**
+   * The commit index this primary would reach if its own log were durable up to `index` (the
+   * backups' acknowledgements as they stand): a signature at most `index`, of this term, held by a
+   * majority. The shell lets its ledger record that commit point right after the flush that makes
+   * `index` durable, without a round trip through consensus. The current commit index when this
+   * node is not primary or its own durability would decide nothing new.
+   */
+  commitIndexIfPersisted(index: number): number {
+    if (this.role !== "Primary" || index <= this.log.persistedIndex()) return this.commitIndex;
+    invariant(index <= this.log.lastIndex(), () => `${this.id}: forecast for ${index} beyond the log's end ${this.log.lastIndex()}`);
+    return Math.max(this.commitIndex, this.commitIndexWith(index));
+  }
+
+  /** The highest signature of this term on a majority, counting this node's log durable up to `persisted`. */
+  private commitIndexWith(persisted: number): number {
     let quorumIndex: number;
     if (this.options.unsafe?.commitWithoutQuorum) {
       quorumIndex = persisted;
@@ -603,12 +624,10 @@ export class RaftNode<Payload = unknown> {
       quorumIndex = matches[this.quorum() - 1] ?? 0;
     }
     const signature = this.log.signatureAtOrBefore(quorumIndex);
-    if (signature <= this.commitIndex) return;
+    if (signature <= this.commitIndex) return this.commitIndex;
     // Raft's current-term rule: an older term's entry on a majority can still be overwritten.
-    if (this.log.term(signature) !== this.term && !this.options.unsafe?.commitEarlierTermSignatures) return;
-    this.commitIndex = signature;
-    // A retired primary hands over once its retirement is committed.
-    if (!this.isVoter && this.configIndex <= this.commitIndex && !this.transfer) this.startTransfer(undefined);
+    if (this.log.term(signature) !== this.term && !this.options.unsafe?.commitEarlierTermSignatures) return this.commitIndex;
+    return signature;
   }
 
   /**

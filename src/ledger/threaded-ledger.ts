@@ -4,7 +4,7 @@
 // thread never waits on the disk, and the disk never waits on the main thread.
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
-import { CocoError } from "../util/errors.js";
+import { CocoError, assert } from "../util/errors.js";
 import { WORKER_RESOURCE_LIMITS } from "../util/workers.js";
 import { isLedgerDiskFull, type LedgerEvents } from "./disk-full.js";
 import type { Durability, LedgerLogger } from "./recovery.js";
@@ -23,7 +23,13 @@ export interface LedgerStore {
   readonly recordedCommitSeqno: number;
   /** `endsChunk`: the chunk ends at this signature whatever its size (trigger_ledger_chunk). */
   append(entry: Buffer, seqno: number, isSignature: boolean, endsChunk?: boolean): void;
-  flush(): Promise<number>;
+  /**
+   * `commitIfDurable`: consensus commits up to this seqno as soon as the flushed entries are
+   * durable here (a quorum needs only this node's copy): the ledger records that commit point
+   * right after the flush, in the same visit to the disk, instead of after a round trip
+   * through the caller.
+   */
+  flush(commitIfDurable?: number): Promise<number>;
   commit(seqno: number): Promise<void>;
   truncate(seqno: number): Promise<void>;
   read(seqno: number): Promise<Buffer>;
@@ -73,8 +79,8 @@ export interface ThreadedLedgerOptions {
   returnEntries?: boolean;
   /** The commit point on disk is written at most this often (each write is one small fdatasync on
    * the worker, between group commits). The node reports Committed only up to the recorded commit
-   * point, so this interval adds to commit latency; 0 (the default) writes it as soon as the
-   * previous write is done, folding every commit made meanwhile into one write. */
+   * point, so this interval adds to commit latency; 0 (the default) posts every commit at once:
+   * the worker folds the commits that queue up behind a disk write into one write. */
   commitPointIntervalMs?: number;
   /** For an empty directory: the ledger starts after this (snapshot) seqno (Ledger's option). */
   startAfter?: number;
@@ -105,7 +111,6 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   /** Highest commit point the worker says is on disk. */
   private commitRecorded = 0;
   private readonly inFlightFlushes = new Set<InFlightFlush>();
-  private commitRunning: Promise<void> | null = null;
   private commitPostedAtMs = -Infinity;
   private commitTimer: { cancel(): void } | undefined;
   private closing = false;
@@ -187,7 +192,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
    * in call order) and resolves once it is durable. Rejects with LedgerDiskFull when the disk is
    * full: the entries then wait in the worker's memory and every later flush retries them.
    */
-  flush(): Promise<number> {
+  flush(commitIfDurable = 0): Promise<number> {
     if (this.failure) return Promise.reject(this.failure);
     // Nothing posted is still unsynced: no need to wait for the worker.
     if (this.buffered.length === 0 && this.durable === this.last && !this.full) return Promise.resolve(this.durable);
@@ -203,8 +208,14 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     const flush: InFlightFlush = { cap: Infinity };
     this.inFlightFlushes.add(flush);
     const reply = this.request({ op: "append", firstSeqno, bytes, lengths, signatures, ...(chunkEnds.length > 0 ? { chunkEnds } : {}), flush: true }, [bytes]);
-    // A commit point waiting for these entries can follow them now.
-    if (this.commitWanted > this.commitPosted) this.postCommit().catch(() => undefined);
+    // A commit point waiting for these entries can follow them now, and so can one that their
+    // durability alone decides (recorded no higher than what is durable by then).
+    const commitTarget = Math.min(Math.max(commitIfDurable, this.commitWanted), this.bufferedFirst - 1);
+    if (commitTarget > this.commitPosted && this.commitPointIntervalMs === 0 && !this.closing) {
+      this.sendCommit(commitTarget).catch(() => undefined);
+    } else if (this.commitWanted > this.commitPosted) {
+      this.postCommit().catch(() => undefined);
+    }
     return reply.then(
       (answer) => {
         this.inFlightFlushes.delete(flush);
@@ -236,12 +247,12 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   }
 
   /**
-   * One commit in flight at a time, and at most one per `commitPointIntervalMs`: each costs the
-   * worker a small write and fdatasync of the commit point, so commits made meanwhile are folded
-   * into the next one. The promise resolves once that one is posted (or at once if it waits).
+   * Posts the commit point to the worker, at most one per `commitPointIntervalMs` when that is
+   * set. Each costs the worker a small write and fdatasync, but commits posted while the disk is
+   * busy are folded into one there (a commit records the highest point asked when its turn comes).
+   * The promise resolves once the worker answers (or at once if it waits).
    */
   private postCommit(): Promise<void> {
-    if (this.commitRunning) return this.commitRunning;
     // The commit point may lag (recovery then protects a little less); close() posts the last one.
     if (this.closing) return Promise.resolve();
     const seqno = Math.min(this.commitWanted, this.bufferedFirst - 1);
@@ -254,21 +265,11 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
       });
       return Promise.resolve();
     }
-    const running = this.sendCommit(seqno).then(
-      () => {
-        this.commitRunning = null;
-        return this.postCommit();
-      },
-      (error: Error) => {
-        this.commitRunning = null;
-        throw error;
-      },
-    );
-    this.commitRunning = running;
-    return running;
+    return this.sendCommit(seqno);
   }
 
   private sendCommit(seqno: number): Promise<void> {
+    assert(seqno > this.commitPosted && seqno < this.bufferedFirst, `a commit point ${seqno} is posted after its entries and above ${this.commitPosted}`);
     this.commitPosted = seqno;
     this.commitPostedAtMs = this.timers.now();
     return this.request({ op: "commit", seqno }).then((reply) => {
@@ -355,7 +356,6 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
         // A flush failing on a full disk still lets the worker close its files (see Ledger.close).
         const keepGoing = (error: Error) => { if (!isLedgerDiskFull(error)) throw error; };
         await this.flush().catch(keepGoing);
-        await this.commitRunning?.catch(keepGoing);
         const seqno = Math.min(this.commitWanted, this.bufferedFirst - 1);
         if (seqno > this.commitPosted) await this.sendCommit(seqno).catch(keepGoing);
         await this.request({ op: "close" });

@@ -73,20 +73,36 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
   return { id: request.id, ok: true, durableSeqno: opened().durableSeqno, lastSeqno: opened().lastSeqno };
 }
 
-// Requests are handled strictly in arrival order: the main thread relies on it.
+// Requests take effect strictly in arrival order, the order the main thread relies on. Writes
+// (append, commit, truncate) are handed to the Ledger as they arrive: it applies them in call
+// order itself (buffering appends, queueing disk steps), so appends that arrive while a group
+// commit is under way share the next one (one write and one fdatasync for all of them) instead
+// of each waiting for its own. Every other request (open, reads, close) starts once the writes
+// before it are done.
+let writesDone: Promise<unknown> = Promise.resolve();
 let queue: Promise<unknown> = Promise.resolve();
-port.on("message", (request: WorkerRequest) => {
-  queue = queue.then(async () => {
-    let reply: WorkerReply;
-    try {
-      reply = await handle(request);
-    } catch (error) {
-      const e = error as Error;
-      reply = error instanceof CocoError
-        ? { id: request.id, ok: false, code: error.code, message: error.message, status: error.status, isCocoError: true }
-        : { id: request.id, ok: false, code: "LedgerFailure", message: e?.message ?? String(error), status: 500, isCocoError: false };
-    }
+const WRITES = new Set<WorkerRequest["op"]>(["append", "commit", "truncate"]);
+
+function settle(request: WorkerRequest, result: Promise<WorkerReply>): Promise<void> {
+  return result.then((reply) => reply, (error: unknown) => {
+    const e = error as Error;
+    return error instanceof CocoError
+      ? { id: request.id, ok: false, code: error.code, message: error.message, status: error.status, isCocoError: true } satisfies WorkerReply
+      : { id: request.id, ok: false, code: "LedgerFailure", message: e?.message ?? String(error), status: 500, isCocoError: false } satisfies WorkerReply;
+  }).then((reply) => {
     const transfer = "bytes" in reply && reply.bytes ? [reply.bytes] : "described" in reply && reply.described ? [reply.described.leaves] : [];
-    port.postMessage(reply, transfer);
+    port!.postMessage(reply, transfer);
   });
+}
+
+port.on("message", (request: WorkerRequest) => {
+  if (WRITES.has(request.op)) {
+    // Not after `queue`: an open, read or close in flight never holds a write back (the main
+    // thread posts writes only once the ledger is open, and close after its last write).
+    const done = settle(request, queue.then(() => handle(request)));
+    writesDone = Promise.all([writesDone, done]);
+    return;
+  }
+  const after = Promise.all([writesDone, queue]);
+  queue = after.then(() => settle(request, handle(request)));
 });

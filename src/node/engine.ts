@@ -24,6 +24,7 @@ import { BackupSignatureCheck } from "./signature-check.js";
 import { EntryEncoder, type CoseSigning, type EncodedBatch, type EncodeItem, type SignedRoot } from "./entry-encoder.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { ByteLru } from "./byte-lru.js";
+import type { LatencyTrace } from "./latency-trace.js";
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
 
@@ -49,6 +50,13 @@ const EMPTY = Buffer.alloc(0);
  * wake-ups) than encoding a few entries (~7 µs each), and the main thread has time to spare.
  */
 export const ENTRY_WORKER_MIN_BATCH = 16;
+/**
+ * A signature made as soon as the previous one commits (rather than at the signature timer) comes
+ * at least this long after the previous one: it bounds the signing cost (~2 ms of CPU for the
+ * node's and the service's signatures, on the entry worker) and each backup's check of them
+ * (~1-5 ms of CPU, signature-check.ts) to 100 signatures a second, 2.5 times the timer's 40.
+ */
+export const SIGNATURE_EARLY_MIN_MS = 10;
 
 /** Where the primary's new ledger entries go: the replication shell proposes them to consensus. */
 export interface EntrySink {
@@ -146,6 +154,14 @@ export interface EngineOptions {
   merkleWindowLeaves?: number;
   /** Bytes of ledger reads cached for receipts of old transactions (default 16 MiB). */
   historicalCacheBytes?: number;
+  /**
+   * Sign as soon as the last signature commits (if transactions wait), at least this many ms
+   * after the previous signature, instead of waiting for the signature timer (reportCommit).
+   * The node passes SIGNATURE_EARLY_MIN_MS; undefined (unit tests that count signatures): off.
+   */
+  earlySignatureMinMs?: number;
+  /** Benchmarks: when each transaction passed each stage of the write path (latency-trace.ts). */
+  latencyTrace?: LatencyTrace;
 }
 
 /**
@@ -230,7 +246,10 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   private signatureTimer: TimerHandle | undefined;
   private readonly scheduler: Scheduler;
   private readonly rootSignatures: RootSignatures;
-  private flushing = false;
+  /** A flush of the entries appended in this turn is queued (a microtask). */
+  private flushQueued = false;
+  /** What consensus would commit once this node's log is durable up to a seqno (set by the consensus loop). */
+  private commitForecast: (durableSeqno: number) => number = () => 0;
   private closed = false;
   private failure: Error | undefined;
   private primary = false;
@@ -246,20 +265,28 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   private signaturePending = false;
   /** emitSignature was called while one was pending: sign again once it is done. */
   private signatureAgain = false;
+  /** Seqno of the last signature reserved, and when (the scheduler's clock). */
+  private lastSignatureReserved = 0;
+  private lastSignatureReservedAtMs = -Infinity;
+  /** A signature right after a commit is queued (reportCommit). */
+  private earlySignatureQueued = false;
   /** Highest batch id delivered by the encoder (answers to discarded batches included). */
   private deliveredId = 0;
   /** A backup's check of each signature transaction it applies (signature-check.ts). */
   private readonly signatureCheck: BackupSignatureCheck;
+  private readonly trace: LatencyTrace | undefined;
 
   constructor(private readonly ledger: LedgerStore, private readonly options: EngineOptions) {
     super();
     this.scheduler = options.scheduler ?? realScheduler;
+    this.trace = options.latencyTrace;
     this.recordedSeqno = ledger.recordedCommitSeqno;
     this.store.onWrite(LEDGER_CHUNK_REQUESTS_MAP, (seqno) => void this.chunkRequests.push(seqno));
     ledger.on("commitRecorded", (seqno) => {
       const before = this.reportedCommitSeqno;
       this.recordedSeqno = Math.max(this.recordedSeqno, seqno);
-      if (this.reportedCommitSeqno > before) this.emit("commit", this.reportedCommitSeqno);
+      this.trace?.mark("commitRecorded", seqno);
+      if (this.reportedCommitSeqno > before) this.reportCommit();
     });
     this.rootSignatures = options.rootSignatures ?? ecdsaRootSignatures;
     this.signatureCheck = new BackupSignatureCheck(this.rootSignatures, options.logger);
@@ -707,14 +734,44 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       this.chunkRequests = this.chunkRequests.filter((r) => r > seqno);
     }
     this.ledger.append(entry, seqno, isSignature, endsChunk);
+    this.trace?.mark("appended", seqno);
     this.kickFlushLoop();
   }
 
+  /**
+   * Queues a flush of what this turn appends. Flushes are not held back while earlier ones are
+   * at the disk: the ledger worker folds the ones that queue up behind a group commit into the
+   * next one, so entries reach the disk one write after they arrive rather than after a reply
+   * to this thread and a new request.
+   */
   private kickFlushLoop(): void {
     // While the disk is full the ledger retries on its own and says when it wrote again.
-    if (this.flushing || this.ledger.diskFull || this.failure) return;
-    this.flushing = true;
-    void this.flushLoop();
+    if (this.flushQueued || this.ledger.diskFull || this.failure) return;
+    this.flushQueued = true;
+    queueMicrotask(this.postFlush);
+  }
+
+  private readonly postFlush = (): void => {
+    this.flushQueued = false;
+    if (this.failure || this.ledger.diskFull || this.ledger.durableSeqno >= this.ledger.lastSeqno) return;
+    const last = this.ledger.lastSeqno;
+    this.trace?.mark("flushPosted", last);
+    this.ledger.flush(this.commitForecast(last)).then(
+      (durable) => {
+        this.trace?.mark("durable", durable);
+        this.emit("durable", durable);
+      },
+      (error: unknown) => { if (!isLedgerDiskFull(error)) this.fail(error as Error); },
+    );
+  };
+
+  /**
+   * The consensus loop says what it would commit once this node's log is durable up to a seqno
+   * (Raft's commit rule with this node's vote counted): the ledger records that commit point in
+   * the same visit to the disk as the flush (a node alone commits each signature that way).
+   */
+  setCommitForecast(forecast: (durableSeqno: number) => number): void {
+    this.commitForecast = forecast;
   }
 
   /** Consensus committed everything up to `seqno` (always a signature). */
@@ -723,11 +780,33 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     assert(seqno <= this.lastSeqno, "commit never passes the local log");
     const reported = this.reportedCommitSeqno;
     this.commitSeqno = seqno;
+    this.trace?.mark("consensusCommit", seqno);
     this.store.compact(seqno);
     this.flushHistory(seqno);
     this.ledger.commit(seqno).catch((error) => this.options.logger.warn({ err: error }, "could not mark ledger chunks committed"));
     // At start the commit point on disk is usually ahead of consensus: report what it covers now.
-    if (this.reportedCommitSeqno > reported) this.emit("commit", this.reportedCommitSeqno);
+    if (this.reportedCommitSeqno > reported) this.reportCommit();
+  }
+
+  private reportCommit(): void {
+    this.emit("commit", this.reportedCommitSeqno);
+    // The last signature is committed and transactions wait for the next: sign them now rather
+    // than at the next tick of the signature timer. Signatures then follow one another as fast
+    // as the write path commits them (a light load waits one commit round, not up to the whole
+    // delay), while under heavy load, with a signature always on its way, the timer and the
+    // transaction count still decide and a signature's cost stays spread over many transactions.
+    const minMs = this.options.earlySignatureMinMs;
+    if (minMs === undefined || !this.primary || this.txSinceSignature === 0 || this.signaturePending || this.earlySignatureQueued
+      || this.lastSignatureReserved > this.reportedCommitSeqno) return;
+    this.earlySignatureQueued = true;
+    const sign = (): void => {
+      this.earlySignatureQueued = false;
+      // The timer or the transaction count may have signed meanwhile.
+      if (this.txSinceSignature > 0 && !this.signaturePending) this.emitSignature();
+    };
+    const waitMs = this.lastSignatureReservedAtMs + minMs - this.scheduler.now();
+    if (waitMs <= 0) queueMicrotask(sign);
+    else this.scheduler.after(waitMs, sign);
   }
 
   /**
@@ -771,6 +850,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.checkWritable();
     const seqno = this.lastSeqno + 1;
     const writeSet = this.store.commit(tx, seqno);
+    this.trace?.executed(seqno);
     this.enqueue(writeSet, false, claimsDigest);
     if (++this.txSinceSignature >= this.options.signatureTxCount) this.emitSignature();
     return { view: this.view, seqno };
@@ -966,6 +1046,9 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.txSinceSignature = 0;
     const seqno = this.lastSeqno + 1;
     this.store.reserve(seqno);
+    this.lastSignatureReserved = seqno;
+    this.lastSignatureReservedAtMs = this.scheduler.now();
+    this.trace?.mark("signatureReserved", seqno);
     this.signaturePending = true;
     this.push({ seqno, writeSet: undefined, isSignature: true, claimsDigest: ZERO_DIGEST });
     // Without the worker, or with nothing before it left to encode (an idle primary, a new
@@ -1013,6 +1096,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const writeSet: WriteSet = { seqno, maps };
     this.signatures.add(record);
     this.signaturePending = false;
+    this.trace?.mark("signatureProposed", seqno);
     this.proposeEncoded(writeSet, true, ZERO_DIGEST, this.commitEvidence.nonces(this.keyNonce, this.view, seqno, 1), undefined);
     if (this.signatureAgain) {
       // Asked for while this one was pending: sign what came after it (not from inside the
@@ -1061,24 +1145,6 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   get ledgerSecrets(): LedgerSecretVersion[] {
     return this.secrets.list();
-  }
-
-  /** Group commit: while entries are buffered, write and fsync them together. */
-  private async flushLoop(): Promise<void> {
-    try {
-      while (this.ledger.durableSeqno < this.ledger.lastSeqno) {
-        const durable = await this.ledger.flush();
-        this.emit("durable", durable);
-      }
-    } catch (error) {
-      if (!isLedgerDiskFull(error)) this.fail(error as Error);
-    } finally {
-      this.flushing = false;
-    }
-    if (!this.failure && !this.ledger.diskFull && this.ledger.durableSeqno < this.ledger.lastSeqno) {
-      this.flushing = true;
-      this.scheduler.soon(() => void this.flushLoop());
-    }
   }
 
   /** CCF's transaction status, by the one rule every status answer uses (consensus/status.ts). */

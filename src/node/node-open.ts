@@ -7,7 +7,8 @@ import type { Logger } from "pino";
 import { ThreadedLedger, parseChunkName } from "../ledger/index.js";
 import { CocoError } from "../util/index.js";
 import { rpcInterfacesRecord, type ResolvedConfig } from "./config.js";
-import { TransactionEngine } from "./engine.js";
+import { SIGNATURE_EARLY_MIN_MS, TransactionEngine } from "./engine.js";
+import { LatencyTrace } from "./latency-trace.js";
 import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { joinService } from "./join.js";
 import { nodeEvidence } from "./node-evidence.js";
@@ -42,6 +43,8 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
     ? { ...await openForRecovery(config, logger), streamed: false }
     : await openLedgerAndIdentity(config, logger);
   try {
+    // Benchmarks (COCO_LATENCY_TRACE_DIR): when each transaction passed each stage of the write path.
+    const latencyTrace = LatencyTrace.fromEnvironment(identity.nodeId);
     const engine = new TransactionEngine(ledger, {
       nodeId: identity.nodeId,
       serviceCertPem: identity.serviceCertPem,
@@ -57,6 +60,8 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
       logger,
       merkleWindowLeaves: config.memory.merkleWindowLeaves,
       historicalCacheBytes: config.memory.historicalCacheBytes,
+      earlySignatureMinMs: SIGNATURE_EARLY_MIN_MS,
+      ...(latencyTrace !== undefined ? { latencyTrace } : {}),
     });
     const started = Date.now();
     const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;

@@ -190,6 +190,7 @@ export class Replicator implements EntrySink {
     // Restarted with a recorded commit point: what was Committed before the restart still is.
     if (this.raft.committedIndex > 0) engine.advanceCommit(this.raft.committedIndex);
     engine.setSink(this);
+    engine.setCommitForecast((durableSeqno) => this.raft.commitIndexIfPersisted(durableSeqno));
     engine.on("durable", (seqno: number) => this.onDurable(seqno));
     // A node whose ledger failed takes no further part in consensus: no acknowledgement, vote or
     // campaign (it stayed a voter and won elections it could not serve, in the fault tests).

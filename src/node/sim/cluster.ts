@@ -5,7 +5,7 @@
 // damaged ledger entries, governance retiring and re-adding nodes. The checker (sim/checker.ts)
 // runs after every event; a healed quiet period then checks that the network makes progress.
 import { NODES_INFO_MAP } from "../join.js";
-import { TransactionEngine } from "../engine.js";
+import { SIGNATURE_EARLY_MIN_MS, TransactionEngine } from "../engine.js";
 import { Replicator, FRAME_RAFT } from "../replication.js";
 import { PeerAdmission } from "../membership.js";
 import { reconcileConfiguration } from "../reconfiguration.js";
@@ -196,6 +196,7 @@ export class ShellSimulation {
       ledgerSecrets: [{ fromSeqno: 1, raw: ids.ledgerSecret }],
       signatureTxCount: this.tuning.signatureTxCount, signatureDelayMs: this.tuning.signatureDelayMs,
       pendingTransactionsMax: 2_000, entryWorker: false, scheduler, rootSignatures: this.rootSignatures, logger: quietLogger,
+      earlySignatureMinMs: SIGNATURE_EARLY_MIN_MS,
       randomBytes: (size) => prngBytes(this.keyNonceRandom, size),
     });
     const replayed = engine.replay(recovered.entries);

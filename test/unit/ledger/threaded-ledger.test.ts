@@ -135,4 +135,35 @@ describe("Ledger commit", () => {
     assert.equal(reopened.entries.length, 20);
     await reopened.ledger.close();
   });
+
+  test("a flush told what its durability commits records that commit point right after it, and the file survives a reopen", async () => {
+    const { ledger } = await ThreadedLedger.open(dir, { durability: "fsync" });
+    const recorded: number[] = [];
+    ledger.on("commitRecorded", (seqno) => recorded.push(seqno));
+    appendEntries(ledger, 1, 25, 2);
+    // Entries 1..25 (signatures at 10 and 20): their durability commits up to 20.
+    assert.equal(await ledger.flush(20), 25);
+    const deadline = Date.now() + 10_000;
+    while (ledger.recordedCommitSeqno < 20 && Date.now() < deadline) await posted();
+    assert.equal(ledger.recordedCommitSeqno, 20, "recorded without a commit() call");
+    assert.deepEqual(recorded, [20]);
+    await ledger.close();
+    const reopened = await Ledger.open(dir, { durability: "none" });
+    assert.equal(reopened.ledger.committedSeqno, 20);
+    await reopened.ledger.close();
+  });
+
+  test("flushes posted back to back, without waiting for each other, are each answered and keep every entry in order", async () => {
+    const { ledger } = await ThreadedLedger.open(dir, { durability: "fsync", chunkSizeBytes: 4000 });
+    const flushes: Promise<number>[] = [];
+    for (let batch = 0; batch < 20; batch++) {
+      appendEntries(ledger, batch * 10 + 1, batch * 10 + 10, 2);
+      flushes.push(ledger.flush());
+    }
+    const durable = await Promise.all(flushes);
+    durable.forEach((seqno, batch) => assert.ok(seqno >= batch * 10 + 10, `flush ${batch} answers once its entries are durable (${seqno})`));
+    assert.equal(ledger.durableSeqno, 200);
+    await ledger.close();
+    assert.deepEqual(await onDisk(), history([[1, 200, 2]]));
+  });
 });

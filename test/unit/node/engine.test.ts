@@ -397,3 +397,30 @@ test("with the entry encoder, a signature takes its seqno at once and signs once
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("with early signatures, writes that wait when the last signature commits are signed at once, not at the signature timer", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-engine-"));
+  try {
+    const id = await identity();
+    const { ledger, entries } = await ThreadedLedger.open(join(dir, "ledger"), { durability: "none" });
+    const engine = new TransactionEngine(ledger, {
+      nodeId: id.nodeId, serviceCertPem: id.serviceCertPem, nodePrivateKeyPem: id.nodeKeys.privateKeyPem, nodeCertPem: id.nodeCertPem,
+      ledgerSecrets: [{ fromSeqno: 1, raw: randomBytes(32) }],
+      // The timer and the count would not sign within the test: only the early rule can.
+      signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, logger: quiet, earlySignatureMinMs: 1,
+    });
+    startEngine(engine, entries, dir, id.nodeId);
+    const a = write(engine, "a", "1");
+    engine.emitSignature();
+    const b = write(engine, "b", "2"); // after the signature: it waits for the next one
+    const deadline = Date.now() + 10_000;
+    while (engine.status(b.view, b.seqno) !== "Committed" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    assert.equal(engine.status(a.view, a.seqno), "Committed");
+    assert.equal(engine.status(b.view, b.seqno), "Committed", "signed once the signature before it committed");
+    assert.ok(engine.lastSignedSeqno > b.seqno, "by a signature after it");
+    await engine.close();
+    await ledger.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
