@@ -289,6 +289,9 @@ export class Replicator implements EntrySink {
   }
 
   private onDurable(seqno: number): void {
+    // A stopped shell (a failed apply left its Ready unadvanced) tells consensus nothing more,
+    // and sends no acknowledgement for what it refused.
+    if (this.stopped) return;
     this.durableSeqno = seqno;
     const term = this.raft.termAt(seqno);
     if (term !== undefined && !this.inReady) this.raft.persisted(term, seqno);
