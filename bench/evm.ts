@@ -10,6 +10,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
 import { getCreateAddress, Interface, Wallet } from "ethers";
@@ -48,7 +49,10 @@ const HARDHAT_RATIO_GOAL = 5;
 const GANACHE_RATIO_GOAL = 10;
 const CPU_PER_TX_GOAL_US = 400;
 const RECEIPT_WAIT_MS_MAX = 120_000;
-const HARDHAT_VERSION = (JSON.parse(readFileSync(resolve("node_modules/hardhat/package.json"), "utf8")) as { version: string }).version;
+/** The repository (dist/bench/ is two levels down): its node_modules hold Hardhat and ganache, whatever the working directory. */
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const hardhatVersion = (): string =>
+  (JSON.parse(readFileSync(join(REPO_ROOT, "node_modules/hardhat/package.json"), "utf8")) as { version: string }).version;
 
 
 type Compiled = CompiledToken;
@@ -222,7 +226,7 @@ server.listen(${port}, "127.0.0.1", (error) => { if (error) { console.error(erro
 
 async function startGanache(): Promise<{ child: ManagedChild; port: number }> {
   const port = await freePort();
-  const child = startChild("ganache", ["-e", GANACHE_SCRIPT(port, devAccounts(SENDERS))], { cwd: process.cwd() });
+  const child = startChild("ganache", ["-e", GANACHE_SCRIPT(port, devAccounts(SENDERS))], { cwd: REPO_ROOT });
   const deadline = Date.now() + 60_000;
   while (!child.outputTail().includes("ganache ready")) {
     if (Date.now() > deadline || child.process.exitCode !== null) throw new Error(`ganache did not start:\n${child.outputTail()}`);
@@ -244,9 +248,9 @@ async function startHardhat(projectDir: string): Promise<{ child: ManagedChild; 
   writeFileSync(join(projectDir, "hardhat.config.js"), `module.exports = ${JSON.stringify({
     networks: { hardhat: { chainId: Number(CHAIN_ID), hardfork: "prague", loggingEnabled: false, mining: { auto: true, interval: 0 }, accounts } },
   }, null, 2)};\n`);
-  symlinkSync(resolve("node_modules"), join(projectDir, "node_modules"), "dir");
+  symlinkSync(join(REPO_ROOT, "node_modules"), join(projectDir, "node_modules"), "dir");
   const port = await freePort();
-  const cli = resolve("node_modules/hardhat/internal/cli/cli.js");
+  const cli = join(REPO_ROOT, "node_modules/hardhat/internal/cli/cli.js");
   const child = startChild("hardhat node", [cli, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: projectDir,
     env: {
@@ -357,7 +361,7 @@ export async function runEvmBench(options: BenchOptions): Promise<number> {
     parameters: {
       senders: SENDERS, transfersPerSender: TRANSFERS_PER_SENDER, warmUpTransfersPerSender: WARMUP_PER_SENDER, inFlightPerSender: 1, batchSize: BATCH_SIZE, durability: options.durability,
       secp256k1Backend, chainId: Number(CHAIN_ID), coco: "POST /app/evm over mutual TLS, receipts committed",
-      hardhat: `hardhat node ${HARDHAT_VERSION}, plain HTTP, automine, prague, logging off, one transfer per request`, ganache: "plain HTTP, instamine eager",
+      hardhat: `hardhat node ${hardhatVersion()}, plain HTTP, automine, prague, logging off, one transfer per request`, ganache: "plain HTTP, instamine eager",
     },
     headline: {
       cocoCommittedTxPerSecond: coco, hardhatTxPerSecond: results.hardhat?.committedPerSecond ?? null, ganacheTxPerSecond: results.ganache?.committedPerSecond ?? null,
