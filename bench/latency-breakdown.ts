@@ -23,17 +23,16 @@ class Watermarks {
   constructor(private readonly seqnos: readonly number[], private readonly timesMs: readonly number[]) {}
   /** When this watermark first reached `seqno`, NaN if never. */
   at(seqno: number): number {
-    let lo = 0;
-    let hi = this.seqnos.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.seqnos[mid]! >= seqno) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo < this.seqnos.length ? this.timesMs[lo]! : NaN;
+    const i = this.firstAtOrAbove(seqno);
+    return i < this.seqnos.length ? this.timesMs[i]! : NaN;
   }
   /** The first seqno at or above `seqno` this watermark stopped at (the covering signature, for signature marks). */
   seqnoAt(seqno: number): number {
+    const i = this.firstAtOrAbove(seqno);
+    return i < this.seqnos.length ? this.seqnos[i]! : NaN;
+  }
+  /** Index of the first recorded seqno at or above `seqno` (binary search; seqnos ascend). */
+  private firstAtOrAbove(seqno: number): number {
     let lo = 0;
     let hi = this.seqnos.length;
     while (lo < hi) {
@@ -41,7 +40,7 @@ class Watermarks {
       if (this.seqnos[mid]! >= seqno) hi = mid;
       else lo = mid + 1;
     }
-    return lo < this.seqnos.length ? this.seqnos[lo]! : NaN;
+    return lo;
   }
 }
 

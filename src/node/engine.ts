@@ -13,7 +13,7 @@ import { sha256, signDigest, verifyDigest } from "../crypto/index.js";
 import {
   buildCoseReceipt, COSE_SIGNATURES_MAP, encodeInclusionProof, MerkleTree, signRootCose, type CcfReceipt, type CoseSignatureKeys, type ProofStep,
 } from "../merkle/index.js";
-import { Store, serialiseWriteSet, deserialiseDomain, type MapState, type SnapshotCapture, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
+import { Store, serialiseWriteSet, deserialiseDomain, type SnapshotCapture, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
 import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
 import { LogPrefixBuilder, transactionStatus, type LogPrefix } from "../consensus/index.js";
@@ -511,16 +511,9 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   /** A ledger entry as consensus sees it, not applied: entries a snapshot already covers. */
   describeEntry(bytes: Buffer): ReplayedEntry {
-    const entry = decodeEntry(bytes);
-    let config: readonly string[] | undefined;
-    if (entry.publicDomain.includes(RAFT_CONFIGURATION_MAP_BYTES)) {
-      for (const map of deserialiseDomain(entry.publicDomain).maps) {
-        if (map.name !== RAFT_CONFIGURATION_MAP) continue;
-        for (const [, value] of map.writes) if (value) config = JSON.parse(value.toString("utf8")) as string[];
-      }
-    }
-    return { term: entry.view, index: entry.seqno, isSignature: entry.isSignature, payload: bytes, ...(config ? { config } : {}) };
+    return consensusEntryOf(bytes);
   }
+
 
   /**
    * Starts a snapshot of committed signature `seqno`: a capture of the KV maps as they were then

@@ -111,6 +111,26 @@ export class SimDisk {
     };
   }
 
+  /**
+   * Entries first..last, at most `bytesMax` bytes of them (at least one), as the real ledger reads
+   * a range; `unwritten`: also those posted but not yet written. Refused if the first is missing.
+   */
+  private range(first: number, last: number, bytesMax: number, unwritten: boolean): Buffer[] | CocoError {
+    const out: Buffer[] = [];
+    let bytes = 0;
+    for (let seqno = first; seqno <= last; seqno++) {
+      const entry = this.entries[seqno - 1] ?? (unwritten ? this.unwritten[seqno - 1 - this.entries.length] : undefined);
+      if (!entry) {
+        if (out.length > 0) break;
+        return new CocoError("LedgerEntryNotFound", `no entry ${seqno}`, 404);
+      }
+      if (out.length > 0 && bytes + entry.length > bytesMax) break;
+      out.push(entry);
+      bytes += entry.length;
+    }
+    return out;
+  }
+
   private handle(request: LedgerWorkerRequest): LedgerWorkerReply {
     const ok = (extra: object = {}): LedgerWorkerReply => ({
       id: request.id, ok: true, durableSeqno: this.durable, lastSeqno: this.entries.length + this.unwritten.length, committedSeqno: this.committed, ...extra,
@@ -157,34 +177,14 @@ export class SimDisk {
         return ok({ bytes, lengths });
       }
       case "readRange": {
-        const out: Buffer[] = [];
-        let bytes = 0;
-        for (let seqno = request.first; seqno <= request.last; seqno++) {
-          const entry = this.entries[seqno - 1] ?? this.unwritten[seqno - 1 - this.entries.length];
-          if (!entry) {
-            if (out.length > 0) break;
-            return refuse(new CocoError("LedgerEntryNotFound", `no entry ${seqno}`, 404));
-          }
-          if (out.length > 0 && bytes + entry.length > request.bytesMax) break;
-          out.push(entry);
-          bytes += entry.length;
-        }
+        const out = this.range(request.first, request.last, request.bytesMax, true);
+        if (out instanceof CocoError) return refuse(out);
         const { bytes: packed, lengths } = packEntries(out);
         return ok({ bytes: packed, lengths });
       }
       case "describe": {
-        const out: Buffer[] = [];
-        let bytes = 0;
-        for (let seqno = request.first; seqno <= request.last; seqno++) {
-          const entry = this.entries[seqno - 1];
-          if (!entry) {
-            if (out.length > 0) break;
-            return refuse(new CocoError("LedgerEntryNotFound", `no entry ${seqno}`, 404));
-          }
-          if (out.length > 0 && bytes + entry.length > request.bytesMax) break;
-          out.push(entry);
-          bytes += entry.length;
-        }
+        const out = this.range(request.first, request.last, request.bytesMax, false);
+        if (out instanceof CocoError) return refuse(out);
         return ok({ described: describeEntries(out, request.first, request.marker) });
       }
       case "open":

@@ -10,18 +10,13 @@ import { tmpdir } from "node:os";
 import { TransactionEngine } from "../../../src/node/engine.js";
 import { Replicator } from "../../../src/node/replication.js";
 import { Ledger } from "../../../src/ledger/index.js";
-import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes } from "../../../src/crypto/index.js";
+import { randomBytes } from "../../../src/crypto/index.js";
 import { verifyReceipt } from "../../../src/client/index.js";
+import { testNodeIdentity } from "../../helpers/node-identity.js";
 
 const quiet = { info() {}, warn() {}, error() {} };
 
-async function identity() {
-  const serviceKeys = generateEcP384KeyPair();
-  const serviceCertPem = await createServiceCertificate(serviceKeys, {});
-  const nodeKeys = generateEcP384KeyPair();
-  const nodeCertPem = await createNodeCertificate({ nodePublicKeyPem: nodeKeys.publicKeyPem, serviceKeys, serviceCertPem, ipAddresses: ["127.0.0.1"] });
-  return { serviceCertPem, nodeKeys, nodeCertPem, nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem) };
-}
+const identity = testNodeIdentity;
 
 function engineOver(ledger: Ledger, id: Awaited<ReturnType<typeof identity>>, secret: Buffer): TransactionEngine {
   return new TransactionEngine(ledger, {

@@ -15,20 +15,15 @@ import { rebuildState, rebuildStateStreamed } from "../../../src/node/snapshot-s
 import { encodeEvidence, parseSnapshot, verifySnapshot } from "../../../src/node/snapshot-format.js";
 import { verifiedSnapshotBytes } from "../../../src/node/snapshot-load.js";
 import { Ledger, parseSnapshotName } from "../../../src/ledger/index.js";
-import { createNodeCertificate, createServiceCertificate, generateEcP384KeyPair, nodeIdFromPublicKey, randomBytes, sha256 } from "../../../src/crypto/index.js";
+import { randomBytes, sha256 } from "../../../src/crypto/index.js";
+import { testNodeIdentity, type TestNodeIdentity } from "../../helpers/node-identity.js";
 
 type Log = (o: object, msg: string) => void;
 const quiet: { info: Log; warn: Log; error: Log } = { info() {}, warn() {}, error() {} };
 const SNAPSHOT_TX_COUNT = 20;
 
-async function identity() {
-  const serviceKeys = generateEcP384KeyPair();
-  const serviceCertPem = await createServiceCertificate(serviceKeys, {});
-  const nodeKeys = generateEcP384KeyPair();
-  const nodeCertPem = await createNodeCertificate({ nodePublicKeyPem: nodeKeys.publicKeyPem, serviceKeys, serviceCertPem, ipAddresses: ["127.0.0.1"] });
-  return { serviceCertPem, nodeKeys, nodeCertPem, nodeId: nodeIdFromPublicKey(nodeKeys.publicKeyPem) };
-}
-type Identity = Awaited<ReturnType<typeof identity>>;
+const identity = testNodeIdentity;
+type Identity = TestNodeIdentity;
 
 function newEngine(ledger: Ledger, id: Identity, secret: Buffer): TransactionEngine {
   return new TransactionEngine(ledger, {
