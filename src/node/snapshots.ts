@@ -82,6 +82,15 @@ export class Snapshotter {
 
   private onCommit(): void {
     if (this.pending.length > 0) void this.completePending();
+    this.maybeProduce();
+  }
+
+  /**
+   * Starts a snapshot if one is due. Called on every commit, and again when a snapshot ends or the
+   * pending ones drain: a commit that came while one was in flight must not be lost, or an idle
+   * service after a burst would never take the snapshot its transactions made due.
+   */
+  private maybeProduce(): void {
     // The event reports what the ledger has recorded; the store is compacted up to consensus's
     // commit point (a signature, at or after it), which is where a capture can start.
     const seqno = this.engine.consensusCommitSeqno;
@@ -110,6 +119,7 @@ export class Snapshotter {
         this.capture?.cancel();
         this.capture = undefined;
         this.producing = false;
+        this.maybeProduce();
       });
   }
 
@@ -193,6 +203,7 @@ export class Snapshotter {
         const removed = await pruneSnapshots(this.options.directory, this.options.keepMax);
         this.options.logger.info({ name: committedName, pruned: removed }, "snapshot committed");
       }
+      this.maybeProduce();
     } catch (error) {
       this.options.logger.warn({ err: error as Error }, "could not complete a snapshot; it is retried at the next commit");
     } finally {

@@ -327,3 +327,40 @@ test("a copied ledger directory without its snapshots: the node replays the whol
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a snapshot made due while another is being written is taken when that one ends, with no further commit", { timeout: 60_000 }, async () => {
+  // An idle service after a burst: the burst's last commits came while a snapshot was in flight.
+  // Before, they were skipped and only a later commit could start the next snapshot, so a quiet
+  // service never took it (seen in CI: one snapshot at 45 for 131 transactions).
+  const id = await identity();
+  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-due-"));
+  const node = await primary(dir, id, randomBytes(32));
+  const producing = () => (node.snapshotter as unknown as { producing: boolean }).producing;
+  const burst = async (from: number) => {
+    for (let i = from; i < from + SNAPSHOT_TX_COUNT + 5; i++) {
+      const tx = node.engine.store.begin();
+      tx.set("records", Buffer.from(String(i)), Buffer.from("v"));
+      node.engine.commit(tx);
+    }
+    node.engine.emitSignature();
+    const signed = node.engine.lastSignedSeqno;
+    await waitFor(() => node.engine.commitTxId.seqno >= signed, "the burst committed");
+    return signed;
+  };
+  try {
+    await burst(0);
+    await waitFor(producing, "the first snapshot started");
+    const second = await burst(100);
+    assert.ok(producing(), "the second burst committed while the first snapshot was still being written");
+    // No signature from here on, so no commit: the second snapshot must start by itself.
+    await waitFor(() => node.snapshotter.producedCount >= 2, "the second snapshot, started when the first ended");
+    const names = readdirSync(join(dir, "snapshots")).map((n) => parseSnapshotName(n)!.seqno);
+    assert.ok(names.includes(second), `a snapshot at the second burst's signature ${second} (${names})`);
+  } finally {
+    await node.snapshotter.close();
+    await node.engine.close();
+    node.replicator.stop();
+    await node.ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
