@@ -178,9 +178,10 @@ const HISTORICAL_CACHE_BYTES_DEFAULT = 16 * 1024 * 1024;
 /** A ledger read for Merkle leaves takes at most this many bytes per worker round trip. */
 const LEAF_READ_BYTES = 1024 * 1024;
 
+/** ECDSA over Merkle roots; `rootPreimage` (the root's two children) lets OpenSSL do it (crypto's signDigest). */
 export interface RootSignatures {
-  sign(privateKeyPem: string, root: Buffer): Buffer;
-  verify(publicKeyPem: string, root: Buffer, signature: Buffer): boolean;
+  sign(privateKeyPem: string, root: Buffer, rootPreimage?: Buffer): Buffer;
+  verify(publicKeyPem: string, root: Buffer, signature: Buffer, rootPreimage?: Buffer): boolean;
 }
 
 const ecdsaRootSignatures: RootSignatures = { sign: signDigest, verify: verifyDigest };
@@ -593,7 +594,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const info = this.store.get(SERVICE_INFO_MAP, SINGLETON_KEY);
     const current = info === undefined ? undefined : (JSON.parse(info.toString("utf8")) as { cert?: unknown }).cert;
     this.signatureCheck.check(
-      { record, coseValue, seqno, view, root: this.merkle.root() },
+      { record, coseValue, seqno, view, root: this.merkle.root(), rootPreimage: this.merkle.rootPreimageAt() },
       { all: this.serviceCerts, current: typeof current === "string" ? current : this.options.serviceCertPem },
       replay ? this.scheduler.now() : undefined,
     );
@@ -967,7 +968,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
         if (head.signId === undefined) {
           assert(head.signature === this.proposedSeqno + 1 && this.tree.size === head.signature - 1, `signature ${head.signature} follows every transaction before it`);
           head.root = this.tree.root();
-          head.signId = this.encoder.sign(head.root, this.coseSigning(head.signature));
+          head.signId = this.encoder.sign(head.root, this.tree.rootPreimageAt(), this.coseSigning(head.signature));
         }
         return;
       }
@@ -1055,7 +1056,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const root = this.tree.root();
     const cose = this.coseSigning(seqno);
     const coseSignature = cose === undefined ? undefined : signRootCose({ ...this.options.coseSignatures!, root, ...cose });
-    this.proposeSignature(seqno, root, this.rootSignatures.sign(this.options.nodePrivateKeyPem, root), coseSignature);
+    this.proposeSignature(seqno, root, this.rootSignatures.sign(this.options.nodePrivateKeyPem, root, this.tree.rootPreimageAt()), coseSignature);
   }
 
   /** The txid and time CCF 6's COSE signature of signature transaction `seqno` carries, if this node makes them. */
