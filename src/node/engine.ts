@@ -52,9 +52,9 @@ const EMPTY = Buffer.alloc(0);
 export const ENTRY_WORKER_MIN_BATCH = 16;
 /**
  * A signature made as soon as the previous one commits (rather than at the signature timer) comes
- * at least this long after the previous one: it bounds the signing cost (~2 ms of CPU for the
+ * at least this long after the previous one: it bounds the signing cost (~1.2 ms of CPU for the
  * node's and the service's signatures, on the entry worker) and each backup's check of them
- * (~1-5 ms of CPU, signature-check.ts) to 100 signatures a second, 2.5 times the timer's 40.
+ * (~1 ms of CPU, signature-check.ts) to 100 signatures a second, 2.5 times the timer's 40.
  */
 export const SIGNATURE_EARLY_MIN_MS = 10;
 

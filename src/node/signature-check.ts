@@ -22,7 +22,7 @@ export interface RootSignatureVerifier {
 
 /**
  * Replaying its own ledger at start-up (recovery, the suffix after a snapshot), a node checks
- * every root but the signatures (~5 ms of ECDSA each) only for the first signature of each
+ * every root but the signatures (~1 ms of ECDSA and COSE each) only for the first signature of each
  * signer and then at most this often: each signed root covers the whole history before it, so
  * a later verified signature vouches for everything an unchecked earlier one did, and a ledger
  * of a million signatures replays in seconds rather than hours. Replicated entries are always

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createHash } from "node:crypto";
-import { MerkleTree, EMPTY_ROOT, computeRootFromPath } from "../../../src/merkle/index.js";
+import { MerkleTree, EMPTY_ROOT, computeRootFromPath, rootPreimageFromPath } from "../../../src/merkle/index.js";
 import { h, leafAt, referencePath, referenceRoot } from "./reference.js";
 
 function treeOf(count: number): { tree: MerkleTree; leaves: Buffer[] } {
@@ -220,9 +220,14 @@ test("property: the root's preimage is its two children, at every size and after
         assert.deepEqual(createHash("sha256").update(preimage).digest(), tree.rootAt(size));
       }
       if (count >= 2) assert.deepEqual(tree.rootPreimageAt(), tree.rootPreimageAt(count));
-      // Unflushed, every root of two or more leaves has one.
-      const whole = treeOf(count).tree;
+      // Unflushed, every root of two or more leaves has one, and every inclusion proof leads to it.
+      const { tree: whole, leaves } = treeOf(count);
       for (let size = 2; size <= count; size++) assert.ok(whole.rootPreimageAt(size) !== undefined);
+      for (let i = 0; i < count; i++) {
+        const fromPath = rootPreimageFromPath(leaves[i]!, whole.path(i));
+        if (count < 2) assert.equal(fromPath, undefined);
+        else assert.deepEqual(fromPath, whole.rootPreimageAt());
+      }
     }),
     { numRuns: 60 },
   );
