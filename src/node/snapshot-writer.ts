@@ -1,8 +1,9 @@
 // The main thread's side of the snapshot worker (snapshot-worker.ts): hands it a captured state
 // (its buffers transferred, not copied) and gets back the snapshot's digest once the body is in
 // a temporary file. The worker starts at a snapshot and stops once it has been idle for
-// SNAPSHOT_WORKER_IDLE_MS: its heap grew to the size of the state it encoded, and a worker kept
-// between snapshots (every few seconds to minutes) held that memory for nothing. If it dies (a
+// SNAPSHOT_WORKER_IDLE_MS: its heap grew with the state it encoded (~50 MB of RSS for a
+// 100k-key state), which a quiet node should give back; a busy node, snapshotting every few
+// seconds, keeps it warm, since a new worker costs far more CPU than a warm one. If it dies (a
 // crash, out of memory) every request in flight fails, its temporary files are removed, and the
 // next request starts a new one. The node keeps running either way.
 import { unlink } from "node:fs/promises";
@@ -32,10 +33,12 @@ export type SnapshotWritten = Extract<SnapshotWorkerReply, { ok: true }>;
 /** Requests in flight at once: the snapshotter sends one at a time; more is a bug. */
 const REQUESTS_IN_FLIGHT_MAX = 4;
 /**
- * An idle worker stops after this long. Starting one costs ~30 ms of CPU, at most once per
- * snapshot (every `snapshots.tx_count` transactions, seconds apart at the least).
+ * An idle worker stops after this long. A cold worker (module loading, then its encoder not yet
+ * optimised) took ~750 ms of CPU for a 100k-key snapshot against ~200 ms warm (2 cores, loaded):
+ * stopping it after every snapshot would cost a busy node ~6 µs per transaction at the default
+ * `tx_count` (measured: docs/architecture.md, "Memory"). A minute spares a busy node any restart.
  */
-export const SNAPSHOT_WORKER_IDLE_MS = 1_000;
+export const SNAPSHOT_WORKER_IDLE_MS = 60_000;
 
 interface InFlight {
   readonly temporaryPath: string;
@@ -49,6 +52,8 @@ export class SnapshotWriter {
   private readonly inFlight = new Map<number, InFlight>();
   private closed = false;
   private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly idleMs = SNAPSHOT_WORKER_IDLE_MS) {}
   /** Workers started, for tests: a new one after each idle stop. */
   startedCount = 0;
 
@@ -104,7 +109,7 @@ export class SnapshotWriter {
       if (this.inFlight.size === 0) {
         worker.unref();
         clearTimeout(this.idleTimer);
-        this.idleTimer = setTimeout(() => this.stopIdle(), SNAPSHOT_WORKER_IDLE_MS).unref();
+        this.idleTimer = setTimeout(() => this.stopIdle(), this.idleMs).unref();
       }
       if (reply.ok) waiting.resolve(reply);
       else waiting.reject(new CocoError(reply.error.code === "ENOSPC" ? "SnapshotDiskFull" : "SnapshotWriteFailed", `Snapshot not written: ${reply.error.message}`, 500));
