@@ -24,7 +24,7 @@ const KEY_CACHE_ENTRIES_MAX = 64;
 const secretScalarCache = new Map<string, Uint8Array>();
 const publicPointCache = new Map<string, Uint8Array>();
 
-function cached(cache: Map<string, Uint8Array>, pem: string, convert: (pem: string) => Uint8Array): Uint8Array {
+function cached<T>(cache: Map<string, T>, pem: string, convert: (pem: string) => T): T {
   let value = cache.get(pem);
   if (value === undefined) {
     value = convert(pem);
@@ -101,15 +101,12 @@ export function verifyDigest(publicKeyOrCertPem: string, digest32: Uint8Array, d
 const privateKeyObjectCache = new Map<string, KeyObject>();
 const publicKeyObjectCache = new Map<string, KeyObject>();
 
-function cachedKeyObject(cache: Map<string, KeyObject>, pem: string, parse: (pem: string) => KeyObject): KeyObject {
-  let key = cache.get(pem);
-  if (key === undefined) {
-    key = parse(pem);
+function p384KeyObject(cache: Map<string, KeyObject>, pem: string, parse: (pem: string) => KeyObject): KeyObject {
+  return cached(cache, pem, (p) => {
+    const key = parse(p);
     requireP384(key);
-    if (cache.size >= KEY_CACHE_ENTRIES_MAX) cache.clear();
-    cache.set(pem, key);
-  }
-  return key;
+    return key;
+  });
 }
 
 /**
@@ -117,12 +114,12 @@ function cachedKeyObject(cache: Map<string, KeyObject>, pem: string, parse: (pem
  * every verifier of the one accepts the other), computed by OpenSSL.
  */
 function signDigestOfPreimage(privateKeyPem: string, preimage: Uint8Array): Buffer {
-  return nodeSign("sha256", preimage, { key: cachedKeyObject(privateKeyObjectCache, privateKeyPem, privateKeyObject), dsaEncoding: "der" });
+  return nodeSign("sha256", preimage, { key: p384KeyObject(privateKeyObjectCache, privateKeyPem, privateKeyObject), dsaEncoding: "der" });
 }
 
 /** `verifyDigest(publicKeyOrCertPem, SHA-256(preimage), derSignature)`, computed by OpenSSL. */
 function verifyDigestOfPreimage(publicKeyOrCertPem: string, preimage: Uint8Array, derSignature: Uint8Array): boolean {
-  const key = cachedKeyObject(publicKeyObjectCache, publicKeyOrCertPem, publicKeyObject);
+  const key = p384KeyObject(publicKeyObjectCache, publicKeyOrCertPem, publicKeyObject);
   try {
     return nodeVerify("sha256", preimage, { key, dsaEncoding: "der" }, derSignature);
   } catch {
