@@ -18,6 +18,8 @@ export class Progress {
   fetching: number | undefined;
   /** Primary ticks with batches in flight but no acknowledged progress: past a limit they are presumed lost. */
   stalledTicks = 0;
+  /** The commit index the last AppendEntries to this backup carried. */
+  commitSent = 0;
 
   constructor(lastIndex: number) {
     this.nextIndex = lastIndex + 1;
