@@ -33,6 +33,9 @@ recovery (spawn with command Recover -> service Open), each node a separate proc
   --long-tx <n>     transactions in the ledger (default 1000000)
   --long-keys <n>   distinct keys written, cycled (default 100000): the size of the state
   --snapshot-tx-count <n>  snapshots.tx_count of the nodes (default the node's, 100000)
+  --ledger-cache <dir>  keep the built service (ledger, snapshots, identities) in <dir> and, when
+                    <dir> already holds one built with the same --long-tx, --long-keys and
+                    --snapshot-tx-count, time a copy of it instead of building again
   --out <file>      JSON output (default bench/results/long-timings-<timestamp>.json)`;
 
 const PRIVATE_MAP = "bench.records";
@@ -42,12 +45,12 @@ const VALUE_BYTES = 64;
 /** Each phase must finish within this (the goals are seconds; this only stops a hung run). */
 const PHASE_TIMEOUT_MS = 300_000;
 
-interface TimingsOptions { transactions: number; keys: number; snapshotTxCount: number | undefined; out: string }
+interface TimingsOptions { transactions: number; keys: number; snapshotTxCount: number | undefined; ledgerCache: string | undefined; out: string }
 
 function parseTimingsArgs(argv: readonly string[]): TimingsOptions | "help" {
   const { values: v } = parseArgs({
     args: argv.filter((a) => a !== "--long" && a !== "--long-timings"), strict: true, allowPositionals: false,
-    options: { "long-tx": { type: "string" }, "long-keys": { type: "string" }, "snapshot-tx-count": { type: "string" }, out: { type: "string" }, help: { type: "boolean" } },
+    options: { "long-tx": { type: "string" }, "long-keys": { type: "string" }, "snapshot-tx-count": { type: "string" }, "ledger-cache": { type: "string" }, out: { type: "string" }, help: { type: "boolean" } },
   });
   if (v.help) return "help";
   const positive = (name: string, text: string | undefined, fallback: number): number => {
@@ -60,6 +63,7 @@ function parseTimingsArgs(argv: readonly string[]): TimingsOptions | "help" {
     transactions: positive("long-tx", v["long-tx"], 1_000_000),
     keys: positive("long-keys", v["long-keys"], 100_000),
     snapshotTxCount: v["snapshot-tx-count"] === undefined ? undefined : positive("snapshot-tx-count", v["snapshot-tx-count"], 1),
+    ledgerCache: v["ledger-cache"] === undefined ? undefined : resolve(v["ledger-cache"]),
     out: v.out ?? `bench/results/long-timings-${new Date().toISOString().replace(/[:.]/g, "-")}.json`,
   };
 }
@@ -285,6 +289,40 @@ async function timeRecovery(ids: Identities, root: string, serviceDir: string, p
   }
 }
 
+/** What a cached build must match to be reused. */
+const cacheKey = (options: TimingsOptions) => ({ transactions: options.transactions, keys: options.keys, snapshotTxCount: options.snapshotTxCount ?? null });
+
+/** Keeps the freshly built service (before any timed run touched it) for later runs. */
+function toLedgerCache(cache: string, ids: Identities, serviceDir: string, built: Awaited<ReturnType<typeof buildLedger>>, options: TimingsOptions): void {
+  rmSync(cache, { recursive: true, force: true });
+  mkdirSync(cache, { recursive: true });
+  cpSync(serviceDir, join(cache, "service"), { recursive: true });
+  for (const name of ["member0_cert.pem", "member0_enc_pubk.pem"]) cpSync(join(ids.root, name), join(cache, name));
+  const { root: _root, ...keys } = ids;
+  writeFileSync(join(cache, "built.json"), `${JSON.stringify({ key: cacheKey(options), ids: keys, built }, null, 2)}\n`);
+  progress(`kept the built service in ${cache} (--ledger-cache)`);
+}
+
+/** A copy of the cached service in `serviceDir` (fresh ports), or undefined if the cache holds none that matches. */
+async function fromLedgerCache(cache: string, root: string, serviceDir: string, options: TimingsOptions) {
+  let saved: { key: unknown; ids: Omit<Identities, "root">; built: Awaited<ReturnType<typeof buildLedger>> };
+  try {
+    saved = JSON.parse(readFileSync(join(cache, "built.json"), "utf8")) as typeof saved;
+  } catch {
+    return undefined;
+  }
+  if (JSON.stringify(saved.key) !== JSON.stringify(cacheKey(options))) return undefined;
+  const ids: Identities = { ...saved.ids, root };
+  for (const name of ["member0_cert.pem", "member0_enc_pubk.pem"]) cpSync(join(cache, name), join(root, name));
+  cpSync(join(cache, "service"), serviceDir, { recursive: true });
+  // The same Start command as the build, on ports free now.
+  await nodeConfig(serviceDir, {
+    type: "Start", service_certificate_file: "service_cert.pem",
+    start: { members: [{ certificate_file: join(root, "member0_cert.pem"), encryption_public_key_file: join(root, "member0_enc_pubk.pem") }] },
+  }, options.snapshotTxCount);
+  return { ids, built: saved.built };
+}
+
 export async function runLongTimings(argv: readonly string[]): Promise<number> {
   const options = parseTimingsArgs(argv);
   if (options === "help") {
@@ -297,10 +335,18 @@ export async function runLongTimings(argv: readonly string[]): Promise<number> {
   };
   let failed = false;
   try {
-    const ids = await identities(root);
     const serviceDir = join(root, "service");
-    progress(`building a ledger of ${options.transactions.toLocaleString("en-US")} transactions over ${options.keys.toLocaleString("en-US")} keys (one node, snapshots on, durability none)`);
-    const built = await buildLedger(ids, serviceDir, options);
+    const cached = options.ledgerCache === undefined ? undefined : await fromLedgerCache(options.ledgerCache, root, serviceDir, options);
+    const ids = cached?.ids ?? (await identities(root));
+    let built: Awaited<ReturnType<typeof buildLedger>>;
+    if (cached) {
+      built = cached.built;
+      progress(`reusing the ledger built in ${options.ledgerCache}: ${built.ledgerEntries.toLocaleString("en-US")} entries, ${fmt(built.ledgerMiB, " MiB")}`);
+    } else {
+      progress(`building a ledger of ${options.transactions.toLocaleString("en-US")} transactions over ${options.keys.toLocaleString("en-US")} keys (one node, snapshots on, durability none)`);
+      built = await buildLedger(ids, serviceDir, options);
+      if (options.ledgerCache !== undefined) toLedgerCache(options.ledgerCache, ids, serviceDir, built, options);
+    }
     result["ledger"] = built;
     const restart = await timeRestart(ids, serviceDir, built.serviceCertPem);
     result["restart"] = restart.result;
