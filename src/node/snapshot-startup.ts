@@ -2,15 +2,17 @@
 // that verifies and fits its ledger, then only the ledger entries after it; or, without one, by
 // replaying the whole ledger as before. Entries a snapshot covers still go to consensus (so this
 // node can catch up a lagging backup) but are neither decrypted nor applied.
-import { LogPrefixBuilder } from "../consensus/index.js";
-import { decodeEntry, entryLeaf } from "../ledger/index.js";
+import { LogPrefixBuilder, type LogPrefix } from "../consensus/index.js";
+import { decodeEntry, entryLeaf, type LedgerStore } from "../ledger/index.js";
 import { MerkleTree } from "../merkle/index.js";
 import { CocoError, assert } from "../util/index.js";
-import { MERKLE_RETAINED_HEIGHT, NO_PAYLOAD, type ReplayedEntry, type TransactionEngine } from "./engine.js";
+import { MERKLE_RETAINED_HEIGHT, NO_PAYLOAD, RAFT_CONFIGURATION_MAP, type ReplayedEntry, type TransactionEngine } from "./engine.js";
+import { SINGLETON_KEY } from "./signatures.js";
 import { readFileSync } from "node:fs";
 import type { ResolvedConfig } from "./config.js";
 import type { Recovery } from "./recovery.js";
-import { findStartupSnapshot, loadSnapshotIntoEngine, votersAtSnapshot } from "./snapshot-load.js";
+import { MerkleHistoryBuild } from "./merkle-history.js";
+import { findStartupSnapshot, loadSnapshotIntoEngine, votersAtSnapshot, type StartupSnapshot } from "./snapshot-load.js";
 
 export interface StateRebuilt {
   readonly replayed: ReplayedEntry[];
@@ -86,9 +88,9 @@ export async function rebuildState(args: {
  * Either way the ledger is never in memory whole.
  */
 export async function rebuildStateStreamed(args: {
-  engine: TransactionEngine; ledgerLastSeqno: number; ledgerCommittedSeqno: number; keepEntries: number;
-  snapshotDirectory: string; serviceCertPems: readonly string[]; logger: Logger;
-}): Promise<{ replayed: Awaited<ReturnType<TransactionEngine["replayLedger"]>>; snapshotSeqno: number }> {
+  engine: TransactionEngine; ledger: Pick<LedgerStore, "describeRange">; ledgerLastSeqno: number; ledgerCommittedSeqno: number; keepEntries: number;
+  merkleWindowLeaves: number; snapshotDirectory: string; serviceCertPems: readonly string[]; logger: Logger & { error(o: object, msg: string): void };
+}): Promise<{ replayed: Awaited<ReturnType<TransactionEngine["replayLedger"]>>; snapshotSeqno: number; history?: MerkleHistoryBuild }> {
   const { engine, logger } = args;
   const started = Date.now();
   const snapshot = args.ledgerLastSeqno === 0 ? undefined : await findStartupSnapshot(args.snapshotDirectory, args.serviceCertPems, (file) =>
@@ -96,6 +98,24 @@ export async function rebuildStateStreamed(args: {
   if (snapshot === undefined) return { replayed: await engine.replayLedger(args.keepEntries, args.ledgerCommittedSeqno), snapshotSeqno: 0 };
   // The snapshot proves its seqno committed, even if the ledger's recorded commit point lags.
   const committed = Math.max(args.ledgerCommittedSeqno, snapshot.seqno);
+  if (startsAtOne(snapshot)) {
+    // Serve first: consensus's record of the covered entries comes from the snapshot (its view
+    // history), their Merkle tree is built after the node serves (merkle-history.ts).
+    try {
+      loadSnapshotIntoEngine(engine, snapshot);
+    } catch (error) {
+      logger.warn({ file: snapshot.name, reason: (error as Error).message }, "snapshot refused: replaying the whole ledger");
+      return { replayed: await engine.replayLedger(args.keepEntries, args.ledgerCommittedSeqno), snapshotSeqno: 0 };
+    }
+    const builder = LogPrefixBuilder.after<Buffer>(prefixAtSnapshot(snapshot, votersInState(engine)), args.keepEntries, committed);
+    const loadedMs = Date.now() - started;
+    // The suffix's signatures are checked against the snapshot's Merkle tree: a snapshot that
+    // does not match the signed ledger after it stops the node here.
+    const replayed = await engine.replayLedger(args.keepEntries, committed, { verifySignatures: true, builder });
+    logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno, replayed: args.ledgerLastSeqno - snapshot.seqno, load_ms: loadedMs, ms: Date.now() - started },
+      "state rebuilt from a snapshot and the ledger after it (the Merkle tree before it is built once the node serves)");
+    return { replayed, snapshotSeqno: snapshot.seqno, history: new MerkleHistoryBuild(engine, args.ledger, snapshot.seqno, args.merkleWindowLeaves, logger) };
+  }
   const builder = new LogPrefixBuilder<Buffer>(args.keepEntries, committed);
   const fullTree = await engine.coveredEntriesTree(snapshot.seqno, builder, Math.max(1, snapshot.seqno - args.keepEntries + 1));
   const treeMs = Date.now() - started;
@@ -113,6 +133,33 @@ export async function rebuildStateStreamed(args: {
   logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno, replayed: args.ledgerLastSeqno - snapshot.seqno, tree_ms: treeMs, ms: Date.now() - started },
     "state rebuilt from a snapshot and the ledger after it");
   return { replayed, snapshotSeqno: snapshot.seqno };
+}
+
+/** Whether the snapshot's view history covers the ledger from seqno 1 (what a log prefix needs). */
+function startsAtOne(snapshot: StartupSnapshot): boolean {
+  const { views, view, seqno } = snapshot.parsed.header;
+  return views.length > 0 && views[0]!.seqno === 1 && views[views.length - 1]!.view === view && views.every((v) => v.seqno <= seqno);
+}
+
+/**
+ * What consensus keeps of entries 1..seqno, from the snapshot rather than from the entries: the
+ * view history (the term of every entry), the snapshot's own signature, and the voters in effect
+ * at it. All of it is committed; consensus never rolls back into it or asks for an earlier
+ * signature or configuration (the same record a node that joined from a snapshot starts with,
+ * except that here the entries stay readable from the ledger for a backup that lags behind).
+ */
+function prefixAtSnapshot(snapshot: StartupSnapshot, voters: readonly string[] | undefined): LogPrefix {
+  return {
+    lastIndex: snapshot.seqno,
+    termStarts: snapshot.parsed.header.views.map((v) => ({ term: v.view, index: v.seqno })),
+    signatures: [snapshot.seqno],
+    configs: voters === undefined ? [] : [{ index: snapshot.seqno, voters }],
+  };
+}
+
+/** The voters the loaded snapshot's state holds, if it holds any (a service's first transaction writes them). */
+function votersInState(engine: TransactionEngine): readonly string[] | undefined {
+  return engine.store.get(RAFT_CONFIGURATION_MAP, SINGLETON_KEY) === undefined ? undefined : votersAtSnapshot(engine);
 }
 
 /**
