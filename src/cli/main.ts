@@ -9,7 +9,6 @@ import { loadConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
 import { COCO_VERSION } from "../node/node-endpoints.js";
 import { appOptions } from "./apps.js";
-import { runSandbox } from "./sandbox.js";
 import { registerGovCommands } from "./gov.js";
 import { registerAppCommands } from "./app.js";
 import { registerLedgerCommands } from "./ledger.js";
@@ -57,6 +56,8 @@ program.command("sandbox")
   .option("--no-access-log", "do not write the access log (access.log: one JSON line per request)")
   .option("--restart-from-disk", "restart node 0 from its own keys and ledger (a single node's restart) instead of recovering the stopped service with member0's share", false)
   .action(async (opts) => {
+    // Loaded here: the sandbox brings the EVM libraries, which a node's start does not need.
+    const { runSandbox } = await import("./sandbox.js");
     await runSandbox({
       evmChainId: opts.evmChainId,
       workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
@@ -74,7 +75,7 @@ node.command("start")
   .action(async (opts) => {
     try {
       const config = loadConfigFile(opts.config);
-      const running = await CocoNode.start(config, appOptions(config));
+      const running = await CocoNode.start(config, await appOptions(config));
       const stop = async () => {
         await running.stop();
         process.exit(0);
