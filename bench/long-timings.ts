@@ -134,6 +134,46 @@ function logLine(dir: string, message: string): Record<string, unknown> | undefi
   return undefined;
 }
 
+/**
+ * When the node logged each step of its start, in ms after `spawnedAt` (the node logs JSON lines
+ * with their epoch-ms time): only lines logged after the spawn count (a restarted node's log also
+ * holds its earlier runs). Absent steps are left out.
+ */
+const START_STEPS: readonly [step: string, message: string][] = [
+  ["first log line", ""],
+  ["ledger opened", "ledger: opened"],
+  ["snapshot fetched", "fetched and verified the service's snapshot"],
+  ["state rebuilt", "state rebuilt from"],
+  ["public ledger read", "public ledger"],
+  ["serving", "node is serving"],
+  ["Merkle tree before the snapshot rebuilt", "Merkle tree before the snapshot rebuilt"],
+];
+
+function stepTimes(dir: string, spawnedAt: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let lines: string[];
+  try {
+    lines = readFileSync(join(dir, "node.log"), "utf8").split("\n");
+  } catch {
+    return out;
+  }
+  for (const line of lines) {
+    let parsed: { time?: unknown; msg?: unknown };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      continue;
+    }
+    if (typeof parsed.time !== "number" || parsed.time < spawnedAt || typeof parsed.msg !== "string") continue;
+    for (const [step, message] of START_STEPS) {
+      if (out[step] === undefined && parsed.msg.includes(message)) out[step] = parsed.time - spawnedAt;
+    }
+  }
+  return out;
+}
+
+const showSteps = (steps: Record<string, number>): string => Object.entries(steps).map(([step, ms]) => `${step} ${fmt(ms / 1000, " s", 2)}`).join(", ");
+
 /** 1. The service: N transactions through the engine; returns once its newest snapshot is committed. */
 async function buildLedger(ids: Identities, dir: string, options: TimingsOptions) {
   await nodeConfig(dir, {
@@ -204,7 +244,13 @@ async function timeRestart(ids: Identities, dir: string, serviceCertPem: string)
   const firstWriteCommittedMs = Date.now() - spawnedAt;
   const rebuilt = logLine(dir, "state rebuilt from a snapshot") ?? logLine(dir, "state rebuilt from the ledger");
   progress(`restart: serving after ${fmt(servingMs / 1000, " s", 2)}, first write committed after ${fmt(firstWriteCommittedMs / 1000, " s", 2)} (goal < 5 s)`);
-  return { child, node, result: { servingMs, firstWriteCommittedMs, goalMs: 5_000, met: firstWriteCommittedMs < 5_000, rebuiltLog: rebuilt ?? null } };
+  // The tree before the snapshot is built after the node serves: wait for it (the join comes next).
+  const backgroundTree = String(rebuilt?.["msg"] ?? "").includes("once the node serves");
+  await waitFor("the Merkle tree before the snapshot", deadline, async () =>
+    (!backgroundTree || (logLine(dir, "Merkle tree before the snapshot")?.["time"] as number) >= spawnedAt ? true : undefined));
+  const steps = stepTimes(dir, spawnedAt);
+  progress(`  restart steps (node log, after spawn): ${showSteps(steps)}`);
+  return { child, node, result: { servingMs, firstWriteCommittedMs, goalMs: 5_000, met: firstWriteCommittedMs < 5_000, steps, rebuiltLog: rebuilt ?? null } };
 }
 
 /** 3. A new node joins the running service: spawn -> its commit point reaches the service's. */
@@ -240,7 +286,9 @@ async function timeJoin(ids: Identities, root: string, service: TlsTarget, servi
     const caughtUpMs = Date.now() - spawnedAt;
     const fetched = logLine(dir, "fetched and verified the service's snapshot");
     progress(`join: asked after ${fmt(askedMs / 1000, " s", 2)}, trusted after ${fmt(trustedMs / 1000, " s", 2)}, caught up (commit ${serviceCommit.toLocaleString("en-US")}) after ${fmt(caughtUpMs / 1000, " s", 2)} (goal < 10 s)`);
-    return { askedMs, trustedMs, caughtUpMs, serviceCommitSeqno: serviceCommit, goalMs: 10_000, met: caughtUpMs < 10_000, snapshotFetchLog: fetched ?? null };
+    const steps = stepTimes(dir, spawnedAt);
+    progress(`  join steps (node log, after spawn): ${showSteps(steps)}`);
+    return { askedMs, trustedMs, caughtUpMs, steps, serviceCommitSeqno: serviceCommit, goalMs: 10_000, met: caughtUpMs < 10_000, snapshotFetchLog: fetched ?? null };
   } finally {
     await stopChild(child, 30_000);
   }
@@ -283,7 +331,9 @@ async function timeRecovery(ids: Identities, root: string, serviceDir: string, p
     await waitFor("the recovered service Open", deadline, async () => ((await getJson(node, "/node/network"))?.["service_status"] === "Open" ? true : undefined));
     const openMs = Date.now() - spawnedAt;
     progress(`recovery: serving (public ledger read) after ${fmt(servingMs / 1000, " s", 2)}, share submitted after ${fmt(sharesMs / 1000, " s", 2)}, Open after ${fmt(openMs / 1000, " s", 2)} (goal < 10 s)`);
-    return { servingMs, sharesSubmittedMs: sharesMs, openMs, goalMs: 10_000, met: openMs < 10_000, snapshotLog: logLine(dir, "snapshot") ?? null };
+    const steps = stepTimes(dir, spawnedAt);
+    progress(`  recovery steps (node log, after spawn): ${showSteps(steps)}`);
+    return { servingMs, sharesSubmittedMs: sharesMs, openMs, steps, goalMs: 10_000, met: openMs < 10_000, snapshotLog: logLine(dir, "snapshot") ?? null };
   } finally {
     await stopChild(child, 30_000);
   }
@@ -315,11 +365,14 @@ async function fromLedgerCache(cache: string, root: string, serviceDir: string, 
   const ids: Identities = { ...saved.ids, root };
   for (const name of ["member0_cert.pem", "member0_enc_pubk.pem"]) cpSync(join(cache, name), join(root, name));
   cpSync(join(cache, "service"), serviceDir, { recursive: true });
-  // The same Start command as the build, on ports free now.
-  await nodeConfig(serviceDir, {
+  // The same configuration as the build, ports included (the service's KV records the node's
+  // addresses: a joiner dials those), with the members' files where this run keeps them.
+  const file = JSON.parse(readFileSync(join(serviceDir, "config.json"), "utf8")) as NodeConfigFile;
+  file.command = {
     type: "Start", service_certificate_file: "service_cert.pem",
     start: { members: [{ certificate_file: join(root, "member0_cert.pem"), encryption_public_key_file: join(root, "member0_enc_pubk.pem") }] },
-  }, options.snapshotTxCount);
+  };
+  writeFileSync(join(serviceDir, "config.json"), `${JSON.stringify(file, null, 2)}\n`);
   return { ids, built: saved.built };
 }
 

@@ -194,7 +194,8 @@ export class ChunkFiles {
           const start = this.index.offset(seqno) - FRAME_HEADER_BYTES;
           const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
           const { bytesRead } = await handle.read(frame, 0, frame.length, start);
-          await this.#checkFrame(chunk, frame, bytesRead, 0, length, seqno, start);
+          const mismatch = this.#frameMismatch(frame, bytesRead, 0, length, seqno);
+          if (mismatch !== null) await this.#refuseFrame(chunk, mismatch, seqno, start);
           return frame.subarray(FRAME_HEADER_BYTES);
         } finally {
           if (handle !== chunk.handle) await handle.close();
@@ -233,7 +234,8 @@ export class ChunkFiles {
           let at = 0;
           for (let seqno = first; seqno <= stop; seqno++) {
             const length = this.index.length(seqno);
-            await this.#checkFrame(chunk, frames, bytesRead, at, length, seqno, start + at);
+            const mismatch = this.#frameMismatch(frames, bytesRead, at, length, seqno);
+            if (mismatch !== null) await this.#refuseFrame(chunk, mismatch, seqno, start + at);
             out.push(frames.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length));
             at += length + FRAME_HEADER_BYTES;
           }
@@ -253,11 +255,13 @@ export class ChunkFiles {
    * what it was. A mismatch removes the chunk's index (the next open scans the chunk, and refuses
    * it if the damage is in the chunk) and throws LedgerCorrupted naming file, offset and seqno.
    */
-  async #checkFrame(chunk: Chunk, frames: Buffer, bytesRead: number, at: number, length: number, seqno: number, fileOffset: number): Promise<void> {
-    const mismatch = at + FRAME_HEADER_BYTES + length > bytesRead
+  #frameMismatch(frames: Buffer, bytesRead: number, at: number, length: number, seqno: number): string | null {
+    return at + FRAME_HEADER_BYTES + length > bytesRead
       ? `the file ends ${bytesRead - at} bytes into the frame (the index says ${FRAME_HEADER_BYTES + length})`
       : frameMismatch(frames, at, length, seqno);
-    if (mismatch === null) return;
+  }
+
+  async #refuseFrame(chunk: Chunk, mismatch: string, seqno: number, fileOffset: number): Promise<never> {
     if (chunk.closed) await removeChunkIndex(this.dir, chunk.firstSeqno, chunk.lastSeqno).catch(() => undefined);
     throw corruptedAt(this.path(chunk), fileOffset, seqno, `${mismatch} when read back (its index file, if any, was removed: the next start scans the chunk)`);
   }
