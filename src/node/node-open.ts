@@ -67,12 +67,12 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
       ...(latencyTrace !== undefined ? { latencyTrace } : {}),
     });
     const started = Date.now();
-    const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
+    const recovery = config.command === "Recover" ? new Recovery(engine, ledger, identity, config, logger) : undefined;
     // The ledger is read back in bounded ranges (from the newest usable snapshot on, if any:
     // snapshot-startup.ts) and consensus keeps only its window of it; a ledger that starts after a
     // snapshot (the node joined from one) came back whole.
     const rebuilt = recovery !== undefined
-      ? await recoverFromLedger(recovery, entries, config, logger)
+      ? await recoverFromLedger(recovery, ledger, config, logger)
       : streamed
         ? await rebuildStateStreamed({
           engine, ledger, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: config.memory.consensusWindowEntries,
@@ -90,7 +90,7 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
       replayed: rebuilt.replayed,
       snapshotSeqno: rebuilt.snapshotSeqno,
       snapshotBase: "base" in rebuilt ? rebuilt.base : undefined,
-      merkleHistory: "history" in rebuilt ? rebuilt.history : undefined,
+      merkleHistory: "history" in rebuilt ? rebuilt.history as MerkleHistoryBuild | undefined : undefined,
     };
   } catch (error) {
     // A ledger that cannot be replayed leaves the workspace as it was, for the next start.
@@ -160,9 +160,9 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
 async function openForRecovery(config: ResolvedConfig, logger: Logger): Promise<{
   ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean;
 }> {
-  const { ledger, entries } = await openLedgerForRecovery(config, logger);
+  const ledger = await openLedgerForRecovery(config, logger);
   try {
-    return { ledger, entries, identity: await createServiceIdentity(config, entries.length + 1), bootstrapPeers: [], lostLedger: false };
+    return { ledger, entries: [], identity: await createServiceIdentity(config, ledger.lastSeqno + 1), bootstrapPeers: [], lostLedger: false };
   } catch (error) {
     await ledger.close().catch(() => undefined);
     throw error;

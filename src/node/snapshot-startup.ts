@@ -2,17 +2,17 @@
 // that verifies and fits its ledger, then only the ledger entries after it; or, without one, by
 // replaying the whole ledger as before. Entries a snapshot covers still go to consensus (so this
 // node can catch up a lagging backup) but are neither decrypted nor applied.
-import { LogPrefixBuilder, type LogPrefix } from "../consensus/index.js";
+import { LogPrefixBuilder } from "../consensus/index.js";
 import { decodeEntry, entryLeaf, type LedgerStore } from "../ledger/index.js";
 import { MerkleTree } from "../merkle/index.js";
 import { CocoError, assert } from "../util/index.js";
-import { MERKLE_RETAINED_HEIGHT, NO_PAYLOAD, RAFT_CONFIGURATION_MAP, type ReplayedEntry, type TransactionEngine } from "./engine.js";
-import { SINGLETON_KEY } from "./signatures.js";
+import { MERKLE_RETAINED_HEIGHT, NO_PAYLOAD, type ReplayedEntry, type TransactionEngine } from "./engine.js";
 import { readFileSync } from "node:fs";
 import type { ResolvedConfig } from "./config.js";
 import type { Recovery } from "./recovery.js";
+import type { ReplayedLog } from "./replication.js";
 import { MerkleHistoryBuild } from "./merkle-history.js";
-import { findStartupSnapshot, loadSnapshotIntoEngine, votersAtSnapshot, type StartupSnapshot } from "./snapshot-load.js";
+import { findStartupSnapshot, loadSnapshotIntoEngine, prefixAtSnapshot, startsAtOne, votersAtSnapshot, votersInState } from "./snapshot-load.js";
 
 export interface StateRebuilt {
   readonly replayed: ReplayedEntry[];
@@ -135,44 +135,20 @@ export async function rebuildStateStreamed(args: {
   return { replayed, snapshotSeqno: snapshot.seqno };
 }
 
-/** Whether the snapshot's view history covers the ledger from seqno 1 (what a log prefix needs). */
-function startsAtOne(snapshot: StartupSnapshot): boolean {
-  const { views, view, seqno } = snapshot.parsed.header;
-  return views.length > 0 && views[0]!.seqno === 1 && views[views.length - 1]!.view === view && views.every((v) => v.seqno <= seqno);
-}
-
-/**
- * What consensus keeps of entries 1..seqno, from the snapshot rather than from the entries: the
- * view history (the term of every entry), the snapshot's own signature, and the voters in effect
- * at it. All of it is committed; consensus never rolls back into it or asks for an earlier
- * signature or configuration (the same record a node that joined from a snapshot starts with,
- * except that here the entries stay readable from the ledger for a backup that lags behind).
- */
-function prefixAtSnapshot(snapshot: StartupSnapshot, voters: readonly string[] | undefined): LogPrefix {
-  return {
-    lastIndex: snapshot.seqno,
-    termStarts: snapshot.parsed.header.views.map((v) => ({ term: v.view, index: v.seqno })),
-    signatures: [snapshot.seqno],
-    configs: voters === undefined ? [] : [{ index: snapshot.seqno, voters }],
-  };
-}
-
-/** The voters the loaded snapshot's state holds, if it holds any (a service's first transaction writes them). */
-function votersInState(engine: TransactionEngine): readonly string[] | undefined {
-  return engine.store.get(RAFT_CONFIGURATION_MAP, SINGLETON_KEY) === undefined ? undefined : votersAtSnapshot(engine);
-}
-
 /**
  * A recovering node (command Recover) starts from the newest committed snapshot of the previous
  * service that verifies against the previous service's certificate and lies within its ledger
  * (CCF: the snapshot in the recovering node's snapshot directory); its public maps are loaded at
- * once, its private maps once members' shares restore the previous ledger secret.
+ * once, its private maps once members' shares restore the previous ledger secret. The ledger
+ * after it is read back in ranges, as a restart does (never whole in memory).
  */
-export async function recoverFromLedger(recovery: Recovery, entries: Buffer[], config: ResolvedConfig, logger: Logger): Promise<StateRebuilt> {
+export async function recoverFromLedger(recovery: Recovery, ledger: { lastSeqno: number; committedSeqno: number }, config: ResolvedConfig, logger: Logger): Promise<{ replayed: ReplayedLog; snapshotSeqno: number }> {
   const previousServiceCertPem = readFileSync(config.recover!.previousServiceIdentityFile, "utf8");
-  const lastSeqno = entries.length;
+  const lastSeqno = ledger.lastSeqno;
   const snapshot = await findStartupSnapshot(config.snapshots.directory, [previousServiceCertPem], (file) =>
     file.seqno >= lastSeqno ? `it is at seqno ${file.seqno}, not before the end of the previous service's ledger (seqno ${lastSeqno})` : undefined, logger);
-  const replayed = await recovery.readPublicLedger(entries, snapshot);
+  const usable = snapshot !== undefined && startsAtOne(snapshot) ? snapshot : undefined;
+  if (snapshot !== undefined && usable === undefined) logger.warn({ file: snapshot.name }, "snapshot not used: its view history does not start at seqno 1");
+  const replayed = await recovery.readPublicLedger({ keepEntries: config.memory.consensusWindowEntries, keepAbove: ledger.committedSeqno }, usable);
   return { replayed, snapshotSeqno: 0 };
 }
