@@ -144,8 +144,9 @@ const START_STEPS: readonly [step: string, message: string][] = [
   ["ledger opened", "ledger: opened"],
   ["snapshot fetched", "fetched and verified the service's snapshot"],
   ["state rebuilt", "state rebuilt from"],
-  ["public ledger read", "public ledger"],
+  ["public ledger read", "recovery: public ledger read"],
   ["serving", "node is serving"],
+  ["private state restored", "recovery: private state restored"],
   ["Merkle tree before the snapshot rebuilt", "Merkle tree before the snapshot rebuilt"],
 ];
 
