@@ -197,7 +197,7 @@ class LedgerVerifier {
           `an entry in ${this.#lastSignatureSeqno || 1}..${entry.seqno - 1} was altered, removed or replaced (the signature before it covered the rest).`, at);
     }
     const publicKeyPem = this.#identities.nodePublicKey(record.cert, record.node, at);
-    if (!verifyDigest(publicKeyPem, root, Buffer.from(record.sig, "base64"))) {
+    if (!verifyDigest(publicKeyPem, root, Buffer.from(record.sig, "base64"), this.#tree.rootPreimageAt())) {
       throw new AuditProblem("BadSignature", `${where}: node ${record.node}'s signature over the Merkle root does not verify.`, at);
     }
   }

@@ -4,7 +4,7 @@
 // (prehashed ECDSA) -> node certificate endorsed by the service (optionally via endorsements).
 import { X509Certificate } from "node:crypto";
 import { nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, verifyDigest } from "../crypto/index.js";
-import { computeRootFromPath, type ProofStep } from "../merkle/index.js";
+import { computeRootFromPath, rootPreimageFromPath, type ProofStep } from "../merkle/index.js";
 import { CocoError } from "../util/errors.js";
 
 export type { CcfReceipt, CcfReceiptLeafComponents } from "../merkle/index.js";
@@ -133,7 +133,7 @@ export function verifyReceipt(receipt: CcfReceipt, serviceCertPem: string): Veri
   const root = computeRootFromPath(leaf, path);
   let signatureValid: boolean;
   try {
-    signatureValid = verifyDigest(receipt.cert, root, signature);
+    signatureValid = verifyDigest(receipt.cert, root, signature, rootPreimageFromPath(leaf, path));
   } catch (cause) {
     throw invalid("cert does not hold an EC P-384 key, the only kind CCF signs receipts with.", cause);
   }

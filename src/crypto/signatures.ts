@@ -1,7 +1,11 @@
 // ECDSA P-384 signatures. `signDigest`/`verifyDigest` sign a given 32-byte SHA-256 digest
 // directly (a "prehash"), exactly as CCF signs Merkle roots; node:crypto cannot do that, so
-// they use @noble/curves. `signData`/`verifyData` are ordinary ECDSA-with-SHA-384 over bytes.
-import { sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:crypto";
+// they use @noble/curves. `signDigestOfPreimage`/`verifyDigestOfPreimage` make and check the
+// very same signatures when the digest's SHA-256 preimage is at hand (a Merkle root of two or
+// more leaves is SHA-256 of its two children): ECDSA-with-SHA-256 over the preimage signs the
+// digest SHA-256(preimage), so OpenSSL can do it, 5-10 times faster than @noble/curves.
+// `signData`/`verifyData` are ordinary ECDSA-with-SHA-384 over bytes.
+import { createHash, sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:crypto";
 import { p384 } from "@noble/curves/nist.js";
 import { CocoError } from "../util/errors.js";
 import { privateKeyObject, publicKeyObject } from "./keys.js";
@@ -59,23 +63,76 @@ function checkDigest(digest: Uint8Array): void {
   }
 }
 
-/** DER ECDSA signature over `digest32` used as the hash input (no further hashing). */
-export function signDigest(privateKeyPem: string, digest32: Uint8Array): Buffer {
+/**
+ * DER ECDSA signature over `digest32` used as the hash input (no further hashing). With
+ * `preimage` (checked to hash to the digest: a mismatched one would sign another digest), the
+ * same signature is made by OpenSSL.
+ */
+export function signDigest(privateKeyPem: string, digest32: Uint8Array, preimage?: Uint8Array): Buffer {
   checkDigest(digest32);
+  if (preimage !== undefined) {
+    checkPreimage(digest32, preimage);
+    return signDigestOfPreimage(privateKeyPem, preimage);
+  }
   const d = cached(secretScalarCache, privateKeyPem, secretScalar);
   const signature = p384.sign(digest32, d, { prehash: false, format: "der" });
   return Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength);
 }
 
-/** Verifies a DER signature made by `signDigest` (or by CCF / OpenSSL over a prehashed digest). */
-export function verifyDigest(publicKeyOrCertPem: string, digest32: Uint8Array, derSignature: Uint8Array): boolean {
+/**
+ * Verifies a DER signature made by `signDigest` (or by CCF / OpenSSL over a prehashed digest);
+ * with `preimage` (checked to hash to the digest), by OpenSSL.
+ */
+export function verifyDigest(publicKeyOrCertPem: string, digest32: Uint8Array, derSignature: Uint8Array, preimage?: Uint8Array): boolean {
   checkDigest(digest32);
+  if (preimage !== undefined) {
+    checkPreimage(digest32, preimage);
+    return verifyDigestOfPreimage(publicKeyOrCertPem, preimage, derSignature);
+  }
   const point = cached(publicPointCache, publicKeyOrCertPem, publicPoint);
   try {
     // lowS: false because OpenSSL (and so CCF) produce high-S signatures half the time.
     return p384.verify(derSignature, digest32, point, { prehash: false, format: "der", lowS: false });
   } catch {
     return false; // malformed DER
+  }
+}
+
+const privateKeyObjectCache = new Map<string, KeyObject>();
+const publicKeyObjectCache = new Map<string, KeyObject>();
+
+function cachedKeyObject(cache: Map<string, KeyObject>, pem: string, parse: (pem: string) => KeyObject): KeyObject {
+  let key = cache.get(pem);
+  if (key === undefined) {
+    key = parse(pem);
+    requireP384(key);
+    if (cache.size >= KEY_CACHE_ENTRIES_MAX) cache.clear();
+    cache.set(pem, key);
+  }
+  return key;
+}
+
+/**
+ * The signature `signDigest(privateKeyPem, SHA-256(preimage))` makes (same key, same digest, so
+ * every verifier of the one accepts the other), computed by OpenSSL.
+ */
+function signDigestOfPreimage(privateKeyPem: string, preimage: Uint8Array): Buffer {
+  return nodeSign("sha256", preimage, { key: cachedKeyObject(privateKeyObjectCache, privateKeyPem, privateKeyObject), dsaEncoding: "der" });
+}
+
+/** `verifyDigest(publicKeyOrCertPem, SHA-256(preimage), derSignature)`, computed by OpenSSL. */
+function verifyDigestOfPreimage(publicKeyOrCertPem: string, preimage: Uint8Array, derSignature: Uint8Array): boolean {
+  const key = cachedKeyObject(publicKeyObjectCache, publicKeyOrCertPem, publicKeyObject);
+  try {
+    return nodeVerify("sha256", preimage, { key, dsaEncoding: "der" }, derSignature);
+  } catch {
+    return false; // malformed DER
+  }
+}
+
+function checkPreimage(digest32: Uint8Array, preimage: Uint8Array): void {
+  if (!createHash("sha256").update(preimage).digest().equals(digest32)) {
+    throw new CocoError("InvalidInput", "The preimage given does not hash to the digest to sign or verify.", 500);
   }
 }
 

@@ -20,3 +20,15 @@ export function computeRootFromPath(leaf: Uint8Array, path: readonly ProofStep[]
   }
   return Buffer.from(current);
 }
+
+/**
+ * The 64 bytes whose SHA-256 is computeRootFromPath(leaf, path): the last step's two children.
+ * Undefined for an empty path (the root is the leaf). Lets OpenSSL check a signature over the
+ * root (crypto's verifyDigest with a preimage).
+ */
+export function rootPreimageFromPath(leaf: Uint8Array, path: readonly ProofStep[]): Buffer | undefined {
+  if (path.length === 0) return undefined;
+  const below = computeRootFromPath(leaf, path.slice(0, -1));
+  const last = path[path.length - 1]!;
+  return "left" in last ? Buffer.concat([last.left, below]) : Buffer.concat([below, last.right]);
+}

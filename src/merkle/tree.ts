@@ -165,6 +165,26 @@ export class MerkleTree {
     return this.#rangeHash(0, size);
   }
 
+  /**
+   * The 64 bytes whose SHA-256 is rootAt(size): its two children, left ‖ right (RFC 6962's split
+   * at the largest power of two below size). A signature over the root can be made and checked
+   * by OpenSSL through it (crypto's signDigest / verifyDigest with a preimage). Undefined for
+   * fewer than two leaves (the root is no hash of two children), and when a flush dropped a child:
+   * only for a power-of-two size (its root is one stored block, its left child may be gone).
+   */
+  rootPreimageAt(size: number = this.#size): Buffer | undefined {
+    this.#checkSize(size, "rootPreimageAt");
+    if (size < 2) return undefined;
+    if (size < this.#flushedIndex) {
+      throw new CocoError("InvalidInput", `Cannot compute the root at size ${size}: leaves before ${this.#flushedIndex} were flushed.`, 500);
+    }
+    const split = largestPowerOfTwoBelow(size);
+    // Every block of a non-power-of-two root's decomposition is kept (see flush); a
+    // power-of-two root's left child is block 0 one level down, kept only while nothing there was dropped.
+    if (split * 2 === size && (this.#bases[floorLog2(split)] ?? 0) > 0) return undefined;
+    return Buffer.concat([this.#rangeHash(0, split), this.#rangeHash(split, size - split)]);
+  }
+
   /** Leaf hash at `index`, for flushedIndex <= index < size. */
   leaf(index: number): Buffer {
     this.#checkIndex(index, this.#size, "leaf");

@@ -51,7 +51,7 @@ export type EncoderRequest =
   | { op: "secrets"; secrets: LedgerSecretVersion[] }
   | { op: "key"; privateKeyPem: string; cose?: CoseSignatureKeys }
   | { op: "encode"; id: number; keyNonce: Uint8Array; view: number; firstSeqno: number; count: number; input: ArrayBuffer }
-  | { op: "sign"; id: number; root: Uint8Array; cose?: CoseSigning };
+  | { op: "sign"; id: number; root: Uint8Array; rootPreimage?: Uint8Array; cose?: CoseSigning };
 
 /** @internal Replies from the worker. */
 export type EncoderReply =
@@ -132,9 +132,9 @@ export class EntryEncoder {
   }
 
   /** Queues the signing of a Merkle root with the node key (and the service key, given `cose`); returns the request id. */
-  sign(root: Buffer, cose?: CoseSigning): number {
+  sign(root: Buffer, rootPreimage: Buffer | undefined, cose?: CoseSigning): number {
     const id = this.nextId++;
-    this.post({ op: "sign", id, root: new Uint8Array(root), ...(cose === undefined ? {} : { cose }) });
+    this.post({ op: "sign", id, root: new Uint8Array(root), ...(rootPreimage === undefined ? {} : { rootPreimage: new Uint8Array(rootPreimage) }), ...(cose === undefined ? {} : { cose }) });
     return id;
   }
 

@@ -70,7 +70,7 @@ port.on("message", (request: EncoderRequest) => {
   try {
     if (request.op === "sign") {
       if (nodePrivateKeyPem === undefined) throw new Error("no node key");
-      const signature = new Uint8Array(signDigest(nodePrivateKeyPem, request.root));
+      const signature = new Uint8Array(signDigest(nodePrivateKeyPem, request.root, request.rootPreimage));
       if (request.cose !== undefined && coseKeys === undefined) throw new Error("no service key for COSE signatures");
       const coseSignature = request.cose === undefined ? undefined
         : new Uint8Array(signRootCose({ ...coseKeys!, root: request.root, txid: request.cose.txid, issuedAtSeconds: request.cose.issuedAtSeconds }));

@@ -236,7 +236,7 @@ export class Recovery {
     const ok = record !== undefined && record.seqno === engine.lastSeqnoLocal
       && record.root === engine.tree.rootAt(record.seqno - 1).toString("hex")
       && isCertificateIssuedBy(record.cert, previousCertPem)
-      && verifyDigest(record.cert, engine.tree.rootAt(record.seqno - 1), Buffer.from(record.sig, "base64"));
+      && verifyDigest(record.cert, engine.tree.rootAt(record.seqno - 1), Buffer.from(record.sig, "base64"), engine.tree.rootPreimageAt(record.seqno - 1));
     if (!ok) {
       throw new CocoError("LedgerCorrupted", `The last signature transaction (${engine.lastSeqnoLocal}) of the previous service's ledger does not verify with a node certificate endorsed by the previous service.`, 400);
     }

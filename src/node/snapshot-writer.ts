@@ -1,12 +1,14 @@
 // The main thread's side of the snapshot worker (snapshot-worker.ts): hands it a captured state
 // (its buffers transferred, not copied) and gets back the snapshot's digest once the body is in
-// a temporary file. The worker starts at the first snapshot and is kept for the next; if it
-// dies (a crash, out of memory) every request in flight fails, its temporary files are removed,
-// and the next request starts a new one. The node keeps running either way.
+// a temporary file. The worker starts at a snapshot and stops once it has been idle for
+// SNAPSHOT_WORKER_IDLE_MS: its heap grew to the size of the state it encoded, and a worker kept
+// between snapshots (every few seconds to minutes) held that memory for nothing. If it dies (a
+// crash, out of memory) every request in flight fails, its temporary files are removed, and the
+// next request starts a new one. The node keeps running either way.
 import { unlink } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import type { PackedState } from "../kv/index.js";
-import { CocoError, assert } from "../util/index.js";
+import { CocoError, WORKER_RESOURCE_LIMITS, assert } from "../util/index.js";
 
 export interface SnapshotWorkerRequest {
   readonly id: number;
@@ -29,6 +31,11 @@ export type SnapshotWritten = Extract<SnapshotWorkerReply, { ok: true }>;
 
 /** Requests in flight at once: the snapshotter sends one at a time; more is a bug. */
 const REQUESTS_IN_FLIGHT_MAX = 4;
+/**
+ * An idle worker stops after this long. Starting one costs ~30 ms of CPU, at most once per
+ * snapshot (every `snapshots.tx_count` transactions, seconds apart at the least).
+ */
+export const SNAPSHOT_WORKER_IDLE_MS = 1_000;
 
 interface InFlight {
   readonly temporaryPath: string;
@@ -41,11 +48,15 @@ export class SnapshotWriter {
   private nextId = 1;
   private readonly inFlight = new Map<number, InFlight>();
   private closed = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Workers started, for tests: a new one after each idle stop. */
+  startedCount = 0;
 
   /** Encodes, seals and writes a captured state to `temporaryPath`; resolves with its digest. */
   write(job: Omit<SnapshotWorkerRequest, "id">): Promise<SnapshotWritten> {
     if (this.closed) return Promise.reject(new CocoError("SnapshotWriterClosed", "The node is stopping: no snapshot is written.", 503));
     assert(this.inFlight.size < REQUESTS_IN_FLIGHT_MAX, `at most ${REQUESTS_IN_FLIGHT_MAX} snapshot requests in flight`);
+    clearTimeout(this.idleTimer);
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
     const request: SnapshotWorkerRequest = { ...job, id };
@@ -60,6 +71,7 @@ export class SnapshotWriter {
   /** Stops the worker; requests in flight fail and their temporary files are removed. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     const worker = this.worker;
     if (worker === undefined) return;
     await worker.terminate();
@@ -71,14 +83,29 @@ export class SnapshotWriter {
     await this.worker?.terminate();
   }
 
+  /** Stops the idle worker; its events no longer concern this writer (a new one may start at once). */
+  private stopIdle(): void {
+    const worker = this.worker;
+    if (worker === undefined || this.inFlight.size > 0) return;
+    this.worker = undefined;
+    worker.removeAllListeners();
+    worker.on("error", () => undefined);
+    void worker.terminate();
+  }
+
   private start(): Worker {
-    const worker = new Worker(new URL("./snapshot-worker.js", import.meta.url));
+    const worker = new Worker(new URL("./snapshot-worker.js", import.meta.url), { resourceLimits: WORKER_RESOURCE_LIMITS });
+    this.startedCount++;
     this.worker = worker;
     worker.on("message", (reply: SnapshotWorkerReply) => {
       const waiting = this.inFlight.get(reply.id);
       assert(waiting !== undefined, `snapshot worker answered request ${reply.id}, which is not in flight`);
       this.inFlight.delete(reply.id);
-      if (this.inFlight.size === 0) worker.unref();
+      if (this.inFlight.size === 0) {
+        worker.unref();
+        clearTimeout(this.idleTimer);
+        this.idleTimer = setTimeout(() => this.stopIdle(), SNAPSHOT_WORKER_IDLE_MS).unref();
+      }
       if (reply.ok) waiting.resolve(reply);
       else waiting.reject(new CocoError(reply.error.code === "ENOSPC" ? "SnapshotDiskFull" : "SnapshotWriteFailed", `Snapshot not written: ${reply.error.message}`, 500));
     });

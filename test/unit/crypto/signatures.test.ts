@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -120,4 +120,29 @@ test("signData / verifyData use ECDSA with SHA-384 and reject tampering", () => 
     writeFileSync(join(dir, "sig.der"), signature);
     execFileSync("openssl", ["dgst", "-sha384", "-verify", "pub.pem", "-signature", "sig.der", "data.bin"], { cwd: dir, stdio: "pipe" });
   });
+});
+
+test("with the digest's preimage, signDigest and verifyDigest make and accept the same signatures through OpenSSL", () => {
+  const other = generateEcP384KeyPair();
+  for (let i = 0; i < 8; i++) {
+    const preimage = randomBytes(64); // a Merkle root's two children
+    const digest = createHash("sha256").update(preimage).digest();
+    const fast = signDigest(keys.privateKeyPem, digest, preimage);
+    const slow = signDigest(keys.privateKeyPem, digest);
+    // Each path accepts the other's signatures: the same ECDSA over the same digest.
+    assert.ok(verifyDigest(keys.publicKeyPem, digest, fast));
+    assert.ok(verifyDigest(keys.publicKeyPem, digest, slow, preimage));
+    assert.ok(verifyDigest(keys.publicKeyPem, digest, fast, preimage));
+    assert.ok(opensslVerifies(keys.publicKeyPem, digest, fast), "openssl pkeyutl accepts it as a prehash signature");
+    // And both refuse what they must.
+    assert.equal(verifyDigest(other.publicKeyPem, digest, fast, preimage), false, "another key");
+    const tampered = Buffer.from(fast);
+    tampered[tampered.length - 1]! ^= 0x01;
+    assert.equal(verifyDigest(keys.publicKeyPem, digest, tampered, preimage), false, "a tampered signature");
+    assert.equal(verifyDigest(keys.publicKeyPem, digest, Buffer.from("garbage"), preimage), false, "not DER");
+  }
+  // A preimage that does not hash to the digest is a caller's bug: refused, never signed or checked.
+  const digest = sha256(Buffer.from("a"));
+  assert.throws(() => signDigest(keys.privateKeyPem, digest, randomBytes(64)), /preimage given does not hash to the digest/);
+  assert.throws(() => verifyDigest(keys.publicKeyPem, digest, signDigest(keys.privateKeyPem, digest), randomBytes(64)), /does not hash/);
 });

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createHash } from "node:crypto";
-import { MerkleTree, EMPTY_ROOT, computeRootFromPath } from "../../../src/merkle/index.js";
+import { MerkleTree, EMPTY_ROOT, computeRootFromPath, rootPreimageFromPath } from "../../../src/merkle/index.js";
 import { h, leafAt, referencePath, referenceRoot } from "./reference.js";
 
 function treeOf(count: number): { tree: MerkleTree; leaves: Buffer[] } {
@@ -201,4 +201,34 @@ test("appendFrom takes leaves from a packed buffer exactly as append does, and r
   assert.throws(() => packed.appendFrom(leaves, leaves.length - 31), /No 32-byte Merkle leaf/);
   assert.throws(() => packed.appendFrom(leaves, -1), /No 32-byte Merkle leaf/);
   assert.equal(packed.size, 37);
+});
+
+test("property: the root's preimage is its two children, at every size and after a flush", () => {
+  fc.assert(
+    fc.property(sizes, fc.integer({ min: 0, max: LEAF_COUNT_MAX }), (count, flushAt) => {
+      const { tree } = treeOf(count);
+      assert.equal(tree.rootPreimageAt(0), undefined);
+      if (count >= 1) assert.equal(tree.rootPreimageAt(1), undefined, "one leaf: the root is the leaf, no hash of two children");
+      tree.flush(Math.min(flushAt, count));
+      for (let size = Math.max(2, tree.flushedIndex); size <= count; size++) {
+        const preimage = tree.rootPreimageAt(size);
+        const powerOfTwo = (size & (size - 1)) === 0;
+        // Only a power-of-two root, whose left child a flush may have dropped, can lack one.
+        if (preimage === undefined && powerOfTwo && tree.flushedIndex > 0) continue;
+        assert.ok(preimage !== undefined, `a preimage at size ${size} (flushed to ${tree.flushedIndex})`);
+        assert.equal(preimage.length, 64);
+        assert.deepEqual(createHash("sha256").update(preimage).digest(), tree.rootAt(size));
+      }
+      if (count >= 2) assert.deepEqual(tree.rootPreimageAt(), tree.rootPreimageAt(count));
+      // Unflushed, every root of two or more leaves has one, and every inclusion proof leads to it.
+      const { tree: whole, leaves } = treeOf(count);
+      for (let size = 2; size <= count; size++) assert.ok(whole.rootPreimageAt(size) !== undefined);
+      for (let i = 0; i < count; i++) {
+        const fromPath = rootPreimageFromPath(leaves[i]!, whole.path(i));
+        if (count < 2) assert.equal(fromPath, undefined);
+        else assert.deepEqual(fromPath, whole.rootPreimageAt());
+      }
+    }),
+    { numRuns: 60 },
+  );
 });

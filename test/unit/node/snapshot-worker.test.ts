@@ -11,7 +11,7 @@ import { Store, encodeSnapshotPieces, isPublicMapName, type MapState } from "../
 import { sha256 } from "../../../src/crypto/index.js";
 import { removeTemporarySnapshotFiles, temporarySnapshotPath } from "../../../src/ledger/index.js";
 import { encodeSnapshotBody } from "../../../src/node/snapshot-format.js";
-import { SnapshotWriter } from "../../../src/node/snapshot-writer.js";
+import { SNAPSHOT_WORKER_IDLE_MS, SnapshotWriter } from "../../../src/node/snapshot-writer.js";
 import { CocoError } from "../../../src/util/index.js";
 
 const randomness = { keyNonce: Buffer.alloc(32, 5), iv: Buffer.alloc(12, 9) };
@@ -121,6 +121,32 @@ test("a worker that dies mid-snapshot fails that snapshot only, leaves no file, 
     const written = await writer.write({ packed: captureAll(small, small.currentVersion), view: 2, views, tree, ledgerSecret, temporaryPath: next, durable: false });
     assert.ok(sha256(readFileSync(next)).equals(Buffer.from(written.digest)));
     assert.deepEqual(readdirSync(dir), [next.slice(dir.length + 1)]);
+  } finally {
+    await writer.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an idle worker stops (its memory goes back), and the next snapshot starts a new one; one requested at the moment it stops is written", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-worker-"));
+  const writer = new SnapshotWriter();
+  try {
+    const store = storeWith(2_000);
+    const write = (name: string) => writer.write({ packed: captureAll(store, store.currentVersion), view: 2, views, tree, ledgerSecret, temporaryPath: join(dir, name), durable: false });
+    await write("a");
+    await write("b");
+    assert.equal(writer.startedCount, 1, "back-to-back snapshots share one worker");
+    await new Promise((r) => setTimeout(r, SNAPSHOT_WORKER_IDLE_MS + 200));
+    const stopped = writer.startedCount;
+    // Whether the worker stopped or not, the next write is answered (by a new worker if it did).
+    const written = await write("c");
+    assert.ok(sha256(readFileSync(join(dir, "c"))).equals(Buffer.from(written.digest)));
+    assert.equal(stopped, 1);
+    assert.equal(writer.startedCount, 2, "the idle worker stopped; a new one wrote the next snapshot");
+    // A write racing the idle stop: the stopped worker's exit must not fail the new request.
+    await new Promise((r) => setTimeout(r, SNAPSHOT_WORKER_IDLE_MS - 5));
+    const racing = await Promise.all([write("d"), new Promise((r) => setTimeout(r, 10)).then(() => write("e"))]);
+    assert.equal(racing.length, 2);
   } finally {
     await writer.close();
     rmSync(dir, { recursive: true, force: true });
