@@ -33,6 +33,9 @@ recovery (spawn with command Recover -> service Open), each node a separate proc
   --long-tx <n>     transactions in the ledger (default 1000000)
   --long-keys <n>   distinct keys written, cycled (default 100000): the size of the state
   --snapshot-tx-count <n>  snapshots.tx_count of the nodes (default the node's, 100000)
+  --ledger-cache <dir>  keep the built service (ledger, snapshots, identities) in <dir> and, when
+                    <dir> already holds one built with the same --long-tx, --long-keys and
+                    --snapshot-tx-count, time a copy of it instead of building again
   --out <file>      JSON output (default bench/results/long-timings-<timestamp>.json)`;
 
 const PRIVATE_MAP = "bench.records";
@@ -42,12 +45,12 @@ const VALUE_BYTES = 64;
 /** Each phase must finish within this (the goals are seconds; this only stops a hung run). */
 const PHASE_TIMEOUT_MS = 300_000;
 
-interface TimingsOptions { transactions: number; keys: number; snapshotTxCount: number | undefined; out: string }
+interface TimingsOptions { transactions: number; keys: number; snapshotTxCount: number | undefined; ledgerCache: string | undefined; out: string }
 
 function parseTimingsArgs(argv: readonly string[]): TimingsOptions | "help" {
   const { values: v } = parseArgs({
     args: argv.filter((a) => a !== "--long" && a !== "--long-timings"), strict: true, allowPositionals: false,
-    options: { "long-tx": { type: "string" }, "long-keys": { type: "string" }, "snapshot-tx-count": { type: "string" }, out: { type: "string" }, help: { type: "boolean" } },
+    options: { "long-tx": { type: "string" }, "long-keys": { type: "string" }, "snapshot-tx-count": { type: "string" }, "ledger-cache": { type: "string" }, out: { type: "string" }, help: { type: "boolean" } },
   });
   if (v.help) return "help";
   const positive = (name: string, text: string | undefined, fallback: number): number => {
@@ -60,6 +63,7 @@ function parseTimingsArgs(argv: readonly string[]): TimingsOptions | "help" {
     transactions: positive("long-tx", v["long-tx"], 1_000_000),
     keys: positive("long-keys", v["long-keys"], 100_000),
     snapshotTxCount: v["snapshot-tx-count"] === undefined ? undefined : positive("snapshot-tx-count", v["snapshot-tx-count"], 1),
+    ledgerCache: v["ledger-cache"] === undefined ? undefined : resolve(v["ledger-cache"]),
     out: v.out ?? `bench/results/long-timings-${new Date().toISOString().replace(/[:.]/g, "-")}.json`,
   };
 }
@@ -129,6 +133,47 @@ function logLine(dir: string, message: string): Record<string, unknown> | undefi
   }
   return undefined;
 }
+
+/**
+ * When the node logged each step of its start, in ms after `spawnedAt` (the node logs JSON lines
+ * with their epoch-ms time): only lines logged after the spawn count (a restarted node's log also
+ * holds its earlier runs). Absent steps are left out.
+ */
+const START_STEPS: readonly [step: string, message: string][] = [
+  ["first log line", ""],
+  ["ledger opened", "ledger: opened"],
+  ["snapshot fetched", "fetched and verified the service's snapshot"],
+  ["state rebuilt", "state rebuilt from"],
+  ["public ledger read", "recovery: public ledger read"],
+  ["serving", "node is serving"],
+  ["private state restored", "recovery: private state restored"],
+  ["Merkle tree before the snapshot rebuilt", "Merkle tree before the snapshot rebuilt"],
+];
+
+function stepTimes(dir: string, spawnedAt: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let lines: string[];
+  try {
+    lines = readFileSync(join(dir, "node.log"), "utf8").split("\n");
+  } catch {
+    return out;
+  }
+  for (const line of lines) {
+    let parsed: { time?: unknown; msg?: unknown };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      continue;
+    }
+    if (typeof parsed.time !== "number" || parsed.time < spawnedAt || typeof parsed.msg !== "string") continue;
+    for (const [step, message] of START_STEPS) {
+      if (out[step] === undefined && parsed.msg.includes(message)) out[step] = parsed.time - spawnedAt;
+    }
+  }
+  return out;
+}
+
+const showSteps = (steps: Record<string, number>): string => Object.entries(steps).map(([step, ms]) => `${step} ${fmt(ms / 1000, " s", 2)}`).join(", ");
 
 /** 1. The service: N transactions through the engine; returns once its newest snapshot is committed. */
 async function buildLedger(ids: Identities, dir: string, options: TimingsOptions) {
@@ -200,7 +245,13 @@ async function timeRestart(ids: Identities, dir: string, serviceCertPem: string)
   const firstWriteCommittedMs = Date.now() - spawnedAt;
   const rebuilt = logLine(dir, "state rebuilt from a snapshot") ?? logLine(dir, "state rebuilt from the ledger");
   progress(`restart: serving after ${fmt(servingMs / 1000, " s", 2)}, first write committed after ${fmt(firstWriteCommittedMs / 1000, " s", 2)} (goal < 5 s)`);
-  return { child, node, result: { servingMs, firstWriteCommittedMs, goalMs: 5_000, met: firstWriteCommittedMs < 5_000, rebuiltLog: rebuilt ?? null } };
+  // The tree before the snapshot is built after the node serves: wait for it (the join comes next).
+  const backgroundTree = String(rebuilt?.["msg"] ?? "").includes("once the node serves");
+  await waitFor("the Merkle tree before the snapshot", deadline, async () =>
+    (!backgroundTree || (logLine(dir, "Merkle tree before the snapshot")?.["time"] as number) >= spawnedAt ? true : undefined));
+  const steps = stepTimes(dir, spawnedAt);
+  progress(`  restart steps (node log, after spawn): ${showSteps(steps)}`);
+  return { child, node, result: { servingMs, firstWriteCommittedMs, goalMs: 5_000, met: firstWriteCommittedMs < 5_000, steps, rebuiltLog: rebuilt ?? null } };
 }
 
 /** 3. A new node joins the running service: spawn -> its commit point reaches the service's. */
@@ -236,7 +287,9 @@ async function timeJoin(ids: Identities, root: string, service: TlsTarget, servi
     const caughtUpMs = Date.now() - spawnedAt;
     const fetched = logLine(dir, "fetched and verified the service's snapshot");
     progress(`join: asked after ${fmt(askedMs / 1000, " s", 2)}, trusted after ${fmt(trustedMs / 1000, " s", 2)}, caught up (commit ${serviceCommit.toLocaleString("en-US")}) after ${fmt(caughtUpMs / 1000, " s", 2)} (goal < 10 s)`);
-    return { askedMs, trustedMs, caughtUpMs, serviceCommitSeqno: serviceCommit, goalMs: 10_000, met: caughtUpMs < 10_000, snapshotFetchLog: fetched ?? null };
+    const steps = stepTimes(dir, spawnedAt);
+    progress(`  join steps (node log, after spawn): ${showSteps(steps)}`);
+    return { askedMs, trustedMs, caughtUpMs, steps, serviceCommitSeqno: serviceCommit, goalMs: 10_000, met: caughtUpMs < 10_000, snapshotFetchLog: fetched ?? null };
   } finally {
     await stopChild(child, 30_000);
   }
@@ -279,10 +332,49 @@ async function timeRecovery(ids: Identities, root: string, serviceDir: string, p
     await waitFor("the recovered service Open", deadline, async () => ((await getJson(node, "/node/network"))?.["service_status"] === "Open" ? true : undefined));
     const openMs = Date.now() - spawnedAt;
     progress(`recovery: serving (public ledger read) after ${fmt(servingMs / 1000, " s", 2)}, share submitted after ${fmt(sharesMs / 1000, " s", 2)}, Open after ${fmt(openMs / 1000, " s", 2)} (goal < 10 s)`);
-    return { servingMs, sharesSubmittedMs: sharesMs, openMs, goalMs: 10_000, met: openMs < 10_000, snapshotLog: logLine(dir, "snapshot") ?? null };
+    const steps = stepTimes(dir, spawnedAt);
+    progress(`  recovery steps (node log, after spawn): ${showSteps(steps)}`);
+    return { servingMs, sharesSubmittedMs: sharesMs, openMs, steps, goalMs: 10_000, met: openMs < 10_000, snapshotLog: logLine(dir, "snapshot") ?? null };
   } finally {
     await stopChild(child, 30_000);
   }
+}
+
+/** What a cached build must match to be reused. */
+const cacheKey = (options: TimingsOptions) => ({ transactions: options.transactions, keys: options.keys, snapshotTxCount: options.snapshotTxCount ?? null });
+
+/** Keeps the freshly built service (before any timed run touched it) for later runs. */
+function toLedgerCache(cache: string, ids: Identities, serviceDir: string, built: Awaited<ReturnType<typeof buildLedger>>, options: TimingsOptions): void {
+  rmSync(cache, { recursive: true, force: true });
+  mkdirSync(cache, { recursive: true });
+  cpSync(serviceDir, join(cache, "service"), { recursive: true });
+  for (const name of ["member0_cert.pem", "member0_enc_pubk.pem"]) cpSync(join(ids.root, name), join(cache, name));
+  const { root: _root, ...keys } = ids;
+  writeFileSync(join(cache, "built.json"), `${JSON.stringify({ key: cacheKey(options), ids: keys, built }, null, 2)}\n`);
+  progress(`kept the built service in ${cache} (--ledger-cache)`);
+}
+
+/** A copy of the cached service in `serviceDir` (fresh ports), or undefined if the cache holds none that matches. */
+async function fromLedgerCache(cache: string, root: string, serviceDir: string, options: TimingsOptions) {
+  let saved: { key: unknown; ids: Omit<Identities, "root">; built: Awaited<ReturnType<typeof buildLedger>> };
+  try {
+    saved = JSON.parse(readFileSync(join(cache, "built.json"), "utf8")) as typeof saved;
+  } catch {
+    return undefined;
+  }
+  if (JSON.stringify(saved.key) !== JSON.stringify(cacheKey(options))) return undefined;
+  const ids: Identities = { ...saved.ids, root };
+  for (const name of ["member0_cert.pem", "member0_enc_pubk.pem"]) cpSync(join(cache, name), join(root, name));
+  cpSync(join(cache, "service"), serviceDir, { recursive: true });
+  // The same configuration as the build, ports included (the service's KV records the node's
+  // addresses: a joiner dials those), with the members' files where this run keeps them.
+  const file = JSON.parse(readFileSync(join(serviceDir, "config.json"), "utf8")) as NodeConfigFile;
+  file.command = {
+    type: "Start", service_certificate_file: "service_cert.pem",
+    start: { members: [{ certificate_file: join(root, "member0_cert.pem"), encryption_public_key_file: join(root, "member0_enc_pubk.pem") }] },
+  };
+  writeFileSync(join(serviceDir, "config.json"), `${JSON.stringify(file, null, 2)}\n`);
+  return { ids, built: saved.built };
 }
 
 export async function runLongTimings(argv: readonly string[]): Promise<number> {
@@ -297,10 +389,18 @@ export async function runLongTimings(argv: readonly string[]): Promise<number> {
   };
   let failed = false;
   try {
-    const ids = await identities(root);
     const serviceDir = join(root, "service");
-    progress(`building a ledger of ${options.transactions.toLocaleString("en-US")} transactions over ${options.keys.toLocaleString("en-US")} keys (one node, snapshots on, durability none)`);
-    const built = await buildLedger(ids, serviceDir, options);
+    const cached = options.ledgerCache === undefined ? undefined : await fromLedgerCache(options.ledgerCache, root, serviceDir, options);
+    const ids = cached?.ids ?? (await identities(root));
+    let built: Awaited<ReturnType<typeof buildLedger>>;
+    if (cached) {
+      built = cached.built;
+      progress(`reusing the ledger built in ${options.ledgerCache}: ${built.ledgerEntries.toLocaleString("en-US")} entries, ${fmt(built.ledgerMiB, " MiB")}`);
+    } else {
+      progress(`building a ledger of ${options.transactions.toLocaleString("en-US")} transactions over ${options.keys.toLocaleString("en-US")} keys (one node, snapshots on, durability none)`);
+      built = await buildLedger(ids, serviceDir, options);
+      if (options.ledgerCache !== undefined) toLedgerCache(options.ledgerCache, ids, serviceDir, built, options);
+    }
     result["ledger"] = built;
     const restart = await timeRestart(ids, serviceDir, built.serviceCertPem);
     result["restart"] = restart.result;

@@ -3,17 +3,18 @@
 // Composed here, above the node layer.
 import { installLoggingApp } from "../apps/logging/index.js";
 import { installJsApp } from "../apps/js/index.js";
-import { installEvmApp } from "../apps/evm/index.js";
 import type { EndpointRegistry, Handler } from "../rpc/index.js";
 import type { ResolvedConfig } from "../node/config.js";
 import { NODE_ADDRESS_POLICY_DEFAULT } from "../node/evm-config.js";
 import type { StartOptions } from "../node/node.js";
 
-export function appOptions(config: ResolvedConfig): Pick<StartOptions, "installApps" | "appRouter"> {
+/** The EVM app (and its Ethereum libraries, ~0.5 s of module loading) is loaded only by a node that runs it. */
+export async function appOptions(config: ResolvedConfig): Promise<Pick<StartOptions, "installApps" | "appRouter">> {
+  const { installEvmApp } = config.evm ? await import("../apps/evm/index.js") : { installEvmApp: undefined };
   return {
     installApps: (registry, context) => {
       installLoggingApp(registry, { coseReceipt: (view, seqno) => context.coseReceipt(view, seqno) });
-      if (config.evm) {
+      if (config.evm && installEvmApp) {
         installEvmApp(timedRegistry(registry, (seconds) => context.observer.evmExecution(seconds)), {
           committedSeqno: () => context.committedSeqno(),
           viewForSeqno: (seqno) => context.viewForSeqno(seqno),

@@ -2,8 +2,8 @@
 // plain HTTP on loopback, forwarding to a node as one user (see evm-gateway.ts).
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
-import { startEvmGateway } from "./evm-gateway.js";
-import { bindAddresses } from "./evm-bind.js";
+// The gateway and the address binding load the EVM libraries: imported when their command runs,
+// so that every other `coco` command (a node's start above all) starts without them.
 
 function privateKey(value: string, previous: string[]): string[] {
   if (!/^(0x)?[0-9a-fA-F]{64}$/.test(value)) throw new InvalidArgumentError("expected a 32-byte secp256k1 private key in hex (0x…).");
@@ -37,6 +37,7 @@ export function registerEvmCommands(program: Command): void {
     .option("--allow-origin <origin>", "a browser origin allowed to call the gateway (CORS), exact or \"*\"; repeatable", collect, [])
     .action(async (opts) => {
       try {
+        const { startEvmGateway } = await import("./evm-gateway.js");
         const gateway = await startEvmGateway({
           host: opts.host, port: opts.port, nodeUrl: opts.node,
           caPem: readFileSync(opts.cacert), userCertPem: readFileSync(opts.userCert), userKeyPem: readFileSync(opts.userKey),
@@ -70,6 +71,7 @@ export function registerEvmCommands(program: Command): void {
           for (const line of readFileSync(opts.privateKeyFile, "utf8").split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "")) keys.push(...privateKey(line, []));
         }
         if (keys.length === 0) throw new Error("give the keys of the addresses to bind: --private-key <hex> or --private-key-file <file>");
+        const { bindAddresses } = await import("./evm-bind.js");
         const outcomes = await bindAddresses({
           nodeUrl: opts.node, chainId: opts.chainId, privateKeys: keys,
           caPem: readFileSync(opts.cacert), userCertPem: readFileSync(opts.userCert), userKeyPem: readFileSync(opts.userKey),

@@ -179,7 +179,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
   const config = resolveConfig(file, workspace);
   // The node's own logger: a full disk drops and counts lines, never crashes the sandbox.
   const logger = createNodeLogger(config);
-  const node = await CocoNode.start(config, { ...appOptions(config), logger });
+  const node = await CocoNode.start(config, { ...(await appOptions(config)), logger });
   const url = `https://${dialHost(options.host)}:${node.address.port}`;
   if (recovering) {
     await completeRecoveryAsMember0(workspace, url, node);

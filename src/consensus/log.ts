@@ -315,6 +315,20 @@ export class LogPrefixBuilder<Payload = unknown> {
     invariant(keepEntries >= 1, "a log keeps at least one entry's payload");
   }
 
+  /**
+   * Goes on after `prefix` (entries 1..prefix.lastIndex known only by their compact record, e.g.
+   * a snapshot's view history): the next entry added is prefix.lastIndex + 1.
+   */
+  static after<Payload>(prefix: LogPrefix, keepEntries: number, keepAbove: number): LogPrefixBuilder<Payload> {
+    invariant(prefix.lastIndex === 0 || (prefix.termStarts.length > 0 && prefix.termStarts[0]!.index === 1), "a log prefix starts at index 1");
+    const builder = new LogPrefixBuilder<Payload>(keepEntries, keepAbove);
+    builder.termStarts.push(...prefix.termStarts);
+    builder.signatures.push(...prefix.signatures);
+    builder.configs.push(...prefix.configs);
+    builder.last = prefix.lastIndex;
+    return builder;
+  }
+
   add(entry: Entry<Payload>): void {
     invariant(entry.index === this.last + 1, () => `entry ${entry.index} after ${this.last}`);
     this.last = entry.index;

@@ -692,10 +692,18 @@ export class RaftNode<Payload = unknown> {
 
   // ---- backup: accepting entries --------------------------------------------------------
 
-  private onAppendEntries(m: AppendEntries<Payload>): void {
-    invariant(this.role !== "Primary", () => `two primaries in term ${this.term}: ${this.id} and ${m.from}`);
-    if (this.role !== "Backup" || this.leaderId !== m.from) this.becomeBackup(m.term, m.from);
+  private onAppendEntries(message: AppendEntries<Payload>): void {
+    invariant(this.role !== "Primary", () => `two primaries in term ${this.term}: ${this.id} and ${message.from}`);
+    if (this.role !== "Backup" || this.leaderId !== message.from) this.becomeBackup(message.term, message.from);
     this.electionElapsed = 0;
+    // Entries at or below a snapshot base came with the snapshot: committed, so the same as the
+    // primary's. Read a message reaching below it (a heartbeat at the primary's matchIndex 0 for
+    // a node that joined from a snapshot) from the base: answering "match at 0" would send the
+    // primary back to entry 1, which this log can never take.
+    const base = this.log.firstIndex() - 1;
+    const m = message.prevIndex >= base ? message : {
+      ...message, prevIndex: base, prevTerm: this.log.term(base)!, entries: message.entries.filter((entry) => entry.index > base),
+    };
     const localPrevTerm = this.log.term(m.prevIndex);
     if (localPrevTerm !== m.prevTerm) {
       // Skip back over the whole conflicting term in one round trip, never below the commit index.

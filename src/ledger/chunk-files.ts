@@ -6,7 +6,8 @@ import { open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { assert } from "../util/errors.js";
-import { CHUNK_MAGIC, FRAME_HEADER_BYTES, chunkName } from "./files.js";
+import { frameMismatch, removeChunkIndex, writeChunkIndex } from "./chunk-index.js";
+import { CHUNK_MAGIC, FRAME_HEADER_BYTES, chunkName, corruptedAt } from "./files.js";
 import { syncDirectory, writeAll, type Chunk, type Durability, type LedgerLogger } from "./recovery.js";
 import type { SeqnoIndex } from "./seqno-index.js";
 
@@ -110,6 +111,19 @@ export class ChunkFiles {
     // If this fails the rename is made durable by the next directory fsync (the next chunk's start).
     await syncDirectory(this.dir, this.durability);
     this.logger.info({ file: this.path(chunk), bytes: chunk.size }, "ledger: chunk closed");
+    await this.#writeIndex(chunk);
+  }
+
+  /** The closed chunk's index file (chunk-index.ts), so that the next open need not scan it. */
+  async #writeIndex(chunk: Chunk): Promise<void> {
+    const lengths = new Uint32Array(chunk.lastSeqno - chunk.firstSeqno + 1);
+    for (let seqno = chunk.firstSeqno; seqno <= chunk.lastSeqno; seqno++) lengths[seqno - chunk.firstSeqno] = this.index.length(seqno);
+    try {
+      await writeChunkIndex(this.dir, { firstSeqno: chunk.firstSeqno, lastSeqno: chunk.lastSeqno, chunkBytes: chunk.size, lengths });
+    } catch (err) {
+      // Only a cost: the next open scans this chunk (and writes its index then).
+      this.logger.warn({ file: this.path(chunk), err: String(err) }, "ledger: could not write the chunk's index; the next open scans the chunk");
+    }
   }
 
   /** Renames closed chunks whose entries are all committed to *.committed. A failed rename is redone by the next call. */
@@ -136,6 +150,7 @@ export class ChunkFiles {
       const handle = chunk.handle;
       chunk.handle = null;
       if (handle) await handle.close();
+      if (chunk.closed) await removeChunkIndex(this.dir, chunk.firstSeqno, chunk.lastSeqno);
       await unlink(this.path(chunk)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== "ENOENT") throw err;
       });
@@ -147,6 +162,7 @@ export class ChunkFiles {
     if (tail && tail.lastSeqno > seqno) {
       assert(!tail.committed, "a committed chunk is never truncated");
       if (tail.closed) {
+        await removeChunkIndex(this.dir, tail.firstSeqno, tail.lastSeqno);
         // Reopen under its open name first: "ledger_<first>" may hold any number of entries.
         await rename(this.path(tail), join(this.dir, chunkName(tail.firstSeqno, null, false)));
         tail.closed = false;
@@ -174,10 +190,13 @@ export class ChunkFiles {
       try {
         const handle = chunk.handle ?? (await open(this.path(chunk), "r"));
         try {
-          const out = Buffer.allocUnsafe(this.index.length(seqno));
-          const { bytesRead } = await handle.read(out, 0, out.length, this.index.offset(seqno));
-          assert(bytesRead === out.length, `read ${out.length} bytes of seqno ${seqno}`);
-          return out;
+          const length = this.index.length(seqno);
+          const start = this.index.offset(seqno) - FRAME_HEADER_BYTES;
+          const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+          const { bytesRead } = await handle.read(frame, 0, frame.length, start);
+          const mismatch = this.#frameMismatch(frame, bytesRead, 0, length, seqno);
+          if (mismatch !== null) await this.#refuseFrame(chunk, mismatch, seqno, start);
+          return frame.subarray(FRAME_HEADER_BYTES);
         } finally {
           if (handle !== chunk.handle) await handle.close();
         }
@@ -210,13 +229,14 @@ export class ChunkFiles {
         try {
           const frames = Buffer.allocUnsafe(bytes);
           const { bytesRead } = await handle.read(frames, 0, bytes, start);
-          assert(bytesRead === bytes, `read ${bytes} bytes of seqnos ${first}..${stop}`);
           // Frames follow each other within a chunk: each entry starts after the previous frame.
           const out: Buffer[] = [];
-          let at = FRAME_HEADER_BYTES;
+          let at = 0;
           for (let seqno = first; seqno <= stop; seqno++) {
             const length = this.index.length(seqno);
-            out.push(frames.subarray(at, at + length));
+            const mismatch = this.#frameMismatch(frames, bytesRead, at, length, seqno);
+            if (mismatch !== null) await this.#refuseFrame(chunk, mismatch, seqno, start + at);
+            out.push(frames.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length));
             at += length + FRAME_HEADER_BYTES;
           }
           return out;
@@ -227,6 +247,23 @@ export class ChunkFiles {
         if (attempt >= 3 || !isRetryable(err)) throw err;
       }
     }
+  }
+
+  /**
+   * Every frame read is checked again (its length, crc32 and seqno), whether the chunk was
+   * scanned at open or known from its index file: neither the index nor the file is trusted to be
+   * what it was. A mismatch removes the chunk's index (the next open scans the chunk, and refuses
+   * it if the damage is in the chunk) and throws LedgerCorrupted naming file, offset and seqno.
+   */
+  #frameMismatch(frames: Buffer, bytesRead: number, at: number, length: number, seqno: number): string | null {
+    return at + FRAME_HEADER_BYTES + length > bytesRead
+      ? `the file ends ${bytesRead - at} bytes into the frame (the index says ${FRAME_HEADER_BYTES + length})`
+      : frameMismatch(frames, at, length, seqno);
+  }
+
+  async #refuseFrame(chunk: Chunk, mismatch: string, seqno: number, fileOffset: number): Promise<never> {
+    if (chunk.closed) await removeChunkIndex(this.dir, chunk.firstSeqno, chunk.lastSeqno).catch(() => undefined);
+    throw corruptedAt(this.path(chunk), fileOffset, seqno, `${mismatch} when read back (its index file, if any, was removed: the next start scans the chunk)`);
   }
 
   async closeAll(): Promise<void> {

@@ -3,6 +3,7 @@
 // helpers the writer shares.
 import { mkdir, open, readFile, unlink, type FileHandle } from "node:fs/promises";
 import {
+  CHUNK_MAGIC,
   COMMIT_POINT_FILE,
   CORRUPTION_FIX,
   FRAME_HEADER_BYTES,
@@ -15,6 +16,7 @@ import {
   type LedgerFileInfo,
 } from "./files.js";
 import { SeqnoIndex } from "./seqno-index.js";
+import { loadChunkIndex, writeChunkIndex } from "./chunk-index.js";
 
 /** "fsync": fdatasync at every flush (default, crash-safe). "none": write only; UNSAFE, a
  * crash may lose acknowledged entries. For benchmarks and tests. */
@@ -58,12 +60,29 @@ export async function recoverChunks(
   for (let i = 0; i < files.length; i++) {
     const file = files[i]!;
     const isLastOpen = i === files.length - 1 && file.lastSeqno === null;
+    // A closed chunk with a usable index file is not read at all (chunk-index.ts): its frames are
+    // checked when they are read. Whoever wants every entry back reads every chunk anyway.
+    if (!returnEntries && !isLastOpen) {
+      const indexed = await loadChunkIndex(dir, file);
+      if (typeof indexed !== "string") {
+        let offset = CHUNK_MAGIC.length;
+        for (const length of indexed.lengths) {
+          index.push(offset + FRAME_HEADER_BYTES, length);
+          offset += FRAME_HEADER_BYTES + length;
+        }
+        chunks.push({ firstSeqno: file.firstSeqno, lastSeqno: indexed.lastSeqno, closed: true, committed: file.committed, size: indexed.chunkBytes, handle: null });
+        continue;
+      }
+      logger.info({ file: file.path, reason: indexed }, "ledger: no usable chunk index, scanning the chunk");
+    }
     const buf = await readFile(file.path);
+    const firstSlot = index.lastSeqno + 1;
     const result = scanChunk(file, buf, isLastOpen, (offset, entry) => {
       if (returnEntries) entries.push(entry.bytes);
       index.push(offset + FRAME_HEADER_BYTES, entry.bytes.length);
     });
     checkClosedChunkEnd(file, result);
+    if (!returnEntries && !isLastOpen) await rewriteChunkIndex(dir, index, firstSlot, result.lastSeqno, result.validLength, logger);
     const chunk: Chunk = {
       firstSeqno: file.firstSeqno,
       lastSeqno: result.lastSeqno,
@@ -106,6 +125,17 @@ export async function recoverChunks(
     throw err;
   }
   return { chunks, index, entries };
+}
+
+/** Writes the index of a closed chunk just scanned, so the next open need not scan it; a failure only costs that. */
+async function rewriteChunkIndex(dir: string, index: SeqnoIndex, firstSeqno: number, lastSeqno: number, chunkBytes: number, logger: LedgerLogger): Promise<void> {
+  const lengths = new Uint32Array(lastSeqno - firstSeqno + 1);
+  for (let seqno = firstSeqno; seqno <= lastSeqno; seqno++) lengths[seqno - firstSeqno] = index.length(seqno);
+  try {
+    await writeChunkIndex(dir, { firstSeqno, lastSeqno, chunkBytes, lengths });
+  } catch (err) {
+    logger.warn({ dir, firstSeqno, lastSeqno, err: String(err) }, "ledger: could not write a chunk index; the chunk is scanned again at the next open");
+  }
 }
 
 /** The ledger must hold every entry up to the recorded commit point (e.g. not a chunk cut at a frame boundary). */

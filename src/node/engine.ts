@@ -175,6 +175,8 @@ export const MERKLE_RETAINED_HEIGHT = 8;
 /** The payload of a covered entry consensus keeps no payload for (coveredEntriesTree). */
 export const NO_PAYLOAD: Buffer = Buffer.alloc(0);
 const HISTORICAL_CACHE_BYTES_DEFAULT = 16 * 1024 * 1024;
+/** Retry-After of a receipt asked for while the Merkle tree before the snapshot is rebuilt. */
+const MERKLE_HISTORY_RETRY_SECONDS = 2;
 /** A ledger read for Merkle leaves takes at most this many bytes per worker round trip. */
 const LEAF_READ_BYTES = 1024 * 1024;
 
@@ -209,6 +211,11 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   get tree(): MerkleTree { return this.merkle; }
   /** Transactions at or before this seqno came with a snapshot (frontier only): no paths for them here. */
   private snapshotBase = 0;
+  /**
+   * The Merkle tree before snapshotBase, rebuilt from this node's ledger after it serves
+   * (merkle-history.ts): "building" until adoptMerkleHistory, "failed" if it did not match.
+   */
+  private merkleHistory: "none" | "building" | { failed: string } = "none";
   /** Leaves of retained-height Merkle blocks read back from the ledger, by "block:count". */
   private readonly leafBlocks: ByteLru<string, Buffer[]>;
   private readonly signatures = new SignatureIndex();
@@ -583,6 +590,32 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   /** Transactions at or before this seqno came with the snapshot this node started from. */
   get snapshotStartSeqno(): number {
     return this.snapshotBase;
+  }
+
+  /** Receipts before the snapshot answer 503 (retry) while its Merkle history is rebuilt, or say why it never will be. */
+  setMerkleHistoryState(state: "building" | { failed: string }): void {
+    assert(this.snapshotBase > 0, "only a node started from a snapshot rebuilds the tree before it");
+    this.merkleHistory = state;
+  }
+
+  /**
+   * Gives a node started from a snapshot the whole Merkle tree (merkle-history.ts): `history`
+   * holds leaves 1..k, rebuilt from this node's ledger (k >= the snapshot's seqno, and leaves
+   * after it copied from this tree). Its root must be this tree's root at k, i.e. the snapshot's
+   * frontier must be the tree of this node's own entries; the leaves this tree gained since are
+   * appended (synchronously: no append or rollback comes between) and the history takes over.
+   */
+  adoptMerkleHistory(history: MerkleTree): void {
+    const k = history.size;
+    assert(this.snapshotBase > 0 && k >= this.snapshotBase && k <= this.merkle.size, `a Merkle history of ${k} leaves fits the tree (snapshot ${this.snapshotBase}, size ${this.merkle.size})`);
+    if (!history.root().equals(this.merkle.rootAt(k))) {
+      throw new CocoError("InvalidSnapshot", `The Merkle tree of this node's ledger up to seqno ${k} does not match the tree the snapshot at ${this.snapshotBase} carried.`, 500);
+    }
+    for (let i = k; i < this.merkle.size; i++) history.append(this.merkle.leaf(i));
+    assert(history.size === this.merkle.size && history.root().equals(this.merkle.root()), "the adopted tree has the same leaves and root");
+    this.merkle = history;
+    this.snapshotBase = 0;
+    this.merkleHistory = "none";
   }
 
   /**
@@ -1213,6 +1246,17 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     if (status !== "Committed") {
       throw new CocoError("TransactionPendingOrUnknown",
         `Transaction ${formatTxId(view, seqno)} is ${status.toLowerCase()}: a receipt is available once it is committed.`, 404);
+    }
+    if (seqno <= this.snapshotBase && this.merkleHistory === "building") {
+      throw new CocoError("MerkleHistoryNotReady",
+        `Transaction ${formatTxId(view, seqno)} precedes the snapshot this node restarted from (seqno ${this.snapshotBase}); ` +
+        "the Merkle tree of those transactions is being rebuilt from its ledger: retry shortly.", 503,
+        { headers: { "retry-after": String(MERKLE_HISTORY_RETRY_SECONDS) } });
+    }
+    if (seqno <= this.snapshotBase && typeof this.merkleHistory === "object") {
+      throw new CocoError("TransactionNotInThisNodesHistory",
+        `Transaction ${formatTxId(view, seqno)} precedes the snapshot this node restarted from (seqno ${this.snapshotBase}), and this node's ledger ` +
+        `before it does not match the snapshot (${this.merkleHistory.failed}): ask another node, and restore this node's ledger from a peer.`, 404);
     }
     if (seqno <= this.snapshotBase) {
       throw new CocoError("TransactionNotInThisNodesHistory",

@@ -9,6 +9,7 @@ import { CocoError } from "../util/index.js";
 import { rpcInterfacesRecord, type ResolvedConfig } from "./config.js";
 import { SIGNATURE_EARLY_MIN_MS, TransactionEngine } from "./engine.js";
 import { LatencyTrace } from "./latency-trace.js";
+import type { MerkleHistoryBuild } from "./merkle-history.js";
 import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { joinService } from "./join.js";
 import { nodeEvidence } from "./node-evidence.js";
@@ -35,6 +36,8 @@ export interface OpenedNode {
   readonly snapshotSeqno: number;
   /** Set when the ledger starts after a snapshot: consensus's log starts there too. */
   readonly snapshotBase: { index: number; term: number; voters: readonly string[] } | undefined;
+  /** Set when the node restarted from a snapshot: the Merkle tree before it, to build once the node serves. */
+  readonly merkleHistory: MerkleHistoryBuild | undefined;
 }
 
 /** Opens the ledger and identity, creates the engine and rebuilds the state (see the file comment). */
@@ -64,16 +67,16 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
       ...(latencyTrace !== undefined ? { latencyTrace } : {}),
     });
     const started = Date.now();
-    const recovery = config.command === "Recover" ? new Recovery(engine, identity, config, logger) : undefined;
+    const recovery = config.command === "Recover" ? new Recovery(engine, ledger, identity, config, logger) : undefined;
     // The ledger is read back in bounded ranges (from the newest usable snapshot on, if any:
     // snapshot-startup.ts) and consensus keeps only its window of it; a ledger that starts after a
     // snapshot (the node joined from one) came back whole.
     const rebuilt = recovery !== undefined
-      ? await recoverFromLedger(recovery, entries, config, logger)
+      ? await recoverFromLedger(recovery, ledger, config, logger)
       : streamed
         ? await rebuildStateStreamed({
-          engine, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: config.memory.consensusWindowEntries,
-          snapshotDirectory: config.snapshots.directory, serviceCertPems: [identity.serviceCertPem], logger,
+          engine, ledger, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: config.memory.consensusWindowEntries,
+          merkleWindowLeaves: config.memory.merkleWindowLeaves, snapshotDirectory: config.snapshots.directory, serviceCertPems: [identity.serviceCertPem], logger,
         })
         : await rebuildState({
           engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: config.snapshots.directory,
@@ -87,6 +90,7 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
       replayed: rebuilt.replayed,
       snapshotSeqno: rebuilt.snapshotSeqno,
       snapshotBase: "base" in rebuilt ? rebuilt.base : undefined,
+      merkleHistory: "history" in rebuilt ? rebuilt.history as MerkleHistoryBuild | undefined : undefined,
     };
   } catch (error) {
     // A ledger that cannot be replayed leaves the workspace as it was, for the next start.
@@ -156,9 +160,9 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
 async function openForRecovery(config: ResolvedConfig, logger: Logger): Promise<{
   ledger: ThreadedLedger; entries: Buffer[]; identity: NodeIdentity; bootstrapPeers: KnownPeer[]; lostLedger: boolean;
 }> {
-  const { ledger, entries } = await openLedgerForRecovery(config, logger);
+  const ledger = await openLedgerForRecovery(config, logger);
   try {
-    return { ledger, entries, identity: await createServiceIdentity(config, entries.length + 1), bootstrapPeers: [], lostLedger: false };
+    return { ledger, entries: [], identity: await createServiceIdentity(config, ledger.lastSeqno + 1), bootstrapPeers: [], lostLedger: false };
   } catch (error) {
     await ledger.close().catch(() => undefined);
     throw error;

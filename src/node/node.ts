@@ -28,6 +28,7 @@ import { Snapshotter } from "./snapshots.js";
 import { ServiceStatus } from "./service-status.js";
 import { applyHeapGrowth } from "./memory-config.js";
 import { openNode } from "./node-open.js";
+import type { MerkleHistoryBuild } from "./merkle-history.js";
 import { createConsensus } from "./node-consensus.js";
 import { installGovernance } from "./node-governance.js";
 import { startNodeChannels, type NodeToNode } from "./node-channels.js";
@@ -191,6 +192,9 @@ export class CocoNode {
     if (config.rpcAddressesFile !== undefined) writeFileSync(config.rpcAddressesFile, JSON.stringify({ [config.rpc.name]: rpcAddress }) + "\n");
     logger.info({ node_id: identity.nodeId, address: rpcAddress, node_to_node: nodeToNode?.address, view: engine.currentView, role: replicator.role, durability: config.durability }, "node is serving");
     const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, nodeToNode?.channels, nodeToNode?.forwarder, metrics, accessLog, snapshotter);
+    // Restarted from a snapshot: the Merkle tree before it (receipts of older transactions) is built now.
+    node.merkleHistory = opened.merkleHistory;
+    void opened.merkleHistory?.start();
     engine.on("failure", (error: Error) => {
       logger.fatal({ err: error }, "ledger failure: this node stops taking part in the service; restart it to recover from its ledger");
       for (const listener of node.fatalListeners) listener(error);
@@ -199,6 +203,7 @@ export class CocoNode {
   }
 
   private readonly fatalListeners: ((error: Error) => void)[] = [];
+  private merkleHistory: MerkleHistoryBuild | undefined;
 
   /**
    * Called once if the node can no longer serve (its ledger failed): it has stopped taking part
@@ -210,6 +215,7 @@ export class CocoNode {
 
   /** Stops accepting requests, commits what is pending (single node) and closes the ledger. */
   async stop(): Promise<void> {
+    this.merkleHistory?.stop();
     await this.server.close();
     this.accessLog?.close();
     this.forwarder?.close();

@@ -13,7 +13,8 @@ import { LedgerSecrets, ThreadedLedger, decodeEntry, decryptPrivate, type Ledger
 import { TABLES } from "../governance/index.js";
 import { CocoError, assert } from "../util/index.js";
 import { rpcInterfacesRecord, type ResolvedConfig } from "./config.js";
-import { RAFT_CONFIGURATION_MAP, type ReplayedEntry, type TransactionEngine } from "./engine.js";
+import { LogPrefixBuilder } from "../consensus/index.js";
+import { RAFT_CONFIGURATION_MAP, type TransactionEngine } from "./engine.js";
 import type { CommitActions } from "./frontend.js";
 import { hasIdentity, resealSecrets, type NodeIdentity } from "./identity.js";
 import { ENDORSED_CERTS_MAP, NODES_INFO_MAP, virtualEvidence } from "./join.js";
@@ -21,11 +22,11 @@ import {
   HISTORICAL_SECRETS_MAP, RECOVERY_SHARES_MAP, decryptPreviousSecret, encryptPreviousSecret, recoverLatestSecret,
   type HistoricalEncryptedSecret, type RecoverySharesInfo,
 } from "./recovery-shares.js";
-import { fileHardStateStore } from "./replication.js";
+import { fileHardStateStore, type ReplayedLog } from "./replication.js";
 import { SERVICE_INFO_MAP, type ServiceInfo } from "./service-status.js";
 import { SIGNATURES_MAP, SINGLETON_KEY, decodeSignature } from "./signatures.js";
 import { openPrivatePart } from "./snapshot-format.js";
-import type { StartupSnapshot } from "./snapshot-load.js";
+import { prefixAtSnapshot, type StartupSnapshot } from "./snapshot-load.js";
 
 /** CCF's node states, as `/node/state` reports them. */
 export type NodeState = "ReadingPublicLedger" | "PartOfPublicNetwork" | "ReadingPrivateLedger" | "PartOfNetwork";
@@ -47,8 +48,8 @@ export interface PreviousIdentityEndorsement {
 
 /** Private state is written back in transactions of at most this many keys (bounded entries). */
 const PRIVATE_RECOVERY_KEYS_PER_TX_MAX = 10_000;
-/** Entries decrypted between two yields to the event loop (the node keeps answering meanwhile). */
-const PRIVATE_REPLAY_ENTRIES_PER_TURN_MAX = 5_000;
+/** Bytes of the previous ledger read (and decrypted) per turn of the event loop (the node keeps answering meanwhile). */
+const PRIVATE_REPLAY_READ_BYTES = 1024 * 1024;
 /** Progress is logged every this many entries. */
 const PROGRESS_ENTRIES = 100_000;
 
@@ -57,28 +58,29 @@ const PROGRESS_ENTRIES = 100_000;
  * already (a recovery makes a new one), and the ledger must hold at least one signature; the
  * unsigned tail after the last signature was never committed and is dropped, as CCF does.
  */
-export async function openLedgerForRecovery(config: ResolvedConfig, logger: Logger): Promise<{ ledger: ThreadedLedger; entries: Buffer[] }> {
+export async function openLedgerForRecovery(config: ResolvedConfig, logger: Logger): Promise<ThreadedLedger> {
   if (hasIdentity(config)) {
     throw new CocoError("InvalidConfiguration",
       `The workspace '${config.workspace}' already holds a node identity (node.key, sealed secrets). A recovering node creates a new one: ` +
       `start it in a fresh workspace with a copy of the previous service's ledger in ledger.directory.`, 400);
   }
-  const { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, {
-    chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger,
+  // Read back in ranges (readPublicLedger), as a restart does: never whole in memory.
+  const { ledger } = await ThreadedLedger.open(config.ledgerDirectory, {
+    chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger, returnEntries: false,
   });
   try {
-    let lastSignature = entries.length;
-    while (lastSignature > 0 && !decodeEntry(entries[lastSignature - 1]!).isSignature) lastSignature--;
+    const last = ledger.lastSeqno;
+    let lastSignature = last;
+    while (lastSignature > 0 && !decodeEntry(await ledger.read(lastSignature)).isSignature) lastSignature--;
     if (lastSignature === 0) {
       throw new CocoError("LedgerHasNoSignature",
-        `The ledger in '${config.ledgerDirectory}' holds no signature transaction (${entries.length} entries): there is nothing committed to recover.`, 400);
+        `The ledger in '${config.ledgerDirectory}' holds no signature transaction (${last} entries): there is nothing committed to recover.`, 400);
     }
-    if (lastSignature < entries.length) {
-      logger.warn({ from: lastSignature + 1, to: entries.length }, "dropping the unsigned tail of the previous service's ledger (never committed)");
+    if (lastSignature < last) {
+      logger.warn({ from: lastSignature + 1, to: last }, "dropping the unsigned tail of the previous service's ledger (never committed)");
       await ledger.truncate(lastSignature);
-      entries.length = lastSignature;
     }
-    return { ledger, entries };
+    return ledger;
   } catch (error) {
     await ledger.close().catch(() => undefined);
     throw error;
@@ -93,8 +95,8 @@ interface PreviousService {
   lastView: number;
   shares: RecoverySharesInfo;
   historical: Map<number, HistoricalEncryptedSecret>;
-  /** The previous ledger's entries not covered by the snapshot started from (all of them without one). */
-  entries: Buffer[];
+  /** The previous ledger's first entry not covered by the snapshot started from (1 without one): the private replay reads from it. */
+  firstEntry: number;
   /** The previous service's snapshot this recovery started from: its private maps are restored with the recovered secret. */
   snapshot: StartupSnapshot | undefined;
   endorsementPem: string;
@@ -110,6 +112,7 @@ export class Recovery {
 
   constructor(
     private readonly engine: TransactionEngine,
+    private readonly ledger: { readonly lastSeqno: number },
     private readonly identity: NodeIdentity,
     private readonly config: ResolvedConfig,
     private readonly logger: Logger,
@@ -143,11 +146,12 @@ export class Recovery {
   get recoveryThreshold(): number { return this.previous?.shares.recovery_threshold ?? 0; }
 
   /**
-   * Applies the public domains of the previous ledger, checking every signature on the way, and
-   * returns the entries as consensus sees them, without their configurations: the recovered
-   * service starts with this node as its only voter.
+   * Applies the public domains of the previous ledger, read back in ranges from the newest usable
+   * snapshot on (or from seqno 1), checking every signature on the way, and returns what
+   * consensus keeps of it, without configurations: the recovered service starts with this node
+   * as its only voter.
    */
-  async readPublicLedger(allEntries: Buffer[], snapshot?: StartupSnapshot): Promise<ReplayedEntry[]> {
+  async readPublicLedger(window: { keepEntries: number; keepAbove: number }, snapshot?: StartupSnapshot): Promise<ReplayedLog> {
     const { engine, logger } = this;
     const historical = new Map<number, HistoricalEncryptedSecret>();
     const noteHistorical = (value: Buffer) => {
@@ -158,8 +162,7 @@ export class Recovery {
       for (const value of writes.values()) if (value) noteHistorical(value);
     });
     const started = Date.now();
-    let covered: ReplayedEntry[] = [];
-    let entries = allEntries;
+    let builder = new LogPrefixBuilder<Buffer>(window.keepEntries, window.keepAbove);
     if (snapshot !== undefined) {
       // The snapshot's public maps now; its private maps once members' shares give the secret.
       engine.loadSnapshot({
@@ -168,14 +171,15 @@ export class Recovery {
       });
       const latestHistorical = engine.store.get(HISTORICAL_SECRETS_MAP, SINGLETON_KEY);
       if (latestHistorical !== undefined) noteHistorical(latestHistorical);
-      covered = allEntries.slice(0, snapshot.seqno).map((bytes) => engine.describeEntry(bytes));
-      entries = allEntries.slice(snapshot.seqno);
+      // Consensus's record of the covered entries comes from the snapshot's view history (no configurations: see above).
+      builder = LogPrefixBuilder.after<Buffer>(prefixAtSnapshot(snapshot, undefined), window.keepEntries, window.keepAbove);
       logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno }, "recovery: starting from the previous service's snapshot");
     }
-    logger.info({ entries: entries.length, ledger: this.config.ledgerDirectory }, "recovery: reading the public ledger");
-    let replayed: ReplayedEntry[];
+    const firstEntry = engine.lastSeqnoLocal + 1;
+    logger.info({ entries: this.ledgerLastSeqno - firstEntry + 1, ledger: this.config.ledgerDirectory }, "recovery: reading the public ledger");
+    let replayed: Awaited<ReturnType<TransactionEngine["replayLedger"]>>;
     try {
-      replayed = [...covered, ...engine.replay(entries, { publicOnly: true, verifySignatures: true })];
+      replayed = await engine.replayLedger(window.keepEntries, window.keepAbove, { publicOnly: true, verifySignatures: true, builder });
     } catch (error) {
       throw new CocoError("LedgerCorrupted", `The previous service's ledger does not verify: ${(error as Error).message}`, 400, { cause: error });
     }
@@ -193,11 +197,12 @@ export class Recovery {
       throw new CocoError("NoRecoveryShares",
         "The previous service never issued recovery shares (no member with an encryption key was Active when it opened): its private state cannot be recovered.", 400);
     }
-    const last = replayed[replayed.length - 1]!;
+    const last = { index: engine.lastSeqnoLocal, term: engine.viewAt(engine.lastSeqnoLocal)! };
+    assert(last.index === this.ledgerLastSeqno && last.term > 0, "the whole previous ledger was read");
     this.previous = {
       certPem, info, lastSeqno: last.index, lastView: last.term,
       shares: JSON.parse(sharesRaw.toString("utf8")) as RecoverySharesInfo,
-      historical, entries, snapshot,
+      historical, firstEntry, snapshot,
       endorsementPem: await createNodeCertificate({
         nodePublicKeyPem: publicKeyPemFromCertificate(certPem), serviceKeys: this.identity.serviceKeys,
         serviceCertPem: this.identity.serviceCertPem, commonName: "CN=CCF Service",
@@ -205,10 +210,19 @@ export class Recovery {
     };
     // The new service's views follow the previous service's: terms only grow, IVs never repeat.
     fileHardStateStore(this.config.workspace).write({ term: last.term, votedFor: undefined });
-    logger.info({ entries: entries.length, last_seqno: last.index, last_view: last.term, ms: Date.now() - started, percent: 100 },
+    logger.info({ entries: last.index - firstEntry + 1, last_seqno: last.index, last_view: last.term, ms: Date.now() - started, percent: 100 },
       "recovery: public ledger read and verified");
     this.nodeState = "PartOfPublicNetwork";
-    return replayed.map(({ term, index, isSignature, payload }) => ({ term, index, isSignature, payload }));
+    return {
+      prefix: { ...replayed.prefix, configs: [] },
+      entries: replayed.entries.map(({ term, index, isSignature, payload }) => ({ term, index, isSignature, payload })),
+      count: replayed.count,
+    };
+  }
+
+  /** The previous service's ledger ends here (its unsigned tail dropped). */
+  private get ledgerLastSeqno(): number {
+    return this.ledger.lastSeqno;
   }
 
   /**
@@ -347,7 +361,8 @@ export class Recovery {
     const versions = this.previousSecrets(latest);
     const secrets = new LedgerSecrets(versions);
     const started = Date.now();
-    logger.info({ entries: previous.entries.length, secrets: versions.length }, "recovery: reading the private ledger");
+    const total = previous.lastSeqno - previous.firstEntry + 1;
+    logger.info({ entries: total, secrets: versions.length }, "recovery: reading the private ledger");
     // The old private domains are applied to a store of their own, then written to the service.
     const privateStore = new Store();
     const empty = Buffer.alloc(0);
@@ -355,16 +370,23 @@ export class Recovery {
       const { seqno, name } = previous.snapshot;
       privateStore.loadSnapshotParts([openPrivatePart(previous.snapshot.parsed, name, secrets.rangeFor(seqno).raw)]);
     }
-    for (let i = 0; i < previous.entries.length; i++) {
-      const entry = decodeEntry(previous.entries[i]!);
-      const plain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, secrets.forSeqno(entry.seqno)) : empty;
-      privateStore.applySerialised(entry.seqno, empty, plain);
-      if ((i + 1) % PRIVATE_REPLAY_ENTRIES_PER_TURN_MAX === 0) {
-        privateStore.compact(entry.seqno);
-        if ((i + 1) % PROGRESS_ENTRIES === 0) {
-          logger.info({ read: i + 1, total: previous.entries.length, percent: Math.floor((100 * (i + 1)) / previous.entries.length) }, "recovery: reading the private ledger");
-        }
-        await new Promise((resolve) => setImmediate(resolve));
+    // Read back in ranges from the ledger (on its worker), a range per turn of the event loop.
+    let nextProgress = PROGRESS_ENTRIES;
+    for (let seqno = previous.firstEntry; seqno <= previous.lastSeqno;) {
+      const entries = await engine.readLedgerRange(seqno, previous.lastSeqno, PRIVATE_REPLAY_READ_BYTES);
+      assert(entries.length > 0, `the ledger reads seqno ${seqno}`);
+      for (const bytes of entries) {
+        const entry = decodeEntry(bytes);
+        assert(entry.seqno === seqno, `the private replay reads seqno ${seqno} (found ${entry.seqno})`);
+        const plain = entry.privateCiphertext.length > 0 ? decryptPrivate(entry, secrets.forSeqno(entry.seqno)) : empty;
+        privateStore.applySerialised(entry.seqno, empty, plain);
+        seqno++;
+      }
+      privateStore.compact(seqno - 1);
+      const read = seqno - previous.firstEntry;
+      if (read >= nextProgress) {
+        nextProgress += PROGRESS_ENTRIES;
+        logger.info({ read, total, percent: Math.floor((100 * read) / total) }, "recovery: reading the private ledger");
       }
     }
     engine.restoreEarlierLedgerSecrets(versions);
@@ -397,7 +419,6 @@ export class Recovery {
     const id = engine.commit(tx);
     this.commitActions?.committed(id.seqno);
     engine.emitSignature();
-    previous.entries = [];
     this.nodeState = "PartOfNetwork";
     logger.info({ keys, entries: previous.lastSeqno, txid: `${id.view}.${id.seqno}`, ms: Date.now() - started, percent: 100 },
       "recovery: private state restored; the service is Open");

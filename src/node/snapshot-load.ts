@@ -3,6 +3,7 @@
 // it into the engine. Files that do not verify are skipped with the reason logged, naming them.
 import { listSnapshots, readSnapshotFile, type SnapshotFileInfo } from "../ledger/index.js";
 import type { MerkleTree } from "../merkle/index.js";
+import type { LogPrefix } from "../consensus/index.js";
 import { CocoError } from "../util/index.js";
 import type { TransactionEngine } from "./engine.js";
 import { RAFT_CONFIGURATION_MAP } from "./engine.js";
@@ -71,4 +72,31 @@ export function votersAtSnapshot(engine: TransactionEngine): string[] {
   const value = engine.store.get(RAFT_CONFIGURATION_MAP, SINGLETON_KEY);
   if (value === undefined) throw new CocoError("InvalidSnapshot", "The snapshot's state holds no consensus configuration.", 400);
   return JSON.parse(value.toString("utf8")) as string[];
+}
+
+/** Whether the snapshot's view history covers the ledger from seqno 1 (what a log prefix needs). */
+export function startsAtOne(snapshot: StartupSnapshot): boolean {
+  const { views, view, seqno } = snapshot.parsed.header;
+  return views.length > 0 && views[0]!.seqno === 1 && views[views.length - 1]!.view === view && views.every((v) => v.seqno <= seqno);
+}
+
+/**
+ * What consensus keeps of entries 1..seqno, from the snapshot rather than from the entries: the
+ * view history (the term of every entry), the snapshot's own signature, and the voters in effect
+ * at it. All of it is committed; consensus never rolls back into it or asks for an earlier
+ * signature or configuration (the same record a node that joined from a snapshot starts with,
+ * except that here the entries stay readable from the ledger for a backup that lags behind).
+ */
+export function prefixAtSnapshot(snapshot: StartupSnapshot, voters: readonly string[] | undefined): LogPrefix {
+  return {
+    lastIndex: snapshot.seqno,
+    termStarts: snapshot.parsed.header.views.map((v) => ({ term: v.view, index: v.seqno })),
+    signatures: [snapshot.seqno],
+    configs: voters === undefined ? [] : [{ index: snapshot.seqno, voters }],
+  };
+}
+
+/** The voters the loaded snapshot's state holds, if it holds any (a service's first transaction writes them). */
+export function votersInState(engine: TransactionEngine): readonly string[] | undefined {
+  return engine.store.get(RAFT_CONFIGURATION_MAP, SINGLETON_KEY) === undefined ? undefined : votersAtSnapshot(engine);
 }

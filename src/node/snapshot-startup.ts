@@ -3,14 +3,16 @@
 // replaying the whole ledger as before. Entries a snapshot covers still go to consensus (so this
 // node can catch up a lagging backup) but are neither decrypted nor applied.
 import { LogPrefixBuilder } from "../consensus/index.js";
-import { decodeEntry, entryLeaf } from "../ledger/index.js";
+import { decodeEntry, entryLeaf, type LedgerStore } from "../ledger/index.js";
 import { MerkleTree } from "../merkle/index.js";
 import { CocoError, assert } from "../util/index.js";
 import { MERKLE_RETAINED_HEIGHT, NO_PAYLOAD, type ReplayedEntry, type TransactionEngine } from "./engine.js";
 import { readFileSync } from "node:fs";
 import type { ResolvedConfig } from "./config.js";
 import type { Recovery } from "./recovery.js";
-import { findStartupSnapshot, loadSnapshotIntoEngine, votersAtSnapshot } from "./snapshot-load.js";
+import type { ReplayedLog } from "./replication.js";
+import { MerkleHistoryBuild } from "./merkle-history.js";
+import { findStartupSnapshot, loadSnapshotIntoEngine, prefixAtSnapshot, startsAtOne, votersAtSnapshot, votersInState } from "./snapshot-load.js";
 
 export interface StateRebuilt {
   readonly replayed: ReplayedEntry[];
@@ -86,9 +88,9 @@ export async function rebuildState(args: {
  * Either way the ledger is never in memory whole.
  */
 export async function rebuildStateStreamed(args: {
-  engine: TransactionEngine; ledgerLastSeqno: number; ledgerCommittedSeqno: number; keepEntries: number;
-  snapshotDirectory: string; serviceCertPems: readonly string[]; logger: Logger;
-}): Promise<{ replayed: Awaited<ReturnType<TransactionEngine["replayLedger"]>>; snapshotSeqno: number }> {
+  engine: TransactionEngine; ledger: Pick<LedgerStore, "describeRange">; ledgerLastSeqno: number; ledgerCommittedSeqno: number; keepEntries: number;
+  merkleWindowLeaves: number; snapshotDirectory: string; serviceCertPems: readonly string[]; logger: Logger & { error(o: object, msg: string): void };
+}): Promise<{ replayed: Awaited<ReturnType<TransactionEngine["replayLedger"]>>; snapshotSeqno: number; history?: MerkleHistoryBuild }> {
   const { engine, logger } = args;
   const started = Date.now();
   const snapshot = args.ledgerLastSeqno === 0 ? undefined : await findStartupSnapshot(args.snapshotDirectory, args.serviceCertPems, (file) =>
@@ -96,6 +98,24 @@ export async function rebuildStateStreamed(args: {
   if (snapshot === undefined) return { replayed: await engine.replayLedger(args.keepEntries, args.ledgerCommittedSeqno), snapshotSeqno: 0 };
   // The snapshot proves its seqno committed, even if the ledger's recorded commit point lags.
   const committed = Math.max(args.ledgerCommittedSeqno, snapshot.seqno);
+  if (startsAtOne(snapshot)) {
+    // Serve first: consensus's record of the covered entries comes from the snapshot (its view
+    // history), their Merkle tree is built after the node serves (merkle-history.ts).
+    try {
+      loadSnapshotIntoEngine(engine, snapshot);
+    } catch (error) {
+      logger.warn({ file: snapshot.name, reason: (error as Error).message }, "snapshot refused: replaying the whole ledger");
+      return { replayed: await engine.replayLedger(args.keepEntries, args.ledgerCommittedSeqno), snapshotSeqno: 0 };
+    }
+    const builder = LogPrefixBuilder.after<Buffer>(prefixAtSnapshot(snapshot, votersInState(engine)), args.keepEntries, committed);
+    const loadedMs = Date.now() - started;
+    // The suffix's signatures are checked against the snapshot's Merkle tree: a snapshot that
+    // does not match the signed ledger after it stops the node here.
+    const replayed = await engine.replayLedger(args.keepEntries, committed, { verifySignatures: true, builder });
+    logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno, replayed: args.ledgerLastSeqno - snapshot.seqno, load_ms: loadedMs, ms: Date.now() - started },
+      "state rebuilt from a snapshot and the ledger after it (the Merkle tree before it is built once the node serves)");
+    return { replayed, snapshotSeqno: snapshot.seqno, history: new MerkleHistoryBuild(engine, args.ledger, snapshot.seqno, args.merkleWindowLeaves, logger) };
+  }
   const builder = new LogPrefixBuilder<Buffer>(args.keepEntries, committed);
   const fullTree = await engine.coveredEntriesTree(snapshot.seqno, builder, Math.max(1, snapshot.seqno - args.keepEntries + 1));
   const treeMs = Date.now() - started;
@@ -119,13 +139,16 @@ export async function rebuildStateStreamed(args: {
  * A recovering node (command Recover) starts from the newest committed snapshot of the previous
  * service that verifies against the previous service's certificate and lies within its ledger
  * (CCF: the snapshot in the recovering node's snapshot directory); its public maps are loaded at
- * once, its private maps once members' shares restore the previous ledger secret.
+ * once, its private maps once members' shares restore the previous ledger secret. The ledger
+ * after it is read back in ranges, as a restart does (never whole in memory).
  */
-export async function recoverFromLedger(recovery: Recovery, entries: Buffer[], config: ResolvedConfig, logger: Logger): Promise<StateRebuilt> {
+export async function recoverFromLedger(recovery: Recovery, ledger: { lastSeqno: number; committedSeqno: number }, config: ResolvedConfig, logger: Logger): Promise<{ replayed: ReplayedLog; snapshotSeqno: number }> {
   const previousServiceCertPem = readFileSync(config.recover!.previousServiceIdentityFile, "utf8");
-  const lastSeqno = entries.length;
+  const lastSeqno = ledger.lastSeqno;
   const snapshot = await findStartupSnapshot(config.snapshots.directory, [previousServiceCertPem], (file) =>
     file.seqno >= lastSeqno ? `it is at seqno ${file.seqno}, not before the end of the previous service's ledger (seqno ${lastSeqno})` : undefined, logger);
-  const replayed = await recovery.readPublicLedger(entries, snapshot);
+  const usable = snapshot !== undefined && startsAtOne(snapshot) ? snapshot : undefined;
+  if (snapshot !== undefined && usable === undefined) logger.warn({ file: snapshot.name }, "snapshot not used: its view history does not start at seqno 1");
+  const replayed = await recovery.readPublicLedger({ keepEntries: config.memory.consensusWindowEntries, keepAbove: ledger.committedSeqno }, usable);
   return { replayed, snapshotSeqno: 0 };
 }

@@ -150,9 +150,18 @@ test("a restarted node loads its newest valid snapshot, skipping a damaged one w
     for (const id of [0, 99, 150, 199]) assert.equal(await read(node, id), `message ${id}`);
     const receipt = await node.process!.request("GET", `/app/receipt?transaction_id=${lastTxid}`);
     assert.equal(receipt.status, 200, receipt.text);
-    // Its ledger starts at seqno 1: the Merkle tree was rebuilt from it, so old receipts are still served.
-    const old = await node.process!.request("GET", `/app/receipt?transaction_id=${firstTxid}`);
+    // Its ledger starts at seqno 1: the Merkle tree before the snapshot is rebuilt from it once the
+    // node serves (until then such receipts answer 503 with Retry-After), so old receipts are still served.
+    const deadline = Date.now() + 30_000;
+    let old = await node.process!.request("GET", `/app/receipt?transaction_id=${firstTxid}`);
+    while (old.status === 503 && Date.now() < deadline) {
+      assert.equal(old.json().error.code, "MerkleHistoryNotReady", old.text);
+      assert.ok(Number(old.headers["retry-after"]) >= 1, "a 503 says when to retry");
+      await new Promise((r) => setTimeout(r, 200));
+      old = await node.process!.request("GET", `/app/receipt?transaction_id=${firstTxid}`);
+    }
     assert.equal(old.status, 200, old.text);
+    assert.match(node.process!.output(), /Merkle tree before the snapshot rebuilt/);
   } finally {
     await net.stop();
     ws.cleanup();

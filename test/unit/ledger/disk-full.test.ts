@@ -95,8 +95,8 @@ describe("Ledger on a full disk", () => {
     appendEntries(ledger, 1, 20);
     await ledger.flush();
     await fillDisk();
-    // Three pages free: room for chunk 21-40 (two pages) and part of the next chunk.
-    await truncateFile(filler, (await stat(filler)).size - 3 * 4096);
+    // Four pages free: room for chunk 21-40 (two pages), its index file (one) and part of the next chunk.
+    await truncateFile(filler, (await stat(filler)).size - 4 * 4096);
     appendEntries(ledger, 21, 100);
     await assert.rejects(ledger.flush(), isDiskFull);
     assert.equal(ledger.durableSeqno, 40, "the chunk closed before the disk filled up is durable");

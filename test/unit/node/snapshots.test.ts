@@ -16,6 +16,9 @@ import { encodeEvidence, parseSnapshot, verifySnapshot } from "../../../src/node
 import { verifiedSnapshotBytes } from "../../../src/node/snapshot-load.js";
 import { Ledger, parseSnapshotName } from "../../../src/ledger/index.js";
 import { randomBytes, sha256 } from "../../../src/crypto/index.js";
+import { CocoError } from "../../../src/util/errors.js";
+import { verifyReceipt } from "../../../src/client/receipt.js";
+import { crc32 } from "node:zlib";
 import { testNodeIdentity, type TestNodeIdentity } from "../../helpers/node-identity.js";
 
 type Log = (o: object, msg: string) => void;
@@ -153,8 +156,8 @@ test("a restart that streams its ledger from a snapshot (never the whole ledger 
         const engine = newEngine(ledger, id, secret);
         try {
           const state = await rebuildStateStreamed({
-            engine, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: 16,
-            snapshotDirectory: join(dir, "snapshots"), serviceCertPems: [id.serviceCertPem], logger: quiet,
+            engine, ledger, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: 16,
+            merkleWindowLeaves: 1_000_000, snapshotDirectory: join(dir, "snapshots"), serviceCertPems: [id.serviceCertPem], logger: quiet,
           });
           assert.ok(state.snapshotSeqno > 0, "started from a snapshot");
           assert.ok(engine.store.snapshot().equals(full.engine.store.snapshot()), "same KV state");
@@ -163,8 +166,23 @@ test("a restart that streams its ledger from a snapshot (never the whole ledger 
           // Consensus records every entry (the covered ones too: it can still catch up a backup from the ledger).
           assert.equal(state.replayed.count, full.engine.lastSeqnoLocal);
           assert.equal(state.replayed.prefix.lastIndex + state.replayed.entries.length, full.engine.lastSeqnoLocal);
-          // Receipts of transactions the snapshot covers: the whole tree was rebuilt from the ledger's leaves.
-          assert.deepEqual(engine.tree.path(0, state.snapshotSeqno), full.engine.tree.path(0, state.snapshotSeqno));
+          // The same terms for every entry as a full replay gives consensus (the snapshot's view history).
+          const fullLog = full.state.replayed as readonly { term: number; index: number }[];
+          const runs = state.replayed.prefix.termStarts;
+          for (const entry of fullLog.filter((e) => e.index <= state.replayed.prefix.lastIndex)) {
+            const run = runs.filter((r) => r.index <= entry.index).at(-1);
+            assert.equal(run?.term, entry.term, `term of entry ${entry.index}`);
+          }
+          // Receipts of transactions the snapshot covers: the whole tree is rebuilt from the ledger's
+          // leaves once the node serves, and taken only if it matches the snapshot's.
+          assert.equal(engine.tree.flushedIndex, state.snapshotSeqno, "served with the snapshot's frontier only");
+          assert.ok(state.history !== undefined);
+          await state.history.start();
+          assert.equal(engine.snapshotStartSeqno, 0, "the engine took the whole tree");
+          assert.ok(engine.tree.root().equals(full.engine.tree.root()), "same Merkle root after");
+          for (const leaf of [0, state.snapshotSeqno - 1, state.snapshotSeqno, full.engine.tree.size - 1]) {
+            assert.deepEqual(engine.tree.path(leaf), full.engine.tree.path(leaf), `path of leaf ${leaf}`);
+          }
         } finally {
           await full.ledger.close();
           await ledger.close();
@@ -175,6 +193,96 @@ test("a restart that streams its ledger from a snapshot (never the whole ledger 
     }),
     { numRuns: 4, endOnFailure: true },
   );
+});
+
+/** A restart from the newest snapshot of a service run, streamed as a node does (its history not built yet). */
+async function streamedRestart(dir: string, id: Identity, secret: Buffer) {
+  const { ledger } = await Ledger.open(join(dir, "ledger"), { durability: "none", returnEntries: false });
+  const engine = newEngine(ledger, id, secret);
+  const state = await rebuildStateStreamed({
+    engine, ledger, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: 16,
+    merkleWindowLeaves: 1_000_000, snapshotDirectory: join(dir, "snapshots"), serviceCertPems: [id.serviceCertPem], logger: quiet,
+  });
+  // Committed as far as the ledger recorded (a node's consensus would tell the engine so).
+  engine.advanceCommit(ledger.committedSeqno);
+  return { ledger, engine, state };
+}
+
+test("receipts before the snapshot answer 503 with Retry-After while the Merkle tree is rebuilt, then a receipt that verifies, for the same leaf as a full replay's", { timeout: 60_000 }, async () => {
+  const id = await identity();
+  const secret = randomBytes(32);
+  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-history-"));
+  try {
+    const ops: Op[] = Array.from({ length: 80 }, (_, i) => ({ map: i % 2 ? "records" : "public:records", key: i % 9, value: i }));
+    await runService(dir, id, secret, ops);
+    const full = await rebuilt(dir, id, secret, false);
+    full.engine.advanceCommit(full.ledger.committedSeqno);
+    const { ledger, engine, state } = await streamedRestart(dir, id, secret);
+    try {
+      assert.ok(state.snapshotSeqno > 3 && state.history !== undefined);
+      const view = engine.viewAt(2)!;
+      await assert.rejects(engine.receipt(view, 2), (e: unknown) =>
+        e instanceof CocoError && e.status === 503 && e.code === "MerkleHistoryNotReady" && e.headers?.["retry-after"] === "2" && /being rebuilt/.test(e.message));
+      // After the snapshot: at once.
+      const after = state.snapshotSeqno + 1;
+      assert.deepEqual(await engine.receipt(engine.viewAt(after)!, after), await full.engine.receipt(full.engine.viewAt(after)!, after));
+      verifyReceipt(await engine.receipt(engine.viewAt(after)!, after), id.serviceCertPem);
+      await state.history.start();
+      // Signed by the snapshot's signature (the first this node knows after seqno 2): it verifies
+      // against the service certificate as the full replay's receipt does, for the same leaf.
+      const receipt = await engine.receipt(view, 2);
+      const reference = await full.engine.receipt(view, 2);
+      assert.deepEqual(verifyReceipt(receipt, id.serviceCertPem).leaf, verifyReceipt(reference, id.serviceCertPem).leaf);
+      assert.deepEqual(verifyReceipt(receipt, id.serviceCertPem).txId, { view, seqno: 2 });
+    } finally {
+      await full.ledger.close();
+      await ledger.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a ledger whose entries before the snapshot are not the snapshot's tree is never used for receipts (a host's edit with a valid crc32)", { timeout: 60_000 }, async () => {
+  const id = await identity();
+  const secret = randomBytes(32);
+  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-history-"));
+  try {
+    const ops: Op[] = Array.from({ length: 80 }, (_, i) => ({ map: i % 2 ? "records" : "public:records", key: i % 9, value: i }));
+    await runService(dir, id, secret, ops);
+    // Flip the last byte of seqno 2's entry and fix its frame's crc32: the frame reads back fine.
+    const chunk = readdirSync(join(dir, "ledger")).find((n) => /^ledger_1(-\d+)?(\.committed)?$/.test(n))!;
+    const path = join(dir, "ledger", chunk);
+    const bytes = readFileSync(path);
+    const second = 8 + 8 + bytes.readUInt32BE(8);
+    const length = bytes.readUInt32BE(second);
+    bytes[second + 8 + length - 1]! ^= 0x01;
+    bytes.writeUInt32BE(crc32(bytes.subarray(second + 8, second + 8 + length)), second + 4);
+    writeFileSync(path, bytes);
+    const errors: string[] = [];
+    const { ledger } = await Ledger.open(join(dir, "ledger"), { durability: "none", returnEntries: false });
+    const engine = newEngine(ledger, id, secret);
+    const state = await rebuildStateStreamed({
+      engine, ledger, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: 16,
+      merkleWindowLeaves: 1_000_000, snapshotDirectory: join(dir, "snapshots"), serviceCertPems: [id.serviceCertPem],
+      logger: { ...quiet, error: (_o: object, msg: string) => void errors.push(msg) },
+    });
+    engine.advanceCommit(ledger.committedSeqno);
+    try {
+      assert.ok(state.snapshotSeqno > 2 && state.history !== undefined);
+      await state.history.start();
+      assert.equal(engine.snapshotStartSeqno, state.snapshotSeqno, "the engine kept the snapshot's tree");
+      assert.ok(errors.some((m) => /Merkle tree before the snapshot refused/.test(m)), errors.join("; "));
+      await assert.rejects(engine.receipt(engine.viewAt(2)!, 2), (e: unknown) =>
+        e instanceof CocoError && e.code === "TransactionNotInThisNodesHistory" && /does not match the snapshot/.test(e.message));
+      const after = state.snapshotSeqno + 1;
+      assert.ok((await engine.receipt(engine.viewAt(after)!, after)).signature, "receipts after the snapshot still work");
+    } finally {
+      await ledger.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** One service run with committed snapshots, shared by the proof and attack tests. */
