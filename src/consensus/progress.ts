@@ -18,7 +18,7 @@ export class Progress {
   fetching: number | undefined;
   /** Primary ticks with batches in flight but no acknowledged progress: past a limit they are presumed lost. */
   stalledTicks = 0;
-  /** The commit index the last AppendEntries to this backup carried. */
+  /** The commit index the last AppendEntries to this backup let it learn (at most the last entry it reached). */
   commitSent = 0;
 
   constructor(lastIndex: number) {

@@ -540,7 +540,8 @@ export class RaftNode<Payload = unknown> {
    */
   private announceCommit(): void {
     for (const [peer, pr] of this.progress) {
-      if (pr.mode === "Replicate" && pr.commitSent < this.commitIndex) this.send(this.appendEntries(peer, pr.matchIndex, []));
+      // What an empty AppendEntries after its match would let it learn: nothing new, nothing sent.
+      if (pr.mode === "Replicate" && pr.commitSent < Math.min(this.commitIndex, pr.matchIndex)) this.send(this.appendEntries(peer, pr.matchIndex, []));
     }
   }
 
@@ -579,7 +580,8 @@ export class RaftNode<Payload = unknown> {
     const prevTerm = this.log.term(prevIndex);
     invariant(prevTerm !== undefined, () => `${this.id}: no entry at ${prevIndex} to replicate after`);
     const pr = this.progress.get(to);
-    if (pr !== undefined) pr.commitSent = this.commitIndex;
+    // A backup takes the commit index only up to the last entry the message reaches.
+    if (pr !== undefined) pr.commitSent = Math.min(this.commitIndex, prevIndex + entries.length);
     return { type: "AppendEntries", from: this.id, to, term: this.term, prevIndex, prevTerm, entries, leaderCommit: this.commitIndex };
   }
 

@@ -20,6 +20,21 @@ test("writes replicate at once but commit only when a signature after them is on
   assert.equal(cluster.node("n3").committedIndex, signature);
 });
 
+test("backups learn a new commit index at once, without waiting for a heartbeat or a next batch", () => {
+  const cluster = new Cluster(["n1", "n2", "n3"]);
+  cluster.elect("n1");
+  cluster.propose("n1", "a");
+  const signature = cluster.propose("n1", "signature", true);
+  cluster.deliverAll(); // no tick: no heartbeat
+  assert.equal(cluster.node("n1").committedIndex, signature);
+  assert.equal(cluster.node("n2").committedIndex, signature);
+  assert.equal(cluster.node("n3").committedIndex, signature);
+  // One announcement per backup and commit: delivering again sends nothing more.
+  const sentBefore = cluster.sent.length;
+  cluster.deliverAll();
+  assert.equal(cluster.sent.length, sentBefore);
+});
+
 test("a signature persisted by the primary alone is not committed", () => {
   const cluster = new Cluster(["n1", "n2", "n3"]);
   cluster.elect("n1");
