@@ -376,8 +376,14 @@ export class ShellSimulation {
   }
 
   /** A node joins once the genesis transaction that trusts it is committed (as a join needs an open service). */
-  private isTrusted(_slot: Slot): boolean {
-    return this.checker.committedSeqno >= 2;
+  /**
+   * Whether an operator would start this node now: the service's genesis committed (it trusts
+   * every node), or a running node's configuration already counts on it (a genesis node whose
+   * first commit was lost to a full disk may have added it before anything committed; without it
+   * there is no majority, as on a real service whose operator never starts the joiners).
+   */
+  private isTrusted(slot: Slot): boolean {
+    return this.checker.committedSeqno >= 2 || this.slots.some((s) => s.live?.replicator.configuration.includes(slot.nodeId) === true);
   }
 
   /** Governance retires a voter or trusts a retired node again (the primary's reconciliation follows). */

@@ -39,6 +39,12 @@ test("a seed whose commit-point write failed on a full disk commits again once s
   await assertSeeds([321591], 3);
 });
 
+test("a seed whose genesis node added voters before anything committed gets them started and commits", async () => {
+  // Failed (liveness) because the simulated operator started the other nodes only once the
+  // genesis committed, while the genesis node's uncommitted configuration already needed them.
+  await assertSeeds([1000063], 3);
+});
+
 test("40 seeded schedules of three real node shells keep every property", async () => {
   await assertSeeds(Array.from({ length: 40 }, (_, i) => 1_000 + i), 3);
 });
