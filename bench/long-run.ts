@@ -158,6 +158,18 @@ export async function waitFor<T>(what: string, deadlineMs: number, check: () => 
   }
 }
 
+/** Times a (re)started node from `spawnedAt`: until it serves, and until a first write is committed. */
+export async function timeToServeAndCommit(target: TlsTarget, spawnedAt: number, deadlineMs: number): Promise<{ servingMs: number; firstWriteCommittedMs: number }> {
+  await waitFor("the node serving", deadlineMs, async () => ((await getJson(target, "/node/state"))?.["state"] === "PartOfNetwork" ? true : undefined));
+  const servingMs = Date.now() - spawnedAt;
+  const txId = await waitFor("a write accepted", deadlineMs, async () => {
+    const r = await post(target, "/app/log/private", `{"id":1,"msg":"after restart"}`).catch(() => undefined);
+    return r?.status === 200 ? r.txId : undefined;
+  });
+  await waitFor("the write committed", deadlineMs, async () => ((await getJson(target, `/node/tx?transaction_id=${txId}`))?.["status"] === "Committed" ? true : undefined));
+  return { servingMs, firstWriteCommittedMs: Date.now() - spawnedAt };
+}
+
 /**
  * Restarts the network from its ledgers (the sandbox's --restart-from-disk): timings from the
  * spawn to node 0 serving and to a first write committed. (A new node joining the restarted
@@ -172,14 +184,7 @@ async function restartFromLedger(workspace: string, options: LongOptions) {
     // The sandbox listens on the port startNode chose (config.json still names the last run's until it is rewritten).
     const port = node.target.port;
     const target = await waitFor("node 0's certificates", deadline, async () => readTarget(workspace, port) ?? undefined);
-    await waitFor("node 0 serving", deadline, async () => ((await getJson(target, "/node/state"))?.["state"] === "PartOfNetwork" ? true : undefined));
-    const servingMs = Date.now() - spawnedAt;
-    const txId = await waitFor("a write accepted", deadline, async () => {
-      const r = await post(target, "/app/log/private", `{"id":1,"msg":"after restart"}`).catch(() => undefined);
-      return r?.status === 200 ? r.txId : undefined;
-    });
-    await waitFor("the write committed", deadline, async () => ((await getJson(target, `/node/tx?transaction_id=${txId}`))?.["status"] === "Committed" ? true : undefined));
-    const firstWriteCommittedMs = Date.now() - spawnedAt;
+    const { servingMs, firstWriteCommittedMs } = await timeToServeAndCommit(target, spawnedAt, deadline);
     progress(`restart: serving after ${fmt(servingMs / 1000, " s", 2)}, first write committed after ${fmt(firstWriteCommittedMs / 1000, " s", 2)}`);
     const after = await sampleNodes({ ...node, target }, workspace);
     return { servingMs, firstWriteCommittedMs, after };

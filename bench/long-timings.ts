@@ -20,7 +20,7 @@ import { resolveConfig, type NodeConfigFile } from "../src/node/config.js";
 import { CocoNode } from "../src/node/node.js";
 import { freeTcpPort } from "../src/util/index.js";
 import { startChild, stopChild, type ManagedChild } from "./child-processes.js";
-import { commitSeqno, getJson, post, waitFor } from "./long-run.js";
+import { commitSeqno, getJson, post, timeToServeAndCommit, waitFor } from "./long-run.js";
 import { NODE_MAIN } from "./servers.js";
 import { fmt, progress } from "./report.js";
 import type { TlsTarget } from "./pipelined-client.js";
@@ -235,14 +235,7 @@ async function timeRestart(ids: Identities, dir: string, serviceCertPem: string)
   const spawnedAt = Date.now();
   const child = spawnNode(dir);
   const deadline = spawnedAt + PHASE_TIMEOUT_MS;
-  await waitFor("the restarted node serving", deadline, async () => ((await getJson(node, "/node/state"))?.["state"] === "PartOfNetwork" ? true : undefined));
-  const servingMs = Date.now() - spawnedAt;
-  const txId = await waitFor("a write accepted", deadline, async () => {
-    const r = await post(node, "/app/log/private", `{"id":1,"msg":"after restart"}`).catch(() => undefined);
-    return r?.status === 200 ? r.txId : undefined;
-  });
-  await waitFor("the write committed", deadline, async () => ((await getJson(node, `/node/tx?transaction_id=${txId}`))?.["status"] === "Committed" ? true : undefined));
-  const firstWriteCommittedMs = Date.now() - spawnedAt;
+  const { servingMs, firstWriteCommittedMs } = await timeToServeAndCommit(node, spawnedAt, deadline);
   const rebuilt = logLine(dir, "state rebuilt from a snapshot") ?? logLine(dir, "state rebuilt from the ledger");
   progress(`restart: serving after ${fmt(servingMs / 1000, " s", 2)}, first write committed after ${fmt(firstWriteCommittedMs / 1000, " s", 2)} (goal < 5 s)`);
   // The tree before the snapshot is built after the node serves: wait for it (the join comes next).

@@ -51,10 +51,20 @@ function captureAll(store: Store, version: number) {
   return capture.finish();
 }
 
-test("the worker's file is byte for byte the main thread's encoding of the same state (writes landing meanwhile)", async () => {
+/** Runs `body` with a snapshot writer and a temporary directory, both gone afterwards. */
+async function withWriter(body: (writer: SnapshotWriter, dir: string) => Promise<void>, idleMs?: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-worker-"));
-  const writer = new SnapshotWriter();
+  const writer = new SnapshotWriter(idleMs);
   try {
+    await body(writer, dir);
+  } finally {
+    await writer.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("the worker's file is byte for byte the main thread's encoding of the same state (writes landing meanwhile)", async () => {
+  await withWriter(async (writer, dir) => {
     const store = storeWith(5_000);
     const version = store.currentVersion;
     const expected = mainThreadBody(store, version);
@@ -78,16 +88,11 @@ test("the worker's file is byte for byte the main thread's encoding of the same 
     assert.ok(file.equals(expected), "same bytes as the main-thread encoding");
     assert.ok(Buffer.from(written.digest).equals(sha256(expected)), "the digest is SHA-256 of the body");
     assert.equal(written.bytes, expected.length);
-  } finally {
-    await writer.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a full disk while the worker writes leaves no file, and the next snapshot is written", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-worker-"));
-  const writer = new SnapshotWriter();
-  try {
+  await withWriter(async (writer, dir) => {
     const store = storeWith(2_000);
     // The temporary file resolves to /dev/full: every write fails with ENOSPC, as on a full disk.
     const temporaryPath = temporarySnapshotPath(dir, store.currentVersion);
@@ -100,16 +105,11 @@ test("a full disk while the worker writes leaves no file, and the next snapshot 
     const next = temporarySnapshotPath(dir, store.currentVersion);
     const written = await writer.write({ packed: captureAll(store, store.currentVersion), view: 2, views, tree, ledgerSecret, temporaryPath: next, durable: true });
     assert.ok(sha256(readFileSync(next)).equals(Buffer.from(written.digest)));
-  } finally {
-    await writer.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a worker that dies mid-snapshot fails that snapshot only, leaves no file, and a new worker writes the next", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-worker-"));
-  const writer = new SnapshotWriter();
-  try {
+  await withWriter(async (writer, dir) => {
     const store = storeWith(200_000);
     const temporaryPath = temporarySnapshotPath(dir, store.currentVersion);
     const pending = writer.write({ packed: captureAll(store, store.currentVersion), view: 2, views, tree, ledgerSecret, temporaryPath, durable: true });
@@ -121,17 +121,12 @@ test("a worker that dies mid-snapshot fails that snapshot only, leaves no file, 
     const written = await writer.write({ packed: captureAll(small, small.currentVersion), view: 2, views, tree, ledgerSecret, temporaryPath: next, durable: false });
     assert.ok(sha256(readFileSync(next)).equals(Buffer.from(written.digest)));
     assert.deepEqual(readdirSync(dir), [next.slice(dir.length + 1)]);
-  } finally {
-    await writer.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("an idle worker stops (its memory goes back), and the next snapshot starts a new one; one requested at the moment it stops is written", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-worker-"));
   const idleMs = 300;
-  const writer = new SnapshotWriter(idleMs);
-  try {
+  await withWriter(async (writer, dir) => {
     const store = storeWith(2_000);
     const write = (name: string) => writer.write({ packed: captureAll(store, store.currentVersion), view: 2, views, tree, ledgerSecret, temporaryPath: join(dir, name), durable: false });
     await write("a");
@@ -144,11 +139,8 @@ test("an idle worker stops (its memory goes back), and the next snapshot starts 
     // A write racing the idle stop: the stopped worker's exit must not fail the new request.
     await new Promise((r) => setTimeout(r, idleMs - 5));
     const racing = await Promise.all([write("d"), new Promise((r) => setTimeout(r, 10)).then(() => write("e"))]);
-    assert.equal(racing.length, 2);
-  } finally {
-    await writer.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+    for (const [i, name] of ["d", "e"].entries()) assert.ok(sha256(readFileSync(join(dir, name))).equals(Buffer.from(racing[i]!.digest)), `snapshot ${name} written whole`);
+  }, idleMs);
 });
 
 test("at start, temporary snapshot files of an interrupted process are removed; this process's own and real snapshots stay", async () => {

@@ -105,6 +105,18 @@ async function runService(dir: string, id: Identity, secret: Buffer, ops: readon
   await node.ledger.close();
 }
 
+/** Runs `body` with a fresh node identity, ledger secret and temporary directory (removed afterwards). */
+async function withServiceDir(prefix: string, body: (id: Identity, secret: Buffer, dir: string) => Promise<void>): Promise<void> {
+  const id = await identity();
+  const secret = randomBytes(32);
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    await body(id, secret, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** A fresh engine over (a copy of) `dir`'s ledger, rebuilt with or without its snapshots. */
 async function rebuilt(dir: string, id: Identity, secret: Buffer, useSnapshots: boolean, serviceCertPems = [id.serviceCertPem], logger = quiet) {
   const { ledger, entries } = await Ledger.open(join(dir, "ledger"), { durability: "none" });
@@ -209,10 +221,7 @@ async function streamedRestart(dir: string, id: Identity, secret: Buffer) {
 }
 
 test("receipts before the snapshot answer 503 with Retry-After while the Merkle tree is rebuilt, then a receipt that verifies, for the same leaf as a full replay's", { timeout: 60_000 }, async () => {
-  const id = await identity();
-  const secret = randomBytes(32);
-  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-history-"));
-  try {
+  await withServiceDir("coco-snapshot-history-", async (id, secret, dir) => {
     const ops: Op[] = Array.from({ length: 80 }, (_, i) => ({ map: i % 2 ? "records" : "public:records", key: i % 9, value: i }));
     await runService(dir, id, secret, ops);
     const full = await rebuilt(dir, id, secret, false);
@@ -238,16 +247,11 @@ test("receipts before the snapshot answer 503 with Retry-After while the Merkle 
       await full.ledger.close();
       await ledger.close();
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a ledger whose entries before the snapshot are not the snapshot's tree is never used for receipts (a host's edit with a valid crc32)", { timeout: 60_000 }, async () => {
-  const id = await identity();
-  const secret = randomBytes(32);
-  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-history-"));
-  try {
+  await withServiceDir("coco-snapshot-history-", async (id, secret, dir) => {
     const ops: Op[] = Array.from({ length: 80 }, (_, i) => ({ map: i % 2 ? "records" : "public:records", key: i % 9, value: i }));
     await runService(dir, id, secret, ops);
     // Flip the last byte of seqno 2's entry and fix its frame's crc32: the frame reads back fine.
@@ -280,9 +284,7 @@ test("a ledger whose entries before the snapshot are not the snapshot's tree is 
     } finally {
       await ledger.close();
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 /** One service run with committed snapshots, shared by the proof and attack tests. */
@@ -336,10 +338,7 @@ test("a committed snapshot's proof verifies; damage to its state, receipt or evi
 });
 
 test("a forged snapshot carrying the receipt of an app transaction whose claims digest is its digest is refused", { timeout: 60_000 }, async () => {
-  const id = await identity();
-  const secret = randomBytes(32);
-  const dir = mkdtempSync(join(tmpdir(), "coco-snapshot-forge-"));
-  try {
+  await withServiceDir("coco-snapshot-forge-", async (id, secret, dir) => {
     await runService(dir, id, secret, Array.from({ length: 50 }, (_, i) => ({ map: "records", key: i % 5, value: i })));
     const name = committedSnapshots(dir)[0]!;
     const genuine = parseSnapshot(readFileSync(join(dir, "snapshots", name)), name);
@@ -370,9 +369,7 @@ test("a forged snapshot carrying the receipt of an app transaction whose claims 
     assert.equal(receipt.leaf_components.claims_digest, sha256(forgedBody).toString("hex"));
     assert.throws(() => verifiedSnapshotBytes(forged, parseSnapshotName(forgedName)!, [id.serviceCertPem]),
       (e: Error) => e.message.includes(forgedName) && /does not record this snapshot/.test(e.message));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a host that plants forged, foreign or relabelled snapshot files cannot make a restarted node load state the signed ledger does not hold", { timeout: 60_000 }, async () => {
