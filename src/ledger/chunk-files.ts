@@ -2,18 +2,59 @@
 // steps on them (frame writes, sync, close by rename, commit renames, rollback, reads). Each step
 // leaves the files and this bookkeeping in agreement even when it fails on a full disk, so the
 // writer (ledger.ts) can retry it; ledger.ts decides what to write and when.
-import { open, rename, unlink } from "node:fs/promises";
+import { open, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { assert } from "../util/errors.js";
-import { frameMismatch, removeChunkIndex, writeChunkIndex } from "./chunk-index.js";
-import { CHUNK_MAGIC, FRAME_HEADER_BYTES, chunkName, corruptedAt } from "./files.js";
+import { frameMismatch, loadChunkIndex, removeChunkIndex, writeChunkIndex } from "./chunk-index.js";
+import { CHUNK_MAGIC, FRAME_HEADER_BYTES, checkClosedChunkEnd, chunkName, corruptedAt, scanChunk, type LedgerFileInfo } from "./files.js";
 import { syncDirectory, writeAll, type Chunk, type Durability, type LedgerLogger } from "./recovery.js";
 import type { SeqnoIndex } from "./seqno-index.js";
 
+/** Where each entry of a chunk sits: the resident SeqnoIndex, or a paged-out chunk's table. */
+interface FrameTable {
+  /** Offset of the entry (after its frame header) in its chunk file. */
+  offset(seqno: number): number;
+  length(seqno: number): number;
+}
+
+/** Tables of paged-out chunks kept at once (sequential reads need one; a catch-up crosses into the next). */
+const PAGED_TABLES_CACHED = 2;
+
+/** A paged-out chunk's frames, from its index file (or a scan of the chunk). */
+class PagedChunk implements FrameTable {
+  readonly #offsets: Float64Array;
+
+  constructor(private readonly firstSeqno: number, private readonly lengths: Uint32Array) {
+    this.#offsets = new Float64Array(lengths.length);
+    let offset = CHUNK_MAGIC.length + FRAME_HEADER_BYTES;
+    for (let i = 0; i < lengths.length; i++) {
+      this.#offsets[i] = offset;
+      offset += FRAME_HEADER_BYTES + lengths[i]!;
+    }
+  }
+
+  offset(seqno: number): number {
+    return this.#offsets[seqno - this.firstSeqno]!;
+  }
+
+  length(seqno: number): number {
+    return this.lengths[seqno - this.firstSeqno]!;
+  }
+}
+
+/**
+ * The seqno index is resident for recent entries only: once it holds more than twice
+ * `residentEntries` seqnos, the committed chunks older than the last `residentEntries` are paged
+ * out, and a read of one of their entries finds it through the chunk's index file (chunk-index.ts;
+ * a scan of the chunk if that file is missing or refused), keeping the last PAGED_TABLES_CACHED
+ * such tables. So the index's memory is bounded however long the ledger grows.
+ */
 export class ChunkFiles {
   /** The open chunk may hold bytes past `size` from a write undone after ENOSPC; cut before the next write. */
   #untrimmed: Chunk | null = null;
+  /** Loaded tables of paged-out chunks by first seqno, least recently used first. */
+  readonly #paged = new Map<number, Promise<PagedChunk>>();
 
   constructor(
     readonly dir: string,
@@ -21,7 +62,13 @@ export class ChunkFiles {
     private readonly logger: LedgerLogger,
     private readonly chunks: Chunk[],
     readonly index: SeqnoIndex,
+    private readonly residentEntries: number,
   ) {}
+
+  /** The ledger's first seqno (paged-out chunks included). */
+  get firstSeqno(): number {
+    return this.chunks[0]?.firstSeqno ?? this.index.firstSeqno;
+  }
 
   /** The chunk being written (always the last), or null if the next write starts one. */
   current(): Chunk | null {
@@ -112,6 +159,7 @@ export class ChunkFiles {
     await syncDirectory(this.dir, this.durability);
     this.logger.info({ file: this.path(chunk), bytes: chunk.size }, "ledger: chunk closed");
     await this.#writeIndex(chunk);
+    this.#pageOut();
   }
 
   /** The closed chunk's index file (chunk-index.ts), so that the next open need not scan it. */
@@ -136,6 +184,67 @@ export class ChunkFiles {
       renamed = true;
     }
     if (renamed) await syncDirectory(this.dir, this.durability);
+    this.#pageOut();
+  }
+
+  /** Drops the resident index of old committed chunks once it holds more than twice `residentEntries` seqnos. */
+  #pageOut(): void {
+    const index = this.index;
+    if (index.count <= 2 * this.residentEntries) return;
+    const limit = index.lastSeqno - this.residentEntries;
+    // The last chunk ending at or before `limit`; commits cover a prefix of the chunks.
+    let lo = 0;
+    let hi = this.chunks.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.chunks[mid]!.lastSeqno <= limit) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    while (found >= 0 && !(this.chunks[found]!.closed && this.chunks[found]!.committed)) found--;
+    if (found >= 0 && this.chunks[found]!.lastSeqno >= index.firstSeqno) index.dropBefore(this.chunks[found]!.lastSeqno + 1);
+  }
+
+  /** The frame table that covers `chunk`: the resident index, or the chunk's own table if it was paged out. */
+  async #table(chunk: Chunk): Promise<FrameTable> {
+    if (chunk.firstSeqno >= this.index.firstSeqno) return this.index;
+    const key = chunk.firstSeqno;
+    let table = this.#paged.get(key);
+    if (table !== undefined) {
+      this.#paged.delete(key);
+    } else {
+      table = this.#loadPaged(chunk);
+      table.catch(() => {
+        if (this.#paged.get(key) === table) this.#paged.delete(key);
+      });
+      while (this.#paged.size >= PAGED_TABLES_CACHED) this.#paged.delete(this.#paged.keys().next().value!);
+    }
+    this.#paged.set(key, table);
+    return table;
+  }
+
+  /** A paged-out chunk's table, from its index file, else by scanning the chunk (and writing its index again). */
+  async #loadPaged(chunk: Chunk): Promise<PagedChunk> {
+    assert(chunk.closed && chunk.committed, `a paged-out chunk (${chunk.firstSeqno}..${chunk.lastSeqno}) is closed and committed`);
+    const path = this.path(chunk);
+    const file: LedgerFileInfo = { name: chunkName(chunk.firstSeqno, chunk.lastSeqno, true), path, firstSeqno: chunk.firstSeqno, lastSeqno: chunk.lastSeqno, committed: true };
+    const indexed = await loadChunkIndex(this.dir, file);
+    if (typeof indexed !== "string") return new PagedChunk(chunk.firstSeqno, indexed.lengths);
+    this.logger.info({ file: path, reason: indexed }, "ledger: no usable index for an old chunk, scanning it");
+    const lengths: number[] = [];
+    const result = scanChunk(file, await readFile(path), false, (_offset, entry) => lengths.push(entry.bytes.length));
+    checkClosedChunkEnd(file, result);
+    const table = Uint32Array.from(lengths);
+    try {
+      await writeChunkIndex(this.dir, { firstSeqno: chunk.firstSeqno, lastSeqno: chunk.lastSeqno, chunkBytes: result.validLength, lengths: table });
+    } catch (err) {
+      this.logger.warn({ file: path, err: String(err) }, "ledger: could not write the chunk's index; it is scanned again when next read");
+    }
+    return new PagedChunk(chunk.firstSeqno, table);
   }
 
   /**
@@ -188,10 +297,11 @@ export class ChunkFiles {
     for (let attempt = 0; ; attempt++) {
       const chunk = this.#chunkFor(seqno);
       try {
+        const table = await this.#table(chunk);
+        const length = table.length(seqno);
+        const start = table.offset(seqno) - FRAME_HEADER_BYTES;
         const handle = chunk.handle ?? (await open(this.path(chunk), "r"));
         try {
-          const length = this.index.length(seqno);
-          const start = this.index.offset(seqno) - FRAME_HEADER_BYTES;
           const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
           const { bytesRead } = await handle.read(frame, 0, frame.length, start);
           const mismatch = this.#frameMismatch(frame, bytesRead, 0, length, seqno);
@@ -208,21 +318,25 @@ export class ChunkFiles {
 
   /**
    * Reads entries first..last (one chunk at most: stops at the chunk's end) with one read of
-   * their frames, at most `bytesMax` bytes of them (at least one entry).
+   * their frames, at most `bytesMax` bytes of them. The first entry is read even past the budget
+   * unless `firstWithinBudget` (then nothing is read if it does not fit).
    */
-  async readRange(first: number, last: number, bytesMax: number): Promise<Buffer[]> {
+  async readRange(first: number, last: number, bytesMax: number, firstWithinBudget = false): Promise<Buffer[]> {
     for (let attempt = 0; ; attempt++) {
       const chunk = this.#chunkFor(first);
       const end = Math.min(last, chunk.lastSeqno);
-      const start = this.index.offset(first) - FRAME_HEADER_BYTES;
-      let stop = first;
+      const table = await this.#table(chunk);
+      const start = table.offset(first) - FRAME_HEADER_BYTES;
       // The budget counts entry bytes (what callers hold); the read also spans the frame headers.
-      let entryBytes = this.index.length(first);
+      const lengths = [table.length(first)];
+      if (firstWithinBudget && lengths[0]! > bytesMax) return [];
+      let entryBytes = lengths[0]!;
       let bytes = FRAME_HEADER_BYTES + entryBytes;
-      while (stop < end && entryBytes + this.index.length(stop + 1) <= bytesMax) {
-        stop++;
-        entryBytes += this.index.length(stop);
-        bytes += FRAME_HEADER_BYTES + this.index.length(stop);
+      for (let seqno = first + 1; seqno <= end && entryBytes + table.length(seqno) <= bytesMax; seqno++) {
+        const length = table.length(seqno);
+        lengths.push(length);
+        entryBytes += length;
+        bytes += FRAME_HEADER_BYTES + length;
       }
       try {
         const handle = chunk.handle ?? (await open(this.path(chunk), "r"));
@@ -232,8 +346,9 @@ export class ChunkFiles {
           // Frames follow each other within a chunk: each entry starts after the previous frame.
           const out: Buffer[] = [];
           let at = 0;
-          for (let seqno = first; seqno <= stop; seqno++) {
-            const length = this.index.length(seqno);
+          for (let i = 0; i < lengths.length; i++) {
+            const seqno = first + i;
+            const length = lengths[i]!;
             const mismatch = this.#frameMismatch(frames, bytesRead, at, length, seqno);
             if (mismatch !== null) await this.#refuseFrame(chunk, mismatch, seqno, start + at);
             out.push(frames.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length));

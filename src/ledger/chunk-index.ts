@@ -26,6 +26,9 @@ export function chunkIndexName(firstSeqno: number, lastSeqno: number): string {
   return `chunk_index_${firstSeqno}-${lastSeqno}`;
 }
 
+/** An index being written (writeChunkIndex); one left by a crash is removed when the ledger opens. */
+export const TEMPORARY_CHUNK_INDEX = /^chunk_index_\d+-\d+\.tmp$/;
+
 export interface ChunkIndex {
   firstSeqno: number;
   lastSeqno: number;
@@ -129,13 +132,18 @@ export async function writeChunkIndex(dir: string, index: ChunkIndex): Promise<v
   const temporary = `${path}.tmp`;
   const handle = await open(temporary, "w");
   try {
-    const bytes = encodeChunkIndex(index);
-    let done = 0;
-    while (done < bytes.length) done += (await handle.write(bytes, done, bytes.length - done, done)).bytesWritten;
-  } finally {
-    await handle.close();
+    try {
+      const bytes = encodeChunkIndex(index);
+      let done = 0;
+      while (done < bytes.length) done += (await handle.write(bytes, done, bytes.length - done, done)).bytesWritten;
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+  } catch (err) {
+    await unlink(temporary).catch(() => undefined);
+    throw err;
   }
-  await rename(temporary, path);
 }
 
 /** Removes a chunk's index (the chunk was cut or removed); a missing one is fine. */

@@ -30,9 +30,19 @@ export interface LedgerOptions {
    * snapshot of it, which is committed). Ignored when the directory holds entries.
    */
   startAfter?: number;
+  /**
+   * Seqnos whose place in the chunk files stays in memory (at ~2.3 bytes each); older committed
+   * chunks are paged out and found through their index files (chunk-files.ts).
+   */
+  residentIndexEntries?: number;
 }
 
 const DEFAULT_CHUNK_SIZE_BYTES = 5 * 1024 * 1024;
+/**
+ * 2^18 seqnos: ~0.6 MB resident, 1.2 MB at most before a page-out; every entry a backup within the
+ * consensus window, a recent receipt or a snapshot's suffix needs is found without a file read.
+ */
+const DEFAULT_RESIDENT_INDEX_ENTRIES = 1 << 18;
 const silentLogger: LedgerLogger = { info() {}, warn() {} };
 
 export class Ledger extends EventEmitter<LedgerEvents> {
@@ -76,7 +86,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
     this.#durableSeqno = last;
     this.#bufferedFirst = last + 1;
     // A ledger that starts after a snapshot starts committed: the snapshot's seqno is.
-    this.#committedSeqno = Math.max(commitPoint.seqno, files.committedByName(), files.index.firstSeqno - 1);
+    this.#committedSeqno = Math.max(commitPoint.seqno, files.committedByName(), files.firstSeqno - 1);
   }
 
   /** Opens (creating if needed) a ledger directory, recovers a torn tail, and returns every entry. */
@@ -87,14 +97,16 @@ export class Ledger extends EventEmitter<LedgerEvents> {
       logger: options.logger ?? silentLogger,
       returnEntries: options.returnEntries ?? true,
       startAfter: options.startAfter ?? 0,
+      residentIndexEntries: options.residentIndexEntries ?? DEFAULT_RESIDENT_INDEX_ENTRIES,
     };
+    assert(Number.isSafeInteger(opts.residentIndexEntries) && opts.residentIndexEntries > 0, "residentIndexEntries is a positive count");
     assert(Number.isSafeInteger(opts.startAfter) && opts.startAfter >= 0, "startAfter is a seqno");
     assert(opts.chunkSizeBytes > 0, "chunkSizeBytes is positive");
     await mkdir(dir, { recursive: true });
     const commitPoint = await CommitPoint.open(dir, opts.durability);
     let recovered;
     try {
-      recovered = await recoverChunks(dir, opts.durability, opts.logger, commitPoint.seqno, opts.returnEntries);
+      recovered = await recoverChunks(dir, opts.durability, opts.logger, commitPoint.seqno, opts.returnEntries, opts.residentIndexEntries);
     } catch (err) {
       await commitPoint.close();
       throw err;
@@ -106,7 +118,7 @@ export class Ledger extends EventEmitter<LedgerEvents> {
       opts.logger.info({ dir, startAfter: opts.startAfter }, "ledger: empty, starts after the snapshot");
     }
     opts.logger.info({ dir, chunks: chunks.length, lastSeqno: index.lastSeqno, committedSeqno: commitPoint.seqno }, "ledger: opened");
-    const files = new ChunkFiles(dir, opts.durability, opts.logger, chunks, index);
+    const files = new ChunkFiles(dir, opts.durability, opts.logger, chunks, index, opts.residentIndexEntries);
     return { ledger: new Ledger(opts, files, commitPoint), entries };
   }
 
@@ -126,6 +138,11 @@ export class Ledger extends EventEmitter<LedgerEvents> {
   /** Highest seqno the commit point file records: what a restart will know to be committed. */
   get recordedCommitSeqno(): number {
     return this.#commitPoint.seqno;
+  }
+
+  /** Seqnos whose place on disk is held in memory (the rest are paged out); for tests and memory figures. */
+  get residentIndexSeqnos(): number {
+    return this.#files.index.count;
   }
 
   /** True from a write that failed for lack of space until a flush writes everything again. */
@@ -266,8 +283,8 @@ export class Ledger extends EventEmitter<LedgerEvents> {
         continue;
       }
       // Only the first entry of a call may exceed the budget (a call always makes progress).
-      if (out.length > 0 && bytes + this.#files.index.length(seqno) > bytesMax) break;
-      const read = await this.#files.readRange(seqno, last, Math.max(1, bytesMax - bytes));
+      const read = await this.#files.readRange(seqno, last, bytesMax - bytes, out.length > 0);
+      if (read.length === 0) break;
       for (const entry of read) {
         out.push(entry);
         bytes += entry.length;
@@ -280,10 +297,10 @@ export class Ledger extends EventEmitter<LedgerEvents> {
 
   /** Still-buffered or in-flight entries; throws for seqnos outside the ledger; null if on disk. */
   #fromMemory(seqno: number): Buffer | null {
-    if (seqno > this.#lastSeqno || seqno < this.#files.index.firstSeqno || !Number.isInteger(seqno)) {
+    if (seqno > this.#lastSeqno || seqno < this.#files.firstSeqno || !Number.isInteger(seqno)) {
       throw new CocoError(
         "LedgerEntryNotFound",
-        `Seqno ${seqno} is not in this ledger (it holds ${this.#files.index.firstSeqno}..${this.#lastSeqno}).`,
+        `Seqno ${seqno} is not in this ledger (it holds ${this.#files.firstSeqno}..${this.#lastSeqno}).`,
         404,
       );
     }

@@ -1,7 +1,8 @@
 // Recovery of a ledger directory at start-up: checks every chunk, trims a torn tail of the
 // last one above the recorded commit point, and rebuilds the seqno index. Also the small disk
 // helpers the writer shares.
-import { mkdir, open, readFile, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, unlink, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
 import {
   CHUNK_MAGIC,
   COMMIT_POINT_FILE,
@@ -16,7 +17,7 @@ import {
   type LedgerFileInfo,
 } from "./files.js";
 import { SeqnoIndex } from "./seqno-index.js";
-import { loadChunkIndex, writeChunkIndex } from "./chunk-index.js";
+import { TEMPORARY_CHUNK_INDEX, loadChunkIndex, writeChunkIndex } from "./chunk-index.js";
 
 /** "fsync": fdatasync at every flush (default, crash-safe). "none": write only; UNSAFE, a
  * crash may lose acknowledged entries. For benchmarks and tests. */
@@ -43,6 +44,9 @@ export interface Chunk {
  * Checks every chunk and rebuilds the index. `committedSeqno` is the recorded commit point: a torn
  * tail strictly above it is what a crash during a write leaves and is cut (logged with file,
  * offset and seqno); an entry at or below it that is missing, cut or damaged refuses the start.
+ * The index covers the committed chunks that end more than `residentEntries` seqnos before the
+ * last closed chunk's end only in their index files (chunk-files.ts pages them in when read);
+ * they are checked all the same.
  */
 export async function recoverChunks(
   dir: string,
@@ -50,16 +54,29 @@ export async function recoverChunks(
   logger: LedgerLogger,
   committedSeqno: number,
   returnEntries = true,
+  residentEntries = Infinity,
 ): Promise<{ chunks: Chunk[]; index: SeqnoIndex; entries: Buffer[] }> {
   await mkdir(dir, { recursive: true });
+  await removeTemporaryChunkIndexes(dir, logger);
   const files = await listLedgerFiles(dir);
   checkContiguity(dir, files);
   const entries: Buffer[] = [];
-  const index = new SeqnoIndex(files.length > 0 ? files[0]!.firstSeqno : 1);
+  let lastClosed = 0;
+  for (const file of files) if (file.lastSeqno !== null) lastClosed = Math.max(lastClosed, file.lastSeqno);
+  const pagedThrough = lastClosed - residentEntries;
+  // Paged out: a prefix of committed chunks; the resident index starts at the first chunk after it.
+  let pagedCount = 0;
+  while (pagedCount < files.length && files[pagedCount]!.committed && files[pagedCount]!.lastSeqno !== null
+    && files[pagedCount]!.lastSeqno! <= pagedThrough) pagedCount++;
+  const index = new SeqnoIndex(files.length === 0 ? 1 : pagedCount < files.length ? files[pagedCount]!.firstSeqno : files[pagedCount - 1]!.lastSeqno! + 1);
   const chunks: Chunk[] = [];
   for (let i = 0; i < files.length; i++) {
     const file = files[i]!;
     const isLastOpen = i === files.length - 1 && file.lastSeqno === null;
+    const paged = i < pagedCount;
+    const push = (offset: number, length: number): void => {
+      if (!paged) index.push(offset, length);
+    };
     // A closed chunk with a usable index file is not read at all (chunk-index.ts): its frames are
     // checked when they are read. Whoever wants every entry back reads every chunk anyway.
     if (!returnEntries && !isLastOpen) {
@@ -67,7 +84,7 @@ export async function recoverChunks(
       if (typeof indexed !== "string") {
         let offset = CHUNK_MAGIC.length;
         for (const length of indexed.lengths) {
-          index.push(offset + FRAME_HEADER_BYTES, length);
+          push(offset + FRAME_HEADER_BYTES, length);
           offset += FRAME_HEADER_BYTES + length;
         }
         chunks.push({ firstSeqno: file.firstSeqno, lastSeqno: indexed.lastSeqno, closed: true, committed: file.committed, size: indexed.chunkBytes, handle: null });
@@ -76,13 +93,14 @@ export async function recoverChunks(
       logger.info({ file: file.path, reason: indexed }, "ledger: no usable chunk index, scanning the chunk");
     }
     const buf = await readFile(file.path);
-    const firstSlot = index.lastSeqno + 1;
+    const lengths: number[] = [];
     const result = scanChunk(file, buf, isLastOpen, (offset, entry) => {
       if (returnEntries) entries.push(entry.bytes);
-      index.push(offset + FRAME_HEADER_BYTES, entry.bytes.length);
+      push(offset + FRAME_HEADER_BYTES, entry.bytes.length);
+      lengths.push(entry.bytes.length);
     });
     checkClosedChunkEnd(file, result);
-    if (!returnEntries && !isLastOpen) await rewriteChunkIndex(dir, index, firstSlot, result.lastSeqno, result.validLength, logger);
+    if (!returnEntries && !isLastOpen) await rewriteChunkIndex(dir, Uint32Array.from(lengths), file.firstSeqno, result.lastSeqno, result.validLength, logger);
     const chunk: Chunk = {
       firstSeqno: file.firstSeqno,
       lastSeqno: result.lastSeqno,
@@ -128,13 +146,27 @@ export async function recoverChunks(
 }
 
 /** Writes the index of a closed chunk just scanned, so the next open need not scan it; a failure only costs that. */
-async function rewriteChunkIndex(dir: string, index: SeqnoIndex, firstSeqno: number, lastSeqno: number, chunkBytes: number, logger: LedgerLogger): Promise<void> {
-  const lengths = new Uint32Array(lastSeqno - firstSeqno + 1);
-  for (let seqno = firstSeqno; seqno <= lastSeqno; seqno++) lengths[seqno - firstSeqno] = index.length(seqno);
+async function rewriteChunkIndex(dir: string, lengths: Uint32Array, firstSeqno: number, lastSeqno: number, chunkBytes: number, logger: LedgerLogger): Promise<void> {
   try {
     await writeChunkIndex(dir, { firstSeqno, lastSeqno, chunkBytes, lengths });
   } catch (err) {
     logger.warn({ dir, firstSeqno, lastSeqno, err: String(err) }, "ledger: could not write a chunk index; the chunk is scanned again at the next open");
+  }
+}
+
+/**
+ * Removes `chunk_index_*.tmp` files: an index write that a crash (or a full disk) interrupted
+ * before its rename. Nothing reads them; left alone, every such crash would leave one behind.
+ */
+async function removeTemporaryChunkIndexes(dir: string, logger: LedgerLogger): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (!TEMPORARY_CHUNK_INDEX.test(name)) continue;
+    try {
+      await unlink(join(dir, name));
+      logger.info({ file: join(dir, name) }, "ledger: removed an index file left half-written by a crash");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") logger.warn({ file: join(dir, name), err: String(err) }, "ledger: could not remove a half-written index file");
+    }
   }
 }
 

@@ -4,6 +4,8 @@
 // its frame: the index keeps every entry's length (2 bytes; longer entries in a small map), the
 // exact offset of every 32nd entry, and the offset of each entry that does not follow the one
 // before it (the first entry of each chunk). An offset is then at most 31 additions away.
+// It covers the newest seqnos only: the ledger drops old committed chunks from it (dropBefore;
+// chunk-files.ts pages them in from their index files when read).
 import { assert } from "../util/errors.js";
 import { FRAME_HEADER_BYTES } from "./files.js";
 
@@ -96,6 +98,39 @@ export class SeqnoIndex {
     }
     const keep = Math.min(this.#count, seqno - this.firstSeqno + 1);
     if (keep < this.#count) this.#cut(keep);
+  }
+
+  /** Seqnos indexed (lastSeqno - firstSeqno + 1). */
+  get count(): number {
+    return this.#count;
+  }
+
+  /**
+   * Forgets the seqnos before `seqno`, rounded down to a checkpoint so that every offset kept stays
+   * exact; always keeps the last seqno. The ledger pages out old committed chunks with it
+   * (chunk-files.ts): their entries are then found through their chunk index files.
+   */
+  dropBefore(seqno: number): void {
+    const drop = Math.min(seqno - this.firstSeqno, this.#count - 1) & ~(CHECKPOINT_EVERY - 1);
+    if (drop <= 0) return;
+    const keep = this.#count - drop;
+    let capacity = INITIAL_CAPACITY;
+    while (capacity <= keep) capacity *= 2;
+    const lengths = new Uint16Array(capacity);
+    lengths.set(this.#lengths.subarray(drop, this.#count));
+    const checkpoints = new Float64Array(capacity >> CHECKPOINT_SHIFT);
+    checkpoints.set(this.#checkpoints.subarray(drop >> CHECKPOINT_SHIFT, (this.#count + CHECKPOINT_EVERY - 1) >> CHECKPOINT_SHIFT));
+    let b = 0;
+    while (b < this.#breakSlots.length && this.#breakSlots[b]! < drop) b++;
+    this.#breakSlots = this.#breakSlots.slice(b).map((slot) => slot - drop);
+    this.#breakOffsets = this.#breakOffsets.slice(b);
+    const long = [...this.#longLengths].filter(([slot]) => slot >= drop);
+    this.#longLengths.clear();
+    for (const [slot, length] of long) this.#longLengths.set(slot - drop, length);
+    this.#lengths = lengths;
+    this.#checkpoints = checkpoints;
+    this.#count = keep;
+    this.firstSeqno += drop;
   }
 
   /** Bytes held, for the memory figures (GET /node/memory) and tests. */
