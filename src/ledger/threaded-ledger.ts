@@ -84,6 +84,8 @@ export interface ThreadedLedgerOptions {
   commitPointIntervalMs?: number;
   /** For an empty directory: the ledger starts after this (snapshot) seqno (Ledger's option). */
   startAfter?: number;
+  /** Seqnos of the in-memory index before old chunks are paged out (Ledger's option). */
+  residentIndexEntries?: number;
 }
 
 const DEFAULT_DISK_FULL_RETRY_MS = 1000;
@@ -142,7 +144,9 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     worker.on("exit", (code) => ledger.fail(new Error(`ledger worker exited with code ${code}`)));
     let reply: SuccessReply;
     try {
-      reply = await ledger.request({ op: "open", dir, chunkSizeBytes: options.chunkSizeBytes, durability: options.durability, returnEntries: options.returnEntries ?? true, ...(options.startAfter !== undefined ? { startAfter: options.startAfter } : {}) });
+      reply = await ledger.request({ op: "open", dir, chunkSizeBytes: options.chunkSizeBytes, durability: options.durability, returnEntries: options.returnEntries ?? true,
+        ...(options.startAfter !== undefined ? { startAfter: options.startAfter } : {}),
+        ...(options.residentIndexEntries !== undefined ? { residentIndexEntries: options.residentIndexEntries } : {}) });
     } catch (error) {
       await worker.terminate();
       throw error;

@@ -5,7 +5,7 @@ import { decodeEntry, entryLeafInto } from "./entry.js";
 import type { Durability } from "./recovery.js";
 
 export type WorkerRequest =
-  | { id: number; op: "open"; dir: string; chunkSizeBytes?: number; durability?: Durability; returnEntries?: boolean; startAfter?: number }
+  | { id: number; op: "open"; dir: string; chunkSizeBytes?: number; durability?: Durability; returnEntries?: boolean; startAfter?: number; residentIndexEntries?: number }
   | { id: number; op: "append"; firstSeqno: number; bytes: ArrayBuffer; lengths: Uint32Array; signatures: number[]; chunkEnds?: number[]; flush: boolean }
   | { id: number; op: "commit"; seqno: number }
   | { id: number; op: "truncate"; seqno: number }

@@ -24,7 +24,7 @@ function opened(): Ledger {
 async function handle(request: WorkerRequest): Promise<WorkerReply> {
   switch (request.op) {
     case "open": {
-      const result = await Ledger.open(request.dir, { chunkSizeBytes: request.chunkSizeBytes, durability: request.durability, logger, returnEntries: request.returnEntries ?? true, startAfter: request.startAfter });
+      const result = await Ledger.open(request.dir, { chunkSizeBytes: request.chunkSizeBytes, durability: request.durability, logger, returnEntries: request.returnEntries ?? true, startAfter: request.startAfter, residentIndexEntries: request.residentIndexEntries });
       ledger = result.ledger;
       const { bytes, lengths } = packEntries(result.entries);
       return { id: request.id, ok: true, durableSeqno: ledger.durableSeqno, lastSeqno: ledger.lastSeqno, committedSeqno: ledger.committedSeqno, bytes, lengths };

@@ -13,6 +13,8 @@ export interface MemoryConfigFile {
   merkle_window_leaves?: number;
   /** Ledger reads kept for receipts and historical queries ("16MiB", or bytes; LRU). */
   historical_cache_size?: number | string;
+  /** Newest seqnos whose place in the ledger files stays in memory; older chunks are paged in from their index files. */
+  ledger_index_entries?: number;
   /**
    * How far V8 lets the JS heap grow past what survived its last full collection, in percent
    * (V8's --heap-growing-percent; 0: V8's own factor, up to 300 % on a busy node).
@@ -25,6 +27,7 @@ export interface MemorySettings {
   consensusWindowBytes: number;
   merkleWindowLeaves: number;
   historicalCacheBytes: number;
+  ledgerIndexEntries: number;
   /** 0: V8's adaptive default. Applies to the whole process (see applyHeapGrowth). */
   heapGrowingPercent: number;
 }
@@ -36,7 +39,9 @@ export interface MemorySettings {
  * 32 MiB bounds the same window for large transactions. Merkle: 50,000 leaves (3.2 MB of
  * hashes, twice that before a trim) keep receipts of recent transactions free of ledger reads.
  * The historical cache of 16 MiB holds the leaves of ~2,000 Merkle blocks or a few thousand
- * entries for historical queries.
+ * entries for historical queries. The ledger's seqno index: 2^18 seqnos (~0.6 MB; at most twice
+ * that before old chunks are paged out) cover the consensus window, recent receipts and a
+ * snapshot interval's suffix many times over.
  * Heap growth of 100 %: a busy node's live JS heap is ~70 MB (the KV state and what is in
  * flight), but V8, seeing a high allocation rate, lets garbage pile up to 3-4 times that before
  * a full collection, so RSS rose with load to 500-600 MB. Capping the growth at 2× keeps the heap
@@ -47,6 +52,7 @@ export const MEMORY_DEFAULTS: MemorySettings = {
   consensusWindowBytes: 32 * 1024 * 1024,
   merkleWindowLeaves: 50_000,
   historicalCacheBytes: 16 * 1024 * 1024,
+  ledgerIndexEntries: 1 << 18,
   heapGrowingPercent: 100,
 };
 
@@ -68,6 +74,7 @@ export function resolveMemory(file: MemoryConfigFile | undefined, parseSize: (va
     merkleWindowLeaves: count(file?.merkle_window_leaves, "merkle_window_leaves", MEMORY_DEFAULTS.merkleWindowLeaves),
     historicalCacheBytes: file?.historical_cache_size === undefined ? MEMORY_DEFAULTS.historicalCacheBytes
       : parseSize(file.historical_cache_size, "coco.memory.historical_cache_size"),
+    ledgerIndexEntries: count(file?.ledger_index_entries, "ledger_index_entries", MEMORY_DEFAULTS.ledgerIndexEntries),
     heapGrowingPercent: heapGrowingPercent(file?.heap_growing_percent),
   };
 }

@@ -113,7 +113,7 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
   // snapshot), unless its ledger starts after a snapshot (it joined from one): snapshot-startup.ts
   // then works on the entries in memory.
   let streamed = !hasCommittedSnapshot(config.snapshots.directory) || ledgerFirstSeqno(config.ledgerDirectory) <= 1;
-  const ledgerOptions = { chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger };
+  const ledgerOptions = { chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger, residentIndexEntries: config.memory.ledgerIndexEntries };
   let { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, { ...ledgerOptions, returnEntries: !streamed });
   try {
     let bootstrapPeers: KnownPeer[] = [];

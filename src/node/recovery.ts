@@ -67,6 +67,7 @@ export async function openLedgerForRecovery(config: ResolvedConfig, logger: Logg
   // Read back in ranges (readPublicLedger), as a restart does: never whole in memory.
   const { ledger } = await ThreadedLedger.open(config.ledgerDirectory, {
     chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger, returnEntries: false,
+    residentIndexEntries: config.memory.ledgerIndexEntries,
   });
   try {
     const last = ledger.lastSeqno;

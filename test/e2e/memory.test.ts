@@ -1,17 +1,20 @@
 // Bounded memory with real node processes: a node whose in-memory windows (coco.memory) are
 // tiny still serves receipts of old transactions (Merkle paths rebuilt from its ledger files),
 // restarts by streaming its ledger, and catches a joining node up from its ledger files
-// (entries far below its consensus window).
+// (entries far below its consensus window). Its seqno index keeps only the newest few dozen
+// seqnos, so every old entry is found through its chunk's index file.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { verifyReceipt } from "../../src/client/index.js";
 import type { CcfReceipt } from "../../src/merkle/index.js";
 import { NodeProcess, tempWorkspace } from "../helpers/node-process.js";
 import { Network, type NetworkNode } from "../helpers/network.js";
 
-const SMALL_WINDOWS = { memory: { merkle_window_leaves: 16, consensus_window_entries: 8, consensus_window_size: "64KiB", historical_cache_size: "64KiB" } };
+const SMALL_WINDOWS = { memory: { merkle_window_leaves: 16, consensus_window_entries: 8, consensus_window_size: "64KiB", historical_cache_size: "64KiB", ledger_index_entries: 32 } };
+/** Chunks of ~16 KiB (a few dozen transactions), so the seqno index pages old chunks out. */
+const SMALL_CHUNKS = { chunk_size: "16KiB" };
 
 async function write(node: NetworkNode, id: number): Promise<string> {
   const r = await node.process!.request("POST", "/app/log/private", { body: JSON.stringify({ id, msg: `message ${id}` }) });
@@ -43,13 +46,15 @@ async function receipt(node: NetworkNode, txid: string): Promise<CcfReceipt> {
 
 test("a historical receipt for a transaction older than the in-memory window verifies, before and after a restart", { timeout: 180_000 }, async () => {
   const ws = tempWorkspace("coco-memory-");
-  const net = await Network.start(ws.dir, 1, { coco: SMALL_WINDOWS }).catch((e) => { ws.cleanup(); throw e; });
+  const net = await Network.start(ws.dir, 1, { coco: SMALL_WINDOWS, ledger: SMALL_CHUNKS }).catch((e) => { ws.cleanup(); throw e; });
   try {
     const node = net.nodes[0]!;
     const old = await write(node, 1);
     const last = await writeMany(node, 2, 700);
     await node.process!.waitForStatus(last, "Committed", 30_000);
     const seqno = Number(old.split(".")[1]);
+    const chunks = readdirSync(join(node.dir, "ledger")).filter((name) => /^ledger_\d+-\d+\.committed$/.test(name));
+    assert.ok(chunks.length >= 10, `the ledger is in many committed chunks, most paged out of the index (${chunks.length})`);
     const before = await memory(node);
     assert.ok(before.merkle.flushed_below > seqno + 256, `the tree flushed past ${seqno}'s retained block (flushed below ${before.merkle.flushed_below})`);
     assert.ok(before.consensus_window.compacted_seqno > seqno, `consensus dropped ${seqno} from memory (compacted to ${before.consensus_window.compacted_seqno})`);
@@ -78,7 +83,7 @@ test("a historical receipt for a transaction older than the in-memory window ver
 
 test("a node joining long after the consensus window moved on is caught up from the primary's ledger files", { timeout: 180_000 }, async () => {
   const ws = tempWorkspace("coco-memory-join-");
-  const net = await Network.start(ws.dir, 1, { coco: SMALL_WINDOWS }).catch((e) => { ws.cleanup(); throw e; });
+  const net = await Network.start(ws.dir, 1, { coco: SMALL_WINDOWS, ledger: SMALL_CHUNKS }).catch((e) => { ws.cleanup(); throw e; });
   try {
     const primary = net.nodes[0]!;
     const last = await writeMany(primary, 1, 400);

@@ -40,6 +40,8 @@ export interface NetworkOptions {
   rpcInterface?: Record<string, unknown>;
   /** The `snapshots` section of every node's config (tx_count, keep_max, directory). */
   snapshots?: Record<string, unknown>;
+  /** Extra `ledger` config for every node (merged into the `ledger` section, e.g. chunk_size). */
+  ledger?: Record<string, unknown>;
 }
 
 const CONSENSUS = { tick: "10ms", heartbeat: "50ms", election_timeout: "500ms" };
@@ -124,7 +126,7 @@ export class Network {
         : type === "Recover"
         ? { type, service_certificate_file: "service_cert.pem", recover: { previous_service_identity_file: "previous_service_cert.pem" } }
         : { type, service_certificate_file: "service_cert.pem", join: { target_rpc_address: `127.0.0.1:${extra.targetPort ?? this.nodes[0]!.rpcPort}`, retry_timeout: "100ms" } },
-      ledger: { directory: "ledger" },
+      ledger: { directory: "ledger", ...this.options.ledger },
       ...(this.options.snapshots !== undefined ? { snapshots: this.options.snapshots } : {}),
       ledger_signatures: { tx_count: 5000, delay: this.options.signatureDelay ?? "25ms" },
       logging: { level: "info" },

@@ -130,6 +130,18 @@ test("coco.memory.heap_growing_percent: 100 by default, 0 for V8's own factor, a
   }
 });
 
+test("coco.memory.ledger_index_entries: 2^18 by default; a positive integer, or refused by name", () => {
+  assert.equal(resolveConfig(base(), "/x").memory.ledgerIndexEntries, 262_144);
+  const file = base();
+  file.coco = { memory: { ledger_index_entries: 64 } };
+  assert.equal(resolveConfig(file, "/x").memory.ledgerIndexEntries, 64);
+  for (const value of [0, -5, 1.5, "64" as unknown as number]) {
+    const bad = base();
+    bad.coco = { memory: { ledger_index_entries: value } };
+    assert.throws(() => resolveConfig(bad, "/x"), /coco\.memory\.ledger_index_entries: expected a positive integer/);
+  }
+});
+
 // Multi-host deployments (docs/deployment.md): a node binds one address and publishes another.
 const multiHost = (): NodeConfigFile => ({
   network: {
