@@ -5,7 +5,7 @@ import { sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:cry
 import { Decoder, Encoder, Tag } from "cbor-x";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
 import { CocoError } from "../util/errors.js";
-import { privateKeyObject, publicKeyObject } from "./keys.js";
+import { cachedPrivateKeyObject, publicKeyObject } from "./keys.js";
 
 /** CBOR tag of a tagged COSE_Sign1 message. */
 export const COSE_SIGN1_TAG = 18;
@@ -255,7 +255,7 @@ function algorithmIdForKey(key: KeyObject): number {
 
 /** A tagged COSE_Sign1 message (tag 18) over `payload`, protected headers in deterministic order. */
 export function signCoseSign1(args: SignCoseSign1Args): Buffer {
-  const key = privateKeyObject(args.privateKeyPem);
+  const key = cachedPrivateKeyObject(args.privateKeyPem);
   const algId = algorithmIdForKey(key);
   const headers: CoseHeaderMap = new Map(args.protectedHeaders ?? []);
   const requestedAlg = headers.get(COSE_HEADER_ALG);
