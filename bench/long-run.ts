@@ -30,6 +30,7 @@ snapshot files and commit latency every interval; then a restart timing on that 
   --long-seconds-max <s> stop the write phase after this long whatever the count (default 1200)
   --connections <n>     TLS connections (default 20)   --depth <n>  pipelined per connection (default 16)
   --durability <mode>   none (default, as the issue asks) | fsync
+  --snapshot-tx-count <n>  snapshots.tx_count of the nodes (default: the node's; 10^12: none)
   --long-timings        instead: build a ledger of --long-tx transactions and time a restart,
                         a join and a recovery from it (npm run bench -- --long --long-timings --help)
   --no-restart          skip the restart timing (always skipped with --nodes > 1: the sandbox
@@ -39,6 +40,7 @@ snapshot files and commit latency every interval; then a restart timing on that 
 interface LongOptions {
   transactions: number; nodes: number; intervalSeconds: number; keys: number; rate: number | undefined; secondsMax: number;
   connections: number; depth: number; durability: "none" | "fsync"; restart: boolean; out: string;
+  snapshotTxCount: number | undefined;
 }
 
 function parseLongArgs(argv: readonly string[]): LongOptions | "help" {
@@ -48,6 +50,7 @@ function parseLongArgs(argv: readonly string[]): LongOptions | "help" {
       "long-tx": { type: "string" }, nodes: { type: "string" }, "long-interval": { type: "string" }, "long-keys": { type: "string" },
       "long-rate": { type: "string" }, "long-seconds-max": { type: "string" }, connections: { type: "string" }, depth: { type: "string" },
       durability: { type: "string" }, "no-restart": { type: "boolean" }, out: { type: "string" }, help: { type: "boolean" },
+      "snapshot-tx-count": { type: "string" },
     },
   });
   if (v.help) return "help";
@@ -70,6 +73,7 @@ function parseLongArgs(argv: readonly string[]): LongOptions | "help" {
     depth: positive("depth", v.depth, 16),
     durability,
     restart: !(v["no-restart"] ?? false),
+    snapshotTxCount: v["snapshot-tx-count"] === undefined ? undefined : positive("snapshot-tx-count", v["snapshot-tx-count"], 0),
     out: v.out ?? `bench/results/long-${new Date().toISOString().replace(/[:.]/g, "-")}.json`,
   };
 }
@@ -220,7 +224,8 @@ export async function runLongBench(argv: readonly string[]): Promise<number> {
   let committed = 0;
   const startedAt = Date.now();
   progress(`long run: ${options.transactions.toLocaleString("en-US")} transactions on ${options.nodes} node(s), durability ${options.durability}, ${options.keys.toLocaleString("en-US")} keys`);
-  const node = await startNode({ workspace, durability: options.durability, nodes: options.nodes });
+  const node = await startNode({ workspace, durability: options.durability, nodes: options.nodes,
+    ...(options.snapshotTxCount !== undefined ? { snapshotTxCount: options.snapshotTxCount } : {}) });
   try {
     let cpuBefore = sampleProcessTree(node.child.pid).cpuSeconds;
     let committedBefore = commitSeqno(await getJson(node.target, "/node/commit"));
