@@ -9,10 +9,12 @@
 // share one codec.
 import { createHash, type KeyObject } from "node:crypto";
 import { Decoder, Encoder } from "cbor-x";
+// The crypto modules themselves, not crypto/index.js: the entry encoder's worker signs roots with
+// this module and need not load the X.509 code.
 import {
-  COSE_HEADER_ALG, COSE_HEADER_KID, parseCoseSign1, publicKeyObject, publicKeyPemFromCertificate, signCoseSign1, verifyCoseSign1,
-  withUnprotectedHeaders, type CoseHeaderMap, type CoseSign1,
-} from "../crypto/index.js";
+  COSE_HEADER_ALG, COSE_HEADER_KID, parseCoseSign1, signCoseSign1, verifyCoseSign1, withUnprotectedHeaders, type CoseHeaderMap, type CoseSign1,
+} from "../crypto/cose.js";
+import { publicKeyObject, publicKeyPemFromCertificate } from "../crypto/keys.js";
 import { CocoError } from "../util/errors.js";
 import { computeRootFromPath, HASH_BYTES, type ProofStep } from "./proof.js";
 

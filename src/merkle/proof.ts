@@ -1,6 +1,6 @@
 // Merkle inclusion proofs as CCF serialises them: a list of sibling hashes from the leaf
 // upward, each tagged with the side it sits on. Pure; shared by the tree and receipt checks.
-import { sha256Pair } from "../crypto/index.js";
+import { sha256Pair } from "../crypto/hash.js";
 
 /** `left`: parent = H(sibling || current). `right`: parent = H(current || sibling). */
 export type ProofStep = { left: Buffer } | { right: Buffer };

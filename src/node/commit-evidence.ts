@@ -15,7 +15,7 @@
 // evidence was revealed at commit; with a fresh key nonce that evidence says nothing about the
 // new transaction's.
 import { createCipheriv, createSecretKey, hkdfSync, type KeyObject } from "node:crypto";
-import { sha256Into } from "../crypto/index.js";
+import { sha256Into } from "../crypto/hash.js";
 import { assert } from "../util/errors.js";
 import type { LedgerSecrets } from "../ledger/index.js";
 

@@ -4,9 +4,12 @@
 // transactions, and ECDSA signatures of Merkle roots with the node key. Stateless apart from
 // the ledger secrets and the key; answers strictly in request order.
 import { workerData, type MessagePort } from "node:worker_threads";
-import { LedgerSecrets, encodeEntry, entryLeafInto } from "../ledger/index.js";
-import { signDigest } from "../crypto/index.js";
-import { signRootCose, type CoseSignatureKeys } from "../merkle/index.js";
+// Modules by name, not the packages' index files, so this isolate loads only what it runs (not
+// the ledger writer, the X.509 code or the Merkle tree): less heap in every node process.
+import { encodeEntry, entryLeafInto } from "../ledger/entry.js";
+import { LedgerSecrets } from "../ledger/secrets.js";
+import { signDigest } from "../crypto/signatures.js";
+import { signRootCose, type CoseSignatureKeys } from "../merkle/cose-receipt.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
 import { ITEM_HEADER_BYTES, type EncoderReply, type EncoderRequest } from "./entry-encoder.js";
 

@@ -6,9 +6,11 @@
 import { open, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parentPort } from "node:worker_threads";
-import { sha256 } from "../crypto/index.js";
-import { encodePackedSnapshot } from "../kv/index.js";
-import { encodeSnapshotBodyParts } from "./snapshot-format.js";
+// Imports name the modules themselves, not the packages' index files: an index would load the
+// X.509, COSE and consensus code into this isolate for nothing (snapshot-body.ts).
+import { sha256 } from "../crypto/hash.js";
+import { encodePackedSnapshot } from "../kv/snapshot-packed.js";
+import { encodeSnapshotBodyParts } from "./snapshot-body.js";
 import type { SnapshotWorkerReply, SnapshotWorkerRequest } from "./snapshot-writer.js";
 
 if (parentPort === null) throw new Error("snapshot-worker.js runs as a worker thread");
