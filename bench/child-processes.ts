@@ -10,7 +10,7 @@ function installExitHooks(): void {
   hooksInstalled = true;
   // Last resort: nothing asynchronous runs in 'exit', so kill outright.
   process.on("exit", () => {
-    for (const child of live) child.kill("SIGKILL");
+    for (const child of live) killGroup(child, "SIGKILL");
   });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
@@ -31,7 +31,9 @@ export interface ManagedChild {
 
 export function startChild(name: string, nodeArgs: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ManagedChild {
   installExitHooks();
-  const child = spawn(process.execPath, nodeArgs, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+  // Its own process group: a kill reaches the processes it starts too (a sandbox's other nodes),
+  // which would otherwise outlive a bench that stopped on an error.
+  const child = spawn(process.execPath, nodeArgs, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   if (child.pid === undefined) throw new Error(`Could not start ${name} (${process.execPath} ${nodeArgs.join(" ")})`);
   live.add(child);
   const tail: string[] = [];
@@ -50,11 +52,24 @@ export function startChild(name: string, nodeArgs: readonly string[], options: {
   return { process: child, pid: child.pid, outputTail: () => tail.join("").slice(-4000), exited };
 }
 
+/** Signals the child's whole process group (startChild makes one per child), or the child alone if that fails. */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) {
+      process.kill(-child.pid, signal);
+      return;
+    }
+  } catch {
+    /* the group is gone, or was never made: signal the child itself */
+  }
+  child.kill(signal);
+}
+
 /** SIGINT (clean shutdown, lets --cpu-prof write its profile), then SIGKILL after `graceMs`. */
 export async function stopChild(child: ManagedChild, graceMs = 10_000): Promise<string> {
   if (child.process.exitCode !== null || child.process.signalCode !== null) return child.exited;
   child.process.kill("SIGINT");
-  const timer = setTimeout(() => child.process.kill("SIGKILL"), graceMs);
+  const timer = setTimeout(() => killGroup(child.process, "SIGKILL"), graceMs);
   const result = await child.exited;
   clearTimeout(timer);
   return result;
@@ -67,7 +82,7 @@ export async function stopAll(): Promise<void> {
         new Promise<void>((resolve) => {
           p.once("exit", () => resolve());
           p.kill("SIGINT");
-          setTimeout(() => p.kill("SIGKILL"), 5_000).unref();
+          setTimeout(() => killGroup(p, "SIGKILL"), 5_000).unref();
         }),
     ),
   );

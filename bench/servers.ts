@@ -119,8 +119,15 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
           const consensus = await client.get("/node/consensus");
           const voters = ((consensus.json as { details?: { configuration?: unknown[] } } | null)?.details?.configuration ?? []).length;
           if (state.status === 200 && nodeState === "PartOfNetwork" && voters >= (options.nodes ?? 1)) {
-            // The sandbox's node i serves on port + i.
-            return multiNode ? { child, target, nodeTargets: Array.from({ length: options.nodes! }, (_, i) => ({ ...target, port: port + i })) } : { child, target };
+            if (!multiNode) return { child, target };
+            // The sandbox's node i serves on port + i. A joiner is a voter before it has learnt it
+            // was trusted and opened its RPC port: wait until every node answers for itself.
+            const nodeTargets = Array.from({ length: options.nodes! }, (_, i) => ({ ...target, port: port + i }));
+            const notServing = await firstNotServing(nodeTargets.slice(1));
+            if (notServing === null) return { child, target, nodeTargets };
+            lastProblem = notServing;
+            await new Promise((r) => setTimeout(r, 200));
+            continue;
           }
           if (voters < (options.nodes ?? 1)) lastProblem = `${voters} of ${options.nodes} nodes in the configuration`;
           lastProblem = `GET /node/state answered ${state.status} ${state.text.slice(0, 200)}`;
@@ -135,6 +142,25 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Null when every target answers GET /node/state with PartOfNetwork, else what the first one that does not says. */
+async function firstNotServing(targets: readonly TlsTarget[]): Promise<string | null> {
+  for (const target of targets) {
+    try {
+      const client = await KeepAliveClient.connect(target, 2_000);
+      try {
+        const state = await client.get("/node/state");
+        const nodeState = (state.json as { state?: unknown } | null)?.state;
+        if (state.status !== 200 || nodeState !== "PartOfNetwork") return `node on port ${target.port}: GET /node/state answered ${state.status} ${state.text.slice(0, 200)}`;
+      } finally {
+        client.close();
+      }
+    } catch (error) {
+      return `node on port ${target.port}: ${(error as Error).message}`;
+    }
+  }
+  return null;
 }
 
 export function readTarget(workspace: string, port: number): TlsTarget | null {
