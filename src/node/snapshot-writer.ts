@@ -2,8 +2,7 @@
 // (its buffers transferred, not copied) and gets back the snapshot's digest once the body is in
 // a temporary file. The worker starts at a snapshot and stops once it has been idle for
 // SNAPSHOT_WORKER_IDLE_MS: its heap grew with the state it encoded (~50 MB of RSS for a
-// 100k-key state), which a quiet node should give back; a busy node, snapshotting every few
-// seconds, keeps it warm, since a new worker costs far more CPU than a warm one. If it dies (a
+// 100k-key state), which the node gives back between snapshots. If it dies (a
 // crash, out of memory) every request in flight fails, its temporary files are removed, and the
 // next request starts a new one. The node keeps running either way.
 import { unlink } from "node:fs/promises";
@@ -33,12 +32,14 @@ export type SnapshotWritten = Extract<SnapshotWorkerReply, { ok: true }>;
 /** Requests in flight at once: the snapshotter sends one at a time; more is a bug. */
 const REQUESTS_IN_FLIGHT_MAX = 4;
 /**
- * An idle worker stops after this long. A cold worker (module loading, then its encoder not yet
- * optimised) took ~750 ms of CPU for a 100k-key snapshot against ~200 ms warm (2 cores, loaded):
- * stopping it after every snapshot would cost a busy node ~6 µs per transaction at the default
- * `tx_count` (measured: docs/architecture.md, "Memory"). A minute spares a busy node any restart.
+ * An idle worker stops after this long. Since the worker loads only the modules it runs, a cold
+ * one takes ~310 ms of CPU for a 100k-key snapshot against ~140 ms warm (it was ~750 against
+ * ~200 ms when it loaded the X.509 and consensus code too): ~1.7 µs per transaction at the
+ * default `tx_count`, for ~40-50 MB less RSS between snapshots on a busy node (measured:
+ * docs/architecture.md, "Memory"). One second lets a snapshot that was due while another was
+ * in flight reuse the worker.
  */
-export const SNAPSHOT_WORKER_IDLE_MS = 60_000;
+export const SNAPSHOT_WORKER_IDLE_MS = 1_000;
 
 interface InFlight {
   readonly temporaryPath: string;
