@@ -45,22 +45,29 @@ export function privateKeyObject(privateKeyPem: string): KeyObject {
   }
 }
 
-const PRIVATE_KEYS_CACHED_MAX = 16;
+/**
+ * `convert(pem)`, remembered in `cache` (emptied when it reaches `max` entries, since callers may
+ * pass many distinct keys, e.g. a verifier walking an old ledger).
+ */
+export function cachedByPem<T>(cache: Map<string, T>, pem: string, convert: (pem: string) => T, max = 64): T {
+  let value = cache.get(pem);
+  if (value === undefined) {
+    value = convert(pem);
+    if (cache.size >= max) cache.clear();
+    cache.set(pem, value);
+  }
+  return value;
+}
+
 const privateKeys = new Map<string, KeyObject>();
 
 /**
- * privateKeyObject, remembered for the last few keys: a node signs with the same two keys (node and
- * service) at every signature transaction, and parsing the PEM each time took ~0.3 ms of the
- * entry worker's CPU per signature (as much as the COSE signature's own arithmetic).
+ * privateKeyObject, remembered: a node signs with the same two keys (node and service) at every
+ * signature transaction, and parsing the PEM each time took ~0.3 ms of the entry worker's CPU
+ * per signature (as much as the COSE signature's own arithmetic).
  */
 export function cachedPrivateKeyObject(privateKeyPem: string): KeyObject {
-  let key = privateKeys.get(privateKeyPem);
-  if (key === undefined) {
-    key = privateKeyObject(privateKeyPem);
-    if (privateKeys.size >= PRIVATE_KEYS_CACHED_MAX) privateKeys.clear();
-    privateKeys.set(privateKeyPem, key);
-  }
-  return key;
+  return cachedByPem(privateKeys, privateKeyPem, privateKeyObject);
 }
 
 export function parseCertificate(certPem: string): X509Certificate {

@@ -8,7 +8,7 @@
 import { createHash, sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:crypto";
 import { p384 } from "@noble/curves/nist.js";
 import { CocoError } from "../util/errors.js";
-import { privateKeyObject, publicKeyObject } from "./keys.js";
+import { cachedByPem, privateKeyObject, publicKeyObject } from "./keys.js";
 
 // Signing multiplies the base point once per signature transaction (every few tens of ms under
 // load). A precomputed window-8 table makes that ~35% cheaper (1.17 -> 0.76 ms measured here)
@@ -20,19 +20,8 @@ export const DIGEST_BYTES = 32;
 // Signing happens once per signature transaction with the same node key, and receipts are
 // verified repeatedly against the same few certificates: parse each PEM once. Bounded, since
 // callers may pass many distinct keys (e.g. a verifier walking an old ledger).
-const KEY_CACHE_ENTRIES_MAX = 64;
 const secretScalarCache = new Map<string, Uint8Array>();
 const publicPointCache = new Map<string, Uint8Array>();
-
-function cached<T>(cache: Map<string, T>, pem: string, convert: (pem: string) => T): T {
-  let value = cache.get(pem);
-  if (value === undefined) {
-    value = convert(pem);
-    if (cache.size >= KEY_CACHE_ENTRIES_MAX) cache.clear();
-    cache.set(pem, value);
-  }
-  return value;
-}
 
 function requireP384(key: KeyObject): void {
   if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
@@ -74,7 +63,7 @@ export function signDigest(privateKeyPem: string, digest32: Uint8Array, preimage
     checkPreimage(digest32, preimage);
     return signDigestOfPreimage(privateKeyPem, preimage);
   }
-  const d = cached(secretScalarCache, privateKeyPem, secretScalar);
+  const d = cachedByPem(secretScalarCache, privateKeyPem, secretScalar);
   const signature = p384.sign(digest32, d, { prehash: false, format: "der" });
   return Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength);
 }
@@ -89,7 +78,7 @@ export function verifyDigest(publicKeyOrCertPem: string, digest32: Uint8Array, d
     checkPreimage(digest32, preimage);
     return verifyDigestOfPreimage(publicKeyOrCertPem, preimage, derSignature);
   }
-  const point = cached(publicPointCache, publicKeyOrCertPem, publicPoint);
+  const point = cachedByPem(publicPointCache, publicKeyOrCertPem, publicPoint);
   try {
     // lowS: false because OpenSSL (and so CCF) produce high-S signatures half the time.
     return p384.verify(derSignature, digest32, point, { prehash: false, format: "der", lowS: false });
@@ -102,7 +91,7 @@ const privateKeyObjectCache = new Map<string, KeyObject>();
 const publicKeyObjectCache = new Map<string, KeyObject>();
 
 function p384KeyObject(cache: Map<string, KeyObject>, pem: string, parse: (pem: string) => KeyObject): KeyObject {
-  return cached(cache, pem, (p) => {
+  return cachedByPem(cache, pem, (p) => {
     const key = parse(p);
     requireP384(key);
     return key;

@@ -24,6 +24,15 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Writes seqnos 1..last, commits `committed` (default all) and closes the ledger. */
+async function writeCommitted(last: number, committed = last): Promise<void> {
+  const { ledger } = await Ledger.open(dir, paged);
+  appendEntries(ledger, 1, last);
+  await ledger.flush();
+  await ledger.commit(committed);
+  await ledger.close();
+}
+
 async function readsBack(ledger: Ledger, first: number, last: number): Promise<void> {
   for (let seqno = first; seqno <= last; seqno++) assert.deepEqual(await ledger.read(seqno), testEntry(seqno), `entry ${seqno}`);
   // Ranges that cross chunk boundaries and the paged/resident boundary, with small and large budgets.
@@ -82,13 +91,7 @@ describe("the seqno index pages out old committed chunks", () => {
   });
 
   test("a restart indexes only the recent chunks, reads old ones through their index files, and goes on writing", async () => {
-    {
-      const { ledger } = await Ledger.open(dir, paged);
-      appendEntries(ledger, 1, 500);
-      await ledger.flush();
-      await ledger.commit(490);
-      await ledger.close();
-    }
+    await writeCommitted(500, 490);
     const { ledger } = await Ledger.open(dir, paged);
     assert.equal(ledger.lastSeqno, 500);
     assert.ok(ledger.residentIndexSeqnos <= 40 + 20, `resident after open: ${ledger.residentIndexSeqnos}`);
@@ -106,13 +109,7 @@ describe("the seqno index pages out old committed chunks", () => {
   });
 
   test("a paged-out chunk without a usable index file is scanned, and its index written again", async () => {
-    {
-      const { ledger } = await Ledger.open(dir, paged);
-      appendEntries(ledger, 1, 300);
-      await ledger.flush();
-      await ledger.commit(300);
-      await ledger.close();
-    }
+    await writeCommitted(300);
     await unlink(join(dir, "chunk_index_11-20"));
     await writeFile(join(dir, "chunk_index_21-30"), Buffer.alloc(40, 1)); // planted garbage
     const infos: string[] = [];
@@ -125,13 +122,7 @@ describe("the seqno index pages out old committed chunks", () => {
   });
 
   test("a damaged paged-out chunk is refused when read, naming the file and seqno", async () => {
-    {
-      const { ledger } = await Ledger.open(dir, paged);
-      appendEntries(ledger, 1, 300);
-      await ledger.flush();
-      await ledger.commit(300);
-      await ledger.close();
-    }
+    await writeCommitted(300);
     const { ledger } = await Ledger.open(dir, paged);
     const file = join(dir, "ledger_11-20.committed");
     const bytes = await readFile(file);
