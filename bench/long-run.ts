@@ -146,6 +146,7 @@ async function sampleNodes(node: RunningServer, workspace: string) {
       arrayBuffersMiB: memory ? round(Number(memory["array_buffers"]) / 2 ** 20, 1) : null,
       consensusWindow: memory?.["consensus_window"] ?? null,
       merkle: memory?.["merkle"] ?? null,
+      ledgerIndex: memory?.["ledger_index"] ?? null,
       ledgerBytes: directoryBytes(join(dir, "ledger")),
       snapshotFiles: fileCount(join(dir, "snapshots")),
     });

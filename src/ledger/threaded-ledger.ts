@@ -112,6 +112,8 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
   private commitPosted = 0;
   /** Highest commit point the worker says is on disk. */
   private commitRecorded = 0;
+  /** Seqnos in the worker's in-memory index, as of its last reply to an append or a commit (GET /node/memory). */
+  indexedSeqnos = 0;
   private readonly inFlightFlushes = new Set<InFlightFlush>();
   private commitPostedAtMs = -Infinity;
   private commitTimer: { cancel(): void } | undefined;
@@ -408,6 +410,7 @@ export class ThreadedLedger extends EventEmitter<LedgerEvents> implements Ledger
     const pending = this.pending.get(reply.id);
     if (!pending) return;
     this.pending.delete(reply.id);
+    if (reply.ok && reply.indexedSeqnos !== undefined) this.indexedSeqnos = reply.indexedSeqnos;
     if (reply.ok) pending.resolve(reply);
     else pending.reject(reply.isCocoError ? new CocoError(reply.code, reply.message, reply.status) : new Error(reply.message));
   }

@@ -15,7 +15,11 @@ export type WorkerRequest =
   | { id: number; op: "describe"; first: number; last: number; bytesMax: number; marker: Uint8Array }
   | { id: number; op: "close" };
 
-export interface SuccessReply { id: number; ok: true; durableSeqno: number; lastSeqno: number; committedSeqno?: number; bytes?: ArrayBuffer; lengths?: Uint32Array; described?: EntryDescriptions }
+export interface SuccessReply {
+  id: number; ok: true; durableSeqno: number; lastSeqno: number; committedSeqno?: number; bytes?: ArrayBuffer; lengths?: Uint32Array; described?: EntryDescriptions;
+  /** Seqnos the worker's in-memory index holds (with the replies to appends and commits, which change it). */
+  indexedSeqnos?: number;
+}
 
 /**
  * Entries first..first + count - 1 described without handing them over: each one's Merkle leaf

@@ -39,12 +39,12 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
         l.append(entries[i]!, seqno, request.signatures[s] === seqno, request.chunkEnds?.includes(seqno) === true);
       }
       if (request.flush) await l.flush();
-      return { id: request.id, ok: true, durableSeqno: l.durableSeqno, lastSeqno: l.lastSeqno };
+      return { id: request.id, ok: true, durableSeqno: l.durableSeqno, lastSeqno: l.lastSeqno, indexedSeqnos: l.residentIndexSeqnos };
     }
     case "commit": {
       const l = opened();
       await l.commit(request.seqno);
-      return { id: request.id, ok: true, durableSeqno: l.durableSeqno, lastSeqno: l.lastSeqno, committedSeqno: l.recordedCommitSeqno };
+      return { id: request.id, ok: true, durableSeqno: l.durableSeqno, lastSeqno: l.lastSeqno, committedSeqno: l.recordedCommitSeqno, indexedSeqnos: l.residentIndexSeqnos };
     }
     case "truncate":
       await opened().truncate(request.seqno);

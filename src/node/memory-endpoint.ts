@@ -1,11 +1,12 @@
 // GET /node/memory: CCF's heap figures for this node, plus what Coco bounds (docs/architecture.md,
 // "Memory"): the consensus log's in-memory window, the Merkle tree's stored hashes and the
 // process's resident size. The long-run benchmark samples it to show memory stays flat.
+import type { ThreadedLedger } from "../ledger/index.js";
 import type { EndpointRegistry } from "../rpc/index.js";
 import type { TransactionEngine } from "./engine.js";
 import type { Replicator } from "./replication.js";
 
-export function installMemoryEndpoint(registry: EndpointRegistry, engine: TransactionEngine, replicator: () => Replicator): void {
+export function installMemoryEndpoint(registry: EndpointRegistry, engine: TransactionEngine, replicator: () => Replicator, ledger: Pick<ThreadedLedger, "indexedSeqnos">): void {
   registry.install({
     method: "GET", path: "/node/memory", summary: "This node's memory use: heap (CCF's fields) and Coco's bounded windows",
     mode: "readonly", forwarding: "never", authPolicies: ["no_auth"],
@@ -24,6 +25,8 @@ export function installMemoryEndpoint(registry: EndpointRegistry, engine: Transa
           array_buffers: usage.arrayBuffers,
           consensus_window: { compacted_seqno: window.compactedIndex, entries: window.entries, payload_bytes: window.payloadBytes },
           merkle: { stored_hashes: engine.tree.storedHashCount, flushed_below: engine.tree.flushedIndex, leaves: engine.tree.size },
+          // The ledger worker's seqno index (coco.memory.ledger_index_entries pages old chunks out).
+          ledger_index: { seqnos: ledger.indexedSeqnos },
         },
       };
     },

@@ -33,8 +33,8 @@ export function installNodeFrontend(registry: EndpointRegistry, parts: {
   /** The RPC address as bound (known once the server listens). */
   rpcAddress: () => string;
 }): void {
-  const { opened: { engine, identity, recovery }, config, replicator, serviceStatus } = parts;
-  installMemoryEndpoint(registry, engine, () => replicator);
+  const { opened: { engine, identity, recovery, ledger }, config, replicator, serviceStatus } = parts;
+  installMemoryEndpoint(registry, engine, () => replicator, ledger);
   installNodeEndpoints(registry, engine, {
     nodeId: identity.nodeId,
     serviceCertPem: identity.serviceCertPem,

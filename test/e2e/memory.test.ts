@@ -32,7 +32,7 @@ async function writeMany(node: NetworkNode, from: number, count: number): Promis
   return last;
 }
 
-async function memory(node: NetworkNode): Promise<{ merkle: { flushed_below: number }; consensus_window: { compacted_seqno: number; entries: number } }> {
+async function memory(node: NetworkNode): Promise<{ merkle: { flushed_below: number }; consensus_window: { compacted_seqno: number; entries: number }; ledger_index: { seqnos: number } }> {
   const r = await node.process!.request("GET", "/node/memory", { identity: "none" });
   assert.equal(r.status, 200, r.text);
   return r.json();
@@ -59,6 +59,8 @@ test("a historical receipt for a transaction older than the in-memory window ver
     assert.ok(before.merkle.flushed_below > seqno + 256, `the tree flushed past ${seqno}'s retained block (flushed below ${before.merkle.flushed_below})`);
     assert.ok(before.consensus_window.compacted_seqno > seqno, `consensus dropped ${seqno} from memory (compacted to ${before.consensus_window.compacted_seqno})`);
     assert.ok(before.consensus_window.entries <= 8 * 1.25 + 200, `consensus holds ${before.consensus_window.entries} entries`);
+    // Twice ledger_index_entries (32), plus the chunk that was open when the last page-out ran.
+    assert.ok(before.ledger_index.seqnos > 0 && before.ledger_index.seqnos <= 2 * 32 + 100, `the ledger's index holds ${before.ledger_index.seqnos} seqnos of ${seqno + 700}`);
     const serviceCertPem = readFileSync(join(ws.dir, "service_cert.pem"), "utf8");
     const verified = verifyReceipt(await receipt(node, old), serviceCertPem);
     assert.equal(`${verified.txId.view}.${verified.txId.seqno}`, old);
