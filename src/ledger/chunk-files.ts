@@ -378,7 +378,10 @@ export class ChunkFiles {
 
   async #refuseFrame(chunk: Chunk, mismatch: string, seqno: number, fileOffset: number): Promise<never> {
     if (chunk.closed) await removeChunkIndex(this.dir, chunk.firstSeqno, chunk.lastSeqno).catch(() => undefined);
-    throw corruptedAt(this.path(chunk), fileOffset, seqno, `${mismatch} when read back (its index file, if any, was removed: the next start scans the chunk)`);
+    // A paged-out chunk's table came from that index: the next read scans the chunk instead.
+    const paged = this.#paged.delete(chunk.firstSeqno);
+    const next = paged ? "the next read scans the chunk" : "the next start scans the chunk";
+    throw corruptedAt(this.path(chunk), fileOffset, seqno, `${mismatch} when read back (its index file, if any, was removed: ${next})`);
   }
 
   async closeAll(): Promise<void> {

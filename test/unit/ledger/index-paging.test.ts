@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdir, readFile, rm, mkdtemp, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { crc32 } from "node:zlib";
 import { join } from "node:path";
 import { Ledger, type LedgerOptions } from "../../../src/ledger/index.js";
 import { SeqnoIndex } from "../../../src/ledger/seqno-index.js";
@@ -118,6 +119,22 @@ describe("the seqno index pages out old committed chunks", () => {
     assert.ok((await readdir(dir)).includes("chunk_index_11-20"), "the missing index is written again");
     const rewritten = await readFile(join(dir, "chunk_index_21-30"));
     assert.notDeepEqual(rewritten, Buffer.alloc(40, 1), "the planted index is replaced");
+    await ledger.close();
+  });
+
+  test("a planted index that passes its checks but misplaces frames fails one read; the next read scans the chunk", async () => {
+    await writeCommitted(300);
+    // Seqno 11 one byte longer, 12 one shorter: the same count, sizes and sum, the same last frame.
+    const name = join(dir, "chunk_index_11-20");
+    const bytes = await readFile(name);
+    bytes.writeUInt32BE(testEntry(11).length + 1, 36);
+    bytes.writeUInt32BE(testEntry(12).length - 1, 40);
+    bytes.writeUInt32BE(crc32(bytes.subarray(0, bytes.length - 4)), bytes.length - 4);
+    await writeFile(name, bytes);
+    const { ledger } = await Ledger.open(dir, paged);
+    await assert.rejects(ledger.read(12), (e: unknown) => e instanceof CocoError && e.code === "LedgerCorrupted" && /the next read scans the chunk/.test(e.message));
+    assert.deepEqual(await ledger.read(12), testEntry(12), "read again through a scan of the chunk");
+    await readsBack(ledger, 11, 20);
     await ledger.close();
   });
 
