@@ -229,9 +229,10 @@ export class ChunkFiles {
 
   /** A paged-out chunk's table, from its index file, else by scanning the chunk (and writing its index again). */
   async #loadPaged(chunk: Chunk): Promise<PagedChunk> {
-    assert(chunk.closed && chunk.committed, `a paged-out chunk (${chunk.firstSeqno}..${chunk.lastSeqno}) is closed and committed`);
+    // Closed, and at or below the commit point: never truncated while its table is cached.
+    assert(chunk.closed, `a paged-out chunk (${chunk.firstSeqno}..${chunk.lastSeqno}) is closed`);
     const path = this.path(chunk);
-    const file: LedgerFileInfo = { name: chunkName(chunk.firstSeqno, chunk.lastSeqno, true), path, firstSeqno: chunk.firstSeqno, lastSeqno: chunk.lastSeqno, committed: true };
+    const file: LedgerFileInfo = { name: chunkName(chunk.firstSeqno, chunk.lastSeqno, chunk.committed), path, firstSeqno: chunk.firstSeqno, lastSeqno: chunk.lastSeqno, committed: chunk.committed };
     const indexed = await loadChunkIndex(this.dir, file);
     if (typeof indexed !== "string") return new PagedChunk(chunk.firstSeqno, indexed.lengths);
     this.logger.info({ file: path, reason: indexed }, "ledger: no usable index for an old chunk, scanning it");
