@@ -342,7 +342,17 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   }
   /** Consensus's commit point on this node, ahead of commitTxId while the ledger records it. */
   get consensusCommitSeqno(): number { return this.commitSeqno; }
-  private get reportedCommitSeqno(): number { return Math.min(this.commitSeqno, this.recordedSeqno); }
+  /**
+   * What this node reports Committed: consensus's commit point, no further than its ledger has
+   * recorded. Consensus commits only at signature transactions, but the recorded point can stop
+   * between two (the ledger records only what is durable), and a restart resumes from the
+   * signature at or below it (RaftNode): reporting past that signature would turn Committed back
+   * into Pending after a crash (shell simulator, seed 50123). So that case rounds down too.
+   */
+  private get reportedCommitSeqno(): number {
+    if (this.commitSeqno <= this.recordedSeqno) return this.commitSeqno;
+    return this.signatures.seqnoAtOrBelow(this.recordedSeqno) ?? 0;
+  }
   get lastSignedSeqno(): number { return this.signatures.last?.seqno ?? 0; }
   /** The view that wrote `seqno`, if this node holds it. */
   viewAt(seqno: number): number | null {
