@@ -75,22 +75,26 @@ class HashLevel {
 }
 
 /**
- * Leaves of aligned blocks at the tree's retained height, read back from the ledger: what
- * `pathFromLeaves` rebuilds a flushed path from. Keyed by block index (leaf index / 2^height).
+ * Aligned blocks at the tree's retained height, each as a tree of its own leaves (read back from
+ * the ledger and appended in order: a block of 2^height leaves, or the first leaves of the block
+ * that holds the tree's last leaf): what `pathFromLeaves` takes a flushed path's lower siblings
+ * from. Keyed by block index (leaf index / 2^height).
  */
-export type RetainedBlockLeaves = ReadonlyMap<number, readonly Buffer[]>;
+export type RetainedBlockTrees = ReadonlyMap<number, MerkleTree>;
 
 export class MerkleTree {
   readonly #levels: HashLevel[] = [new HashLevel()];
   /** Levels at or above this height are never flushed (a compact summary of the whole history). */
   readonly #retainHeight: number;
-  /** Set during pathFromLeaves: leaves standing in for flushed blocks below the retained height. */
-  #external: RetainedBlockLeaves | undefined;
+  /** Set during pathFromLeaves: trees standing in for flushed blocks below the retained height. */
+  #external: RetainedBlockTrees | undefined;
 
   /**
    * `retainHeight`: flush() keeps every hash at this height and above (2 hashes per 2^height
    * leaves), so that a flushed leaf's path needs only its own block's leaves and those of the
    * tree's last block, read back from the ledger (pathFromLeaves). Default: flush drops all.
+   * The height trades memory for the cost of an old receipt: 64 bytes per 2^height leaves stay
+   * in memory for good, and a receipt whose leaf was flushed reads and hashes up to two blocks.
    */
   constructor(retainHeight = Infinity) {
     if (retainHeight !== Infinity && (!Number.isInteger(retainHeight) || retainHeight < 1 || retainHeight > 30)) {
@@ -229,20 +233,21 @@ export class MerkleTree {
   }
 
   /**
-   * Inclusion proof of a leaf below flushedIndex, rebuilt from `blocks`: the leaves of the
-   * retained-height blocks that hold leaf `index` and leaf `size - 1` (clipped to `size`), as
-   * `blocksForPath` names them. Equal to what path() gave before the flush.
+   * Inclusion proof of a leaf below flushedIndex, rebuilt with `blocks`: trees of the leaves of
+   * the retained-height blocks that hold leaf `index` and leaf `size - 1` (clipped to `size`), as
+   * `blocksForPath` names them. Equal to what path() gave before the flush. The block trees
+   * answer every sibling below the retained height with a stored hash, so this costs O(log n).
    */
-  pathFromLeaves(index: number, size: number, blocks: RetainedBlockLeaves): ProofStep[] {
+  pathFromLeaves(index: number, size: number, blocks: RetainedBlockTrees): ProofStep[] {
     this.#checkSize(size, "pathFromLeaves");
     if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
       throw new CocoError("InvalidInput", `pathFromLeaves: leaf index ${index} is outside 0..${size - 1}.`, 500);
     }
     if (index >= this.#flushedIndex) return this.path(index, size);
     for (const block of this.blocksForPath(index, size)) {
-      const leaves = blocks.get(block.blockIndex);
-      if (leaves === undefined || leaves.length !== block.count) {
-        throw new CocoError("InvalidInput", `pathFromLeaves: block ${block.blockIndex} needs ${block.count} leaves, got ${leaves?.length ?? 0}.`, 500);
+      const tree = blocks.get(block.blockIndex);
+      if (tree === undefined || tree.size !== block.count || tree.flushedIndex !== 0) {
+        throw new CocoError("InvalidInput", `pathFromLeaves: block ${block.blockIndex} needs a tree of ${block.count} leaves, got ${tree?.size ?? 0}.`, 500);
       }
     }
     this.#external = blocks;
@@ -344,19 +349,15 @@ export class MerkleTree {
     return Buffer.from(level.view(i));
   }
 
-  /** A flushed block's hash from the retained block's leaves that pathFromLeaves was given. */
+  /** A flushed block's hash, stored by the tree of the retained block that holds it (pathFromLeaves). */
   #externalBlock(height: number, blockIndex: number): Buffer {
-    const width = 2 ** this.#retainHeight;
-    const firstLeaf = blockIndex * 2 ** height;
-    const holder = Math.floor(firstLeaf / width);
-    const leaves = this.#external!.get(holder);
-    const from = firstLeaf - holder * width;
-    if (leaves === undefined || from + 2 ** height > leaves.length) {
+    const holder = Math.floor((blockIndex * 2 ** height) / 2 ** this.#retainHeight);
+    const local = blockIndex - holder * 2 ** (this.#retainHeight - height);
+    const tree = this.#external!.get(holder);
+    if (tree === undefined || (local + 1) * 2 ** height > tree.#size) {
       throw new Error(`assertion failed: Merkle block ${blockIndex} at height ${height} is neither stored nor given`);
     }
-    const hashRun = (start: number, length: number): Buffer =>
-      length === 1 ? Buffer.from(leaves[start]!) : hashChildren(hashRun(start, length / 2), hashRun(start + length / 2, length / 2));
-    return hashRun(from, 2 ** height);
+    return tree.#block(height, local);
   }
 
   #checkSize(size: number, operation: string): void {

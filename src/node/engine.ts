@@ -11,7 +11,7 @@ import { EventEmitter } from "node:events";
 import { randomBytes as cryptoRandomBytes } from "node:crypto";
 import { sha256, signDigest, verifyDigest } from "../crypto/index.js";
 import {
-  buildCoseReceipt, COSE_SIGNATURES_MAP, encodeInclusionProof, MerkleTree, signRootCose, type CcfReceipt, type CoseSignatureKeys, type ProofStep,
+  buildCoseReceipt, computeRootFromPath, COSE_SIGNATURES_MAP, encodeInclusionProof, MerkleTree, signRootCose, type CcfReceipt, type CoseSignatureKeys, type ProofStep,
 } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type SnapshotCapture, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
@@ -154,6 +154,8 @@ export interface EngineOptions {
   merkleWindowLeaves?: number;
   /** Bytes of ledger reads cached for receipts of old transactions (default 16 MiB). */
   historicalCacheBytes?: number;
+  /** Signature seqnos kept in memory, at least (SignatureIndex; default SIGNATURE_SEQNOS_RESIDENT_DEFAULT). */
+  signatureIndexEntries?: number;
   /**
    * Sign as soon as the last signature commits (if transactions wait), at least this many ms
    * after the previous signature, instead of waiting for the signature timer (reportCommit).
@@ -164,14 +166,19 @@ export interface EngineOptions {
   latencyTrace?: LatencyTrace;
 }
 
-/**
- * The Merkle tree keeps every hash at this height and above (2 per 256 leaves, ~0.25 byte per
- * transaction): a receipt for a flushed transaction reads at most two blocks of 256 entries.
- */
 /** Written by trigger_ledger_chunk (ccf.node.triggerLedgerChunk): the ledger chunk ends at the next signature. */
 export const LEDGER_CHUNK_REQUESTS_MAP = "public:ccf.internal.ledger_chunk_requests";
 
-export const MERKLE_RETAINED_HEIGHT = 8;
+/**
+ * Merkle hashes at this height and above stay in memory for good: 64 bytes per 65,536
+ * transactions (~1 KB per million). A receipt whose leaf left the in-memory window reads back
+ * the block of 2^16 entries that holds it (hashed into leaves on the ledger's worker) and keeps
+ * its tree in the historical cache. At height 8 the hashes grew by 0.25 bytes per transaction
+ * (~2 GB after three months at 1,000 tx/s) for a cheaper cold receipt (docs/architecture.md, "Memory").
+ */
+export const MERKLE_RETAINED_HEIGHT = 16;
+/** describeRange's marker when only leaves, views and signature flags are wanted. */
+const NO_MARKER = new Uint8Array(0);
 /** The payload of a covered entry consensus keeps no payload for (coveredEntriesTree). */
 export const NO_PAYLOAD: Buffer = Buffer.alloc(0);
 const HISTORICAL_CACHE_BYTES_DEFAULT = 16 * 1024 * 1024;
@@ -216,9 +223,9 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    * (merkle-history.ts): "building" until adoptMerkleHistory, "failed" if it did not match.
    */
   private merkleHistory: "none" | "building" | { failed: string } = "none";
-  /** Leaves of retained-height Merkle blocks read back from the ledger, by "block:count". */
-  private readonly leafBlocks: ByteLru<string, Buffer[]>;
-  private readonly signatures = new SignatureIndex();
+  /** Trees of retained-height Merkle blocks read back from the ledger, for receipts of flushed leaves, by "block:count". */
+  private readonly blockTrees: ByteLru<string, MerkleTree>;
+  private readonly signatures: SignatureIndex;
   private readonly views = new ViewHistory();
   private readonly secrets: LedgerSecrets;
   private readonly commitEvidence: CommitEvidenceKeys;
@@ -299,7 +306,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.rootSignatures = options.rootSignatures ?? ecdsaRootSignatures;
     this.signatureCheck = new BackupSignatureCheck(this.rootSignatures, options.logger);
     this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
-    this.leafBlocks = new ByteLru(options.historicalCacheBytes ?? HISTORICAL_CACHE_BYTES_DEFAULT);
+    this.signatures = new SignatureIndex(options.signatureIndexEntries);
+    this.blockTrees = new ByteLru(options.historicalCacheBytes ?? HISTORICAL_CACHE_BYTES_DEFAULT);
     this.refreshKeyNonce();
     assert(options.rootSignatures === undefined || !options.entryWorker, "the entry worker signs with ECDSA only");
     this.secrets = new LedgerSecrets(options.ledgerSecrets);
@@ -354,6 +362,9 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     return this.signatures.seqnoAtOrBelow(this.recordedSeqno) ?? 0;
   }
   get lastSignedSeqno(): number { return this.signatures.last?.seqno ?? 0; }
+  /** Signature seqnos in memory, and the seqno from which they answer without the ledger (GET /node/memory). */
+  get signatureSeqnosResident(): number { return this.signatures.residentCount; }
+  get signatureSeqnosExactFrom(): number { return this.signatures.exactFrom; }
   /** The view that wrote `seqno`, if this node holds it. */
   viewAt(seqno: number): number | null {
     return seqno >= 1 && seqno <= this.lastSeqno ? (this.views.viewAt(seqno) ?? null) : null;
@@ -404,6 +415,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       const committed = Math.min(keepAbove, this.lastSeqno);
       this.store.compact(committed);
       this.flushHistory(committed);
+      this.signatures.trimCommitted(Math.min(committed, this.recordedSeqno));
     }
     const { prefix, entries } = builder.result();
     return { prefix, entries: entries as ReplayedEntry[], count: last };
@@ -478,21 +490,46 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     assert(this.tree.flushedIndex === target && this.tree.size >= target, "the Merkle tree flushed below its size");
   }
 
-  /** Merkle leaves firstLeaf..firstLeaf + count - 1, from the cache or the ledger (leaf i is seqno i + 1). */
-  private async leavesOf(block: { blockIndex: number; firstLeaf: number; count: number }): Promise<Buffer[]> {
-    const key = `${block.blockIndex}:${block.count}`;
-    const cached = this.leafBlocks.get(key);
-    if (cached !== undefined) return cached;
-    const leaves: Buffer[] = [];
-    while (leaves.length < block.count) {
-      const first = block.firstLeaf + leaves.length + 1;
-      const entries = await this.ledger.readRange(first, block.firstLeaf + block.count, LEAF_READ_BYTES);
-      assert(entries.length > 0, `the ledger reads seqno ${first}`);
-      // entryLeaf answers in a shared buffer: keep a copy.
-      for (const bytes of entries) leaves.push(Buffer.from(entryLeaf(bytes)));
+  /**
+   * The first signature transaction after `seqno`, which is older than the signature seqnos kept
+   * in memory: found in the ledger (one is at or before SignatureIndex.exactFrom), its entries
+   * described on the ledger's worker at most LEAF_READ_BYTES per round trip.
+   */
+  private async signatureAboveFromLedger(seqno: number): Promise<number> {
+    const last = this.signatures.exactFrom;
+    assert(seqno < last, `seqno ${seqno} precedes the signature seqnos in memory (from ${last})`);
+    for (let first = seqno + 1; first <= last;) {
+      const described = await this.ledger.describeRange(first, last, LEAF_READ_BYTES, NO_MARKER);
+      const count = described.flags.length;
+      assert(count > 0 && described.first === first, `the ledger describes seqnos from ${first}`);
+      const at = described.flags.findIndex((flags) => (flags & 1) !== 0);
+      if (at !== -1) return first + at;
+      first += count;
     }
-    this.leafBlocks.set(key, leaves, 32 * leaves.length + 64);
-    return leaves;
+    throw new CocoError("LedgerCorrupted", `The ledger holds no signature transaction between seqno ${seqno + 1} and ${last}, which this node signed or received as one.`, 500);
+  }
+
+  /**
+   * The tree of Merkle leaves firstLeaf..firstLeaf + count - 1 (leaf i is seqno i + 1), from the
+   * cache or the ledger. The ledger's worker reads the entries and hashes them into leaves
+   * (describeRange); they are appended here one read (at most LEAF_READ_BYTES of entries) per turn.
+   */
+  private async blockTree(block: { blockIndex: number; firstLeaf: number; count: number }): Promise<MerkleTree> {
+    const key = `${block.blockIndex}:${block.count}`;
+    const cached = this.blockTrees.get(key);
+    if (cached !== undefined) return cached;
+    const tree = new MerkleTree();
+    while (tree.size < block.count) {
+      const first = block.firstLeaf + tree.size + 1;
+      const described = await this.ledger.describeRange(first, block.firstLeaf + block.count, LEAF_READ_BYTES, NO_MARKER);
+      const count = described.flags.length;
+      assert(count > 0 && described.first === first, `the ledger describes seqnos from ${first}`);
+      const leaves = Buffer.from(described.leaves);
+      for (let i = 0; i < count && tree.size < block.count; i++) tree.appendFrom(leaves, 32 * i);
+    }
+    // Two hashes per leaf at most (the leaves and the levels above them).
+    this.blockTrees.set(key, tree, 64 * block.count + 256);
+    return tree;
   }
 
   /** Applies one entry to the KV store, Merkle tree and indexes; returns it as consensus sees it. */
@@ -820,6 +857,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     this.trace?.mark("consensusCommit", seqno);
     this.store.compact(seqno);
     this.flushHistory(seqno);
+    // What is reported Committed may round down to a signature at or below the recorded point: keep it.
+    this.signatures.trimCommitted(Math.min(seqno, this.recordedSeqno));
     this.ledger.commit(seqno).catch((error) => this.options.logger.warn({ err: error }, "could not mark ledger chunks committed"));
     // At start the commit point on disk is usually ahead of consensus: report what it covers now.
     if (this.reportedCommitSeqno > reported) this.reportCommit();
@@ -1221,8 +1260,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
 
   /** The path of a leaf the tree flushed: its blocks' leaves come back from the ledger (and the cache). */
   private async flushedPath(index: number, size: number): Promise<ReturnType<MerkleTree["path"]>> {
-    const blocks = new Map<number, Buffer[]>();
-    for (const block of this.tree.blocksForPath(index, size)) blocks.set(block.blockIndex, await this.leavesOf(block));
+    const blocks = new Map<number, MerkleTree>();
+    for (const block of this.tree.blocksForPath(index, size)) blocks.set(block.blockIndex, await this.blockTree(block));
     return this.tree.pathFromLeaves(index, size, blocks);
   }
 
@@ -1273,7 +1312,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
         `Transaction ${formatTxId(view, seqno)} precedes the snapshot this node started from (seqno ${this.snapshotBase}): ` +
         "it holds no Merkle path for it. Ask a node whose ledger goes back that far.", 404);
     }
-    const signatureSeqno = this.signatures.seqnoAbove(seqno);
+    const signatureSeqno = seqno >= this.signatures.exactFrom ? this.signatures.seqnoAbove(seqno) : await this.signatureAboveFromLedger(seqno);
     if (signatureSeqno === undefined || signatureSeqno > this.reportedCommitSeqno) {
       throw new CocoError("TransactionPendingOrUnknown",
         `Transaction ${formatTxId(view, seqno)} is a signature transaction; its receipt is available once a later signature is committed.`, 404);
@@ -1288,7 +1327,15 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       // answer plainly rather than serve a receipt that cannot verify.
       throw new CocoError("InternalError", `Cannot rebuild the commit evidence of ${formatTxId(view, seqno)}: it does not match the digest in its ledger entry.`, 500);
     }
-    const path = seqno - 1 >= this.tree.flushedIndex ? this.tree.path(seqno - 1, treeSize) : await this.flushedPath(seqno - 1, treeSize);
+    if (seqno - 1 >= this.tree.flushedIndex) return { signature, entry, commitEvidence, path: this.tree.path(seqno - 1, treeSize) };
+    const path = await this.flushedPath(seqno - 1, treeSize);
+    // Rebuilt from ledger files, which the host can change: serve it only if it leads to the signed root.
+    if (!computeRootFromPath(entryLeaf(entry.bytes), path).equals(Buffer.from(signature.root, "hex"))) {
+      this.blockTrees.clear();
+      throw new CocoError("LedgerCorrupted",
+        `The Merkle path of ${formatTxId(view, seqno)}, rebuilt from the ledger files, does not lead to the root signed at seqno ${signature.seqno}: `
+        + "a ledger file before it was changed on disk. Restore this node's ledger from a peer.", 500);
+    }
     return { signature, entry, commitEvidence, path };
   }
 

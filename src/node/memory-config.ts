@@ -15,6 +15,8 @@ export interface MemoryConfigFile {
   historical_cache_size?: number | string;
   /** Newest seqnos whose place in the ledger files stays in memory; older chunks are paged in from their index files. */
   ledger_index_entries?: number;
+  /** Newest signature seqnos kept in memory; the signature covering an older transaction is found in the ledger. */
+  signature_index_entries?: number;
   /**
    * How far V8 lets the JS heap grow past what survived its last full collection, in percent
    * (V8's --heap-growing-percent; 0: V8's own factor, up to 300 % on a busy node).
@@ -28,6 +30,7 @@ export interface MemorySettings {
   merkleWindowLeaves: number;
   historicalCacheBytes: number;
   ledgerIndexEntries: number;
+  signatureIndexEntries: number;
   /** 0: V8's adaptive default. Applies to the whole process (see applyHeapGrowth). */
   heapGrowingPercent: number;
 }
@@ -41,7 +44,9 @@ export interface MemorySettings {
  * The historical cache of 16 MiB holds the leaves of ~2,000 Merkle blocks or a few thousand
  * entries for historical queries. The ledger's seqno index: 2^18 seqnos (~0.6 MB; at most twice
  * that before old chunks are paged out) cover the consensus window, recent receipts and a
- * snapshot interval's suffix many times over.
+ * snapshot interval's suffix many times over. Signature seqnos: 2^16 (512 KB, twice that before
+ * a trim) are ~11 minutes of signatures at the fastest cadence (one per 10 ms) and hours at full
+ * load; an older receipt finds its signature in the ledger (a few thousand entries described).
  * Heap growth of 100 %: a busy node's live JS heap is ~70 MB (the KV state and what is in
  * flight), but V8, seeing a high allocation rate, lets garbage pile up to 3-4 times that before
  * a full collection, so RSS rose with load to 500-600 MB. Capping the growth at 2× keeps the heap
@@ -53,6 +58,7 @@ export const MEMORY_DEFAULTS: MemorySettings = {
   merkleWindowLeaves: 50_000,
   historicalCacheBytes: 16 * 1024 * 1024,
   ledgerIndexEntries: 1 << 18,
+  signatureIndexEntries: 1 << 16,
   heapGrowingPercent: 100,
 };
 
@@ -75,6 +81,7 @@ export function resolveMemory(file: MemoryConfigFile | undefined, parseSize: (va
     historicalCacheBytes: file?.historical_cache_size === undefined ? MEMORY_DEFAULTS.historicalCacheBytes
       : parseSize(file.historical_cache_size, "coco.memory.historical_cache_size"),
     ledgerIndexEntries: count(file?.ledger_index_entries, "ledger_index_entries", MEMORY_DEFAULTS.ledgerIndexEntries),
+    signatureIndexEntries: count(file?.signature_index_entries, "signature_index_entries", MEMORY_DEFAULTS.signatureIndexEntries),
     heapGrowingPercent: heapGrowingPercent(file?.heap_growing_percent),
   };
 }

@@ -1,5 +1,6 @@
 // GET /node/memory: CCF's heap figures for this node, plus what Coco bounds (docs/architecture.md,
-// "Memory"): the consensus log's in-memory window, the Merkle tree's stored hashes and the
+// "Memory"): the consensus log's in-memory window, the Merkle tree's stored hashes, the signature
+// seqnos and the
 // process's resident size. The long-run benchmark samples it to show memory stays flat.
 import type { ThreadedLedger } from "../ledger/index.js";
 import type { EndpointRegistry } from "../rpc/index.js";
@@ -25,6 +26,8 @@ export function installMemoryEndpoint(registry: EndpointRegistry, engine: Transa
           array_buffers: usage.arrayBuffers,
           consensus_window: { compacted_seqno: window.compactedIndex, entries: window.entries, payload_bytes: window.payloadBytes },
           merkle: { stored_hashes: engine.tree.storedHashCount, flushed_below: engine.tree.flushedIndex, leaves: engine.tree.size },
+          // Signature seqnos in memory (coco.memory.signature_index_entries; older ones are found in the ledger).
+          signatures: { seqnos: engine.signatureSeqnosResident, exact_from: engine.signatureSeqnosExactFrom },
           // The ledger worker's seqno index (coco.memory.ledger_index_entries pages old chunks out).
           ledger_index: { seqnos: ledger.indexedSeqnos },
         },

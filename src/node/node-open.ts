@@ -63,6 +63,7 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
       logger,
       merkleWindowLeaves: config.memory.merkleWindowLeaves,
       historicalCacheBytes: config.memory.historicalCacheBytes,
+      signatureIndexEntries: config.memory.signatureIndexEntries,
       earlySignatureMinMs: SIGNATURE_EARLY_MIN_MS,
       ...(latencyTrace !== undefined ? { latencyTrace } : {}),
     });

@@ -32,20 +32,45 @@ export function decodeSignature(value: Buffer): SignatureRecord {
 /** Signature records kept in memory (the newest); older ones are read back from the ledger. */
 export const SIGNATURE_RECORDS_MAX = 1024;
 
+/** Signature seqnos kept in memory, at least (the newest): 512 KB, twice that before a trim. */
+export const SIGNATURE_SEQNOS_RESIDENT_DEFAULT = 1 << 16;
+
 /**
- * Every signature seqno of the local ledger, packed (8 bytes each), and the records of the
+ * The newest signature seqnos of the local ledger, packed (8 bytes each), and the records of the
  * newest SIGNATURE_RECORDS_MAX: a receipt for an older transaction reads its signature
- * transaction back from the ledger. A primary signs every 25 ms, so one record per signature
- * (~1 KB with its certificate) would grow by ~140 MB a day.
+ * transaction back from the ledger. A primary signs every 25 ms at most (every 10 ms while
+ * commits come back fast), so one record per signature (~1 KB with its certificate) would grow
+ * by ~140 MB a day, and even 8 bytes per signature by up to 70 MB a day: once it holds twice
+ * `resident` seqnos, the committed ones before the newest `resident` are dropped, and the
+ * signature that covers an older transaction is found in the ledger (the engine's receipts).
  */
 export class SignatureIndex {
   private seqnos = new Float64Array(1024);
   private count = 0;
+  /** The newest signature seqno dropped from memory; 0 while none was. */
+  private dropped = 0;
   private readonly records = new Map<number, SignatureRecord>();
 
+  constructor(private readonly resident = SIGNATURE_SEQNOS_RESIDENT_DEFAULT) {
+    assert(Number.isSafeInteger(resident) && resident >= 1, "at least one signature seqno stays in memory");
+  }
+
+  /**
+   * Lookups of seqnos at or above this are answered from memory; below it the answer may have
+   * been dropped (seqnoAbove and seqnoAtOrBelow then answer undefined): read the ledger.
+   */
+  get exactFrom(): number {
+    return this.dropped;
+  }
+
+  /** Signature seqnos in memory (for tests and GET /node/memory). */
+  get residentCount(): number {
+    return this.count;
+  }
+
   add(record: SignatureRecord): void {
-    const last = this.count === 0 ? undefined : this.seqnos[this.count - 1]!;
-    assert(last === undefined || record.seqno > last, "signatures are added in seqno order");
+    const last = this.count === 0 ? this.dropped : this.seqnos[this.count - 1]!;
+    assert(record.seqno > last, "signatures are added in seqno order");
     if (this.count === this.seqnos.length) {
       const grown = new Float64Array(this.seqnos.length * 2);
       grown.set(this.seqnos);
@@ -55,6 +80,22 @@ export class SignatureIndex {
     this.records.set(record.seqno, record);
     if (this.records.size > SIGNATURE_RECORDS_MAX) this.records.delete(this.records.keys().next().value!);
     assert(this.records.size <= SIGNATURE_RECORDS_MAX, "signature records stay bounded");
+  }
+
+  /**
+   * Once twice `resident` seqnos are held, drops the oldest down to the newest `resident`, but
+   * only signatures at or below `committedSeqno` (a rollback never reaches them). Amortised: one
+   * copy per `resident` signatures.
+   */
+  trimCommitted(committedSeqno: number): void {
+    if (this.count < 2 * this.resident) return;
+    let drop = this.count - this.resident;
+    while (drop > 0 && this.seqnos[drop - 1]! > committedSeqno) drop--;
+    if (drop === 0) return;
+    this.dropped = this.seqnos[drop - 1]!;
+    for (let i = 0; i < drop; i++) this.records.delete(this.seqnos[i]!);
+    this.seqnos.copyWithin(0, drop, this.count);
+    this.count -= drop;
   }
 
   get last(): SignatureRecord | undefined {
@@ -81,20 +122,23 @@ export class SignatureIndex {
     return found;
   }
 
-  /** Seqno of the last signature at or below `seqno`, if any. */
+  /** Seqno of the last signature at or below `seqno`, if any (undefined below exactFrom). */
   seqnoAtOrBelow(seqno: number): number | undefined {
+    if (seqno < this.dropped) return undefined;
     const i = this.lastIndexAtOrBelow(seqno);
-    return i === -1 ? undefined : this.seqnos[i]!;
+    return i === -1 ? (this.dropped === 0 ? undefined : this.dropped) : this.seqnos[i]!;
   }
 
-  /** Seqno of the first signature strictly above `seqno`: the one whose root covers it. */
+  /** Seqno of the first signature strictly above `seqno`: the one whose root covers it (undefined below exactFrom). */
   seqnoAbove(seqno: number): number | undefined {
+    if (seqno < this.dropped) return undefined;
     const i = this.lastIndexAtOrBelow(seqno) + 1;
     return i < this.count ? this.seqnos[i]! : undefined;
   }
 
-  /** Forgets signatures above `seqno` (rollback). */
+  /** Forgets signatures above `seqno` (rollback; never below a dropped, committed one). */
   truncate(seqno: number): void {
+    assert(seqno >= this.dropped, `a rollback to ${seqno} keeps the committed signature ${this.dropped}`);
     while (this.count > 0 && this.seqnos[this.count - 1]! > seqno) this.records.delete(this.seqnos[--this.count]!);
   }
 }

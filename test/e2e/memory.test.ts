@@ -2,7 +2,8 @@
 // tiny still serves receipts of old transactions (Merkle paths rebuilt from its ledger files),
 // restarts by streaming its ledger, and catches a joining node up from its ledger files
 // (entries far below its consensus window). Its seqno index keeps only the newest few dozen
-// seqnos, so every old entry is found through its chunk's index file.
+// seqnos, so every old entry is found through its chunk's index file, and it keeps only the
+// newest few signature seqnos, so an old receipt finds its signature in the ledger.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -12,7 +13,7 @@ import type { CcfReceipt } from "../../src/merkle/index.js";
 import { NodeProcess, tempWorkspace } from "../helpers/node-process.js";
 import { Network, type NetworkNode } from "../helpers/network.js";
 
-const SMALL_WINDOWS = { memory: { merkle_window_leaves: 16, consensus_window_entries: 8, consensus_window_size: "64KiB", historical_cache_size: "64KiB", ledger_index_entries: 32 } };
+const SMALL_WINDOWS = { memory: { merkle_window_leaves: 16, consensus_window_entries: 8, consensus_window_size: "64KiB", historical_cache_size: "64KiB", ledger_index_entries: 32, signature_index_entries: 4 } };
 /** Chunks of ~16 KiB (a few dozen transactions), so the seqno index pages old chunks out. */
 const SMALL_CHUNKS = { chunk_size: "16KiB" };
 
@@ -32,7 +33,10 @@ async function writeMany(node: NetworkNode, from: number, count: number): Promis
   return last;
 }
 
-async function memory(node: NetworkNode): Promise<{ merkle: { flushed_below: number }; consensus_window: { compacted_seqno: number; entries: number }; ledger_index: { seqnos: number } }> {
+async function memory(node: NetworkNode): Promise<{
+  merkle: { flushed_below: number }; consensus_window: { compacted_seqno: number; entries: number }; ledger_index: { seqnos: number };
+  signatures: { seqnos: number; exact_from: number };
+}> {
   const r = await node.process!.request("GET", "/node/memory", { identity: "none" });
   assert.equal(r.status, 200, r.text);
   return r.json();
@@ -56,7 +60,10 @@ test("a historical receipt for a transaction older than the in-memory window ver
     const chunks = readdirSync(join(node.dir, "ledger")).filter((name) => /^ledger_\d+-\d+\.committed$/.test(name));
     assert.ok(chunks.length >= 10, `the ledger is in many committed chunks, most paged out of the index (${chunks.length})`);
     const before = await memory(node);
-    assert.ok(before.merkle.flushed_below > seqno + 256, `the tree flushed past ${seqno}'s retained block (flushed below ${before.merkle.flushed_below})`);
+    assert.ok(before.merkle.flushed_below > seqno + 256, `the tree flushed ${seqno}'s leaf (flushed below ${before.merkle.flushed_below})`);
+    // Twice signature_index_entries (4) at most; the signature covering the old write was dropped.
+    assert.ok(before.signatures.seqnos >= 1 && before.signatures.seqnos < 2 * 4, `the node keeps ${before.signatures.seqnos} signature seqnos`);
+    assert.ok(before.signatures.exact_from > seqno + 1, `the signature after ${seqno} left memory (signature seqnos exact from ${before.signatures.exact_from})`);
     assert.ok(before.consensus_window.compacted_seqno > seqno, `consensus dropped ${seqno} from memory (compacted to ${before.consensus_window.compacted_seqno})`);
     assert.ok(before.consensus_window.entries <= 8 * 1.25 + 200, `consensus holds ${before.consensus_window.entries} entries`);
     // Twice ledger_index_entries (32), plus the chunk that was open when the last page-out ran.

@@ -1,16 +1,22 @@
 // A flushed history tree keeps the frontier (its right-most blocks), the unflushed window and
-// every hash at its retained height and above; a flushed leaf's path is rebuilt from the leaves
-// of at most two retained blocks (read back from the ledger by the node). Roots and paths must
-// equal the full tree's, checked against the naive RFC 6962 reference.
+// every hash at its retained height and above; a flushed leaf's path is rebuilt from the trees of
+// the leaves of at most two retained blocks (read back from the ledger by the node). Roots and
+// paths must equal the full tree's, checked against the naive RFC 6962 reference.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MerkleTree, computeRootFromPath } from "../../../src/merkle/index.js";
 import { leafAt, referencePath, referenceRoot } from "./reference.js";
 
-function leavesFor(tree: MerkleTree, index: number, size: number, all: Buffer[]): Map<number, Buffer[]> {
-  const blocks = new Map<number, Buffer[]>();
-  for (const b of tree.blocksForPath(index, size)) blocks.set(b.blockIndex, all.slice(b.firstLeaf, b.firstLeaf + b.count));
+function treeOf(leaves: readonly Buffer[]): MerkleTree {
+  const tree = new MerkleTree();
+  for (const leaf of leaves) tree.append(leaf);
+  return tree;
+}
+
+function leavesFor(tree: MerkleTree, index: number, size: number, all: Buffer[]): Map<number, MerkleTree> {
+  const blocks = new Map<number, MerkleTree>();
+  for (const b of tree.blocksForPath(index, size)) blocks.set(b.blockIndex, treeOf(all.slice(b.firstLeaf, b.firstLeaf + b.count)));
   return blocks;
 }
 
@@ -77,7 +83,12 @@ test("a flushed path needs the leaves of its blocks: too few are refused", () =>
   tree.flush(30);
   const blocks = leavesFor(tree, 2, 37, all);
   const [first] = blocks.keys();
-  blocks.set(first!, blocks.get(first!)!.slice(1));
-  assert.throws(() => tree.pathFromLeaves(2, 37, blocks), /needs 8 leaves/);
+  blocks.set(first!, treeOf(all.slice(1, 8)));
+  assert.throws(() => tree.pathFromLeaves(2, 37, blocks), /needs a tree of 8 leaves, got 7/);
+  // A block tree that was itself flushed cannot answer for its lower levels.
+  const flushedBlock = treeOf(all.slice(0, 8));
+  flushedBlock.flush(4);
+  blocks.set(first!, flushedBlock);
+  assert.throws(() => tree.pathFromLeaves(2, 37, blocks), /needs a tree of 8 leaves/);
   assert.throws(() => new MerkleTree().blocksForPath(0, 1), /retains no height/);
 });

@@ -142,6 +142,18 @@ test("coco.memory.ledger_index_entries: 2^18 by default; a positive integer, or 
   }
 });
 
+test("coco.memory.signature_index_entries: 2^16 by default; a positive integer, or refused by name", () => {
+  assert.equal(resolveConfig(base(), "/x").memory.signatureIndexEntries, 65_536);
+  const file = base();
+  file.coco = { memory: { signature_index_entries: 8 } };
+  assert.equal(resolveConfig(file, "/x").memory.signatureIndexEntries, 8);
+  for (const value of [0, -1, 2.5, "8" as unknown as number]) {
+    const bad = base();
+    bad.coco = { memory: { signature_index_entries: value } };
+    assert.throws(() => resolveConfig(bad, "/x"), /coco\.memory\.signature_index_entries: expected a positive integer/);
+  }
+});
+
 // Multi-host deployments (docs/deployment.md): a node binds one address and publishes another.
 const multiHost = (): NodeConfigFile => ({
   network: {
