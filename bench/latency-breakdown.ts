@@ -5,7 +5,7 @@
 // each node. All times are epoch milliseconds of the same machine's clock.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LatencyTraceFile, TraceStage } from "../src/node/latency-trace.js";
+import type { LatencyTraceFile, PauseRecord, TraceStage } from "../src/node/latency-trace.js";
 import { round, summariseLatencyMs, type LatencySummaryMs } from "./stats.js";
 
 /** What the bench recorded for each write sent in a measured window (epoch ms; NaN = never). */
@@ -49,6 +49,7 @@ interface NodeTrace {
   readonly stage: Record<TraceStage, Watermarks>;
   readonly executedFirst: number;
   readonly executed: Float64Array;
+  readonly pauses: readonly PauseRecord[];
 }
 
 export function readLatencyTraces(dir: string): NodeTrace[] {
@@ -63,7 +64,7 @@ export function readLatencyTraces(dir: string): NodeTrace[] {
     const bytes = Buffer.from(file.executed.timesMsBase64, "base64");
     const executed = new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
     const stage = Object.fromEntries(Object.entries(file.stages).map(([name, m]) => [name, new Watermarks(m.seqnos, m.timesMs)])) as Record<TraceStage, Watermarks>;
-    return { nodeId: file.nodeId, stage, executedFirst: file.executed.firstSeqno, executed };
+    return { nodeId: file.nodeId, stage, executedFirst: file.executed.firstSeqno, executed, pauses: file.pauses ?? [] };
   });
 }
 
@@ -76,6 +77,28 @@ export interface LatencyBreakdown {
   readonly stageMs: Record<string, LatencySummaryMs | null>;
   /** Transactions per signature in the window, and time between signatures (primary). */
   readonly signatures: { readonly count: number; readonly txPerSignature: number | null; readonly intervalMs: LatencySummaryMs | null };
+  /**
+   * Main-thread pauses inside the window, per node (node 0, the primary, first) and kind: GCs
+   * (every one V8 reports) and stalled turns (a 5 ms timer ran ≥ 10 ms late; a GC inside a turn
+   * counts in both). Total is milliseconds paused; share is total ÷ window.
+   */
+  readonly pauses: readonly { readonly node: string; readonly kinds: Record<string, { count: number; totalMs: number; share: number; durationMs: LatencySummaryMs | null }> }[];
+}
+
+function summarisePauses(pauses: readonly PauseRecord[], startMs: number, endMs: number): Record<string, { count: number; totalMs: number; share: number; durationMs: LatencySummaryMs | null }> {
+  const byKind = new Map<string, number[]>();
+  for (const p of pauses) {
+    if (p.atMs < startMs || p.atMs >= endMs) continue;
+    let list = byKind.get(p.kind);
+    if (list === undefined) byKind.set(p.kind, (list = []));
+    list.push(p.durationMs);
+  }
+  const out: Record<string, { count: number; totalMs: number; share: number; durationMs: LatencySummaryMs | null }> = {};
+  for (const [kind, list] of [...byKind].sort(([a], [b]) => a.localeCompare(b))) {
+    const total = list.reduce((a, b) => a + b, 0);
+    out[kind] = { count: list.length, totalMs: round(total, 1), share: round(total / (endMs - startMs), 3), durationMs: summariseLatencyMs(list) };
+  }
+  return out;
 }
 
 /**
@@ -176,5 +199,6 @@ export function latencyBreakdown(samples: WriteSamples, traces: readonly NodeTra
       txPerSignature: sigSeqnos.length > 1 ? round((sigSeqnos[sigSeqnos.length - 1]! - sigSeqnos[0]!) / (sigSeqnos.length - 1), 1) : null,
       intervalMs: summariseLatencyMs(intervals),
     },
+    pauses: [primary, ...backups].map((t, n) => ({ node: `node ${n}`, kinds: summarisePauses(t.pauses, samples.windowStartEpochMs, samples.windowEndEpochMs) })),
   };
 }

@@ -344,5 +344,10 @@ function printBreakdown(phase: string, b: LatencyBreakdown): void {
     ...Object.entries(b.cumulativeMs).map(([name, s]) => ({ label: name, value: line(s) })),
     { label: "— each stage on its own —", value: "" },
     ...Object.entries(b.stageMs).map(([name, s]) => ({ label: name, value: line(s) })),
+    { label: "— main-thread pauses in the window —", value: "" },
+    ...b.pauses.flatMap(({ node, kinds }) => Object.entries(kinds).map(([kind, k]) => ({
+      label: `${node}: ${kind}`,
+      value: `${fmt(k.count)} × (${line(k.durationMs)}), ${fmt(k.totalMs, "", 1)} ms = ${fmt(k.share * 100, "", 1)} % of the window`,
+    }))),
   ]);
 }

@@ -6,7 +6,7 @@
 // turns the files of every node into a per-stage breakdown (bench/latency-breakdown.ts).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { constants as perfConstants, performance, PerformanceObserver } from "node:perf_hooks";
 import { assert } from "../util/index.js";
 
 /** The environment variable that turns tracing on: the directory the trace files go to. */
@@ -44,11 +44,38 @@ export const epochMs = (): number => performance.timeOrigin + performance.now();
 
 interface Marks { seqnos: number[]; timesMs: number[] }
 
+/** A pause of the main thread: a garbage collection, or a turn that kept timers waiting. */
+export interface PauseRecord {
+  /** Epoch ms at which it started. */
+  readonly atMs: number;
+  readonly durationMs: number;
+  /** "gc-minor", "gc-major", "gc-incremental", "gc-weakcb", or "turn" (a timer ran this late). */
+  readonly kind: string;
+}
+
+/** Pauses kept (each a few dozen bytes). */
+const PAUSES_MAX = 200_000;
+/** The stall probe's period, and how late it must run to count as a stalled turn. */
+const STALL_PROBE_MS = 5;
+const STALL_MIN_MS = 10;
+
+function gcKind(kind: number | undefined): string {
+  switch (kind) {
+    case perfConstants.NODE_PERFORMANCE_GC_MINOR: return "gc-minor";
+    case perfConstants.NODE_PERFORMANCE_GC_MAJOR: return "gc-major";
+    case perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL: return "gc-incremental";
+    case perfConstants.NODE_PERFORMANCE_GC_WEAKCB: return "gc-weakcb";
+    default: return "gc";
+  }
+}
+
 export interface LatencyTraceFile {
   readonly nodeId: string;
   readonly stages: Record<TraceStage, Marks>;
   /** Execution time (epoch ms) of seqno `firstSeqno + i`, as a base64 Float64Array; NaN where none. */
   readonly executed: { readonly firstSeqno: number; readonly timesMsBase64: string };
+  /** Main-thread pauses: every GC, and every turn that made a 5 ms timer run 10 ms or more late. */
+  readonly pauses?: readonly PauseRecord[];
 }
 
 export class LatencyTrace {
@@ -56,14 +83,39 @@ export class LatencyTrace {
   private executedFirst = 0;
   private executedTimes = new Float64Array(1 << 16).fill(NaN);
   private executedCount = 0;
+  private readonly pauses: PauseRecord[] = [];
 
   constructor(private readonly nodeId: string) {}
+
+  /** Record GC pauses and stalled turns of this thread until the process exits. */
+  watchPauses(): void {
+    const observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const detail = (entry as { detail?: { kind?: number } }).detail;
+        this.pause({ atMs: performance.timeOrigin + entry.startTime, durationMs: entry.duration, kind: gcKind(detail?.kind) });
+      }
+    });
+    observer.observe({ entryTypes: ["gc"] });
+    let expected = performance.now() + STALL_PROBE_MS;
+    const probe = setInterval(() => {
+      const now = performance.now();
+      const late = now - expected;
+      if (late >= STALL_MIN_MS) this.pause({ atMs: performance.timeOrigin + expected, durationMs: late, kind: "turn" });
+      expected = now + STALL_PROBE_MS;
+    }, STALL_PROBE_MS);
+    probe.unref();
+  }
+
+  private pause(record: PauseRecord): void {
+    if (this.pauses.length < PAUSES_MAX) this.pauses.push(record);
+  }
 
   /** From the environment: a trace that writes itself when the process exits, or undefined. */
   static fromEnvironment(nodeId: string): LatencyTrace | undefined {
     const dir = process.env[LATENCY_TRACE_ENV];
     if (dir === undefined || dir === "") return undefined;
     const trace = new LatencyTrace(nodeId);
+    trace.watchPauses();
     process.once("exit", () => {
       try {
         mkdirSync(dir, { recursive: true });
@@ -106,6 +158,7 @@ export class LatencyTrace {
       nodeId: this.nodeId,
       stages,
       executed: { firstSeqno: this.executedFirst, timesMsBase64: Buffer.from(executed.buffer, executed.byteOffset, executed.byteLength).toString("base64") },
+      pauses: this.pauses,
     };
   }
 }
