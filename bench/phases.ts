@@ -94,7 +94,8 @@ function responseFigures(load: LoadResult) {
   };
 }
 
-export async function measureEcho(server: RunningServer, shape: LoadShape) {
+/** The echo server under the same load as the node; `rateTarget` (requests/s): rate-limited as the node's half-load phase. */
+export async function measureEcho(server: RunningServer, shape: LoadShape, rateTarget?: number) {
   let before: ProcessSample | null = null;
   let after: ProcessSample | null = null;
   const load = await runLoad({
@@ -102,6 +103,7 @@ export async function measureEcho(server: RunningServer, shape: LoadShape) {
     path: WRITE_PATH,
     connections: shape.connections,
     depth: shape.depth,
+    ...(rateTarget === undefined ? {} : { rateTarget }),
     warmupMs: shape.warmupSeconds * 1000,
     durationMs: shape.durationSeconds * 1000,
     onWindowStart: () => (before = sampleProcessTree(server.child.pid)),

@@ -26,7 +26,7 @@ type NodeFigures = Awaited<ReturnType<typeof measureNodeWrites>>;
 type AutocannonFigures = Awaited<ReturnType<typeof measureAutocannon>>;
 
 interface PhaseResults {
-  echo: { pipelinedBefore?: EchoFigures; pipelinedAfter?: EchoFigures; autocannon?: AutocannonFigures; error?: string };
+  echo: { pipelinedBefore?: EchoFigures; pipelinedAfter?: EchoFigures; halfLoad?: EchoFigures; autocannon?: AutocannonFigures; error?: string };
   node: { fullLoad?: NodeFigures; halfLoad?: NodeFigures; autocannon?: AutocannonFigures; error?: string; exit?: string };
   /** Per-write records of the node phases, for --trace-latency (not written to the JSON). */
   samples: { fullLoad?: WriteSamples; halfLoad?: WriteSamples };
@@ -39,7 +39,8 @@ function describe(error: unknown): string {
 /**
  * Both servers run side by side (an idle server costs nothing) so that the echo runs can
  * bracket the node's full-load run in time: on a noisy machine the ratio then compares
- * like with like. Order: echo, node full load, echo, node half load, autocannon on both.
+ * like with like. Order: echo, node full load, echo, node half load, echo at the node's half-load
+ * rate (what per-request costs become without pipelining, for comparison), autocannon on both.
  */
 async function runPhases(options: BenchOptions, shape: LoadShape, tempDir: string, profileDir: string | undefined): Promise<PhaseResults> {
   const results: PhaseResults = { echo: {}, node: {}, samples: {} };
@@ -110,6 +111,10 @@ async function runPhases(options: BenchOptions, shape: LoadShape, tempDir: strin
       await nodePhase(`node, rate-limited at half load: ${fmt(halfRate)} writes/s`, async (server) => {
         const r = (results.node.halfLoad = await measureNodeWrites(server, shape, options.pollIntervalMs, halfRate, undefined, (s) => (results.samples.halfLoad = s)));
         progress(`  ${fmt(r.committedPerSecond)} committed tx/s; commit latency ${latency(r.commitLatencyMs)}`);
+      });
+      await echoPhase(`echo, rate-limited at the node's half-load rate: ${fmt(halfRate)} requests/s`, async (server) => {
+        const r = (results.echo.halfLoad = await measureEcho(server, shape, halfRate));
+        progress(`  ${fmt(r.responsesPerSecond)} responses/s, ${fmt(r.server.cpuMicrosecondsPerRequest)} µs of server CPU per request`);
       });
     } else if (node !== null && results.node.error === undefined) {
       progress("no write committed at full load: skipping the half-load phase");
@@ -259,6 +264,10 @@ async function main(): Promise<number> {
       halfLoadP99GoalMet: halfP99 === null ? null : halfP99 < p99GoalMs(options.nodes),
       nodeCpuPercent: full?.node.cpuPercent ?? null,
       nodeCpuMicrosecondsPerCommittedTx: nodeCpuMicroseconds,
+      // At the half-load rate the client sends about one request per connection at a time, so
+      // neither server can batch: what a request costs each of them there.
+      nodeCpuMicrosecondsPerCommittedTxHalfLoad: half?.node.cpuMicrosecondsPerCommittedTx ?? null,
+      echoCpuMicrosecondsPerRequestHalfLoad: phases.echo.halfLoad?.server.cpuMicrosecondsPerRequest ?? null,
       echoCpuMicrosecondsPerRequest: echoCpuMicroseconds === null ? null : round(echoCpuMicroseconds, 1),
       cpuRatioEchoPerRequestToNodePerCommittedTx: cpuRatio,
       // VmHWM is the peak over the node's life so far: the last phase's sample is the peak of the run.
@@ -311,6 +320,10 @@ function printReport(
     ...(full && full.node.cpuPercentByPid.length > 1
       ? [{ label: "  per node process (node 0 first)", value: full.node.cpuPercentByPid.map((p) => fmt(p, " %")).join(", ") }]
       : []),
+    {
+      label: "CPU per tx at the half-load rate",
+      value: half ? `node ${fmt(half.node.cpuPercent, " %")} of one core, ${fmt(half.node.cpuMicrosecondsPerCommittedTx, " µs")} per committed tx; echo ${fmt(h["echoCpuMicrosecondsPerRequestHalfLoad"] as number | null, " µs")} per request` : "—",
+    },
     { label: "CPU ratio echo µs/req ÷ node µs/tx", value: fmt(h["cpuRatioEchoPerRequestToNodePerCommittedTx"] as number | null, "", 3) },
     { label: "node peak RSS", value: fmt(h["nodePeakRssMiB"] as number | null, " MiB") },
     { label: "client CPU (full load)", value: full ? fmt(full.client.cpuPercent, " % of one core") : "—" },
