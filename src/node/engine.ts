@@ -1253,7 +1253,14 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
     const entry = decodeEntry(await this.ledger.read(seqno));
     for (const map of deserialiseDomain(entry.publicDomain).maps) {
       if (map.name !== SIGNATURES_MAP) continue;
-      for (const [, value] of map.writes) if (value) return decodeSignature(value);
+      for (const [, value] of map.writes) {
+        if (!value) continue;
+        const record = decodeSignature(value);
+        if (record.seqno !== seqno || entry.seqno !== seqno) {
+          throw new CocoError("LedgerCorrupted", `Ledger entry ${seqno} holds the signature record of seqno ${record.seqno}: a ledger file was changed on disk. Restore this node's ledger from a peer.`, 500);
+        }
+        return record;
+      }
     }
     throw new CocoError("InternalError", `Ledger entry ${seqno} is indexed as a signature transaction but holds no signature record.`, 500);
   }
