@@ -66,6 +66,8 @@ interface Tuning {
   readonly duplicateProbability: number;
   /** Consensus's in-memory window (undefined: the whole log): small ones make primaries serve backups from the ledger. */
   readonly logWindow: { entriesMax: number; bytesMax: number } | undefined;
+  /** Signature seqnos the engines keep (undefined: the node's default): small ones drop committed signatures early. */
+  readonly signatureIndexEntries: number | undefined;
 }
 
 const STEP_MS = 10;
@@ -113,6 +115,7 @@ export class ShellSimulation {
       duplicateProbability: r.pick([0, 0.02]),
       // A stream of its own, so that seeds keep the schedules they stood for before windows existed.
       logWindow: new Prng(options.seed ^ 0x77_696e).pick([undefined, { entriesMax: 4, bytesMax: 1 << 20 }, { entriesMax: 32, bytesMax: 4096 }, { entriesMax: 1000, bytesMax: 1 << 20 }]),
+      signatureIndexEntries: new Prng(options.seed ^ 0x73_6967).pick([undefined, 1, 4]),
     };
     this.trace = new TraceRecorder(options.traceCapacity ?? 300, options.echo);
     this.checker = new ShellChecker((line) => this.trace.record(this.clock.now, line));
@@ -197,6 +200,7 @@ export class ShellSimulation {
       signatureTxCount: this.tuning.signatureTxCount, signatureDelayMs: this.tuning.signatureDelayMs,
       pendingTransactionsMax: 2_000, entryWorker: false, scheduler, rootSignatures: this.rootSignatures, logger: quietLogger,
       earlySignatureMinMs: SIGNATURE_EARLY_MIN_MS,
+      ...(this.tuning.signatureIndexEntries !== undefined ? { signatureIndexEntries: this.tuning.signatureIndexEntries } : {}),
       randomBytes: (size) => prngBytes(this.keyNonceRandom, size),
     });
     const replayed = engine.replay(recovered.entries);
