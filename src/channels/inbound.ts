@@ -20,8 +20,35 @@ export interface InboundServerOptions {
   logger: ChannelLogger;
 }
 
+/**
+ * Refusals logged per peer (node id, or remote address before a certificate is known): the first
+ * at once, then at most one line per ADMISSION_LOG_INTERVAL_MS with the count suppressed since.
+ * A retired node or a misconfigured host redials every few hundred ms for as long as it runs.
+ * Keyed limiters kept, at most; beyond them every key shares one.
+ */
+const REFUSAL_LOG_KEYS_MAX = 1024;
+
+class RefusalLog {
+  private readonly byKey = new Map<string, RateLimitedLog>();
+  private readonly shared: RateLimitedLog;
+
+  constructor(private readonly logger: ChannelLogger) {
+    this.shared = new RateLimitedLog(logger, ADMISSION_LOG_INTERVAL_MS);
+  }
+
+  warn(key: string | undefined, object: object, message: string): void {
+    let log = key === undefined ? this.shared : this.byKey.get(key);
+    if (log === undefined) {
+      if (this.byKey.size < REFUSAL_LOG_KEYS_MAX) this.byKey.set(key!, (log = new RateLimitedLog(this.logger, ADMISSION_LOG_INTERVAL_MS)));
+      else log = this.shared;
+    }
+    log.warn(object, message);
+  }
+}
+
 export class InboundServer {
   private readonly server: tls.Server;
+  private readonly refusals: RefusalLog;
   /** Raw TCP connections, including those still in the handshake, so close() can end them all. */
   private readonly connections = new Set<Socket>();
   private readonly byPeer = new Map<string, tls.TLSSocket>();
@@ -41,6 +68,7 @@ export class InboundServer {
       log: new RateLimitedLog(options.logger, ADMISSION_LOG_INTERVAL_MS),
     });
     this.admission.attach(this.server);
+    this.refusals = new RefusalLog(options.logger);
     this.server.on("connection", (socket: Socket) => {
       this.connections.add(socket);
       socket.once("close", () => this.connections.delete(socket));
@@ -51,7 +79,7 @@ export class InboundServer {
       // node:tls ends such a handshake without an error of its own; the reason is authorizationError.
       const refused = socket.authorizationError as Error | string | null | undefined;
       const reason = refused ? `client certificate refused: ${String(refused)}` : error.message;
-      options.logger.warn({ remoteAddress: socket.remoteAddress, err: reason }, "refused an inbound channel: TLS handshake failed");
+      this.refusals.warn(`address ${socket.remoteAddress}`, { remoteAddress: socket.remoteAddress, err: reason }, "refused an inbound channel: TLS handshake failed");
     });
   }
 
@@ -104,13 +132,13 @@ export class InboundServer {
       if (certificate === undefined) throw new Error("no client certificate");
       from = nodeIdFromCertificateDer(certificate.raw);
     } catch (error) {
-      this.options.logger.warn({ remoteAddress: socket.remoteAddress, err: (error as Error).message }, "refused an inbound channel: unreadable client certificate");
+      this.refusals.warn(`address ${socket.remoteAddress}`, { remoteAddress: socket.remoteAddress, err: (error as Error).message }, "refused an inbound channel: unreadable client certificate");
       socket.destroy();
       return;
     }
     const refused = this.closed ? "this node is closing its channels" : this.refusal(from);
     if (refused !== undefined) {
-      this.options.logger.warn({ peer: from, remoteAddress: socket.remoteAddress, reason: refused }, "refused an inbound channel from a node that is not accepted");
+      this.refusals.warn(`node ${from}`, { peer: from, remoteAddress: socket.remoteAddress, reason: refused }, "refused an inbound channel from a node that is not accepted");
       socket.destroy();
       return;
     }

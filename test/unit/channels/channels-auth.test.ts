@@ -111,3 +111,20 @@ test("acceptPeer's refusal reason is logged at the handshake and when an open co
     "A's redial was refused with the reason");
   assert.equal(b.received.length, 1);
 });
+
+test("a refused node that keeps redialling is logged once per interval, with the count suppressed; another refused node gets its own line", async () => {
+  const b = await start(identityB, { acceptPeer: () => ({ refused: "retired from the service and out of the configuration" }) });
+  const a = await start(identityA);
+  a.channels.setPeer(identityB.nodeId, b.address);
+  a.channels.send(identityB.nodeId, 1, Buffer.from("from a retired node"));
+  const refusalsOf = (nodeId: string) => b.logs.filter((line) => line.message.includes("not accepted") && line.fields["peer"] === nodeId);
+  await waitUntil(() => refusalsOf(identityA.nodeId).length === 1, "the first refusal is logged at once");
+  // A redials with the fast test backoff (tens of ms): many refusals, one line.
+  await sleep(1_000);
+  assert.equal(refusalsOf(identityA.nodeId).length, 1, "the redials within the interval were not logged again");
+  const c = await start(identityC);
+  c.channels.setPeer(identityB.nodeId, b.address);
+  c.channels.send(identityB.nodeId, 1, Buffer.from("from another refused node"));
+  await waitUntil(() => refusalsOf(identityC.nodeId).length === 1, "another node's refusal has its own line");
+  assert.equal(b.received.length, 0);
+});
