@@ -307,6 +307,57 @@ export class MerkleTree {
     return tree;
   }
 
+  /**
+   * What a tree of `size` leaves with a retained height keeps of every leaf before `size` once
+   * flushed there: its frontier below the retained height (frontierAt's first hashes) and the
+   * hashes of every complete block at the retained height, packed (the levels above are made of
+   * them). fromRetained() takes them back; a node keeps them beside its ledger so that a restart
+   * from a snapshot need not hash the whole ledger before it again (merkle-history.ts).
+   */
+  retainedAt(size: number): { lowFrontier: Buffer[]; retainedBlocks: Buffer } {
+    if (this.#retainHeight === Infinity) throw new CocoError("InvalidInput", "This Merkle tree retains no height.", 500);
+    const lowFrontier = this.frontierAt(size).slice(0, this.#retainHeight);
+    const count = Math.floor(size / 2 ** this.#retainHeight);
+    const retainedBlocks = Buffer.allocUnsafe(HASH_BYTES * count);
+    for (let k = 0; k < count; k++) this.#block(this.#retainHeight, k).copy(retainedBlocks, HASH_BYTES * k);
+    return { lowFrontier, retainedBlocks };
+  }
+
+  /**
+   * A tree of `size` leaves, all flushed, retaining `retainHeight`, from what retainedAt(size)
+   * gave: the levels above the retained height are hashed again from its blocks. It computes the
+   * same roots and appends as the tree it came from, and the same paths (pathFromLeaves for
+   * leaves before `size`). Nothing here proves the hashes: the caller checks the root it leads to.
+   */
+  static fromRetained(size: number, retainHeight: number, lowFrontier: readonly Buffer[], retainedBlocks: Buffer): MerkleTree {
+    if (!Number.isSafeInteger(size) || size < 0) throw new CocoError("InvalidInput", `Merkle tree size ${size} is not a count.`, 400);
+    const tree = new MerkleTree(retainHeight);
+    const heights = size === 0 ? 0 : floorLog2(size) + 1;
+    const count = Math.floor(size / 2 ** retainHeight);
+    if (lowFrontier.length !== Math.min(heights, retainHeight) || lowFrontier.some((h) => h.length !== HASH_BYTES) || retainedBlocks.length !== HASH_BYTES * count) {
+      throw new CocoError("InvalidInput",
+        `Retained Merkle hashes of ${size} leaves at height ${retainHeight}: ${Math.min(heights, retainHeight)} frontier hashes and ${count} blocks of ${HASH_BYTES} bytes expected, got ${lowFrontier.length} and ${retainedBlocks.length} bytes.`, 400);
+    }
+    for (let height = 0; height < heights; height++) {
+      if (height > 0) tree.#levels.push(new HashLevel());
+      const level = tree.#levels[height]!;
+      if (height < retainHeight) {
+        level.push(lowFrontier[height]!, 0);
+        tree.#bases[height] = Math.floor(size / 2 ** height) - 1;
+      } else if (height === retainHeight) {
+        for (let k = 0; k < count; k++) level.push(retainedBlocks, HASH_BYTES * k);
+        tree.#bases[height] = 0;
+      } else {
+        const below = tree.#levels[height - 1]!;
+        for (let k = 0; 2 * k + 1 < below.length; k++) level.pushDigestOf(below.pairView(2 * k));
+        tree.#bases[height] = 0;
+      }
+    }
+    tree.#size = size;
+    tree.#flushedIndex = size;
+    return tree;
+  }
+
   /** Number of stored hashes; for tests and metrics (memory stays bounded by the unflushed window). */
   get storedHashCount(): number {
     return this.#levels.reduce((total, level) => total + level.length, 0);

@@ -6,11 +6,15 @@
 // used only if its root at the snapshot's seqno is the root of the snapshot's own tree (which
 // the snapshot's receipt proved); then the leaves the node committed since are copied over in
 // batches and the engine takes the tree (adoptMerkleHistory), synchronously for the last few.
+// With a `retainedDirectory`, the hashes the tree keeps of the leaves before the snapshot are
+// written there once it is verified (merkle-retained-file.ts), and the next restart hashes only
+// the entries after them: its cost follows what was written since, not the ledger's length.
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { EntryDescriptions, LedgerStore } from "../ledger/index.js";
 import { MerkleTree } from "../merkle/index.js";
 import { assert } from "../util/index.js";
 import { MERKLE_RETAINED_HEIGHT, type TransactionEngine } from "./engine.js";
+import { readRetainedHashes, removeRetainedHashes, writeRetainedHashes } from "./merkle-retained-file.js";
 
 interface Logger { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void }
 
@@ -37,6 +41,8 @@ export class MerkleHistoryBuild {
     readonly seqno: number,
     private readonly windowLeaves: number,
     private readonly logger: Logger,
+    /** Where the retained hashes are kept between restarts (the ledger directory); undefined: never. */
+    private readonly retainedDirectory?: string,
   ) {
     assert(seqno >= 1 && engine.snapshotStartSeqno === seqno, `the engine started from the snapshot at ${seqno}`);
     engine.setMerkleHistoryState("building");
@@ -56,19 +62,36 @@ export class MerkleHistoryBuild {
   async #run(): Promise<void> {
     const started = Date.now();
     try {
-      const tree = await this.#fromLedger();
-      if (tree === undefined) return;
-      const ledgerMs = Date.now() - started;
       const frontierRoot = this.engine.tree.rootAt(this.seqno);
+      let built = await this.#fromLedger(true);
+      if (built === undefined) return;
+      if (built.fromRetained > 0 && !built.tree.root().equals(frontierRoot)) {
+        // The file passed its checksum but holds other hashes (another ledger's, or planted).
+        this.logger.warn({ seqno: this.seqno, retained: built.fromRetained, directory: this.retainedDirectory },
+          "retained Merkle hashes refused (they do not lead to the snapshot's root): hashing the whole ledger before the snapshot");
+        await removeRetainedHashes(this.retainedDirectory!);
+        built = await this.#fromLedger(false);
+        if (built === undefined) return;
+      }
+      const { tree, fromRetained } = built;
+      const ledgerMs = Date.now() - started;
       if (!tree.root().equals(frontierRoot)) {
         const reason = `the root of its ledger's first ${this.seqno} entries is ${tree.root().toString("hex")}, the snapshot's ${frontierRoot.toString("hex")}`;
         this.engine.setMerkleHistoryState({ failed: reason });
         this.logger.error({ seqno: this.seqno, reason }, "Merkle tree before the snapshot refused: receipts of earlier transactions are not served by this node");
         return;
       }
+      if (this.retainedDirectory !== undefined && fromRetained < this.seqno) {
+        try {
+          await writeRetainedHashes(this.retainedDirectory, { size: this.seqno, retainHeight: MERKLE_RETAINED_HEIGHT, ...tree.retainedAt(this.seqno) });
+        } catch (error) {
+          this.logger.warn({ directory: this.retainedDirectory, err: (error as Error).message }, "could not keep the retained Merkle hashes: the next restart hashes the whole ledger again");
+        }
+      }
       if (!(await this.#catchUp(tree))) return;
       this.engine.adoptMerkleHistory(tree);
-      this.logger.info({ seqno: this.seqno, ledger_ms: ledgerMs, ms: Date.now() - started }, "Merkle tree before the snapshot rebuilt: receipts of every transaction served");
+      this.logger.info({ seqno: this.seqno, from_retained: fromRetained, hashed: this.seqno - fromRetained, ledger_ms: ledgerMs, ms: Date.now() - started },
+        "Merkle tree before the snapshot rebuilt: receipts of every transaction served");
     } catch (error) {
       if (this.#stopped) return;
       this.engine.setMerkleHistoryState({ failed: (error as Error).message });
@@ -76,13 +99,38 @@ export class MerkleHistoryBuild {
     }
   }
 
-  /** Leaves 1..seqno from the ledger (hashed on its worker), flushed as they go: bounded memory. */
-  async #fromLedger(): Promise<MerkleTree | undefined> {
-    const tree = new MerkleTree(MERKLE_RETAINED_HEIGHT);
+  /** The retained hashes kept by an earlier restart, if usable here: the tree they make, else undefined (logged). */
+  async #fromRetainedFile(): Promise<MerkleTree | undefined> {
+    if (this.retainedDirectory === undefined) return undefined;
+    const read = await readRetainedHashes(this.retainedDirectory);
+    if (read === undefined) return undefined;
+    let reason: string | undefined;
+    if ("refused" in read) reason = read.refused;
+    else if (read.retainHeight !== MERKLE_RETAINED_HEIGHT) reason = `retained height ${read.retainHeight}, this node's is ${MERKLE_RETAINED_HEIGHT}`;
+    else if (read.size > this.seqno || read.size < 1) reason = `they cover ${read.size} transactions, the snapshot ${this.seqno}`;
+    if (reason === undefined && !("refused" in read)) {
+      try {
+        return MerkleTree.fromRetained(read.size, read.retainHeight, read.lowFrontier, read.retainedBlocks);
+      } catch (error) {
+        reason = (error as Error).message;
+      }
+    }
+    this.logger.warn({ directory: this.retainedDirectory, reason }, "retained Merkle hashes not used: hashing the whole ledger before the snapshot");
+    return undefined;
+  }
+
+  /**
+   * Leaves 1..seqno: those the retained hashes cover (if `useRetained` and they are usable), the
+   * rest from the ledger (hashed on its worker), flushed as they go: bounded memory.
+   */
+  async #fromLedger(useRetained: boolean): Promise<{ tree: MerkleTree; fromRetained: number } | undefined> {
+    const retained = useRetained ? await this.#fromRetainedFile() : undefined;
+    const tree = retained ?? new MerkleTree(MERKLE_RETAINED_HEIGHT);
+    const fromRetained = tree.size;
     const window = this.windowLeaves;
     // The next range is read and hashed on the worker while this one is appended here.
     const describe = (first: number) => this.ledger.describeRange(first, this.seqno, DESCRIBE_READ_BYTES, NO_MARKER);
-    let describing: Promise<EntryDescriptions> | undefined = describe(1);
+    let describing: Promise<EntryDescriptions> | undefined = tree.size < this.seqno ? describe(tree.size + 1) : undefined;
     while (describing !== undefined) {
       const described: EntryDescriptions = await describing;
       if (this.#stopped) return undefined;
@@ -94,7 +142,7 @@ export class MerkleHistoryBuild {
       if (tree.size - window - tree.flushedIndex >= window) tree.flush(tree.size - window);
     }
     assert(tree.size === this.seqno, `the history has ${this.seqno} leaves`);
-    return tree;
+    return { tree, fromRetained };
   }
 
   /**

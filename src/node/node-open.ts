@@ -78,6 +78,7 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
         ? await rebuildStateStreamed({
           engine, ledger, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: config.memory.consensusWindowEntries,
           merkleWindowLeaves: config.memory.merkleWindowLeaves, snapshotDirectory: config.snapshots.directory, serviceCertPems: [identity.serviceCertPem], logger,
+          retainedMerkleDirectory: config.ledgerDirectory,
         })
         : await rebuildState({
           engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: config.snapshots.directory,

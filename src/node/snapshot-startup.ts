@@ -90,6 +90,8 @@ export async function rebuildState(args: {
 export async function rebuildStateStreamed(args: {
   engine: TransactionEngine; ledger: Pick<LedgerStore, "describeRange">; ledgerLastSeqno: number; ledgerCommittedSeqno: number; keepEntries: number;
   merkleWindowLeaves: number; snapshotDirectory: string; serviceCertPems: readonly string[]; logger: Logger & { error(o: object, msg: string): void };
+  /** Where the Merkle hashes retained before the snapshot are kept between restarts (merkle-retained-file.ts). */
+  retainedMerkleDirectory?: string;
 }): Promise<{ replayed: Awaited<ReturnType<TransactionEngine["replayLedger"]>>; snapshotSeqno: number; history?: MerkleHistoryBuild }> {
   const { engine, logger } = args;
   const started = Date.now();
@@ -114,7 +116,7 @@ export async function rebuildStateStreamed(args: {
     const replayed = await engine.replayLedger(args.keepEntries, committed, { verifySignatures: true, builder });
     logger.info({ snapshot: snapshot.name, seqno: snapshot.seqno, replayed: args.ledgerLastSeqno - snapshot.seqno, load_ms: loadedMs, ms: Date.now() - started },
       "state rebuilt from a snapshot and the ledger after it (the Merkle tree before it is built once the node serves)");
-    return { replayed, snapshotSeqno: snapshot.seqno, history: new MerkleHistoryBuild(engine, args.ledger, snapshot.seqno, args.merkleWindowLeaves, logger) };
+    return { replayed, snapshotSeqno: snapshot.seqno, history: new MerkleHistoryBuild(engine, args.ledger, snapshot.seqno, args.merkleWindowLeaves, logger, args.retainedMerkleDirectory) };
   }
   const builder = new LogPrefixBuilder<Buffer>(args.keepEntries, committed);
   const fullTree = await engine.coveredEntriesTree(snapshot.seqno, builder, Math.max(1, snapshot.seqno - args.keepEntries + 1));

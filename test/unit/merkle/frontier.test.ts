@@ -92,3 +92,38 @@ test("a flushed path needs the leaves of its blocks: too few are refused", () =>
   assert.throws(() => tree.pathFromLeaves(2, 37, blocks), /needs a tree of 8 leaves/);
   assert.throws(() => new MerkleTree().blocksForPath(0, 1), /retains no height/);
 });
+
+test("a tree rebuilt from its retained hashes (retainedAt → fromRetained) goes on exactly as the tree it came from (property)", () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 260 }), fc.integer({ min: 0, max: 80 }), fc.nat(), fc.nat(),
+    (retainHeight, cut, more, indexSeed, sizeSeed) => {
+      const n = cut + more;
+      const all = Array.from({ length: n }, (_, i) => leafAt(i));
+      const original = new MerkleTree(retainHeight);
+      for (let i = 0; i < cut; i++) original.append(all[i]!);
+      const { lowFrontier, retainedBlocks } = original.retainedAt(cut);
+      assert.equal(retainedBlocks.length, 32 * Math.floor(cut / 2 ** retainHeight));
+      const rebuilt = MerkleTree.fromRetained(cut, retainHeight, lowFrontier, retainedBlocks);
+      assert.equal(rebuilt.flushedIndex, cut);
+      for (let i = cut; i < n; i++) rebuilt.append(all[i]!);
+      assert.deepEqual(rebuilt.root(), referenceRoot(all));
+      for (let m = Math.max(cut, 1); m <= n; m += 1 + (sizeSeed % 17)) assert.deepEqual(rebuilt.rootAt(m), referenceRoot(all.slice(0, m)));
+      if (n === 0) return;
+      // A leaf after the cut from memory; one before it from the trees of its blocks.
+      const index = indexSeed % n;
+      const size = index + 1 + (sizeSeed % (n - index));
+      const path = index >= cut ? rebuilt.path(index, size) : rebuilt.pathFromLeaves(index, size, leavesFor(rebuilt, index, size, all));
+      assert.deepEqual(path, referencePath(all.slice(0, size), index));
+    },
+  ), { numRuns: 400 });
+});
+
+test("retained hashes of the wrong shape are refused", () => {
+  const tree = new MerkleTree(2);
+  for (let i = 0; i < 11; i++) tree.append(leafAt(i));
+  const { lowFrontier, retainedBlocks } = tree.retainedAt(11);
+  assert.throws(() => MerkleTree.fromRetained(11, 2, lowFrontier.slice(1), retainedBlocks), /frontier hashes/);
+  assert.throws(() => MerkleTree.fromRetained(11, 2, lowFrontier, retainedBlocks.subarray(32)), /2 blocks of 32 bytes expected/);
+  assert.throws(() => MerkleTree.fromRetained(12, 2, lowFrontier, retainedBlocks), /expected/);
+  assert.throws(() => new MerkleTree().retainedAt(3), /retains no height/);
+});

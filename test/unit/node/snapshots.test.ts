@@ -4,11 +4,12 @@
 // snapshot files cannot make a node start from state the signed ledger does not hold.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import fc from "fast-check";
-import { TransactionEngine } from "../../../src/node/engine.js";
+import { MERKLE_RETAINED_HEIGHT, TransactionEngine } from "../../../src/node/engine.js";
+import { MERKLE_RETAINED_FILE, encodeRetainedHashes } from "../../../src/node/merkle-retained-file.js";
 import { Replicator } from "../../../src/node/replication.js";
 import { Snapshotter } from "../../../src/node/snapshots.js";
 import { rebuildState, rebuildStateStreamed } from "../../../src/node/snapshot-startup.js";
@@ -208,12 +209,13 @@ test("a restart that streams its ledger from a snapshot (never the whole ledger 
 });
 
 /** A restart from the newest snapshot of a service run, streamed as a node does (its history not built yet). */
-async function streamedRestart(dir: string, id: Identity, secret: Buffer) {
+async function streamedRestart(dir: string, id: Identity, secret: Buffer, options: { retained?: boolean; logger?: typeof quiet } = {}) {
   const { ledger } = await Ledger.open(join(dir, "ledger"), { durability: "none", returnEntries: false });
   const engine = newEngine(ledger, id, secret);
   const state = await rebuildStateStreamed({
     engine, ledger, ledgerLastSeqno: ledger.lastSeqno, ledgerCommittedSeqno: ledger.committedSeqno, keepEntries: 16,
-    merkleWindowLeaves: 1_000_000, snapshotDirectory: join(dir, "snapshots"), serviceCertPems: [id.serviceCertPem], logger: quiet,
+    merkleWindowLeaves: 1_000_000, snapshotDirectory: join(dir, "snapshots"), serviceCertPems: [id.serviceCertPem], logger: options.logger ?? quiet,
+    ...(options.retained === true ? { retainedMerkleDirectory: join(dir, "ledger") } : {}),
   });
   // Committed as far as the ledger recorded (a node's consensus would tell the engine so).
   engine.advanceCommit(ledger.committedSeqno);
@@ -283,6 +285,55 @@ test("a ledger whose entries before the snapshot are not the snapshot's tree is 
       assert.ok((await engine.receipt(engine.viewAt(after)!, after)).signature, "receipts after the snapshot still work");
     } finally {
       await ledger.close();
+    }
+  });
+});
+
+test("a restart keeps the Merkle hashes before its snapshot beside the ledger; the next hashes only what follows them, and refuses hashes that are not the snapshot's", { timeout: 60_000 }, async () => {
+  await withServiceDir("coco-snapshot-retained-", async (id, secret, dir) => {
+    const ops: Op[] = Array.from({ length: 80 }, (_, i) => ({ map: i % 2 ? "records" : "public:records", key: i % 9, value: i }));
+    await runService(dir, id, secret, ops);
+    const full = await rebuilt(dir, id, secret, false);
+    full.engine.advanceCommit(full.ledger.committedSeqno);
+    const logs: { msg: string; o: Record<string, unknown> }[] = [];
+    const logger = { info: (o: object, msg: string) => void logs.push({ msg, o: o as Record<string, unknown> }), warn: (o: object, msg: string) => void logs.push({ msg, o: o as Record<string, unknown> }), error() {} };
+    const rebuiltLine = () => logs.filter((l) => /Merkle tree before the snapshot rebuilt/.test(l.msg)).pop()?.o;
+    const restart = async (check: (snapshotSeqno: number) => void) => {
+      const { ledger, engine, state } = await streamedRestart(dir, id, secret, { retained: true, logger });
+      try {
+        await state.history!.start();
+        check(state.snapshotSeqno);
+        for (const seqno of [2, state.snapshotSeqno - 1]) {
+          const view = engine.viewAt(seqno)!;
+          assert.deepEqual(verifyReceipt(await engine.receipt(view, seqno), id.serviceCertPem).leaf, verifyReceipt(await full.engine.receipt(view, seqno), id.serviceCertPem).leaf);
+        }
+      } finally {
+        await ledger.close();
+      }
+    };
+    const file = join(dir, "ledger", MERKLE_RETAINED_FILE);
+    try {
+      // First restart: the whole ledger before the snapshot is hashed, and its hashes kept.
+      await restart((s) => assert.deepEqual([rebuiltLine()?.["from_retained"], rebuiltLine()?.["hashed"]], [0, s]));
+      assert.ok(existsSync(file), "the retained hashes were written");
+      // Second restart from the same snapshot: nothing is hashed again.
+      await restart((s) => assert.deepEqual([rebuiltLine()?.["from_retained"], rebuiltLine()?.["hashed"]], [s, 0]));
+      // Hashes kept at an earlier seqno (an earlier snapshot): only the entries after them are hashed.
+      const earlier = 5;
+      writeFileSync(file, encodeRetainedHashes({ size: earlier, retainHeight: MERKLE_RETAINED_HEIGHT, ...full.engine.tree.retainedAt(earlier) }));
+      await restart((s) => assert.deepEqual([rebuiltLine()?.["from_retained"], rebuiltLine()?.["hashed"]], [earlier, s - earlier]));
+      // Hashes that pass the file's checksum but are not this ledger's: refused, the ledger is hashed instead.
+      const planted = full.engine.tree.retainedAt(earlier);
+      planted.lowFrontier[0] = Buffer.alloc(32, 7);
+      writeFileSync(file, encodeRetainedHashes({ size: earlier, retainHeight: MERKLE_RETAINED_HEIGHT, ...planted }));
+      await restart((s) => assert.deepEqual([rebuiltLine()?.["from_retained"], rebuiltLine()?.["hashed"]], [0, s]));
+      assert.ok(logs.some((l) => /retained Merkle hashes refused/.test(l.msg)), "the refusal is logged");
+      // A torn file is not used either (and the node says why).
+      writeFileSync(file, readFileSync(file).subarray(0, 50));
+      await restart((s) => assert.equal(rebuiltLine()?.["hashed"], s));
+      assert.ok(logs.some((l) => /retained Merkle hashes not used/.test(l.msg) && /shorter|checksum/.test(String(l.o["reason"]))));
+    } finally {
+      await full.ledger.close();
     }
   });
 });
