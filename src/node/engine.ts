@@ -25,6 +25,7 @@ import { EntryEncoder, type CoseSigning, type EncodedBatch, type EncodeItem, typ
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { ByteLru } from "./byte-lru.js";
 import type { LatencyTrace } from "./latency-trace.js";
+import type { RetainedHashes } from "./merkle-retained-file.js";
 
 export type TxStatus = "Unknown" | "Pending" | "Committed" | "Invalid";
 
@@ -575,12 +576,22 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    * (the store may already hold later transactions; the capture copies in slices, snapshots.ts),
    * the view, the Merkle frontier and the raw ledger secret that seals the private maps.
    */
-  snapshotCapture(seqno: number): { capture: SnapshotCapture; view: number; views: { view: number; seqno: number }[]; tree: Buffer[]; ledgerSecret: Buffer } {
+  snapshotCapture(seqno: number): {
+    capture: SnapshotCapture; view: number; views: { view: number; seqno: number }[]; tree: Buffer[]; ledgerSecret: Buffer;
+    /** What the tree retains of leaves 1..seqno, when it holds all of them (merkle-retained-file.ts). */
+    retained: RetainedHashes | undefined;
+  } {
     assert(seqno <= this.commitSeqno && this.signatures.seqnoAbove(seqno - 1) === seqno, `snapshot seqno ${seqno} is a committed signature`);
+    // A tree that started from a snapshot's frontier retains nothing before it (until merkle-history.ts adopts the rest).
+    let retained: RetainedHashes | undefined;
+    if (this.merkle.retainHeight === MERKLE_RETAINED_HEIGHT && this.snapshotBase === 0 && seqno >= this.merkle.flushedIndex) {
+      retained = { size: seqno, retainHeight: MERKLE_RETAINED_HEIGHT, ...this.merkle.retainedAt(seqno) };
+    }
     return {
       view: this.views.viewAt(seqno) ?? this.view,
       views: this.views.startsUpTo(seqno),
       tree: this.merkle.frontierAt(seqno),
+      retained,
       ledgerSecret: this.secrets.rangeFor(seqno).raw,
       // Last: nothing above can throw once the store's undo log is pinned.
       capture: this.store.beginCapture(seqno),

@@ -134,7 +134,7 @@ export class CocoNode {
     installNodeFrontend(registry, { opened, config, replicator, serviceStatus, startupSeqno, rpcAddress: () => rpcAddress });
     const snapshotter = new Snapshotter(engine, {
       directory: config.snapshots.directory, txCount: config.snapshots.txCount, keepMax: config.snapshots.keepMax,
-      durable: config.durability === "fsync", logger,
+      durable: config.durability === "fsync", logger, retainedMerkleDirectory: config.ledgerDirectory,
     }, opened.snapshotSeqno);
     const governance = installGovernance(registry, { opened, config, logger, replicator, admission, snapshotter });
     installExplorerEndpoints(registry);

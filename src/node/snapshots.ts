@@ -9,6 +9,7 @@ import type { SnapshotCapture } from "../kv/index.js";
 import {
   publishSnapshotFile, pruneSnapshots, removeSnapshotFile, removeTemporarySnapshotFiles, snapshotName, temporarySnapshotPath, writeCommittedSnapshotFile,
 } from "../ledger/index.js";
+import { writeRetainedHashes } from "./merkle-retained-file.js";
 import { CocoError, assert } from "../util/index.js";
 import type { TransactionEngine } from "./engine.js";
 import { SINGLETON_KEY } from "./signatures.js";
@@ -22,6 +23,8 @@ export interface SnapshotterOptions {
   /** fsync snapshot files (the node's durability setting). */
   durable: boolean;
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+  /** Where the Merkle hashes retained before each snapshot are kept for the next restart (the ledger directory). */
+  retainedMerkleDirectory?: string;
 }
 
 /**
@@ -154,6 +157,11 @@ export class Snapshotter {
       const evidence = this.engine.commit(tx, digest);
       const name = snapshotName(seqno, evidence.seqno, false);
       await publishSnapshotFile(this.options.directory, temporaryPath, name, this.options.durable);
+      if (captured.retained !== undefined && this.options.retainedMerkleDirectory !== undefined) {
+        // A restart from this snapshot (or a later one) then hashes only the ledger after it (merkle-history.ts).
+        await writeRetainedHashes(this.options.retainedMerkleDirectory, captured.retained)
+          .catch((error: Error) => this.options.logger.warn({ err: error.message }, "could not keep the retained Merkle hashes beside the ledger"));
+      }
       this.pending.push({ seqno, evidenceView: evidence.view, evidenceSeqno: evidence.seqno, name });
       this.producedCount++;
       this.lastElapsedMs = performance.now() - started;

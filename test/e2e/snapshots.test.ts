@@ -162,6 +162,21 @@ test("a restarted node loads its newest valid snapshot, skipping a damaged one w
     }
     assert.equal(old.status, 200, old.text);
     assert.match(node.process!.output(), /Merkle tree before the snapshot rebuilt/);
+    // The snapshotter kept the retained Merkle hashes at the newest snapshot, beyond the one used:
+    // not used; the rebuild keeps them at the snapshot it started from instead.
+    const coverage = `they cover ${seqnoOf(names[0]!)} transactions, the snapshot ${seqnoOf(names[1]!)}`;
+    assert.ok(node.process!.output().split("\n").some((l) => l.includes("retained Merkle hashes not used") && l.includes(coverage)),
+      `the retained hashes the snapshotter kept at the newest snapshot are not used (${coverage})`);
+    // Restarted again from the same snapshot, the node hashes nothing before it.
+    await net.kill(node);
+    await net.restart(node);
+    const rebuiltAgain = async () => node.process!.output().split("\n").find((line) => /Merkle tree before the snapshot rebuilt/.test(line));
+    const until = Date.now() + 30_000;
+    while ((await rebuiltAgain()) === undefined && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    const line = JSON.parse((await rebuiltAgain())!) as { seqno: number; from_retained: number; hashed: number };
+    assert.deepEqual([line.from_retained, line.hashed], [line.seqno, 0], (await rebuiltAgain())!);
+    const again = await node.process!.request("GET", `/app/receipt?transaction_id=${firstTxid}`);
+    assert.equal(again.status, 200, again.text);
   } finally {
     await net.stop();
     ws.cleanup();
