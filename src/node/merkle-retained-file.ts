@@ -76,8 +76,17 @@ export async function readRetainedHashes(directory: string): Promise<RetainedHas
   return decodeRetainedHashes(bytes);
 }
 
+/** Writes of this process, one at a time: the snapshotter and a restart's rebuild share the temporary name. */
+let writing: Promise<void> = Promise.resolve();
+
 /** Replaces the file (a temporary file renamed over it: a crash leaves the old one or the new one). */
-export async function writeRetainedHashes(directory: string, hashes: RetainedHashes): Promise<void> {
+export function writeRetainedHashes(directory: string, hashes: RetainedHashes): Promise<void> {
+  const written = writing.then(() => replaceFile(directory, hashes));
+  writing = written.catch(() => undefined);
+  return written;
+}
+
+async function replaceFile(directory: string, hashes: RetainedHashes): Promise<void> {
   const path = join(directory, MERKLE_RETAINED_FILE);
   const temporary = `${path}.tmp`;
   try {
