@@ -17,7 +17,8 @@ import type { ResolvedConfig } from "./config.js";
 import type { TransactionEngine } from "./engine.js";
 import type { Replicator } from "./replication.js";
 import type { Forwarder } from "./forwarding.js";
-import { reconcileConfiguration } from "./reconfiguration.js";
+import { readNodes, reconcileConfiguration } from "./reconfiguration.js";
+import { SnapshotFollower } from "./snapshot-follower.js";
 import { NODES_INFO_MAP } from "./join.js";
 import { HistoricalStates } from "./historical.js";
 import { Frontend, type AppRouter } from "./frontend.js";
@@ -136,6 +137,18 @@ export class CocoNode {
       directory: config.snapshots.directory, txCount: config.snapshots.txCount, keepMax: config.snapshots.keepMax,
       durable: config.durability === "fsync", logger, retainedMerkleDirectory: config.ledgerDirectory,
     }, opened.snapshotSeqno);
+    // Backups fetch the primary's snapshots, so that their restarts replay little too.
+    const snapshotFollower = new SnapshotFollower({
+      directory: config.snapshots.directory, txCount: config.snapshots.txCount, keepMax: config.snapshots.keepMax,
+      durable: config.durability === "fsync", serviceCertPem: identity.serviceCertPem, logger,
+      isPrimary: () => engine.isPrimary,
+      primary: () => {
+        const primaryId = replicator.primaryId;
+        const rpc = primaryId === undefined ? undefined : Object.values(readNodes(engine.store).get(primaryId)?.rpc_interfaces ?? {})[0];
+        return primaryId === undefined || rpc === undefined ? undefined : { nodeId: primaryId, rpcAddress: rpc.published_address ?? rpc.bind_address };
+      },
+    }, await SnapshotFollower.newestLocal(config.snapshots.directory));
+    engine.on("commit", (seqno) => snapshotFollower.onCommit(seqno));
     const governance = installGovernance(registry, { opened, config, logger, replicator, admission, snapshotter });
     installExplorerEndpoints(registry);
     let server: HttpServer | undefined;
@@ -194,6 +207,7 @@ export class CocoNode {
     const node = new CocoNode(config, identity, engine, registry, server, ledger, logger, { host: address.address, port: address.port }, replicator, nodeToNode?.channels, nodeToNode?.forwarder, metrics, accessLog, snapshotter);
     // Restarted from a snapshot: the Merkle tree before it (receipts of older transactions) is built now.
     node.merkleHistory = opened.merkleHistory;
+    node.snapshotFollower = snapshotFollower;
     void opened.merkleHistory?.start();
     engine.on("failure", (error: Error) => {
       logger.fatal({ err: error }, "ledger failure: this node stops taking part in the service; restart it to recover from its ledger");
@@ -204,6 +218,7 @@ export class CocoNode {
 
   private readonly fatalListeners: ((error: Error) => void)[] = [];
   private merkleHistory: MerkleHistoryBuild | undefined;
+  private snapshotFollower: SnapshotFollower | undefined;
 
   /**
    * Called once if the node can no longer serve (its ledger failed): it has stopped taking part
@@ -216,6 +231,7 @@ export class CocoNode {
   /** Stops accepting requests, commits what is pending (single node) and closes the ledger. */
   async stop(): Promise<void> {
     this.merkleHistory?.stop();
+    this.snapshotFollower?.close();
     await this.server.close();
     this.accessLog?.close();
     this.forwarder?.close();

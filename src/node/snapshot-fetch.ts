@@ -45,6 +45,8 @@ function get(target: Target, path: string, serviceCertPem: string): Promise<{ st
 export async function fetchServiceSnapshot(args: {
   target: Target; serviceCertPem: string; directory: string; durable: boolean;
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+  /** Fetch nothing (answer undefined) unless the service's newest snapshot is above this seqno. */
+  newerThan?: number;
 }): Promise<StartupSnapshot | undefined> {
   const redirect = await get(args.target, SNAPSHOT_PATH, args.serviceCertPem);
   if (redirect.status === 404) {
@@ -58,6 +60,7 @@ export async function fetchServiceSnapshot(args: {
   const name = decodeURIComponent(location.slice(SNAPSHOT_PATH.length + 1));
   const file = parseSnapshotName(name);
   if (file === null || !file.committed) throw new CocoError("SnapshotFetchFailed", `The service redirected to '${name}', which is not a committed snapshot name.`, 502);
+  if (args.newerThan !== undefined && file.seqno <= args.newerThan) return undefined;
   const started = Date.now();
   const answer = await get(args.target, location, args.serviceCertPem);
   if (answer.status !== 200) throw new CocoError("SnapshotFetchFailed", `GET ${location} answered ${answer.status}.`, 502);

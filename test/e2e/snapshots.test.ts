@@ -1,5 +1,6 @@
 // Snapshots end to end, with real node processes: the primary writes committed snapshots; a
-// joiner fetches one from the service by itself and replicates only what follows; a restarted
+// joiner fetches one from the service by itself and replicates only what follows, then keeps up
+// with the primary's newer ones as a backup; a restarted
 // node rebuilds its state from its snapshot and the ledger after it; a damaged snapshot is
 // refused with its name and the reason logged.
 import { test } from "node:test";
@@ -108,10 +109,21 @@ test("a joiner fetches the service's snapshot by itself and replicates only the 
     assert.match(early.text, /TransactionNotInThisNodesHistory/);
     assert.match(early.text, /precedes the snapshot this node started from/);
 
-    // The joiner restarts from its own snapshot and ledger (which starts after the snapshot).
+    // As a backup it keeps up with the primary's snapshots by itself (only the primary takes them).
+    const joinedFrom = Math.max(...committedSnapshots(joiner).map(seqnoOf));
+    const { lastTxid: later } = await writeUntilSnapshot(net, 2000, 2 * SNAPSHOT_TX_COUNT);
+    await joiner.process!.waitForStatus(later, "Committed", 20_000);
+    const newer = await eventually(async () => committedSnapshots(joiner).find((n) => seqnoOf(n) > joinedFrom), "the backup to fetch a newer snapshot", 40_000)
+      .catch((error: Error) => { throw new Error(`${error.message}: ${joiner.process!.output().split("\n").filter((l) => /snapshot/i.test(l)).join("\n")}`); });
+    assert.match(joiner.process!.output(), /backup kept the primary's newest snapshot/);
+    assert.ok(committedSnapshots(net.nodes[0]!).includes(newer), "the primary's own file, verified and kept as it is");
+
+    // The joiner restarts from the newest snapshot it holds and the ledger after it.
     await net.kill(joiner);
     await net.restart(joiner);
     assert.match(joiner.process!.output(), /state rebuilt from a snapshot and the ledger after it/);
+    const startedFrom = joiner.process!.output().split("\n").find((l) => l.includes("state rebuilt from a snapshot"))!;
+    assert.ok(startedFrom.includes(`"seqno":${seqnoOf(committedSnapshots(joiner).sort((a, b) => seqnoOf(b) - seqnoOf(a))[0]!)}`), startedFrom);
     // Two voters: while the joiner was down there was no majority; wait for a primary again.
     const after = await eventually(async () => {
       const r = await (await net.primary(30_000)).process!.request("POST", "/app/log/private", { body: JSON.stringify({ id: 1001, msg: "after the restart" }) });
