@@ -5,11 +5,14 @@
 // kept) whenever its own commit point has moved `tx_count` transactions past its newest one, so a
 // restart loads it and replays only the ledger after it (snapshot-startup.ts).
 import { listSnapshots, pruneSnapshots } from "../ledger/index.js";
+import { RateLimitedLog } from "../util/index.js";
 import { parseAddress } from "./config.js";
 import { fetchServiceSnapshot } from "./snapshot-fetch.js";
 
 /** After a failed fetch (primary unreachable, changing, no snapshot yet), wait this long before the next. */
 export const SNAPSHOT_FOLLOW_RETRY_MS = 10_000;
+/** A failure that lasts (a wrong published address) is logged once per this interval, with the count. */
+const FAILURE_LOG_INTERVAL_MS = 5 * 60_000;
 
 export interface SnapshotFollowerOptions {
   directory: string;
@@ -39,10 +42,12 @@ export class SnapshotFollower {
   fetched = 0;
 
   private readonly retryMs: number;
+  private readonly failures: RateLimitedLog;
 
   constructor(private readonly options: SnapshotFollowerOptions, newestLocalSeqno: number) {
     this.newest = newestLocalSeqno;
     this.retryMs = options.retryMs ?? SNAPSHOT_FOLLOW_RETRY_MS;
+    this.failures = new RateLimitedLog(options.logger, FAILURE_LOG_INTERVAL_MS);
   }
 
   /** The newest committed snapshot in the directory (at start: the one the node loaded, or a newer one). */
@@ -108,7 +113,7 @@ export class SnapshotFollower {
       const pruned = await pruneSnapshots(this.options.directory, this.options.keepMax);
       this.options.logger.info({ seqno: snapshot.seqno, from: primaryId.slice(0, 16), pruned }, "backup kept the primary's newest snapshot: a restart replays only the ledger after it");
     } catch (error) {
-      this.options.logger.warn({ from: primaryId.slice(0, 16), address, reason: (error as Error).message, retry_ms: this.retryMs },
+      this.failures.warn({ from: primaryId.slice(0, 16), address, reason: (error as Error).message, retry_ms: this.retryMs },
         "backup could not fetch the primary's snapshot; it tries again later");
       this.retryLater();
     }
