@@ -583,10 +583,7 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   } {
     assert(seqno <= this.commitSeqno && this.signatures.seqnoAbove(seqno - 1) === seqno, `snapshot seqno ${seqno} is a committed signature`);
     // A tree that started from a snapshot's frontier retains nothing before it (until merkle-history.ts adopts the rest).
-    let retained: RetainedHashes | undefined;
-    if (this.merkle.retainHeight === MERKLE_RETAINED_HEIGHT && this.snapshotBase === 0 && seqno >= this.merkle.flushedIndex) {
-      retained = { size: seqno, retainHeight: MERKLE_RETAINED_HEIGHT, ...this.merkle.retainedAt(seqno) };
-    }
+    const retained = this.retainedHashesAt(seqno);
     return {
       view: this.views.viewAt(seqno) ?? this.view,
       views: this.views.startsUpTo(seqno),
@@ -596,6 +593,17 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
       // Last: nothing above can throw once the store's undo log is pinned.
       capture: this.store.beginCapture(seqno),
     };
+  }
+
+  /**
+   * What the Merkle tree retains of leaves 1..seqno (merkle-retained-file.ts), if it holds them
+   * all: not while a tree started from a snapshot's frontier lacks the history before it, nor for
+   * a seqno it has not reached or has flushed past.
+   */
+  retainedHashesAt(seqno: number): RetainedHashes | undefined {
+    if (this.merkle.retainHeight !== MERKLE_RETAINED_HEIGHT || this.snapshotBase !== 0) return undefined;
+    if (seqno < this.merkle.flushedIndex || seqno > this.merkle.size || seqno < 1) return undefined;
+    return { size: seqno, retainHeight: MERKLE_RETAINED_HEIGHT, ...this.merkle.retainedAt(seqno) };
   }
 
   /** The raw ledger secret that encrypts `seqno` (a snapshot's private maps are sealed with it). */

@@ -142,6 +142,7 @@ export class CocoNode {
       directory: config.snapshots.directory, txCount: config.snapshots.txCount, keepMax: config.snapshots.keepMax,
       durable: config.durability === "fsync", serviceCertPem: identity.serviceCertPem, logger,
       isPrimary: () => engine.isPrimary,
+      retained: { directory: config.ledgerDirectory, at: (seqno) => engine.retainedHashesAt(seqno) },
       primary: () => {
         const primaryId = replicator.primaryId;
         const rpc = primaryId === undefined ? undefined : Object.values(readNodes(engine.store).get(primaryId)?.rpc_interfaces ?? {})[0];

@@ -8,6 +8,7 @@ import { listSnapshots, pruneSnapshots } from "../ledger/index.js";
 import { RateLimitedLog } from "../util/index.js";
 import { parseAddress } from "./config.js";
 import { fetchServiceSnapshot } from "./snapshot-fetch.js";
+import { writeRetainedHashes, type RetainedHashes } from "./merkle-retained-file.js";
 
 /** After a failed fetch (primary unreachable, changing, no snapshot yet), wait this long before the next. */
 export const SNAPSHOT_FOLLOW_RETRY_MS = 10_000;
@@ -27,6 +28,8 @@ export interface SnapshotFollowerOptions {
   now?: () => number;
   /** Default SNAPSHOT_FOLLOW_RETRY_MS. */
   retryMs?: number;
+  /** Where the Merkle hashes retained before a kept snapshot go, and what they are (engine.retainedHashesAt). */
+  retained?: { directory: string; at(seqno: number): RetainedHashes | undefined };
   /** Tests: instead of fetchServiceSnapshot. */
   fetch?: typeof fetchServiceSnapshot;
 }
@@ -111,6 +114,10 @@ export class SnapshotFollower {
       this.newest = Math.max(this.newest, snapshot.seqno);
       this.fetched++;
       const pruned = await pruneSnapshots(this.options.directory, this.options.keepMax);
+      // And the Merkle hashes before it, so that a restart from it need not hash the ledger before it.
+      const retained = this.options.retained;
+      const hashes = retained?.at(snapshot.seqno);
+      if (retained !== undefined && hashes !== undefined) await writeRetainedHashes(retained.directory, hashes).catch(() => undefined);
       this.options.logger.info({ seqno: snapshot.seqno, from: primaryId.slice(0, 16), pruned }, "backup kept the primary's newest snapshot: a restart replays only the ledger after it");
     } catch (error) {
       this.failures.warn({ from: primaryId.slice(0, 16), address, reason: (error as Error).message, retry_ms: this.retryMs },

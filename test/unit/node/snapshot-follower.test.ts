@@ -3,19 +3,29 @@
 // primary had nothing newer, and it keeps no more than keep_max committed snapshots.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { SnapshotFollower } from "../../../src/node/snapshot-follower.js";
 import type { fetchServiceSnapshot } from "../../../src/node/snapshot-fetch.js";
+import { MERKLE_RETAINED_FILE, readRetainedHashes } from "../../../src/node/merkle-retained-file.js";
+import { MerkleTree } from "../../../src/merkle/index.js";
 
 const quiet = { info() {}, warn() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type FetchArgs = Parameters<typeof fetchServiceSnapshot>[0];
 
+/** What an engine whose tree holds every leaf retains of the first `seqno` (here: 2 per leaf). */
+function retainedAt(seqno: number) {
+  const tree = new MerkleTree(4);
+  for (let i = 0; i < seqno; i++) tree.append(Buffer.alloc(32, i % 251));
+  return { size: seqno, retainHeight: 4, ...tree.retainedAt(seqno) };
+}
+
 function follower(dir: string, fetch: (args: FetchArgs) => Promise<{ seqno: number } | undefined>, state: { primary: boolean; known: boolean }, logs: string[] = []) {
   return new SnapshotFollower({
     directory: dir, txCount: 100, keepMax: 2, durable: false, serviceCertPem: "-", retryMs: 30,
+    retained: { directory: join(dir, "ledger"), at: retainedAt },
     isPrimary: () => state.primary,
     primary: () => (state.known ? { nodeId: "ab".repeat(32), rpcAddress: "127.0.0.1:4443" } : undefined),
     logger: { info: (_o: object, msg: string) => void logs.push(msg), warn: (_o: object, msg: string) => void logs.push(msg) },
@@ -27,6 +37,7 @@ test("a backup fetches once its commit is tx_count past its newest snapshot, ask
   const dir = mkdtempSync(join(tmpdir(), "coco-follow-"));
   try {
     for (const name of ["snapshot_10_12.committed", "snapshot_50_53.committed"]) writeFileSync(join(dir, name), "x");
+    mkdirSync(join(dir, "ledger"));
     assert.equal(await SnapshotFollower.newestLocal(dir), 50);
     const calls: FetchArgs[] = [];
     const state = { primary: false, known: true };
@@ -47,7 +58,9 @@ test("a backup fetches once its commit is tx_count past its newest snapshot, ask
     assert.deepEqual([calls[0]!.target, calls[0]!.newerThan], [{ host: "127.0.0.1", port: 4443 }, 50]);
     await sleep(10);
     assert.equal(f.newestSeqno, 180);
-    assert.deepEqual(readdirSync(dir).sort(), ["snapshot_180_183.committed", "snapshot_50_53.committed"], "keep_max 2: the oldest went");
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("snapshot_")).sort(), ["snapshot_180_183.committed", "snapshot_50_53.committed"], "keep_max 2: the oldest went");
+    const kept = await readRetainedHashes(join(dir, "ledger"));
+    assert.ok(kept !== undefined && !("refused" in kept) && kept.size === 180, `the Merkle hashes before the kept snapshot are kept beside the ledger (${MERKLE_RETAINED_FILE})`);
     f.onCommit(270);
     assert.equal(calls.length, 1, "not tx_count past the new one yet");
     f.close();
