@@ -15,7 +15,7 @@ import {
 } from "../merkle/index.js";
 import { Store, serialiseWriteSet, deserialiseDomain, type SnapshotCapture, type MapWrites, type Transaction, type WriteSet } from "../kv/index.js";
 import { ENTRY_KEY_NONCE_BYTES, LedgerSecrets, isLedgerDiskFull, type LedgerSecretVersion, type LedgerStore, decodeEntry, decryptPrivate, encodeEntry, entryLeaf, writeSetDigest } from "../ledger/index.js";
-import { CocoError, assert, formatTxId, type TxId } from "../util/index.js";
+import { CocoError, ConcurrencyLimit, assert, formatTxId, type TxId } from "../util/index.js";
 import { LogPrefixBuilder, transactionStatus, type LogPrefix } from "../consensus/index.js";
 import { COMMIT_NONCE_BYTES, CommitEvidence, CommitEvidenceKeys } from "./commit-evidence.js";
 import { SERVICE_INFO_MAP } from "./service-status.js";
@@ -180,6 +180,9 @@ export const LEDGER_CHUNK_REQUESTS_MAP = "public:ccf.internal.ledger_chunk_reque
 export const MERKLE_RETAINED_HEIGHT = 16;
 /** describeRange's marker when only leaves, views and signature flags are wanted. */
 const NO_MARKER = new Uint8Array(0);
+/** Block trees (for receipts of flushed leaves) built at once, at most. */
+const BLOCK_TREE_BUILDS_MAX = 2;
+
 /** The payload of a covered entry consensus keeps no payload for (coveredEntriesTree). */
 export const NO_PAYLOAD: Buffer = Buffer.alloc(0);
 const HISTORICAL_CACHE_BYTES_DEFAULT = 16 * 1024 * 1024;
@@ -226,6 +229,8 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
   private merkleHistory: "none" | "building" | { failed: string } = "none";
   /** Trees of retained-height Merkle blocks read back from the ledger, for receipts of flushed leaves, by "block:count". */
   private readonly blockTrees: ByteLru<string, MerkleTree>;
+  private readonly blockTreesBuilding = new Map<string, Promise<MerkleTree>>();
+  private readonly blockTreeBuilds = new ConcurrencyLimit(BLOCK_TREE_BUILDS_MAX);
   private readonly signatures: SignatureIndex;
   private readonly views = new ViewHistory();
   private readonly secrets: LedgerSecrets;
@@ -517,6 +522,20 @@ export class TransactionEngine extends EventEmitter<EngineEvents> {
    */
   private async blockTree(block: { blockIndex: number; firstLeaf: number; count: number }): Promise<MerkleTree> {
     const key = `${block.blockIndex}:${block.count}`;
+    const cached = this.blockTrees.get(key);
+    if (cached !== undefined) return cached;
+    // One build per block however many receipts ask for it, and at most BLOCK_TREE_BUILDS_MAX at
+    // once: a block's tree is up to 4 MiB while it is built, and receipts of many old blocks at
+    // once must not hold that many times over.
+    let building = this.blockTreesBuilding.get(key);
+    if (building === undefined) {
+      building = this.blockTreeBuilds.run(() => this.buildBlockTree(block, key)).finally(() => this.blockTreesBuilding.delete(key));
+      this.blockTreesBuilding.set(key, building);
+    }
+    return building;
+  }
+
+  private async buildBlockTree(block: { blockIndex: number; firstLeaf: number; count: number }, key: string): Promise<MerkleTree> {
     const cached = this.blockTrees.get(key);
     if (cached !== undefined) return cached;
     const tree = new MerkleTree();
