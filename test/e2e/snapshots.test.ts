@@ -176,17 +176,21 @@ test("a restarted node loads its newest valid snapshot, skipping a damaged one w
     assert.match(node.process!.output(), /Merkle tree before the snapshot rebuilt/);
     // The snapshotter kept the retained Merkle hashes at the newest snapshot, beyond the one used:
     // not used; the rebuild keeps them at the snapshot it started from instead.
-    const coverage = `they cover ${seqnoOf(names[0]!)} transactions, the snapshot ${seqnoOf(names[1]!)}`;
-    assert.ok(node.process!.output().split("\n").some((l) => l.includes("retained Merkle hashes not used") && l.includes(coverage)),
-      `the retained hashes the snapshotter kept at the newest snapshot are not used (${coverage})`);
-    // Restarted again from the same snapshot, the node hashes nothing before it.
+    // (At the newest snapshot it took: the committed one it damaged, or a later one not yet committed.)
+    const notUsed = node.process!.output().split("\n").find((l) => l.includes("retained Merkle hashes not used")) ?? "";
+    const covered = /they cover (\d+) transactions, the snapshot (\d+)/.exec(notUsed);
+    assert.ok(covered !== null && Number(covered[1]) >= seqnoOf(names[0]!) && Number(covered[2]) === seqnoOf(names[1]!),
+      `the retained hashes the snapshotter kept at its newest snapshot are not used: ${notUsed}`);
+    // Restarted again, the node starts from the retained hashes the last start kept (at the snapshot
+    // it used; the snapshot it starts from now may be newer, if one pending at the kill committed
+    // since) and hashes only what follows them.
     await net.kill(node);
     await net.restart(node);
     const rebuiltAgain = async () => node.process!.output().split("\n").find((line) => /Merkle tree before the snapshot rebuilt/.test(line));
     const until = Date.now() + 30_000;
     while ((await rebuiltAgain()) === undefined && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
     const line = JSON.parse((await rebuiltAgain())!) as { seqno: number; from_retained: number; hashed: number };
-    assert.deepEqual([line.from_retained, line.hashed], [line.seqno, 0], (await rebuiltAgain())!);
+    assert.ok(line.from_retained >= seqnoOf(names[1]!) && line.hashed === line.seqno - line.from_retained, (await rebuiltAgain())!);
     const again = await node.process!.request("GET", `/app/receipt?transaction_id=${firstTxid}`);
     assert.equal(again.status, 200, again.text);
   } finally {
