@@ -30,7 +30,7 @@ export type { WorkerRequest as LedgerWorkerRequest, WorkerReply as LedgerWorkerR
 export { packEntries, unpackEntries, describeEntries, type EntryDescriptions } from "./worker-protocol.js";
 export { LedgerSecrets, type LedgerSecretVersion } from "./secrets.js";
 export {
-  listSnapshots, parseSnapshotName, pruneSnapshots, readSnapshotFile, removeSnapshotFile, snapshotName, writeFileAtomic,
+  listSnapshots, parseSnapshotName, pruneSnapshots, openSnapshotFile, readSnapshotFile, removeSnapshotFile, snapshotName, writeFileAtomic,
   temporarySnapshotPath, publishSnapshotFile, writeCommittedSnapshotFile, removeTemporarySnapshotFiles,
   type SnapshotFileInfo,
 } from "./snapshot-files.js";

@@ -2,7 +2,7 @@
 // evidence transaction is not yet committed, `.committed` once it is (and the file then carries
 // its receipt). Writes are atomic: a temporary file is written, fsync'd and renamed, and the
 // directory is fsync'd, so a crash leaves either the old file set or the new one, never half a file.
-import { copyFile, open, readdir, readFile, rename, unlink, mkdir } from "node:fs/promises";
+import { copyFile, open, readdir, readFile, rename, unlink, mkdir, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { CocoError, assert } from "../util/errors.js";
 
@@ -43,6 +43,14 @@ export async function listSnapshots(dir: string): Promise<SnapshotFileInfo[]> {
   }
   const files = names.map(parseSnapshotName).filter((f): f is SnapshotFileInfo => f !== null);
   return files.sort((a, b) => b.seqno - a.seqno || Number(b.committed) - Number(a.committed));
+}
+
+/** Opens `dir/name` for reading (a snapshot download reads it as it is sent). */
+export function openSnapshotFile(dir: string, name: string): Promise<FileHandle> {
+  if (parseSnapshotName(name) === null) {
+    throw new CocoError("InvalidSnapshotName", `'${name}' is not a snapshot file name (snapshot_<seqno>_<evidence_seqno>[.committed]).`, 400);
+  }
+  return open(join(dir, name), "r");
 }
 
 export function readSnapshotFile(dir: string, name: string): Promise<Buffer> {

@@ -13,7 +13,7 @@
 // with 503 ForwardedPrimaryLost: it may or may not have executed, so it is never resent here.
 import { assert, CocoError } from "../util/index.js";
 import {
-  callerCertificateFromDer, errorBody, ErrorCodes, serviceUnavailable, withRetryAfter, type RpcRequest, type RpcResponse,
+  callerCertificateFromDer, errorBody, ErrorCodes, FileRangeBody, serviceUnavailable, withRetryAfter, type RpcRequest, type RpcResponse,
 } from "../rpc/index.js";
 import { FRAME_FORWARD_REQUEST, FRAME_FORWARD_RESPONSE, type Transport } from "./replication.js";
 
@@ -299,8 +299,15 @@ export class Forwarder {
       const e = error instanceof CocoError ? error : new CocoError(ErrorCodes.InternalError, (error as Error).message, 500);
       response = { status: e.status, headers: withRetryAfter(e.status, { ...e.headers, "content-type": "application/json" }), body: errorBody(e.code, e.message) };
     }
+    let answer = response.body;
+    if (answer instanceof FileRangeBody) {
+      // Streamed answers (snapshot files) come from endpoints that are never forwarded.
+      void answer.handle.close().catch(() => undefined);
+      response = { status: 500, headers: { "content-type": "application/json" } };
+      answer = errorBody(ErrorCodes.InternalError, "A streamed answer cannot be relayed through a forwarding node.");
+    }
     const out: ForwardedResponseHeader = { id: header.id, status: response.status, headers: response.headers ?? {} };
-    this.options.transport.send(from, FRAME_FORWARD_RESPONSE, frame(out, response.body));
+    this.options.transport.send(from, FRAME_FORWARD_RESPONSE, frame(out, answer));
   }
 
   /** Why a forwarded request from `from` must not run, or undefined if it may. */

@@ -3,7 +3,7 @@
 // transactions (possible once handlers await) are re-run a bounded number of times.
 import { CocoError, formatTxId } from "../util/index.js";
 import {
-  authenticate, ErrorCodes, RerunRequest, type Caller, type EndpointDefinition, type EndpointRegistry, type HandlerResult,
+  authenticate, ErrorCodes, FileRangeBody, RerunRequest, type Caller, type EndpointDefinition, type EndpointRegistry, type HandlerResult,
   type RouteMatch, type RpcRequest, type RpcResponse,
 } from "../rpc/index.js";
 import type { Transaction } from "../kv/index.js";
@@ -217,6 +217,10 @@ export class Frontend {
     }
     if (typeof body === "string" || Buffer.isBuffer(body)) {
       headers["content-type"] ??= "text/plain";
+      return { status, headers, body };
+    }
+    if (body instanceof FileRangeBody) {
+      headers["content-type"] ??= "application/octet-stream";
       return { status, headers, body };
     }
     headers["content-type"] = "application/json";

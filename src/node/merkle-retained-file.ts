@@ -64,8 +64,14 @@ export function decodeRetainedHashes(bytes: Buffer): RetainedHashes | { refused:
   return { size: Number(size), retainHeight, lowFrontier, retainedBlocks: Buffer.from(body.subarray(offset)) };
 }
 
+/** Writes of this process, one at a time: the snapshotter and a restart's rebuild share the temporary name. */
+let writing: Promise<void> = Promise.resolve();
+
 /** The file in `directory`: its hashes, undefined if there is none, or why it is not used. */
 export async function readRetainedHashes(directory: string): Promise<RetainedHashes | undefined | { refused: string }> {
+  // A temporary file left by a crash during a write is removed (in turn with this process's writes).
+  const temporary = join(directory, `${MERKLE_RETAINED_FILE}.tmp`);
+  writing = writing.then(() => unlink(temporary)).catch(() => undefined);
   let bytes: Buffer;
   try {
     bytes = await readFile(join(directory, MERKLE_RETAINED_FILE));
@@ -75,9 +81,6 @@ export async function readRetainedHashes(directory: string): Promise<RetainedHas
   }
   return decodeRetainedHashes(bytes);
 }
-
-/** Writes of this process, one at a time: the snapshotter and a restart's rebuild share the temporary name. */
-let writing: Promise<void> = Promise.resolve();
 
 /** Replaces the file (a temporary file renamed over it: a crash leaves the old one or the new one). */
 export function writeRetainedHashes(directory: string, hashes: RetainedHashes): Promise<void> {

@@ -3,8 +3,9 @@
 //            committed snapshot (newer than `since`), or 404 when there is none;
 //   GET|HEAD /node/snapshot/{snapshot_name}  -> the file's bytes; `Range: bytes=a-b` gives 206.
 // The files are public (their private maps are sealed with the ledger secret), as in CCF.
-import { listSnapshots, parseSnapshotName, readSnapshotFile } from "../ledger/index.js";
-import { ErrorCodes, parseQuery, type EndpointRegistry, type HandlerResult } from "../rpc/index.js";
+import type { FileHandle } from "node:fs/promises";
+import { listSnapshots, openSnapshotFile, parseSnapshotName } from "../ledger/index.js";
+import { ErrorCodes, FileRangeBody, parseQuery, type EndpointRegistry, type HandlerResult } from "../rpc/index.js";
 import { CocoError } from "../util/index.js";
 
 export const SNAPSHOT_PATH = "/node/snapshot";
@@ -35,22 +36,28 @@ export function installSnapshotEndpoints(registry: EndpointRegistry, directory: 
         if (parseSnapshotName(name) === null) {
           throw new CocoError(ErrorCodes.ResourceNotFound, `'${name}' is not a snapshot name (snapshot_<seqno>_<evidence_seqno>[.committed]).`, 404);
         }
-        let bytes: Buffer;
+        // Sent from the open file as the client reads it: a download holds one read buffer, not
+        // the file (an unauthenticated client could otherwise make the node read a large
+        // snapshot into memory once per request).
+        let handle: FileHandle;
         try {
-          bytes = await readSnapshotFile(directory, name);
+          handle = await openSnapshotFile(directory, name);
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new CocoError(ErrorCodes.ResourceNotFound, `This node has no snapshot ${name} (it may have been pruned).`, 404);
           throw error;
         }
-        const headers: Record<string, string> = { "content-type": "application/octet-stream", "accept-ranges": "bytes" };
-        const range = rangeOf(ctx.request.headers["range"], bytes.length);
-        const part = range === undefined ? bytes : bytes.subarray(range.start, range.end + 1);
-        if (range !== undefined) headers["content-range"] = `bytes ${range.start}-${range.end}/${bytes.length}`;
-        if (method === "HEAD") {
-          headers["content-length"] = String(part.length);
-          return { status: range === undefined ? 200 : 206, headers, body: Buffer.alloc(0) };
+        try {
+          const size = (await handle.stat()).size;
+          const headers: Record<string, string> = { "content-type": "application/octet-stream", "accept-ranges": "bytes" };
+          const range = rangeOf(ctx.request.headers["range"], size);
+          if (range !== undefined) headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
+          const body = range === undefined ? new FileRangeBody(handle, 0, size) : new FileRangeBody(handle, range.start, range.end + 1);
+          if (method === "HEAD") headers["content-length"] = String(body.length);
+          return { status: range === undefined ? 200 : 206, headers, body };
+        } catch (error) {
+          await handle.close().catch(() => undefined);
+          throw error;
         }
-        return { status: range === undefined ? 200 : 206, headers, body: part };
       },
     });
   }

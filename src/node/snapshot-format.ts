@@ -5,6 +5,7 @@
 // snapshot's SHA-256 as its claims digest) commits, the file also carries the receipt of that
 // transaction and the transaction's ledger entry: anyone holding the service certificate can
 // then check the digest was recorded by the service. See docs/snapshots.md and ledger-format.md.
+import { createHash } from "node:crypto";
 import {
   AesGcmKey, AES_GCM_IV_BYTES, hkdfSha256, isCertificateIssuedBy, nodeIdFromPublicKey, publicKeyPemFromCertificate, sha256, verifyDigest,
 } from "../crypto/index.js";
@@ -35,6 +36,12 @@ export interface ParsedSnapshot {
   readonly aad: Buffer;
   readonly evidence?: { receipt: CcfReceipt; entry: Buffer };
 }
+
+/** What verifySnapshot needs of a snapshot: its header, its digest and its evidence section. */
+export type SnapshotProof = Pick<ParsedSnapshot, "header" | "digest" | "evidence">;
+
+/** The evidence entry is one small transaction (the evidence map's write); anything bigger is not one. */
+const EVIDENCE_ENTRY_BYTES_MAX = 1024 * 1024;
 
 function refuse(name: string, message: string): CocoError {
   return new CocoError("InvalidSnapshot", `Snapshot ${name} refused: ${message}`, 400);
@@ -115,13 +122,101 @@ function parseEvidence(bytes: Buffer, name: string): { receipt: CcfReceipt; entr
 }
 
 /**
+ * parseSnapshot for a file that arrives in pieces (a download): push() the bytes in order, then
+ * finish(). Only the header and the evidence section are kept; the body is hashed as it passes,
+ * so memory stays bounded whatever the file's size. Framing errors throw as soon as the bytes
+ * show them (a header announcing more than `bytesMax`, bytes past the evidence section's limits),
+ * before the rest is written anywhere.
+ */
+export class SnapshotStreamCheck {
+  private readonly hash = createHash("sha256");
+  private head: Buffer[] = [];
+  private headBytes = 0;
+  private header: SnapshotHeader | undefined;
+  /** Where the body (what the digest covers) ends, once the header is known. */
+  private bodyEnd = Number.POSITIVE_INFINITY;
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  private received = 0;
+
+  constructor(private readonly name: string, private readonly bytesMax: number) {}
+
+  get bytes(): number {
+    return this.received;
+  }
+
+  push(chunk: Buffer): void {
+    const start = this.received;
+    this.received += chunk.length;
+    if (this.received > this.bytesMax) throw refuse(this.name, `it is larger than ${this.bytesMax} bytes.`);
+    if (this.header === undefined) {
+      // Until the header says where the body ends, keep the bytes; then split them.
+      this.head.push(chunk);
+      this.headBytes += chunk.length;
+      this.readHeader();
+      if (this.header === undefined) return;
+      const head = Buffer.concat(this.head, this.headBytes);
+      this.head = [];
+      this.hash.update(head.subarray(0, Math.min(this.bodyEnd, head.length)));
+      if (head.length > this.bodyEnd) this.addTail(head.subarray(this.bodyEnd));
+      return;
+    }
+    const inBody = Math.max(0, Math.min(chunk.length, this.bodyEnd - start));
+    if (inBody > 0) this.hash.update(inBody === chunk.length ? chunk : chunk.subarray(0, inBody));
+    if (inBody < chunk.length) this.addTail(chunk.subarray(inBody));
+  }
+
+  /** The parts verifySnapshot checks; throws when the file ended early or has no evidence section. */
+  finish(): SnapshotProof {
+    if (this.header === undefined || this.received < this.bodyEnd) {
+      throw refuse(this.name, `it is truncated (${this.received} bytes${this.header === undefined ? ", not even a header" : `, the header announces ${this.bodyEnd}`}).`);
+    }
+    const proof = { header: this.header, digest: this.hash.digest() };
+    if (this.tailBytes === 0) return proof;
+    return { ...proof, evidence: parseEvidence(Buffer.concat(this.tail, this.tailBytes), this.name) };
+  }
+
+  private readHeader(): void {
+    const prefix = SNAPSHOT_MAGIC.length + 4;
+    if (this.headBytes < prefix) return;
+    const head = Buffer.concat(this.head, this.headBytes);
+    this.head = [head];
+    if (!head.subarray(0, SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) {
+      throw refuse(this.name, "it does not start with the snapshot magic (not a Coco snapshot, or damaged).");
+    }
+    const headerLength = head.readUInt32BE(SNAPSHOT_MAGIC.length);
+    if (headerLength > HEADER_BYTES_MAX) throw refuse(this.name, "its header is truncated or too large.");
+    if (this.headBytes < prefix + headerLength) return;
+    let header: SnapshotHeader;
+    try {
+      header = JSON.parse(head.subarray(prefix, prefix + headerLength).toString("utf8")) as SnapshotHeader;
+    } catch {
+      throw refuse(this.name, "its header is not JSON (damaged).");
+    }
+    checkHeader(header, this.name);
+    const bodyEnd = prefix + headerLength + header.public_bytes + header.private_bytes;
+    if (bodyEnd > this.bytesMax) throw refuse(this.name, `its header announces ${bodyEnd} bytes, more than the ${this.bytesMax} accepted.`);
+    this.header = header;
+    this.bodyEnd = bodyEnd;
+  }
+
+  private addTail(bytes: Buffer): void {
+    this.tailBytes += bytes.length;
+    if (this.tailBytes > EVIDENCE_MAGIC.length + 8 + RECEIPT_BYTES_MAX + EVIDENCE_ENTRY_BYTES_MAX) {
+      throw refuse(this.name, "bytes after the snapshot exceed what its evidence section can hold (damaged).");
+    }
+    this.tail.push(bytes);
+  }
+}
+
+/**
  * Checks that the service recorded this snapshot: the evidence entry writes the snapshot's
  * digest into SNAPSHOT_EVIDENCE_MAP for its seqno (an app cannot write ccf.internal tables) and
  * binds it as its claims digest; the receipt proves that entry (write set digest, commit
  * evidence, claims digest) under a root signed by a node the service endorsed. Throws a
  * CocoError naming the file and the failed check.
  */
-export function verifySnapshot(parsed: ParsedSnapshot, name: string, serviceCertPems: readonly string[], evidenceSeqno: number): void {
+export function verifySnapshot(parsed: SnapshotProof, name: string, serviceCertPems: readonly string[], evidenceSeqno: number): void {
   const evidence = parsed.evidence;
   if (evidence === undefined) throw refuse(name, "it carries no receipt (its evidence transaction was not committed when it was written).");
   const { receipt, entry: entryBytes } = evidence;

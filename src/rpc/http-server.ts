@@ -4,6 +4,7 @@
 // (or whatever is thrown) into an HTTP answer with a CCF-style error body.
 import https from "node:https";
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import type { FileHandle } from "node:fs/promises";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { createHash } from "node:crypto";
@@ -41,7 +42,22 @@ export interface CallerCertificate {
 export interface RpcResponse {
   status: number;
   headers?: Record<string, string>;
-  body?: string | Buffer;
+  body?: string | Buffer | FileRangeBody;
+}
+
+/**
+ * A response body read from an open file as it is sent (snapshot downloads): the node holds one
+ * read buffer per download, not the file, and the bytes are those of the file that was opened
+ * even if it is pruned meanwhile. The server closes the handle once the answer is sent or the
+ * connection is gone; a HEAD answer only reports the length.
+ */
+export class FileRangeBody {
+  /** Bytes `start` (inclusive) to `end` (exclusive) of `handle`. */
+  constructor(readonly handle: FileHandle, readonly start: number, readonly end: number) {}
+
+  get length(): number {
+    return this.end - this.start;
+  }
 }
 
 export type Dispatcher = (request: RpcRequest) => RpcResponse | Promise<RpcResponse>;
@@ -461,8 +477,25 @@ export class HttpServer {
     const bytes = typeof body === "string" ? Buffer.byteLength(body) : body.length;
     if (res.req.method !== "HEAD" || headers["content-length"] === undefined) headers["content-length"] = String(bytes);
     res.writeHead(response.status, headers);
-    res.end(body);
+    if (body instanceof FileRangeBody) this.sendFile(res, body);
+    else res.end(body);
     this.answered(request, request.method, response.status, started, bytes);
+  }
+
+  /** Streams a file range with backpressure; a read error cuts the connection (the length was promised). */
+  private sendFile(res: ServerResponse, body: FileRangeBody): void {
+    if (res.req.method === "HEAD" || body.length === 0) {
+      res.end();
+      void body.handle.close().catch(() => undefined);
+      return;
+    }
+    const stream = body.handle.createReadStream({ start: body.start, end: body.end - 1, autoClose: true });
+    stream.on("error", (error) => {
+      this.options.onError?.(error, undefined);
+      res.destroy();
+    });
+    res.on("close", () => stream.destroy());
+    stream.pipe(res);
   }
 
   private fail(res: ServerResponse, error: unknown, request: RpcRequest | undefined, started: number): void {

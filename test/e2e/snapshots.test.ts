@@ -78,8 +78,12 @@ test("a joiner fetches the service's snapshot by itself and replicates only the 
     assert.equal(ranged.status, 206);
     assert.equal(ranged.text, "COCOSNP1");
     // CCF 6.0.16 (#7415): a range past the end answers the part that exists, not 400.
-    const size = (await net.nodes[0]!.process!.request("GET", String(redirect.headers["location"]), { identity: "none" })).bytes.length;
+    // The whole file, streamed from disk, is the primary's file byte for byte; HEAD announces its length.
+    const whole = (await net.nodes[0]!.process!.request("GET", String(redirect.headers["location"]), { identity: "none" })).bytes;
+    const size = whole.length;
     assert.ok(size > 8);
+    assert.ok(whole.equals(readFileSync(join(net.nodes[0]!.dir, "snapshots", String(redirect.headers["location"]).split("/").pop()!))));
+    assert.equal(head.headers["content-length"], String(size));
     const pastEnd = await net.nodes[0]!.process!.request("GET", String(redirect.headers["location"]), { identity: "none", headers: { range: `bytes=${size - 4}-${size + 1000}` } });
     assert.equal(pastEnd.status, 206);
     assert.equal(pastEnd.headers["content-range"], `bytes ${size - 4}-${size - 1}/${size}`);

@@ -10,7 +10,7 @@
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Transaction } from "../../kv/index.js";
 import { CocoError } from "../../util/index.js";
-import { rejectUpgrade, type RpcRequest, type RpcResponse, type UpgradeRequest } from "../../rpc/index.js";
+import { FileRangeBody, rejectUpgrade, type RpcRequest, type RpcResponse, type UpgradeRequest } from "../../rpc/index.js";
 import { AccessErrorCodes, chargeRequest, corsHeaders, identifyEvmCaller, type AccessOptions } from "./access.js";
 import { RpcError, RpcErrorCodes } from "./errors.js";
 import type { Subscriber, SubscriptionHub } from "./subscriptions.js";
@@ -304,6 +304,10 @@ class EvmConnection implements Subscriber {
       return [jsonRpcError(id, RpcErrorCodes.InternalError, "internal error: the node failed to process the request; the failure has been logged")];
     }
     if (response.body === undefined || response.body.length === 0) return [];
+    if (response.body instanceof FileRangeBody) {
+      void response.body.handle.close().catch(() => undefined);
+      return [jsonRpcError(id, RpcErrorCodes.InternalError, `internal error: the node answered HTTP ${response.status} with a file`)];
+    }
     const text = Buffer.isBuffer(response.body) ? response.body.toString("utf8") : response.body;
     try {
       const value = JSON.parse(text) as { jsonrpc?: unknown; error?: { code?: unknown; message?: unknown } } | unknown[];

@@ -62,3 +62,20 @@ test("a torn, damaged or foreign file is refused by name", async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a temporary file a crash left mid-write is removed when the file is next read, and the file itself still reads", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-retained-"));
+  try {
+    const hashes = hashesOf(300, 4);
+    await writeRetainedHashes(dir, hashes);
+    writeFileSync(join(dir, `${MERKLE_RETAINED_FILE}.tmp`), encodeRetainedHashes(hashes).subarray(0, 40));
+    const read = await readRetainedHashes(dir);
+    assert.deepEqual(read, hashes);
+    // The removal runs in turn with this process's writes (none here): soon only the file is left.
+    const deadline = Date.now() + 2_000;
+    while (readdirSync(dir).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(readdirSync(dir), [MERKLE_RETAINED_FILE]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -13,7 +13,10 @@ import { MERKLE_RETAINED_FILE, encodeRetainedHashes } from "../../../src/node/me
 import { Replicator } from "../../../src/node/replication.js";
 import { Snapshotter } from "../../../src/node/snapshots.js";
 import { rebuildState, rebuildStateStreamed } from "../../../src/node/snapshot-startup.js";
-import { encodeEvidence, parseSnapshot, verifySnapshot } from "../../../src/node/snapshot-format.js";
+import { encodeEvidence, parseSnapshot, SnapshotStreamCheck, verifySnapshot } from "../../../src/node/snapshot-format.js";
+import { fetchServiceSnapshot } from "../../../src/node/snapshot-fetch.js";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { verifiedSnapshotBytes } from "../../../src/node/snapshot-load.js";
 import { Ledger, parseSnapshotName } from "../../../src/ledger/index.js";
 import { randomBytes, sha256 } from "../../../src/crypto/index.js";
@@ -517,6 +520,116 @@ test("a snapshot made due while another is being written is taken when that one 
     await node.engine.close();
     node.replicator.stop();
     await node.ledger.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Downloads (a joiner's, a backup's): the file is checked as it streams to a temporary file, and
+// only a verified file gets its snapshot name. A hostile or broken server cannot leave a file
+// behind, make the node hold more than a network buffer, or make it write without bound.
+test("the streamed check of a snapshot agrees with parseSnapshot however the bytes are split, and refuses the same damage", { timeout: 60_000 }, async () => {
+  const { id, dir, name, bytes, file } = await serviceWithSnapshots();
+  try {
+    const whole = parseSnapshot(bytes, name);
+    const streamed = (data: Buffer, cuts: number[], bytesMax = 1 << 30) => {
+      const check = new SnapshotStreamCheck(name, bytesMax);
+      let at = 0;
+      for (const cut of [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b).concat(data.length)) {
+        check.push(data.subarray(at, cut));
+        at = cut;
+      }
+      return check.finish();
+    };
+    fc.assert(fc.property(fc.array(fc.nat(), { maxLength: 12 }), (cuts) => {
+      const proof = streamed(bytes, cuts);
+      assert.ok(proof.digest.equals(whole.digest));
+      assert.deepEqual(proof.header, whole.header);
+      assert.deepEqual(proof.evidence?.receipt, whole.evidence?.receipt);
+      assert.ok(proof.evidence?.entry.equals(whole.evidence!.entry));
+    }), { numRuns: 200 });
+    assert.doesNotThrow(() => verifySnapshot(streamed(bytes, [1, 9, 100]), name, [id.serviceCertPem], file.evidenceSeqno));
+    // A damaged state byte: framing passes, the proof fails, as for a file read whole.
+    const damaged = Buffer.from(bytes);
+    damaged[whole.aad.length - 3] ^= 0x01;
+    assert.throws(() => verifySnapshot(streamed(damaged, [7, 500]), name, [id.serviceCertPem], file.evidenceSeqno), /digest .* is not the claims digest/);
+    // Truncated anywhere; trailing bytes; not a snapshot; a limit below the announced size.
+    for (const cut of [3, 20, whole.body.length - 1, bytes.length - 1]) {
+      assert.throws(() => verifySnapshot(streamed(bytes.subarray(0, cut), [5]), name, [id.serviceCertPem], file.evidenceSeqno), /truncated|carries no receipt/);
+    }
+    assert.throws(() => streamed(Buffer.concat([bytes, Buffer.from("x")]), [3]), /truncated or followed by extra bytes/);
+    assert.throws(() => streamed(Buffer.from("GET / HTTP/1.1\r\n\r\n"), [2]), /snapshot magic/);
+    // (the header arriving in small pieces: refused as soon as it is whole, not at the limit)
+    assert.throws(() => streamed(bytes, Array.from({ length: 40 }, (_, i) => 8 + 32 * i), whole.body.length - 1), /announces \d+ bytes, more than the \d+ accepted/);
+    // Bytes past what an evidence section can hold are refused as they arrive, not after.
+    const check = new SnapshotStreamCheck(name, 1 << 30);
+    check.push(whole.body);
+    assert.throws(() => { for (let i = 0; i < 64; i++) check.push(Buffer.alloc(64 * 1024)); }, /exceed what its evidence section can hold/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a snapshot download keeps only a verified file: damaged, cut, endless or foreign answers leave nothing behind", { timeout: 60_000 }, async () => {
+  const { id, dir, name, bytes } = await serviceWithSnapshots();
+  const served: { body: (res: import("node:http").ServerResponse) => void } = { body: (res) => res.end(bytes) };
+  const server = createHttpsServer({ key: id.nodeKeys.privateKeyPem, cert: id.nodeCertPem, minVersion: "TLSv1.3" }, (req, res) => {
+    if (req.url?.startsWith("/node/snapshot?") || req.url === "/node/snapshot") {
+      res.writeHead(307, { location: `/node/snapshot/${name}` }).end();
+      return;
+    }
+    served.body(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const into = join(dir, "fetched");
+  const fetch = (extra: { bytesMax?: number; serviceCertPem?: string } = {}) => fetchServiceSnapshot({
+    target: { host: "127.0.0.1", port }, serviceCertPem: extra.serviceCertPem ?? id.serviceCertPem, directory: into, durable: true, logger: quiet,
+    ...(extra.bytesMax !== undefined ? { bytesMax: extra.bytesMax } : {}),
+  });
+  const files = () => (existsSync(into) ? readdirSync(into) : []);
+  try {
+    // Genuine: the file appears under its name, identical, and nothing else.
+    const got = await fetch();
+    assert.equal(got?.name, name);
+    assert.deepEqual(files(), [name]);
+    assert.ok(readFileSync(join(into, name)).equals(bytes));
+    rmSync(into, { recursive: true });
+
+    const refusedWith = async (pattern: RegExp, extra: { bytesMax?: number } = {}) => {
+      await assert.rejects(fetch(extra), pattern);
+      assert.deepEqual(files(), [], "no file and no temporary file is left");
+    };
+    // A damaged byte.
+    const damaged = Buffer.from(bytes);
+    damaged[100] ^= 0x01;
+    served.body = (res) => res.end(damaged);
+    await refusedWith(/refused/);
+    // The connection cut half way.
+    served.body = (res) => { res.writeHead(200, { "content-length": String(bytes.length) }); res.write(bytes.subarray(0, bytes.length >> 1)); setTimeout(() => res.socket?.destroy(), 20); };
+    await refusedWith(/aborted|socket hang up|ECONNRESET|truncated/);
+    // An endless answer: stopped at the limit, having written no more than it.
+    let sent = 0;
+    served.body = (res) => {
+      res.writeHead(200);
+      const more = () => { while (sent < 64 << 20 && res.write(bytes.subarray(0, 16 * 1024))) sent += 16 * 1024; if (sent < 64 << 20) res.once("drain", more); else res.end(); };
+      res.on("close", () => undefined);
+      more();
+    };
+    await refusedWith(/larger than|followed by extra bytes|evidence section/, { bytesMax: bytes.length + 4096 });
+    assert.ok(sent < 32 << 20, `the download stopped early (${sent} bytes sent)`);
+    // A declared length over the limit is refused before any byte is kept.
+    served.body = (res) => { res.writeHead(200, { "content-length": String(bytes.length) }); res.end(bytes); };
+    await refusedWith(/more than the \d+ accepted/, { bytesMax: bytes.length - 1 });
+    // Another service's node (or a snapshot of another service): TLS or the receipt refuses it.
+    const other = await identity();
+    await assert.rejects(fetch({ serviceCertPem: other.serviceCertPem }), /certificate|did not endorse/);
+    assert.deepEqual(files().filter((n) => n !== name), []);
+    // An error answer names its status.
+    served.body = (res) => { res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"code":"ResourceNotFound","message":"pruned"}}'); };
+    await refusedWith(/answered 404: .*pruned/);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+    server.closeAllConnections();
     rmSync(dir, { recursive: true, force: true });
   }
 });
