@@ -136,9 +136,8 @@ export async function fetchServiceSnapshot(args: {
   const { res, abort } = await send(requestOptions(args.target, `${SNAPSHOT_PATH}${query}`, args.serviceCertPem), deadlineMs);
   const text = await smallBody(res, abort);
   if (res.statusCode === 404) {
-    args.logger.info({ target: args.target }, args.newerThan === undefined
-      ? "the service has no committed snapshot: replicating the whole ledger"
-      : "the service has no committed snapshot newer than this node's");
+    // (A backup asking for a newer one hears this until the primary's next snapshot commits: not logged.)
+    if (args.newerThan === undefined) args.logger.info({ target: args.target }, "the service has no committed snapshot: replicating the whole ledger");
     return undefined;
   }
   const location = res.headers["location"];

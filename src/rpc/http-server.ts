@@ -5,7 +5,7 @@
 import https from "node:https";
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import type { FileHandle } from "node:fs/promises";
-import type { Duplex } from "node:stream";
+import { pipeline, type Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -489,13 +489,21 @@ export class HttpServer {
       void body.handle.close().catch(() => undefined);
       return;
     }
+    if (res.destroyed) {
+      // The client left while the handler ran.
+      void body.handle.close().catch(() => undefined);
+      return;
+    }
     const stream = body.handle.createReadStream({ start: body.start, end: body.end - 1, autoClose: true });
-    stream.on("error", (error) => {
-      this.options.onError?.(error, undefined);
+    // pipeline: backpressure, and whichever side fails or closes first ends the other (the
+    // stream's autoClose then closes the handle).
+    pipeline(stream, res, (error) => {
+      if (error === undefined || error === null) return;
+      const code = (error as NodeJS.ErrnoException).code;
+      // A client that goes away mid-file is not the node's failure; a read error is.
+      if (code !== "ERR_STREAM_PREMATURE_CLOSE" && code !== "ECONNRESET" && code !== "EPIPE") this.options.onError?.(error, undefined);
       res.destroy();
     });
-    res.on("close", () => stream.destroy());
-    stream.pipe(res);
   }
 
   private fail(res: ServerResponse, error: unknown, request: RpcRequest | undefined, started: number): void {
