@@ -22,6 +22,8 @@ export const SNAPSHOT_FETCH_BYTES_MAX = 2 * 1024 * 1024 * 1024 - 1;
 const FETCH_IDLE_TIMEOUT_MS = 60_000;
 /** A download that trickles (a byte a minute) is abandoned after this long in all. */
 export const SNAPSHOT_FETCH_DEADLINE_MS = 30 * 60_000;
+/** A download in progress is logged this often. */
+const PROGRESS_LOG_MS = 10_000;
 /** The redirect's body is an error message at most. */
 const SMALL_BODY_BYTES_MAX = 64 * 1024;
 
@@ -70,7 +72,7 @@ async function smallBody(res: IncomingMessage, abort: (error: Error) => void): P
  */
 async function download(args: {
   target: Target; path: string; serviceCertPem: string; file: SnapshotFileInfo; directory: string; durable: boolean;
-  bytesMax: number; deadlineMs: number;
+  bytesMax: number; deadlineMs: number; logger: { info(o: object, msg: string): void };
 }): Promise<number> {
   const { file } = args;
   await mkdir(args.directory, { recursive: true });
@@ -89,10 +91,21 @@ async function download(args: {
       throw new CocoError("SnapshotTooLarge", `The snapshot ${file.name} is ${declared} bytes, more than the ${args.bytesMax} accepted.`, 502);
     }
     const check = new SnapshotStreamCheck(file.name, args.bytesMax);
+    const started = Date.now();
+    let progressAt = started;
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
         check.push(chunk);
         await handle.write(chunk);
+        // A large snapshot takes a while: say how far it got, every PROGRESS_LOG_MS.
+        const now = Date.now();
+        if (now - progressAt >= PROGRESS_LOG_MS) {
+          progressAt = now;
+          args.logger.info({
+            name: file.name, bytes: check.bytes, ...(Number.isFinite(declared) ? { of_bytes: declared } : {}),
+            mib_per_s: Math.round((check.bytes / 2 ** 20 / ((now - started) / 1000)) * 10) / 10,
+          }, "fetching the service's snapshot");
+        }
       }
     } catch (error) {
       abort(error as Error);
@@ -151,7 +164,7 @@ export async function fetchServiceSnapshot(args: {
   const started = Date.now();
   const bytes = await download({
     target: args.target, path: `${SNAPSHOT_PATH}/${encodeURIComponent(name)}`, serviceCertPem: args.serviceCertPem, file,
-    directory: args.directory, durable: args.durable, bytesMax: args.bytesMax ?? SNAPSHOT_FETCH_BYTES_MAX, deadlineMs,
+    directory: args.directory, durable: args.durable, bytesMax: args.bytesMax ?? SNAPSHOT_FETCH_BYTES_MAX, deadlineMs, logger: args.logger,
   });
   args.logger.info({ name, bytes, ms: Date.now() - started }, "fetched and verified the service's snapshot");
   return file;
