@@ -72,7 +72,7 @@ async function smallBody(res: IncomingMessage, abort: (error: Error) => void): P
  */
 async function download(args: {
   target: Target; path: string; serviceCertPem: string; file: SnapshotFileInfo; directory: string; durable: boolean;
-  bytesMax: number; deadlineMs: number; logger: { info(o: object, msg: string): void };
+  bytesMax: number; deadlineMs: number; progressLogMs: number; logger: { info(o: object, msg: string): void };
 }): Promise<number> {
   const { file } = args;
   await mkdir(args.directory, { recursive: true });
@@ -99,7 +99,7 @@ async function download(args: {
         await handle.write(chunk);
         // A large snapshot takes a while: say how far it got, every PROGRESS_LOG_MS.
         const now = Date.now();
-        if (now - progressAt >= PROGRESS_LOG_MS) {
+        if (now - progressAt >= args.progressLogMs) {
           progressAt = now;
           args.logger.info({
             name: file.name, bytes: check.bytes, ...(Number.isFinite(declared) ? { of_bytes: declared } : {}),
@@ -140,9 +140,10 @@ export async function fetchServiceSnapshot(args: {
   logger: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   /** Fetch nothing (answer undefined) unless the service's newest snapshot is above this seqno. */
   newerThan?: number;
-  /** Tests: a smaller limit than SNAPSHOT_FETCH_BYTES_MAX, a shorter deadline. */
+  /** Tests: a smaller limit than SNAPSHOT_FETCH_BYTES_MAX, a shorter deadline, progress lines more often. */
   bytesMax?: number;
   deadlineMs?: number;
+  progressLogMs?: number;
 }): Promise<SnapshotFileInfo | undefined> {
   const deadlineMs = args.deadlineMs ?? SNAPSHOT_FETCH_DEADLINE_MS;
   const query = args.newerThan !== undefined && args.newerThan > 0 ? `?since=${args.newerThan}` : "";
@@ -165,6 +166,7 @@ export async function fetchServiceSnapshot(args: {
   const bytes = await download({
     target: args.target, path: `${SNAPSHOT_PATH}/${encodeURIComponent(name)}`, serviceCertPem: args.serviceCertPem, file,
     directory: args.directory, durable: args.durable, bytesMax: args.bytesMax ?? SNAPSHOT_FETCH_BYTES_MAX, deadlineMs, logger: args.logger,
+    progressLogMs: args.progressLogMs ?? PROGRESS_LOG_MS,
   });
   args.logger.info({ name, bytes, ms: Date.now() - started }, "fetched and verified the service's snapshot");
   return file;

@@ -582,9 +582,11 @@ test("a snapshot download keeps only a verified file: damaged, cut, endless or f
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const into = join(dir, "fetched");
+  const lines: { o: Record<string, unknown>; msg: string }[] = [];
+  const logger = { info: (o: object, msg: string) => void lines.push({ o: o as Record<string, unknown>, msg }), warn() {} };
   const fetch = (extra: { bytesMax?: number; serviceCertPem?: string } = {}) => fetchServiceSnapshot({
-    target: { host: "127.0.0.1", port }, serviceCertPem: extra.serviceCertPem ?? id.serviceCertPem, directory: into, durable: true, logger: quiet,
-    ...(extra.bytesMax !== undefined ? { bytesMax: extra.bytesMax } : {}),
+    target: { host: "127.0.0.1", port }, serviceCertPem: extra.serviceCertPem ?? id.serviceCertPem, directory: into, durable: true, logger,
+    progressLogMs: 0, ...(extra.bytesMax !== undefined ? { bytesMax: extra.bytesMax } : {}),
   });
   const files = () => (existsSync(into) ? readdirSync(into) : []);
   try {
@@ -593,6 +595,11 @@ test("a snapshot download keeps only a verified file: damaged, cut, endless or f
     assert.equal(got?.name, name);
     assert.deepEqual(files(), [name]);
     assert.ok(readFileSync(join(into, name)).equals(bytes));
+    // Progress lines (here after every network read), then the end.
+    const progress = lines.filter((l) => l.msg === "fetching the service's snapshot");
+    assert.ok(progress.length >= 1 && progress.every((l) => l.o["of_bytes"] === bytes.length && Number(l.o["bytes"]) <= bytes.length));
+    assert.equal(lines.at(-1)?.msg, "fetched and verified the service's snapshot");
+    assert.equal(lines.at(-1)?.o["bytes"], bytes.length);
     rmSync(into, { recursive: true });
 
     const refusedWith = async (pattern: RegExp, extra: { bytesMax?: number } = {}) => {
