@@ -69,8 +69,11 @@ node.command("start")
   .action(async (opts) => {
     try {
       const config = loadConfigFile(opts.config);
-      const running = await CocoNode.start(config, await appOptions(config));
+      let running = await CocoNode.start(config, await appOptions(config));
+      let stopping = false;
       const stop = async () => {
+        if (stopping) return;
+        stopping = true;
         await running.stop();
         process.exit(0);
       };
@@ -84,12 +87,30 @@ node.command("start")
           void stop();
         });
       }
-      // Crash-only: a node whose ledger failed exits (code 70, EX_SOFTWARE) rather than linger
-      // half-alive; restarted, it recovers from what its ledger holds.
-      running.onFatal(() => {
-        running.logger.flush?.();
-        setTimeout(() => process.exit(70), 100).unref();
-      });
+      const watch = (node: CocoNode) => {
+        // Crash-only: a node whose ledger failed exits (code 70, EX_SOFTWARE) rather than linger
+        // half-alive; restarted, it recovers from what its ledger holds.
+        node.onFatal(() => {
+          node.logger.flush?.();
+          setTimeout(() => process.exit(70), 100).unref();
+        });
+        // A node that fetched a snapshot to install (snapshot-install.ts) starts again here, on
+        // the same configuration; the install happens at that start. A failed start exits (70).
+        node.onRestartRequested((reason) => {
+          if (stopping) return;
+          node.logger.warn({ reason }, "restarting the node in place");
+          void (async () => {
+            await node.stop();
+            if (stopping) return process.exit(0);
+            running = await CocoNode.start(config, await appOptions(config));
+            watch(running);
+          })().catch((error: unknown) => {
+            process.stderr.write(`coco node start: the restart failed: ${(error as Error).message}\n`);
+            process.exit(70);
+          });
+        });
+      };
+      watch(running);
     } catch (error) {
       fail(error);
     }

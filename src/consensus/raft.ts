@@ -7,7 +7,7 @@ import { RaftLog, type TxId } from "./log.js";
 import { Progress } from "./progress.js";
 import { transactionStatus } from "./status.js";
 import type {
-  AppendEntries, AppendEntriesResponse, Entry, EntryFetch, HardState, Message, NodeId, PersistentState,
+  AppendEntries, AppendEntriesResponse, Entry, EntryFetch, HardState, InstallSnapshot, Message, NodeId, PersistentState,
   RaftOptions, Ready, RequestVote, RequestVoteResponse, Role, RoleChange, TransactionStatus,
 } from "./types.js";
 
@@ -35,6 +35,8 @@ export class RaftNode<Payload = unknown> {
   private transfer: { target: NodeId; elapsed: number; sent: boolean } | undefined;
   private outbox: Message<Payload>[] = [];
   private fetches: EntryFetch[] = [];
+  /** Set by an InstallSnapshot from this backup's primary; handed out with the next Ready. */
+  private snapshotRequired: { primary: NodeId; index: number } | undefined;
   private hardStateDirty = false;
   private reportedRole: RoleChange;
   private readyOutstanding = false;
@@ -172,6 +174,7 @@ export class RaftNode<Payload = unknown> {
       case "RequestVote": return this.onRequestVote(message);
       case "RequestVoteResponse": return this.onRequestVoteResponse(message);
       case "TimeoutNow": return this.onTimeoutNow();
+      case "InstallSnapshot": return this.onInstallSnapshot(message);
     }
   }
 
@@ -193,9 +196,11 @@ export class RaftNode<Payload = unknown> {
       ...(truncateAfter !== undefined ? { truncateAfter } : {}),
       ...(this.hardStateDirty ? { hardState: this.hardState() } : {}),
       ...(roleChange ? { roleChange } : {}),
+      ...(this.snapshotRequired !== undefined ? { snapshotRequired: this.snapshotRequired } : {}),
     };
     this.outbox = [];
     this.fetches = [];
+    this.snapshotRequired = undefined;
     this.readyOutstanding = true;
     return ready;
   }
@@ -464,6 +469,19 @@ export class RaftNode<Payload = unknown> {
     else if (result === "Lost") this.becomeBackup(this.term, undefined);
   }
 
+  /**
+   * The primary cannot send what this backup lacks. Acted on only from the primary this backup
+   * follows in the current term (the term rules already dropped older ones), and only while the
+   * commit point (or its own snapshot base) is below the primary's log start: a backup that
+   * committed past it can always be replicated to from its commit point.
+   */
+  private onInstallSnapshot(m: InstallSnapshot): void {
+    if (this.role !== "Backup" || this.leaderId !== m.from) return;
+    // (Its own base, if it started from a snapshot, is committed too.)
+    if (Math.max(this.commitIndex, this.log.firstIndex() - 1) >= m.snapshotIndex) return;
+    this.snapshotRequired = { primary: m.from, index: m.snapshotIndex };
+  }
+
   private onTimeoutNow(): void {
     if (this.role === "Primary" || !this.electionVoters().includes(this.id)) return;
     this.campaign(false, true);
@@ -522,6 +540,11 @@ export class RaftNode<Payload = unknown> {
     if (this.sendAppend(peer, pr)) return;
     const prevIndex = pr.matchIndex;
     this.send(this.appendEntries(peer, prevIndex, []));
+    // This node started from a snapshot and lacks what the backup needs: the backup installs a
+    // snapshot instead (the heartbeat above still keeps it from campaigning).
+    if (pr.nextIndex < this.log.firstIndex()) {
+      this.send({ type: "InstallSnapshot", from: this.id, to: peer, term: this.term, snapshotIndex: this.log.firstIndex() - 1 });
+    }
   }
 
   /** Sends what flow control allows to every backup: one batch per Ready covers many proposals. */

@@ -112,12 +112,25 @@ export interface TimeoutNow extends MessageBase {
   readonly type: "TimeoutNow";
 }
 
+/**
+ * Sent by a primary, with its heartbeats, to a backup it cannot catch up: the backup needs
+ * entries before `snapshotIndex + 1`, where the primary's log starts (it started from a snapshot
+ * at `snapshotIndex`). Raft's InstallSnapshot, except that the snapshot itself does not travel
+ * in consensus: the backup's shell fetches the primary's newest committed snapshot (at or after
+ * `snapshotIndex`), verifies it against the service identity and restarts from it.
+ */
+export interface InstallSnapshot extends MessageBase {
+  readonly type: "InstallSnapshot";
+  readonly snapshotIndex: number;
+}
+
 export type Message<Payload = unknown> =
   | AppendEntries<Payload>
   | AppendEntriesResponse
   | RequestVote
   | RequestVoteResponse
-  | TimeoutNow;
+  | TimeoutNow
+  | InstallSnapshot;
 
 export type Role = "Backup" | "PreCandidate" | "Candidate" | "Primary";
 
@@ -148,6 +161,12 @@ export interface Ready<Payload = unknown> {
   readonly hardState?: HardState;
   readonly committedIndex: number;
   readonly roleChange?: RoleChange;
+  /**
+   * The primary cannot catch this backup up (InstallSnapshot): the shell installs a committed
+   * snapshot at or after `index`, fetched from `primary`. Repeated with the primary's heartbeats
+   * while the backup stays behind; the shell decides how often to act on it.
+   */
+  readonly snapshotRequired?: { readonly primary: NodeId; readonly index: number };
 }
 
 /** A request to the shell: read entries fromIndex..toIndex from storage for `peer`. */

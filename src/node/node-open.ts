@@ -10,10 +10,11 @@ import { rpcInterfacesRecord, type ResolvedConfig } from "./config.js";
 import { SIGNATURE_EARLY_MIN_MS, TransactionEngine } from "./engine.js";
 import { LatencyTrace } from "./latency-trace.js";
 import type { MerkleHistoryBuild } from "./merkle-history.js";
-import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
+import { createJoinerIdentity, createServiceIdentity, hasIdentity, loadOrCreateIdentity, resealSecrets, saveJoinedIdentity, type NodeIdentity } from "./identity.js";
 import { joinService } from "./join.js";
 import { nodeEvidence } from "./node-evidence.js";
 import { readPeersFile, type KnownPeer } from "./peers.js";
+import { applyPendingInstall, learnSecretFromSnapshot } from "./snapshot-install.js";
 import { Recovery, openLedgerForRecovery } from "./recovery.js";
 import type { ReplayedLog } from "./replication.js";
 import { fetchServiceSnapshot } from "./snapshot-fetch.js";
@@ -83,6 +84,10 @@ export async function openNode(config: ResolvedConfig, logger: Logger): Promise<
         : await rebuildState({
           engine, entries, ledgerLastSeqno: ledger.lastSeqno, snapshotDirectory: config.snapshots.directory,
           serviceCertPems: [identity.serviceCertPem], logger,
+          learnSecret: (snapshot) => learnSecretFromSnapshot(engine, snapshot, {
+            nodeId: identity.nodeId, encryptionPrivateKeyPem: identity.encryptionKeys.privateKeyPem,
+            reseal: () => resealSecrets(config, identity, engine.ledgerSecrets),
+          }),
         });
     if (ledger.lastSeqno > 0 && recovery === undefined) {
       logger.info({ entries: ledger.lastSeqno, streamed, ms: Date.now() - started }, "state rebuilt from the ledger");
@@ -114,11 +119,29 @@ async function openLedgerAndIdentity(config: ResolvedConfig, logger: Logger): Pr
   // A node reads its ledger back in bounded ranges (replayLedger, or rebuildStateStreamed with a
   // snapshot), unless its ledger starts after a snapshot (it joined from one): snapshot-startup.ts
   // then works on the entries in memory.
-  let streamed = !hasCommittedSnapshot(config.snapshots.directory) || ledgerFirstSeqno(config.ledgerDirectory) <= 1;
   const ledgerOptions = { chunkSizeBytes: config.ledgerChunkBytes, durability: config.durability, logger, residentIndexEntries: config.memory.ledgerIndexEntries };
-  let { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, { ...ledgerOptions, returnEntries: !streamed });
+  // The primary could not catch this node up and it fetched the primary's snapshot to install
+  // (snapshot-install.ts): its old ledger goes aside and its ledger starts after the snapshot.
+  const installed = hasIdentity(config) ? await applyPendingInstall({
+    workspace: config.workspace, ledgerDirectory: config.ledgerDirectory, snapshotDirectory: config.snapshots.directory, logger,
+    ledgerLastSeqno: async () => {
+      const { ledger } = await ThreadedLedger.open(config.ledgerDirectory, { ...ledgerOptions, returnEntries: false });
+      const last = ledger.lastSeqno;
+      await ledger.close();
+      return last;
+    },
+  }) : undefined;
+  let streamed = installed === undefined && (!hasCommittedSnapshot(config.snapshots.directory) || ledgerFirstSeqno(config.ledgerDirectory) <= 1);
+  let { ledger, entries } = await ThreadedLedger.open(config.ledgerDirectory, {
+    ...ledgerOptions, returnEntries: !streamed, ...(installed !== undefined ? { startAfter: installed.seqno } : {}),
+  });
   try {
     let bootstrapPeers: KnownPeer[] = [];
+    // After an install the node may have acknowledged entries it no longer holds, as after a
+    // wipe: it catches up before it votes again (its peers are in its state now, and peers.json).
+    if (installed !== undefined) {
+      return { ledger, entries, identity: await loadOrCreateIdentity(config, true), bootstrapPeers: readPeersFile(config.workspace), lostLedger: true, streamed: false };
+    }
     const lostLedger = ledger.lastSeqno === 0 && hasIdentity(config);
     if (lostLedger) {
       bootstrapPeers = readPeersFile(config.workspace);

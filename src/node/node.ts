@@ -19,6 +19,8 @@ import type { Replicator } from "./replication.js";
 import type { Forwarder } from "./forwarding.js";
 import { readNodes, reconcileConfiguration } from "./reconfiguration.js";
 import { SnapshotFollower } from "./snapshot-follower.js";
+import { SnapshotInstaller } from "./snapshot-install.js";
+import { readPeersFile } from "./peers.js";
 import { NODES_INFO_MAP } from "./join.js";
 import { HistoricalStates } from "./historical.js";
 import { Frontend, type AppRouter } from "./frontend.js";
@@ -150,6 +152,18 @@ export class CocoNode {
       },
     }, await SnapshotFollower.newestLocal(config.snapshots.directory));
     engine.on("commit", (seqno) => snapshotFollower.onCommit(seqno));
+    // A primary that cannot catch this node up (it started from a snapshot this node is behind):
+    // fetch its snapshot and restart from it (snapshot-install.ts).
+    let requestRestart: (reason: string) => void = () => undefined;
+    const snapshotInstaller = new SnapshotInstaller({
+      workspace: config.workspace, directory: config.snapshots.directory, durable: config.durability === "fsync",
+      serviceCertPem: identity.serviceCertPem, logger, restart: (reason) => requestRestart(reason),
+      rpcAddressOf: (nodeId) => {
+        const rpc = Object.values(readNodes(engine.store).get(nodeId)?.rpc_interfaces ?? {})[0];
+        return rpc !== undefined ? rpc.published_address ?? rpc.bind_address : readPeersFile(config.workspace).find((p) => p.node_id === nodeId)?.rpc_address;
+      },
+    });
+    replicator.onSnapshotRequired((required) => snapshotInstaller.onRequired(required));
     const governance = installGovernance(registry, { opened, config, logger, replicator, admission, snapshotter });
     installExplorerEndpoints(registry);
     let server: HttpServer | undefined;
@@ -209,6 +223,13 @@ export class CocoNode {
     // Restarted from a snapshot: the Merkle tree before it (receipts of older transactions) is built now.
     node.merkleHistory = opened.merkleHistory;
     node.snapshotFollower = snapshotFollower;
+    node.snapshotInstaller = snapshotInstaller;
+    requestRestart = (reason) => {
+      if (node.restartListeners.length === 0) {
+        logger.error({ reason }, "this node must restart to install a snapshot, and whatever started it does not restart it in place: restart it");
+      }
+      for (const listener of node.restartListeners) listener(reason);
+    };
     void opened.merkleHistory?.start();
     engine.on("failure", (error: Error) => {
       logger.fatal({ err: error }, "ledger failure: this node stops taking part in the service; restart it to recover from its ledger");
@@ -218,6 +239,17 @@ export class CocoNode {
   }
 
   private readonly fatalListeners: ((error: Error) => void)[] = [];
+  private readonly restartListeners: ((reason: string) => void)[] = [];
+  private snapshotInstaller: SnapshotInstaller | undefined;
+
+  /**
+   * Called when the node must be stopped and started again on the same configuration: it fetched
+   * a snapshot to install (snapshot-install.ts), which happens at start. `coco node start` does
+   * it in the same process.
+   */
+  onRestartRequested(listener: (reason: string) => void): void {
+    this.restartListeners.push(listener);
+  }
   private merkleHistory: MerkleHistoryBuild | undefined;
   private snapshotFollower: SnapshotFollower | undefined;
 
@@ -233,6 +265,7 @@ export class CocoNode {
   async stop(): Promise<void> {
     this.merkleHistory?.stop();
     this.snapshotFollower?.close();
+    this.snapshotInstaller?.close();
     await this.server.close();
     this.accessLog?.close();
     this.forwarder?.close();

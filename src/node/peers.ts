@@ -19,6 +19,8 @@ import { readNodes } from "./reconfiguration.js";
 export interface KnownPeer {
   readonly node_id: string;
   readonly node_to_node_address: string;
+  /** Its RPC address: where a node whose state is gone fetches a snapshot from it (snapshot-install.ts). */
+  readonly rpc_address?: string;
 }
 
 const PEERS_FILE = "peers.json";
@@ -89,10 +91,11 @@ export class PeerSync {
       if (nodeId === self || node.status === "Pending" || !node.node_to_node_interface) continue;
       if (!admission.accepts(nodeId)) continue;
       const address = node.node_to_node_interface.published_address ?? node.node_to_node_interface.bind_address;
+      const rpc = Object.values(node.rpc_interfaces ?? {})[0];
       wanted.add(nodeId);
       try {
         channels.setPeer(nodeId, parseAddress(address));
-        addresses.push({ node_id: nodeId, node_to_node_address: address });
+        addresses.push({ node_id: nodeId, node_to_node_address: address, ...(rpc !== undefined ? { rpc_address: rpc.published_address ?? rpc.bind_address } : {}) });
       } catch (error) {
         logger.error({ node_id: nodeId, err: (error as Error).message }, "node-to-node address in nodes.info is unusable");
       }

@@ -5,7 +5,7 @@
 import type { Entry, Message } from "../consensus/index.js";
 import { CocoError } from "../util/index.js";
 
-const TYPES = ["AppendEntries", "AppendEntriesResponse", "RequestVote", "RequestVoteResponse", "TimeoutNow"] as const;
+const TYPES = ["AppendEntries", "AppendEntriesResponse", "RequestVote", "RequestVoteResponse", "TimeoutNow", "InstallSnapshot"] as const;
 
 class Writer {
   private buf: Buffer;
@@ -91,6 +91,9 @@ export function encodeRaftMessage(m: Message<Buffer>): Buffer {
       break;
     case "TimeoutNow":
       break;
+    case "InstallSnapshot":
+      w.num(m.snapshotIndex);
+      break;
   }
   return w.done();
 }
@@ -144,6 +147,12 @@ export function decodeRaftMessage(buf: Buffer, authenticatedFrom: string): Messa
     case "TimeoutNow":
       m = { type, ...base };
       break;
+    case "InstallSnapshot": {
+      const snapshotIndex = r.num();
+      if (!Number.isSafeInteger(snapshotIndex) || snapshotIndex < 1) throw new CocoError("InvalidRaftMessage", "InstallSnapshot names no valid seqno", 400);
+      m = { type, ...base, snapshotIndex };
+      break;
+    }
   }
   r.end();
   return m;

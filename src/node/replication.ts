@@ -164,6 +164,7 @@ export class Replicator implements EntrySink {
   private inReady = false;
   private stopped = false;
   private readonly commitListeners: ((seqno: number) => void)[] = [];
+  private readonly snapshotRequiredListeners: ((required: { primary: string; index: number }) => void)[] = [];
   private readonly roleListeners: ((change: { role: Role; term: number; primaryId: string | undefined }) => void)[] = [];
   private readonly droppedFromOutsiders = new DroppedMessageLog();
 
@@ -217,6 +218,8 @@ export class Replicator implements EntrySink {
   get committedIndex(): number { return this.raft.committedIndex; }
 
   onCommit(listener: (seqno: number) => void): void { this.commitListeners.push(listener); }
+  /** The primary cannot catch this backup up: it must install a snapshot at or after `index` (snapshot-install.ts). */
+  onSnapshotRequired(listener: (required: { primary: string; index: number }) => void): void { this.snapshotRequiredListeners.push(listener); }
 
   /** Called after every consensus role change (role, view or primary), in order. */
   onRoleChange(listener: (change: { role: Role; term: number; primaryId: string | undefined }) => void): void { this.roleListeners.push(listener); }
@@ -379,6 +382,7 @@ export class Replicator implements EntrySink {
     if (ready.truncateAfter !== undefined) this.durableSeqno = Math.min(this.durableSeqno, ready.truncateAfter);
     if (ready.hardState) this.hardStateStore.write(ready.hardState);
     for (const request of ready.fetches ?? []) this.fetch(request);
+    if (ready.snapshotRequired !== undefined) for (const listener of this.snapshotRequiredListeners) listener(ready.snapshotRequired);
     for (const message of ready.messages) {
       if (message.type === "AppendEntriesResponse" && message.success && message.matchIndex > this.durableSeqno) {
         this.held.push(message);

@@ -12,7 +12,7 @@ import type { ResolvedConfig } from "./config.js";
 import type { Recovery } from "./recovery.js";
 import type { ReplayedLog } from "./replication.js";
 import { MerkleHistoryBuild } from "./merkle-history.js";
-import { findStartupSnapshot, loadSnapshotIntoEngine, prefixAtSnapshot, startsAtOne, votersAtSnapshot, votersInState } from "./snapshot-load.js";
+import { findStartupSnapshot, loadSnapshotIntoEngine, type StartupSnapshot, prefixAtSnapshot, startsAtOne, votersAtSnapshot, votersInState } from "./snapshot-load.js";
 
 export interface StateRebuilt {
   readonly replayed: ReplayedEntry[];
@@ -27,6 +27,12 @@ interface Logger { info(o: object, msg: string): void; warn(o: object, msg: stri
 export async function rebuildState(args: {
   engine: TransactionEngine; entries: readonly Buffer[]; ledgerLastSeqno: number;
   snapshotDirectory: string; serviceCertPems: readonly string[]; logger: Logger;
+  /**
+   * Called when the snapshot's private maps do not open with this node's secrets: it learns the
+   * secret of a rekey the node missed from the snapshot (snapshot-install.ts) and answers
+   * whether it did (the load is then tried again).
+   */
+  learnSecret?: (snapshot: StartupSnapshot) => boolean;
 }): Promise<StateRebuilt> {
   const { engine, entries, logger } = args;
   const firstSeqno = entries.length > 0 ? decodeEntry(entries[0]!).seqno : args.ledgerLastSeqno + 1;
@@ -59,7 +65,14 @@ export async function rebuildState(args: {
     for (let i = 0; i < covered; i++) fullTree.append(entryLeaf(entries[i]!));
   }
   try {
-    loadSnapshotIntoEngine(engine, snapshot, fullTree);
+    try {
+      loadSnapshotIntoEngine(engine, snapshot, fullTree);
+    } catch (error) {
+      // (Nothing in the engine changed: the private maps are opened before anything is loaded.)
+      if (!(args.learnSecret?.(snapshot) ?? false)) throw error;
+      logger.info({ file: snapshot.name }, "learned the ledger secret of a rekey this node missed from the snapshot");
+      loadSnapshotIntoEngine(engine, snapshot, fullTree);
+    }
   } catch (error) {
     // Checked before the engine changes: the node falls back to the whole ledger, if it has it.
     if (firstSeqno > 1) throw error;

@@ -5,7 +5,7 @@
 // refused with its name and the reason logged.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, tempWorkspace } from "../helpers/node-process.js";
 import { GovernanceClient, submitMemberRecoveryShare } from "../../src/client/index.js";
@@ -253,6 +253,65 @@ test("the trigger_snapshot action makes the primary take a snapshot at the next 
     assert.equal(redirect.status, 307);
     assert.equal(redirect.headers["location"], `/node/snapshot/${name}`);
     assert.equal((await node.process!.request("GET", `/node/snapshot?since=${seqnoOf(name)}`, { identity: "none" })).status, 404, "none newer than itself");
+  } finally {
+    await net.stop();
+    ws.cleanup();
+  }
+});
+
+test("a wiped backup that the primary cannot catch up (it joined from a snapshot) installs the primary's snapshot, learns the rekey it missed, and catches up", { timeout: 300_000 }, async () => {
+  const ws = tempWorkspace("coco-snap-install-");
+  // node 0 and node 1 hold the ledger from seqno 1.
+  const net = await Network.start(ws.dir, 2, { snapshots: { tx_count: SNAPSHOT_TX_COUNT } });
+  try {
+    await writeUntilSnapshot(net, 0, 150);
+    // Two nodes join from that snapshot: their ledgers start after it.
+    const joined = [await net.join(), await net.join()];
+    await net.waitForConfiguration(4);
+    for (const node of joined) {
+      const chunks = readdirSync(join(node.dir, "ledger")).filter((n) => n.startsWith("ledger_"));
+      assert.ok(Math.min(...chunks.map((n) => Number(/^ledger_(\d+)/.exec(n)![1]))) > 1, `node ${node.index} joined from a snapshot`);
+    }
+    // The first node leaves the service: node 1 is now the only one whose ledger starts at 1.
+    const [first, wiped] = [net.nodes[0]!, net.nodes[1]!];
+    await net.propose([{ name: "remove_node", args: { node_id: first.nodeId } }]);
+    await eventually(async () => {
+      const r = await joined[0]!.process!.request("GET", "/node/consensus", { identity: "none" });
+      return r.json().details.configuration.length === 3 ? true : undefined;
+    }, "the first node out of the configuration");
+    await net.kill(first);
+    // Node 1's disk is replaced while it is down; meanwhile the ledger secret rotates and the
+    // primary (a node that joined from a snapshot) takes a newer snapshot, sealed with the new secret.
+    await net.kill(wiped);
+    renameSync(join(wiped.dir, "ledger"), join(wiped.dir, "wiped-ledger"));
+    await net.propose([{ name: "trigger_ledger_rekey", args: {} }]);
+    const { snapshot } = await writeUntilSnapshot(net, 200, 2 * SNAPSHOT_TX_COUNT);
+    const primary = await net.primary();
+    assert.ok(joined.includes(primary), "a node that joined from a snapshot leads");
+    // Restarted, node 1 needs entries from seqno 1, which the primary does not hold: it installs
+    // the primary's snapshot (restarting in place), then catches up from there.
+    await net.restart(wiped);
+    const tail = await write(primary, 5000, "after the install");
+    await eventually(async () => {
+      const r = await wiped.process!.request("GET", `/node/tx?transaction_id=${tail}`, { identity: "none" });
+      return r.status === 200 && r.json().status === "Committed" ? true : undefined;
+    }, "the wiped node to commit a new write", 90_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${wiped.process!.output().split("\n").filter((l) => /snapshot|install|primary cannot|restart/i.test(l)).slice(-20).join("\n")}`);
+    });
+    for (const id of [0, 75, 149, 200, 5000]) {
+      assert.equal(await eventually(async () => read(wiped, id), `record ${id} on the wiped node`), id === 5000 ? "after the install" : `message ${id}`);
+    }
+    const output = wiped.process!.output();
+    assert.match(output, /fetching the primary's snapshot to install it/);
+    assert.match(output, /installing the primary's snapshot: the old ledger is kept aside/);
+    assert.match(output, /learned the ledger secret of a rekey this node missed from the snapshot/);
+    assert.ok(seqnoOf(snapshot) > 0);
+    const chunks = readdirSync(join(wiped.dir, "ledger")).filter((n) => n.startsWith("ledger_"));
+    assert.ok(Math.min(...chunks.map((n) => Number(/^ledger_(\d+)/.exec(n)![1]))) > 1, "its ledger now starts after the snapshot");
+    assert.ok(!readdirSync(wiped.dir).includes("install_snapshot.json"), "the pending install is done");
+    // What let it find the primary with no state: the peers' RPC addresses kept in peers.json.
+    const peers = JSON.parse(readFileSync(join(wiped.dir, "peers.json"), "utf8")) as { rpc_address?: unknown }[];
+    assert.ok(peers.length > 0 && peers.every((p) => typeof p.rpc_address === "string"));
   } finally {
     await net.stop();
     ws.cleanup();

@@ -361,5 +361,7 @@ export function describe(m: Message<string>): string {
       return `${head} ${m.preVote ? "PreVote" : "Vote"} ${m.granted ? "granted" : "rejected"}`;
     case "TimeoutNow":
       return `${head} TimeoutNow`;
+    case "InstallSnapshot":
+      return `${head} InstallSnapshot at=${m.snapshotIndex}`;
   }
 }

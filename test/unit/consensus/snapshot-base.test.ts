@@ -52,3 +52,69 @@ test("entries from 1 are not an error for a backup that joined from a snapshot",
   assert.equal(response.success, true);
   assert.equal(response.matchIndex, BASE);
 });
+
+/**
+ * Runs a primary whose log starts after a snapshot and a backup holding less (empty: a wiped
+ * ledger) until the primary has told the backup to install a snapshot, or `ticks` run out.
+ */
+function primaryFromSnapshotAndEmptyBackup() {
+  const options = { electionTicks: 10, heartbeatTicks: 2, maxEntriesPerAppend: 50, maxInflightAppends: 2, random: () => 0.5 };
+  const primary = new RaftNode<string>("l", ["b", "l"], { hardState: { term: 2, votedFor: undefined }, entries: [], base: { index: BASE, term: 1, voters: ["b", "l"] } }, options);
+  const backup = new RaftNode<string>("b", ["b", "l"], { hardState: { term: 2, votedFor: undefined }, entries: [] }, options);
+  const nodes = new Map([["l", primary], ["b", backup]]);
+  const required: { primary: string; index: number }[] = [];
+  const sent: Message<string>[] = [];
+  const run = (ticks: number) => {
+    for (let t = 0; t < ticks; t++) {
+      primary.tick();
+      // The backup hears the primary; it does not campaign itself (its timer is kept from firing).
+      if (primary.currentRole !== "Primary") backup.tick();
+      let pending: Message<string>[] = [];
+      for (const node of nodes.values()) {
+        const ready = node.ready();
+        node.advance(ready);
+        pending.push(...ready.messages);
+        if (ready.snapshotRequired !== undefined) required.push(ready.snapshotRequired);
+      }
+      while (pending.length > 0) {
+        const next: Message<string>[] = [];
+        for (const m of pending) {
+          sent.push(m);
+          nodes.get(m.to)!.step(m);
+        }
+        for (const node of nodes.values()) {
+          const ready = node.ready();
+          node.advance(ready);
+          next.push(...ready.messages);
+          if (ready.snapshotRequired !== undefined) required.push(ready.snapshotRequired);
+        }
+        pending = next;
+      }
+    }
+  };
+  return { primary, backup, required, sent, run };
+}
+
+test("a primary whose log starts after a snapshot tells a backup it cannot catch up to install one; the backup's shell hears it", () => {
+  const { primary, required, sent, run } = primaryFromSnapshotAndEmptyBackup();
+  run(60);
+  assert.equal(primary.currentRole, "Primary");
+  assert.ok(sent.some((m) => m.type === "InstallSnapshot" && m.to === "b" && m.snapshotIndex === BASE), "InstallSnapshot sent with the heartbeats");
+  assert.ok(required.length > 0, "the backup's Ready asks its shell for a snapshot");
+  assert.ok(required.every((r) => r.primary === "l" && r.index === BASE));
+  // Nothing in consensus changes by itself: the backup still holds nothing, and is still told.
+  assert.ok(!sent.some((m) => m.type === "AppendEntries" && m.to === "b" && m.entries.length > 0), "no entries it could not take");
+});
+
+test("an InstallSnapshot is ignored from a node that is not this backup's primary, and once the backup's commit reached the snapshot", () => {
+  const node = joiner();
+  // From its primary, but the backup holds the snapshot's state itself (its own base).
+  node.step(append(BASE, 1, BASE + 1, BASE + 1));
+  node.advance(node.ready());
+  node.step({ type: "InstallSnapshot", from: "l", to: "j", term: 2, snapshotIndex: BASE });
+  assert.equal(node.ready().snapshotRequired, undefined, "its commit point is at the base already");
+  const fresh = new RaftNode<string>("j", ["l", "j", "x"], { hardState: { term: 2, votedFor: undefined }, entries: [] },
+    { electionTicks: 10, heartbeatTicks: 2, maxEntriesPerAppend: 50, maxInflightAppends: 2, random: () => 0.5 });
+  fresh.step({ type: "InstallSnapshot", from: "x", to: "j", term: 2, snapshotIndex: BASE });
+  assert.equal(fresh.ready().snapshotRequired, undefined, "not from the primary it follows");
+});

@@ -25,6 +25,7 @@ test("every message type round-trips", () => {
     { type: "RequestVoteResponse", from: A, to: B, term: 8, preVote: true, granted: true },
     { type: "RequestVoteResponse", from: A, to: B, term: 8, preVote: false, granted: false },
     { type: "TimeoutNow", from: A, to: B, term: 8 },
+    { type: "InstallSnapshot", from: A, to: B, term: 8, snapshotIndex: 5000 },
   ];
   for (const m of messages) assert.deepEqual(decodeRaftMessage(encodeRaftMessage(m), A), m);
 });
@@ -43,5 +44,7 @@ test("a node cannot speak for another, and malformed frames are refused", () => 
   assert.throws(() => decodeRaftMessage(bytes.subarray(0, bytes.length - 3), A), /truncated/);
   assert.throws(() => decodeRaftMessage(Buffer.concat([bytes, Buffer.from([0])]), A), /trailing/);
   assert.throws(() => decodeRaftMessage(Buffer.from([99]), A), /unknown Raft message type/);
+  const install = encodeRaftMessage({ type: "InstallSnapshot", from: A, to: B, term: 1, snapshotIndex: 1.5 });
+  assert.throws(() => decodeRaftMessage(install, A), /InstallSnapshot names no valid seqno/);
   assert.throws(() => decodeRaftMessage(Buffer.alloc(0), A), /truncated/);
 });
