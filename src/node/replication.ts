@@ -11,12 +11,14 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { RaftNode, type AppendEntriesResponse, type EntryFetch, type HardState, type LogPrefix, type Message, type Ready, type Role } from "../consensus/index.js";
-import { CocoError } from "../util/index.js";
+import { CocoError, RateLimitedLog } from "../util/index.js";
 import { consensusEntryOf, type TransactionEngine, type EntrySink, type ReplayedEntry } from "./engine.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { decodeRaftMessage, encodeRaftMessage } from "./raft-codec.js";
 
 export const FRAME_RAFT = 1;
+/** A malformed Raft message is logged at most once per this interval (with the count of the others). */
+const MALFORMED_LOG_INTERVAL_MS = 10_000;
 export const FRAME_FORWARD_REQUEST = 2;
 export const FRAME_FORWARD_RESPONSE = 3;
 
@@ -167,10 +169,12 @@ export class Replicator implements EntrySink {
   private readonly snapshotRequiredListeners: ((required: { primary: string; index: number }) => void)[] = [];
   private readonly roleListeners: ((change: { role: Role; term: number; primaryId: string | undefined }) => void)[] = [];
   private readonly droppedFromOutsiders = new DroppedMessageLog();
+  private readonly malformed: RateLimitedLog;
 
   constructor(private readonly engine: TransactionEngine, replayed: ReplayedLog, private readonly options: ReplicationOptions) {
     this.scheduler = options.scheduler ?? realScheduler;
     this.hardStateStore = options.hardStateStore ?? fileHardStateStore(options.workspace);
+    this.malformed = new RateLimitedLog(options.logger, MALFORMED_LOG_INTERVAL_MS, () => this.scheduler.now());
     const log = "prefix" in replayed ? replayed : { entries: replayed as readonly ReplayedEntry[], count: (replayed as readonly ReplayedEntry[]).length };
     this.raft = new RaftNode<Buffer>(options.nodeId, options.bootstrapVoters, {
       hardState: this.hardStateStore.read(), entries: log.entries, ...("prefix" in log ? { prefix: log.prefix } : {}),
@@ -252,7 +256,9 @@ export class Replicator implements EntrySink {
     try {
       message = decodeRaftMessage(payload, from);
     } catch (error) {
-      this.options.logger.warn({ from, err: (error as Error).message }, "refused a malformed Raft message");
+      // Rate-limited: a peer on another version (a message type this node does not know) or a
+      // broken one may send this with every heartbeat.
+      this.malformed.warn({ from, err: (error as Error).message }, "refused a malformed Raft message");
       return;
     }
     if (message.to !== this.options.nodeId) return;

@@ -27,7 +27,8 @@ async function primaryWithAdmission(dir: string) {
     signatureTxCount: 1_000_000, signatureDelayMs: 1_000_000, pendingTransactionsMax: 1000, entryWorker: false, logger: { info() {}, warn() {}, error() {} },
   });
   const debugLines: object[] = [];
-  const logger = { info() {}, warn() {}, error() {}, debug: (fields: object) => debugLines.push(fields) };
+  const warnLines: string[] = [];
+  const logger = { info() {}, warn: (_fields: object, msg: string) => void warnLines.push(msg), error() {}, debug: (fields: object) => debugLines.push(fields) };
   const replicator: Replicator = new Replicator(engine, engine.replay([]), {
     nodeId, workspace: dir, bootstrapVoters: [nodeId], tickMs: 10, electionTicks: 1000, heartbeatTicks: 2,
     maxEntriesPerAppend: 100, maxInflightAppends: 4, maxUncommittedEntries: 10_000, logger,
@@ -41,7 +42,7 @@ async function primaryWithAdmission(dir: string) {
     tx.set(NODES_INFO_MAP, Buffer.from(id!), Buffer.from(JSON.stringify({ status, cert: "" })));
   }
   engine.commit(tx);
-  return { engine, ledger, replicator, nodeId, debugLines };
+  return { engine, ledger, replicator, nodeId, debugLines, warnLines };
 }
 
 function hugeVote(from: string, to: string): Buffer {
@@ -66,6 +67,23 @@ test("a retired node's huge-term RequestVote and AppendEntries are dropped (and 
     assert.equal(replicator.term, HUGE_VIEW);
     assert.equal(replicator.role, "Backup");
     assert.equal(replicator.droppedOutsiderMessages, 2);
+    replicator.stop();
+    await engine.close();
+    await ledger.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("malformed Raft messages (a peer on another version, or a broken one) are refused and logged at most once per interval", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "coco-senders-"));
+  try {
+    const { engine, ledger, replicator, nodeId, warnLines } = await primaryWithAdmission(dir);
+    const unknownType = Buffer.from(encodeRaftMessage({ type: "TimeoutNow", from: "trusted-node", to: nodeId, term: 1 }));
+    unknownType[0] = 42;
+    for (let i = 0; i < 50; i++) replicator.receive("trusted-node", unknownType);
+    assert.equal(warnLines.filter((m) => m === "refused a malformed Raft message").length, 1);
+    assert.equal(replicator.role, "Primary", "nothing else happens");
     replicator.stop();
     await engine.close();
     await ledger.close();
