@@ -74,7 +74,8 @@ node.command("start")
       const stop = async () => {
         if (stopping) return;
         stopping = true;
-        await running.stop();
+        // (During an in-place restart the node being stopped may already be stopping.)
+        await running.stop().catch(() => undefined);
         process.exit(0);
       };
       process.on("SIGINT", () => void stop());
