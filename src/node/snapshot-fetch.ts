@@ -22,6 +22,8 @@ export const SNAPSHOT_FETCH_BYTES_MAX = 2 * 1024 * 1024 * 1024 - 1;
 const FETCH_IDLE_TIMEOUT_MS = 60_000;
 /** A download that trickles (a byte a minute) is abandoned after this long in all. */
 export const SNAPSHOT_FETCH_DEADLINE_MS = 30 * 60_000;
+/** A download cut part way resumes (Range) at most this many times before it fails. */
+export const SNAPSHOT_FETCH_RESUMES_MAX = 3;
 /** A download in progress is logged this often. */
 const PROGRESS_LOG_MS = 10_000;
 /** The redirect's body is an error message at most. */
@@ -68,7 +70,9 @@ async function smallBody(res: IncomingMessage, abort: (error: Error) => void): P
 /**
  * Downloads `path` into a temporary file in `directory`, checking it as it arrives; once it
  * verifies against the service certificate, renames it to its snapshot name (fsync'd when
- * durable). The temporary file is removed on any failure.
+ * durable). A connection cut part way is resumed where it stopped (`Range: bytes=<n>-`, as CCF 6
+ * fetches in ranges), up to SNAPSHOT_FETCH_RESUMES_MAX times, if the server answers 206 for the
+ * same file length. The temporary file is removed on any failure.
  */
 async function download(args: {
   target: Target; path: string; serviceCertPem: string; file: SnapshotFileInfo; directory: string; durable: boolean;
@@ -80,36 +84,66 @@ async function download(args: {
   const handle = await open(temporary, "w", 0o600);
   let published = false;
   try {
-    const { res, abort } = await send(requestOptions(args.target, args.path, args.serviceCertPem), args.deadlineMs);
-    if (res.statusCode !== 200) {
-      const text = await smallBody(res, abort).catch(() => "");
-      throw new CocoError("SnapshotFetchFailed", `GET ${args.path} answered ${res.statusCode ?? 0}: ${text.slice(0, 200)}`, 502);
-    }
-    const declared = Number(res.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > args.bytesMax) {
-      abort(new Error("too large"));
-      throw new CocoError("SnapshotTooLarge", `The snapshot ${file.name} is ${declared} bytes, more than the ${args.bytesMax} accepted.`, 502);
-    }
     const check = new SnapshotStreamCheck(file.name, args.bytesMax);
     const started = Date.now();
     let progressAt = started;
-    try {
-      for await (const chunk of res as AsyncIterable<Buffer>) {
-        check.push(chunk);
-        await handle.write(chunk);
-        // A large snapshot takes a while: say how far it got, every PROGRESS_LOG_MS.
-        const now = Date.now();
-        if (now - progressAt >= args.progressLogMs) {
-          progressAt = now;
-          args.logger.info({
-            name: file.name, bytes: check.bytes, ...(Number.isFinite(declared) ? { of_bytes: declared } : {}),
-            mib_per_s: Math.round((check.bytes / 2 ** 20 / ((now - started) / 1000)) * 10) / 10,
-          }, "fetching the service's snapshot");
+    /** The file's length, from the first answer's Content-Length (a resumed answer must agree). */
+    let total: number | undefined;
+    for (let resumes = 0; ; resumes++) {
+      const from = check.bytes;
+      const options = requestOptions(args.target, args.path, args.serviceCertPem);
+      if (from > 0) options.headers = { range: `bytes=${from}-` };
+      const { res, abort } = await send(options, Math.max(1, args.deadlineMs - (Date.now() - started)));
+      const length = Number(res.headers["content-length"]);
+      if (from === 0) {
+        if (res.statusCode !== 200) {
+          const text = await smallBody(res, abort).catch(() => "");
+          throw new CocoError("SnapshotFetchFailed", `GET ${args.path} answered ${res.statusCode ?? 0}: ${text.slice(0, 200)}`, 502);
         }
+        if (Number.isFinite(length)) total = length;
+      } else {
+        // The rest of the same file, or nothing: a 200 (whole file) or another length is not it.
+        const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(res.headers["content-range"] ?? ""));
+        if (res.statusCode !== 206 || range === null || Number(range[1]) !== from || (total !== undefined && Number(range[3]) !== total)) {
+          abort(new Error("not a resumption"));
+          throw new CocoError("SnapshotFetchFailed",
+            `GET ${args.path} from byte ${from} answered ${res.statusCode ?? 0} ${String(res.headers["content-range"] ?? "")}: not the rest of the same file; the download starts over at the next attempt.`, 502);
+        }
+        total = Number(range[3]);
+        args.logger.info({ name: file.name, from, of_bytes: total, resumes }, "resuming the service's snapshot where the connection was cut");
       }
-    } catch (error) {
-      abort(error as Error);
-      throw error;
+      if (total !== undefined && total > args.bytesMax) {
+        abort(new Error("too large"));
+        throw new CocoError("SnapshotTooLarge", `The snapshot ${file.name} is ${total} bytes, more than the ${args.bytesMax} accepted.`, 502);
+      }
+      // Errors of the file itself (framing, a full disk) end the download; a cut connection may resume.
+      let fatal: unknown;
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) {
+          try {
+            check.push(chunk);
+            await handle.write(chunk);
+          } catch (error) {
+            fatal = error;
+            throw error;
+          }
+          // A large snapshot takes a while: say how far it got, every PROGRESS_LOG_MS.
+          const now = Date.now();
+          if (now - progressAt >= args.progressLogMs) {
+            progressAt = now;
+            args.logger.info({
+              name: file.name, bytes: check.bytes, ...(total !== undefined ? { of_bytes: total } : {}),
+              mib_per_s: Math.round((check.bytes / 2 ** 20 / ((now - started) / 1000)) * 10) / 10,
+            }, "fetching the service's snapshot");
+          }
+        }
+        if (total === undefined || check.bytes >= total) break;
+        // Ended early without an error (the server closed after a partial body): resume too.
+        if (resumes >= SNAPSHOT_FETCH_RESUMES_MAX) throw new Error(`the connection ended after ${check.bytes} of ${total} bytes`);
+      } catch (error) {
+        abort(error as Error);
+        if (fatal !== undefined || resumes >= SNAPSHOT_FETCH_RESUMES_MAX || check.bytes === from || Date.now() - started >= args.deadlineMs) throw error;
+      }
     }
     const proof = check.finish();
     if (proof.header.seqno !== file.seqno) {
