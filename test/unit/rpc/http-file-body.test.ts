@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { connect, type TLSSocket } from "node:tls";
 import { FileRangeBody, HttpServer, type RpcRequest, type RpcResponse } from "../../../src/rpc/index.js";
 import { createIdentityCertificate, generateEcP384KeyPair, randomBytes } from "../../../src/crypto/index.js";
+import { readFramedAnswers, type FramedAnswer } from "../../helpers/http-frames.js";
 
 const keys = generateEcP384KeyPair();
 const cert = await createIdentityCertificate(keys, "coco-test");
@@ -43,27 +44,9 @@ function openSocket(): Promise<TLSSocket> {
   });
 }
 
-/** Reads `count` content-length framed answers (a HEAD answer's length names no body). */
-function readAnswers(socket: TLSSocket, heads: boolean[]): Promise<{ status: number; length: number; body: Buffer }[]> {
-  return new Promise((resolve, reject) => {
-    let buffer = Buffer.alloc(0);
-    const answers: { status: number; length: number; body: Buffer }[] = [];
-    socket.on("data", (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      for (;;) {
-        const headerEnd = buffer.indexOf("\r\n\r\n");
-        if (headerEnd === -1) break;
-        const head = buffer.subarray(0, headerEnd).toString("latin1");
-        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
-        const bodyLength = heads[answers.length] ? 0 : length;
-        if (buffer.length < headerEnd + 4 + bodyLength) break;
-        answers.push({ status: Number(head.split(" ")[1]), length, body: Buffer.from(buffer.subarray(headerEnd + 4, headerEnd + 4 + bodyLength)) });
-        buffer = buffer.subarray(headerEnd + 4 + bodyLength);
-      }
-      if (answers.length >= heads.length) resolve(answers);
-    });
-    socket.once("error", reject);
-  });
+/** Reads the answers to `heads.length` requests (heads[i]: request i was a HEAD). */
+async function readAnswers(socket: TLSSocket, heads: boolean[]): Promise<FramedAnswer[]> {
+  return (await readFramedAnswers(socket, heads.length, (i) => heads[i] === true)).answers;
 }
 
 const closed = async () => {

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { connect, type TLSSocket } from "node:tls";
 import { HttpServer, type RpcRequest, type RpcResponse } from "../../../src/rpc/index.js";
 import { createIdentityCertificate, generateEcP384KeyPair } from "../../../src/crypto/index.js";
+import { readFramedAnswers } from "../../helpers/http-frames.js";
 
 const keys = generateEcP384KeyPair();
 const cert = await createIdentityCertificate(keys, "coco-test");
@@ -33,31 +34,9 @@ function open(): Promise<TLSSocket> {
 }
 
 /** Reads until `count` complete responses (content-length framed) arrived; counts the reads. */
-function readResponses(socket: TLSSocket, count: number): Promise<{ responses: { status: number; body: string }[]; reads: number }> {
-  return new Promise((resolve, reject) => {
-    let buffer = Buffer.alloc(0);
-    let reads = 0;
-    const responses: { status: number; body: string }[] = [];
-    const onData = (chunk: Buffer) => {
-      reads++;
-      buffer = Buffer.concat([buffer, chunk]);
-      for (;;) {
-        const headerEnd = buffer.indexOf("\r\n\r\n");
-        if (headerEnd === -1) break;
-        const head = buffer.subarray(0, headerEnd).toString("latin1");
-        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
-        if (buffer.length < headerEnd + 4 + length) break;
-        responses.push({ status: Number(head.split(" ")[1]), body: buffer.subarray(headerEnd + 4, headerEnd + 4 + length).toString() });
-        buffer = buffer.subarray(headerEnd + 4 + length);
-      }
-      if (responses.length >= count) {
-        socket.off("data", onData);
-        resolve({ responses, reads });
-      }
-    };
-    socket.on("data", onData);
-    socket.once("error", reject);
-  });
+async function readResponses(socket: TLSSocket, count: number): Promise<{ responses: { status: number; body: string }[]; reads: number }> {
+  const { answers, reads } = await readFramedAnswers(socket, count);
+  return { responses: answers.map((a) => ({ status: a.status, body: a.body.toString() })), reads };
 }
 
 const get = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nhost: x\r\n${extra}\r\n`;
