@@ -12,12 +12,13 @@
 //      the same process).
 // At the next start (applyPendingInstall, before the ledger opens) the old ledger directory is
 // moved aside whole to `<ledger>.before-snapshot-<seqno>` (kept, never deleted: it may be the
-// last copy of that history), the ledger starts after the snapshot, and the node starts from it
+// last copy of that history; when the ledger directory is a mount point, its files move into
+// `<ledger>/before-snapshot-<seqno>/` instead), the ledger starts after the snapshot, and the node starts from it
 // as a joiner does. It withholds its vote until it has caught up, as a node whose ledger was
 // wiped does: it may have acknowledged entries it no longer holds. If the node missed a rekey,
 // the secret the snapshot's private maps are sealed with is in the snapshot's public
 // `ledger_secret_shares`, wrapped to this node's key (learnSecretFromSnapshot).
-import { readFile, rename, stat, unlink, mkdir } from "node:fs/promises";
+import { readdir, readFile, rename, stat, unlink, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic, type SnapshotFileInfo } from "../ledger/index.js";
 import { Store } from "../kv/index.js";
@@ -147,6 +148,8 @@ async function readPending(workspace: string): Promise<PendingInstall | undefine
 export async function applyPendingInstall(args: {
   workspace: string; ledgerDirectory: string; snapshotDirectory: string; logger: Logger;
   ledgerLastSeqno: () => Promise<number>;
+  /** Tests: instead of fs.rename (to act as a mount point would). */
+  rename?: (from: string, to: string) => Promise<void>;
 }): Promise<{ seqno: number; archivedTo: string } | undefined> {
   const { logger } = args;
   const pending = await readPending(args.workspace);
@@ -163,11 +166,28 @@ export async function applyPendingInstall(args: {
   }
   const last = await args.ledgerLastSeqno();
   if (last >= pending.seqno) return drop(`the ledger already reaches seqno ${last}, past the snapshot's ${pending.seqno}`);
+  const move = args.rename ?? rename;
+  const exists = (path: string) => stat(path).then(() => true, () => false);
   let archivedTo = `${args.ledgerDirectory}.before-snapshot-${pending.seqno}`;
-  if (await stat(archivedTo).then(() => true, () => false)) archivedTo += `-${Date.now()}`;
-  await rename(args.ledgerDirectory, archivedTo).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== "ENOENT") throw error;
-  });
+  if (await exists(archivedTo)) archivedTo += `-${Date.now()}`;
+  try {
+    await move(args.ledgerDirectory, archivedTo);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EBUSY" || code === "EXDEV" || code === "EPERM" || code === "EACCES") {
+      // The ledger directory is a mount point (a volume of its own) or its parent is not ours to
+      // write: the old files go into a directory inside it, which no ledger file name matches.
+      archivedTo = join(args.ledgerDirectory, `before-snapshot-${pending.seqno}`);
+      if (await exists(archivedTo)) archivedTo += `-${Date.now()}`;
+      await mkdir(archivedTo);
+      for (const name of await readdir(args.ledgerDirectory)) {
+        if (name.startsWith("before-snapshot-")) continue;
+        await move(join(args.ledgerDirectory, name), join(archivedTo, name));
+      }
+    } else if (code !== "ENOENT") {
+      throw error;
+    }
+  }
   await mkdir(args.ledgerDirectory, { recursive: true });
   await unlink(marker);
   logger.warn({ snapshot: pending.name, seqno: pending.seqno, old_ledger: archivedTo, old_last_seqno: last },

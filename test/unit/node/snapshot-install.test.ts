@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
+import { rename as renameAsync } from "node:fs/promises";
 import { INSTALL_MARKER_FILE, SnapshotInstaller, applyPendingInstall, type PendingInstall } from "../../../src/node/snapshot-install.js";
 import type { fetchServiceSnapshot } from "../../../src/node/snapshot-fetch.js";
 
@@ -70,9 +71,10 @@ test("the installer fetches the primary's snapshot newer than what it lacks, rec
 test("a pending install moves the old ledger aside whole and is done once; a marker that no longer applies is dropped", async () => {
   const dir = workspace();
   const logs: string[] = [];
-  const apply = (last: number) => applyPendingInstall({
+  const apply = (last: number, rename?: (from: string, to: string) => Promise<void>) => applyPendingInstall({
     workspace: dir, ledgerDirectory: join(dir, "ledger"), snapshotDirectory: join(dir, "snapshots"),
     logger: { info: (_o, m) => void logs.push(m), warn: (_o, m) => void logs.push(m) }, ledgerLastSeqno: async () => last,
+    ...(rename !== undefined ? { rename } : {}),
   });
   const mark = (pending: object | string) => writeFileSync(join(dir, INSTALL_MARKER_FILE), typeof pending === "string" ? pending : JSON.stringify(pending));
   const pending = { name: "snapshot_140_143.committed", seqno: 140, primary: "p", required_index: 100, requested_at: "" };
@@ -107,6 +109,18 @@ test("a pending install moves the old ledger aside whole and is done once; a mar
     const again = await apply(1);
     assert.notEqual(again?.archivedTo, done!.archivedTo);
     assert.deepEqual(readdirSync(done!.archivedTo).sort(), ["ledger_1-50.committed", "ledger_51"]);
+    // The ledger directory is a mount point (renaming it fails with EBUSY): its files move into a
+    // directory inside it that no ledger file name matches, and the ledger directory is left empty of them.
+    writeFileSync(join(dir, "ledger", "ledger_1-9.committed"), "old");
+    writeFileSync(join(dir, "ledger", "chunk_index_1-9"), "idx");
+    mark(pending);
+    const mounted = await apply(9, async (from, to) => {
+      if (from === join(dir, "ledger")) throw Object.assign(new Error("resource busy"), { code: "EBUSY" });
+      await renameAsync(from, to);
+    });
+    assert.equal(mounted?.archivedTo, join(dir, "ledger", "before-snapshot-140"));
+    assert.deepEqual(readdirSync(join(dir, "ledger")), ["before-snapshot-140"]);
+    assert.deepEqual(readdirSync(mounted!.archivedTo).sort(), ["chunk_index_1-9", "ledger_1-9.committed"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
