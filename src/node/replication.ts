@@ -190,6 +190,10 @@ export class Replicator implements EntrySink {
       maxUncommittedEntries: options.maxUncommittedEntries,
       random: options.random ?? Math.random,
     });
+    // A node that lost entries records that it withholds its vote before anything else happens:
+    // a crash before its first Ready would otherwise forget it, and it could vote for a candidate
+    // lacking entries it had acknowledged (shell simulator seed 149467).
+    if (options.lostEntries === true) this.hardStateStore.write(this.raft.hardState());
     // A streamed replay counts seqnos; an array of entries starts after the snapshot base, if any.
     this.durableSeqno = "prefix" in replayed ? log.count : (options.snapshotBase?.index ?? 0) + log.count;
     // Restarted with a recorded commit point: what was Committed before the restart still is.
