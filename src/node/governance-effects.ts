@@ -28,9 +28,9 @@ const LEDGER_REKEY_MAP = "public:ccf.internal.ledger_rekeys";
 const RECOVERY_SHARES_REFRESH_MAP = "public:ccf.internal.recovery_shares_refresh";
 const MEMBERS_INFO_MAP = "public:ccf.gov.members.info";
 /** Carries a new ledger secret to the other nodes, wrapped to each one's encryption key. */
-const LEDGER_SECRET_SHARES_MAP = "public:ccf.internal.ledger_secret_shares";
+export const LEDGER_SECRET_SHARES_MAP = "public:ccf.internal.ledger_secret_shares";
 
-interface LedgerSecretShares {
+export interface LedgerSecretShares {
   from_seqno: number;
   /** Node id -> the secret wrapped to that node's encryption key. */
   wrapped: Record<string, string>;

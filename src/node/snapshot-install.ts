@@ -29,12 +29,12 @@ import { SINGLETON_KEY } from "./signatures.js";
 import { fetchServiceSnapshot } from "./snapshot-fetch.js";
 import type { StartupSnapshot } from "./snapshot-load.js";
 import type { TransactionEngine } from "./engine.js";
+import { LEDGER_SECRET_SHARES_MAP, type LedgerSecretShares } from "./governance-effects.js";
 
 export const INSTALL_MARKER_FILE = "install_snapshot.json";
 /** Between two attempts (a failed fetch, a primary without a snapshot yet, no known address). */
 export const SNAPSHOT_INSTALL_RETRY_MS = 10_000;
 const FAILURE_LOG_INTERVAL_MS = 60_000;
-const LEDGER_SECRET_SHARES_MAP = "public:ccf.internal.ledger_secret_shares";
 
 interface Logger { info(o: object, msg: string): void; warn(o: object, msg: string): void }
 
@@ -205,7 +205,7 @@ export function learnSecretFromSnapshot(engine: TransactionEngine, snapshot: Sta
 }): boolean {
   const value = Store.fromSnapshot(snapshot.parsed.publicPart).get(LEDGER_SECRET_SHARES_MAP, SINGLETON_KEY);
   if (value === undefined) return false;
-  const shares = JSON.parse(value.toString("utf8")) as { from_seqno?: number; wrapped?: Record<string, string> };
+  const shares = JSON.parse(value.toString("utf8")) as Partial<LedgerSecretShares>;
   const wrapped = shares.wrapped?.[node.nodeId];
   if (typeof shares.from_seqno !== "number" || shares.from_seqno > snapshot.seqno || wrapped === undefined) return false;
   if (engine.ledgerSecrets.some((v) => v.fromSeqno === shares.from_seqno)) return false;
