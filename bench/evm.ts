@@ -295,7 +295,7 @@ export async function runEvmBench(options: BenchOptions): Promise<number> {
   const workspace = join(tempDir, "node-workspace");
   mkdirSync(workspace);
   try {
-    const node = await startNode({ workspace, durability: options.durability, ...(profileDir === undefined ? {} : { profileDir }) });
+    const node = await startNode({ workspace, durability: options.durability, evm: true, ...(profileDir === undefined ? {} : { profileDir }) });
     const pool = new Pool(`https://${node.target.host}:${node.target.port}`, {
       connections: SENDERS, connect: { ca: node.target.ca, cert: node.target.cert, key: node.target.key, servername: "localhost" },
     });

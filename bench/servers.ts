@@ -67,6 +67,8 @@ export interface NodeStartOptions {
   readonly snapshotTxCount?: number;
   /** The sandbox's --signature-interval-ms (default: the sandbox's). */
   readonly signatureIntervalMs?: number;
+  /** Run the built-in EVM app (the ERC-20 benchmark); otherwise the sandbox runs with --no-evm, as a node of the measured app would. */
+  readonly evm?: boolean;
   /** Every node writes its latency trace (src/node/latency-trace.ts) into this directory when it stops. */
   readonly latencyTraceDir?: string;
 }
@@ -96,6 +98,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningServe
     ...(options.nodes !== undefined && options.nodes > 1 ? ["--nodes", String(options.nodes)] : []),
     ...(options.extraArgs ?? []),
     ...(options.accessLog === false ? ["--no-access-log"] : []),
+    ...(options.evm === true ? [] : ["--no-evm"]),
     ...(options.snapshotTxCount !== undefined ? ["--snapshot-tx-count", String(options.snapshotTxCount)] : []),
     ...(options.signatureIntervalMs !== undefined ? ["--signature-interval-ms", String(options.signatureIntervalMs)] : []),
   ], { env });

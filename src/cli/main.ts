@@ -47,16 +47,18 @@ program.command("sandbox")
   .option("--nodes <n>", "nodes in the network: node i serves on port + i and talks to the others on port + 100 + i; nodes 1.. join through governance", positiveInt, 1)
   .option("--evm-gateway-port <port>", "port of the plain-HTTP Ethereum JSON-RPC gateway on 127.0.0.1, acting as user0 (default 8545; 0 with --port 0)", port)
   .option("--no-evm-gateway", "do not start the EVM gateway")
+  .option("--no-evm", "run without the built-in EVM app (no chain, development accounts or gateway; the EVM libraries are not loaded)")
   .option("--no-access-log", "do not write the access log (access.log: one JSON line per request)")
   .option("--restart-from-disk", "restart node 0 from its own keys and ledger (a single node's restart) instead of recovering the stopped service with member0's share", false)
   .action(async (opts) => {
-    // Loaded here: the sandbox brings the EVM libraries, which a node's start does not need.
+    // Loaded here: the sandbox's own code (identities, governance client, EVM set-up) is not a node's.
     const { runSandbox } = await import("./sandbox.js");
     await runSandbox({
       evmChainId: opts.evmChainId,
       workspace: opts.workspace, port: opts.port, host: opts.host, durability: opts.durability,
       signatureDelayMs: opts.signatureIntervalMs, snapshotTxCount: opts.snapshotTxCount, quiet: opts.quiet, nodes: opts.nodes,
       evmGatewayPort: opts.evmGateway === false ? false : opts.evmGatewayPort,
+      evm: opts.evm !== false,
       restartFromDisk: opts.restartFromDisk,
       accessLog: opts.accessLog !== false,
     }).catch(fail);

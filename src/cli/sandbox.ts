@@ -4,6 +4,7 @@
 // brings the stopped service back through disaster recovery with all its data (member0 holds
 // the recovery share; sandbox-recovery.ts). As on a real service, governance sets the
 // EVM chain: member0 proposes set_evm_genesis (chain id, funded development accounts) and votes.
+// With --no-evm the node runs without the EVM app and the EVM libraries are never loaded.
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, isIP } from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -19,13 +20,11 @@ import { createIdentityCertificate, generateEcP384KeyPair } from "../crypto/inde
 import { isWildcardHost, resolveConfig, type Durability, type NodeConfigFile } from "../node/config.js";
 import { CocoNode } from "../node/node.js";
 import { appOptions } from "./apps.js";
-import { DEV_MNEMONIC, devAccounts, EVM_CONFIG_KEY, EVM_CONFIG_MAP, parseEvmConfig, type DevAccount } from "../apps/evm/index.js";
+import type { DevAccount } from "../apps/evm/index.js";
 import { GovernanceClient, openServiceAsMember } from "../client/index.js";
 import {
   MEMBER0_ENC_PUBLIC_KEY, canRecover, completeRecoveryAsMember0, ensureMember0EncryptionKey, finishRecovery, prepareRecovery,
 } from "./sandbox-recovery.js";
-import { startSandboxEvmGateway } from "./evm-gateway.js";
-import { bindAddresses } from "./evm-bind.js";
 import { NODE_ADDRESS_POLICY_DEFAULT } from "../node/evm-config.js";
 
 /** 10,000 ether, as Hardhat and Anvil fund their development accounts. */
@@ -52,6 +51,8 @@ export interface SandboxOptions {
   accessLog?: boolean;
   /** Port of the plain-HTTP EVM gateway acting as user0 (default 8545, or 0 with port 0); false: none. */
   evmGatewayPort?: number | false;
+  /** Run the built-in EVM app (default true). False: no EVM app, chain, bindings or gateway. */
+  evm?: boolean;
 }
 
 async function ensureIdentity(workspace: string, name: string): Promise<void> {
@@ -105,7 +106,7 @@ export function sandboxConfig(options: SandboxOptions, nodeToNodePort?: number):
     coco: {
       workspace: ".",
       durability: options.durability,
-      evm: {},
+      ...(options.evm !== false ? { evm: {} } : {}),
     },
   };
 }
@@ -137,6 +138,7 @@ async function configureEvmChain(member: MemberFiles, chainId: number, accounts:
  * workspace finds them bound already. Returns the banner's line.
  */
 async function bindDevAccounts(workspace: string, url: string, chainId: number, accounts: readonly DevAccount[], policy: "open" | "bound"): Promise<string> {
+  const { bindAddresses } = await import("./evm-bind.js");
   const outcomes = await bindAddresses({
     nodeUrl: url, chainId, privateKeys: accounts.map((a) => a.privateKey),
     caPem: readFileSync(join(workspace, "service_cert.pem")),
@@ -146,6 +148,23 @@ async function bindDevAccounts(workspace: string, url: string, chainId: number, 
   const refused = outcomes.filter((o) => o.error !== undefined);
   const bound = `the ${outcomes.length - refused.length} development accounts are bound to user0 (coco.evm.address_policy "${policy}"${policy === "bound" ? ": user0 sends from them and sees their transactions" : ": every user may send from any address"})`;
   return refused.length === 0 ? bound : `${bound}; not bound: ${refused.map((o) => `${o.address} (${o.error})`).join(", ")}`;
+}
+
+interface SandboxEvm { chainId: number; accounts: DevAccount[]; mnemonic: string; configured: boolean; bindings: string }
+
+/**
+ * The EVM chain of a sandbox: set_evm_genesis on a new chain (a restarted workspace keeps the
+ * chain it was given: its chain id wins over --evm-chain-id), and the development accounts bound
+ * to user0. The EVM libraries are loaded here, not by a sandbox started with --no-evm.
+ */
+async function setUpEvm(workspace: string, url: string, node: CocoNode, member: MemberFiles, options: SandboxOptions, policy: "open" | "bound"): Promise<SandboxEvm> {
+  const { DEV_MNEMONIC, devAccounts, EVM_CONFIG_KEY, EVM_CONFIG_MAP, parseEvmConfig } = await import("../apps/evm/index.js");
+  const accounts = devAccounts(10); // HD derivation: ~0.3 s, done once
+  const existing = node.engine.store.get(EVM_CONFIG_MAP, EVM_CONFIG_KEY);
+  if (existing === undefined) await configureEvmChain(member, options.evmChainId, accounts);
+  const chainId = existing === undefined ? options.evmChainId : Number(parseEvmConfig(existing).chainId);
+  const bindings = await bindDevAccounts(workspace, url, chainId, accounts, policy);
+  return { chainId, accounts, mnemonic: DEV_MNEMONIC, configured: existing === undefined, bindings };
 }
 
 export async function runSandbox(options: SandboxOptions): Promise<void> {
@@ -198,16 +217,7 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
     await openServiceAsMember({ ...member, userCertPems: [readFileSync(join(workspace, "user0_cert.pem"), "utf8")] });
     opened = true;
   }
-  // A restarted workspace keeps the chain it was given: its chain id wins over --evm-chain-id.
-  let evmConfigured = false;
-  const accounts = devAccounts(10); // HD derivation: ~0.3 s, done once
-  const existingEvmConfig = node.engine.store.get(EVM_CONFIG_MAP, EVM_CONFIG_KEY);
-  if (existingEvmConfig === undefined) {
-    await configureEvmChain(member, options.evmChainId, accounts);
-    evmConfigured = true;
-  }
-  const chainId = existingEvmConfig === undefined ? options.evmChainId : Number(parseEvmConfig(existingEvmConfig).chainId);
-  const bindings = await bindDevAccounts(workspace, url, chainId, accounts, config.evm?.addressPolicy ?? NODE_ADDRESS_POLICY_DEFAULT);
+  const evm = options.evm === false ? undefined : await setUpEvm(workspace, url, node, member, options, config.evm?.addressPolicy ?? NODE_ADDRESS_POLICY_DEFAULT);
   const joiners = await startJoiningNodes(workspace, options, nodeCount, n2nPort, node, member, say);
   const nameOf = (nodeId: string | undefined): string => {
     if (nodeId === undefined) return "none (election under way)";
@@ -216,24 +226,26 @@ export async function runSandbox(options: SandboxOptions): Promise<void> {
     return index === -1 ? `${nodeId.slice(0, 12)}…` : `node ${index + 1} (${nodeId.slice(0, 12)}…)`;
   };
 
-  const evmGateway = options.evmGatewayPort === false ? undefined
-    : await startSandboxEvmGateway({ workspace, nodeUrl: url, port: options.evmGatewayPort ?? (options.port === 0 ? 0 : 8545), chainId, accounts });
+  const evmGateway = evm === undefined || options.evmGatewayPort === false ? undefined
+    : await (await import("./evm-gateway.js")).startSandboxEvmGateway({
+      workspace, nodeUrl: url, port: options.evmGatewayPort ?? (options.port === 0 ? 0 : 8545), chainId: evm.chainId, accounts: evm.accounts,
+    });
   const ws = relative(process.cwd(), workspace) || ".";
   const user = `--cacert ${ws}/service_cert.pem --cert ${ws}/user0_cert.pem --key ${ws}/user0_privk.pem`;
   if (!options.quiet) {
     const commit = node.engine.commitTxId;
     console.log(`
-Coco sandbox is running at ${url} (${recovering ? `recovered from its ledger: disaster recovery ${recoveryCount(node)}, new service identity in service_cert.pem${joiners.length > 0 ? `, ${joiners.length} node(s) joined afresh` : ""}` : restarting ? `restarted from its ledger${commit.seqno > 0 ? `, committed up to ${commit.view}.${commit.seqno}` : ""}` : "new service"})${recovering ? "\n  recovery      member0 proposed transition_service_to_open, submitted its recovery share: private state restored, service Open" : ""}${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evmConfigured ? `\n  governance    member0 proposed set_evm_genesis (chain id ${chainId}, 10 funded accounts): accepted` : ""}
-  addresses     ${bindings}
+Coco sandbox is running at ${url} (${recovering ? `recovered from its ledger: disaster recovery ${recoveryCount(node)}, new service identity in service_cert.pem${joiners.length > 0 ? `, ${joiners.length} node(s) joined afresh` : ""}` : restarting ? `restarted from its ledger${commit.seqno > 0 ? `, committed up to ${commit.view}.${commit.seqno}` : ""}` : "new service"})${recovering ? "\n  recovery      member0 proposed transition_service_to_open, submitted its recovery share: private state restored, service Open" : ""}${opened ? "\n  governance    member0 acknowledged, proposed user0 + transition_service_to_open: accepted, service Open" : ""}${evm?.configured === true ? `\n  governance    member0 proposed set_evm_genesis (chain id ${evm.chainId}, 10 funded accounts): accepted` : ""}
+  addresses     ${evm?.bindings ?? "none: the EVM app is off (--no-evm)"}
   node id       ${node.identity.nodeId}
   primary       ${nameOf(node.replicator.primaryId)}${joiners.length > 0 ? `\n  nodes         ${[`${url} (node 0)`, ...joiners.map((j, i) => `https://${dialHost(options.host)}:${j.port} (node ${i + 1}, ${j.dir}/)`)].join("\n                ")}` : ""}
   workspace     ${ws}/  (service_cert.pem, member0_*.pem, user0_*.pem, config.json, ledger/, node.log)
   durability    ${options.durability}
-
-Ethereum JSON-RPC (chain id ${chainId}) at ${url}/app/evm for user0 (mutual TLS); funded development
-accounts of "${DEV_MNEMONIC}" (10,000 ETH each):
-${accounts.map((a, i) => `  (${i}) ${a.address}  ${a.privateKey}`).join("\n")}${evmGateway?.banner ?? ""}
-
+${evm === undefined ? "" : `
+Ethereum JSON-RPC (chain id ${evm.chainId}) at ${url}/app/evm for user0 (mutual TLS); funded development
+accounts of "${evm.mnemonic}" (10,000 ETH each):
+${evm.accounts.map((a, i) => `  (${i}) ${a.address}  ${a.privateKey}`).join("\n")}${evmGateway?.banner ?? ""}
+`}
 Try it (from this directory):
   curl ${url}/node/network --cacert ${ws}/service_cert.pem
   curl -X POST ${url}/app/log/private ${user} -H "content-type: application/json" -d '{"id": 42, "msg": "hello, confidential world"}' -i
@@ -318,7 +330,7 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
         ...(options.snapshotTxCount !== undefined ? { snapshots: { directory: "snapshots", tx_count: options.snapshotTxCount } } : {}),
         ledger_signatures: { tx_count: 5000, delay: `${options.signatureDelayMs ?? 25}ms` },
         logging: { level: "info", file: "node.log", access_log: { enabled: options.accessLog !== false, file: "access.log" } },
-        coco: { workspace: ".", durability: options.durability, evm: {} },
+        coco: { workspace: ".", durability: options.durability, ...(options.evm !== false ? { evm: {} } : {}) },
       };
       writeFileSync(configFile, JSON.stringify(config, null, 2) + "\n");
     }

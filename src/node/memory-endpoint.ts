@@ -2,6 +2,7 @@
 // "Memory"): the consensus log's in-memory window, the Merkle tree's stored hashes, the signature
 // seqnos and the
 // process's resident size. The long-run benchmark samples it to show memory stays flat.
+import v8 from "node:v8";
 import type { ThreadedLedger } from "../ledger/index.js";
 import type { EndpointRegistry } from "../rpc/index.js";
 import type { TransactionEngine } from "./engine.js";
@@ -24,6 +25,8 @@ export function installMemoryEndpoint(registry: EndpointRegistry, engine: Transa
           rss: usage.rss,
           external: usage.external,
           array_buffers: usage.arrayBuffers,
+          // The main thread's V8 heap by space (bytes committed and in use): where heapTotal goes.
+          heap_spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map((space) => [space.space_name, { size: space.space_size, used: space.space_used_size }])),
           consensus_window: { compacted_seqno: window.compactedIndex, entries: window.entries, payload_bytes: window.payloadBytes },
           merkle: { stored_hashes: engine.tree.storedHashCount, flushed_below: engine.tree.flushedIndex, leaves: engine.tree.size },
           // Signature seqnos in memory (coco.memory.signature_index_entries; older ones are found in the ledger).

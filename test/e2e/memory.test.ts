@@ -35,7 +35,7 @@ async function writeMany(node: NetworkNode, from: number, count: number): Promis
 
 async function memory(node: NetworkNode): Promise<{
   merkle: { flushed_below: number }; consensus_window: { compacted_seqno: number; entries: number }; ledger_index: { seqnos: number };
-  signatures: { seqnos: number; exact_from: number };
+  signatures: { seqnos: number; exact_from: number }; heap_spaces: Record<string, { size: number; used: number }>; peak_allocated_heap_size: number;
 }> {
   const r = await node.process!.request("GET", "/node/memory", { identity: "none" });
   assert.equal(r.status, 200, r.text);
@@ -60,6 +60,13 @@ test("a historical receipt for a transaction older than the in-memory window ver
     const chunks = readdirSync(join(node.dir, "ledger")).filter((name) => /^ledger_\d+-\d+\.committed$/.test(name));
     assert.ok(chunks.length >= 10, `the ledger is in many committed chunks, most paged out of the index (${chunks.length})`);
     const before = await memory(node);
+    // The main heap by space: the spaces' committed bytes make up heapTotal (CCF's peak field here).
+    const spaces = Object.values(before.heap_spaces);
+    assert.ok(before.heap_spaces["old_space"]!.used > 0 && before.heap_spaces["new_space"]!.size > 0, JSON.stringify(before.heap_spaces));
+    // (Read a moment apart: a collection in between may resize the young generation.)
+    const committed = spaces.reduce((sum, space) => sum + space.size, 0);
+    assert.ok(Math.abs(committed - before.peak_allocated_heap_size) <= 16 * 2 ** 20, `spaces ${committed} against heapTotal ${before.peak_allocated_heap_size}`);
+    assert.ok(spaces.every((space) => space.used <= space.size), JSON.stringify(before.heap_spaces));
     assert.ok(before.merkle.flushed_below > seqno + 256, `the tree flushed ${seqno}'s leaf (flushed below ${before.merkle.flushed_below})`);
     // Twice signature_index_entries (4) at most; the signature covering the old write was dropped.
     assert.ok(before.signatures.seqnos >= 1 && before.signatures.seqnos < 2 * 4, `the node keeps ${before.signatures.seqnos} signature seqnos`);

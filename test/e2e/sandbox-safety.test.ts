@@ -106,3 +106,42 @@ test("a joiner that fails makes the sandbox fail loudly, with the joiner's log",
   assert.match(result.stderr, /last lines of .*node1\/stdout\.log:\n[^]*InvalidConfiguration/);
   assert.equal(existsSync(join(dir, "coco.lock")), false, "the sandbox released its workspace on the way out");
 });
+
+test("--no-evm: no EVM app, chain or gateway; a later sandbox without it sets the chain up, and one with it again keeps that chain's data", async () => {
+  const dir = workspace();
+  const chainIdCall = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] });
+  let sandbox = await NodeProcess.sandbox(dir, ["--no-evm"]);
+  nodes.push(sandbox);
+  assert.match(sandbox.output(), /addresses {5}none: the EVM app is off \(--no-evm\)/);
+  assert.doesNotMatch(sandbox.output(), /Ethereum JSON-RPC|EVM gateway|set_evm_genesis/);
+  assert.equal(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")).coco.evm, undefined, "the node's configuration has no EVM app");
+  let evm = await sandbox.request("POST", "/app/evm", { body: chainIdCall });
+  assert.equal(evm.status, 404, evm.text);
+  assert.equal(typeof evm.json().error.code, "string", evm.text);
+  const write = await sandbox.request("POST", "/app/log/private", { body: JSON.stringify({ id: 7, msg: "kept" }) });
+  assert.equal(write.status, 200, write.text);
+  await sandbox.waitForStatus(String(write.headers["x-ms-ccf-transaction-id"]));
+  assert.equal(await sandbox.stop(), 0);
+
+  // The same workspace without --no-evm: the service comes back (recovery) and gets its chain.
+  sandbox = await NodeProcess.sandbox(dir, ["--no-evm-gateway", "--evm-chain-id", "4242"]);
+  nodes.push(sandbox);
+  assert.match(sandbox.output(), /member0 proposed set_evm_genesis \(chain id 4242/);
+  evm = await sandbox.request("POST", "/app/evm", { body: chainIdCall });
+  assert.equal(evm.status, 200, evm.text);
+  assert.equal(evm.json().result, "0x1092");
+  assert.equal(await sandbox.stop(), 0);
+
+  // --no-evm again: the EVM app is off; its chain stays in the ledger for the next sandbox with it.
+  sandbox = await NodeProcess.sandbox(dir, ["--no-evm"]);
+  nodes.push(sandbox);
+  assert.equal((await sandbox.request("POST", "/app/evm", { body: chainIdCall })).status, 404);
+  assert.equal((await sandbox.request("GET", "/app/log/private?id=7")).json().msg, "kept");
+  assert.equal(await sandbox.stop(), 0);
+  sandbox = await NodeProcess.sandbox(dir, ["--no-evm-gateway"]);
+  nodes.push(sandbox);
+  assert.doesNotMatch(sandbox.output(), /set_evm_genesis/, "the chain was set up before: no second genesis");
+  evm = await sandbox.request("POST", "/app/evm", { body: chainIdCall });
+  assert.equal(evm.json().result, "0x1092", "the chain id given first is kept");
+  assert.equal(await sandbox.stop(), 0);
+});
