@@ -9,8 +9,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 import { sha256 } from "../src/crypto/index.js";
-import { Store, encodeSnapshotPieces, isPublicMapName, type MapState } from "../src/kv/index.js";
+import { Store, encodePackedSnapshot, encodeSnapshotPieces, isPublicMapName, type MapState, type PackedState } from "../src/kv/index.js";
 import { temporarySnapshotPath } from "../src/ledger/index.js";
 import { encodeSnapshotBody } from "../src/node/snapshot-format.js";
 import { SnapshotWriter } from "../src/node/snapshot-writer.js";
@@ -111,13 +113,38 @@ async function main(): Promise<void> {
       mainThreadMs, slices, longestSliceMs: Math.max(longestSliceMs, finishMs), finishMs, packedMiB,
       worker: written.timings, wallMs: performance.now() - wallStarted, bytes: written.bytes,
     };
-    const result = { benchmark: "snapshot-micro", keys, machine: { cores: cpus().length, loadAverage: loadavg() }, before, now };
+    const result = { benchmark: "snapshot-micro", keys, machine: { cores: cpus().length, loadAverage: loadavg() }, before, now, encodeHeap: encodeHeapGrowth(captureAll(store, version)) };
     console.log(JSON.stringify(result, (_, v: unknown) => (typeof v === "number" ? Math.round(v * 10) / 10 : v), 2));
     if (out !== undefined) writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   } finally {
     await writer.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function captureAll(store: Store, version: number): PackedState {
+  const capture = store.beginCapture(version);
+  while (!capture.step(ENTRIES_PER_SLICE_NOW)) { /* slices */ }
+  return capture.finish();
+}
+
+/**
+ * What the worker's encoding (encodePackedSnapshot) adds to a heap, run here in-process: heap
+ * used and committed right after it, against right before it after a full collection; three
+ * runs (the first warms the code).
+ */
+function encodeHeapGrowth(packed: PackedState): { usedMiB: number; committedMiB: number }[] {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const runs = [];
+  for (let run = 0; run < 3; run++) {
+    gc();
+    const before = v8.getHeapStatistics();
+    const encoded = encodePackedSnapshot(packed);
+    const after = v8.getHeapStatistics();
+    runs.push({ usedMiB: (after.used_heap_size - before.used_heap_size) / 2 ** 20, committedMiB: (after.total_heap_size - before.total_heap_size) / 2 ** 20, bytes: encoded.publicPart.length + encoded.privatePart.length });
+  }
+  return runs;
 }
 
 await main();
