@@ -50,7 +50,13 @@ program.command("sandbox")
   .option("--no-evm", "run without the built-in EVM app (no chain, development accounts or gateway; the EVM libraries are not loaded)")
   .option("--no-access-log", "do not write the access log (access.log: one JSON line per request)")
   .option("--restart-from-disk", "restart node 0 from its own keys and ledger (a single node's restart) instead of recovering the stopped service with member0's share", false)
-  .action(async (opts) => {
+  .action(async (opts, command: Command) => {
+    if (opts.evm === false) {
+      // Options of the EVM app with the app turned off: say which, rather than ignore them.
+      const conflicting = ["evmChainId", "evmGatewayPort"].filter((name) => command.getOptionValueSource(name) === "cli")
+        .map((name) => (name === "evmChainId" ? "--evm-chain-id" : "--evm-gateway-port"));
+      if (conflicting.length > 0) fail(new Error(`${conflicting.join(" and ")} cannot be used with --no-evm (the sandbox then runs no EVM app)`));
+    }
     // Loaded here: the sandbox's own code (identities, governance client, EVM set-up) is not a node's.
     const { runSandbox } = await import("./sandbox.js");
     await runSandbox({

@@ -110,6 +110,11 @@ test("a joiner that fails makes the sandbox fail loudly, with the joiner's log",
 test("--no-evm: no EVM app, chain or gateway; a later sandbox without it sets the chain up, and one with it again keeps that chain's data", async () => {
   const dir = workspace();
   const chainIdCall = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] });
+  // The EVM app's own options with the app off are refused by name, before anything is created.
+  const contradiction = await runCli(["sandbox", "--workspace", dir, "--port", "0", "--no-evm", "--evm-gateway-port", "9545"]);
+  assert.equal(contradiction.code, 1);
+  assert.match(contradiction.stderr, /--evm-gateway-port cannot be used with --no-evm/);
+  assert.equal(existsSync(join(dir, "config.json")), false);
   let sandbox = await NodeProcess.sandbox(dir, ["--no-evm"]);
   nodes.push(sandbox);
   assert.match(sandbox.output(), /addresses {5}none: the EVM app is off \(--no-evm\)/);
