@@ -313,9 +313,15 @@ async function startJoiningNodes(workspace: string, options: SandboxOptions, cou
     const configFile = join(dir, "config.json");
     let port: number;
     if (existsSync(configFile)) {
-      // A restarted sandbox: the node rejoins with its identity, ledger and ports.
+      // A restarted sandbox: the node rejoins with its identity, ledger and ports, and runs the
+      // EVM app exactly when node 0 does (this run's --no-evm or not).
       const existing = JSON.parse(readFileSync(configFile, "utf8")) as NodeConfigFile;
       port = Number(existing.network.rpc_interfaces["primary_rpc_interface"]!.bind_address.split(":").pop());
+      if (existing.coco !== undefined && (existing.coco.evm !== undefined) !== (options.evm !== false)) {
+        if (options.evm === false) delete existing.coco.evm;
+        else existing.coco.evm = {};
+        writeFileSync(configFile, JSON.stringify(existing, null, 2) + "\n");
+      }
     } else {
       port = options.port === 0 ? await freeTcpPort(options.host) : options.port + i;
       const config: NodeConfigFile = {
