@@ -133,7 +133,7 @@ function captureAll(store: Store, version: number): PackedState {
  * used and committed right after it, against right before it after a full collection; three
  * runs (the first warms the code).
  */
-function encodeHeapGrowth(packed: PackedState): { usedMiB: number; committedMiB: number }[] {
+function encodeHeapGrowth(packed: PackedState): { usedMiB: number; committedMiB: number; bytes: number }[] {
   v8.setFlagsFromString("--expose-gc");
   const gc = runInNewContext("gc") as () => void;
   const runs = [];
